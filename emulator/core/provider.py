@@ -10,6 +10,7 @@ match one to one (start-up fails otherwise). Every request then reads top to bot
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -148,9 +149,15 @@ def _check_response(contract: OperationContract, op_id: str, response: Response)
         raise ContractViolation(f"{op_id} answered {response.status_code} outside its spec: " + "; ".join(problems))
 
 
+@functools.cache
+def _validator(provider: str) -> SpecValidator:
+    """Specs never change while the process runs, so one compiled validator serves every app built here."""
+    return SpecValidator(load(provider).effective)
+
+
 def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     specs = provider.specs
-    validator = SpecValidator(specs.effective)
+    validator = _validator(provider.name)
     operations = list(specs.operations())
     spec_ids = {op_id for op_id, *_ in operations}
     missing, extra = spec_ids - provider.handlers.keys(), provider.handlers.keys() - spec_ids

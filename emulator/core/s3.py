@@ -11,6 +11,7 @@ from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
     Invalid,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     StorageError,
@@ -42,6 +43,8 @@ def _classify(error: EmulatorError) -> tuple[str, int, dict[str, Any]]:
         return "EntityTooLarge", 400, extra
     if isinstance(error, UnsupportedMediaType):
         return "InvalidArgument", 400, extra
+    if isinstance(error, MethodNotAllowed):
+        return "MethodNotAllowed", 405, extra
     if isinstance(error, NotFound):
         return "NoSuchKey", 404, extra
     if isinstance(error, Invalid):

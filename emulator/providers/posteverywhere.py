@@ -102,9 +102,12 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     runtime: Runtime = request.app.state.runtime
     now = call.now if call else runtime.clock.now()
     rid = call.request_id if call else request_id(runtime, now)
-    if call is not None and call.op_id in STORAGE_S3:
+    # storage hosts answer in their own shape, also for requests no route matched (wrong method, bad path)
+    storage = call.op_id if call else ("storeObject" if "/storage/objects/" in request.url.path else
+                                       "storeImage" if "/storage/images/" in request.url.path else "")
+    if storage in STORAGE_S3:
         return s3.render(exc, rid)
-    if call is not None and call.op_id in STORAGE_IMAGES:
+    if storage in STORAGE_IMAGES:
         return cloudflare_error(exc)
     message = exc.message
     if exc.kind == "unauthorized":

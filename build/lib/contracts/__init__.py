@@ -1,0 +1,1 @@
+"""Contract suite: schemathesis and hypothesis against the emulator or a real provider."""

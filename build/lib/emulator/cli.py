@@ -1,0 +1,117 @@
+"""``upload-emulator``: serve the emulator, check its specs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from emulator.settings import ENV_PREFIX, Settings
+
+app = typer.Typer(help="A faithful local stand-in for social-media upload APIs.", no_args_is_help=True,
+                  add_completion=False)
+specs_app = typer.Typer(help="Inspect and check the providers' specs.", no_args_is_help=True)
+app.add_typer(specs_app, name="specs")
+console = Console()
+
+
+def _help(name: str) -> str:
+    f = next(f for f in fields(Settings) if f.name == name)
+    return f"{f.metadata['help']} [env: {ENV_PREFIX}{name.upper()}]"
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help=_help("host"))] = None,
+    port: Annotated[Optional[int], typer.Option(help=_help("port"))] = None,
+    provider: Annotated[Optional[str], typer.Option(help=_help("provider"))] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help=_help("data_dir"))] = None,
+    public_url: Annotated[Optional[str], typer.Option(help=_help("public_url"))] = None,
+    strict_keys: Annotated[Optional[bool], typer.Option("--strict-keys", help=_help("strict_keys"))] = None,
+    key: Annotated[Optional[list[str]], typer.Option(help=_help("keys"))] = None,
+    rate_limit: Annotated[Optional[list[str]], typer.Option(help=_help("rate_limits"))] = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict", help=_help("strict"))] = None,
+    seed: Annotated[Optional[int], typer.Option(help=_help("seed"))] = None,
+    video_processing_seconds: Annotated[Optional[float], typer.Option(help=_help("video_processing_seconds"))] = None,
+    fetch_remote_media: Annotated[Optional[bool], typer.Option("--fetch-remote-media",
+                                                               help=_help("fetch_remote_media"))] = None,
+    max_json_body: Annotated[Optional[int], typer.Option(help=_help("max_json_body"))] = None,
+    log_level: Annotated[Optional[str], typer.Option(help=_help("log_level"))] = None,
+) -> None:
+    """Run the emulator: every provider under its prefix, or one provider at the root with --provider."""
+    import uvicorn
+
+    from emulator.app import create_app
+    from emulator.providers import PROVIDERS
+
+    overrides = dict(host=host, port=port, provider=provider, data_dir=data_dir, public_url=public_url,
+                     strict_keys=strict_keys, strict=strict, seed=seed,
+                     video_processing_seconds=video_processing_seconds, fetch_remote_media=fetch_remote_media,
+                     max_json_body=max_json_body, log_level=log_level)
+    if key:
+        overrides["keys"] = Settings.parse("keys", ",".join(key))
+    if rate_limit:
+        overrides["rate_limits"] = Settings.parse("rate_limits", ",".join(rate_limit))
+    try:
+        settings = Settings.from_env(**overrides)
+        if settings.provider is not None and port is None and f"{ENV_PREFIX}PORT" not in __import__("os").environ:
+            settings.port = 3001 if settings.provider == "segmentflow" else settings.port
+        application = create_app(settings)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    origin = settings.public_url or f"http://{settings.host}:{settings.port}"
+    table = Table(title=f"upload-emulator on {origin}", title_justify="left")
+    for column in ("provider", "base URL (use instead of)", "real base URL", "dev key"):
+        table.add_column(column, overflow="fold")
+    for name, prov in PROVIDERS.items():
+        if settings.provider not in (None, name):
+            continue
+        mount = "" if settings.provider else f"/{name}"
+        table.add_row(prov.title, f"{origin.rstrip('/')}{mount}{prov.specs.server_path}{prov.client_path}",
+                      prov.real_base_url, prov.keys.example)
+    console.print(table)
+    console.print(f"health: {origin.rstrip('/')}/_emulator/health")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
+                access_log=False)
+
+
+@specs_app.command("check")
+def specs_check() -> None:
+    """Validate every effective spec and prove it only adds to the published one."""
+    from emulator.core import specs
+
+    failed = False
+    for name in specs.available():
+        try:
+            problems = specs.load(name).check()
+        except specs.SpecError as exc:
+            problems = [str(exc)]
+        status = "[green]ok[/green]" if not problems else f"[red]{len(problems)} problem(s)[/red]"
+        console.print(f"{name}: {status}")
+        for problem in problems:
+            console.print(f"  - {problem}")
+        failed = failed or bool(problems)
+    raise typer.Exit(1 if failed else 0)
+
+
+@specs_app.command("show")
+def specs_show(provider: str, part: str = typer.Option("effective", help="published, inferred or effective")) -> None:
+    """Print a provider's published, inferred or effective spec as JSON."""
+    from emulator.core import specs
+
+    if provider not in specs.available():
+        console.print(f"[red]error:[/red] unknown provider {provider!r}; choose from {', '.join(specs.available())}")
+        raise typer.Exit(2)
+    loaded = specs.load(provider)
+    sys.stdout.write(json.dumps(getattr(loaded, part), indent=2) + "\n")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,31 @@
+"""Identifiers in the providers' own shapes, from one source of randomness (seedable for reproducible runs)."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+
+from ulid import ULID
+
+
+class Ids:
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng: random.Random | None = random.Random(seed) if seed is not None else None
+
+    def bytes(self, n: int) -> bytes:
+        return self._rng.randbytes(n) if self._rng is not None else secrets.token_bytes(n)
+
+    def uuid4(self) -> str:
+        return str(uuid.UUID(bytes=self.bytes(16), version=4))
+
+    def ulid(self, at: float) -> str:
+        """A ULID whose time part is ``at`` (virtual clock seconds)."""
+        return str(ULID.from_bytes(int(at * 1000).to_bytes(6, "big") + self.bytes(10)))
+
+    def hex(self, n_chars: int) -> str:
+        return self.bytes((n_chars + 1) // 2).hex()[:n_chars]
+
+    def object_id(self, at: float) -> str:
+        """A MongoDB ObjectId: 4-byte timestamp + 8 random bytes, 24 hex characters."""
+        return int(at).to_bytes(4, "big").hex() + self.hex(16)

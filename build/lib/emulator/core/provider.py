@@ -1,0 +1,188 @@
+"""What a provider declares, what core gives each request, and the pipeline every operation runs through.
+
+A provider module builds one ``Provider``: its name and URLs, its key policy, its envelope (``ok``/``error``, the
+only place its JSON shape is written), its rate limits and one ``Handler`` per operationId of its effective spec.
+``build_app`` turns that into a Starlette sub-app whose routes come from the spec, so routes and spec operations
+match one to one (start-up fails otherwise). Every request then reads top to bottom in ``_endpoint``:
+
+    route → auth → rate limit → validate → handler → envelope (+ rate-limit headers) → strict response check
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emulator.core.auth import ApiKey, KeyPolicy
+from emulator.core.errors import EmulatorError, MethodNotAllowed, NotFound, PayloadTooLarge
+from emulator.core.ratelimit import Limit, Quota, quota_headers
+from emulator.core.specs import ProviderSpecs, load
+from emulator.core.validation import OperationContract, SpecValidator
+
+if TYPE_CHECKING:
+    from emulator.runtime import Runtime
+
+
+@dataclass
+class Reply:
+    """A handler's successful result: plain data; the provider's ``ok`` wraps it in the envelope."""
+
+    data: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    """Everything one request carries through the pipeline."""
+
+    request: Request
+    provider: Provider
+    runtime: Runtime
+    op_id: str
+    now: float
+    request_id: str
+    key: ApiKey | None = None
+    quota: Quota | None = None
+    body: Any = None
+
+    @property
+    def tenant(self) -> str:
+        assert self.key is not None, f"{self.op_id} runs without a key"
+        return self.key.tenant
+
+    @property
+    def base_url(self) -> str:
+        """Where this provider is served, as the client reached it (``http://127.0.0.1:8080/posteverywhere``)."""
+        return self.runtime.provider_base(self.request, self.provider.name)
+
+
+HandlerFunc = Callable[[Call], Awaitable["Reply | Response"]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    func: HandlerFunc
+    body: Literal["json", "none", "stream"] = "json"  # stream: the handler reads request.stream() itself
+    auth: bool = True
+    rate_limited: bool = True
+
+
+@dataclass
+class Provider:
+    name: str  # URL prefix and spec folder
+    title: str
+    real_base_url: str  # what clients use against the real provider
+    client_path: str  # path after the server path that clients put in their base URL (``/v1``)
+    keys: KeyPolicy
+    handlers: dict[str, Handler]
+    ok: Callable[[Call, Reply], Response]
+    error: Callable[[Call | None, Request, EmulatorError], Response]
+    limits: Callable[[str], Sequence[Limit]]
+    request_id: Callable[[Runtime, float], str]
+
+    @property
+    def specs(self) -> ProviderSpecs:
+        return load(self.name)
+
+
+class ContractViolation(AssertionError):
+    """Strict mode: the emulator was about to send a response its own spec does not allow."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body of a small (JSON) request, refusing early when it is or becomes larger than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body of {declared} bytes exceeds the {limit}-byte limit.",
+                              details={"max_size": limit})
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the {limit}-byte limit.", details={"max_size": limit})
+    return bytes(body)
+
+
+def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler,
+              contract: OperationContract) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        now = runtime.clock.now()
+        call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))
+        try:
+            if handler.auth:
+                call.key = runtime.keys.authenticate(provider.name, provider.keys, request.headers)
+                if handler.rate_limited:
+                    call.quota = runtime.limiter.take(f"{provider.name}:{call.key.id}", runtime.limits_for(provider, op_id), now)
+            contract.parameters(request.query_params, request.path_params, request.headers)
+            if handler.body == "json":
+                raw = await read_body(request, runtime.settings.max_json_body)
+                call.body = contract.json_body(raw, request.headers.get("content-type"))
+            result = await handler.func(call)
+            response = result if isinstance(result, Response) else provider.ok(call, result)
+        except EmulatorError as exc:
+            response = provider.error(call, request, exc)
+        for name, value in quota_headers(call.quota).items():
+            response.headers.setdefault(name, value)
+        if runtime.settings.strict:
+            _check_response(contract, op_id, response)
+        return response
+
+    return endpoint
+
+
+def _check_response(contract: OperationContract, op_id: str, response: Response) -> None:
+    body = getattr(response, "body", None)
+    if body is None:  # streamed responses (stored media) carry no body to check
+        return
+    problems = contract.response_problems(response.status_code, body, response.headers,
+                                          response.headers.get("content-type", ""))
+    if problems:
+        raise ContractViolation(f"{op_id} answered {response.status_code} outside its spec: " + "; ".join(problems))
+
+
+def build_app(provider: Provider, runtime: Runtime) -> Starlette:
+    specs = provider.specs
+    validator = SpecValidator(specs.effective)
+    operations = list(specs.operations())
+    spec_ids = {op_id for op_id, *_ in operations}
+    missing, extra = spec_ids - provider.handlers.keys(), provider.handlers.keys() - spec_ids
+    if missing or extra:
+        raise RuntimeError(f"{provider.name}: operations without handlers {sorted(missing)}, "
+                           f"handlers without operations {sorted(extra)}")
+    routes = [
+        Route(specs.server_path + path,
+              _endpoint(provider, runtime, op_id, provider.handlers[op_id], validator.contract(path, method)),
+              methods=[method], name=op_id)
+        for op_id, method, path, _ in operations
+    ]
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(specs.served(runtime.provider_base(request, provider.name)))
+
+    routes.append(Route("/openapi.json", openapi, methods=["GET"], name="openapi"))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            error: EmulatorError = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
+                                                    headers={"Allow": allowed} if allowed else {})
+        elif exc.status_code == 404:
+            error = NotFound(f"No route for {request.method} {request.url.path}.")
+        else:
+            error = EmulatorError(str(exc.detail))
+            error.status = exc.status_code
+        return provider.error(None, request, error)
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app.router.redirect_slashes = False  # a real provider does not redirect /path/ to /path
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,170 @@
+"""Published and inferred specs: load, merge into the effective spec, and prove the merge only adds.
+
+Layout and rules: ``emulator/specs/README.md``. Specs ship inside the package and are read with
+``importlib.resources``, so an installed wheel needs no source tree.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+INFERRED_NOTE = "x-emulator-inferred"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+class SpecError(Exception):
+    """A spec that cannot be used: unreadable, invalid, or an overlay that changes published text."""
+
+
+def merge(base: Any, overlay: Any, where: str = "#") -> Any:
+    """Deep-merge ``overlay`` onto ``base``: mappings key by key, lists keep ``base`` and append new items.
+
+    A scalar in ``overlay`` that differs from ``base`` is an error: an overlay only adds.
+    """
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            merged[key] = merge(base[key], value, f"{where}/{key}") if key in base else copy.deepcopy(value)
+        return merged
+    if isinstance(base, list) and isinstance(overlay, list):
+        return list(base) + [copy.deepcopy(item) for item in overlay if item not in base]
+    if base != overlay or type(base) is not type(overlay):
+        raise SpecError(f"{where}: the overlay changes {base!r} to {overlay!r}; an overlay may only add")
+    return base
+
+
+def dropped(published: Any, effective: Any, where: str = "#") -> Iterator[str]:
+    """Every place where ``effective`` lost or changed something ``published`` states."""
+    if isinstance(published, dict):
+        if not isinstance(effective, dict):
+            yield f"{where}: was a mapping"
+            return
+        for key, value in published.items():
+            if key not in effective:
+                yield f"{where}/{key}: missing"
+            else:
+                yield from dropped(value, effective[key], f"{where}/{key}")
+    elif isinstance(published, list):
+        if not isinstance(effective, list):
+            yield f"{where}: was a list"
+            return
+        for index, item in enumerate(published):
+            if index >= len(effective) or effective[index] != item:
+                yield f"{where}/{index}: published item {item!r} missing or moved"
+    elif published != effective or type(published) is not type(effective):
+        yield f"{where}: {published!r} became {effective!r}"
+
+
+def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: bool = False) -> Iterator[str]:
+    """Operations, responses, parameters, headers and properties the overlay adds without an inference note."""
+    if not isinstance(overlay, dict):
+        return
+    noted = noted or INFERRED_NOTE in overlay
+    parent = where.rsplit("/", 1)[-1]
+    for key, value in overlay.items():
+        if key.startswith("x-"):
+            continue
+        here = f"{where}/{key}"
+        base = published.get(key) if isinstance(published, dict) else None
+        is_new = base is None
+        # a new path item is fine when each operation in it carries its own note
+        meaningful = (
+            key in HTTP_METHODS
+            or parent in ("paths", "responses", "properties", "headers", "schemas", "parameters", "links")
+        )
+        own_note = isinstance(value, dict) and INFERRED_NOTE in value
+        if is_new and meaningful and not noted and not own_note and parent != "paths":
+            yield here
+            continue
+        if isinstance(value, dict):
+            yield from unnoted_additions(base if isinstance(base, dict) else {}, value, here, noted)
+
+
+@dataclass(frozen=True)
+class ProviderSpecs:
+    provider: str
+    published: dict[str, Any]
+    inferred: dict[str, Any]
+    effective: dict[str, Any]
+
+    @property
+    def server_path(self) -> str:
+        """The path part of the first published server URL (``/api`` for ``https://app.posteverywhere.ai/api``)."""
+        return urlsplit(self.published["servers"][0]["url"]).path.rstrip("/")
+
+    def operations(self) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        """(operationId, METHOD, path, operation) for every operation of the effective spec."""
+        for path, item in self.effective["paths"].items():
+            for method in HTTP_METHODS:
+                if method in item:
+                    yield item[method]["operationId"], method.upper(), path, item[method]
+
+    def served(self, emulator_base: str) -> dict[str, Any]:
+        """The effective spec as ``/openapi.json`` serves it: the emulator first among the servers."""
+        spec = copy.deepcopy(self.effective)
+        real = spec.get("servers", [])
+        spec["servers"] = [{"url": emulator_base + self.server_path, "description": "upload-emulator"}, *real]
+        return spec
+
+    def check(self) -> list[str]:
+        """Problems with this provider's specs; empty when the effective spec is valid and only adds."""
+        from openapi_spec_validator import validate
+
+        problems: list[str] = []
+        try:
+            validate(self.effective)
+        except Exception as exc:  # the validator raises a family of errors; report any
+            problems.append(f"effective spec is not valid OpenAPI: {exc}".splitlines()[0])
+        problems += [f"dropped from the published spec: {p}" for p in dropped(self.published, self.effective)]
+        problems += [f"addition without {INFERRED_NOTE}: {p}" for p in unnoted_additions(self.published, self.inferred)]
+        seen: set[str] = set()
+        for path, item in self.effective["paths"].items():
+            for method in HTTP_METHODS:
+                op = item.get(method)
+                if op is None:
+                    continue
+                op_id = op.get("operationId")
+                if not op_id:
+                    problems.append(f"{method.upper()} {path}: no operationId")
+                elif op_id in seen:
+                    problems.append(f"{method.upper()} {path}: duplicate operationId {op_id}")
+                seen.add(op_id or "")
+        return problems
+
+
+def _read_yaml(node: resources.abc.Traversable) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(node.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{node.name}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{node.name}: expected a mapping at the top level")
+    return data
+
+
+def available() -> list[str]:
+    root = resources.files("emulator") / "specs"
+    return sorted(node.name for node in root.iterdir() if node.is_dir() and (node / "published").is_dir())
+
+
+@functools.cache
+def load(provider: str) -> ProviderSpecs:
+    root = resources.files("emulator") / "specs" / provider
+    published: dict[str, Any] = {}
+    for node in sorted((root / "published").iterdir(), key=lambda n: n.name):
+        if node.name.endswith((".yaml", ".yml")):
+            published = merge(published, _read_yaml(node), f"{provider}/published/{node.name}#")
+    if not published:
+        raise SpecError(f"{provider}: no published spec")
+    inferred_node = root / "inferred.yaml"
+    inferred = _read_yaml(inferred_node) if inferred_node.is_file() else {}
+    effective = merge(published, inferred, f"{provider}/inferred.yaml#")
+    return ProviderSpecs(provider, published, inferred, effective)

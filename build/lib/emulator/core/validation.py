@@ -1,0 +1,178 @@
+"""Request and response validation against the effective spec, prepared once per operation at start-up.
+
+openapi-core does the work. Its top-level ``validate_request`` finds the path and server on every call (and
+fails on absolute ``servers`` URLs for local requests); the route already names the operation, so each
+``OperationContract`` holds the operation's ``SchemaPath`` and calls the validator's parameter and body steps
+directly. That uses two underscore methods of openapi-core, which is why its version is pinned exactly.
+
+Multipart and raw upload bodies are never handed to openapi-core (its multipart deserializer reads the whole
+body): those are streamed by ``core.multipart`` and ``core.storage``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jsonschema.exceptions import ValidationError as SchemaValidationError
+from jsonschema_path import SchemaPath
+from openapi_core import OpenAPI
+from openapi_core.datatypes import RequestParameters
+from openapi_core.templating.media_types.exceptions import MediaTypeNotFound
+from openapi_core.templating.responses.exceptions import ResponseNotFound
+from openapi_core.validation.request.exceptions import (
+    InvalidParameter,
+    InvalidRequestBody,
+    MissingRequiredParameter,
+    MissingRequiredRequestBody,
+    ParametersError,
+)
+from openapi_core.validation.request.validators import V31RequestValidator
+from openapi_core.validation.response.validators import V31ResponseValidator
+from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from emulator.core.errors import FieldError, Invalid, InvalidJSON, UnsupportedMediaType
+
+
+def _binary(value: Any) -> bool:
+    # OpenAPI 3.1 `format: binary` rejects bytes in openapi-core (its issue 854); any bytes are binary.
+    return isinstance(value, (bytes, bytearray, str))
+
+
+FORMATS = {"binary": _binary}
+
+
+class SpecValidator:
+    """One openapi-core ``OpenAPI`` object per provider, built once; contracts per operation come from it."""
+
+    def __init__(self, effective: dict[str, Any]) -> None:
+        self.openapi = OpenAPI.from_dict(effective)
+        spec = self.openapi.spec
+        self._requests = V31RequestValidator(spec, extra_format_validators=FORMATS)
+        self._responses = V31ResponseValidator(spec, extra_format_validators=FORMATS)
+        self._paths = spec / "paths"
+
+    def contract(self, path: str, method: str) -> OperationContract:
+        path_item = self._paths / path
+        return OperationContract(self._requests, self._responses, path_item, path_item / method.lower())
+
+
+def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "") -> list[FieldError]:
+    """jsonschema errors as (field, message) pairs with dotted paths: ``parts.0.partNumber``."""
+    out: list[FieldError] = []
+    for err in schema_errors:
+        # descend into anyOf/oneOf so the message names the deepest failing field
+        leaf = min(err.context, key=lambda e: -len(e.absolute_path)) if err.context else err
+        path = list(err.absolute_path) or list(leaf.absolute_path)
+        if err.validator == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else ""
+            path = [*path, missing] if missing else path
+            message = "is required"
+        elif err.validator == "additionalProperties":
+            message = err.message
+        else:
+            message = err.message
+        name = ".".join(str(p) for p in path) or root or "body"
+        if root and path:
+            name = f"{root}.{name}"
+        out.append(FieldError(name, message))
+    return out
+
+
+class OperationContract:
+    def __init__(self, requests: V31RequestValidator, responses: V31ResponseValidator,
+                 path_item: SchemaPath, operation: SchemaPath) -> None:
+        self._requests = requests
+        self._responses = responses
+        self._path_item = path_item
+        self._operation = operation
+        self.has_parameters = "parameters" in operation or "parameters" in path_item
+        self.has_json_body = "requestBody" in operation and "application/json" in (
+            operation / "requestBody" / "content"
+        )
+
+    def parameters(self, query: Mapping[str, Any], path: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+        """Validate query, path and header parameters; raise ``Invalid`` naming each bad one."""
+        if not self.has_parameters:
+            return
+        params = RequestParameters(
+            query=ImmutableMultiDict(list(query.multi_items()) if hasattr(query, "multi_items") else query),
+            header=Headers(list(headers.items())),
+            path=dict(path),
+        )
+        try:
+            self._requests._get_parameters(params, self._operation, self._path_item)
+        except ParametersError as exc:
+            errors: list[FieldError] = []
+            for err in exc.errors:
+                if isinstance(err, MissingRequiredParameter):
+                    errors.append(FieldError(err.name, f"is required ({err.location} parameter)"))
+                elif isinstance(err, InvalidParameter):
+                    cause = err.__cause__
+                    if isinstance(cause, InvalidSchemaValue):
+                        errors += [FieldError(err.name, f"{fe.message} ({err.location} parameter)")
+                                   for fe in field_errors(cause.schema_errors, err.name)]
+                    else:
+                        errors.append(FieldError(err.name, f"is not a valid {err.location} parameter: {cause}"))
+                else:
+                    errors.append(FieldError("parameters", str(err)))
+            raise Invalid(_summary(errors), errors=errors) from None
+
+    def json_body(self, raw: bytes, content_type: str | None) -> Any:
+        """Parse and validate a JSON body; return the parsed value."""
+        mimetype = (content_type or "").split(";")[0].strip().lower()
+        if not raw:
+            raise Invalid("Request body is required (a JSON object).",
+                          errors=[FieldError("body", "is required")])
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"Content-Type must be application/json, got {mimetype or 'none'}.",
+                errors=[FieldError("Content-Type", "must be application/json")],
+            )
+        try:
+            value = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise InvalidJSON(f"Request body is not valid JSON{where}.",
+                              errors=[FieldError("body", "is not valid JSON")]) from None
+        try:
+            self._requests._get_body(raw, "application/json", self._operation)
+        except MissingRequiredRequestBody:
+            raise Invalid("Request body is required.", errors=[FieldError("body", "is required")]) from None
+        except InvalidRequestBody as exc:
+            cause = exc.__cause__
+            if isinstance(cause, InvalidSchemaValue):
+                errors = field_errors(cause.schema_errors)
+            elif isinstance(cause, MediaTypeNotFound):
+                raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(cause.availableMimetypes)}.") from None
+            else:
+                errors = [FieldError("body", str(cause or exc))]
+            raise Invalid(_summary(errors), errors=errors) from None
+        except RecursionError:
+            raise Invalid("Request body is nested too deeply.", errors=[FieldError("body", "is nested too deeply")]) from None
+        return value
+
+    def response_problems(self, status: int, body: bytes, headers: Mapping[str, str], content_type: str) -> list[str]:
+        """Ways in which a response the emulator is about to send departs from the spec (strict mode)."""
+        mimetype = (content_type or "").split(";")[0].strip()
+        problems: list[str] = []
+        try:
+            errors = list(self._responses._iter_errors(status, body, Headers(list(headers.items())), mimetype,
+                                                       self._operation))
+        except ResponseNotFound:
+            return [f"status {status} is not documented"]
+        for err in errors:
+            cause = err.__cause__
+            if isinstance(cause, InvalidSchemaValue):
+                problems += [f"{fe.field}: {fe.message}" for fe in field_errors(cause.schema_errors)]
+            else:
+                problems.append(f"{type(err).__name__}: {cause or err}")
+        return problems
+
+
+def _summary(errors: list[FieldError]) -> str:
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{first.field}: {first.message}{more}"

@@ -1,0 +1,511 @@
+"""PostEverywhere: the 3-step presigned media upload, upload-from-url and posts.
+
+Published: ``specs/posteverywhere/published/`` (POST /v1/media/upload). Everything else is inferred and says so
+in ``specs/posteverywhere/inferred.yaml``. Sections: constants · keys and ids · envelope · limits · records ·
+handlers (API) · handlers (storage behind upload_url) · the provider.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from emulator.core import s3
+from emulator.core.auth import KeyPolicy
+from emulator.core.clock import iso_millis
+from emulator.core.errors import (
+    EmulatorError,
+    FieldError,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+    UnsupportedMediaType,
+)
+from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
+from emulator.core.multipart import FilePart, parse_form
+from emulator.core.presign import PresignFailure
+from emulator.core.provider import Call, Handler, Provider, Reply
+from emulator.core.ratelimit import Limit
+from emulator.core.storage import Blob, BlobWriter
+from emulator.runtime import Runtime
+
+# --- constants ---------------------------------------------------------------------------------------------------
+
+NAME = "posteverywhere"
+MB = 1024 * 1024
+IMAGE_MAX = 20 * MB  # the published max_size example: 20971520
+DOCUMENT_MAX = 20 * MB
+VIDEO_MAX = 500 * MB
+FROM_URL_MAX = 25 * MB  # upload-from-url page: "images only, up to 25 MB"
+EXPIRES_IN = 3600  # published example: expires_in 3600
+FORBIDDEN_POST_FIELDS = ("media", "media_id", "mediaId", "attachments", "url")
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv", ".wmv", ".flv", ".3gp"}
+IMAGE_EXTENSIONS = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
+                    ".webp": "image/webp", ".heic": "image/heic", ".heif": "image/heif"}
+STORAGE_S3 = {"storeObject", "getStoredObject"}
+STORAGE_IMAGES = {"storeImage", "getStoredImage"}
+MEDIA = f"{NAME}:media"
+POSTS = f"{NAME}:posts"
+
+
+def category(content_type: str) -> str:
+    if content_type in IMAGE_TYPES:
+        return "image"
+    return "video" if content_type.startswith("video/") else "document"
+
+
+# --- keys and ids ------------------------------------------------------------------------------------------------
+
+KEYS = KeyPolicy(
+    pattern=re.compile(r"pe_live_[a-f0-9]{32}"),
+    bearer=True,
+    example="pe_live_" + "0123456789abcdef" * 2,
+    describe="Authorization: Bearer pe_live_<32 lowercase hex>",
+)
+
+
+def request_id(runtime: Runtime, now: float) -> str:
+    return "req_" + runtime.ids.ulid(now)  # shape from https://developers.posteverywhere.ai/errors
+
+
+# --- envelope ----------------------------------------------------------------------------------------------------
+
+CODES = {
+    "validation": "validation_error", "invalid_json": "invalid_json", "unauthorized": "unauthorized",
+    "forbidden": "forbidden", "not_found": "not_found", "method_not_allowed": "method_not_allowed",
+    "conflict": "conflict", "payload_too_large": "payload_too_large",
+    "unsupported_media_type": "unsupported_media_type", "unprocessable": "unprocessable_entity",
+    "rate_limited": "rate_limited", "bad_request": "bad_request",
+}
+
+
+def meta(request_id: str, now: float) -> dict[str, str]:
+    return {"request_id": request_id, "timestamp": iso_millis(now)}
+
+
+def ok(call: Call, reply: Reply) -> Response:
+    body = {"data": reply.data, "error": None, "meta": meta(call.request_id, call.now)}
+    return JSONResponse(body, status_code=reply.status, headers=reply.headers)
+
+
+def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
+    """The one place PostEverywhere's error shapes are written: API envelope, or the storage host's own."""
+    runtime: Runtime = request.app.state.runtime
+    now = call.now if call else runtime.clock.now()
+    rid = call.request_id if call else request_id(runtime, now)
+    # storage hosts answer in their own shape, also for requests no route matched (wrong method, bad path)
+    storage = call.op_id if call else ("storeObject" if "/storage/objects/" in request.url.path else
+                                       "storeImage" if "/storage/images/" in request.url.path else "")
+    if storage in STORAGE_S3:
+        return s3.render(exc, rid)
+    if storage in STORAGE_IMAGES:
+        return cloudflare_error(exc)
+    message = exc.message
+    if exc.kind == "unauthorized":
+        message = f"Invalid or expired API key. {exc.message} Send {KEYS.describe}."
+    details: dict[str, Any] = {k: v for k, v in exc.details.items() if k != "reason" or exc.kind != "unauthorized"}
+    if exc.errors:
+        details["validation_errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+    err: dict[str, Any] = {
+        "message": message,
+        "code": exc.code or CODES.get(exc.kind, "bad_request"),
+        "retryable": exc.status >= 500 or exc.status == 429,
+    }
+    if exc.kind == "rate_limited":
+        err["retryAfter"] = exc.retry_after  # type: ignore[attr-defined]
+    err["details"] = details
+    body = {"data": None, "error": err, "meta": meta(rid, now)}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+# Cloudflare Images answers {result, success, errors:[{code, message}], messages}; the numeric codes below are the
+# emulator's (5xxx like Cloudflare's image errors), chosen per failure so clients can tell them apart.
+_CF_CODES = {"AccessDenied": 5403, "SignatureDoesNotMatch": 10000, "AuthorizationQueryParametersError": 5400,
+             "NoSuchKey": 5404, "NoSuchUpload": 5404}
+
+
+def cloudflare_error(exc: EmulatorError) -> Response:
+    if isinstance(exc, StorageError):
+        code, status = _CF_CODES.get(exc.code or "", 5400), exc.status
+    elif isinstance(exc, PayloadTooLarge):
+        code, status = 5413, 413
+    elif isinstance(exc, UnsupportedMediaType):
+        code, status = 5415, 415
+    elif isinstance(exc, NotFound):
+        code, status = 5404, 404
+    else:
+        code, status = 5400, exc.status
+    body = {"result": None, "success": False, "errors": [{"code": code, "message": exc.message}], "messages": []}
+    return JSONResponse(body, status_code=status, headers=exc.headers)
+
+
+# --- limits ------------------------------------------------------------------------------------------------------
+# https://developers.posteverywhere.ai/rate-limits: 60/min and 1,000/h per key;
+# https://posteverywhere.ai/developers/rate-limits: 10,000/day; POST /posts 20/min, 100/h, 500/day.
+
+GENERAL = (Limit("minute", 60, 60), Limit("hour", 1000, 3600), Limit("day", 10000, 86400))
+POSTING = (Limit("posts-minute", 20, 60), Limit("posts-hour", 100, 3600), Limit("posts-day", 500, 86400))
+
+
+def limits(op_id: str) -> tuple[Limit, ...]:
+    return GENERAL + POSTING if op_id == "createPost" else GENERAL
+
+
+# --- records -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Media:
+    id: str
+    tenant: str
+    filename: str
+    content_type: str
+    declared_size: int
+    created_at: float
+    expires_at: float
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    blob: Blob | None = None
+    completed_at: float | None = None
+    ready_at: float | None = None
+    source_url: str | None = None
+
+    @property
+    def type(self) -> str:
+        return category(self.content_type)
+
+    def status(self, now: float) -> str:
+        if self.completed_at is None:
+            return "uploading"
+        return "ready" if self.ready_at is not None and now >= self.ready_at else "processing"
+
+
+@dataclass
+class Post:
+    id: str
+    tenant: str
+    content: str
+    account_ids: list[int]
+    media_ids: list[str]
+    status: str
+    scheduled_for: str | None
+    timezone: str | None
+    created_at: float
+    platform_content: dict[str, Any] = field(default_factory=dict)
+
+
+def _own_media(call: Call, media_id: str) -> Media:
+    media: Media | None = call.runtime.store.get(MEDIA, media_id)
+    if media is None or media.tenant != call.tenant:  # never reveal another key's media
+        raise NotFound(f"Media {media_id} not found.")
+    return media
+
+
+def _storage_path(call: Call, kind: str, media_id: str) -> str:
+    return f"{call.provider.specs.server_path}/storage/{kind}/{media_id}"
+
+
+def _check_filename(filename: str, field_name: str = "filename") -> None:
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in filename) or "/" in filename or "\\" in filename \
+            or filename in (".", ".."):
+        raise Invalid(f"{field_name}: must be a plain file name (no directory parts or control characters).",
+                      errors=[FieldError(field_name, "must be a plain file name without '/', '\\', '..' or control characters")])
+
+
+# --- handlers: API -----------------------------------------------------------------------------------------------
+
+
+async def upload_media(call: Call) -> Reply:
+    body = call.body
+    _check_filename(body["filename"])
+    content_type, kind = body["content_type"], category(body["content_type"])
+    max_size = {"image": IMAGE_MAX, "video": VIDEO_MAX, "document": DOCUMENT_MAX}[kind]
+    media = Media(
+        id=call.runtime.ids.uuid4(), tenant=call.tenant, filename=body["filename"], content_type=content_type,
+        declared_size=body["size"], created_at=call.now, expires_at=int(call.now) + EXPIRES_IN,
+        width=body.get("width"), height=body.get("height"), duration=body.get("duration"),
+    )
+    call.runtime.store.put(MEDIA, media.id, media)
+    if kind == "image":
+        method, path_kind, signed_type = "POST", "images", "multipart/form-data"
+        upload_method: dict[str, Any] = {"method": "POST", "content_type": "multipart/form-data", "field_name": "file"}
+        provider = "images"
+    else:
+        method, path_kind, signed_type = "PUT", "objects", content_type
+        upload_method = {"method": "PUT", "content_type": content_type, "headers": {"Content-Type": content_type}}
+        provider = "r2"
+    path = _storage_path(call, path_kind, media.id)
+    query = call.runtime.presigner.query(method, path, expires=int(media.expires_at), max_size=max_size,
+                                         content_type=signed_type)
+    return Reply(status=201, data={
+        "media_id": media.id,
+        "media_ids": [media.id],
+        "upload_url": f"{call.base_url}{path}?{query}",
+        "upload_method": upload_method,
+        "provider": provider,
+        "expires_in": EXPIRES_IN,
+        "max_size": max_size,
+        "next_step": f"Upload your file to upload_url (step 2), then call POST /v1/media/{media.id}/complete "
+                     "to finalize (step 3).",
+    })
+
+
+def _media_view(media: Media, now: float) -> dict[str, Any]:
+    status = media.status(now)
+    if status == "ready":
+        next_step = (f'Media is ready. Attach it to a post by passing "media_ids": ["{media.id}"] to POST /v1/posts.')
+    else:
+        next_step = (f"Media is processing. Call POST /v1/media/{media.id}/complete again to check; attach it with "
+                     f'"media_ids": ["{media.id}"] to POST /v1/posts once its status is "ready".')
+    assert media.blob is not None
+    return {
+        "media_id": media.id, "media_ids": [media.id], "status": status, "type": media.type,
+        "width": media.width, "height": media.height, "duration": media.duration,
+        "size": media.blob.size, "content_type": media.content_type,
+        "created_at": iso_millis(media.created_at), "next_step": next_step,
+    }
+
+
+def _not_ready(reason: str) -> Invalid:
+    return Invalid("Upload not ready or file verification failed", code="upload_not_ready",
+                   details={"reason": reason})
+
+
+async def complete_media(call: Call) -> Reply:
+    media = _own_media(call, call.request.path_params["media_id"])
+    if media.completed_at is not None:  # calling again reports the current state
+        return Reply(_media_view(media, call.now))
+    blob = media.blob
+    if blob is None:
+        raise _not_ready(f"No file has been uploaded to this media's upload_url yet (step 2).")
+    if blob.size != media.declared_size:
+        raise _not_ready(f"The uploaded file is {blob.size} bytes but size was declared as {media.declared_size}.")
+    sniffed = sniff_file(blob.path)
+    if not same_family(media.content_type, sniffed.mime):
+        raise _not_ready(f"The uploaded bytes are {sniffed.mime or 'not a recognised format'}, "
+                         f"but content_type was declared as {media.content_type}.")
+    if media.type == "image":
+        media.width, media.height = sniffed.width, sniffed.height
+    media.completed_at = call.now
+    delay = call.runtime.settings.video_processing_seconds if media.type == "video" else 0.0
+    media.ready_at = call.now + delay
+    call.runtime.store.put(MEDIA, media.id, media)
+    return Reply(_media_view(media, call.now))
+
+
+def _refuse_private_host(host: str) -> None:
+    bad = Invalid(f"url: host {host!r} is not public; private, loopback and link-local addresses are rejected.",
+                  errors=[FieldError("url", "must point at a public host")])
+    name = host.strip("[]").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        if "." not in name or name == "localhost" or name.endswith((".localhost", ".local", ".internal",
+                                                                       ".home.arpa", ".lan")):
+            raise bad from None
+        return
+    if not address.is_global or address.is_multicast:
+        raise bad
+
+
+_SAMPLES = {"image/jpeg": "sample.jpg", "image/png": "sample.png", "image/gif": "sample.gif",
+            "image/webp": "sample.webp", "image/heic": "sample.heic", "image/heif": "sample.heic"}
+
+
+async def upload_from_url(call: Call) -> Reply:
+    url = call.body["url"]
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise Invalid("url: must be a public https:// URL.", errors=[FieldError("url", "must be an https:// URL")])
+    _refuse_private_host(parts.hostname)
+    basename = PurePosixPath(unquote(parts.path)).name
+    suffix = PurePosixPath(basename).suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        raise UnsupportedMediaType("upload-from-url accepts images only; upload videos with POST /v1/media/upload.",
+                                   errors=[FieldError("url", "must point at an image")])
+    filename = call.body.get("filename") or basename or "image.jpg"
+    _check_filename(filename)
+    content_type = IMAGE_EXTENSIONS.get(suffix, "image/jpeg")
+    media_id = call.runtime.ids.uuid4()
+    sample = resources.files("emulator") / "assets" / _SAMPLES[content_type]
+    # No outbound network by default: the image is synthesised from a bundled sample of the URL's type.
+    writer = call.runtime.blobs.writer(f"{NAME}/media/{media_id}", content_type, FROM_URL_MAX)
+    try:
+        writer.write(sample.read_bytes())
+    except BaseException:
+        writer.abort()
+        raise
+    blob = writer.commit()
+    sniffed = sniff_file(blob.path)
+    media = Media(id=media_id, tenant=call.tenant, filename=filename, content_type=content_type,
+                  declared_size=blob.size, created_at=call.now, expires_at=call.now, width=sniffed.width,
+                  height=sniffed.height, blob=blob, completed_at=call.now, ready_at=call.now, source_url=url)
+    call.runtime.store.put(MEDIA, media_id, media)
+    delivery = call.base_url + _storage_path(call, "images", media_id)
+    return Reply(status=201, data={
+        "media_id": media_id, "media_ids": [media_id], "media_status": "ready", "type": "image", "url": delivery,
+        "filename": filename, "size": blob.size, "content_type": content_type, "source_url": url,
+        "next_step": f'Media is ready. Attach it to a post by passing "media_ids": ["{media_id}"] to POST /v1/posts.',
+    })
+
+
+async def create_post(call: Call) -> Reply:
+    body = call.body
+    for name in FORBIDDEN_POST_FIELDS:
+        if name in body:
+            raise Invalid(f"Unknown field '{name}': did you mean media_ids?", code="invalid_field_name",
+                          details={"field": name, "hint": "did you mean media_ids?"},
+                          errors=[FieldError(name, "is not a field of a post; did you mean media_ids?")])
+    scheduled = body.get("scheduled_for")
+    alias = body.get("scheduled_at")
+    if scheduled and alias and scheduled != alias:
+        raise Invalid("scheduled_at is a deprecated alias of scheduled_for; send one, or the same value.",
+                      errors=[FieldError("scheduled_at", "differs from scheduled_for")])
+    scheduled = scheduled or alias
+    problems: list[FieldError] = []
+    media_ids: list[str] = body.get("media_ids", [])
+    for index, media_id in enumerate(media_ids):
+        media: Media | None = call.runtime.store.get(MEDIA, media_id)
+        if media is None or media.tenant != call.tenant:
+            problems.append(FieldError(f"media_ids.{index}", f"media {media_id} not found"))
+        elif (status := media.status(call.now)) != "ready":
+            problems.append(FieldError(f"media_ids.{index}", f"media {media_id} is {status}, not ready"))
+    if problems:
+        raise Invalid(f"{problems[0].field}: {problems[0].message}", errors=problems)
+    status = "draft" if body.get("draft") else "queued" if body.get("use_queue") else \
+        "scheduled" if scheduled else "publishing"
+    post = Post(id=call.runtime.ids.uuid4(), tenant=call.tenant, content=body["content"],
+                account_ids=body["account_ids"], media_ids=media_ids, status=status, scheduled_for=scheduled,
+                timezone=body.get("timezone"), created_at=call.now, platform_content=body.get("platform_content", {}))
+    call.runtime.store.put(POSTS, post.id, post)
+    return Reply(status=201, data={
+        "id": post.id, "status": post.status, "content": post.content, "account_ids": post.account_ids,
+        "media_ids": post.media_ids, "scheduled_for": post.scheduled_for, "timezone": post.timezone,
+        "created_at": iso_millis(post.created_at),
+    })
+
+
+# --- handlers: storage behind upload_url -------------------------------------------------------------------------
+
+
+def _granted(call: Call, kind: str) -> tuple[Media, int]:
+    """Verify the presigned URL and return the media it is for and the size limit it grants."""
+    media_id = call.request.path_params["media_id"]
+    try:
+        grant = call.runtime.presigner.verify(call.request.method, _storage_path(call, kind, media_id),
+                                              call.request.query_params, call.now)
+    except PresignFailure as failure:
+        raise s3.presign_error(failure, call.now) from None
+    media: Media | None = call.runtime.store.get(MEDIA, media_id)
+    if media is None:
+        raise StorageError("The specified upload does not exist.", code="NoSuchUpload", http_status=404)
+    if media.completed_at is not None:
+        raise StorageError("This upload URL was already used: the media has been completed.",
+                           code="AccessDenied", http_status=403)
+    declared = call.request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > grant.max_size + 64 * 1024 * (kind == "images"):
+        raise PayloadTooLarge(f"Your proposed upload exceeds the maximum allowed size of {grant.max_size} bytes.",
+                              details={"ProposedSize": declared, "MaxSizeAllowed": grant.max_size})
+    sent_type = (call.request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if sent_type != grant.content_type:
+        raise StorageError(
+            f"The request signature we calculated does not match the signature you provided: the URL was signed "
+            f"for Content-Type {grant.content_type}, the request sent {sent_type or 'none'}.",
+            code="SignatureDoesNotMatch", http_status=403)
+    return media, grant.max_size
+
+
+def _replace_blob(call: Call, media: Media, blob: Blob) -> None:
+    if media.blob is not None and media.blob.name != blob.name:
+        call.runtime.blobs.delete(media.blob.name)
+    media.blob = blob
+    call.runtime.store.put(MEDIA, media.id, media)
+
+
+async def store_object(call: Call) -> Response:
+    media, max_size = _granted(call, "objects")
+    if "content-length" not in call.request.headers and "chunked" not in call.request.headers.get("transfer-encoding", ""):
+        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
+                           http_status=411)
+    name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
+    blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
+    _replace_blob(call, media, blob)
+    return Response(status_code=200, headers={"ETag": blob.etag})
+
+
+async def store_image(call: Call) -> Response:
+    media, max_size = _granted(call, "images")
+
+    def open_file(field_name: str, filename: str, content_type: str) -> BlobWriter:
+        if field_name != "file":
+            raise Invalid(f"Unexpected file field {field_name!r}: send the image in the field 'file'.",
+                          errors=[FieldError(field_name, "only the field 'file' may carry a file")])
+        return call.runtime.blobs.writer(f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}", media.content_type,
+                                         max_size)
+
+    def discard(part: FilePart) -> None:
+        call.runtime.blobs.delete(part.blob.name)
+
+    form = await parse_form(call.request.headers.get("content-type"), call.request.stream(), open_file,
+                            discard=discard)
+    files = form.files.get("file", [])
+    if len(files) != 1:
+        for part in files:
+            discard(part)
+        raise Invalid("Send exactly one image in the multipart field 'file'.",
+                      errors=[FieldError("file", "is required once")])
+    blob = files[0].blob
+    sniffed = sniff_file(blob.path)
+    if not sniffed.is_image:
+        discard(files[0])
+        raise UnsupportedMediaType(f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
+                                   "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF.")
+    _replace_blob(call, media, blob)
+    delivery = call.base_url + _storage_path(call, "images", media.id)
+    return JSONResponse({"result": {"id": media.id, "filename": files[0].filename or media.filename,
+                                    "uploaded": iso_millis(call.now), "requireSignedURLs": False,
+                                    "variants": [delivery]},
+                         "success": True, "errors": [], "messages": []})
+
+
+async def get_stored(call: Call) -> Response:
+    media: Media | None = call.runtime.store.get(MEDIA, call.request.path_params["media_id"])
+    if media is None or media.blob is None:
+        raise NotFound("The specified key does not exist.")
+    return FileResponse(media.blob.path, media_type=media.content_type,
+                        headers={"ETag": media.blob.etag, "Cache-Control": "public, max-age=31536000"})
+
+
+# --- the provider ------------------------------------------------------------------------------------------------
+
+PROVIDER = Provider(
+    name=NAME,
+    title="PostEverywhere",
+    real_base_url="https://app.posteverywhere.ai/api/v1",
+    client_path="/v1",
+    keys=KEYS,
+    handlers={
+        "uploadMedia": Handler(upload_media),
+        "completeMediaUpload": Handler(complete_media, body="none"),
+        "uploadMediaFromUrl": Handler(upload_from_url),
+        "createPost": Handler(create_post),
+        "storeImage": Handler(store_image, body="stream", auth=False),
+        "getStoredImage": Handler(get_stored, body="none", auth=False),
+        "storeObject": Handler(store_object, body="stream", auth=False),
+        "getStoredObject": Handler(get_stored, body="none", auth=False),
+    },
+    ok=ok,
+    error=error,
+    limits=limits,
+    request_id=request_id,
+)

@@ -1,0 +1,20 @@
+"""Small request builders shared by the tests: keys, sample files, the PostEverywhere paths."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+PE = "/posteverywhere/api/v1"
+PE_KEY = "pe_live_" + "0123456789abcdef" * 2
+PE_OTHER_KEY = "pe_live_" + "fedcba9876543210" * 2
+AUTH = {"Authorization": f"Bearer {PE_KEY}"}
+OTHER = {"Authorization": f"Bearer {PE_OTHER_KEY}"}
+
+
+def sample(ext: str) -> bytes:
+    return (resources.files("emulator") / "assets" / f"sample.{ext}").read_bytes()
+
+
+# A minimal ISO-BMFF header with the 'isom' brand: enough for content sniffing to call it video/mp4.
+MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00\x00\x00\x08free" + b"\x00" * 64
+PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
