@@ -1,1 +1,0 @@
-"""Contract suite: schemathesis and hypothesis against the emulator or a real provider."""
