@@ -23,7 +23,7 @@ console = Console()
 
 def _help(name: str) -> str:
     f = next(f for f in fields(Settings) if f.name == name)
-    return f"{f.metadata['help']} [env: {ENV_PREFIX}{name.upper()}]"
+    return f"{f.metadata['help']} (env: {ENV_PREFIX}{name.upper()})"
 
 
 @app.command()
