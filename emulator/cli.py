@@ -39,8 +39,6 @@ def serve(
     strict: Annotated[Optional[bool], typer.Option("--strict", help=_help("strict"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help("seed"))] = None,
     video_processing_seconds: Annotated[Optional[float], typer.Option(help=_help("video_processing_seconds"))] = None,
-    fetch_remote_media: Annotated[Optional[bool], typer.Option("--fetch-remote-media",
-                                                               help=_help("fetch_remote_media"))] = None,
     max_json_body: Annotated[Optional[int], typer.Option(help=_help("max_json_body"))] = None,
     log_level: Annotated[Optional[str], typer.Option(help=_help("log_level"))] = None,
 ) -> None:
@@ -52,7 +50,7 @@ def serve(
 
     overrides = dict(host=host, port=port, provider=provider, data_dir=data_dir, public_url=public_url,
                      strict_keys=strict_keys, strict=strict, seed=seed,
-                     video_processing_seconds=video_processing_seconds, fetch_remote_media=fetch_remote_media,
+                     video_processing_seconds=video_processing_seconds,
                      max_json_body=max_json_body, log_level=log_level)
     if key:
         overrides["keys"] = Settings.parse("keys", ",".join(key))

@@ -57,8 +57,6 @@ class Settings:
     seed: int | None = field(default=None, metadata={"help": "Seed ids for reproducible runs."})
     video_processing_seconds: float = field(default=0.0, metadata={
         "help": "Virtual seconds a completed video stays 'processing' before it is 'ready'."})
-    fetch_remote_media: bool = field(default=False, metadata={
-        "help": "upload-from-url really downloads the image (default: no outbound network; synthesised)."})
     max_json_body: int = field(default=1024 * 1024, metadata={"help": "Largest JSON request body, in bytes."})
     log_level: str = field(default="info", metadata={"help": "uvicorn log level."})
 
