@@ -235,3 +235,34 @@ async def test_stored_media_of_unknown_id_is_404(client):
     r = await client.get("/posteverywhere/api/storage/objects/00000000-0000-4000-8000-000000000000")
     assert r.status_code == 404
     assert s3_code(r) == "NoSuchKey"
+
+
+async def test_a_failed_reupload_keeps_the_bytes_already_stored(client, runtime):
+    data = await start(client, "application/pdf", len(PDF))
+    good = await client.put(data["upload_url"], content=PDF, headers={"Content-Type": "application/pdf"})
+
+    async def too_big():
+        for _ in range(21):
+            yield b"0" * (1024 * 1024)
+
+    bad = await client.put(data["upload_url"], content=too_big(), headers={"Content-Type": "application/pdf"})
+    assert bad.status_code == 400
+    r = await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)
+    assert r.status_code == 200 and r.json()["data"]["size"] == len(PDF)
+    fetched = await client.get(data["upload_url"].split("?")[0])
+    assert fetched.content == PDF and fetched.headers["etag"] == good.headers["etag"]
+
+
+async def test_data_dir_keeps_uploaded_bytes_after_close(tmp_path):
+    import httpx
+
+    from emulator import Settings, create_app
+
+    app = create_app(Settings(strict=True, data_dir=tmp_path))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080") as c:
+        data = await start(c, "application/pdf", len(PDF))
+        await c.put(data["upload_url"], content=PDF, headers={"Content-Type": "application/pdf"})
+    app.state.runtime.close()
+    stored = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in stored] == [PDF]
+    assert tmp_path.exists()
