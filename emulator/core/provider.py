@@ -5,7 +5,8 @@ only place its JSON shape is written), its rate limits and one ``Handler`` per o
 ``build_app`` turns that into a Starlette sub-app whose routes come from the spec, so routes and spec operations
 match one to one (start-up fails otherwise). Every request then reads top to bottom in ``_endpoint``:
 
-    route → auth → rate limit → validate → handler → envelope (+ rate-limit headers) → strict response check
+    route → auth → rate limit → validate (params; JSON or streamed multipart body) → handler
+      → envelope (+ rate-limit headers) → strict response check
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulator.core.auth import ApiKey, KeyPolicy
-from emulator.core.errors import EmulatorError, MethodNotAllowed, NotFound, PayloadTooLarge
+from emulator.core.errors import EmulatorError, FieldError, Invalid, MethodNotAllowed, NotFound, PayloadTooLarge
+from emulator.core.forms import FormContract
+from emulator.core.multipart import Form, parse_form
 from emulator.core.ratelimit import Limit, Quota, quota_headers
 from emulator.core.specs import ProviderSpecs, load
+from emulator.core.storage import BlobWriter
 from emulator.core.validation import OperationContract, SpecValidator
 
 if TYPE_CHECKING:
@@ -52,7 +56,8 @@ class Call:
     request_id: str
     key: ApiKey | None = None
     quota: Quota | None = None
-    body: Any = None
+    body: Any = None  # parsed JSON, or typed multipart fields (file fields hold their file names)
+    form: Form | None = None  # multipart operations: the parsed form, files already streamed to the blob store
 
     @property
     def tenant(self) -> str:
@@ -70,10 +75,18 @@ HandlerFunc = Callable[[Call], Awaitable["Reply | Response"]]
 
 @dataclass(frozen=True)
 class Handler:
+    """One operation's handler and how the pipeline prepares its request.
+
+    ``body``: ``json`` (parsed and validated), ``multipart`` (streamed: files to the blob store, each at most
+    ``max_file_size``; fields typed and validated against the spec), ``stream`` (the handler reads
+    ``request.stream()`` itself) or ``none``.
+    """
+
     func: HandlerFunc
-    body: Literal["json", "none", "stream"] = "json"  # stream: the handler reads request.stream() itself
+    body: Literal["json", "multipart", "stream", "none"] = "json"
     auth: bool = True
     rate_limited: bool = True
+    max_file_size: int = 20 * 1024 * 1024
 
 
 @dataclass
@@ -112,8 +125,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+async def _read_form(call: Call, handler: Handler, contract: FormContract) -> Form:
+    """Stream a multipart body: file fields the spec declares go to the blob store, anything else is refused."""
+    request, blobs = call.request, call.runtime.blobs
+    declared = request.headers.get("content-length")
+    limit = handler.max_file_size + 1024 * 1024  # room for the other fields and the part headers
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body of {declared} bytes exceeds the {handler.max_file_size}-byte file limit.",
+                              details={"max_size": handler.max_file_size})
+
+    def open_file(field_name: str, filename: str, content_type: str) -> BlobWriter:
+        if field_name not in contract.file_fields:
+            raise Invalid(f"{field_name}: is not a file field of this operation "
+                          f"(file fields: {', '.join(sorted(contract.file_fields)) or 'none'}).",
+                          errors=[FieldError(field_name, "must not be a file")])
+        return blobs.writer(f"{call.provider.name}/{call.op_id}/{call.runtime.ids.hex(24)}", content_type,
+                            handler.max_file_size)
+
+    return await parse_form(request.headers.get("content-type"), request.stream(), open_file,
+                            discard=lambda part: blobs.delete(part.blob.name))
+
+
 def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler,
-              contract: OperationContract) -> Callable[[Request], Awaitable[Response]]:
+              contract: OperationContract, form_contract: FormContract | None) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         now = runtime.clock.now()
         call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))
@@ -126,9 +160,17 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
             if handler.body == "json":
                 raw = await read_body(request, runtime.settings.max_json_body)
                 call.body = contract.json_body(raw, request.headers.get("content-type"))
+            elif handler.body == "multipart":
+                assert form_contract is not None
+                call.form = await _read_form(call, handler, form_contract)
+                call.body = form_contract.validate(call.form)
             result = await handler.func(call)
             response = result if isinstance(result, Response) else provider.ok(call, result)
         except EmulatorError as exc:
+            if call.form is not None:  # a refused request keeps none of the files it sent
+                for parts in call.form.files.values():
+                    for part in parts:
+                        runtime.blobs.delete(part.blob.name)
             response = provider.error(call, request, exc)
         for name, value in quota_headers(call.quota).items():
             response.headers.setdefault(name, value)
@@ -155,6 +197,11 @@ def _validator(provider: str) -> SpecValidator:
     return SpecValidator(load(provider).effective)
 
 
+@functools.cache
+def _form_contract(provider: str, path: str, method: str) -> FormContract:
+    return FormContract(load(provider).effective, path, method)
+
+
 def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     specs = provider.specs
     validator = _validator(provider.name)
@@ -166,7 +213,9 @@ def build_app(provider: Provider, runtime: Runtime) -> Starlette:
                            f"handlers without operations {sorted(extra)}")
     routes = [
         Route(specs.server_path + path,
-              _endpoint(provider, runtime, op_id, provider.handlers[op_id], validator.contract(path, method)),
+              _endpoint(provider, runtime, op_id, provider.handlers[op_id], validator.contract(path, method),
+                        _form_contract(provider.name, path, method) if provider.handlers[op_id].body == "multipart"
+                        else None),
               methods=[method], name=op_id)
         for op_id, method, path, _ in operations
     ]

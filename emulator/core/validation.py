@@ -60,25 +60,44 @@ class SpecValidator:
 
 
 def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "") -> list[FieldError]:
-    """jsonschema errors as (field, message) pairs with dotted paths: ``parts.0.partNumber``."""
+    """jsonschema errors as (field, message) pairs with dotted paths: ``parts.0.partNumber``.
+
+    Messages never echo a whole request back: alternatives (anyOf/oneOf) are summarised, long values shortened.
+    """
     out: list[FieldError] = []
     for err in schema_errors:
-        # descend into anyOf/oneOf so the message names the deepest failing field
-        leaf = min(err.context, key=lambda e: -len(e.absolute_path)) if err.context else err
-        path = list(err.absolute_path) or list(leaf.absolute_path)
+        path = [str(p) for p in err.absolute_path]
         if err.validator == "required":
             missing = err.message.split("'")[1] if "'" in err.message else ""
             path = [*path, missing] if missing else path
             message = "is required"
-        elif err.validator == "additionalProperties":
-            message = err.message
+        elif err.validator in ("anyOf", "oneOf") and err.context:
+            required = sorted({e.message.split("'")[1] for e in err.context if e.validator == "required"
+                               and "'" in e.message and list(e.absolute_path) == list(err.absolute_path)})
+            if required and all(e.validator == "required" for e in err.context):
+                message = f"requires one of: {', '.join(required)}"
+            elif err.validator == "oneOf" and not err.context:
+                message = "matches more than one of the allowed forms"
+            else:
+                deepest = max(err.context, key=lambda e: len(e.absolute_path))
+                if len(deepest.absolute_path) > len(err.absolute_path):
+                    path = [str(p) for p in deepest.absolute_path]
+                    message = _short(deepest.message)
+                else:
+                    message = "does not match any of the allowed forms"
+        elif err.validator in ("not", "if", "then", "else") or err.validator in ("anyOf", "oneOf"):
+            message = "does not match the allowed forms" if err.validator != "oneOf" \
+                else "matches more than one of the allowed forms"
         else:
-            message = err.message
-        name = ".".join(str(p) for p in path) or root or "body"
-        if root and path:
-            name = f"{root}.{name}"
+            message = _short(err.message)
+        name = ".".join(path)
+        name = f"{root}.{name}" if root and name else (name or root or "body")
         out.append(FieldError(name, message))
     return out
+
+
+def _short(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit // 2] + " … " + message[-limit // 2:]
 
 
 class OperationContract:

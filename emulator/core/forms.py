@@ -1,0 +1,133 @@
+"""multipart/form-data fields checked against the operation's schema in the effective spec.
+
+Form fields arrive as text. openapi-core would validate ``"true"`` against ``type: boolean`` and fail, and it would
+need the whole body in memory; so each text field is converted by the type its schema declares (booleans,
+integers, numbers, JSON arrays and objects, and strings whose ``contentMediaType`` is ``application/json``, which
+are parsed and checked against their ``contentSchema``), file parts stand in as their file names, and the result is
+validated with the OpenAPI 3.1 dialect of jsonschema, compiled once per operation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from openapi_schema_validator import OAS31Validator
+from openapi_schema_validator import oas31_format_checker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from emulator.core.errors import FieldError, Invalid
+from emulator.core.multipart import Form
+from emulator.core.validation import field_errors
+
+SPEC_URI = "urn:upload-emulator:spec"
+
+
+def _pointer(*parts: str) -> str:
+    return "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+class FormContract:
+    """Built once per multipart operation from the effective spec."""
+
+    def __init__(self, effective: dict[str, Any], path: str, method: str) -> None:
+        self._spec = effective
+        registry = Registry().with_resource(SPEC_URI, Resource(contents=effective, specification=DRAFT202012))
+        self._registry = registry
+        pointer = _pointer("paths", path, method.lower(), "requestBody", "content", "multipart/form-data", "schema")
+        self._validator = OAS31Validator({"$ref": SPEC_URI + pointer}, registry=registry,
+                                         format_checker=oas31_format_checker)
+        self.properties: dict[str, dict[str, Any]] = {}
+        self.required: set[str] = set()
+        self._collect(self._resolve(self._at(pointer)))
+        self.file_fields = {name for name, schema in self.properties.items() if schema.get("format") == "binary"
+                            or schema.get("contentMediaType", "").startswith(("image/", "video/", "application/octet"))}
+
+    def _at(self, pointer: str) -> Any:
+        node: Any = self._spec
+        for part in pointer.removeprefix("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def _resolve(self, schema: Any) -> dict[str, Any]:
+        while isinstance(schema, dict) and "$ref" in schema:
+            schema = self._at(schema["$ref"])
+        return schema if isinstance(schema, dict) else {}
+
+    def _collect(self, schema: dict[str, Any]) -> None:
+        for name, prop in schema.get("properties", {}).items():
+            self.properties.setdefault(name, self._resolve(prop))
+        self.required.update(schema.get("required", []))
+        for sub in schema.get("allOf", []):
+            self._collect(self._resolve(sub))
+
+    def _types(self, name: str) -> set[str]:
+        schema = self.properties.get(name, {})
+        declared = schema.get("type", "string")
+        types = {declared} if isinstance(declared, str) else set(declared)
+        for alternative in schema.get("oneOf", []) + schema.get("anyOf", []):
+            alt_type = self._resolve(alternative).get("type")
+            types |= {alt_type} if isinstance(alt_type, str) else set(alt_type or [])
+        return types
+
+    def _convert(self, name: str, values: list[str], errors: list[FieldError]) -> Any:
+        types = self._types(name)
+        schema = self.properties.get(name, {})
+        if "array" in types:
+            if len(values) == 1 and values[0].lstrip().startswith("["):
+                return self._json(name, values[0], errors)
+            return values
+        raw = values[-1]
+        if "boolean" in types and raw in ("true", "false"):
+            return raw == "true"
+        if "integer" in types and raw.strip().lstrip("-").isdigit():
+            return int(raw)
+        if "number" in types:
+            try:
+                return float(raw) if "string" not in types else raw
+            except ValueError:
+                pass
+        if "object" in types:
+            return self._json(name, raw, errors)
+        if schema.get("contentMediaType") == "application/json":
+            parsed = self._json(name, raw, errors)
+            if "contentSchema" in schema and parsed is not _BAD:
+                content_schema = self._resolve(schema["contentSchema"]) if "$ref" in schema["contentSchema"] \
+                    else schema["contentSchema"]
+                validator = OAS31Validator(content_schema, format_checker=oas31_format_checker,
+                                           registry=self._registry)
+                errors += field_errors(validator.iter_errors(parsed), name)
+            return raw
+        return raw
+
+    def _json(self, name: str, raw: str, errors: list[FieldError]) -> Any:
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            where = f" (line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            errors.append(FieldError(name, f"must be valid JSON{where}"))
+            return _BAD
+
+    def validate(self, form: Form) -> dict[str, Any]:
+        """Typed values of the text fields (and file names of the files); raise ``Invalid`` naming bad fields."""
+        errors: list[FieldError] = []
+        values: dict[str, Any] = {name: self._convert(name, raw, errors) for name, raw in form.fields.items()}
+        instance = {name: value for name, value in values.items() if value is not _BAD}
+        for name, parts in form.files.items():
+            instance[name] = parts[-1].filename or name
+        errors += [e for e in field_errors(self._validator.iter_errors(instance))
+                   if not any(e.field == bad.field for bad in errors)]
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise Invalid(f"{errors[0].field}: {errors[0].message}{more}", errors=errors)
+        return instance
+
+
+_BAD: Any = object()
+
+
+def parsed_json(value: str) -> Any:
+    """For handlers: a field already validated as JSON by ``FormContract``."""
+    return json.loads(value)
+
