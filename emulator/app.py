@@ -2,47 +2,43 @@
 
 from __future__ import annotations
 
-import ipaddress
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 
+from emulator.control import CONTROL, LoopbackGuard
+from emulator.core.journal import JournalMiddleware
 from emulator.core.provider import Provider, build_app
 from emulator.providers import PROVIDERS
 from emulator.runtime import Runtime
 from emulator.settings import Settings
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host in ("localhost", "testclient")
+class EmulatorApp(Starlette):
+    """A Starlette app whose outermost layer is the journal, outside even the server-error middleware, so that
+    every request is recorded and fault injection can reach the connection itself."""
+
+    runtime: Runtime
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return JournalMiddleware(super().build_middleware_stack(), self.state.runtime.journal)
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> EmulatorApp:
     settings = settings or Settings()
     runtime = runtime or Runtime(settings)
-    from emulator import __version__
-
     if settings.provider is not None and settings.provider not in PROVIDERS:
         raise ValueError(f"unknown provider {settings.provider!r}; choose from {', '.join(PROVIDERS)}")
     chosen: dict[str, Provider] = {
         name: provider for name, provider in PROVIDERS.items()
         if settings.provider is None or name == settings.provider
     }
-
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__, "providers": sorted(chosen)})
-
-    control = Starlette(routes=[Route("/health", health, methods=["GET"])])
-    control.router.redirect_slashes = False
+    control = Mount("/_emulator", LoopbackGuard(build_app(CONTROL, runtime), settings.admin_token))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -51,8 +47,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     if settings.provider is not None:
         provider_app = build_app(chosen[settings.provider], runtime)
-        routes = [Mount("/_emulator", control), *provider_app.routes]
-        app = Starlette(routes=routes, exception_handlers=provider_app.exception_handlers, lifespan=lifespan)
+        app = EmulatorApp(routes=[control, *provider_app.routes], exception_handlers=provider_app.exception_handlers,
+                          lifespan=lifespan)
     else:
         mounts = [Mount(f"/{name}", build_app(provider, runtime)) for name, provider in chosen.items()]
 
@@ -63,8 +59,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 status_code=404,
             )
 
-        app = Starlette(routes=[Mount("/_emulator", control), *mounts], exception_handlers={404: not_found},
-                        lifespan=lifespan)
+        app = EmulatorApp(routes=[control, *mounts], exception_handlers={404: not_found}, lifespan=lifespan)
     app.router.redirect_slashes = False
     app.state.runtime = runtime
     app.state.settings = settings

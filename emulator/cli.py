@@ -40,6 +40,7 @@ def serve(
     seed: Annotated[Optional[int], typer.Option(help=_help("seed"))] = None,
     video_processing_seconds: Annotated[Optional[float], typer.Option(help=_help("video_processing_seconds"))] = None,
     max_json_body: Annotated[Optional[int], typer.Option(help=_help("max_json_body"))] = None,
+    admin_token: Annotated[Optional[str], typer.Option(help=_help("admin_token"))] = None,
     log_level: Annotated[Optional[str], typer.Option(help=_help("log_level"))] = None,
 ) -> None:
     """Run the emulator: every provider under its prefix, or one provider at the root with --provider."""
@@ -51,7 +52,7 @@ def serve(
     overrides = dict(host=host, port=port, provider=provider, data_dir=data_dir, public_url=public_url,
                      strict_keys=strict_keys, strict=strict, seed=seed,
                      video_processing_seconds=video_processing_seconds,
-                     max_json_body=max_json_body, log_level=log_level)
+                     max_json_body=max_json_body, admin_token=admin_token, log_level=log_level)
     if key:
         overrides["keys"] = Settings.parse("keys", ",".join(key))
     if rate_limit:
@@ -75,7 +76,9 @@ def serve(
         table.add_row(prov.title, f"{origin.rstrip('/')}{mount}{prov.specs.server_path}{prov.client_path}",
                       prov.real_base_url, prov.keys.example)
     console.print(table)
-    console.print(f"health: {origin.rstrip('/')}/_emulator/health")
+    console.print(f"health: {origin.rstrip('/')}/_emulator/health · control plane: "
+                  f"{origin.rstrip('/')}/_emulator/openapi.json"
+                  + ("" if settings.admin_token else " (loopback only)"))
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
                 access_log=False)
 

@@ -58,6 +58,8 @@ class Settings:
     video_processing_seconds: float = field(default=0.0, metadata={
         "help": "Virtual seconds a completed video stays 'processing' before it is 'ready'."})
     max_json_body: int = field(default=1024 * 1024, metadata={"help": "Largest JSON request body, in bytes."})
+    admin_token: str | None = field(default=None, metadata={
+        "help": "Open the control plane (/_emulator) to other hosts that send Authorization: Bearer <token>."})
     log_level: str = field(default="info", metadata={"help": "uvicorn log level."})
 
     @classmethod

@@ -5,8 +5,8 @@ only place its JSON shape is written), its rate limits and one ``Handler`` per o
 ``build_app`` turns that into a Starlette sub-app whose routes come from the spec, so routes and spec operations
 match one to one (start-up fails otherwise). Every request then reads top to bottom in ``_endpoint``:
 
-    route → auth → rate limit → validate (params; JSON or streamed multipart body) → handler
-      → envelope (+ rate-limit headers) → strict response check
+    route → auth (magic keys, scopes) → faults → rate limit → validate (params; JSON or streamed multipart
+      body) → handler → envelope (+ rate-limit headers) → fault effects, or the strict response check
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,7 +25,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulator.core.auth import ApiKey, KeyPolicy
-from emulator.core.errors import EmulatorError, FieldError, Invalid, MethodNotAllowed, NotFound, PayloadTooLarge
+from emulator.core import faults
+from emulator.core.errors import (
+    EmulatorError,
+    FieldError,
+    Forbidden,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
+from emulator.core.faults import FaultRule
+from emulator.core.journal import ENTRY, Entry
 from emulator.core.forms import FormContract
 from emulator.core.multipart import Form, parse_form
 from emulator.core.ratelimit import Limit, Quota, quota_headers
@@ -87,6 +101,7 @@ class Handler:
     auth: bool = True
     rate_limited: bool = True
     max_file_size: int = 20 * 1024 * 1024
+    scopes: tuple[str, ...] = ()  # scopes a key must hold (keys without explicit scopes hold them all)
 
 
 @dataclass
@@ -151,14 +166,35 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
     async def endpoint(request: Request) -> Response:
         now = runtime.clock.now()
         call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))
+        entry: Entry | None = request.scope.get(ENTRY)
+        if entry is not None:
+            entry.provider, entry.operation = provider.name, op_id
+        fault: FaultRule | None = None
         try:
             if handler.auth:
                 call.key = runtime.keys.authenticate(provider.name, provider.keys, request.headers)
-                if handler.rate_limited:
-                    call.quota = runtime.limiter.take(f"{provider.name}:{call.key.id}", runtime.limits_for(provider, op_id), now)
+                if entry is not None:
+                    entry.key_id = call.key.id
+                magic = call.key.magic
+                if magic is not None and magic.delay:
+                    await anyio.sleep(magic.delay)
+                if magic is not None and magic.rate_limited:
+                    raise _always_limited(runtime.limits_for(provider, op_id, call.key), now)
+                if not call.key.allows(handler.scopes):
+                    raise Forbidden(f"This API key lacks the scope(s) {', '.join(handler.scopes)}.",
+                                    code=None, details={"required": list(handler.scopes)})
+            fault = runtime.faults.take(provider.name, op_id, call.key.id if call.key else None, request.url.path)
+            if fault is not None:
+                if entry is not None:
+                    entry.fault = fault.id
+                call.request = await _apply_fault_before(fault, request)
+            if handler.auth and handler.rate_limited:
+                assert call.key is not None
+                call.quota = runtime.limiter.take(f"{provider.name}:{call.key.id}",
+                                                  runtime.limits_for(provider, op_id, call.key), now)
             contract.parameters(request.query_params, request.path_params, request.headers)
             if handler.body == "json":
-                raw = await read_body(request, runtime.settings.max_json_body)
+                raw = await read_body(call.request, runtime.settings.max_json_body)
                 call.body = contract.json_body(raw, request.headers.get("content-type"))
             elif handler.body == "multipart":
                 assert form_contract is not None
@@ -174,11 +210,43 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
             response = provider.error(call, request, exc)
         for name, value in quota_headers(call.quota).items():
             response.headers.setdefault(name, value)
+        if fault is not None:
+            return _apply_fault_after(fault, response)
         if runtime.settings.strict:
             _check_response(contract, op_id, response)
         return response
 
     return endpoint
+
+
+def _always_limited(limits: Sequence[Limit], now: float) -> RateLimited:
+    """What a magic always-rate-limited key gets: the tightest limit, exhausted, free again in its window."""
+    limit = min(limits, key=lambda lim: lim.window) if limits else Limit("minute", 60, 60)
+    retry = int(limit.window)
+    return RateLimited(f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry, headers={
+        "X-RateLimit-Limit": str(limit.limit), "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(int(now) + retry), "Retry-After": str(retry)})
+
+
+async def _apply_fault_before(fault: FaultRule, request: Request) -> Request:
+    """Faults that act before the handler: raise an error, wait, drop, or arm an upload fault."""
+    if fault.action in ("status", "slow_down"):
+        raise faults.error_for(fault)
+    if fault.action == "delay":
+        await anyio.sleep(fault.seconds)
+    elif fault.action == "drop" and fault.when == "before_headers":
+        faults.drop(request.scope)
+    elif fault.action in ("stall", "drop_upload"):
+        return faults.fault_request(request, fault)
+    return request
+
+
+def _apply_fault_after(fault: FaultRule, response: Response) -> Response:
+    if fault.action == "wrong_etag":
+        faults.wrong_etag(response)
+    if fault.action == "drop" and fault.when == "after_headers":
+        return faults.DroppingResponse(response)
+    return response  # no strict check: a fault is a deliberate departure from the spec
 
 
 def _check_response(contract: OperationContract, op_id: str, response: Response) -> None:

@@ -152,7 +152,9 @@ def _read_yaml(node: resources.abc.Traversable) -> dict[str, Any]:
 
 def available() -> list[str]:
     root = resources.files("emulator") / "specs"
-    return sorted(node.name for node in root.iterdir() if node.is_dir() and (node / "published").is_dir())
+    # names starting with "_" are the emulator's own APIs (the control plane), not providers
+    return sorted(node.name for node in root.iterdir()
+                  if node.is_dir() and not node.name.startswith("_") and (node / "published").is_dir())
 
 
 @functools.cache

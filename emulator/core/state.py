@@ -15,6 +15,7 @@ class Store(Protocol):
     def put(self, namespace: str, id: str, record: Any) -> None: ...
     def delete(self, namespace: str, id: str) -> None: ...
     def values(self, namespace: str) -> list[Any]: ...
+    def namespaces(self, prefix: str = "") -> list[str]: ...
     def clear(self, prefix: str = "") -> None: ...
 
 
@@ -36,6 +37,9 @@ class MemoryStore:
 
     def values(self, namespace: str) -> list[Any]:
         return list(self._tables.get(namespace, {}).values())
+
+    def namespaces(self, prefix: str = "") -> list[str]:
+        return sorted(name for name in self._tables if name.startswith(prefix))
 
     def clear(self, prefix: str = "") -> None:
         with self._lock:

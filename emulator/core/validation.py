@@ -111,6 +111,7 @@ class OperationContract:
         self.has_json_body = "requestBody" in operation and "application/json" in (
             operation / "requestBody" / "content"
         )
+        self.body_required = "requestBody" in operation and (operation / "requestBody" / "required").read_bool(default=False) if "required" in (operation / "requestBody") else False
 
     def parameters(self, query: Mapping[str, Any], path: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         """Validate query, path and header parameters; raise ``Invalid`` naming each bad one."""
@@ -142,6 +143,8 @@ class OperationContract:
     def json_body(self, raw: bytes, content_type: str | None) -> Any:
         """Parse and validate a JSON body; return the parsed value."""
         mimetype = (content_type or "").split(";")[0].strip().lower()
+        if not raw and not self.body_required:
+            return {}
         if not raw:
             raise Invalid("Request body is required (a JSON object).",
                           errors=[FieldError("body", "is required")])

@@ -1,0 +1,306 @@
+"""The control plane under ``/_emulator``: clock, reset, keys, faults, journal, state.
+
+It is served like a provider (its own spec in ``specs/_emulator/``, routes from operationIds, requests validated,
+responses checked in strict mode), with a plain ``{error, message, details}`` envelope and no API keys. Access is
+guarded by ``LoopbackGuard``: loopback clients only, unless an admin token is configured, which other hosts must
+then present as ``Authorization: Bearer <token>``. ``GET /_emulator/health`` is open to all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import ipaddress
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emulator.core.auth import KeyPolicy
+from emulator.core.clock import iso_millis
+from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound
+from emulator.core.provider import Call, Handler, Provider, Reply
+from emulator.runtime import Runtime
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+NAME = "_emulator"
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class LoopbackGuard:
+    """Pure ASGI: refuse control-plane requests from other hosts unless they carry the admin token."""
+
+    def __init__(self, app: ASGIApp, token: str | None, open_paths: tuple[str, ...] = ("/health",)) -> None:
+        self.app, self.token, self.open_paths = app, token, open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._allowed(scope):
+            reason = ("send Authorization: Bearer <admin token>" if self.token
+                      else "start the emulator with --admin-token to allow other hosts")
+            response = JSONResponse({"error": "forbidden",
+                                     "message": f"The control plane answers loopback clients only; {reason}."},
+                                    status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        path = scope.get("path", "")
+        if any(path.endswith(p) for p in self.open_paths):
+            return True
+        client = scope.get("client")
+        if client and is_loopback(client[0]):
+            return True
+        if not self.token:
+            return False
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token)
+
+
+# --- envelope ------------------------------------------------------------------------------------------------------
+
+
+def ok(call: Call, reply: Reply) -> Response:
+    return JSONResponse(reply.data, status_code=reply.status, headers=reply.headers)
+
+
+def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
+    body: dict[str, Any] = {"error": exc.code or exc.kind, "message": exc.message}
+    details = dict(exc.details)
+    if exc.errors:
+        details["validation_errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _providers(call: Call) -> Mapping[str, Provider]:
+    from emulator.providers import PROVIDERS
+
+    return PROVIDERS
+
+
+def _provider(call: Call, name: str, field: str = "provider") -> Provider:
+    providers = _providers(call)
+    if name not in providers:
+        raise NotFound(f"{field}: unknown provider {name!r}; known: {', '.join(sorted(providers))}.",
+                       errors=[FieldError(field, f"must be one of {', '.join(sorted(providers))}")])
+    return providers[name]
+
+
+def _time(value: str, field: str = "time") -> float:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise Invalid(f"{field}: must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z",
+                      errors=[FieldError(field, "must be an ISO 8601 date-time")]) from None
+
+
+def _clock_view(runtime: Runtime) -> dict[str, Any]:
+    now = runtime.clock.now()
+    return {"now": iso_millis(now), "epoch": now, "frozen": runtime.clock.frozen}
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.name.startswith("_")}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _mint(policy: KeyPolicy, runtime: Runtime) -> str | None:
+    """A fresh key in the provider's own format: its example key with the part after the last separator renewed."""
+    example = policy.example
+    cut = max(example.rfind("_"), example.rfind("-")) + 1
+    tail = example[cut:]
+    candidate = example[:cut] + runtime.ids.hex(len(tail))
+    return candidate if tail and policy.pattern.fullmatch(candidate) else None
+
+
+# --- handlers ------------------------------------------------------------------------------------------------------
+
+
+async def health(call: Call) -> Reply:
+    from emulator import __version__
+
+    settings = call.runtime.settings
+    providers = sorted(p for p in _providers(call) if settings.provider in (None, p))
+    return Reply({"status": "ok", "version": __version__, "providers": providers})
+
+
+async def get_clock(call: Call) -> Reply:
+    return Reply(_clock_view(call.runtime))
+
+
+async def advance_clock(call: Call) -> Reply:
+    call.runtime.clock.advance(call.body["seconds"])
+    return Reply(_clock_view(call.runtime))
+
+
+async def freeze_clock(call: Call) -> Reply:
+    at = call.body.get("time") if isinstance(call.body, dict) else None
+    call.runtime.clock.freeze(_time(at) if at else None)
+    return Reply(_clock_view(call.runtime))
+
+
+async def set_clock(call: Call) -> Reply:
+    call.runtime.clock.set(_time(call.body["time"]))
+    return Reply(_clock_view(call.runtime))
+
+
+async def resume_clock(call: Call) -> Reply:
+    call.runtime.clock.resume()
+    return Reply(_clock_view(call.runtime))
+
+
+async def reset(call: Call) -> Reply:
+    name = call.body.get("provider") if isinstance(call.body, dict) else None
+    if name is not None:
+        _provider(call, name)
+    call.runtime.reset(name)
+    return Reply({"reset": name or "all"})
+
+
+async def list_keys(call: Call) -> Reply:
+    return Reply({"keys": [k.public() for k in call.runtime.keys.created()]})
+
+
+async def create_key(call: Call) -> Reply:
+    provider = _provider(call, call.body["provider"])
+    secret = call.body.get("key") or _mint(provider.keys, call.runtime)
+    if secret is None or not provider.keys.pattern.fullmatch(secret):
+        raise Invalid(f"key: must look like {provider.keys.describe}",
+                      errors=[FieldError("key", f"must match {provider.keys.pattern.pattern}")])
+    limits = call.body.get("rate_limits", {})
+    known = {limit.name for op_id, *_ in provider.specs.operations() for limit in provider.limits(op_id)}
+    unknown = sorted(set(limits) - known)
+    if unknown:
+        raise Invalid(f"rate_limits: unknown limit {unknown[0]!r}; {provider.name} has {', '.join(sorted(known))}",
+                      errors=[FieldError(f"rate_limits.{unknown[0]}", f"must be one of {', '.join(sorted(known))}")])
+    scopes = call.body.get("scopes")
+    created = call.runtime.keys.create(provider.name, secret, None if scopes is None else frozenset(scopes),
+                                       limits, call.now)
+    return Reply({**created.public(), "key": secret}, status=201)
+
+
+async def revoke_key(call: Call) -> Reply:
+    provider = _provider(call, call.body["provider"])
+    return Reply({"revoked": call.runtime.keys.revoke(provider.name, call.body["key"])})
+
+
+async def revoke_key_by_id(call: Call) -> Reply:
+    return Reply({"revoked": call.runtime.keys.revoke_id(call.request.path_params["key_id"])})
+
+
+async def list_faults(call: Call) -> Reply:
+    return Reply({"faults": [rule.to_dict() for rule in call.runtime.faults.list()]})
+
+
+async def add_fault(call: Call) -> Reply:
+    spec = call.body
+    key_id = None
+    if "provider" in spec:
+        provider = _provider(call, spec["provider"])
+        if "operation" in spec and spec["operation"] not in {op for op, *_ in provider.specs.operations()}:
+            ops = sorted(op for op, *_ in provider.specs.operations())
+            raise Invalid(f"operation: {provider.name} has no operation {spec['operation']!r}",
+                          errors=[FieldError("operation", f"must be one of {', '.join(ops)}")])
+        if "key" in spec:
+            from emulator.core.auth import fingerprint
+
+            key_id = fingerprint(provider.name, spec["key"])
+    elif "key" in spec:
+        raise Invalid("key: give provider too, keys are per provider", errors=[FieldError("provider", "is required")])
+    return Reply(call.runtime.faults.add(spec, key_id).to_dict(), status=201)
+
+
+async def clear_faults(call: Call) -> Reply:
+    call.runtime.faults.clear()
+    return Reply({"cleared": True})
+
+
+async def remove_fault(call: Call) -> Reply:
+    fault_id = call.request.path_params["fault_id"]
+    if not call.runtime.faults.remove(fault_id):
+        raise NotFound(f"No fault rule {fault_id!r}.")
+    return Reply({"removed": fault_id})
+
+
+async def get_journal(call: Call) -> Reply:
+    q = call.request.query_params
+    entries = call.runtime.journal.query(
+        provider=q.get("provider"), operation=q.get("operation"),
+        status=int(q["status"]) if "status" in q else None, since=float(q["since"]) if "since" in q else None,
+        key_id=q.get("key_id"), method=q.get("method"), limit=int(q["limit"]) if "limit" in q else None)
+    return Reply({"entries": [e.to_dict() for e in entries]})
+
+
+async def clear_journal(call: Call) -> Reply:
+    call.runtime.journal.clear()
+    return Reply({"cleared": True})
+
+
+async def get_state(call: Call) -> Reply:
+    provider = _provider(call, call.request.path_params["provider"])
+    store = call.runtime.store
+    prefix = f"{provider.name}:"
+    tables = {ns.removeprefix(prefix): _jsonable(store.values(ns)) for ns in store.namespaces(prefix)}
+    return Reply({"provider": provider.name, "tables": tables})
+
+
+def _request_id(runtime: Runtime, now: float) -> str:
+    return "ctl_" + runtime.ids.hex(12)
+
+
+def _no_limits(op_id: str) -> tuple:
+    return ()
+
+
+def _open(func: Any, body: str = "none") -> Handler:
+    return Handler(func, body=body, auth=False, rate_limited=False)  # type: ignore[arg-type]
+
+
+CONTROL = Provider(
+    name=NAME,
+    title="Control plane",
+    real_base_url="",
+    client_path="",
+    keys=KeyPolicy(pattern=re.compile(r"(?!)")),
+    handlers={
+        "health": _open(health), "getClock": _open(get_clock), "advanceClock": _open(advance_clock, "json"),
+        "freezeClock": _open(freeze_clock, "json"), "setClock": _open(set_clock, "json"),
+        "resumeClock": _open(resume_clock), "reset": _open(reset, "json"), "listKeys": _open(list_keys),
+        "createKey": _open(create_key, "json"), "revokeKey": _open(revoke_key, "json"),
+        "revokeKeyById": _open(revoke_key_by_id), "listFaults": _open(list_faults),
+        "addFault": _open(add_fault, "json"), "clearFaults": _open(clear_faults), "removeFault": _open(remove_fault),
+        "getJournal": _open(get_journal), "clearJournal": _open(clear_journal), "getState": _open(get_state),
+    },
+    ok=ok,
+    error=error,
+    limits=_no_limits,
+    request_id=_request_id,
+)

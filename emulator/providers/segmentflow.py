@@ -1,0 +1,505 @@
+"""Segmentflow: presigned asset upload (upload-url → PUT), asset registration, metadata, list, get and delete.
+
+Published: ``specs/segmentflow/published/`` (POST /api/v1/assets). Everything else is inferred and says so in
+``specs/segmentflow/inferred.yaml``. Sections: constants · keys and ids · envelope · limits · records · handlers
+(API) · handlers (storage behind uploadUrl) · the provider.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from emulator.core import s3
+from emulator.core.auth import KeyPolicy
+from emulator.core.clock import iso_millis
+from emulator.core.errors import (
+    Conflict,
+    EmulatorError,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+    Unprocessable,
+)
+from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
+from emulator.core.presign import PresignFailure
+from emulator.core.provider import Call, Handler, Provider, Reply
+from emulator.core.ratelimit import Limit
+from emulator.core.storage import Blob, TooLarge
+from emulator.runtime import Runtime
+
+# --- constants ---------------------------------------------------------------------------------------------------
+
+NAME = "segmentflow"
+MAX_UPLOAD_SIZE = 20_971_520  # upload-url page: size ≤ 20971520
+EXPIRES_IN = 900  # undocumented; @aws-sdk/s3-request-presigner's default expiresIn
+DEFAULT_ASSET_TYPE = "content-image"  # published default of assetType
+KEY_PREFIX = "assets/"
+STORAGE_OPS = {"putAssetObject", "getAssetObject"}
+WRITE_SCOPE, READ_SCOPE = "assets:write", "assets:read"
+UPLOADS = f"{NAME}:uploads"  # by object id (the part of the key after ``assets/``)
+ASSETS = f"{NAME}:assets"  # by asset id
+DELETED = f"{NAME}:deleted"  # asset id → tenant, so an owner learns its asset was deleted (nobody else does)
+# Organisation ids are derived, not random: one key is one organisation, the same on every run.
+ORGANIZATION_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+_UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_order = itertools.count()  # creation order for the list (timestamps tie under a frozen clock)
+
+
+# --- keys and ids ------------------------------------------------------------------------------------------------
+
+READ_ONLY_MARKER = "sk_live_readonly_"  # magic: such a key has assets:read but not assets:write
+
+KEYS = KeyPolicy(
+    pattern=re.compile(r"sk_live_[A-Za-z0-9_]{16,128}"),
+    bearer=False,
+    header="x-api-key",
+    example="sk_live_" + "0123456789abcdef" * 2,
+    describe="sk_live_ followed by 16 to 128 letters, digits or underscores",
+)
+
+
+def scopes(call: Call) -> list[str]:
+    """The scopes of the calling key: every key reads; a key carrying the read-only marker cannot write."""
+    secret = KEYS.extract(call.request.headers) or ""
+    return [READ_SCOPE] if secret.startswith(READ_ONLY_MARKER) else [READ_SCOPE, WRITE_SCOPE]
+
+
+def require_write(call: Call) -> None:
+    granted = scopes(call)
+    if WRITE_SCOPE not in granted:
+        raise Forbidden(f"This API key is missing a required scope: {WRITE_SCOPE}.", code="insufficient_scope",
+                        details={"required": [WRITE_SCOPE], "granted": granted})
+
+
+def organization_id(tenant: str) -> str:
+    return str(uuid.uuid5(ORGANIZATION_NAMESPACE, f"{NAME}:{tenant}"))
+
+
+def request_id(runtime: Runtime, now: float) -> str:
+    return runtime.ids.hex(16).upper()  # the shape of S3's x-amz-request-id, shown in storage errors
+
+
+# --- envelope ----------------------------------------------------------------------------------------------------
+# https://segmentflow.ai/docs/errors: {error: "<snake_case_code>", message, details?}
+
+CODES = {
+    "validation": "validation_failed", "invalid_json": "validation_failed", "bad_request": "validation_failed",
+    "unprocessable": "validation_failed", "unauthorized": "unauthorized", "forbidden": "insufficient_scope",
+    "not_found": "not_found", "method_not_allowed": "method_not_allowed", "conflict": "conflict",
+    "payload_too_large": "payload_too_large", "unsupported_media_type": "unsupported_media_type",
+    "rate_limited": "rate_limited",
+}
+
+
+def ok(call: Call, reply: Reply) -> Response:
+    return JSONResponse(reply.data, status_code=reply.status, headers=reply.headers)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
+    """The one place Segmentflow's error shapes are written: the API envelope, or S3 XML for the storage host."""
+    runtime: Runtime = request.app.state.runtime
+    now = call.now if call else runtime.clock.now()
+    rid = call.request_id if call else request_id(runtime, now)
+    storage = call.op_id in STORAGE_OPS if call else "/storage/" in request.url.path
+    if storage:
+        if exc.kind == "validation":  # only the signed query parameters are validated on storage paths
+            exc = StorageError(exc.message, code="AuthorizationQueryParametersError", http_status=400)
+        return s3.render(exc, rid)
+    body: dict[str, Any] = {"error": exc.code or CODES.get(exc.kind, "validation_failed"), "message": exc.message}
+    details = {_camel(k): v for k, v in exc.details.items()}
+    if exc.kind == "unauthorized":
+        body["message"] = f"Missing or invalid x-api-key. {exc.message}"
+    if exc.kind == "forbidden" and "required" in details:
+        body["required"] = details.pop("required")
+    if exc.kind == "rate_limited":
+        details["retryAfter"] = exc.retry_after  # type: ignore[attr-defined]
+    if exc.errors:
+        details["field"] = exc.errors[0].field
+        details["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+# --- limits ------------------------------------------------------------------------------------------------------
+# Undocumented (the errors page says only "429 Rate limited"): @fastify/rate-limit's defaults, 1000 per minute per
+# key, overridable with --rate-limit segmentflow.minute=N.
+
+GENERAL = (Limit("minute", 1000, 60),)
+
+
+def limits(op_id: str) -> tuple[Limit, ...]:
+    return GENERAL
+
+
+# --- records -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    """One presigned upload: what upload-url was told, and the object PUT to its URL (if any)."""
+
+    object_id: str
+    tenant: str
+    filename: str
+    content_type: str
+    declared_size: int
+    asset_type: str
+    website_id: str | None
+    created_at: float
+    expires_at: int
+    blob: Blob | None = None
+    asset_id: str | None = None  # set once registered; the object then belongs to that asset
+    deleted: bool = False  # its asset (and the object with it) was deleted
+
+    @property
+    def key(self) -> str:
+        return KEY_PREFIX + self.object_id
+
+
+@dataclass
+class Asset:
+    id: str
+    tenant: str
+    object_id: str
+    asset_type: str
+    filename: str
+    content_type: str
+    size: int
+    created_at: float
+    updated_at: float
+    order: int
+    width: int | None = None
+    height: int | None = None
+    website_id: str | None = None
+    image_type: str | None = None
+    description: str | None = None
+    alt_text: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def _storage_path(call: Call, object_id: str) -> str:
+    return f"{call.provider.specs.server_path}/storage/assets/{object_id}"
+
+
+def _object_id(call: Call, filename: str) -> str:
+    # S3 keys may hold any character; ours stay URL-safe so uploadUrl needs no escaping and the key is one segment.
+    safe = _UNSAFE_KEY_CHARS.sub("_", filename)[:200]
+    return f"{call.runtime.ids.uuid4()}-{safe}"
+
+
+def website(website_id: str) -> dict[str, str]:
+    """Websites have no published endpoint: any well-formed websiteId is one of the caller's sites, named by it."""
+    return {"id": website_id, "name": f"Website {website_id[:8]}"}
+
+
+def asset_view(call: Call, asset: Asset) -> dict[str, Any]:
+    """The published asset shape. Fields without a value are left out (the published types are not nullable)."""
+    view: dict[str, Any] = {
+        "id": asset.id,
+        "organizationId": organization_id(asset.tenant),
+        "assetType": asset.asset_type,
+        "filename": asset.filename,
+        "s3Key": KEY_PREFIX + asset.object_id,
+        "contentType": asset.content_type,
+        "size": asset.size,
+        "url": call.base_url + _storage_path(call, asset.object_id),
+        "createdAt": iso_millis(asset.created_at),
+        "updatedAt": iso_millis(asset.updated_at),
+    }
+    if asset.description is not None:
+        view["description"] = asset.description
+    if asset.alt_text is not None:
+        view["altText"] = asset.alt_text
+    view["tags"] = list(asset.tags)
+    if asset.width is not None and asset.height is not None:
+        view["width"], view["height"] = asset.width, asset.height
+    if asset.website_id is not None:
+        view["websiteId"] = asset.website_id
+        view["website"] = website(asset.website_id)
+    return view
+
+
+def _whole_size(value: float) -> int:
+    """``size`` is published as a number; a byte count must also be finite, whole and not negative."""
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        shown = value if math.isfinite(value) else str(value)
+        raise Invalid(f"size: must be a whole number of bytes, 0 or more (got {shown}).",
+                      errors=[FieldError("size", "must be a whole number of bytes, 0 or more")])
+    return int(value)
+
+
+def _base_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def _own_asset(call: Call) -> Asset:
+    asset_id = call.request.path_params["id"].lower()
+    asset: Asset | None = call.runtime.store.get(ASSETS, asset_id)
+    if asset is None or asset.tenant != call.tenant:  # another organisation's asset reads as missing
+        if call.runtime.store.get(DELETED, asset_id) == call.tenant:
+            raise NotFound(f"Asset {asset_id} not found: it was deleted.")
+        raise NotFound(f"Asset {asset_id} not found.")
+    return asset
+
+
+# --- handlers: API -----------------------------------------------------------------------------------------------
+
+
+async def create_upload_url(call: Call) -> Reply:
+    require_write(call)
+    body = call.body
+    size = _whole_size(body["size"])
+    upload = Upload(
+        object_id=_object_id(call, body["filename"]), tenant=call.tenant, filename=body["filename"],
+        content_type=body["contentType"], declared_size=size,
+        asset_type=body.get("assetType", DEFAULT_ASSET_TYPE),
+        website_id=body["websiteId"].lower() if "websiteId" in body else None,
+        created_at=call.now, expires_at=int(call.now) + EXPIRES_IN,
+    )
+    call.runtime.store.put(UPLOADS, upload.object_id, upload)
+    path = _storage_path(call, upload.object_id)
+    query = call.runtime.presigner.query("PUT", path, expires=upload.expires_at, max_size=size,
+                                         content_type=upload.content_type)
+    return Reply({"success": True, "uploadUrl": f"{call.base_url}{path}?{query}", "key": upload.key,
+                  "expiresIn": EXPIRES_IN})
+
+
+def _unprocessable(field_name: str, message: str) -> Unprocessable:
+    return Unprocessable(f"{field_name}: {message}", errors=[FieldError(field_name, message)])
+
+
+def _registrable_upload(call: Call, key: str) -> Upload:
+    """The upload behind ``s3Key``, checked to hold an object this organisation may register."""
+    upload: Upload | None = None
+    if key.startswith(KEY_PREFIX):
+        upload = call.runtime.store.get(UPLOADS, key[len(KEY_PREFIX):])
+    if upload is None or upload.tenant != call.tenant:  # another organisation's key reads as never issued
+        raise _unprocessable("s3Key", "no upload URL was issued for this key to your organization; request one "
+                                      "with POST /api/v1/assets/upload-url")
+    if upload.asset_id is not None and not upload.deleted:
+        raise Conflict(f"s3Key: this key is already registered as asset {upload.asset_id}.",
+                       details={"assetId": upload.asset_id},
+                       errors=[FieldError("s3Key", f"is already registered as asset {upload.asset_id}")])
+    if upload.deleted:
+        raise _unprocessable("s3Key", f"the object under this key was deleted together with asset {upload.asset_id}")
+    if upload.blob is None:
+        if call.now > upload.expires_at:
+            raise _unprocessable("s3Key", f"nothing was uploaded under this key and its uploadUrl expired at "
+                                          f"{iso_millis(upload.expires_at)}; request a new upload URL")
+        raise _unprocessable("s3Key", "nothing has been uploaded under this key yet; PUT the bytes to uploadUrl "
+                                      "first")
+    return upload
+
+
+def _dimensions(upload: Upload) -> tuple[int | None, int | None]:
+    """Check the stored bytes are what contentType says; width and height come from the image itself."""
+    assert upload.blob is not None
+    if upload.content_type not in IMAGE_TYPES and upload.content_type != "application/pdf":
+        return None, None  # CSV and Excel files have no reliable signature: stored as S3 stores them
+    sniffed = sniff_file(upload.blob.path)
+    if not same_family(upload.content_type, sniffed.mime):
+        raise _unprocessable("contentType", f"the object under s3Key is not {upload.content_type} "
+                                            f"(its bytes are {sniffed.mime or 'of no recognised format'})")
+    if upload.content_type in IMAGE_TYPES and (sniffed.width is None or sniffed.height is None):
+        raise _unprocessable("contentType", f"the {upload.content_type} under s3Key has no readable width "
+                                            f"and height")
+    return sniffed.width, sniffed.height
+
+
+async def create_asset(call: Call) -> Reply:
+    # No await from here to the store: the check for a duplicate registration and the write are one step.
+    require_write(call)
+    body = call.body
+    size = _whole_size(body["size"])
+    upload = _registrable_upload(call, body["s3Key"])
+    assert upload.blob is not None
+    if _base_type(body["contentType"]) != upload.content_type:
+        raise _unprocessable("contentType", f"the object under s3Key was uploaded as {upload.content_type}, "
+                                            f"not {body['contentType']}")
+    if size != upload.blob.size:
+        raise _unprocessable("size", f"the object under s3Key is {upload.blob.size} bytes, not {size}")
+    width, height = _dimensions(upload)
+    website_id = body["websiteId"].lower() if "websiteId" in body else upload.website_id
+    asset = Asset(
+        id=call.runtime.ids.uuid4(), tenant=call.tenant, object_id=upload.object_id,
+        asset_type=body.get("assetType", DEFAULT_ASSET_TYPE), filename=body["filename"],
+        content_type=upload.content_type, size=upload.blob.size, created_at=call.now, updated_at=call.now,
+        order=next(_order), width=width, height=height, website_id=website_id, image_type=body.get("imageType"),
+    )
+    upload.asset_id = asset.id
+    call.runtime.store.put(ASSETS, asset.id, asset)
+    call.runtime.store.put(UPLOADS, upload.object_id, upload)
+    return Reply({"success": True, "asset": asset_view(call, asset)})
+
+
+def _query_int(call: Call, name: str, default: int) -> int:
+    raw = call.request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:  # the spec already refused non-integers; a form such as "5.0" lands here
+        raise Invalid(f"{name}: must be an integer (query parameter).",
+                      errors=[FieldError(name, "must be an integer (query parameter)")]) from None
+
+
+async def list_assets(call: Call) -> Reply:
+    limit, offset = _query_int(call, "limit", 50), _query_int(call, "offset", 0)
+    own = sorted((a for a in call.runtime.store.values(ASSETS) if a.tenant == call.tenant),
+                 key=lambda a: a.order, reverse=True)
+    return Reply({"success": True, "assets": [asset_view(call, a) for a in own[offset:offset + limit]]})
+
+
+async def get_asset(call: Call) -> Reply:
+    return Reply({"success": True, "asset": asset_view(call, _own_asset(call))})
+
+
+async def update_asset(call: Call) -> Reply:
+    require_write(call)
+    asset = _own_asset(call)
+    body = call.body
+    if "description" in body:
+        asset.description = body["description"]
+    if "altText" in body:
+        asset.alt_text = body["altText"]
+    if "tags" in body:
+        asset.tags = list(body["tags"])
+    if "imageType" in body:
+        asset.image_type = body["imageType"]
+    asset.updated_at = call.now
+    call.runtime.store.put(ASSETS, asset.id, asset)
+    return Reply({"success": True, "asset": asset_view(call, asset)})
+
+
+async def delete_asset(call: Call) -> Reply:
+    require_write(call)
+    asset = _own_asset(call)
+    upload: Upload | None = call.runtime.store.get(UPLOADS, asset.object_id)
+    if upload is not None:
+        if upload.blob is not None:
+            call.runtime.blobs.delete(upload.blob.name)
+        upload.blob, upload.deleted = None, True
+        call.runtime.store.put(UPLOADS, upload.object_id, upload)
+    call.runtime.store.delete(ASSETS, asset.id)
+    call.runtime.store.put(DELETED, asset.id, asset.tenant)
+    return Reply({"success": True})
+
+
+# --- handlers: storage behind uploadUrl --------------------------------------------------------------------------
+
+
+def _content_md5(call: Call) -> str | None:
+    """The optional Content-MD5 header as hex, refused as S3 refuses a malformed one."""
+    raw = call.request.headers.get("content-md5")
+    if raw is None:
+        return None
+    try:
+        digest = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise StorageError("The Content-MD5 you specified is not valid.", code="InvalidDigest", http_status=400)
+    return digest.hex()
+
+
+def _declared_length(call: Call, max_size: int) -> None:
+    declared = call.request.headers.get("content-length")
+    if declared is None:  # S3 refuses chunked transfer encoding on a presigned PUT
+        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
+                           http_status=411)
+    if not declared.isdigit():
+        raise StorageError("Content-Length must be a whole number of bytes.", code="InvalidArgument",
+                           http_status=400)
+    if int(declared) > max_size:
+        raise PayloadTooLarge("Your proposed upload exceeds the maximum allowed size",
+                              details={"ProposedSize": int(declared), "MaxSizeAllowed": max_size})
+
+
+async def put_asset_object(call: Call) -> Response:
+    object_id = call.request.path_params["objectId"]
+    try:
+        grant = call.runtime.presigner.verify("PUT", _storage_path(call, object_id), call.request.query_params,
+                                              call.now)
+    except PresignFailure as failure:
+        raise s3.presign_error(failure, call.now) from None
+    sent_type = _base_type(call.request.headers.get("content-type") or "")
+    if sent_type != grant.content_type:
+        raise StorageError(
+            "The request signature we calculated does not match the signature you provided. Check your key and "
+            f"signing method. The URL was signed for Content-Type {grant.content_type}; the request sent "
+            f"{sent_type or 'none'}.", code="SignatureDoesNotMatch", http_status=403)
+    upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
+    if upload is None:
+        raise StorageError("The specified upload does not exist.", code="NoSuchUpload", http_status=404)
+    if upload.asset_id is not None:  # the bytes behind a registered asset never change under it
+        raise StorageError(f"Access Denied: this key is registered as asset {upload.asset_id}; its object can no "
+                           "longer be overwritten.", code="AccessDenied", http_status=403)
+    expected_md5 = _content_md5(call)
+    _declared_length(call, grant.max_size)
+    name = f"{NAME}/objects/{object_id}/{call.runtime.ids.hex(12)}"
+    try:
+        blob = await call.runtime.blobs.put_stream(name, call.request.stream(), upload.content_type, grant.max_size)
+    except TooLarge:
+        raise PayloadTooLarge("Your proposed upload exceeds the maximum allowed size",
+                              details={"MaxSizeAllowed": grant.max_size}) from None
+    if expected_md5 is not None and expected_md5 != blob.md5:
+        call.runtime.blobs.delete(blob.name)  # the object already stored (if any) stays as it was
+        raise StorageError("The Content-MD5 you specified did not match what we received.", code="BadDigest",
+                           http_status=400)
+    if upload.blob is not None:
+        call.runtime.blobs.delete(upload.blob.name)  # S3: a second PUT to a key replaces the object
+    upload.blob = blob
+    call.runtime.store.put(UPLOADS, object_id, upload)
+    return Response(status_code=200, headers={"ETag": blob.etag})
+
+
+async def get_asset_object(call: Call) -> Response:
+    object_id = call.request.path_params["objectId"]
+    upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
+    if upload is None or upload.blob is None:
+        raise NotFound("The specified key does not exist.", details={"Key": KEY_PREFIX + object_id})
+    return FileResponse(upload.blob.path, media_type=upload.content_type, headers={"ETag": upload.blob.etag})
+
+
+# --- the provider ------------------------------------------------------------------------------------------------
+
+PROVIDER = Provider(
+    name=NAME,
+    title="Segmentflow",
+    real_base_url="https://api.segmentflow.ai",
+    client_path="",
+    keys=KEYS,
+    handlers={
+        "createAssetUploadUrl": Handler(create_upload_url),
+        "createAsset": Handler(create_asset),
+        "listAssets": Handler(list_assets, body="none"),
+        "getAsset": Handler(get_asset, body="none"),
+        "updateAsset": Handler(update_asset),
+        "deleteAsset": Handler(delete_asset, body="none"),
+        "putAssetObject": Handler(put_asset_object, body="stream", auth=False),
+        "getAssetObject": Handler(get_asset_object, body="none", auth=False),
+    },
+    ok=ok,
+    error=error,
+    limits=limits,
+    request_id=request_id,
+)
