@@ -47,6 +47,7 @@ from emulator.core.errors import (
 Action = Literal["status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down"]
 ACTIONS: tuple[str, ...] = ("status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down")
 TRANSPORT = "emulator.transport"
+DROPPED = "emulator.dropped"  # set in the scope once a fault closed the connection: nothing more is sent
 
 
 class ConnectionDropped(ConnectionError):
@@ -171,6 +172,7 @@ def drop(scope: Scope) -> None:
     transport = scope.get(TRANSPORT)
     if transport is None:
         raise ConnectionDropped("connection dropped by fault injection")
+    scope[DROPPED] = True
     transport.abort()
 
 

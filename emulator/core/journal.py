@@ -131,6 +131,8 @@ class JournalMiddleware:
             return message
 
         async def recording_send(message: Message) -> None:
+            if scope.get("emulator.dropped"):  # a fault closed the connection: nothing reached the client
+                return
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
                 headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}

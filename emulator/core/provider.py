@@ -20,7 +20,7 @@ import anyio
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -188,6 +188,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                 if entry is not None:
                     entry.fault = fault.id
                 call.request = await _apply_fault_before(fault, request)
+                if request.scope.get(faults.DROPPED):  # the client is gone: handle nothing, store nothing
+                    return Response(status_code=204)
             if handler.auth and handler.rate_limited:
                 assert call.key is not None
                 call.quota = runtime.limiter.take(f"{provider.name}:{call.key.id}",
@@ -202,6 +204,10 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                 call.body = form_contract.validate(call.form)
             result = await handler.func(call)
             response = result if isinstance(result, Response) else provider.ok(call, result)
+        except ClientDisconnect:
+            # the client went away mid-body: whatever was streamed has been discarded; there is no one to answer
+            # (499 is nginx's "client closed request", so the journal says what happened)
+            return Response(status_code=499)
         except EmulatorError as exc:
             if call.form is not None:  # a refused request keeps none of the files it sent
                 for parts in call.form.files.values():

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from emulator.core import s3
-from emulator.core.auth import KeyPolicy
+from emulator.core.auth import KeyPolicy, Magic
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
@@ -28,6 +28,7 @@ from emulator.core.errors import (
     NotFound,
     PayloadTooLarge,
     StorageError,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
@@ -65,12 +66,21 @@ def category(content_type: str) -> str:
 
 # --- keys and ids ------------------------------------------------------------------------------------------------
 
+MAGIC_KEYS = {
+    "pe_live_00000000000000000000000000000401": Magic("always revoked: every request gets 401", revoked=True),
+    "pe_live_00000000000000000000000000000429": Magic("always rate-limited: every request gets 429", rate_limited=True),
+    "pe_live_00000000000000000000000000002000": Magic("always slow: every request waits 2 s", delay=2.0),
+    "pe_live_00000000000000000000000000000403": Magic("read scope only: writes get 401 (missing scope)",
+                                                      scopes=frozenset({"read"})),
+}
 KEYS = KeyPolicy(
     pattern=re.compile(r"pe_live_[a-f0-9]{32}"),
     bearer=True,
     example="pe_live_" + "0123456789abcdef" * 2,
     describe="Authorization: Bearer pe_live_<32 lowercase hex>",
+    magic=MAGIC_KEYS,
 )
+FAIL_PROCESSING = "fail-processing"  # magic: a filename starting with this completes with status "failed"
 
 
 def request_id(runtime: Runtime, now: float) -> str:
@@ -110,9 +120,15 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     if storage in STORAGE_IMAGES:
         return cloudflare_error(exc)
     message = exc.message
-    if exc.kind == "unauthorized":
+    if exc.kind == "forbidden" and "required" in exc.details:
+        # https://developers.posteverywhere.ai/scopes: a call outside the key's scopes is answered 401
+        exc = Unauthorized(f"This API key lacks the {', '.join(exc.details['required'])} scope.",
+                           details={"reason": "scope", "required": exc.details["required"]})
+        message = f"{exc.message} Scopes are set when the key is created."
+    elif exc.kind == "unauthorized":
         message = f"Invalid or expired API key. {exc.message} Send {KEYS.describe}."
-    details: dict[str, Any] = {k: v for k, v in exc.details.items() if k != "reason" or exc.kind != "unauthorized"}
+    details: dict[str, Any] = {k: v for k, v in exc.details.items()
+                               if k != "reason" or exc.kind != "unauthorized"}
     if exc.errors:
         details["validation_errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
     err: dict[str, Any] = {
@@ -179,6 +195,7 @@ class Media:
     completed_at: float | None = None
     ready_at: float | None = None
     source_url: str | None = None
+    failed: bool = False
 
     @property
     def type(self) -> str:
@@ -187,6 +204,8 @@ class Media:
     def status(self, now: float) -> str:
         if self.completed_at is None:
             return "uploading"
+        if self.failed:
+            return "failed"
         return "ready" if self.ready_at is not None and now >= self.ready_at else "processing"
 
 
@@ -262,7 +281,9 @@ async def upload_media(call: Call) -> Reply:
 
 def _media_view(media: Media, now: float) -> dict[str, Any]:
     status = media.status(now)
-    if status == "ready":
+    if status == "failed":
+        next_step = "Media processing failed. Upload the file again with POST /v1/media/upload."
+    elif status == "ready":
         next_step = (f'Media is ready. Attach it to a post by passing "media_ids": ["{media.id}"] to POST /v1/posts.')
     else:
         next_step = (f"Media is processing. Call POST /v1/media/{media.id}/complete again to check; attach it with "
@@ -297,6 +318,7 @@ async def complete_media(call: Call) -> Reply:
     if media.type == "image":
         media.width, media.height = sniffed.width, sniffed.height
     media.completed_at = call.now
+    media.failed = media.filename.startswith(FAIL_PROCESSING)
     delay = call.runtime.settings.video_processing_seconds if media.type == "video" else 0.0
     media.ready_at = call.now + delay
     call.runtime.store.put(MEDIA, media.id, media)
@@ -486,6 +508,8 @@ async def get_stored(call: Call) -> Response:
                         headers={"ETag": media.blob.etag, "Cache-Control": "public, max-age=31536000"})
 
 
+WRITE = ("write",)  # https://posteverywhere.ai/developers: Read, Write and AI scopes
+
 # --- the provider ------------------------------------------------------------------------------------------------
 
 PROVIDER = Provider(
@@ -495,10 +519,10 @@ PROVIDER = Provider(
     client_path="/v1",
     keys=KEYS,
     handlers={
-        "uploadMedia": Handler(upload_media),
-        "completeMediaUpload": Handler(complete_media, body="none"),
-        "uploadMediaFromUrl": Handler(upload_from_url),
-        "createPost": Handler(create_post),
+        "uploadMedia": Handler(upload_media, scopes=WRITE),
+        "completeMediaUpload": Handler(complete_media, body="none", scopes=WRITE),
+        "uploadMediaFromUrl": Handler(upload_from_url, scopes=WRITE),
+        "createPost": Handler(create_post, scopes=WRITE),
         "storeImage": Handler(store_image, body="stream", auth=False),
         "getStoredImage": Handler(get_stored, body="none", auth=False),
         "storeObject": Handler(store_object, body="stream", auth=False),

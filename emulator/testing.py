@@ -1,0 +1,144 @@
+"""A small typed client for the control plane, for tests (yours and ours).
+
+    control = ControlClient("http://127.0.0.1:8080")
+    control.freeze()
+    control.advance(3601)                      # presigned URLs issued before now are expired
+    control.add_fault(provider="posteverywhere", operation="uploadMedia", action="status", status=429,
+                      retry_after=5, times=1)
+    entries = control.journal(provider="posteverywhere", operation="uploadMedia")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+__all__ = ["ControlClient", "ControlError", "JournalEntry"]
+
+
+class ControlError(RuntimeError):
+    """The control plane refused a request: ``status`` and its ``{error, message, details}`` body."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        message = body.get("message", body) if isinstance(body, dict) else body
+        super().__init__(f"control plane answered {status}: {message}")
+        self.status, self.body = status, body
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    at: str
+    epoch: float
+    method: str
+    path: str
+    query: str
+    client: str | None
+    provider: str | None
+    operation: str | None
+    key_id: str | None
+    status: int | None
+    duration_ms: float
+    request_bytes: int
+    response_bytes: int
+    request_headers: dict[str, str]
+    response_headers: dict[str, str]
+    fault: str | None
+    notes: list[str]
+    completed: bool
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JournalEntry:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+class ControlClient:
+    """Talks to ``<base_url>/_emulator`` over HTTP (any sync httpx transport may be passed in)."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, transport: httpx.BaseTransport | None = None,
+                 timeout: float = 10.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_emulator", headers=headers,
+                                  transport=transport, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        body = response.json() if response.content else None
+        if response.status_code >= 400:
+            raise ControlError(response.status_code, body)
+        return body
+
+    # clock
+    def clock(self) -> dict[str, Any]:
+        return self._call("GET", "/clock")
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        return self._call("POST", "/clock/advance", json={"seconds": seconds})
+
+    def freeze(self, at: datetime | str | None = None) -> dict[str, Any]:
+        body = {} if at is None else {"time": at.isoformat() if isinstance(at, datetime) else at}
+        return self._call("POST", "/clock/freeze", json=body)
+
+    def set_time(self, at: datetime | str) -> dict[str, Any]:
+        return self._call("POST", "/clock/set", json={"time": at.isoformat() if isinstance(at, datetime) else at})
+
+    def resume(self) -> dict[str, Any]:
+        return self._call("POST", "/clock/resume")
+
+    # state
+    def reset(self, provider: str | None = None) -> None:
+        self._call("POST", "/reset", json={} if provider is None else {"provider": provider})
+
+    def state(self, provider: str) -> dict[str, list[dict[str, Any]]]:
+        return self._call("GET", f"/state/{provider}")["tables"]
+
+    # keys
+    def create_key(self, provider: str, *, key: str | None = None, scopes: list[str] | None = None,
+                   rate_limits: dict[str, int] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"provider": provider}
+        if key is not None:
+            body["key"] = key
+        if scopes is not None:
+            body["scopes"] = scopes
+        if rate_limits is not None:
+            body["rate_limits"] = rate_limits
+        return self._call("POST", "/keys", json=body)
+
+    def revoke_key(self, provider: str, key: str) -> str:
+        return self._call("POST", "/keys/revoke", json={"provider": provider, "key": key})["revoked"]
+
+    def keys(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/keys")["keys"]
+
+    # faults
+    def add_fault(self, action: str, **rule: Any) -> dict[str, Any]:
+        return self._call("POST", "/faults", json={"action": action, **rule})
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/faults")["faults"]
+
+    def remove_fault(self, fault_id: str) -> None:
+        self._call("DELETE", f"/faults/{fault_id}")
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    # journal
+    def journal(self, **filters: Any) -> list[JournalEntry]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return [JournalEntry.from_dict(e) for e in self._call("GET", "/journal", params=params)["entries"]]
+
+    def clear_journal(self) -> None:
+        self._call("DELETE", "/journal")
