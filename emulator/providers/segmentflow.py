@@ -20,13 +20,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from emulator.core import s3
-from emulator.core.auth import KeyPolicy
+from emulator.core.auth import KeyPolicy, Magic
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
     EmulatorError,
     FieldError,
-    Forbidden,
     Invalid,
     NotFound,
     PayloadTooLarge,
@@ -34,7 +33,7 @@ from emulator.core.errors import (
     Unprocessable,
 )
 from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
-from emulator.core.presign import PresignFailure
+from emulator.core.presign import SIGNATURE, PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ratelimit import Limit
 from emulator.core.storage import Blob, TooLarge
@@ -43,7 +42,6 @@ from emulator.runtime import Runtime
 # --- constants ---------------------------------------------------------------------------------------------------
 
 NAME = "segmentflow"
-MAX_UPLOAD_SIZE = 20_971_520  # upload-url page: size ≤ 20971520
 EXPIRES_IN = 900  # undocumented; @aws-sdk/s3-request-presigner's default expiresIn
 DEFAULT_ASSET_TYPE = "content-image"  # published default of assetType
 KEY_PREFIX = "assets/"
@@ -55,33 +53,32 @@ DELETED = f"{NAME}:deleted"  # asset id → tenant, so an owner learns its asset
 # Organisation ids are derived, not random: one key is one organisation, the same on every run.
 ORGANIZATION_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_STORAGE_PATH = re.compile(rf"^(/{NAME})?/storage/")  # prefixed, or at the root in per-provider mode
 _order = itertools.count()  # creation order for the list (timestamps tie under a frozen clock)
 
 
 # --- keys and ids ------------------------------------------------------------------------------------------------
 
-READ_ONLY_MARKER = "sk_live_readonly_"  # magic: such a key has assets:read but not assets:write
-
+# Magic keys, like the other providers'. The 403 key holds assets:read only (the scope of
+# https://segmentflow.ai/docs/authentication that writes need is assets:write), so every write answers 403
+# insufficient_scope; keys made through the control plane can carry any scopes.
+MAGIC_KEYS = {
+    "sk_live_00000000000000000000000000000401": Magic("always revoked: every request gets 401", revoked=True),
+    "sk_live_00000000000000000000000000000429": Magic("always rate-limited: every request gets 429", rate_limited=True),
+    "sk_live_00000000000000000000000000002000": Magic("always slow: every request waits 2 s", delay=2.0),
+    "sk_live_00000000000000000000000000000403": Magic("assets:read only: writes get 403 insufficient_scope",
+                                                      scopes=frozenset({READ_SCOPE})),
+}
 KEYS = KeyPolicy(
     pattern=re.compile(r"sk_live_[A-Za-z0-9_]{16,128}"),
     bearer=False,
     header="x-api-key",
     example="sk_live_" + "0123456789abcdef" * 2,
     describe="sk_live_ followed by 16 to 128 letters, digits or underscores",
+    magic=MAGIC_KEYS,
 )
-
-
-def scopes(call: Call) -> list[str]:
-    """The scopes of the calling key: every key reads; a key carrying the read-only marker cannot write."""
-    secret = KEYS.extract(call.request.headers) or ""
-    return [READ_SCOPE] if secret.startswith(READ_ONLY_MARKER) else [READ_SCOPE, WRITE_SCOPE]
-
-
-def require_write(call: Call) -> None:
-    granted = scopes(call)
-    if WRITE_SCOPE not in granted:
-        raise Forbidden(f"This API key is missing a required scope: {WRITE_SCOPE}.", code="insufficient_scope",
-                        details={"required": [WRITE_SCOPE], "granted": granted})
+WRITE, READ = (WRITE_SCOPE,), (READ_SCOPE,)  # what each handler needs (core checks it before validation)
 
 
 def organization_id(tenant: str) -> str:
@@ -118,7 +115,7 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     runtime: Runtime = request.app.state.runtime
     now = call.now if call else runtime.clock.now()
     rid = call.request_id if call else request_id(runtime, now)
-    storage = call.op_id in STORAGE_OPS if call else "/storage/" in request.url.path
+    storage = call.op_id in STORAGE_OPS if call else bool(_STORAGE_PATH.match(request.url.path))
     if storage:
         if exc.kind == "validation":  # only the signed query parameters are validated on storage paths
             exc = StorageError(exc.message, code="AuthorizationQueryParametersError", http_status=400)
@@ -127,7 +124,7 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     details = {_camel(k): v for k, v in exc.details.items()}
     if exc.kind == "unauthorized":
         body["message"] = f"Missing or invalid x-api-key. {exc.message}"
-    if exc.kind == "forbidden" and "required" in details:
+    if exc.kind == "forbidden" and "required" in details:  # the errors page: insufficient_scope lists `required`
         body["required"] = details.pop("required")
     if exc.kind == "rate_limited":
         details["retryAfter"] = exc.retry_after  # type: ignore[attr-defined]
@@ -161,9 +158,7 @@ class Upload:
     tenant: str
     filename: str
     content_type: str
-    declared_size: int
-    asset_type: str
-    website_id: str | None
+    website_id: str | None  # the default websiteId of the asset registered from it
     created_at: float
     expires_at: int
     blob: Blob | None = None
@@ -240,8 +235,9 @@ def asset_view(call: Call, asset: Asset) -> dict[str, Any]:
 
 def _whole_size(value: float) -> int:
     """``size`` is published as a number; a byte count must also be finite, whole and not negative."""
-    if not math.isfinite(value) or value < 0 or value != int(value):
-        shown = value if math.isfinite(value) else str(value)
+    whole = isinstance(value, int) or (math.isfinite(value) and value == int(value))
+    if not whole or value < 0:
+        shown = value if isinstance(value, int) or math.isfinite(value) else str(value)
         raise Invalid(f"size: must be a whole number of bytes, 0 or more (got {shown}).",
                       errors=[FieldError("size", "must be a whole number of bytes, 0 or more")])
     return int(value)
@@ -265,13 +261,11 @@ def _own_asset(call: Call) -> Asset:
 
 
 async def create_upload_url(call: Call) -> Reply:
-    require_write(call)
     body = call.body
     size = _whole_size(body["size"])
     upload = Upload(
         object_id=_object_id(call, body["filename"]), tenant=call.tenant, filename=body["filename"],
-        content_type=body["contentType"], declared_size=size,
-        asset_type=body.get("assetType", DEFAULT_ASSET_TYPE),
+        content_type=body["contentType"],
         website_id=body["websiteId"].lower() if "websiteId" in body else None,
         created_at=call.now, expires_at=int(call.now) + EXPIRES_IN,
     )
@@ -327,7 +321,6 @@ def _dimensions(upload: Upload) -> tuple[int | None, int | None]:
 
 async def create_asset(call: Call) -> Reply:
     # No await from here to the store: the check for a duplicate registration and the write are one step.
-    require_write(call)
     body = call.body
     size = _whole_size(body["size"])
     upload = _registrable_upload(call, body["s3Key"])
@@ -374,7 +367,6 @@ async def get_asset(call: Call) -> Reply:
 
 
 async def update_asset(call: Call) -> Reply:
-    require_write(call)
     asset = _own_asset(call)
     body = call.body
     if "description" in body:
@@ -391,7 +383,6 @@ async def update_asset(call: Call) -> Reply:
 
 
 async def delete_asset(call: Call) -> Reply:
-    require_write(call)
     asset = _own_asset(call)
     upload: Upload | None = call.runtime.store.get(UPLOADS, asset.object_id)
     if upload is not None:
@@ -436,6 +427,9 @@ def _declared_length(call: Call, max_size: int) -> None:
 
 async def put_asset_object(call: Call) -> Response:
     object_id = call.request.path_params["objectId"]
+    if not call.request.query_params.get(SIGNATURE, "").isascii():  # hmac.compare_digest raises on non-ASCII
+        raise s3.presign_error(PresignFailure("signature", "The request signature we calculated does not match "
+                                                           "the signature you provided."), call.now)
     try:
         grant = call.runtime.presigner.verify("PUT", _storage_path(call, object_id), call.request.query_params,
                                               call.now)
@@ -472,11 +466,16 @@ async def put_asset_object(call: Call) -> Response:
     return Response(status_code=200, headers={"ETag": blob.etag})
 
 
+def _xml_safe(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot carry percent-encoded (a key may hold any character)."""
+    return _XML_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogatepass")), text)
+
+
 async def get_asset_object(call: Call) -> Response:
     object_id = call.request.path_params["objectId"]
     upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
     if upload is None or upload.blob is None:
-        raise NotFound("The specified key does not exist.", details={"Key": KEY_PREFIX + object_id})
+        raise NotFound("The specified key does not exist.", details={"Key": _xml_safe(KEY_PREFIX + object_id)})
     return FileResponse(upload.blob.path, media_type=upload.content_type, headers={"ETag": upload.blob.etag})
 
 
@@ -489,12 +488,12 @@ PROVIDER = Provider(
     client_path="",
     keys=KEYS,
     handlers={
-        "createAssetUploadUrl": Handler(create_upload_url),
-        "createAsset": Handler(create_asset),
-        "listAssets": Handler(list_assets, body="none"),
-        "getAsset": Handler(get_asset, body="none"),
-        "updateAsset": Handler(update_asset),
-        "deleteAsset": Handler(delete_asset, body="none"),
+        "createAssetUploadUrl": Handler(create_upload_url, scopes=WRITE),
+        "createAsset": Handler(create_asset, scopes=WRITE),
+        "listAssets": Handler(list_assets, body="none", scopes=READ),
+        "getAsset": Handler(get_asset, body="none", scopes=READ),
+        "updateAsset": Handler(update_asset, scopes=WRITE),
+        "deleteAsset": Handler(delete_asset, body="none", scopes=WRITE),
         "putAssetObject": Handler(put_asset_object, body="stream", auth=False),
         "getAssetObject": Handler(get_asset_object, body="none", auth=False),
     },
