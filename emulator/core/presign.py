@@ -62,6 +62,9 @@ class Presigner:
         if not expires.isdigit() or not max_size.isdigit():
             raise PresignFailure("malformed", f"{EXPIRES} and {MAX_SIZE} must be whole numbers.")
         given = query[SIGNATURE]
+        if not given.isascii():  # compare_digest refuses non-ASCII str; no valid signature contains any
+            raise PresignFailure("signature", "The request signature we calculated does not match the signature "
+                                              "you provided: X-Emulator-Signature must be hexadecimal.")
         if not hmac.compare_digest(self._mac(method, path, expires, max_size, content_type), given):
             for other in alternatives:
                 if other != method.upper() and hmac.compare_digest(

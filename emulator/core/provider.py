@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from emulator.core.auth import ApiKey, KeyPolicy
 from emulator.core import faults
@@ -302,7 +302,10 @@ def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
+            # Starlette reports the methods of the first route that matched the path; list every route's
+            methods = {m for route in app.router.routes if isinstance(route, Route)
+                       and route.matches(request.scope)[0] != Match.NONE for m in (route.methods or ())}
+            allowed = ", ".join(sorted(methods)) or (exc.headers or {}).get("Allow", "")
             error: EmulatorError = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
                                                     headers={"Allow": allowed} if allowed else {})
         elif exc.status_code == 404:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 from starlette.responses import Response
 
@@ -18,6 +19,14 @@ from emulator.core.errors import (
     UnsupportedMediaType,
 )
 from emulator.core.presign import PresignFailure
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """XML-escape, and replace characters XML 1.0 cannot carry at all (control characters) with U+FFFD."""
+    return _escape(_NOT_XML.sub("\ufffd", text))
 
 
 class XMLResponse(Response):

@@ -143,7 +143,10 @@ class OperationContract:
                 errors=[FieldError("Content-Type", "must be application/json")],
             )
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, parse_constant=_reject_constant)
+        except _NotJSONConstant as exc:
+            raise InvalidJSON(f"Request body is not valid JSON: {exc} is not a JSON value.",
+                              errors=[FieldError("body", f"contains {exc}, which JSON does not allow")]) from None
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             raise InvalidJSON(f"Request body is not valid JSON{where}.",
@@ -176,6 +179,15 @@ class OperationContract:
             else:
                 problems.append(f"{type(err).__name__}: {cause or err}")
         return problems
+
+
+class _NotJSONConstant(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259); Python accepts them, the providers' JavaScript servers do not
+    raise _NotJSONConstant(name)
 
 
 def _parameters(operation: SchemaPath, path_item: SchemaPath) -> list[SchemaPath]:
