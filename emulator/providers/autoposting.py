@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from emulator.core import s3
-from emulator.core.auth import KeyPolicy
+from emulator.core.auth import KeyPolicy, Magic
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -64,12 +64,21 @@ STORAGE_OPS = {"uploadClipPart", "getCarouselAsset", "getClipObject"}
 
 # --- keys and ids ------------------------------------------------------------------------------------------------
 
+# Magic keys, in the spirit of payment providers' test cards (README, "Magic keys and values").
+MAGIC_KEYS = {
+    "sk-social-test-revoked-401": Magic("always revoked: every request gets 401", revoked=True),
+    "sk-social-test-ratelimited-429": Magic("always rate-limited: every request gets 429", rate_limited=True),
+    "sk-social-test-slow-2000": Magic("always slow: every request waits 2 s", delay=2.0),
+    "sk-social-test-readonly-403": Magic("read scopes only: writes get 403",
+                                         scopes=frozenset({"clips:read", "carousels:read"})),
+}
 KEYS = KeyPolicy(
     pattern=re.compile(r"sk-social-[A-Za-z0-9_-]{8,200}"),
     bearer=True,
     header="x-api-key",
     example="sk-social-dev0123456789abcdef",
     describe="Authorization: Bearer sk-social-... or x-api-key: sk-social-...",
+    magic=MAGIC_KEYS,
 )
 
 
@@ -506,12 +515,14 @@ PROVIDER = Provider(
     client_path="",
     keys=KEYS,
     handlers={
-        "uploadCarouselAssets": Handler(upload_carousel_asset, body="multipart", max_file_size=ASSET_MAX),
-        "initClipUpload": Handler(init_clip_upload),
-        "presignClipParts": Handler(presign_clip_parts),
-        "completeClipUpload": Handler(complete_clip_upload),
-        "abortClipUpload": Handler(abort_clip_upload),
-        "getClip": Handler(get_clip, body="none"),
+        # scopes from https://docs.autoposting.ai/authentication
+        "uploadCarouselAssets": Handler(upload_carousel_asset, body="multipart", max_file_size=ASSET_MAX,
+                                        scopes=("carousels:write",)),
+        "initClipUpload": Handler(init_clip_upload, scopes=("clips:write",)),
+        "presignClipParts": Handler(presign_clip_parts, scopes=("clips:write",)),
+        "completeClipUpload": Handler(complete_clip_upload, scopes=("clips:write",)),
+        "abortClipUpload": Handler(abort_clip_upload, scopes=("clips:write",)),
+        "getClip": Handler(get_clip, body="none", scopes=("clips:read",)),
         "uploadClipPart": Handler(upload_clip_part, body="stream", auth=False, rate_limited=False),
         "getCarouselAsset": Handler(get_carousel_asset, body="none", auth=False, rate_limited=False),
         "getClipObject": Handler(get_clip_object, body="none", auth=False, rate_limited=False),

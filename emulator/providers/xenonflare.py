@@ -21,7 +21,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from emulator.core.auth import KeyPolicy
+from emulator.core.auth import KeyPolicy, Magic
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
@@ -101,7 +101,16 @@ VIDEO = Kind("video", VIDEO_PLATFORMS, "Untitled Video", VIDEO_TYPES, "an .mp4 o
 
 # --- keys and ids ------------------------------------------------------------------------------------------------
 
+# Magic keys, in the spirit of payment providers' test cards (README, "Magic keys and values").
+MAGIC_KEYS = {
+    "xf_test_revoked_00000401": Magic("always revoked: every request gets 401", revoked=True),
+    "xf_test_ratelimited_0429": Magic("always rate-limited: every request gets 429", rate_limited=True),
+    "xf_test_slow_000002000": Magic("always slow: every request waits 2 s", delay=2.0),
+    "xf_test_readonly_000403": Magic("read only: uploads get 403", scopes=frozenset({"read"})),
+}
+WRITE = ("write",)  # not a documented XenonFlare scope: only magic and created keys ever lack it
 KEYS = KeyPolicy(
+    magic=MAGIC_KEYS,
     pattern=re.compile(r"xf_[A-Za-z0-9_-]{16,128}"),
     bearer=True,
     header="x-api-key",
@@ -128,7 +137,7 @@ def _youtube_id(call: Call) -> str:
 
 CODES = {
     "validation": "validation_failed", "invalid_json": "validation_failed", "bad_request": "validation_failed",
-    "unauthorized": "api_key_invalid", "not_found": "not_found", "method_not_allowed": "method_not_allowed",
+    "unauthorized": "api_key_invalid", "forbidden": "forbidden", "not_found": "not_found", "method_not_allowed": "method_not_allowed",
     "payload_too_large": "payload_too_large", "unsupported_media_type": "unsupported_media_type",
     "rate_limited": "rate_limited",
 }
@@ -647,10 +656,10 @@ PROVIDER = Provider(
     client_path="",
     keys=KEYS,
     handlers={
-        "uploadImage": Handler(upload_image, body="multipart", max_file_size=DIRECT_MAX),
-        "uploadVideo": Handler(upload_video, body="multipart", max_file_size=DIRECT_MAX),
+        "uploadImage": Handler(upload_image, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
+        "uploadVideo": Handler(upload_video, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
         "getChunkStatus": Handler(get_chunk_status, body="none"),
-        "uploadChunk": Handler(upload_chunk, body="multipart", max_file_size=CHUNK_MAX),
+        "uploadChunk": Handler(upload_chunk, body="multipart", max_file_size=CHUNK_MAX, scopes=WRITE),
         "getImage": Handler(get_image, body="none"),
         "getVideo": Handler(get_video, body="none"),
     },

@@ -1,0 +1,86 @@
+"""Magic keys of every provider, through HTTP: always revoked, always rate-limited, always slow, read-only."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from emulator.providers import PROVIDERS
+
+pytestmark = pytest.mark.anyio
+
+# provider → (how it carries a key, a write request (method, path, json), the read-only key's status on writes)
+CASES = {
+    "autoposting": ("x-api-key", ("POST", "/autoposting/api-proxy/clips/upload/init",
+                                  {"brandId": "brand_1", "title": "t", "fileName": "a.mp4", "fileSize": 10,
+                                   "mimeType": "video/mp4"}), 403),
+    "posteverywhere": ("bearer", ("POST", "/posteverywhere/api/v1/media/upload",
+                                  {"filename": "a.png", "content_type": "image/png", "size": 10}), 401),
+    "segmentflow": ("x-api-key", ("POST", "/segmentflow/api/v1/assets/upload-url",
+                                  {"filename": "a.png", "contentType": "image/png", "size": 10}), 403),
+    "xenonflare": ("x-api-key", ("GET", "/xenonflare/api/v1/media/chunks?fileId=abc", None), None),
+}
+
+
+def magic(provider: str, describe_prefix: str) -> str:
+    (key,) = [k for k, m in PROVIDERS[provider].keys.magic.items() if m.describe.startswith(describe_prefix)]
+    return key
+
+
+def headers(provider: str, key: str) -> dict[str, str]:
+    how = CASES[provider][0]
+    return {"Authorization": f"Bearer {key}"} if how == "bearer" else {"x-api-key": key}
+
+
+async def send(client, provider: str, key: str):
+    method, path, body = CASES[provider][1]
+    return await client.request(method, path, headers=headers(provider, key), json=body)
+
+
+def test_every_provider_declares_the_four_magic_keys():
+    for name, provider in PROVIDERS.items():
+        behaviours = sorted(
+            "revoked" if m.revoked else "rate_limited" if m.rate_limited else "slow" if m.delay else "read_only"
+            for m in provider.keys.magic.values() if m.revoked or m.rate_limited or m.delay or m.scopes is not None)
+        assert behaviours == ["rate_limited", "read_only", "revoked", "slow"], name
+        for key in provider.keys.magic:
+            assert provider.keys.pattern.fullmatch(key), key
+
+
+@pytest.mark.parametrize("provider", sorted(CASES))
+async def test_always_revoked(client, provider):
+    r = await send(client, provider, magic(provider, "always revoked"))
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("provider", sorted(CASES))
+async def test_always_rate_limited(client, provider):
+    r = await send(client, provider, magic(provider, "always rate-limited"))
+    assert r.status_code == 429
+    assert int(r.headers["retry-after"]) > 0 and r.headers["x-ratelimit-remaining"] == "0"
+
+
+@pytest.mark.parametrize("provider", sorted(CASES))
+async def test_always_slow(client, provider):
+    started = time.perf_counter()
+    r = await send(client, provider, magic(provider, "always slow"))
+    assert r.status_code < 500 and r.status_code not in (401, 429)
+    assert time.perf_counter() - started >= 2.0
+
+
+@pytest.mark.parametrize("provider", ["autoposting", "posteverywhere", "segmentflow"])
+async def test_read_only_keys_cannot_write(client, provider):
+    key = [k for k, m in PROVIDERS[provider].keys.magic.items() if m.scopes is not None][0]
+    r = await send(client, provider, key)
+    assert r.status_code == CASES[provider][2]
+    assert "scope" in r.text
+
+
+async def test_xenonflare_read_only_key_reads_but_cannot_upload(client):
+    key = magic("xenonflare", "read only")
+    assert (await send(client, "xenonflare", key)).status_code == 200
+    r = await client.post("/xenonflare/api/v1/media/images", headers={"x-api-key": key},
+                          files={"fileId": (None, "abc"), "platforms": (None, '["instagram"]')})
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "forbidden" and r.json()["success"] is False
