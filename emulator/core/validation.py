@@ -27,6 +27,7 @@ from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from werkzeug.datastructures import Headers
 
 from emulator.core.errors import FieldError, Invalid, InvalidJSON, UnsupportedMediaType
+from emulator.core.fastpath import compile_fast
 
 
 def _binary(value: Any) -> bool:
@@ -41,6 +42,7 @@ class SpecValidator:
     """One openapi-core ``OpenAPI`` object per provider, built once; contracts per operation come from it."""
 
     def __init__(self, effective: dict[str, Any]) -> None:
+        self.effective = effective
         self.openapi = OpenAPI.from_dict(effective)
         spec = self.openapi.spec
         self._requests = V31RequestValidator(spec, extra_format_validators=FORMATS)
@@ -49,7 +51,8 @@ class SpecValidator:
 
     def contract(self, path: str, method: str) -> OperationContract:
         path_item = self._paths / path
-        return OperationContract(self._requests, self._responses, path_item, path_item / method.lower())
+        return OperationContract(self._requests, self._responses, path_item, path_item / method.lower(),
+                                 self.effective)
 
 
 def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "") -> list[FieldError]:
@@ -95,7 +98,7 @@ def _short(message: str, limit: int = 300) -> str:
 
 class OperationContract:
     def __init__(self, requests: V31RequestValidator, responses: V31ResponseValidator,
-                 path_item: SchemaPath, operation: SchemaPath) -> None:
+                 path_item: SchemaPath, operation: SchemaPath, effective: dict[str, Any]) -> None:
         self._requests = requests
         self._responses = responses
         self._path_item = path_item
@@ -117,6 +120,11 @@ class OperationContract:
             else None
         )
         self._params = [_Param.build(requests, param) for param in _parameters(operation, path_item)]
+        self._fast = None
+        if self._body is not None:
+            with (operation / "requestBody" / "content" / "application/json" / "schema").resolve() as resolved:
+                raw_schema = resolved.contents
+            self._fast = compile_fast(raw_schema, effective, self._body.validator.format_checker)
 
     def parameters(self, query: Mapping[str, Any], path: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         """Validate query, path and header parameters; raise ``Invalid`` naming each bad one."""
@@ -153,6 +161,12 @@ class OperationContract:
                               errors=[FieldError("body", "is not valid JSON")]) from None
         if self._body is None:
             return value
+        if self._fast is not None:
+            try:
+                self._fast(value)
+                return value  # accepted by the compiled check (see fastpath.py: it never accepts more)
+            except Exception:  # noqa: BLE001 - any doubt goes to openapi-core, whose verdict counts
+                pass
         try:
             self._body.validate(value)
         except InvalidSchemaValue as exc:
