@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.core.auth import KeyPolicy
 from emulator.core.clock import iso_millis
 from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound
 from emulator.core.provider import Call, Handler, Provider, Reply
+from emulator.core.responses import JSONResponse
 from emulator.runtime import Runtime
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ milliseconds to test.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -63,5 +64,14 @@ class Clock:
 
 def iso_millis(ts: float) -> str:
     """``2026-04-10T12:00:00.000Z``: the timestamp shape the providers' examples use."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    seconds = int(ts // 1)
+    micros = round((ts - seconds) * 1_000_000)  # as datetime.fromtimestamp rounds, then truncated to ms
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return f"{_second(seconds)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _second(seconds: int) -> str:
+    """The date-and-time part, cached: within a burst of requests most timestamps share their second."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")

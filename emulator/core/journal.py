@@ -25,6 +25,15 @@ ENTRY = "emulator.entry"  # scope key under which the pipeline finds the entry b
 REQUEST_HEADERS = ("content-type", "content-length", "transfer-encoding", "user-agent", "idempotency-key", "expect")
 RESPONSE_HEADERS = ("content-type", "content-length", "etag", "retry-after", "x-ratelimit-limit",
                     "x-ratelimit-remaining", "x-ratelimit-reset", "allow", "location")
+_REQUEST_HEADERS = frozenset(h.encode() for h in REQUEST_HEADERS)
+_RESPONSE_HEADERS = frozenset(h.encode() for h in RESPONSE_HEADERS)
+
+
+def _select(raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
+    """The wanted headers only (never Authorization or x-api-key), decoded; raw ASGI names are lowercase."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in raw if k.lower() in wanted}
+
+
 SECRET_QUERY = ("x-emulator-signature", "signature", "token", "api_key", "apikey", "key")
 
 
@@ -68,13 +77,13 @@ class Journal:
 
     def open(self, scope: Scope) -> Entry:
         now = self._clock.now()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client = scope.get("client")
+        raw_query = scope.get("query_string", b"")
         entry = Entry(
             id=next(self._ids), at=iso_millis(now), epoch=now, method=scope.get("method", ""),
-            path=scope.get("path", ""), query=redact_query(scope.get("query_string", b"").decode("latin-1")),
+            path=scope.get("path", ""), query=redact_query(raw_query.decode("latin-1")) if raw_query else "",
             client=client[0] if client else None,
-            request_headers={k: headers[k] for k in REQUEST_HEADERS if k in headers},
+            request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS),
         )
         with self._lock:
             self._entries.append(entry)
@@ -135,8 +144,7 @@ class JournalMiddleware:
                 return
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
-                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
-                entry.response_headers = {k: headers[k] for k in RESPONSE_HEADERS if k in headers}
+                entry.response_headers = _select(message.get("headers", []), _RESPONSE_HEADERS)
             elif message["type"] == "http.response.body":
                 entry.response_bytes += len(message.get("body", b""))
                 if not message.get("more_body", False):

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 EXPIRES = "X-Emulator-Expires"
 MAX_SIZE = "X-Emulator-Max-Size"
@@ -49,9 +49,10 @@ class Presigner:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def query(self, method: str, path: str, *, expires: int, max_size: int, content_type: str) -> str:
-        params = {EXPIRES: str(expires), MAX_SIZE: str(max_size), CONTENT_TYPE: content_type}
-        params[SIGNATURE] = self._mac(method, path, *params.values())
-        return urlencode(params)
+        signature = self._mac(method, path, str(expires), str(max_size), content_type)
+        # the same string urlencode() builds, without its per-character generality (this is on the hot path)
+        return (f"{EXPIRES}={expires}&{MAX_SIZE}={max_size}&{CONTENT_TYPE}={quote_plus(content_type)}"
+                f"&{SIGNATURE}={signature}")
 
     def verify(self, method: str, path: str, query: Mapping[str, str], now: float,
                alternatives: tuple[str, ...] = ("GET", "PUT", "POST")) -> Grant:

@@ -21,7 +21,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from emulator.core.auth import ApiKey, KeyPolicy
@@ -41,6 +41,7 @@ from emulator.core.journal import ENTRY, Entry
 from emulator.core.forms import FormContract
 from emulator.core.multipart import Form, parse_form
 from emulator.core.ratelimit import Limit, Quota, quota_headers
+from emulator.core.responses import JSONResponse
 from emulator.core.specs import ProviderSpecs, load
 from emulator.core.storage import BlobWriter
 from emulator.core.validation import OperationContract, SpecValidator

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
@@ -36,6 +36,7 @@ from emulator.core.multipart import FilePart, parse_form
 from emulator.core.presign import PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ratelimit import Limit
+from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, BlobWriter
 from emulator.runtime import Runtime
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
@@ -36,6 +36,7 @@ from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
 from emulator.core.presign import SIGNATURE, PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ratelimit import Limit
+from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, TooLarge
 from emulator.runtime import Runtime
 

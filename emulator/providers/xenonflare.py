@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from emulator.core.auth import KeyPolicy, Magic
 from emulator.core.clock import iso_millis
@@ -35,6 +35,7 @@ from emulator.core.media import IMAGE_TYPES, sniff_bytes, sniff_file
 from emulator.core.multipart import FilePart
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ratelimit import Limit
+from emulator.core.responses import JSONResponse
 from emulator.core.specs import load
 from emulator.core.storage import Blob
 from emulator.runtime import Runtime
