@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 from emulator.control import CONTROL, LoopbackGuard
 from emulator.core.journal import JournalMiddleware
 from emulator.core.provider import Provider, build_app
+from emulator.core.redaction import redact_access_log
+from emulator.core.timeouts import BodyTimeout
+from emulator.core.responses import JSONResponse
 from emulator.providers import PROVIDERS
 from emulator.runtime import Runtime
 from emulator.settings import Settings
@@ -26,11 +30,25 @@ class EmulatorApp(Starlette):
     runtime: Runtime
 
     def build_middleware_stack(self) -> ASGIApp:
-        return JournalMiddleware(super().build_middleware_stack(), self.state.runtime.journal)
+        runtime = self.state.runtime
+        return JournalMiddleware(BodyTimeout(super().build_middleware_stack(), runtime.settings.body_timeout),
+                                 runtime.journal)
+
+
+def _mount(path: str, app: ASGIApp) -> Mount:
+    """A Mount whose path also matches a percent-encoded newline (``%0A``) in the rest of the path.
+
+    Starlette's ``{path:path}`` is ``.*``, which stops at a newline, so such a request would miss its provider and
+    get the app-wide 404 instead of the provider's own error shape (JSON or S3 XML).
+    """
+    mount = Mount(path, app)
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> EmulatorApp:
     settings = settings or Settings()
+    redact_access_log()  # should anyone run the app with uvicorn's access log on
     runtime = runtime or Runtime(settings)
     if settings.provider is not None and settings.provider not in PROVIDERS:
         raise ValueError(f"unknown provider {settings.provider!r}; choose from {', '.join(PROVIDERS)}")
@@ -50,7 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app = EmulatorApp(routes=[control, *provider_app.routes], exception_handlers=provider_app.exception_handlers,
                           lifespan=lifespan)
     else:
-        mounts = [Mount(f"/{name}", build_app(provider, runtime)) for name, provider in chosen.items()]
+        mounts = [_mount(f"/{name}", build_app(provider, runtime)) for name, provider in chosen.items()]
 
         async def not_found(request: Request, exc: Exception) -> Response:
             return JSONResponse(

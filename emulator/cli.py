@@ -1,8 +1,9 @@
-"""``upload-emulator``: serve the emulator, check its specs."""
+"""``upload-emulator``: serve the emulator, run the contract suite, check its specs."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -42,6 +43,7 @@ def serve(
     max_json_body: Annotated[Optional[int], typer.Option(help=_help("max_json_body"))] = None,
     admin_token: Annotated[Optional[str], typer.Option(help=_help("admin_token"))] = None,
     log_level: Annotated[Optional[str], typer.Option(help=_help("log_level"))] = None,
+    body_timeout: Annotated[Optional[float], typer.Option(help=_help("body_timeout"))] = None,
 ) -> None:
     """Run the emulator: every provider under its prefix, or one provider at the root with --provider."""
     import uvicorn
@@ -52,7 +54,8 @@ def serve(
     overrides = dict(host=host, port=port, provider=provider, data_dir=data_dir, public_url=public_url,
                      strict_keys=strict_keys, strict=strict, seed=seed,
                      video_processing_seconds=video_processing_seconds,
-                     max_json_body=max_json_body, admin_token=admin_token, log_level=log_level)
+                     max_json_body=max_json_body, admin_token=admin_token, log_level=log_level,
+                     body_timeout=body_timeout)
     if key:
         overrides["keys"] = Settings.parse("keys", ",".join(key))
     if rate_limit:
@@ -79,8 +82,56 @@ def serve(
     console.print(f"health: {origin.rstrip('/')}/_emulator/health · control plane: "
                   f"{origin.rstrip('/')}/_emulator/openapi.json"
                   + ("" if settings.admin_token else " (loopback only)"))
+    # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
+    # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
+    drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False)
+                access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain)
+
+
+@app.command()
+def contract(
+    provider: Annotated[str, typer.Option(help="all, or one provider")] = "all",
+    base_url: Annotated[Optional[str], typer.Option(
+        help="Test this server instead of starting an emulator: a running emulator (every provider under its "
+             "prefix, or one at its root) or a real provider's origin (with --provider)")] = None,
+    api_key: Annotated[Optional[list[str]], typer.Option(
+        help="The key to use: KEY with one --provider, or PROVIDER=KEY (repeatable); default: dev keys")] = None,
+    max_examples: Annotated[int, typer.Option(help="schemathesis examples per operation and phase")] = 60,
+    flow_examples: Annotated[Optional[int], typer.Option(
+        help="hypothesis examples per flow machine (default: half of --max-examples, at least 5)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for a reproducible run")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML here")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write a Markdown report (failures with curl) here")] = None,
+    allow_writes: Annotated[bool, typer.Option(
+        "--allow-writes", help="Let a run against a real provider upload (an emulator is always a sandbox)")] = False,
+    suite: Annotated[Optional[list[str]], typer.Option(
+        help="Run only these suites: schemathesis, flows, documented (repeatable)")] = None,
+    operation: Annotated[Optional[list[str]], typer.Option(
+        help="Narrow the schemathesis suite to these operationIds (repeatable)")] = None,
+) -> None:
+    """Check that an emulator (or a real provider) honours the providers' contracts."""
+    from contracts.console import run_with_progress
+    from contracts.results import SUITES
+    from contracts.runner import Options
+    from contracts.target import TargetError
+    from emulator.providers import PROVIDERS
+
+    names = list(PROVIDERS) if provider == "all" else [provider]
+    unknown = [n for n in names if n not in PROVIDERS] + [s for s in suite or () if s not in SUITES]
+    if unknown:
+        console.print(f"[red]error:[/red] unknown provider or suite {unknown[0]!r}; providers: "
+                      f"{', '.join(PROVIDERS)}; suites: {', '.join(SUITES)}")
+        raise typer.Exit(2)
+    options = Options(providers=names, base_url=base_url, api_keys=api_key or [], max_examples=max_examples,
+                      flow_examples=flow_examples, seed=seed, allow_writes=allow_writes,
+                      suites=tuple(s for s in SUITES if s in (suite or SUITES)), operations=tuple(operation or ()))
+    try:
+        result = run_with_progress(options, console, junit=junit, report=report)
+    except TargetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    raise typer.Exit(1 if result.failed else 0)
 
 
 @specs_app.command("check")

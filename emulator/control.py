@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.core.auth import KeyPolicy
@@ -37,9 +38,12 @@ def is_loopback(host: str | None) -> bool:
     if not host:
         return False
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return host == "localhost"
+    # a dual-stack listener sees an IPv4 loopback client as ::ffff:127.0.0.1
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 class LoopbackGuard:
@@ -60,8 +64,8 @@ class LoopbackGuard:
         await self.app(scope, receive, send)
 
     def _allowed(self, scope: Scope) -> bool:
-        path = scope.get("path", "")
-        if any(path.endswith(p) for p in self.open_paths):
+        # the path inside the mount, compared whole: "/faults/health" is not the open "/health"
+        if get_route_path(scope) in self.open_paths:
             return True
         client = scope.get("client")
         if client and is_loopback(client[0]):
@@ -107,12 +111,26 @@ def _provider(call: Call, name: str, field: str = "provider") -> Provider:
     return providers[name]
 
 
+# The virtual clock stays where every id and timestamp can hold it: ObjectIds and ULIDs encode the time as an
+# unsigned number (ObjectIds in 32 bits), and ISO timestamps need a four-digit year.
+EARLIEST, LATEST = 0.0, float(2**32 - 1)  # 1970-01-01T00:00:00Z … 2106-02-07T06:28:15Z
+
+
+def _in_range(ts: float, field: str) -> float:
+    if not EARLIEST <= ts <= LATEST:
+        raise Invalid(f"{field}: the emulator's clock runs from {iso_millis(EARLIEST)} to {iso_millis(LATEST)} "
+                      f"(ids encode the time in 32 bits); {ts:.0f} is outside.",
+                      errors=[FieldError(field, "must be between 1970-01-01T00:00:00Z and 2106-02-07T06:28:15Z")])
+    return ts
+
+
 def _time(value: str, field: str = "time") -> float:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
         raise Invalid(f"{field}: must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z",
                       errors=[FieldError(field, "must be an ISO 8601 date-time")]) from None
+    return _in_range(when, field)
 
 
 def _clock_view(runtime: Runtime) -> dict[str, Any]:
@@ -158,6 +176,7 @@ async def get_clock(call: Call) -> Reply:
 
 
 async def advance_clock(call: Call) -> Reply:
+    _in_range(call.runtime.clock.now() + call.body["seconds"], "seconds")
     call.runtime.clock.advance(call.body["seconds"])
     return Reply(_clock_view(call.runtime))
 

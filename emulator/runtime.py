@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from emulator.core.clock import Clock
 from emulator.core.ids import Ids
 from emulator.core.presign import Presigner
 from emulator.core.ratelimit import Limit, RateLimiter
-from emulator.core.state import MemoryStore, Store
+from emulator.core.state import MemoryStore, SqliteStore, Store
 from emulator.core.storage import BlobStore
 from emulator.settings import Settings
 
@@ -27,9 +28,10 @@ if TYPE_CHECKING:
 class Runtime:
     settings: Settings
     clock: Clock = field(default_factory=Clock)
-    store: Store = field(default_factory=MemoryStore)
+    # None: chosen in __post_init__ (in memory, or SQLite in the data directory with its presign secret)
+    store: Store = None  # type: ignore[assignment]
     limiter: RateLimiter = field(default_factory=RateLimiter)
-    presigner: Presigner = field(default_factory=Presigner)
+    presigner: Presigner = None  # type: ignore[assignment]
     faults: FaultBook = field(default_factory=FaultBook)
     ids: Ids = field(init=False)
     keys: KeyRing = field(init=False)
@@ -37,11 +39,23 @@ class Runtime:
     journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ids = Ids(self.settings.seed)
+        self.blobs = BlobStore(self.settings.data_dir)  # first: it takes the data directory's lock
+        seed = self.settings.seed
+        if self.store is None and self.settings.data_dir is not None:
+            try:
+                persistent = SqliteStore(self.blobs.root / STATE_FILE, root=self.blobs.root)
+            except BaseException:
+                self.blobs.close()  # let the directory go: nothing else will run on it
+                raise
+            self.store = persistent
+            seed = _seed_for_boot(seed, persistent.boot())
+            self.presigner = self.presigner or Presigner(persistent.secret())
+        self.store = self.store or MemoryStore()
+        self.presigner = self.presigner or Presigner()
+        self.ids = Ids(seed)
         self.journal = Journal(self.clock)
         self.keys = KeyRing(strict=self.settings.strict_keys,
                             configured={p: set(k) for p, k in self.settings.keys.items()})
-        self.blobs = BlobStore(self.settings.data_dir)
 
     def limits_for(self, provider: Provider, op_id: str, key: ApiKey | None = None) -> Sequence[Limit]:
         """The provider's documented limits for ``op_id``, with settings overrides, then the key's own, applied."""
@@ -75,4 +89,16 @@ class Runtime:
         return origin + mount
 
     def close(self) -> None:
+        self.store.close()
         self.blobs.close()
+
+
+STATE_FILE = "state.sqlite3"  # in the data directory, next to the blobs
+
+
+def _seed_for_boot(seed: int | None, boot: int) -> int | None:
+    """The first run of a data directory uses ``seed`` as given; later runs a seed derived from it and the boot
+    count, so a restarted seeded emulator does not issue again the ids its stored records already hold."""
+    if seed is None or boot <= 1:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:{boot}".encode()).digest()[:8], "big")

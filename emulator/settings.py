@@ -61,6 +61,9 @@ class Settings:
     admin_token: str | None = field(default=None, metadata={
         "help": "Open the control plane (/_emulator) to other hosts that send Authorization: Bearer <token>."})
     log_level: str = field(default="info", metadata={"help": "uvicorn log level."})
+    body_timeout: float = field(default=30.0, metadata={
+        "help": "Seconds a request body may stall (no bytes arriving) before it is refused with 400 "
+                "RequestTimeout; 0 waits forever."})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

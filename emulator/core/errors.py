@@ -2,7 +2,8 @@
 
     EmulatorError                 any refusal the emulator answers on purpose (never a 500)
     ├── Invalid                   400, request does not match the contract (field errors attached)
-    │   └── InvalidJSON           400, body is not parseable JSON
+    │   ├── InvalidJSON           400, body is not parseable JSON
+    │   └── RequestTimeout        400, the body stopped arriving (S3's RequestTimeout; the connection is closed)
     ├── Unauthorized              401, missing, malformed or revoked key
     ├── Forbidden                 403
     ├── NotFound                  404, unknown resource, or another key's resource
@@ -57,6 +58,10 @@ class Invalid(EmulatorError):
 
 class InvalidJSON(Invalid):
     kind = "invalid_json"
+
+
+class RequestTimeout(Invalid):
+    kind = "request_timeout"
 
 
 class Unauthorized(EmulatorError):

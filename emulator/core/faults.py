@@ -99,8 +99,9 @@ def rule_from(spec: dict[str, Any], rule_id: str, key_id: str | None) -> FaultRu
     if rule.path is not None:
         try:
             rule._pattern = re.compile(rule.path)
-        except re.error as exc:
-            raise Invalid(f"path: is not a valid regular expression ({exc})",
+        except (re.error, RecursionError, OverflowError) as exc:  # deep nesting exhausts the regex compiler
+            reason = exc if isinstance(exc, re.error) else "nested too deeply"
+            raise Invalid(f"path: is not a valid regular expression ({reason})",
                           errors=[FieldError("path", "must be a valid regular expression")]) from None
     return rule
 

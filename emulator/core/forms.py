@@ -81,8 +81,8 @@ class FormContract:
         raw = values[-1]
         if "boolean" in types and raw in ("true", "false"):
             return raw == "true"
-        if "integer" in types and raw.strip().lstrip("-").isdigit():
-            return int(raw)
+        if "integer" in types and raw.strip().lstrip("-").isdigit() and len(raw) <= 4000:
+            return int(raw)  # (longer digit strings stay text, refused as not an integer: int() would raise)
         if "number" in types:
             try:
                 return float(raw) if "string" not in types else raw
@@ -103,8 +103,8 @@ class FormContract:
 
     def _json(self, name: str, raw: str, errors: list[FieldError]) -> Any:
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, RecursionError) as exc:
+            return json.loads(raw, parse_constant=_not_json)
+        except (ValueError, RecursionError) as exc:  # ValueError: also NaN/Infinity, or a number of 4300+ digits
             where = f" (line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
             errors.append(FieldError(name, f"must be valid JSON{where}"))
             return _BAD
@@ -125,6 +125,10 @@ class FormContract:
 
 
 _BAD: Any = object()
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")  # NaN and Infinity: Python accepts them, JSON does not
 
 
 def parsed_json(value: str) -> Any:

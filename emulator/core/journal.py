@@ -29,12 +29,20 @@ _REQUEST_HEADERS = frozenset(h.encode() for h in REQUEST_HEADERS)
 _RESPONSE_HEADERS = frozenset(h.encode() for h in RESPONSE_HEADERS)
 
 
+KEPT = 2048  # characters kept of a header value, path or query: a hostile 1 MB header must not fill the journal
+
+
 def _select(raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
     """The wanted headers only (never Authorization or x-api-key), decoded; raw ASGI names are lowercase."""
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in raw if k.lower() in wanted}
+    return {k.decode("latin-1"): _clip(v[:KEPT + 1].decode("latin-1")) for k, v in raw if k.lower() in wanted}
 
 
-SECRET_QUERY = ("x-emulator-signature", "signature", "token", "api_key", "apikey", "key")
+def _clip(text: str) -> str:
+    return text if len(text) <= KEPT else text[:KEPT] + "…"
+
+
+SECRET_QUERY = ("x-emulator-signature", "signature", "token", "access_token", "api_key", "api-key", "apikey",
+                "x-api-key", "key")
 
 
 @dataclass
@@ -81,7 +89,8 @@ class Journal:
         raw_query = scope.get("query_string", b"")
         entry = Entry(
             id=next(self._ids), at=iso_millis(now), epoch=now, method=scope.get("method", ""),
-            path=scope.get("path", ""), query=redact_query(raw_query.decode("latin-1")) if raw_query else "",
+            path=_clip(scope.get("path", "")),
+            query=_clip(redact_query(raw_query.decode("latin-1"))) if raw_query else "",
             client=client[0] if client else None,
             request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS),
         )

@@ -164,7 +164,11 @@ async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], ope
     callbacks = {name: getattr(state, name) for name in (
         "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end",
         "on_headers_finished", "on_end")}
-    parser = python_multipart.MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        parser = python_multipart.MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    except FormParserError as exc:  # e.g. a boundary longer than the parser allows (256 bytes)
+        raise Invalid(f"multipart/form-data boundary is not usable: {exc}.",
+                      errors=[FieldError("Content-Type", "boundary must be 1 to 70 characters (RFC 2046)")]) from None
     try:
         async for chunk in stream:
             parser.write(chunk)

@@ -1,4 +1,8 @@
-"""Presigned URLs: HMAC-signed over method, path, expiry, size limit and content type, with a per-process secret.
+"""Presigned URLs: HMAC-signed over provider, method, path, expiry, size limit and content type, with a secret.
+
+The provider (``audience``) is part of the signed message, so a URL one provider issued never verifies on another,
+even where two storage paths look alike. The secret is per process, or kept in the data directory when state
+persists (``Runtime``), so URLs issued before a restart still work after it.
 
 The signed components travel in the query string (as S3's ``X-Amz-*`` do) so a reader can see what was signed;
 changing any of them, or the method or path, breaks the signature. Verification says which part is wrong, and
@@ -44,17 +48,18 @@ class Presigner:
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret or secrets.token_bytes(32)
 
-    def _mac(self, method: str, path: str, expires: str, max_size: str, content_type: str) -> str:
-        message = "\n".join((method.upper(), path, expires, max_size, content_type)).encode()
+    def _mac(self, audience: str, method: str, path: str, expires: str, max_size: str, content_type: str) -> str:
+        message = "\n".join((audience, method.upper(), path, expires, max_size, content_type)).encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def query(self, method: str, path: str, *, expires: int, max_size: int, content_type: str) -> str:
-        signature = self._mac(method, path, str(expires), str(max_size), content_type)
+    def query(self, method: str, path: str, *, audience: str, expires: int, max_size: int, content_type: str) -> str:
+        """The signed query string for ``method path`` on provider ``audience``."""
+        signature = self._mac(audience, method, path, str(expires), str(max_size), content_type)
         # the same string urlencode() builds, without its per-character generality (this is on the hot path)
         return (f"{EXPIRES}={expires}&{MAX_SIZE}={max_size}&{CONTENT_TYPE}={quote_plus(content_type)}"
                 f"&{SIGNATURE}={signature}")
 
-    def verify(self, method: str, path: str, query: Mapping[str, str], now: float,
+    def verify(self, method: str, path: str, query: Mapping[str, str], now: float, *, audience: str,
                alternatives: tuple[str, ...] = ("GET", "PUT", "POST")) -> Grant:
         missing = [name for name in (*SIGNED, SIGNATURE) if not query.get(name)]
         if missing:
@@ -66,10 +71,10 @@ class Presigner:
         if not given.isascii():  # compare_digest refuses non-ASCII str; no valid signature contains any
             raise PresignFailure("signature", "The request signature we calculated does not match the signature "
                                               "you provided: X-Emulator-Signature must be hexadecimal.")
-        if not hmac.compare_digest(self._mac(method, path, expires, max_size, content_type), given):
+        if not hmac.compare_digest(self._mac(audience, method, path, expires, max_size, content_type), given):
             for other in alternatives:
                 if other != method.upper() and hmac.compare_digest(
-                    self._mac(other, path, expires, max_size, content_type), given
+                    self._mac(audience, other, path, expires, max_size, content_type), given
                 ):
                     raise PresignFailure("method", f"This URL was signed for {other}, not {method.upper()}.")
             raise PresignFailure(

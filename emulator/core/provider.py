@@ -22,7 +22,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Match, Route, get_route_path
+from starlette.types import Scope
 
 from emulator.core.auth import ApiKey, KeyPolicy
 from emulator.core import faults
@@ -277,6 +278,23 @@ def _form_contract(provider: str, path: str, method: str) -> FormContract:
     return FormContract(load(provider).effective, path, method)
 
 
+class SpecRoute(Route):
+    """A route that matches the way OpenAPI does: a concrete path wins over a templated one.
+
+    ``/assets/upload-url`` is never ``/assets/{id}`` with ``id = "upload-url"``: a method the concrete path does
+    not declare gets 405 with its ``Allow``, not the templated operation's answer.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, concrete: set[str], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.shadowed = frozenset(p for p in concrete if p != path and "{" in path and self.path_regex.match(p))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self.shadowed and get_route_path(scope) in self.shadowed:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     specs = provider.specs
     validator = _validator(provider.name)
@@ -286,12 +304,13 @@ def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     if missing or extra:
         raise RuntimeError(f"{provider.name}: operations without handlers {sorted(missing)}, "
                            f"handlers without operations {sorted(extra)}")
-    routes = [
-        Route(specs.server_path + path,
-              _endpoint(provider, runtime, op_id, provider.handlers[op_id], validator.contract(path, method),
-                        _form_contract(provider.name, path, method) if provider.handlers[op_id].body == "multipart"
-                        else None),
-              methods=[method], name=op_id)
+    concrete = {specs.server_path + path for _, _, path, _ in operations if "{" not in path}
+    routes: list[Route] = [
+        SpecRoute(specs.server_path + path,
+                  _endpoint(provider, runtime, op_id, provider.handlers[op_id], validator.contract(path, method),
+                            _form_contract(provider.name, path, method)
+                            if provider.handlers[op_id].body == "multipart" else None),
+                  methods=[method], name=op_id, concrete=concrete)
         for op_id, method, path, _ in operations
     ]
 

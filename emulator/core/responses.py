@@ -6,6 +6,7 @@ about ten times faster than the standard library's encoder on the emulator's env
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -14,4 +15,11 @@ from starlette.responses import JSONResponse as _StarletteJSONResponse
 
 class JSONResponse(_StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:
+            # an integer beyond 64 bits, or a lone surrogate ("\ud800" is valid JSON input): the standard library
+            # writes any integer, and a lone surrogate is written as its \u escape, as JavaScript's JSON.stringify
+            # does (UTF-8 cannot carry it)
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+            return text.encode("utf-8", "backslashreplace")

@@ -15,13 +15,14 @@ from emulator.core.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     StorageError,
     UnsupportedMediaType,
 )
 from emulator.core.presign import PresignFailure
 
 
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # also lone surrogates
 
 
 def escape(text: str) -> str:
@@ -56,6 +57,8 @@ def _classify(error: EmulatorError) -> tuple[str, int, dict[str, Any]]:
         return "MethodNotAllowed", 405, extra
     if isinstance(error, NotFound):
         return "NoSuchKey", 404, extra
+    if isinstance(error, RequestTimeout):
+        return "RequestTimeout", 400, extra
     if isinstance(error, Invalid):
         return "InvalidRequest", 400, extra
     return error.code or "InvalidRequest", error.status, extra

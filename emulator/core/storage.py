@@ -2,17 +2,30 @@
 
 Blob names come from the emulator (``namespace`` + an id it generated), never from a request's filename, and are
 hashed into the file name, so nothing a client sends reaches the filesystem as a path.
+
+With a data directory the store persists: next to each blob a small ``<file>.json`` records its name, size, MD5
+and content type, written after the bytes are in place, so the index is rebuilt at the next start from what was
+completely stored. Partial uploads (``.tmp/``) and bytes without their record (a kill between the two renames)
+are removed then. ``.lock`` keeps a second emulator process out of the same directory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one process per data directory is then up to the user
+    fcntl = None  # type: ignore[assignment]
 
 from emulator.core.errors import PayloadTooLarge
 
@@ -61,8 +74,12 @@ class BlobWriter:
         self._fh.close()
         path = self._store.path_for(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._tmp, path)
         blob = Blob(self.name, path, self.size, self._md5.hexdigest(), self.content_type)
+        if self._store.persistent:
+            _record_path(path).unlink(missing_ok=True)  # bytes without a record are not indexed at the next start
+        os.replace(self._tmp, path)
+        if self._store.persistent:
+            self._store.write_record(blob)
         self._store.index[self.name] = blob
         return blob
 
@@ -75,10 +92,56 @@ class BlobWriter:
 class BlobStore:
     def __init__(self, root: Path | None = None) -> None:
         self._owned = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="upload-emulator-")) if root is None else root
+        self.persistent = root is not None
+        self.root = Path(tempfile.mkdtemp(prefix="upload-emulator-")) if root is None else root.absolute()
         self.tmp_dir = self.root / ".tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.index: dict[str, Blob] = {}
+        self._lock_file = None
+        if self.persistent:
+            self._lock_file = _lock(self.root)
+            self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        """Index what a previous run stored completely; remove its partial uploads and unrecorded bytes.
+
+        Only files of the store's own shapes are touched (``.tmp/.part-*``, ``<2 hex>/<64 hex>[.json]``): a data
+        directory may hold other files, and those are never the store's to delete.
+        """
+        for partial in [*self.tmp_dir.glob(".part-*"), *self.tmp_dir.glob(".record-*")]:
+            partial.unlink(missing_ok=True)
+        for folder in self.root.iterdir():
+            if not (folder.is_dir() and _HEX.fullmatch(folder.name) and len(folder.name) == 2):
+                continue
+            for path in folder.iterdir():
+                if not (_HEX.fullmatch(path.name) and len(path.name) == 64 and path.name.startswith(folder.name)):
+                    continue
+                blob = self._read_record(path)
+                if blob is None:
+                    path.unlink(missing_ok=True)
+                    _record_path(path).unlink(missing_ok=True)
+                else:
+                    self.index[blob.name] = blob
+            for record in folder.glob("*.json"):  # a record whose bytes are gone
+                bytes_path = record.with_suffix("")
+                if _HEX.fullmatch(bytes_path.name) and len(bytes_path.name) == 64 and not bytes_path.exists():
+                    record.unlink(missing_ok=True)
+
+    def _read_record(self, path: Path) -> Blob | None:
+        try:
+            data = json.loads(_record_path(path).read_text(encoding="utf-8"))
+            blob = Blob(data["name"], path, int(data["size"]), str(data["md5"]), str(data["content_type"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if self.path_for(blob.name) != path or path.stat().st_size != blob.size:
+            return None
+        return blob
+
+    def write_record(self, blob: Blob) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".record-", dir=self.tmp_dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"name": blob.name, "size": blob.size, "md5": blob.md5, "content_type": blob.content_type}, fh)
+        os.replace(tmp, _record_path(blob.path))
 
     def path_for(self, name: str) -> Path:
         digest = hashlib.sha256(name.encode()).hexdigest()
@@ -116,9 +179,16 @@ class BlobStore:
     def get(self, name: str) -> Blob | None:
         return self.index.get(name)
 
+    def holds(self, blob: Blob | None) -> bool:
+        """Whether ``blob`` (as a record remembers it) is stored, complete: the index is the truth about the disk
+        (with a data directory, bytes damaged or lost outside the emulator are not indexed at the next start)."""
+        return blob is not None and self.index.get(blob.name) == blob
+
     def delete(self, name: str) -> None:
         blob = self.index.pop(name, None)
         if blob is not None:
+            if self.persistent:
+                _record_path(blob.path).unlink(missing_ok=True)
             blob.path.unlink(missing_ok=True)
 
     def clear(self, prefix: str = "") -> None:
@@ -128,6 +198,28 @@ class BlobStore:
     def close(self) -> None:
         if self._owned:
             shutil.rmtree(self.root, ignore_errors=True)
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
+
+
+_HEX = re.compile("[0-9a-f]+")
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _lock(root: Path) -> IO[str]:
+    """Hold ``root/.lock`` for the life of the store: two processes writing one directory would corrupt it."""
+    handle = (root / ".lock").open("w")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ValueError(f"data directory {root} is in use by another upload-emulator process") from None
+    return handle
 
 
 def multipart_etag(part_md5s: list[str]) -> str:

@@ -151,7 +151,8 @@ class OperationContract:
                 errors=[FieldError("Content-Type", "must be application/json")],
             )
         try:
-            value = json.loads(raw, parse_constant=_reject_constant)
+            # strict UTF-8 (a BOM allowed): json.loads(bytes) would let encoded surrogates (ED A0 80) through
+            value = json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant, parse_float=_js_number)
         except _NotJSONConstant as exc:
             raise InvalidJSON(f"Request body is not valid JSON: {exc} is not a JSON value.",
                               errors=[FieldError("body", f"contains {exc}, which JSON does not allow")]) from None
@@ -159,6 +160,9 @@ class OperationContract:
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             raise InvalidJSON(f"Request body is not valid JSON{where}.",
                               errors=[FieldError("body", "is not valid JSON")]) from None
+        except ValueError:  # an integer of more than 4300 digits: Python refuses to convert it
+            raise InvalidJSON("Request body is not valid JSON: a number in it has too many digits.",
+                              errors=[FieldError("body", "contains a number with too many digits")]) from None
         if self._body is None:
             return value
         if self._fast is not None:
@@ -197,6 +201,15 @@ class OperationContract:
 
 class _NotJSONConstant(ValueError):
     pass
+
+
+def _js_number(text: str) -> float | int:
+    """A JSON number as the providers' (Node) servers hold it: ``604.0`` is the number 604, echoed and used as
+    ``604`` (in a part URL, a size), never ``604.0``. Beyond 2**53 a number stays a float, as in JavaScript."""
+    value = float(text)
+    if value.is_integer() and abs(value) <= 2 ** 53:
+        return int(value)
+    return value
 
 
 def _reject_constant(name: str) -> Any:
@@ -253,7 +266,10 @@ class _Param:
 
     def _cast(self, raw: str) -> Any:
         if "integer" in self.types and raw.strip().lstrip("+-").isdigit():
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:  # more digits than int() takes: left a string, refused as not an integer
+                return raw
         if "number" in self.types:
             try:
                 return float(raw)

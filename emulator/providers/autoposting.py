@@ -35,7 +35,7 @@ from emulator.core.presign import PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ratelimit import Limit
 from emulator.core.responses import JSONResponse
-from emulator.core.storage import Blob, TooLarge, multipart_etag
+from emulator.core.storage import Blob, BlobStore, TooLarge, multipart_etag
 from emulator.runtime import Runtime
 
 # --- constants ---------------------------------------------------------------------------------------------------
@@ -336,8 +336,8 @@ async def presign_clip_parts(call: Call) -> Reply:
     urls = []
     for number in call.body["partNumbers"]:
         path = _part_path(call, upload.id, number)
-        query = call.runtime.presigner.query("PUT", path, expires=expires, max_size=upload.max_part_size,
-                                             content_type=ANY_CONTENT_TYPE)
+        query = call.runtime.presigner.query("PUT", path, audience=NAME, expires=expires,
+                                             max_size=upload.max_part_size, content_type=ANY_CONTENT_TYPE)
         urls.append({"partNumber": number, "url": f"{call.base_url}{path}?{query}"})
     return Reply({"presignedUrls": urls})
 
@@ -359,12 +359,12 @@ def _listed_parts(parts: list[dict[str, Any]]) -> list[tuple[int, str]]:
     return listed
 
 
-def _parts_to_join(upload: Upload, clip: Clip, listed: list[tuple[int, str]]) -> list[Blob]:
+def _parts_to_join(upload: Upload, clip: Clip, listed: list[tuple[int, str]], stored: BlobStore) -> list[Blob]:
     """The stored parts to concatenate, after S3's CompleteMultipartUpload checks; raises naming the bad part."""
     blobs: list[Blob] = []
     for index, (number, etag) in enumerate(listed):
         blob = upload.parts.get(number)
-        if blob is None:
+        if blob is None or not stored.holds(blob):
             uploaded = ", ".join(map(str, sorted(upload.parts))) or "none"
             raise Invalid(f"parts.{index}: part {number} was not uploaded (uploaded parts: {uploaded}).",
                           errors=[FieldError(f"parts.{index}.partNumber", "was not uploaded")])
@@ -387,7 +387,7 @@ def _parts_to_join(upload: Upload, clip: Clip, listed: list[tuple[int, str]]) ->
 
 async def complete_clip_upload(call: Call) -> Reply:
     clip, upload = _own_upload(call)
-    parts = _parts_to_join(upload, clip, _listed_parts(call.body["parts"]))
+    parts = _parts_to_join(upload, clip, _listed_parts(call.body["parts"]), call.runtime.blobs)
     upload.state = "completing"  # part PUTs and other completes now wait out; a failure below reopens the upload
     blobs = call.runtime.blobs
 
@@ -401,25 +401,27 @@ async def complete_clip_upload(call: Call) -> Reply:
     except BaseException:
         upload.state = "active"
         raise
-    for blob in upload.parts.values():  # listed parts are in the object now; unlisted ones are discarded (S3)
-        blobs.delete(blob.name)
+    stored_parts = list(upload.parts.values())
     upload.parts, upload.state = {}, "completed"
     clip.object, clip.etag, clip.is_video = joined, multipart_etag([blob.md5 for blob in parts]), is_video
     clip.ready_at = call.now + call.runtime.settings.video_processing_seconds
     clip.updated_at = call.now
-    call.runtime.store.put(UPLOADS, upload.id, upload)
     call.runtime.store.put(CLIPS, clip.id, clip)
+    call.runtime.store.put(UPLOADS, upload.id, upload)
+    for blob in stored_parts:  # listed parts are in the object now; unlisted ones are discarded (S3)
+        blobs.delete(blob.name)
     return Reply({"clipId": clip.id, "status": "processing"})
 
 
 async def abort_clip_upload(call: Call) -> Reply:
     clip, upload = _own_upload(call)
-    for blob in upload.parts.values():
-        call.runtime.blobs.delete(blob.name)
+    stored_parts = list(upload.parts.values())
     upload.parts, upload.state = {}, "aborted"
     clip.aborted, clip.updated_at = True, call.now
     call.runtime.store.put(UPLOADS, upload.id, upload)
     call.runtime.store.put(CLIPS, clip.id, clip)
+    for blob in stored_parts:  # after the puts: no stored record names deleted bytes
+        call.runtime.blobs.delete(blob.name)
     return Reply({"aborted": True})
 
 
@@ -449,7 +451,7 @@ async def upload_clip_part(call: Call) -> Response:
     upload_id, number = call.request.path_params["uploadId"], int(call.request.path_params["partNumber"])
     try:
         grant = call.runtime.presigner.verify("PUT", _part_path(call, upload_id, number), call.request.query_params,
-                                              call.now)
+                                              call.now, audience=NAME)
     except PresignFailure as failure:
         raise s3.presign_error(failure, call.now) from None
     _open_upload(call, upload_id)
@@ -480,16 +482,16 @@ async def upload_clip_part(call: Call) -> Response:
         raise
     previous = upload.parts.get(number)
     upload.parts[number] = blob  # re-uploading a part number replaces the part, as in S3
-    if previous is not None:
-        call.runtime.blobs.delete(previous.name)
     call.runtime.store.put(UPLOADS, upload.id, upload)
+    if previous is not None:  # after the put: no stored record names deleted bytes
+        call.runtime.blobs.delete(previous.name)
     return Response(status_code=200, headers={"ETag": blob.etag})
 
 
 async def get_carousel_asset(call: Call) -> Response:
     file_name = call.request.path_params["assetFile"]
     asset: Asset | None = call.runtime.store.get(ASSETS, file_name.rsplit(".", 1)[0])
-    if asset is None or asset.file_name != file_name:
+    if asset is None or asset.file_name != file_name or not call.runtime.blobs.holds(asset.blob):
         raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
                            details={"Key": f"assets/{file_name}"})
     return FileResponse(asset.blob.path, media_type=asset.content_type,
@@ -500,7 +502,7 @@ async def get_clip_object(call: Call) -> Response:
     params = call.request.path_params
     key = f"clips/{params['orgId']}/{params['clipId']}/{params['fileName']}"
     clip: Clip | None = call.runtime.store.get(CLIPS, params["clipId"])
-    if clip is None or clip.object is None or clip.key != key:
+    if clip is None or clip.object is None or clip.key != key or not call.runtime.blobs.holds(clip.object):
         raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
                            details={"Key": key})
     assert clip.etag is not None

@@ -265,8 +265,8 @@ async def upload_media(call: Call) -> Reply:
         upload_method = {"method": "PUT", "content_type": content_type, "headers": {"Content-Type": content_type}}
         provider = "r2"
     path = _storage_path(call, path_kind, media.id)
-    query = call.runtime.presigner.query(method, path, expires=int(media.expires_at), max_size=max_size,
-                                         content_type=signed_type)
+    query = call.runtime.presigner.query(method, path, audience=NAME, expires=int(media.expires_at),
+                                         max_size=max_size, content_type=signed_type)
     return Reply(status=201, data={
         "media_id": media.id,
         "media_ids": [media.id],
@@ -308,7 +308,7 @@ async def complete_media(call: Call) -> Reply:
     if media.completed_at is not None:  # calling again reports the current state
         return Reply(_media_view(media, call.now))
     blob = media.blob
-    if blob is None:
+    if blob is None or not call.runtime.blobs.holds(blob):
         raise _not_ready(f"No file has been uploaded to this media's upload_url yet (step 2).")
     if blob.size != media.declared_size:
         raise _not_ready(f"The uploaded file is {blob.size} bytes but size was declared as {media.declared_size}.")
@@ -426,7 +426,7 @@ def _granted(call: Call, kind: str) -> tuple[Media, int]:
     media_id = call.request.path_params["media_id"]
     try:
         grant = call.runtime.presigner.verify(call.request.method, _storage_path(call, kind, media_id),
-                                              call.request.query_params, call.now)
+                                              call.request.query_params, call.now, audience=NAME)
     except PresignFailure as failure:
         raise s3.presign_error(failure, call.now) from None
     media: Media | None = call.runtime.store.get(MEDIA, media_id)
@@ -449,10 +449,10 @@ def _granted(call: Call, kind: str) -> tuple[Media, int]:
 
 
 def _replace_blob(call: Call, media: Media, blob: Blob) -> None:
-    if media.blob is not None and media.blob.name != blob.name:
-        call.runtime.blobs.delete(media.blob.name)
-    media.blob = blob
+    previous, media.blob = media.blob, blob
     call.runtime.store.put(MEDIA, media.id, media)
+    if previous is not None and previous.name != blob.name:  # after the put: no stored record names deleted bytes
+        call.runtime.blobs.delete(previous.name)
 
 
 async def store_object(call: Call) -> Response:
@@ -503,8 +503,9 @@ async def store_image(call: Call) -> Response:
 
 async def get_stored(call: Call) -> Response:
     media: Media | None = call.runtime.store.get(MEDIA, call.request.path_params["media_id"])
-    if media is None or media.blob is None:
+    if media is None or not call.runtime.blobs.holds(media.blob):
         raise NotFound("The specified key does not exist.")
+    assert media.blob is not None
     return FileResponse(media.blob.path, media_type=media.content_type,
                         headers={"ETag": media.blob.etag, "Cache-Control": "public, max-age=31536000"})
 

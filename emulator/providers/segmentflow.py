@@ -12,6 +12,7 @@ import binascii
 import itertools
 import math
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,9 @@ ORGANIZATION_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _STORAGE_PATH = re.compile(rf"^(/{NAME})?/storage/")  # prefixed, or at the root in per-provider mode
-_order = itertools.count()  # creation order for the list (timestamps tie under a frozen clock)
+# creation order for the list (timestamps tie under a frozen clock); counted from the wall clock in nanoseconds so
+# that assets registered after a restart (records kept in --data-dir) still sort after the earlier ones
+_order = itertools.count(time.time_ns())
 
 
 # --- keys and ids ------------------------------------------------------------------------------------------------
@@ -272,7 +275,7 @@ async def create_upload_url(call: Call) -> Reply:
     )
     call.runtime.store.put(UPLOADS, upload.object_id, upload)
     path = _storage_path(call, upload.object_id)
-    query = call.runtime.presigner.query("PUT", path, expires=upload.expires_at, max_size=size,
+    query = call.runtime.presigner.query("PUT", path, audience=NAME, expires=upload.expires_at, max_size=size,
                                          content_type=upload.content_type)
     return Reply({"success": True, "uploadUrl": f"{call.base_url}{path}?{query}", "key": upload.key,
                   "expiresIn": EXPIRES_IN})
@@ -296,7 +299,7 @@ def _registrable_upload(call: Call, key: str) -> Upload:
                        errors=[FieldError("s3Key", f"is already registered as asset {upload.asset_id}")])
     if upload.deleted:
         raise _unprocessable("s3Key", f"the object under this key was deleted together with asset {upload.asset_id}")
-    if upload.blob is None:
+    if not call.runtime.blobs.holds(upload.blob):
         if call.now > upload.expires_at:
             raise _unprocessable("s3Key", f"nothing was uploaded under this key and its uploadUrl expired at "
                                           f"{iso_millis(upload.expires_at)}; request a new upload URL")
@@ -387,10 +390,10 @@ async def delete_asset(call: Call) -> Reply:
     asset = _own_asset(call)
     upload: Upload | None = call.runtime.store.get(UPLOADS, asset.object_id)
     if upload is not None:
-        if upload.blob is not None:
-            call.runtime.blobs.delete(upload.blob.name)
-        upload.blob, upload.deleted = None, True
+        stored, upload.blob, upload.deleted = upload.blob, None, True
         call.runtime.store.put(UPLOADS, upload.object_id, upload)
+        if stored is not None:  # after the put: no stored record names deleted bytes
+            call.runtime.blobs.delete(stored.name)
     call.runtime.store.delete(ASSETS, asset.id)
     call.runtime.store.put(DELETED, asset.id, asset.tenant)
     return Reply({"success": True})
@@ -433,7 +436,7 @@ async def put_asset_object(call: Call) -> Response:
                                                            "the signature you provided."), call.now)
     try:
         grant = call.runtime.presigner.verify("PUT", _storage_path(call, object_id), call.request.query_params,
-                                              call.now)
+                                              call.now, audience=NAME)
     except PresignFailure as failure:
         raise s3.presign_error(failure, call.now) from None
     sent_type = _base_type(call.request.headers.get("content-type") or "")
@@ -460,10 +463,10 @@ async def put_asset_object(call: Call) -> Response:
         call.runtime.blobs.delete(blob.name)  # the object already stored (if any) stays as it was
         raise StorageError("The Content-MD5 you specified did not match what we received.", code="BadDigest",
                            http_status=400)
-    if upload.blob is not None:
-        call.runtime.blobs.delete(upload.blob.name)  # S3: a second PUT to a key replaces the object
-    upload.blob = blob
+    previous, upload.blob = upload.blob, blob
     call.runtime.store.put(UPLOADS, object_id, upload)
+    if previous is not None:  # S3: a second PUT to a key replaces the object (deleted after the put, so no stored
+        call.runtime.blobs.delete(previous.name)  # record ever names bytes that are gone)
     return Response(status_code=200, headers={"ETag": blob.etag})
 
 
@@ -475,7 +478,7 @@ def _xml_safe(text: str) -> str:
 async def get_asset_object(call: Call) -> Response:
     object_id = call.request.path_params["objectId"]
     upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
-    if upload is None or upload.blob is None:
+    if upload is None or upload.blob is None or not call.runtime.blobs.holds(upload.blob):
         raise NotFound("The specified key does not exist.", details={"Key": _xml_safe(KEY_PREFIX + object_id)})
     return FileResponse(upload.blob.path, media_type=upload.content_type, headers={"ETag": upload.blob.etag})
 

@@ -552,8 +552,9 @@ async def _finalize_chunked(call: Call, file_id: str, kind: Kind, media_id: str)
         raise UnsupportedMediaType(f"fileId: the uploaded file is {mime or 'not a recognised format'}; this "
                                    f"endpoint accepts {kind.accepted_text}.",
                                    errors=[FieldError("fileId", f"must hold {kind.accepted_text}")])
-    upload.finalizing = True  # the copy below yields to the event loop: keep a second finalize out
-    call.runtime.store.put(CHUNKS, key, upload)
+    # the copy below yields to the event loop: keep a second finalize out. Not put: the flag lives in memory only,
+    # so a restart during the copy leaves the upload finalizable rather than forever "being finalized".
+    upload.finalizing = True
     try:
         blob = await anyio.to_thread.run_sync(
             lambda: call.runtime.blobs.concat(f"{NAME}/media/{media_id}", parts, mime, CHUNKED_MAX))

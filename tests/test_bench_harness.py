@@ -1,0 +1,210 @@
+"""The benchmark harness's pure parts (bench/), checked without running a benchmark: no servers, no timing.
+
+wrk output parsing, the large-PNG builder (its bytes go through the emulator's own image upload and sniffing),
+the Prism copy of the spec, the results table and the profile reader.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import client as upload_client  # noqa: E402
+from bench import png, profiling, report, suites, wrk  # noqa: E402
+from bench.peers import prism_spec  # noqa: E402
+from emulator.core.media import sniff_file  # noqa: E402
+from tests.helpers import AUTH, PE  # noqa: E402
+
+WRK_OUTPUT = """\
+Running 5s test @ http://127.0.0.1:8080/posteverywhere/api/v1/media/upload
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.91ms  404.20us  12.43ms   91.23%
+    Req/Sec     5.53k   211.31     5.80k    82.00%
+  Latency Distribution
+     50%    2.84ms
+     75%    2.98ms
+     90%    3.21ms
+     99%  850.00us
+  27515 requests in 5.00s, 24.51MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 7
+Requests/sec:   5502.41
+Transfer/sec:      4.90MB
+"""
+
+
+def test_wrk_output_is_parsed_with_units_and_error_counts():
+    result = wrk.parse(WRK_OUTPUT)
+    assert result.requests_per_s == 5502.41
+    assert result.p50_ms == pytest.approx(2.84)
+    assert result.p99_ms == pytest.approx(0.85)
+    assert (result.requests, result.non_2xx, result.socket_errors) == (27515, 7, 3)
+    assert not result.clean
+
+
+def test_wrk_output_without_errors_is_clean_and_seconds_are_converted():
+    text = WRK_OUTPUT.replace("     99%  850.00us", "     99%    1.20s").replace(
+        "  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 7\n", "")
+    result = wrk.parse(text)
+    assert result.p99_ms == pytest.approx(1200.0)
+    assert result.clean
+
+
+def test_wrk_output_without_latency_distribution_is_refused():
+    with pytest.raises(ValueError):
+        wrk.parse("Requests/sec: 10.0\n")
+
+
+def test_wrk_script_carries_the_json_body_verbatim():
+    script = wrk.lua_script("POST", {"Content-Type": "application/json"}, '{"a":"b\\"c"}')
+    assert 'wrk.method = "POST"' in script
+    assert 'wrk.body = [====[{"a":"b\\"c"}]====]' in script
+    assert 'wrk.headers["Content-Type"] = "application/json"' in script
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    assert data[:8] == png.SIGNATURE
+    pos, out = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        out.append((kind, body))
+        pos += 12 + length
+    return out
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (7, 5), (300, 900)])
+def test_png_is_well_formed_and_exactly_the_predicted_size(width, height):
+    buf = io.BytesIO()
+    written = png.write_png(buf, width, height, seed=3)
+    data = buf.getvalue()
+    assert written == len(data) == png.size_of(width, height)
+    chunks = _chunks(data)
+    assert [k for k, _ in chunks][0] == b"IHDR" and chunks[-1] == (b"IEND", b"")
+    assert struct.unpack(">II", chunks[0][1][:8]) == (width, height)
+    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    assert len(raw) == height * (1 + 3 * width)
+    assert all(raw[row * (1 + 3 * width)] == 0 for row in range(height))  # filter byte "none" on every row
+
+
+def test_png_height_fits_the_twenty_mib_image_limit():
+    limit = 20 * 1024 * 1024
+    height = png.height_for(limit)
+    assert png.size_of(2048, height) <= limit < png.size_of(2048, height + 1)
+
+
+def test_png_is_sniffed_as_png_with_its_dimensions(tmp_path):
+    path = tmp_path / "noise.png"
+    with path.open("wb") as fh:
+        png.write_png(fh, 640, 480)
+    sniffed = sniff_file(path)
+    assert (sniffed.mime, sniffed.width, sniffed.height) == ("image/png", 640, 480)
+
+
+@pytest.mark.anyio
+async def test_png_goes_through_the_emulators_image_upload_with_the_benchs_multipart_framing(client):
+    buf = io.BytesIO()
+    png.write_png(buf, 320, 200, seed=1)
+    data = buf.getvalue()
+    r = await client.post(f"{PE}/media/upload", headers=AUTH,
+                          json={"filename": "noise.png", "content_type": "image/png", "size": len(data)})
+    media_id, url = r.json()["data"]["media_id"], r.json()["data"]["upload_url"]
+    content_type, before, after = upload_client.multipart([], "file", "noise.png", "image/png")
+    assert content_type.startswith("multipart/form-data; boundary=")
+    r = await client.post(url, content=before + data + after, headers={"Content-Type": content_type})
+    assert r.status_code == 200 and r.json()["success"] is True
+    r = await client.post(f"{PE}/media/{media_id}/complete", headers=AUTH)
+    assert r.status_code == 200
+    assert (r.json()["data"]["width"], r.json()["data"]["height"]) == (320, 200)
+
+
+def test_upload_client_refuses_anything_but_loopback():
+    with pytest.raises(ValueError):
+        upload_client.request("http://example.com/")
+    with pytest.raises(ValueError):
+        upload_client.request("https://127.0.0.1/")
+
+
+def test_prism_copy_serves_the_spec_paths_under_the_servers_base_path():
+    spec = {"openapi": "3.1.0", "servers": [{"url": "https://app.posteverywhere.ai/api"}],
+            "paths": {"/v1/media/upload": {"post": {}}, "/v1/posts": {"post": {}}}}
+    copy = prism_spec(spec)
+    assert list(copy["paths"]) == ["/api/v1/media/upload", "/api/v1/posts"]
+    assert copy["servers"] == [{"url": "/"}]
+    assert spec["servers"] == [{"url": "https://app.posteverywhere.ai/api"}]  # the original is untouched
+
+
+def test_suite_command_is_the_contract_command_or_the_providers_test_files():
+    contract = suites.command("segmentflow", contract=True)
+    assert contract[-3:] == ["contract", "--provider", "segmentflow"]
+    fallback = suites.command("posteverywhere", contract=False)
+    assert fallback[1:3] == ["-m", "pytest"]
+    assert fallback[-1].startswith("tests/test_posteverywhere_") and all(
+        "posteverywhere" in part for part in fallback if part.startswith("tests/"))
+
+
+def _results() -> dict:
+    wrk_trial = {"requests_per_s": 9000.0, "p50_ms": 1.5, "p99_ms": 3.0, "requests": 45000, "non_2xx": 0,
+                 "socket_errors": 0}
+    return {
+        "json": {"emulator": {"16": [wrk_trial] * 3},
+                 "prism": {"16": [dict(wrk_trial, requests_per_s=2000.0)] * 3},
+                 "prism-silent": {"16": [dict(wrk_trial, requests_per_s=5000.0)] * 3}},
+        "ceilings": {"md5": [700.0, 750.0, 760.0], "write": [400.0, 500.0, 450.0]},
+        "uploads": {"500MiB": {"emulator": [380.0, 400.0, 390.0], "moto": [150.0, 160.0, 170.0],
+                               "loopback": [2000.0] * 3}},
+        "rss": {"emulator-idle": 60.0, "emulator-500MiB": 70.0, "moto-500MiB": 1080.0},
+        "cold_start": {"emulator": [0.6, 0.4, 0.45], "prism": [1.2] * 3, "moto": [0.5] * 3},
+        "suites": {"kind": "pytest", "runs": [{"provider": "xenonflare", "seconds": 12.0, "returncode": 0}]},
+    }
+
+
+def test_report_computes_same_run_ratios_and_verdicts():
+    rows = {(r.section, r.figure): r for r in report.rows(_results())}
+    prism = rows[("1 JSON `POST /v1/media/upload`", "c=16 vs Prism (default, log to file)")]
+    assert (prism.ratio, prism.met) == ("4.50×", "yes")
+    silent = rows[("1 JSON `POST /v1/media/upload`", "c=16 vs Prism `-v silent`")]
+    assert (silent.ratio, silent.met) == ("1.80×", "**no**")
+    moto = rows[("2 presigned PUT", "PUT 500 MiB vs moto")]
+    assert (moto.ratio, moto.met) == ("2.44×", "**no**")
+    ceiling = rows[("2 presigned PUT", "PUT 500 MiB vs ceiling (min of MD5, write)")]
+    assert (ceiling.peer, ceiling.ratio, ceiling.met) == ("450 MB/s", "87%", "yes")
+    cold = rows[("5 cold start", "spawn → first 2xx, vs Prism")]
+    assert (cold.emulator, cold.met) == ("0.45 s", "yes")
+    table = report.markdown(report.rows(_results()))
+    assert table.startswith("| figure | measure |") and table.count("\n") == len(report.rows(_results())) + 2
+
+
+def test_profile_reader_counts_self_and_inclusive_time_per_function():
+    raw = ("run (uvicorn/server.py:10);handle (emulator/core/provider.py:50);dumps (orjson.py:1) 30\n"
+           "run (uvicorn/server.py:10);handle (emulator/core/provider.py:61) 70\n")
+    stacks = profiling.parse(raw)
+    self_time = {r.frame: r.samples for r in profiling.top(stacks)}
+    assert self_time == {"handle (emulator/core/provider.py)": 70, "dumps (orjson.py)": 30}
+    inclusive = profiling.top(stacks, inclusive=True, only="emulator/")
+    assert [(r.frame, r.share) for r in inclusive] == [("handle (emulator/core/provider.py)", 1.0)]
+
+
+def test_profile_reader_folds_unsymbolised_native_frames_by_library():
+    assert profiling.fold("0x7f5eed240d55 (libcrypto.so.3)") == "[native] (libcrypto.so.3)"
+    assert profiling.fold("write (libc.so.6)") == "write (libc.so.6)"
+    assert profiling.fold("on_body (/v/lib/python3.11/site-packages/uvicorn/h.py:3)") == "on_body (uvicorn/h.py)"
+
+
+def test_report_divides_rates_by_the_servers_cpu_use_in_the_same_trial():
+    results = _results()
+    results["json"]["emulator"]["16"] = [dict(t, server_cpu=0.9) for t in results["json"]["emulator"]["16"]]
+    results["json"]["prism"]["16"] = [dict(t, server_cpu=1.2) for t in results["json"]["prism"]["16"]]
+    row = next(r for r in report.rows(results) if r.figure == "c=16 vs Prism (default, log to file)")
+    assert "10,000 req/CPU-s" in row.emulator and "1,667 req/CPU-s" in row.peer
+    assert row.ratio == "4.50× (per CPU-s 6.00×)"
+    assert report.per_cpu([100.0, 200.0], [0.5, 0.0]) is None  # a trial without a CPU figure: no per-CPU rate

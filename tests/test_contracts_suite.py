@@ -1,0 +1,218 @@
+"""The contract suite itself: a small clean run through the CLI, and proof that it catches drift.
+
+Each drift test starts a second emulator with one deliberate deviation (a renamed response field, a missing
+rate-limit header, a 500 on one operation, an ETag that does not match its bytes), points the suite at it with
+``--base-url`` semantics, and checks that the run fails naming the check and the operation. The clean run shows
+the same suite finds nothing on the emulator as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typer.testing import CliRunner
+
+from contracts.report import markdown
+from contracts.results import Finding, ProviderResult, RunResult
+from contracts.runner import Options, run
+from contracts.target import LocalServer, contract_settings, start_local
+from emulator import Settings
+from emulator.cli import app as cli
+from emulator.core.provider import Call, Reply
+from emulator.providers import PROVIDERS
+from emulator.testing import ControlClient
+
+SMALL = {"max_examples": 3, "flow_examples": 5, "seed": 1}
+
+
+@pytest.fixture
+def deviant() -> Iterator[Any]:
+    """Start a second emulator (generous limits, optionally a wrapped app); stopped after the test."""
+    servers: list[LocalServer] = []
+
+    def start(wrap: Any = None, settings: Settings | None = None) -> LocalServer:
+        server = start_local(settings or contract_settings(list(PROVIDERS)), wrap)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _named(result: RunResult, provider: str, check: str, operation: str) -> list[Finding]:
+    return [f for f in result.findings if f.provider == provider and f.check == check and operation in f.operation]
+
+
+def without_header(app: ASGIApp, path_suffix: str, header: bytes) -> ASGIApp:
+    """A deviation: responses to ``path_suffix`` lose ``header`` (pure ASGI, the emulator otherwise unchanged)."""
+
+    async def deviating(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith(path_suffix):
+            await app(scope, receive, send)
+            return
+
+        async def strip(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [(k, v) for k, v in message["headers"] if k.lower() != header]}
+            await send(message)
+
+        await app(scope, receive, strip)
+
+    return deviating
+
+
+def as_real_provider(app: ASGIApp) -> ASGIApp:
+    """One provider at the root with no control plane: to the suite, a real provider."""
+
+    async def provider_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/_emulator"):
+            await JSONResponse({"message": "Not Found"}, status_code=404)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return provider_only
+
+
+def test_a_real_provider_gets_only_safe_requests_without_allow_writes(deviant):
+    server = deviant(as_real_provider, Settings(provider="segmentflow"))
+    key = PROVIDERS["segmentflow"].keys.example
+    result = run(Options(providers=["segmentflow"], base_url=server.url, api_keys=[key], **SMALL))
+    assert not result.failed, [(f.check, f.operation) for f in result.findings]
+    sent = server.app.state.runtime.journal.query()
+    assert sent and {entry.method for entry in sent} <= {"GET", "HEAD", "OPTIONS"}
+    assert {e.operation for e in sent} >= {"listAssets", "getAsset"}
+    [provider] = result.providers
+    assert provider.cases["schemathesis"] > 0 and set(provider.skipped) == {"flows", "documented"}
+    assert any("read-only" in note for note in result.notes)
+
+
+def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_path):
+    junit, report = tmp_path / "contracts.xml", tmp_path / "contracts.md"
+    outcome = CliRunner().invoke(cli, ["contract", "--max-examples", "3", "--flow-examples", "5", "--seed", "1",
+                                       "--junit", str(junit), "--report", str(report)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "contracts passed: 0 failure(s)" in outcome.output
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert sorted(s.get("name") for s in suites) == sorted(f"contracts.{p}" for p in PROVIDERS)
+    for suite in suites:
+        assert suite.get("failures") == "0"
+        names = {(c.get("classname").rsplit(".", 1)[1], c.get("name")) for c in suite.findall("testcase")}
+        # every schemathesis check ran, and the custom ones, the flows and the documented examples too
+        assert {("schemathesis", "not_a_server_error"), ("schemathesis", "response_schema_conformance"),
+                ("schemathesis", "positive_data_acceptance"), ("schemathesis", "rate_limit_headers"),
+                ("flows", "rate_limit_headers"), ("flows", "flow_status"),
+                ("documented", "documented_status")} <= names, suite.get("name")
+    text = report.read_text()
+    assert text.startswith("# Contract run against http://127.0.0.1:") and "**passed**: 0 failure(s)" in text
+    assert "## Failures\n\nNone." in text
+    for provider in PROVIDERS:
+        assert f"| {provider} | schemathesis | `not_a_server_error` |" in text
+
+
+def test_a_renamed_response_field_fails_response_schema_conformance(deviant, monkeypatch):
+    provider = PROVIDERS["segmentflow"]
+    honest_ok = provider.ok
+
+    def renaming_ok(call: Call, reply: Reply) -> Any:
+        if call.op_id == "createAssetUploadUrl":
+            reply = Reply({("upload_url" if k == "uploadUrl" else k): v for k, v in reply.data.items()},
+                          reply.status, reply.headers)
+        return honest_ok(call, reply)
+
+    monkeypatch.setattr(provider, "ok", renaming_ok)
+    server = deviant()
+    result = run(Options(providers=["segmentflow"], base_url=server.url, operations=("createAssetUploadUrl",),
+                         **SMALL))
+    assert result.failed
+    [finding] = _named(result, "segmentflow", "response_schema_conformance", "POST /api/v1/assets/upload-url")
+    assert "uploadUrl" in finding.message and finding.curl.startswith("curl -X POST")
+    # the flows and the documented examples trip over it as well
+    assert any(f.suite == "flows" for f in result.findings)
+    assert any(f.suite == "documented" and "uploadUrl" in f.message for f in result.findings)
+
+
+def test_a_missing_rate_limit_header_fails_response_headers_conformance(deviant):
+    server = deviant(lambda app: without_header(app, "/api/v1/media/upload", b"x-ratelimit-remaining"))
+    result = run(Options(providers=["posteverywhere"], base_url=server.url, operations=("uploadMedia",), **SMALL))
+    assert _named(result, "posteverywhere", "response_headers_conformance", "POST /v1/media/upload")
+    assert _named(result, "posteverywhere", "rate_limit_headers", "POST /v1/media/upload")
+    flow = [f for f in result.findings if f.suite == "flows"]
+    assert flow and flow[0].check == "rate_limit_headers" and flow[0].operation.startswith("uploadMedia")
+    assert "x-ratelimit-remaining" in flow[0].message
+
+
+def test_a_500_on_one_operation_fails_not_a_server_error(deviant):
+    server = deviant()
+    with ControlClient(server.url) as control:
+        control.add_fault("status", provider="xenonflare", operation="getChunkStatus", status=500)
+    result = run(Options(providers=["xenonflare"], base_url=server.url, operations=("getChunkStatus",), **SMALL))
+    assert _named(result, "xenonflare", "not_a_server_error", "GET /api/v1/media/chunks")
+    flow = [f for f in result.findings if f.suite == "flows"]
+    assert flow and flow[0].operation == "getChunkStatus" and "got 500" in flow[0].message
+
+
+def test_an_etag_that_does_not_match_fails_etag_matches_body(deviant):
+    server = deviant()
+    with ControlClient(server.url) as control:
+        control.add_fault("wrong_etag", provider="autoposting", operation="uploadClipPart")
+    result = run(Options(providers=["autoposting"], base_url=server.url, operations=("uploadClipPart",), **SMALL))
+    [finding] = _named(result, "autoposting", "etag_matches_body", "uploadClipPart")
+    assert finding.suite == "flows" and "answered ETag" in finding.message
+    assert "curl -X PUT" in finding.curl and "storage/clips/" in finding.curl
+    # nothing else is wrong with that emulator
+    assert {f.check for f in result.findings} == {"etag_matches_body"}
+
+
+def test_cli_against_a_deviating_emulator_fails_and_its_report_reproduces_the_failure_with_curl(deviant, tmp_path):
+    server = deviant()
+    with ControlClient(server.url) as control:
+        control.add_fault("status", provider="xenonflare", operation="getChunkStatus", status=500)
+    junit, report = tmp_path / "contracts.xml", tmp_path / "contracts.md"
+    outcome = CliRunner().invoke(cli, ["contract", "--provider", "xenonflare", "--base-url", server.url,
+                                       "--operation", "getChunkStatus", "--suite", "schemathesis",
+                                       "--max-examples", "3", "--junit", str(junit), "--report", str(report)])
+    assert outcome.exit_code == 1, outcome.output
+    assert "FAIL xenonflare schemathesis not_a_server_error GET /api/v1/media/chunks" in outcome.output
+    failures = ET.parse(junit).getroot().findall(".//testcase[@name='not_a_server_error']/failure")
+    assert failures and "GET /api/v1/media/chunks" in failures[0].get("message")
+    text = report.read_text()
+    assert "· `not_a_server_error` · GET /api/v1/media/chunks" in text
+    command = text.split("```bash\n", 1)[1].split("\n```", 1)[0].splitlines()[0]
+    replayed = subprocess.run(["bash", "-c", command + " -s -o /dev/null -w '%{http_code}'"], capture_output=True,
+                              text=True, timeout=30,
+                              env={**os.environ, "API_KEY": PROVIDERS["xenonflare"].keys.example})
+    assert replayed.stdout == "500", (command, replayed.stdout, replayed.stderr)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--provider", "nope"], "unknown provider or suite 'nope'"),
+    (["--suite", "everything"], "unknown provider or suite 'everything'"),
+    (["--provider", "segmentflow", "--base-url", "http://127.0.0.1:9"], "--api-key is required for segmentflow"),
+    (["--api-key", "k"], "--api-key without a provider name needs exactly one --provider"),
+])
+def test_cli_usage_errors_exit_2_and_say_what_is_wrong(args, says):
+    outcome = CliRunner().invoke(cli, ["contract", *args])
+    assert outcome.exit_code == 2 and says in " ".join(outcome.output.split()), outcome.output
+
+
+def test_the_markdown_report_lists_each_failure_with_its_curl():
+    result = RunResult("http://127.0.0.1:9", seed=3)
+    provider = ProviderResult("segmentflow")
+    provider.tally("schemathesis", "not_a_server_error", ok=False)
+    provider.add(Finding("segmentflow", "schemathesis", "not_a_server_error", "GET /api/v1/assets",
+                         "Server error", "Received: 500", "curl -X GET http://127.0.0.1:9/segmentflow/api/v1/assets",
+                         phase="fuzzing"))
+    result.providers.append(provider)
+    text = markdown(result)
+    assert "**FAILED**: 1 failure(s)" in text and ", seed 3." in text
+    assert "### 1. segmentflow · `not_a_server_error` · GET /api/v1/assets" in text
+    assert "```bash\ncurl -X GET http://127.0.0.1:9/segmentflow/api/v1/assets\n```" in text
+    assert "| segmentflow | schemathesis | `not_a_server_error` | 0 | 1 |" in text

@@ -1,0 +1,331 @@
+"""Hostile input at the HTTP level, over raw sockets to a live uvicorn: what no well-behaved client library sends.
+
+1 MB headers, Content-Length lies in both directions, slow-loris bodies trickled slower than the body timeout (and
+a slow but steady body, which must not be cut off), NUL bytes and invalid UTF-8 in the request head. Each gets a
+definite answer — the right status in the provider's own shape when the request reaches the emulator, uvicorn's
+400 when the HTTP message itself is broken — within a bounded time, and the server stays healthy.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from emulator import Settings
+from tests.test_reliability_support import AP, GENEROUS_LIMITS, PE, SF, XF, auth, envelope, key, md5, payload
+
+TIMEOUT = 0.5  # the body timeout these tests run with
+WIRE = Settings(strict=True, seed=31, body_timeout=TIMEOUT, rate_limits=GENEROUS_LIMITS)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+class Wire:
+    """One raw connection: send bytes (with pauses), read whole HTTP/1.1 responses."""
+
+    def __init__(self, port: int, read_timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.settimeout(read_timeout)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def answer(self) -> Answer:
+        while b"\r\n\r\n" not in self.buffer:
+            if not self._fill():
+                raise ConnectionError(f"closed before a response; got {self.buffer[:200]!r}")
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(self.buffer) < length:
+            if not self._fill():
+                break
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return Answer(int(lines[0].split()[1]), headers, body)
+
+    def closed_by_server(self) -> bool:
+        try:
+            return not self._fill()
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def head(method: str, path: str, headers: dict[str, str], length: int | None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def port_of(live_server) -> int:
+    return int(live_server.url.rsplit(":", 1)[1])
+
+
+def json_request(provider: str) -> tuple[str, bytes]:
+    """A valid JSON request per provider (XenonFlare's single JSON-free API takes a tiny multipart body instead)."""
+    if provider == "posteverywhere":
+        return f"{PE}/media/upload", b'{"filename":"a.png","content_type":"image/png","size":10}'
+    if provider == "autoposting":
+        return f"{AP}/clips/upload/init", (b'{"brandId":"b","title":"t","fileName":"a.mp4","fileSize":10,'
+                                           b'"mimeType":"video/mp4"}')
+    if provider == "segmentflow":
+        return f"{SF}/assets/upload-url", b'{"filename":"a.png","contentType":"image/png","size":10}'
+    return f"{XF}/chunks", (b'--b\r\nContent-Disposition: form-data; name="chunkIndex"\r\n\r\n0\r\n'
+                            b'--b\r\nContent-Disposition: form-data; name="totalChunks"\r\n\r\n1\r\n'
+                            b'--b\r\nContent-Disposition: form-data; name="fileId"\r\n\r\nwire\r\n'
+                            b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+                            b"Content-Type: application/octet-stream\r\n\r\nchunk-bytes\r\n--b--\r\n")
+
+
+def content_type(provider: str) -> str:
+    return "multipart/form-data; boundary=b" if provider == "xenonflare" else "application/json"
+
+
+PROVIDERS = ["posteverywhere", "autoposting", "segmentflow", "xenonflare"]
+CREATED = {"posteverywhere": 201, "autoposting": 201, "segmentflow": 200, "xenonflare": 200}  # each one's success
+
+
+# --- 1 MB headers --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_1mb_header_is_carried_and_the_journal_keeps_only_its_start(live_server, provider):
+    path, body = json_request(provider)
+    wire = Wire(port_of(live_server))
+    try:
+        headers = {**auth(provider, 0), "Content-Type": content_type(provider), "User-Agent": "x" * 1_000_000}
+        wire.send(head("POST", path, headers, len(body)) + body)
+        answer = wire.answer()
+        assert answer.status == CREATED[provider], answer.body[:300]
+    finally:
+        wire.close()
+    (entry,) = live_server.app.state.runtime.journal.query(provider=provider)
+    assert len(entry.request_headers["user-agent"]) <= 2049  # a hostile header never fills the journal
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_1mb_api_key_is_refused_in_the_providers_envelope_and_never_echoed(live_server, provider):
+    path, body = json_request(provider)
+    huge = key(provider, 0) + "A" * 1_000_000
+    name, value = next(iter(auth(provider, 0).items()))
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(head("POST", path, {name: value.replace(key(provider, 0), huge),
+                                      "Content-Type": content_type(provider)}, len(body)) + body)
+        answer = wire.answer()
+    finally:
+        wire.close()
+    assert answer.status == 401
+    envelope(provider, answer.json())
+    assert b"AAAAAAAAAA" not in answer.body and len(answer.body) < 2000
+
+
+# --- Content-Length lies -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_body_shorter_than_its_content_length_times_out_in_the_providers_envelope(live_server, provider):
+    path, body = json_request(provider)
+    wire = Wire(port_of(live_server))
+    try:
+        started = time.monotonic()
+        wire.send(head("POST", path, {**auth(provider, 0), "Content-Type": content_type(provider)},
+                       len(body) + 100) + body)  # 100 bytes promised and never sent
+        answer = wire.answer()
+        waited = time.monotonic() - started
+        assert answer.status == 400 and TIMEOUT <= waited < TIMEOUT + 5
+        envelope(provider, answer.json())
+        assert "timeout period" in answer.body.decode()
+        assert answer.headers["connection"] == "close" and wire.closed_by_server()
+    finally:
+        wire.close()
+    assert live_server.app.state.runtime.store.namespaces(f"{provider}:") == []  # nothing was created
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+def test_a_presigned_put_shorter_than_its_content_length_times_out_as_s3_does(live_server):
+    data = payload("mp4", 50_000, 1)
+    with httpx.Client(base_url=live_server.url) as c:
+        step = c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0),
+                      json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)}).json()["data"]
+    target = httpx.URL(step["upload_url"]).raw_path.decode()
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(head("PUT", target, {"Content-Type": "video/mp4"}, len(data)) + data[:20_000])
+        answer = wire.answer()
+    finally:
+        wire.close()
+    assert answer.status == 400 and b"<Code>RequestTimeout</Code>" in answer.body
+    runtime = live_server.app.state.runtime
+    assert runtime.blobs.index == {} and list(runtime.blobs.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider", ["posteverywhere", "autoposting", "segmentflow"])
+def test_a_body_longer_than_its_content_length_is_cut_where_the_length_says(live_server, provider):
+    path, body = json_request(provider)
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(head("POST", path, {**auth(provider, 0), "Content-Type": "application/json"}, len(body) // 2)
+                  + body[: len(body) // 2])
+        first = wire.answer()  # the message is what Content-Length said: half a JSON document
+        assert first.status == 400
+        envelope(provider, first.json())
+        wire.send(body[len(body) // 2:])  # the rest is not a request: the HTTP server refuses it and hangs up
+        second = wire.answer()
+        assert second.status == 400 and wire.closed_by_server()
+    finally:
+        wire.close()
+    with httpx.Client(base_url=live_server.url) as c:  # and goes on serving
+        r = c.post(path, headers={**auth(provider, 0), "Content-Type": "application/json"}, content=body)
+        assert r.status_code == CREATED[provider]
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+def test_a_presigned_put_longer_than_its_content_length_stores_only_what_the_length_says(live_server):
+    data = payload("mp4", 40_000, 2)
+    declared = 10_000
+    with httpx.Client(base_url=live_server.url) as c:
+        step = c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0),
+                      json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)}).json()["data"]
+        target = httpx.URL(step["upload_url"]).raw_path.decode()
+        wire = Wire(port_of(live_server))
+        try:
+            wire.send(head("PUT", target, {"Content-Type": "video/mp4"}, declared) + data[:declared])
+            answer = wire.answer()
+            assert answer.status == 200 and answer.headers["etag"] == f'"{md5(data[:declared])}"'
+            wire.send(data[declared:])
+            assert wire.answer().status == 400 and wire.closed_by_server()
+        finally:
+            wire.close()
+        # the object holds exactly the declared bytes, and does not pass for the upload announced in step 1
+        assert c.get(target.split("?")[0]).content == data[:declared]
+        done = c.post(f"{PE}/media/{step['media_id']}/complete", headers=auth("posteverywhere", 0))
+        assert done.status_code == 400 and done.json()["error"]["code"] == "upload_not_ready"
+
+
+# --- slow loris -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_trickle_slower_than_the_body_timeout_is_refused(live_server, provider):
+    path, body = json_request(provider)
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(head("POST", path, {**auth(provider, 0), "Content-Type": content_type(provider)}, len(body)))
+        started = time.monotonic()
+        for byte in body[:3]:  # one byte, then nothing for longer than the timeout
+            wire.send(bytes([byte]))
+            time.sleep(TIMEOUT / 5)
+        answer = wire.answer()
+        assert answer.status == 400 and time.monotonic() - started < TIMEOUT + 5
+        envelope(provider, answer.json())
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_slow_but_steady_body_is_not_cut_off(live_server, provider):
+    path, body = json_request(provider)
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(head("POST", path, {**auth(provider, 0), "Content-Type": content_type(provider)}, len(body)))
+        pieces = [body[i:i + len(body) // 6 + 1] for i in range(0, len(body), len(body) // 6 + 1)]
+        started = time.monotonic()
+        for piece in pieces:  # in all longer than the timeout, but never idle for as long
+            wire.send(piece)
+            time.sleep(TIMEOUT / 3)
+        assert time.monotonic() - started > TIMEOUT
+        answer = wire.answer()
+        assert answer.status == CREATED[provider], answer.body[:300]
+    finally:
+        wire.close()
+
+
+# --- a broken request head ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("raw", [
+    b"GET /posteverywhere/api/v1/\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /segmentflow/api/v1/assets HTTP/1.1\r\nHost: x\r\nX-Api-Key: a\x00b\r\n\r\n",
+    b"POST /autoposting/api-proxy/clips/upload/init HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"POST /autoposting/api-proxy/clips/upload/init HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 99999999999999999999999\r\n\r\n",
+    b"POST /xenonflare/api/v1/media/images HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"\xff\xfe\xfd / HTTP/1.1\r\n\r\n",
+], ids=["nul-in-path", "nul-in-header", "negative-length", "huge-length", "length-and-chunked", "garbage"])
+def test_a_broken_http_message_gets_a_400_from_the_server_and_a_hang_up(live_server, raw):
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(raw)
+        answer = wire.answer()
+        assert answer.status == 400 and wire.closed_by_server()
+    finally:
+        wire.close()
+    with httpx.Client(base_url=live_server.url) as c:
+        assert c.get("/_emulator/health").status_code == 200
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider, target", [
+    ("posteverywhere", "/posteverywhere/api/v1/../../../etc/passwd"),
+    ("segmentflow", "/segmentflow/storage/assets/../../../../etc/passwd"),
+    ("autoposting", "/autoposting/api-proxy/storage/objects/clips/../../../../etc/passwd"),
+    ("xenonflare", "/xenonflare/api/v1/media/images/%2e%2e/%2e%2e/etc/passwd"),
+])
+def test_dot_segments_in_the_raw_request_target_never_leave_the_provider(live_server, provider, target):
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(head("GET", target, auth(provider, 0), None))
+        answer = wire.answer()
+    finally:
+        wire.close()
+    assert answer.status == 404 and b"root:" not in answer.body
+
+
+@pytest.mark.parametrize("settings", [WIRE])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_invalid_utf8_in_the_key_header_is_a_401_in_the_envelope(live_server, provider):
+    path, body = json_request(provider)
+    name = next(iter(auth(provider, 0)))
+    raw = head("POST", path, {"Content-Type": content_type(provider)}, len(body))
+    raw = raw.replace(b"\r\n\r\n", f"\r\n{name}: ".encode() + b"Bearer \xff\xfe\xc3(" + b"\r\n\r\n", 1)
+    wire = Wire(port_of(live_server))
+    try:
+        wire.send(raw + body)
+        answer = wire.answer()
+    finally:
+        wire.close()
+    assert answer.status == 401
+    envelope(provider, answer.json())
