@@ -1,0 +1,210 @@
+"""The results table: medians, ratios against the peer measured in the same run, the issue's targets, verdicts.
+
+Pure functions of the results dictionary ``run.py`` writes, so the table can be rebuilt from a saved run
+(``python bench/run.py --table-from results.json``) and checked by the tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+JSON_TARGETS = {"prism": 3.0, "prism-silent": 2.0}  # emulator ÷ Prism, req/s
+MOTO_TARGET = 2.5  # emulator ÷ moto, MB/s
+CEILING_TARGET = 0.8  # emulator ÷ min(MD5, file write)
+RSS_TARGET_MIB = 120.0
+COLD_TARGET_S = 0.5
+UPLOADS = (("1MiBx200", "PUT 1 MiB ×200, c=8"), ("64MiB", "PUT 64 MiB"), ("500MiB", "PUT 500 MiB"))
+
+
+@dataclass(frozen=True)
+class Row:
+    section: str
+    figure: str
+    emulator: str
+    peer: str
+    ratio: str
+    target: str
+    met: str
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ceiling(results: dict[str, Any]) -> float:
+    """The work's ceiling: the lower of single-core MD5 and file-write speed (medians of this run)."""
+    return min(median(results["ceilings"]["md5"]), median(results["ceilings"]["write"]))
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _num(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def per_cpu(values: Sequence[float], busy: Sequence[float] | None) -> float | None:
+    """Median of a rate divided by the server's CPU use (cores) in the same trial: the rate per CPU-second, which
+    other work on the machine disturbs far less than the wall-clock rate."""
+    if not busy or len(busy) != len(values) or not all(b > 0 for b in busy):
+        return None
+    return median([v / b for v, b in zip(values, busy)])
+
+
+def _wrk_per_cpu(trials: list[dict[str, Any]]) -> float | None:
+    return per_cpu([t["requests_per_s"] for t in trials], [t.get("server_cpu", 0.0) for t in trials])
+
+
+def _wrk_cell(trials: list[dict[str, Any]]) -> str:
+    bad = sum(t["non_2xx"] + t["socket_errors"] for t in trials)
+    cpu = _wrk_per_cpu(trials)
+    cell = (f"{_num(median([t['requests_per_s'] for t in trials]))} req/s · p50 "
+            f"{median([t['p50_ms'] for t in trials]):.2f} ms · p99 {median([t['p99_ms'] for t in trials]):.2f} ms"
+            + (f" · {_num(cpu)} req/CPU-s" if cpu else ""))
+    return cell + (f" (**{bad} non-2xx/socket errors**)" if bad else "")
+
+
+def _cpu_ratio(ours: float | None, theirs: float | None) -> str:
+    return f" (per CPU-s {ours / theirs:.2f}×)" if ours and theirs else ""
+
+
+def _rate_cell(data: dict[str, list[float]], name: str) -> str:
+    cpu = per_cpu(data[name], data.get(f"{name}-cpu"))
+    return f"{_num(median(data[name]))} MB/s" + (f" · {_num(cpu)} MB/CPU-s" if cpu else "")
+
+
+def json_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    data = results.get("json")
+    if not data:
+        return rows
+    for conc in sorted(data["emulator"], key=int):
+        emu = data["emulator"][conc]
+        for peer, target in JSON_TARGETS.items():
+            other = data[peer][conc]
+            ratio = median([t["requests_per_s"] for t in emu]) / median([t["requests_per_s"] for t in other])
+            label = "Prism (default, log to file)" if peer == "prism" else "Prism `-v silent`"
+            rows.append(Row("1 JSON `POST /v1/media/upload`", f"c={conc} vs {label}", _wrk_cell(emu),
+                            _wrk_cell(other), f"{ratio:.2f}×" + _cpu_ratio(_wrk_per_cpu(emu), _wrk_per_cpu(other)),
+                            f"≥ {target:g}×", _met(ratio >= target)))
+        if "bare" in data:
+            bare = data["bare"][conc]
+            ratio = median([t["requests_per_s"] for t in emu]) / median([t["requests_per_s"] for t in bare])
+            rows.append(Row("1 JSON `POST /v1/media/upload`", f"c={conc} vs bare Starlette (calibration)",
+                            "(as above)", _wrk_cell(bare),
+                            f"{ratio:.2f}×" + _cpu_ratio(_wrk_per_cpu(emu), _wrk_per_cpu(bare)), "—", "—"))
+    return rows
+
+
+def upload_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    data = results.get("uploads")
+    if not data:
+        return rows
+    top = ceiling(results)
+    for key, label in UPLOADS:
+        if key not in data:
+            continue
+        emu, moto, sink = (median(data[key][name]) for name in ("emulator", "moto", "loopback"))
+        emu_cpu, moto_cpu = (per_cpu(data[key][n], data[key].get(f"{n}-cpu")) for n in ("emulator", "moto"))
+        cell = _rate_cell(data[key], "emulator")
+        rows.append(Row("2 presigned PUT", f"{label} vs moto", cell, _rate_cell(data[key], "moto"),
+                        f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu), f"≥ {MOTO_TARGET:g}×",
+                        _met(emu / moto >= MOTO_TARGET)))
+        rows.append(Row("2 presigned PUT", f"{label} vs ceiling (min of MD5, write)", cell, f"{_num(top)} MB/s",
+                        f"{emu / top:.0%}" + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else ""),
+                        f"≥ {CEILING_TARGET:.0%}", _met(emu / top >= CEILING_TARGET)))
+        rows.append(Row("2 presigned PUT", f"{label} vs loopback socket copy", cell, f"{_num(sink)} MB/s",
+                        f"{emu / sink:.2f}×", "—", "—"))
+    ceil = results["ceilings"]
+    rows.append(Row("2 ceilings (1 core)", "MD5 · file write (page cache)", "—",
+                    f"MD5 {_num(median(ceil['md5']))} MB/s · write {_num(median(ceil['write']))} MB/s", "—", "—",
+                    "—"))
+    return rows
+
+
+def multipart_rows(results: dict[str, Any]) -> list[Row]:
+    data = results.get("multipart")
+    if not data:
+        return []
+    emu, moto = median(data["emulator"]), median(data["moto"])
+    emu_cpu, moto_cpu = (per_cpu(data[n], data.get(f"{n}-cpu")) for n in ("emulator", "moto"))
+    top = ceiling(results)
+    cell = _rate_cell(data, "emulator")
+    return [
+        Row("3 multipart image", "POST form, 20 MiB PNG vs moto presigned POST", cell, _rate_cell(data, "moto"),
+            f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu), "— (none set)", "—"),
+        Row("3 multipart image", "POST form, 20 MiB PNG vs ceiling", cell, f"{_num(top)} MB/s",
+            f"{emu / top:.0%}" + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else ""), "— (none set)", "—"),
+    ]
+
+
+def rss_rows(results: dict[str, Any]) -> list[Row]:
+    data = results.get("rss")
+    if not data:
+        return []
+    rows = []
+    cases = (("500MiB", "peak RSS, one 500 MiB PUT"), ("20x20MiB-form", "peak RSS, 20 × 20 MiB form uploads at once"),
+             ("20x20MiB-put", "peak RSS, 20 × 20 MiB PUTs at once"))
+    for key, label in cases:
+        if f"emulator-{key}" not in data:
+            continue
+        emu, moto = data[f"emulator-{key}"], data[f"moto-{key}"]
+        rows.append(Row("4 memory", f"{label} (idle {data.get('emulator-idle', float('nan')):.0f} MiB)",
+                        f"{emu:.0f} MiB", f"moto {moto:.0f} MiB", f"{emu / moto:.2f}×",
+                        f"< {RSS_TARGET_MIB:g} MiB", _met(emu < RSS_TARGET_MIB)))
+    return rows
+
+
+def cold_rows(results: dict[str, Any]) -> list[Row]:
+    data = results.get("cold_start")
+    if not data:
+        return []
+    emu = median(data["emulator"])
+    rows = []
+
+    def cell(name: str) -> str:
+        cpu = data.get(f"{name}-cpu")
+        return f"{median(data[name]):.2f} s" + (f" (CPU {median(cpu):.2f} s)" if cpu else "")
+
+    for peer, label in (("prism", "Prism"), ("moto", "moto")):
+        other = median(data[peer])
+        rows.append(Row("5 cold start", f"spawn → first 2xx, vs {label}", cell("emulator"), cell(peer),
+                        f"{emu / other:.2f}×", f"< {COLD_TARGET_S:g} s", _met(emu < COLD_TARGET_S)))
+    return rows
+
+
+def suite_rows(results: dict[str, Any]) -> list[Row]:
+    data = results.get("suites")
+    if not data:
+        return []
+    kind = "`upload-emulator contract`" if data["kind"] == "contract" else "pytest tests/test_<provider>_*.py"
+    return [Row("6 contract suite", f"{run['provider']} ({kind})", f"{run['seconds']:.1f} s",
+                "— (no peer)", "—", "—", "passed" if run["returncode"] == 0 else f"**rc {run['returncode']}**")
+            for run in data["runs"]]
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    return [*json_rows(results), *upload_rows(results), *multipart_rows(results), *rss_rows(results),
+            *cold_rows(results), *suite_rows(results)]
+
+
+def markdown(table: list[Row]) -> str:
+    head = ("figure", "measure", "emulator", "peer (same run)", "ratio (emulator ÷ peer)", "issue target", "met")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join((r.section, r.figure, r.emulator, r.peer, r.ratio, r.target, r.met)) + " |"
+              for r in table]
+    return "\n".join(lines) + "\n"
+
+
+def machine_line(results: dict[str, Any]) -> str:
+    m, v = results["machine"], results["versions"]
+    return (f"{m['nproc']} cores ({m['cpu']}), {m['mem_gib']:.0f} GiB, Linux {m['kernel']}; Python {v['python']}, "
+            f"uvicorn {v['uvicorn']} (uvloop {v['uvloop']}, httptools {v['httptools']}), starlette "
+            f"{v['starlette']}, orjson {v['orjson']}; Prism {v['prism']} on node {v['node']}; moto {v['moto']}; "
+            f"{v['wrk']}. Emulator at {m.get('git', '?')}. Load average {m['load_before']} before, {m['load_after']} "
+            f"after; run {results['started']}, {results['elapsed_s'] / 60:.1f} min.")

@@ -1,0 +1,389 @@
+"""Run every benchmark of issue 10 on this machine and print one table of figures and same-run ratios.
+
+    python bench/run.py                  # everything (~8 min on 2 cores), table on stdout
+    python bench/run.py --write-readme   # ... and replace the table in bench/README.md
+    python bench/run.py --only json,cold --trials 1 --seconds 2   # a quick partial run
+    python bench/run.py --profile        # also record py-spy profiles (JSON load, 500 MiB PUT, start-up)
+
+Only loopback (127.0.0.1) is ever contacted. Peers (Prism, moto) are installed into the cache directory on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import ceilings, inprocess, peers, png, profiling, report, suites, uploads, wrk  # noqa: E402
+from bench.peers import Bare, Emulator, Moto, Prism, Sink  # noqa: E402
+from bench.procs import Server  # noqa: E402
+
+SECTIONS = ("cold", "json", "uploads", "multipart", "rss", "suites")
+MIB = 1 << 20
+README = Path(__file__).resolve().parent / "README.md"
+START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def rotate(items: list[Any], n: int) -> list[Any]:
+    """Start each trial with a different server, so drift in the machine's load is shared out."""
+    n %= len(items)
+    return items[n:] + items[:n]
+
+
+def git_state() -> str:
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "emulator", "pyproject.toml"], cwd=root,
+                           capture_output=True, text=True)
+    changed = len(dirty.stdout.splitlines())
+    return head.stdout.strip() + (f" + {changed} uncommitted emulator files" if changed else "")
+
+
+def wait_quiet(limit: float, timeout: float) -> None:
+    """Wait (up to ``timeout`` s) for the 1-minute load average to drop under ``limit``: other work on a 2-core
+    machine skews every figure, peers included."""
+    deadline = time.monotonic() + timeout
+    while os.getloadavg()[0] > limit and time.monotonic() < deadline:
+        log(f"load average {os.getloadavg()[0]:.2f} > {limit}: waiting")
+        time.sleep(15)
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal"))
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": mem / 1024 / 1024, "kernel": platform.release(),
+            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "git": git_state()}
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cache: Path = args.cache_dir
+        self.work = Path(tempfile.mkdtemp(prefix="upload-emulator-bench-", dir=args.work_dir))
+        self.files = self.work / "files"
+        self.files.mkdir()
+        self.results: dict[str, Any] = {"started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+        self.servers: list[Server] = []
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+
+    def spawn(self, server: Server) -> Server:
+        self.servers.append(server)
+        server.run()  # type: ignore[attr-defined]
+        return server
+
+    def stop(self, *servers: Server) -> None:
+        for server in servers:
+            server.stop()
+
+    def file(self, name: str, size: int) -> Path:
+        path = self.files / name
+        if not path.exists():
+            uploads.make_file(path, size)
+        return path
+
+    # --- sections --------------------------------------------------------------------------------------------
+
+    def cold(self) -> None:
+        """Spawn → first successful answer of a real operation, alternating servers, median of ``rounds``."""
+        out: dict[str, list[float]] = {"emulator": [], "prism": [], "moto": []}
+        cpu: dict[str, list[float]] = {}
+        for round_ in range(self.args.cold_rounds):
+            for name in rotate(list(out), round_):
+                server = {"emulator": lambda: Emulator.make(self.work, f"cold{round_}"),
+                          "prism": lambda: Prism.make(self.work, self.prism_cmd, self.prism_spec, False,
+                                                      f"cold{round_}"),
+                          "moto": lambda: Moto.make(self.work, self.moto_python, f"cold{round_}")}[name]()
+                self.spawn(server)
+                out[name].append(server.cold_start_s)
+                cpu.setdefault(f"{name}-cpu", []).append(server.cold_start_cpu_s)
+                self.stop(server)
+        log("cold start: " + ", ".join(f"{k} {report.median(v):.2f} s (CPU {report.median(cpu[k + '-cpu']):.2f} s)"
+                                       for k, v in out.items()))
+        out.update(cpu)
+        self.results["cold_start"] = out
+
+    def json(self) -> None:
+        """wrk against the emulator and Prism (default, silent), all up at once, trials interleaved."""
+        script = self.work / "post.lua"
+        script.write_text(wrk.lua_script("POST", {"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {peers.PE_KEY}"},
+                                         json.dumps(peers.JSON_BODY)))
+        servers: dict[str, Emulator | Prism | Bare] = {
+            "emulator": Emulator.make(self.work, "json"),
+            "prism": Prism.make(self.work, self.prism_cmd, self.prism_spec, False, "json"),
+            "prism-silent": Prism.make(self.work, self.prism_cmd, self.prism_spec, True, "json-silent"),
+            "bare": Bare.make(self.work),
+        }
+        for server in servers.values():
+            self.spawn(server)
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in servers}
+        for trial in range(self.args.trials):
+            for conc in self.args.connections:
+                for name in rotate(list(servers), trial):
+                    url = servers[name].json_url
+                    if trial == 0:
+                        wrk.run(url, str(script), conc, self.args.warmup)
+                    cpu = servers[name].cpu_seconds()
+                    result = wrk.run(url, str(script), conc, self.args.seconds)
+                    busy = (servers[name].cpu_seconds() - cpu) / self.args.seconds
+                    out[name].setdefault(str(conc), []).append({**result.__dict__, "server_cpu": busy})
+                    log(f"json {name} c={conc} trial {trial + 1}: {result.requests_per_s:,.0f} req/s "
+                        f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms, server CPU {busy:.0%} of a core"
+                        + ("" if result.clean else f" NOT CLEAN {result}"))
+        self.results["json"] = out
+        self.results.setdefault("rss", {})["emulator-after-json"] = servers["emulator"].peak_rss_mib()
+        self.stop(*servers.values())
+
+    def measure_ceilings(self) -> None:
+        size = 500 * MIB
+        out = {"md5": [ceilings.md5_mb_s(size) for _ in range(self.args.trials)],
+               "write": [ceilings.write_mb_s(self.work, size) for _ in range(self.args.trials)]}
+        log(f"ceilings: md5 {report.median(out['md5']):,.0f} MB/s, write {report.median(out['write']):,.0f} MB/s")
+        self.results["ceilings"] = out
+
+    def uploads(self) -> None:
+        """Presigned PUTs of the same bytes to the emulator, moto and the raw sink; fresh servers per size."""
+        self.measure_ceilings()
+        sink = self.spawn(Sink.make(self.work))
+        classes = (("1MiBx200", MIB, 200, 8), ("64MiB", 64 * MIB, 1, 1), ("500MiB", 500 * MIB, 1, 1))
+        out: dict[str, dict[str, list[float]]] = {}
+        rss = self.results.setdefault("rss", {})
+        for key, size, count, conc in classes:
+            path = self.file(f"{key}.bin", size)
+            md5 = uploads.md5_of(path)
+            emu = self.spawn(Emulator.make(self.work, key))
+            rss["emulator-idle"] = emu.rss_mib()
+            moto = self.spawn(Moto.make(self.work, self.moto_python, key))
+            out[key] = {"emulator": [], "moto": [], "loopback": []}
+            for trial in range(self.args.trials):
+                for name in rotate(["emulator", "moto", "loopback"], trial):
+                    jobs = {"emulator": lambda: uploads.emulator_puts(emu, count, path, md5),
+                            "moto": lambda: uploads.moto_puts(moto, count, md5, key),
+                            "loopback": lambda: uploads.sink_puts(sink, count)}[name]()
+                    server = {"emulator": emu, "moto": moto, "loopback": sink}[name]
+                    cpu = server.cpu_seconds()
+                    timed = uploads.run_jobs(jobs, path, conc)
+                    busy = (server.cpu_seconds() - cpu) / timed.seconds
+                    out[key][name].append(timed.mb_s)
+                    out[key].setdefault(f"{name}-cpu", []).append(busy)
+                    log(f"upload {key} {name} trial {trial + 1}: {timed.mb_s:,.0f} MB/s, server CPU {busy:.0%} "
+                        "of a core")
+                if trial == 0 and key == "500MiB":
+                    rss["emulator-500MiB"], rss["moto-500MiB"] = emu.peak_rss_mib(), moto.peak_rss_mib()
+            self.stop(emu, moto)
+            shutil.rmtree(self.work / "data" / key, ignore_errors=True)
+        self.stop(sink)
+        self.results["uploads"] = out
+
+    def png_file(self) -> Path:
+        path = self.files / "20MiB.png"
+        if not path.exists():
+            height = png.height_for(20 * MIB)
+            with path.open("wb") as fh:
+                png.write_png(fh, 2048, height, seed=10)
+        return path
+
+    def multipart(self) -> None:
+        if "ceilings" not in self.results:
+            self.measure_ceilings()
+        path = self.png_file()
+        emu = self.spawn(Emulator.make(self.work, "form"))
+        moto = self.spawn(Moto.make(self.work, self.moto_python, "form"))
+        out: dict[str, list[float]] = {"emulator": [], "moto": []}
+        for trial in range(self.args.trials):
+            for name in rotate(["emulator", "moto"], trial):
+                jobs = (uploads.emulator_forms(emu, 1, path) if name == "emulator"
+                        else uploads.moto_forms(moto, 1, "form"))
+                server = emu if name == "emulator" else moto
+                cpu = server.cpu_seconds()
+                timed = uploads.run_jobs(jobs, path, 1)
+                busy = (server.cpu_seconds() - cpu) / timed.seconds
+                out[name].append(timed.mb_s)
+                out.setdefault(f"{name}-cpu", []).append(busy)
+                log(f"multipart 20 MiB {name} trial {trial + 1}: {timed.mb_s:,.0f} MB/s, server CPU {busy:.0%} "
+                    "of a core")
+        self.stop(emu, moto)
+        self.results["multipart"] = out
+
+    def rss(self) -> None:
+        """20 uploads of 20 MiB at once (form and PUT), each case on fresh servers; peak RSS from VmHWM."""
+        rss = self.results.setdefault("rss", {})
+        form, video = self.png_file(), self.file("20MiB.bin", 20 * MIB)
+        md5 = uploads.md5_of(video)
+        for case in ("form", "put"):
+            emu = self.spawn(Emulator.make(self.work, f"rss-{case}"))
+            rss.setdefault("emulator-idle", emu.rss_mib())
+            moto = self.spawn(Moto.make(self.work, self.moto_python, f"rss-{case}"))
+            if case == "form":
+                runs = ((emu, uploads.emulator_forms(emu, 20, form), form),
+                        (moto, uploads.moto_forms(moto, 20, "rss"), form))
+            else:
+                runs = ((emu, uploads.emulator_puts(emu, 20, video, md5), video),
+                        (moto, uploads.moto_puts(moto, 20, md5, "rss"), video))
+            for server, jobs, path in runs:
+                timed = uploads.run_jobs(jobs, path, 20)
+                name = server.name.split("/")[0]
+                rss[f"{name}-20x20MiB-{case}"] = server.peak_rss_mib()
+                log(f"20 × 20 MiB {case} {name}: {timed.mb_s:,.0f} MB/s, peak RSS "
+                    f"{rss[f'{name}-20x20MiB-{case}']:.0f} MiB")
+            self.stop(emu, moto)
+            shutil.rmtree(self.work / "data" / f"rss-{case}", ignore_errors=True)
+
+    def suites(self) -> None:
+        contract = suites.contract_available()
+        runs = []
+        for provider in suites.PROVIDERS:
+            done = suites.run(provider, contract, self.work / "logs" / f"suite-{provider}.log")
+            runs.append({"provider": provider, "command": done.command, "seconds": done.seconds,
+                         "returncode": done.returncode, "summary": done.summary})
+            log(f"suite {provider}: {done.seconds:.1f} s ({done.summary})")
+        self.results["suites"] = {"kind": "contract" if contract else "pytest", "runs": runs}
+
+    def profile(self) -> None:
+        """py-spy under JSON load (c=16), during 500 MiB PUTs, and over start-up; summaries printed and saved."""
+        out_dir = self.cache / "profiles"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        script = self.work / "post.lua"
+        script.write_text(wrk.lua_script("POST", {"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {peers.PE_KEY}"},
+                                         json.dumps(peers.JSON_BODY)))
+        summaries = []
+        emu = self.spawn(Emulator.make(self.work, "profile-json"))
+        load = threading.Thread(target=wrk.run, args=(emu.json_url, str(script), 16, 13))
+        load.start()
+        time.sleep(1.5)
+        recorder = profiling.attach(emu.pid, out_dir / "json.raw")
+        time.sleep(10)
+        profiling.stop(recorder)
+        load.join()
+        self.stop(emu)
+        summaries.append(profiling.render("JSON POST /v1/media/upload, wrk c=16",
+                                          profiling.parse((out_dir / "json.raw").read_text())))
+
+        path = self.file("500MiB.bin", 500 * MIB)
+        md5 = uploads.md5_of(path)
+        emu = self.spawn(Emulator.make(self.work, "profile-put"))
+        jobs = uploads.emulator_puts(emu, 3, path, md5)
+        recorder = profiling.attach(emu.pid, out_dir / "put500.raw")
+        time.sleep(0.5)
+        uploads.run_jobs(jobs, path, 1)
+        profiling.stop(recorder)
+        self.stop(emu)
+        shutil.rmtree(self.work / "data" / "profile-put", ignore_errors=True)
+        summaries.append(profiling.render("3 × PUT 500 MiB", profiling.parse((out_dir / "put500.raw").read_text())))
+
+        cost = inprocess.cpu_us_per_request()
+        summaries.append("### JSON request inside the app, no sockets: CPU µs per request (best of 3 × 5,000)\n\n"
+                         + "\n".join(f"  {name}: {us:,.0f} µs" for name, us in cost.items()) + "\n\n"
+                         + "cProfile of 5,000 emulator requests (shares; cProfile inflates absolute times):\n\n"
+                         + inprocess.profile_emulator() + "\n")
+
+        startup = [sys.executable, "-c",
+                   "import uvicorn, emulator.cli; from emulator.app import create_app; create_app()"]
+        profiling.launch(startup, out_dir / "startup.raw")
+        summaries.append(profiling.render("start-up: import + create_app()",
+                                          profiling.parse((out_dir / "startup.raw").read_text())))
+        text = "\n".join(summaries)
+        (out_dir / "summary.txt").write_text(text)
+        print(text)
+        log(f"profiles in {out_dir}")
+
+    # --- the run -----------------------------------------------------------------------------------------------
+
+    def __call__(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.results["machine"] = machine()
+        self.prism_cmd = peers.ensure_prism(self.cache)
+        self.moto_python = peers.ensure_moto(self.cache)
+        self.results["versions"] = peers.versions(self.prism_cmd, self.moto_python)
+        self.prism_spec = self.work / "posteverywhere.prism.json"
+        self.prism_spec.write_text(json.dumps(peers.prism_spec(peers.effective_spec())))
+        try:
+            for section in SECTIONS:
+                if section in self.args.only:
+                    log(f"== {section}")
+                    getattr(self, section)()
+            if self.args.profile:
+                log("== profile")
+                self.profile()
+        finally:
+            for server in self.servers:
+                server.stop()
+            if not self.args.keep:
+                shutil.rmtree(self.work, ignore_errors=True)
+        self.results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        self.results["elapsed_s"] = time.perf_counter() - started
+        return self.results
+
+
+def write_readme(results: dict[str, Any], table: str) -> None:
+    text = README.read_text()
+    block = f"{START}\n{report.machine_line(results)}\n\n{table}{END}"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    README.write_text(head + block + tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--trials", type=int, default=3, help="trials per figure; the table shows the median")
+    parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per JSON trial")
+    parser.add_argument("--warmup", type=float, default=1.0, help="wrk warm-up per server and concurrency")
+    parser.add_argument("--connections", default="1,16,64", help="wrk concurrencies")
+    parser.add_argument("--cold-rounds", type=int, default=5, help="cold starts per server")
+    parser.add_argument("--profile", action="store_true", help="also record py-spy profiles")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to SECONDS for the 1-min load average to fall below 0.5")
+    parser.add_argument("--cache-dir", type=Path, default=peers.default_cache(), help="where Prism, moto live")
+    parser.add_argument("--work-dir", type=Path, default=None, help="parent of the run's scratch directory")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, files)")
+    parser.add_argument("--results", type=Path, default=None, help="write the raw results here (JSON)")
+    parser.add_argument("--table-from", type=Path, default=None, help="print the table of a saved results file")
+    parser.add_argument("--write-readme", action="store_true", help="replace the table in bench/README.md")
+    args = parser.parse_args(argv)
+    args.only = {s.strip() for s in args.only.split(",") if s.strip()}
+    args.connections = [int(c) for c in args.connections.split(",")]
+    if unknown := args.only - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+
+    if args.table_from:
+        results = json.loads(args.table_from.read_text())
+    else:
+        if args.wait_quiet:
+            wait_quiet(0.5, args.wait_quiet)
+        results = Run(args)()
+        target = args.results or args.cache_dir / "last-results.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(results, indent=1))
+        log(f"raw results: {target}")
+    table = report.markdown(report.rows(results))
+    print(report.machine_line(results) + "\n")
+    print(table)
+    if args.write_readme:
+        write_readme(results, table)
+        log(f"table written to {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
