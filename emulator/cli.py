@@ -11,7 +11,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from emulator.settings import ENV_PREFIX, Settings
 
@@ -69,19 +68,18 @@ def serve(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     origin = settings.public_url or f"http://{settings.host}:{settings.port}"
-    table = Table(title=f"upload-emulator on {origin}", title_justify="left")
-    for column in ("provider", "base URL (use instead of)", "real base URL", "dev key"):
-        table.add_column(column, overflow="fold")
+    # plain lines, never folded: the URLs and keys are meant to be copied
+    console.print(f"[bold]upload-emulator on {origin}[/bold]", soft_wrap=True)
     for name, prov in PROVIDERS.items():
         if settings.provider not in (None, name):
             continue
         mount = "" if settings.provider else f"/{name}"
-        table.add_row(prov.title, f"{origin.rstrip('/')}{mount}{prov.specs.server_path}{prov.client_path}",
-                      prov.real_base_url, prov.keys.example)
-    console.print(table)
+        base = f"{origin.rstrip('/')}{mount}{prov.specs.server_path}{prov.client_path}"
+        console.print(f"  {prov.title}: {base}  (instead of {prov.real_base_url})  dev key: {prov.keys.example}",
+                      soft_wrap=True, highlight=False)
     console.print(f"health: {origin.rstrip('/')}/_emulator/health · control plane: "
                   f"{origin.rstrip('/')}/_emulator/openapi.json"
-                  + ("" if settings.admin_token else " (loopback only)"))
+                  + ("" if settings.admin_token else " (loopback only)"), soft_wrap=True)
     # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
     # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
     drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
