@@ -33,8 +33,11 @@ def default_cache() -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The harness's environment without UPLOAD_EMULATOR_* settings, so every server runs with what we pass."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_")}
+    """The harness's environment without UPLOAD_EMULATOR_* settings, so every server runs with what we pass, and
+    without PYTHONDONTWRITEBYTECODE: an installed emulator starts from cached bytecode, not by compiling its
+    sources on every start."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("UPLOAD_EMULATOR_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(extra)
     return env
 

@@ -156,8 +156,10 @@ class Run:
     def measure_ceilings(self) -> None:
         size = 500 * MIB
         out = {"md5": [ceilings.md5_mb_s(size) for _ in range(self.args.trials)],
-               "write": [ceilings.write_mb_s(self.work, size) for _ in range(self.args.trials)]}
-        log(f"ceilings: md5 {report.median(out['md5']):,.0f} MB/s, write {report.median(out['write']):,.0f} MB/s")
+               "write": ceilings.write_kept_mb_s(self.work, size, self.args.trials),
+               "md5-then-write": ceilings.write_kept_mb_s(self.work, size, self.args.trials, md5=True),
+               "write-recycled": [ceilings.write_recycled_mb_s(self.work, size) for _ in range(self.args.trials)]}
+        log("ceilings: " + ", ".join(f"{k} {report.median(v):,.0f} MB/s" for k, v in out.items()))
         self.results["ceilings"] = out
 
     def uploads(self) -> None:

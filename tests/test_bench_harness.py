@@ -178,6 +178,10 @@ def test_report_computes_same_run_ratios_and_verdicts():
     assert (moto.ratio, moto.met) == ("2.44×", "**no**")
     ceiling = rows[("2 presigned PUT", "PUT 500 MiB vs ceiling (min of MD5, write)")]
     assert (ceiling.peer, ceiling.ratio, ceiling.met) == ("450 MB/s", "87%", "yes")
+    results = _results()
+    results["ceilings"]["md5-then-write"] = [300.0]
+    ceiling = next(r for r in report.rows(results) if r.figure == "PUT 500 MiB vs ceiling (min of MD5, write)")
+    assert ceiling.peer == "450 MB/s (MD5 then write in sequence: 300)" and ceiling.ratio == "87%; 130% of sequential"
     cold = rows[("5 cold start", "spawn → first 2xx, vs Prism")]
     assert (cold.emulator, cold.met) == ("0.45 s", "yes")
     table = report.markdown(report.rows(_results()))
