@@ -213,10 +213,21 @@ def markdown(table: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pages_note(results: dict[str, Any]) -> str:
+    written = results.get("fresh_pages_mib")
+    if not written:
+        return ""
+    return (f" Before each upload figure the pages the kernel could recycle were used up and held "
+            f"({', '.join(str(x) for x in written)} MiB), so uploads and the write ceiling need new pages "
+            f"(see `ceilings.FreshPages`).")
+
+
 def machine_line(results: dict[str, Any]) -> str:
     m, v = results["machine"], results["versions"]
     return (f"{m['nproc']} cores ({m['cpu']}), {m['mem_gib']:.0f} GiB, Linux {m['kernel']}; Python {v['python']}, "
             f"uvicorn {v['uvicorn']} (uvloop {v['uvloop']}, httptools {v['httptools']}), starlette "
             f"{v['starlette']}, orjson {v['orjson']}; Prism {v['prism']} on node {v['node']}; moto {v['moto']}; "
-            f"{v['wrk']}. Emulator at {m.get('git', '?')}. Load average {m['load_before']} before, {m['load_after']} "
+            f"{v['wrk']}. Emulator at {m.get('git', '?')}."
+            + _pages_note(results)
+            + f" Load average {m['load_before']} before, {m['load_after']} "
             f"after; run {results['started']}, {results['elapsed_s'] / 60:.1f} min.")
