@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+# libyaml's parser with PyYAML's own safe constructors: the same values, ten times faster than the pure-Python
+# parser (~70 ms instead of ~700 ms for every spec, most of a cold start)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 INFERRED_NOTE = "x-emulator-inferred"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -142,7 +146,7 @@ class ProviderSpecs:
 
 def _read_yaml(node: resources.abc.Traversable) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(node.read_text(encoding="utf-8"))
+        data = yaml.load(node.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise SpecError(f"{node.name}: {exc}") from exc
     if not isinstance(data, dict):
