@@ -37,6 +37,7 @@ def serve(
     key: Annotated[Optional[list[str]], typer.Option(help=_help("keys"))] = None,
     rate_limit: Annotated[Optional[list[str]], typer.Option(help=_help("rate_limits"))] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict", help=_help("strict"))] = None,
+    strict_docs: Annotated[Optional[bool], typer.Option("--strict-docs", help=_help("strict_docs"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help("seed"))] = None,
     video_processing_seconds: Annotated[Optional[float], typer.Option(help=_help("video_processing_seconds"))] = None,
     max_json_body: Annotated[Optional[int], typer.Option(help=_help("max_json_body"))] = None,
@@ -51,7 +52,7 @@ def serve(
     from emulator.providers import PROVIDERS
 
     overrides = dict(host=host, port=port, provider=provider, data_dir=data_dir, public_url=public_url,
-                     strict_keys=strict_keys, strict=strict, seed=seed,
+                     strict_keys=strict_keys, strict=strict, strict_docs=strict_docs, seed=seed,
                      video_processing_seconds=video_processing_seconds,
                      max_json_body=max_json_body, admin_token=admin_token, log_level=log_level,
                      body_timeout=body_timeout)

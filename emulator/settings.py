@@ -54,6 +54,8 @@ class Settings:
         "help": "Override rate limits, PROVIDER.LIMIT=N, comma-separated (see README).", "parse": _limits})
     strict: bool = field(default=False, metadata={
         "help": "Validate every response against the spec; a mismatch is a 500 and a loud log line."})
+    strict_docs: bool = field(default=False, metadata={
+        "help": "Refuse the undocumented request forms official clients send (accepted and journaled by default)."})
     seed: int | None = field(default=None, metadata={"help": "Seed ids for reproducible runs."})
     video_processing_seconds: float = field(default=0.0, metadata={
         "help": "Virtual seconds a completed video stays 'processing' before it is 'ready'."})

@@ -193,7 +193,7 @@ async def test_oversize_json_body_is_413_early(client):
 
 
 async def test_unknown_path_and_wrong_method_use_the_envelope(client):
-    r = await client.get(f"{PE}/media/nowhere", headers=AUTH)
+    r = await client.get(f"{PE}/nowhere/at/all", headers=AUTH)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
     r = await client.get(UPLOAD, headers=AUTH)

@@ -74,6 +74,7 @@ class Call:
     quota: Quota | None = None
     body: Any = None  # parsed JSON, or typed multipart fields (file fields hold their file names)
     form: Form | None = None  # multipart operations: the parsed form, files already streamed to the blob store
+    notes: list[str] = field(default_factory=list)  # for the journal entry, if the request succeeds
 
     @property
     def tenant(self) -> str:
@@ -84,6 +85,16 @@ class Call:
     def base_url(self) -> str:
         """Where this provider is served, as the client reached it (``http://127.0.0.1:8080/posteverywhere``)."""
         return self.runtime.provider_base(self.request, self.provider.name)
+
+    def undocumented(self, form: str, basis: str, refusal: EmulatorError) -> None:
+        """An official client sent ``form``, which the published docs do not show (shared/provider-docs/README.md).
+
+        It is accepted, and once the request succeeds its journal entry says so (``basis`` names the client and
+        version that sends it); with ``--strict-docs`` the request is refused with ``refusal`` instead.
+        """
+        if self.runtime.settings.strict_docs:
+            raise refusal
+        self.notes.append(f"undocumented form accepted: {form} (sent by {basis}); --strict-docs refuses it")
 
 
 HandlerFunc = Callable[[Call], Awaitable["Reply | Response"]]
@@ -104,6 +115,9 @@ class Handler:
     rate_limited: bool = True
     max_file_size: int = 20 * 1024 * 1024
     scopes: tuple[str, ...] = ()  # scopes a key must hold (keys without explicit scopes hold them all)
+    # body="json": maps an undocumented form an official client sends onto the documented one before validation
+    # (calling ``Call.undocumented``, which refuses it under --strict-docs)
+    normalize: Callable[[Call, Any], Any] | None = None
 
 
 @dataclass
@@ -199,13 +213,16 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
             contract.parameters(request.query_params, request.path_params, request.headers)
             if handler.body == "json":
                 raw = await read_body(call.request, runtime.settings.max_json_body)
-                call.body = contract.json_body(raw, request.headers.get("content-type"))
+                normalize = functools.partial(handler.normalize, call) if handler.normalize else None
+                call.body = contract.json_body(raw, request.headers.get("content-type"), normalize)
             elif handler.body == "multipart":
                 assert form_contract is not None
                 call.form = await _read_form(call, handler, form_contract)
                 call.body = form_contract.validate(call.form)
             result = await handler.func(call)
             response = result if isinstance(result, Response) else provider.ok(call, result)
+            if entry is not None:
+                entry.notes += call.notes
         except ClientDisconnect:
             # the client went away mid-body: whatever was streamed has been discarded; there is no one to answer
             # (499 is nginx's "client closed request", so the journal says what happened)

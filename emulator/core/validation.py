@@ -14,7 +14,7 @@ body): those are streamed by ``core.multipart`` and ``core.storage``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jsonschema.exceptions import ValidationError as SchemaValidationError
@@ -137,8 +137,13 @@ class OperationContract:
         if errors:
             raise Invalid(_summary(errors), errors=errors)
 
-    def json_body(self, raw: bytes, content_type: str | None) -> Any:
-        """Parse and validate a JSON body; return the parsed value."""
+    def json_body(self, raw: bytes, content_type: str | None,
+                  normalize: Callable[[Any], Any] | None = None) -> Any:
+        """Parse and validate a JSON body; return the parsed value.
+
+        ``normalize`` (a handler's, see ``Handler.normalize``) sees the parsed value before validation and may map
+        an undocumented form an official client sends onto the documented one.
+        """
         mimetype = (content_type or "").split(";")[0].strip().lower()
         if not raw and not self.body_required:
             return {}
@@ -163,6 +168,8 @@ class OperationContract:
         except ValueError:  # an integer of more than 4300 digits: Python refuses to convert it
             raise InvalidJSON("Request body is not valid JSON: a number in it has too many digits.",
                               errors=[FieldError("body", "contains a number with too many digits")]) from None
+        if normalize is not None:
+            value = normalize(value)
         if self._body is None:
             return value
         if self._fast is not None:

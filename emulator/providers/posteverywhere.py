@@ -25,6 +25,7 @@ from emulator.core.errors import (
     EmulatorError,
     FieldError,
     Invalid,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     StorageError,
@@ -54,9 +55,13 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv", ".wmv", ".f
 IMAGE_EXTENSIONS = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
                     ".webp": "image/webp", ".heic": "image/heic", ".heif": "image/heif"}
 STORAGE_S3 = {"storeObject", "getStoredObject"}
-STORAGE_IMAGES = {"storeImage", "getStoredImage"}
+STORAGE_IMAGES = {"storeImage", "storeImageRaw", "getStoredImage"}
 MEDIA = f"{NAME}:media"
 POSTS = f"{NAME}:posts"
+# The official clients whose undocumented forms the emulator accepts (shared/provider-docs/README.md), by version
+SDK = "@posteverywhere/sdk 1.4.2"
+MCP = "@posteverywhere/mcp 1.7.0"
+LIST_DEFAULT, LIST_MAX = 20, 100  # MCP list_media: limit 1..100, default 20
 
 
 def category(content_type: str) -> str:
@@ -242,6 +247,20 @@ def _check_filename(filename: str, field_name: str = "filename") -> None:
                       errors=[FieldError(field_name, "must be a plain file name without '/', '\\', '..' or control characters")])
 
 
+# --- undocumented forms official clients send ----------------------------------------------------------------------
+
+
+def sdk_upload_body(call: Call, body: Any) -> Any:
+    """``media.upload()`` of the official SDK sends the size as ``file_size``; the published page names it ``size``."""
+    if isinstance(body, dict) and "file_size" in body and "size" not in body:
+        call.undocumented("file_size instead of size in POST /v1/media/upload", f"{SDK} media.upload()",
+                          Invalid("size: is required (file_size is not a documented field; --strict-docs is on).",
+                                  errors=[FieldError("size", "is required; file_size is not a documented field")]))
+        body = {**body, "size": body["file_size"]}
+        del body["file_size"]
+    return body
+
+
 # --- handlers: API -----------------------------------------------------------------------------------------------
 
 
@@ -324,6 +343,67 @@ async def complete_media(call: Call) -> Reply:
     media.ready_at = call.now + delay
     call.runtime.store.put(MEDIA, media.id, media)
     return Reply(_media_view(media, call.now))
+
+
+def _delivery_url(call: Call, media: Media) -> str | None:
+    if media.blob is None or not call.runtime.blobs.holds(media.blob):
+        return None
+    return call.base_url + _storage_path(call, "images" if media.type == "image" else "objects", media.id)
+
+
+def _library_item(call: Call, media: Media) -> dict[str, Any]:
+    """A media item as the official clients read it: the SDK's ``MediaItem`` and the MCP server's, both whole."""
+    status = media.status(call.now)
+    width, height = media.width, media.height
+    dimensions = {"width": width, "height": height} if width and height else None
+    return {
+        "id": media.id, "media_id": media.id,
+        "filename": media.filename, "original_name": media.filename,
+        "type": media.type, "media_type": media.type,
+        "mime_type": media.content_type, "content_type": media.content_type,
+        "file_size": media.blob.size if media.blob is not None else media.declared_size,
+        "status": status, "media_status": status,
+        # the SDK's enum has no "processing": a video still being processed has not finished uploading for it
+        "upload_status": {"processing": "uploading"}.get(status, status),
+        "url": _delivery_url(call, media) if status != "uploading" else None,
+        "thumbnail_url": None,  # the emulator makes no thumbnails
+        "dimensions": dimensions, "width": width, "height": height, "duration": media.duration,
+        "aspect_ratio": round(width / height, 4) if dimensions else None,
+        "orientation": (None if not dimensions else "square" if width == height
+                        else "landscape" if width > height else "portrait"),
+        "error_message": "Media processing failed." if status == "failed" else None,
+        "created_at": iso_millis(media.created_at),
+    }
+
+
+async def list_media(call: Call) -> Reply:
+    query = call.request.query_params
+    kind = query.get("type")
+    limit, offset = int(query.get("limit", LIST_DEFAULT)), int(query.get("offset", 0))
+    own = [m for m in call.runtime.store.values(MEDIA)
+           if m.tenant == call.tenant and (kind is None or m.type == kind)]
+    own.sort(key=lambda m: (m.created_at, m.id), reverse=True)  # newest first
+    page = own[offset:offset + limit]
+    return Reply({"media": [_library_item(call, m) for m in page], "total": len(own),
+                  "pagination": {"limit": limit, "offset": offset, "total": len(own),
+                                 "has_more": offset + len(page) < len(own)}})
+
+
+async def get_media(call: Call) -> Reply:
+    return Reply(_library_item(call, _own_media(call, call.request.path_params["media_id"])))
+
+
+async def delete_media(call: Call) -> Reply:
+    media = _own_media(call, call.request.path_params["media_id"])
+    call.runtime.store.delete(MEDIA, media.id)
+    if media.blob is not None:
+        call.runtime.blobs.delete(media.blob.name)
+    # the MCP server's delete_media: "posts that reference this media will no longer have the attachment"
+    for post in call.runtime.store.values(POSTS):
+        if post.tenant == call.tenant and media.id in post.media_ids:
+            post.media_ids = [m for m in post.media_ids if m != media.id]
+            call.runtime.store.put(POSTS, post.id, post)
+    return Reply({"deleted": True, "id": media.id})
 
 
 def _refuse_private_host(host: str) -> None:
@@ -411,21 +491,31 @@ async def create_post(call: Call) -> Reply:
                 account_ids=body["account_ids"], media_ids=media_ids, status=status, scheduled_for=scheduled,
                 timezone=body.get("timezone"), created_at=call.now, platform_content=body.get("platform_content", {}))
     call.runtime.store.put(POSTS, post.id, post)
+    accounts = len(post.account_ids)
+    message = {"draft": "Draft saved. It is not published until you schedule it.",
+               "queued": "Post added to the queue.",
+               "scheduled": f"Post scheduled for {scheduled} on {accounts} account(s).",
+               "publishing": f"Post is publishing to {accounts} account(s)."}[status]
     return Reply(status=201, data={
-        "id": post.id, "status": post.status, "content": post.content, "account_ids": post.account_ids,
-        "media_ids": post.media_ids, "scheduled_for": post.scheduled_for, "timezone": post.timezone,
-        "created_at": iso_millis(post.created_at),
+        "id": post.id, "post_id": post.id, "post_group_id": post.id, "status": post.status,
+        "content": post.content, "account_ids": post.account_ids, "media_ids": post.media_ids,
+        "scheduled_for": post.scheduled_for, "timezone": post.timezone, "created_at": iso_millis(post.created_at),
+        "destinations": accounts, "accounts_count": accounts, "message": message,
     })
 
 
 # --- handlers: storage behind upload_url -------------------------------------------------------------------------
 
 
-def _granted(call: Call, kind: str) -> tuple[Media, int]:
-    """Verify the presigned URL and return the media it is for and the size limit it grants."""
+def _granted(call: Call, kind: str, signed_method: str | None = None) -> tuple[Media, int]:
+    """Verify the presigned URL and return the media it is for and the size limit it grants.
+
+    ``signed_method``: the method the URL was signed for, when the request legitimately uses another (the SDK's
+    PUT to an image URL signed for POST); the Content-Type must then be the media's own.
+    """
     media_id = call.request.path_params["media_id"]
     try:
-        grant = call.runtime.presigner.verify(call.request.method, _storage_path(call, kind, media_id),
+        grant = call.runtime.presigner.verify(signed_method or call.request.method, _storage_path(call, kind, media_id),
                                               call.request.query_params, call.now, audience=NAME)
     except PresignFailure as failure:
         raise s3.presign_error(failure, call.now) from None
@@ -440,10 +530,11 @@ def _granted(call: Call, kind: str) -> tuple[Media, int]:
         raise PayloadTooLarge(f"Your proposed upload exceeds the maximum allowed size of {grant.max_size} bytes.",
                               details={"ProposedSize": declared, "MaxSizeAllowed": grant.max_size})
     sent_type = (call.request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if sent_type != grant.content_type:
+    expected = media.content_type if signed_method else grant.content_type
+    if sent_type != expected:
         raise StorageError(
             f"The request signature we calculated does not match the signature you provided: the URL was signed "
-            f"for Content-Type {grant.content_type}, the request sent {sent_type or 'none'}.",
+            f"for Content-Type {expected}, the request sent {sent_type or 'none'}.",
             code="SignatureDoesNotMatch", http_status=403)
     return media, grant.max_size
 
@@ -493,12 +584,34 @@ async def store_image(call: Call) -> Response:
         discard(files[0])
         raise UnsupportedMediaType(f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
                                    "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF.")
+    return _image_stored(call, media, blob, files[0].filename or media.filename)
+
+
+def _image_stored(call: Call, media: Media, blob: Blob, filename: str) -> Response:
+    """Keep an uploaded image (already checked to be one) and answer as Cloudflare Images does."""
     _replace_blob(call, media, blob)
     delivery = call.base_url + _storage_path(call, "images", media.id)
-    return JSONResponse({"result": {"id": media.id, "filename": files[0].filename or media.filename,
-                                    "uploaded": iso_millis(call.now), "requireSignedURLs": False,
-                                    "variants": [delivery]},
+    return JSONResponse({"result": {"id": media.id, "filename": filename, "uploaded": iso_millis(call.now),
+                                    "requireSignedURLs": False, "variants": [delivery]},
                          "success": True, "errors": [], "messages": []})
+
+
+async def store_image_raw(call: Call) -> Response:
+    """The official SDK's step 2 for every type: PUT the raw bytes with Content-Type, also to an image URL."""
+    media, max_size = _granted(call, "images", signed_method="POST")
+    call.undocumented("PUT of the raw image to an image upload_url (documented: POST multipart, field file)",
+                      f"{SDK} media.upload()",
+                      MethodNotAllowed("This image upload URL takes POST multipart/form-data with the file in the "
+                                       "field 'file' (PUT is undocumented; --strict-docs is on).",
+                                       headers={"Allow": "GET, POST"}))
+    name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
+    blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
+    sniffed = sniff_file(blob.path)
+    if not sniffed.is_image:
+        call.runtime.blobs.delete(blob.name)
+        raise UnsupportedMediaType(f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
+                                   "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF.")
+    return _image_stored(call, media, blob, media.filename)
 
 
 async def get_stored(call: Call) -> Response:
@@ -521,11 +634,15 @@ PROVIDER = Provider(
     client_path="/v1",
     keys=KEYS,
     handlers={
-        "uploadMedia": Handler(upload_media, scopes=WRITE),
+        "uploadMedia": Handler(upload_media, scopes=WRITE, normalize=sdk_upload_body),
+        "listMedia": Handler(list_media, body="none"),
+        "getMedia": Handler(get_media, body="none"),
+        "deleteMedia": Handler(delete_media, body="none", scopes=WRITE),
         "completeMediaUpload": Handler(complete_media, body="none", scopes=WRITE),
         "uploadMediaFromUrl": Handler(upload_from_url, scopes=WRITE),
         "createPost": Handler(create_post, scopes=WRITE),
         "storeImage": Handler(store_image, body="stream", auth=False),
+        "storeImageRaw": Handler(store_image_raw, body="stream", auth=False),
         "getStoredImage": Handler(get_stored, body="none", auth=False),
         "storeObject": Handler(store_object, body="stream", auth=False),
         "getStoredObject": Handler(get_stored, body="none", auth=False),
