@@ -5,8 +5,9 @@ only place its JSON shape is written), its rate limits and one ``Handler`` per o
 ``build_app`` turns that into a Starlette sub-app whose routes come from the spec, so routes and spec operations
 match one to one (start-up fails otherwise). Every request then reads top to bottom in ``_endpoint``:
 
-    route → auth (magic keys, scopes) → faults → rate limit → validate (params; JSON or streamed multipart
-      body) → handler → envelope (+ rate-limit headers) → fault effects, or the strict response check
+    route → auth (magic keys, scopes) → faults → rate limit → validate (params; JSON — after the handler's
+      ``normalize`` maps an official client's undocumented form — or streamed multipart body) → handler →
+      envelope (+ rate-limit headers, journal notes) → fault effects, or the strict response check
 """
 
 from __future__ import annotations
