@@ -11,9 +11,6 @@ suite never sleeps on a 429: rate limiting is exercised with magic keys and the 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +20,7 @@ import httpx
 
 from emulator.providers import PROVIDERS
 from emulator.settings import Settings
-from emulator.testing import ControlClient, ControlError
+from emulator.testing import ControlClient, ControlError, ServedEmulator, serve_in_thread
 
 GENEROUS = 1_000_000_000  # requests per window: more than any run sends
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -96,45 +93,12 @@ def _own_limits(name: str) -> dict[str, int]:
     return {key.split(".", 1)[1]: value for key, value in generous_limits([name]).items()}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+LocalServer = ServedEmulator  # a live emulator the suite started itself
 
 
-@dataclass
-class LocalServer:
-    url: str
-    app: Any
-    server: Any
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def start_local(settings: Settings | None = None, wrap: Callable[[Any], Any] | None = None) -> LocalServer:
+def start_local(settings: Settings | None = None, wrap: Callable[[Any], Any] | None = None) -> ServedEmulator:
     """A live emulator (real uvicorn, in a thread) on a free loopback port; ``wrap`` may wrap its ASGI app."""
-    import uvicorn
-
-    from emulator import create_app
-
-    port = _free_port()
-    settings = settings or Settings()
-    settings.host, settings.port = "127.0.0.1", port
-    app = create_app(settings)
-    served = wrap(app) if wrap is not None else app
-    config = uvicorn.Config(served, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"contract-emulator-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the emulator did not start")
-        time.sleep(0.01)
-    return LocalServer(f"http://127.0.0.1:{port}", app, server, thread)
+    return serve_in_thread(settings, wrap=wrap, log_level="error")
 
 
 def contract_settings(names: list[str], seed: int | None = None) -> Settings:

@@ -13,9 +13,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.testing import ControlClient
+from emulator.testing import ControlClient, serve_in_thread
 
 
 @dataclass
@@ -46,12 +43,6 @@ class RunningEmulator:
         return PROVIDERS[provider].keys.example
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "emulator(clock=None, at=None): configure the upload emulator for a test "
                                        "(clock='frozen' freezes the virtual clock, at an ISO time if given)")
@@ -59,28 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def upload_emulator() -> Iterator[RunningEmulator]:
-    import uvicorn
-
-    from emulator import Settings, create_app
-
-    port = _free_port()
-    app = create_app(Settings(port=port))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="upload-emulator", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("upload-emulator did not start")
-        time.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
-    control = ControlClient(url)
+    served = serve_in_thread()
+    control = ControlClient(served.url)
     try:
-        yield RunningEmulator(url, control, app, server)
+        yield RunningEmulator(served.url, control, served.app, served.server)
     finally:
         control.close()
-        server.should_exit = True
-        thread.join(timeout=10)
+        served.stop()
 
 
 @pytest.fixture

@@ -6,17 +6,77 @@
     control.add_fault(provider="posteverywhere", operation="uploadMedia", action="status", status=429,
                       retry_after=5, times=1)
     entries = control.journal(provider="posteverywhere", operation="uploadMedia")
+
+and ``serve_in_thread``, which runs an emulator behind a real uvicorn on a free loopback port (the pytest plugin,
+the contract suite and our own tests all start live emulators with it).
 """
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-__all__ = ["ControlClient", "ControlError", "JournalEntry"]
+if TYPE_CHECKING:
+    import uvicorn
+
+    from emulator.settings import Settings
+
+__all__ = ["ControlClient", "ControlError", "JournalEntry", "ServedEmulator", "free_port", "serve_in_thread"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServedEmulator:
+    """A live emulator in this process: its URL, its app (``app.state.runtime``), its uvicorn server and thread."""
+
+    url: str
+    app: Any
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], Any] | None = None,
+                    log_level: str = "warning", timeout: float = 15.0) -> ServedEmulator:
+    """Start ``create_app(settings)`` behind uvicorn on a free 127.0.0.1 port, in a daemon thread; wait for it.
+
+    ``wrap`` may wrap the ASGI app (e.g. to sabotage responses); ``ServedEmulator.app`` is the unwrapped one.
+    """
+    import uvicorn
+
+    from emulator.app import create_app
+    from emulator.settings import Settings
+
+    settings = settings or Settings()
+    settings.host, settings.port = "127.0.0.1", free_port()
+    app = create_app(settings)
+    config = uvicorn.Config(wrap(app) if wrap is not None else app, host=settings.host, port=settings.port,
+                            log_level=log_level, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"upload-emulator-{settings.port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"the emulator did not start on 127.0.0.1:{settings.port}")
+        time.sleep(0.01)
+    return ServedEmulator(f"http://127.0.0.1:{settings.port}", app, server, thread)
 
 
 class ControlError(RuntimeError):
