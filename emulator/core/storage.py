@@ -7,17 +7,24 @@ With a data directory the store persists: next to each blob a small ``<file>.jso
 and content type, written after the bytes are in place, so the index is rebuilt at the next start from what was
 completely stored. Partial uploads (``.tmp/``) and bytes without their record (a kill between the two renames)
 are removed then. ``.lock`` keeps a second emulator process out of the same directory.
+
+A streamed upload (``put_stream``) is hashed and written off the event loop, in batches: while the loop receives
+batch N+1 from the socket, one worker thread adds batch N to the MD5 and another writes it to the file (both
+release the GIL), so receiving, hashing and writing overlap instead of taking turns on one core. At most two
+batches of an upload are in memory at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -63,12 +70,39 @@ class BlobWriter:
         self.size = 0
 
     def write(self, data: bytes) -> None:
-        self.size += len(data)
+        self._count(len(data))
+        self._md5.update(data)
+        self._fh.write(data)
+
+    def _count(self, n: int) -> None:
+        """Count bytes as they arrive, refusing the first byte past ``max_size`` before it is stored."""
+        self.size += n
         if self.size > self.max_size:
             raise TooLarge(f"Body exceeds the maximum allowed size of {self.max_size} bytes.",
                            details={"max_size": self.max_size})
-        self._md5.update(data)
-        self._fh.write(data)
+
+    async def write_stream(self, chunks: AsyncIterator[bytes]) -> None:
+        """Write every chunk: counted on arrival, hashed and written by the store's workers a batch behind."""
+        batch: list[bytes] = []
+        batched = 0
+        pending: list[Future[None]] = []
+        try:
+            async for chunk in chunks:
+                self._count(len(chunk))
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= BATCH:
+                    for job in pending:  # the previous batch is hashed and written before this one starts
+                        await asyncio.wrap_future(job)
+                    pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
+                    batch, batched = [], 0
+            for job in pending:
+                await asyncio.wrap_future(job)
+            pending = []
+            _hash_all(self._md5, batch)  # the last, partial batch: too small to be worth a thread hop
+            self._fh.writelines(batch)
+        finally:
+            wait(pending)  # cancelled or failed: no worker may still touch the file when it is closed
 
     def commit(self) -> Blob:
         self._fh.close()
@@ -89,8 +123,35 @@ class BlobWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+BATCH = 512 * 1024  # bytes of a streamed upload handed to the workers at once
+
+
+def _hash_all(md5: hashlib._Hash, chunks: Sequence[bytes]) -> None:
+    for chunk in chunks:
+        md5.update(chunk)
+
+
+class Workers:
+    """The threads that hash and write streamed uploads (started on first use, one batch of each upload at a time)."""
+
+    def __init__(self, threads: int = 4) -> None:
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def hash_and_write(self, md5: hashlib._Hash, fh: IO[bytes], chunks: list[bytes]) -> list[Future[None]]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="blob-io")
+        return [self._pool.submit(_hash_all, md5, chunks), self._pool.submit(fh.writelines, chunks)]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 class BlobStore:
     def __init__(self, root: Path | None = None) -> None:
+        self.workers = Workers()
         self._owned = root is None
         self.persistent = root is not None
         self.root = Path(tempfile.mkdtemp(prefix="upload-emulator-")) if root is None else root.absolute()
@@ -153,8 +214,7 @@ class BlobStore:
     async def put_stream(self, name: str, chunks: AsyncIterator[bytes], content_type: str, max_size: int) -> Blob:
         writer = self.writer(name, content_type, max_size)
         try:
-            async for chunk in chunks:
-                writer.write(chunk)
+            await writer.write_stream(chunks)
         except BaseException:
             writer.abort()
             raise
@@ -196,6 +256,7 @@ class BlobStore:
             self.delete(name)
 
     def close(self) -> None:
+        self.workers.close()
         if self._owned:
             shutil.rmtree(self.root, ignore_errors=True)
         if self._lock_file is not None:
