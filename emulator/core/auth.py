@@ -11,6 +11,7 @@ always revoked, always rate-limited, always slow, or scoped without write access
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -89,6 +90,7 @@ class CreatedKey:
                 "rate_limits": self.rate_limits, "created_at": self.created_at, "revoked": self.revoked}
 
 
+@functools.lru_cache(maxsize=4096)  # on every request, and a client sends the same key again and again
 def fingerprint(provider: str, secret: str) -> str:
     return "key_" + hashlib.sha256(f"{provider}\0{secret}".encode()).hexdigest()[:16]
 
