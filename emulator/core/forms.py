@@ -4,22 +4,23 @@ Form fields arrive as text. openapi-core would validate ``"true"`` against ``typ
 need the whole body in memory; so each text field is converted by the type its schema declares (booleans,
 integers, numbers, JSON arrays and objects, and strings whose ``contentMediaType`` is ``application/json``, which
 are parsed and checked against their ``contentSchema``), file parts stand in as their file names, and the result is
-validated with the OpenAPI 3.1 dialect of jsonschema, compiled once per operation.
+validated with the OpenAPI 3.1 dialect of jsonschema, compiled once per operation, when its first form arrives
+(importing that validator takes a third of a second: serving starts without it).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
-
-from openapi_schema_validator import OAS31Validator
-from openapi_schema_validator import oas31_format_checker
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from typing import TYPE_CHECKING, Any
 
 from emulator.core.errors import FieldError, Invalid
 from emulator.core.multipart import Form
 from emulator.core.validation import field_errors
+
+if TYPE_CHECKING:
+    from openapi_schema_validator import OAS31Validator
+    from referencing import Registry
 
 SPEC_URI = "urn:upload-emulator:spec"
 
@@ -33,16 +34,27 @@ class FormContract:
 
     def __init__(self, effective: dict[str, Any], path: str, method: str) -> None:
         self._spec = effective
-        registry = Registry().with_resource(SPEC_URI, Resource(contents=effective, specification=DRAFT202012))
-        self._registry = registry
         pointer = _pointer("paths", path, method.lower(), "requestBody", "content", "multipart/form-data", "schema")
-        self._validator = OAS31Validator({"$ref": SPEC_URI + pointer}, registry=registry,
-                                         format_checker=oas31_format_checker)
+        self._pointer = pointer
         self.properties: dict[str, dict[str, Any]] = {}
         self.required: set[str] = set()
         self._collect(self._resolve(self._at(pointer)))
         self.file_fields = {name for name, schema in self.properties.items() if schema.get("format") == "binary"
                             or schema.get("contentMediaType", "").startswith(("image/", "video/", "application/octet"))}
+
+    @functools.cached_property
+    def _registry(self) -> Registry:
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        return Registry().with_resource(SPEC_URI, Resource(contents=self._spec, specification=DRAFT202012))
+
+    @functools.cached_property
+    def _validator(self) -> OAS31Validator:
+        from openapi_schema_validator import OAS31Validator, oas31_format_checker
+
+        return OAS31Validator({"$ref": SPEC_URI + self._pointer}, registry=self._registry,
+                              format_checker=oas31_format_checker)
 
     def _at(self, pointer: str) -> Any:
         node: Any = self._spec
@@ -95,6 +107,8 @@ class FormContract:
             if "contentSchema" in schema and parsed is not _BAD:
                 content_schema = self._resolve(schema["contentSchema"]) if "$ref" in schema["contentSchema"] \
                     else schema["contentSchema"]
+                from openapi_schema_validator import OAS31Validator, oas31_format_checker
+
                 validator = OAS31Validator(content_schema, format_checker=oas31_format_checker,
                                            registry=self._registry)
                 errors += field_errors(validator.iter_errors(parsed), name)
