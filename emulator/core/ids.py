@@ -6,7 +6,10 @@ import random
 import secrets
 import uuid
 
-from ulid import ULID
+# Crockford's base32 (the ULID alphabet), two characters (10 bits) at a time
+_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
+_SHIFTS = range(120, -1, -10)  # a ULID's 128 bits as 13 pairs; the first pair's top 2 bits are 0
 
 
 class Ids:
@@ -20,8 +23,10 @@ class Ids:
         return str(uuid.UUID(bytes=self.bytes(16), version=4))
 
     def ulid(self, at: float) -> str:
-        """A ULID whose time part is ``at`` (virtual clock seconds)."""
-        return str(ULID.from_bytes(int(at * 1000).to_bytes(6, "big") + self.bytes(10)))
+        """A ULID whose time part is ``at`` (virtual clock seconds): 48 bits of milliseconds, then 80 random bits,
+        26 characters of Crockford's base32 (https://github.com/ulid/spec)."""
+        value = int.from_bytes(int(at * 1000).to_bytes(6, "big") + self.bytes(10), "big")
+        return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
     def hex(self, n_chars: int) -> str:
         return self.bytes((n_chars + 1) // 2).hex()[:n_chars]

@@ -1,12 +1,12 @@
-"""What uploaded bytes really are, decided by content (magic numbers), never by file name or declared type."""
+"""What uploaded bytes really are, decided by content (magic numbers), never by file name or declared type.
+
+``filetype`` and ``imagesize`` are imported on the first sniff, not at start-up.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import filetype
-import imagesize
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/heif"})
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"})
@@ -27,6 +27,8 @@ class Sniffed:
 
 
 def sniff_bytes(head: bytes) -> str | None:
+    import filetype
+
     kind = filetype.guess(head)
     if kind is None:
         return None
@@ -39,6 +41,8 @@ def sniff_file(path: Path, head: bytes | None = None) -> Sniffed:
             head = fh.read(8192)
     mime = sniff_bytes(head)
     if mime in IMAGE_TYPES:
+        import imagesize
+
         try:
             width, height = imagesize.get(str(path))
         except (ValueError, OSError):
