@@ -8,17 +8,20 @@ reject what openapi-core accepts, and ``tests/test_fastpath.py`` checks with hyp
 openapi-core rejects.
 
 The compiled schema is the operation's schema with every ``$ref`` inlined, OpenAPI-only annotations dropped, and
-every ``format`` checked by the very format checker openapi-core uses. A schema using a keyword fastjsonschema
-does not implement (JSON Schema 2020-12 additions) gets no fast path at all.
+every ``format`` checked by the very format checker openapi-core uses (asked for only when the schema has a
+``format``, so a schema without one compiles without loading openapi-core). A schema using a keyword
+fastjsonschema does not implement (JSON Schema 2020-12 additions) gets no fast path at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import FormatChecker
+
+if TYPE_CHECKING:
+    from jsonschema import FormatChecker
 
 ANNOTATIONS = frozenset({
     "example", "examples", "description", "deprecated", "xml", "externalDocs", "discriminator", "readOnly",
@@ -80,15 +83,23 @@ def _inline(schema: Any, spec: dict[str, Any], refs: tuple[str, ...], formats: s
     return out
 
 
-def compile_fast(schema: Any, spec: dict[str, Any], checker: FormatChecker) -> Callable[[Any], Any] | None:
-    """A compiled validator for ``schema`` (raising on invalid data), or None when no exact fast path exists."""
+def compile_fast(schema: Any, spec: dict[str, Any],
+                 format_checker: Callable[[], FormatChecker]) -> Callable[[Any], Any] | None:
+    """A compiled validator for ``schema`` (raising on invalid data), or None when no exact fast path exists.
+
+    ``format_checker()`` gives openapi-core's format checker for this schema; it is called only if a ``format``
+    appears in it.
+    """
     formats: set[str] = set()
     try:
         inlined = _inline(schema, spec, (), formats)
     except Unsupported:
         return None
     # every format is checked exactly as openapi-core's checker does; formats it does not know pass, as there
-    checks = {name: (lambda value, _name=name: checker.conforms(value, _name)) for name in formats}
+    checks = {}
+    if formats:
+        checker = format_checker()
+        checks = {name: (lambda value, _name=name: checker.conforms(value, _name)) for name in formats}
     try:
         return fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **inlined},
                                       formats=checks)

@@ -1,11 +1,19 @@
-"""Request and response validation against the effective spec, prepared once per operation at start-up.
+"""Request and response validation against the effective spec, prepared once per operation, on first use.
 
 openapi-core does the work. Its top-level ``validate_request`` finds the path and server on every call (and
 fails on absolute ``servers`` URLs for local requests); the route already names the operation, so each
-``OperationContract`` prepares, at start-up, openapi-core's own ``SchemaValidator`` for the operation's JSON body
-and each parameter (via the validator's ``schema_validators_factory``), so a request costs one jsonschema pass
-instead of ~1 ms of spec resolution. Response checks (strict mode only) use the response validator's
-``_iter_errors``; that and the factory attributes are why openapi-core is pinned exactly.
+``OperationContract`` prepares openapi-core's own ``SchemaValidator`` for the operation's JSON body and each
+parameter (via the validator's ``schema_validators_factory``), so a request costs one jsonschema pass instead of
+~1 ms of spec resolution. Response checks (strict mode only) use the response validator's ``_iter_errors``; that
+and the factory attributes are why openapi-core is pinned exactly.
+
+Preparation is lazy, and each piece is made once per operation, never per request: importing openapi-core alone
+takes ~0.6 s, so the emulator starts serving without it. A contract reads what the raw spec says (is there a JSON
+body, is it required, are there parameters) when it is made; compiles its fast path (``fastpath.py``) from the raw
+schema on its first body; and builds openapi-core's validators the first time it needs one: a parameter to check,
+a body the fast path does not accept (openapi-core judges every rejection), a response to check in strict mode.
+The spec itself is not validated again here: ``upload-emulator specs check`` and the test suite prove every
+effective spec valid OpenAPI.
 
 Multipart and raw upload bodies are never handed to openapi-core (its multipart deserializer reads the whole
 body): those are streamed by ``core.multipart`` and ``core.storage``.
@@ -13,21 +21,19 @@ body): those are streamed by ``core.multipart`` and ``core.storage``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
-
-from jsonschema.exceptions import ValidationError as SchemaValidationError
-from jsonschema_path import SchemaPath
-from openapi_core import OpenAPI
-from openapi_core.templating.responses.exceptions import ResponseNotFound
-from openapi_core.validation.request.validators import V31RequestValidator
-from openapi_core.validation.response.validators import V31ResponseValidator
-from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
-from werkzeug.datastructures import Headers
+from typing import TYPE_CHECKING, Any
 
 from emulator.core.errors import FieldError, Invalid, InvalidJSON, UnsupportedMediaType
 from emulator.core.fastpath import compile_fast
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError as SchemaValidationError
+    from jsonschema_path import SchemaPath
+    from openapi_core.validation.request.validators import V31RequestValidator
+    from openapi_core.validation.response.validators import V31ResponseValidator
 
 
 def _binary(value: Any) -> bool:
@@ -39,20 +45,33 @@ FORMATS = {"binary": _binary}
 
 
 class SpecValidator:
-    """One openapi-core ``OpenAPI`` object per provider, built once; contracts per operation come from it."""
+    """One provider's effective spec; contracts per operation come from it, and share one openapi-core ``OpenAPI``
+    object and request and response validators, built when a contract first needs them."""
 
     def __init__(self, effective: dict[str, Any]) -> None:
         self.effective = effective
-        self.openapi = OpenAPI.from_dict(effective)
-        spec = self.openapi.spec
-        self._requests = V31RequestValidator(spec, extra_format_validators=FORMATS)
-        self._responses = V31ResponseValidator(spec, extra_format_validators=FORMATS)
-        self._paths = spec / "paths"
+
+    @functools.cached_property
+    def openapi(self) -> Any:
+        from openapi_core import Config, OpenAPI
+
+        # no second validation of the spec (a third of a second per provider): `specs check` and the tests prove it
+        return OpenAPI.from_dict(self.effective, config=Config(spec_validator_cls=None))
+
+    @functools.cached_property
+    def requests(self) -> V31RequestValidator:
+        from openapi_core.validation.request.validators import V31RequestValidator
+
+        return V31RequestValidator(self.openapi.spec, extra_format_validators=FORMATS)
+
+    @functools.cached_property
+    def responses(self) -> V31ResponseValidator:
+        from openapi_core.validation.response.validators import V31ResponseValidator
+
+        return V31ResponseValidator(self.openapi.spec, extra_format_validators=FORMATS)
 
     def contract(self, path: str, method: str) -> OperationContract:
-        path_item = self._paths / path
-        return OperationContract(self._requests, self._responses, path_item, path_item / method.lower(),
-                                 self.effective)
+        return OperationContract(self, path, method)
 
 
 def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "") -> list[FieldError]:
@@ -97,38 +116,56 @@ def _short(message: str, limit: int = 300) -> str:
 
 
 class OperationContract:
-    def __init__(self, requests: V31RequestValidator, responses: V31ResponseValidator,
-                 path_item: SchemaPath, operation: SchemaPath, effective: dict[str, Any]) -> None:
-        self._requests = requests
-        self._responses = responses
-        self._path_item = path_item
-        self._operation = operation
+    """One operation's request (and, in strict mode, response) checks; see the module docstring for when each
+    piece is prepared."""
+
+    def __init__(self, spec: SpecValidator, path: str, method: str) -> None:
+        self._spec = spec
+        self._path, self._method = path, method.lower()
+        effective = spec.effective
+        path_item = _deref(effective, effective["paths"][path])
+        operation = _deref(effective, path_item[self._method])
         self.has_parameters = "parameters" in operation or "parameters" in path_item
-        self.has_json_body = "requestBody" in operation and "application/json" in (
-            operation / "requestBody" / "content"
-        )
-        self.body_required = self.has_json_body and "required" in (operation / "requestBody") and (
-            operation / "requestBody" / "required").read_bool(default=False)
-        spec = requests.spec
-        # openapi-core's own SchemaValidator objects, built once here instead of on every request (building one
-        # resolves $refs and deep-copies a format checker: ~1 ms, where validating a small body takes ~30 µs)
-        self._body = (
-            requests.schema_validators_factory.create(
-                spec, operation / "requestBody" / "content" / "application/json" / "schema",
-                format_validators=requests.format_validators, extra_format_validators=requests.extra_format_validators)
-            if self.has_json_body and "schema" in (operation / "requestBody" / "content" / "application/json")
-            else None
-        )
-        self._params = [_Param.build(requests, param) for param in _parameters(operation, path_item)]
-        self._fast = None
-        if self._body is not None:
-            with (operation / "requestBody" / "content" / "application/json" / "schema").resolve() as resolved:
-                raw_schema = resolved.contents
-            self._fast = compile_fast(raw_schema, effective, self._body.validator.format_checker)
+        request_body = _deref(effective, operation.get("requestBody", {}))
+        content = _deref(effective, request_body.get("content", {}))
+        self.has_json_body = "requestBody" in operation and "application/json" in content
+        self.body_required = self.has_json_body and request_body.get("required", False) is True
+        media = _deref(effective, content["application/json"]) if self.has_json_body else {}
+        self._body_schema: Any = media.get("schema")
+        self._has_body_schema = "schema" in media
+
+    @functools.cached_property
+    def _operation(self) -> SchemaPath:
+        return self._spec.openapi.spec / "paths" / self._path / self._method
+
+    @functools.cached_property
+    def _body(self) -> Any:
+        """openapi-core's own SchemaValidator for the JSON body (building one resolves $refs and deep-copies a format
+        checker: ~1 ms, where validating a small body takes ~30 µs), or None when the operation has no body schema."""
+        if not self._has_body_schema:
+            return None
+        requests = self._spec.requests
+        return requests.schema_validators_factory.create(
+            requests.spec, self._operation / "requestBody" / "content" / "application/json" / "schema",
+            format_validators=requests.format_validators, extra_format_validators=requests.extra_format_validators)
+
+    @functools.cached_property
+    def _fast(self) -> Callable[[Any], Any] | None:
+        """The compiled accept-only check of the JSON body (openapi-core's format checker only if it has a format)."""
+        if not self._has_body_schema:
+            return None
+        return compile_fast(self._body_schema, self._spec.effective, lambda: self._body.validator.format_checker)
+
+    @functools.cached_property
+    def _params(self) -> list[_Param]:
+        if not self.has_parameters:
+            return []
+        path_item = self._spec.openapi.spec / "paths" / self._path
+        return [_Param.build(self._spec.requests, param) for param in _parameters(self._operation, path_item)]
 
     def parameters(self, query: Mapping[str, Any], path: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         """Validate query, path and header parameters; raise ``Invalid`` naming each bad one."""
-        if not self._params:
+        if not self.has_parameters or not self._params:
             return
         sources = {"query": query, "path": path, "header": headers}
         errors: list[FieldError] = []
@@ -170,7 +207,7 @@ class OperationContract:
                               errors=[FieldError("body", "contains a number with too many digits")]) from None
         if normalize is not None:
             value = normalize(value)
-        if self._body is None:
+        if not self._has_body_schema:
             return value
         if self._fast is not None:
             try:
@@ -178,6 +215,8 @@ class OperationContract:
                 return value  # accepted by the compiled check (see fastpath.py: it never accepts more)
             except Exception:  # noqa: BLE001 - any doubt goes to openapi-core, whose verdict counts
                 pass
+        from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
         try:
             self._body.validate(value)
         except InvalidSchemaValue as exc:
@@ -190,10 +229,14 @@ class OperationContract:
 
     def response_problems(self, status: int, body: bytes, headers: Mapping[str, str], content_type: str) -> list[str]:
         """Ways in which a response the emulator is about to send departs from the spec (strict mode)."""
+        from openapi_core.templating.responses.exceptions import ResponseNotFound
+        from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+        from werkzeug.datastructures import Headers
+
         mimetype = (content_type or "").split(";")[0].strip()
         problems: list[str] = []
         try:
-            errors = list(self._responses._iter_errors(status, body, Headers(list(headers.items())), mimetype,
+            errors = list(self._spec.responses._iter_errors(status, body, Headers(list(headers.items())), mimetype,
                                                        self._operation))
         except ResponseNotFound:
             return [f"status {status} is not documented"]
@@ -222,6 +265,16 @@ def _js_number(text: str) -> float | int:
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON (RFC 8259); Python accepts them, the providers' JavaScript servers do not
     raise _NotJSONConstant(name)
+
+
+def _deref(spec: dict[str, Any], node: Any) -> Any:
+    """``node``, or what its (local) ``$ref`` points at, in the raw spec."""
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+        target: Any = spec
+        for part in node["$ref"][2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
 
 
 def _parameters(operation: SchemaPath, path_item: SchemaPath) -> list[SchemaPath]:
@@ -265,6 +318,8 @@ class _Param:
             value: Any = source.getlist(self.name)
         else:
             value = self._cast(source[self.name])
+        from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
         try:
             self.validator.validate(value)
         except InvalidSchemaValue as exc:
