@@ -43,19 +43,21 @@ def serve(
     max_json_body: Annotated[Optional[int], typer.Option(help=_help("max_json_body"))] = None,
     admin_token: Annotated[Optional[str], typer.Option(help=_help("admin_token"))] = None,
     log_level: Annotated[Optional[str], typer.Option(help=_help("log_level"))] = None,
+    head_timeout: Annotated[Optional[float], typer.Option(help=_help("head_timeout"))] = None,
     body_timeout: Annotated[Optional[float], typer.Option(help=_help("body_timeout"))] = None,
 ) -> None:
     """Run the emulator: every provider under its prefix, or one provider at the root with --provider."""
     import uvicorn
 
     from emulator.app import create_app
+    from emulator.core.timeouts import head_timeout_protocol
     from emulator.providers import PROVIDERS
 
     overrides = dict(host=host, port=port, provider=provider, data_dir=data_dir, public_url=public_url,
                      strict_keys=strict_keys, strict=strict, strict_docs=strict_docs, seed=seed,
                      video_processing_seconds=video_processing_seconds,
                      max_json_body=max_json_body, admin_token=admin_token, log_level=log_level,
-                     body_timeout=body_timeout)
+                     head_timeout=head_timeout, body_timeout=body_timeout)
     if key:
         overrides["keys"] = Settings.parse("keys", ",".join(key))
     if rate_limit:
@@ -85,7 +87,8 @@ def serve(
     # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
     drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain)
+                access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain,
+                http=head_timeout_protocol(settings.head_timeout) or "auto")
 
 
 @app.command()

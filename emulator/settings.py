@@ -63,6 +63,9 @@ class Settings:
     admin_token: str | None = field(default=None, metadata={
         "help": "Open the control plane (/_emulator) to other hosts that send Authorization: Bearer <token>."})
     log_level: str = field(default="info", metadata={"help": "uvicorn log level."})
+    head_timeout: float = field(default=10.0, metadata={
+        "help": "Seconds a client may take to send a request line and headers (from connecting, or from the first "
+                "byte of a request) before it gets 408 and the connection is closed; 0 waits forever."})
     body_timeout: float = field(default=30.0, metadata={
         "help": "Seconds a request body may stall (no bytes arriving) before it is refused with 400 "
                 "RequestTimeout; 0 waits forever."})

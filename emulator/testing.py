@@ -60,13 +60,15 @@ def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], A
     import uvicorn
 
     from emulator.app import create_app
+    from emulator.core.timeouts import head_timeout_protocol
     from emulator.settings import Settings
 
     settings = settings or Settings()
     settings.host, settings.port = "127.0.0.1", free_port()
     app = create_app(settings)
     config = uvicorn.Config(wrap(app) if wrap is not None else app, host=settings.host, port=settings.port,
-                            log_level=log_level, access_log=False, lifespan="on")
+                            log_level=log_level, access_log=False, lifespan="on",
+                            http=head_timeout_protocol(settings.head_timeout) or "auto")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"upload-emulator-{settings.port}", daemon=True)
     thread.start()

@@ -271,6 +271,75 @@ def test_a_slow_but_steady_body_is_not_cut_off(live_server, provider):
         wire.close()
 
 
+HEAD_TIMEOUT = 1.0
+HEADS = Settings(strict=True, seed=32, head_timeout=HEAD_TIMEOUT, rate_limits=GENEROUS_LIMITS)
+
+
+def timed_out_and_closed(wire: Wire, started: float) -> None:
+    answer = wire.answer()
+    assert answer.status == 408 and answer.headers["connection"] == "close"
+    assert b"took too long" in answer.body
+    assert HEAD_TIMEOUT * 0.8 < time.monotonic() - started < HEAD_TIMEOUT * 1.7
+    assert wire.closed_by_server()
+
+
+@pytest.mark.parametrize("settings", [HEADS])
+def test_a_connection_that_never_sends_a_request_is_closed(live_server):
+    started = time.monotonic()
+    wire = Wire(port_of(live_server))
+    try:
+        timed_out_and_closed(wire, started)
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize("settings", [HEADS])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_request_head_trickled_in_is_refused_with_408(live_server, provider):
+    path, body = json_request(provider)
+    raw = head("POST", path, {**auth(provider, 0), "Content-Type": content_type(provider)}, len(body))
+    wire = Wire(port_of(live_server))
+    try:
+        started = time.monotonic()
+        # bytes keep coming (every HEAD_TIMEOUT / 10) until just before the timeout, and the head is still not
+        # complete: the timeout counts from the first byte, so it fires HEAD_TIMEOUT after it, not after the last
+        for i in range(0, len(raw) - 2, 2):
+            if time.monotonic() - started > HEAD_TIMEOUT * 0.8:
+                break
+            wire.send(raw[i:i + 2])
+            time.sleep(HEAD_TIMEOUT / 10)
+        timed_out_and_closed(wire, started)
+    finally:
+        wire.close()
+    assert httpx.get(f"{live_server.url}/_emulator/health").status_code == 200
+
+
+@pytest.mark.parametrize("settings", [HEADS])
+def test_head_timeout_spares_kept_alive_requests_and_slow_bodies(live_server):
+    path, body = json_request("posteverywhere")
+    raw = head("POST", path, {**auth("posteverywhere", 0), "Content-Type": "application/json"}, len(body))
+    wire = Wire(port_of(live_server))
+    try:
+        for _ in range(3):  # three requests on one connection, each head sent at once, a pause between them
+            wire.send(raw)
+            time.sleep(HEAD_TIMEOUT * 1.2)  # the body arrives after the head timeout: the body timeout (30 s) rules
+            wire.send(body)
+            assert wire.answer().status == CREATED["posteverywhere"]
+            time.sleep(HEAD_TIMEOUT / 2)
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize("settings", [Settings(strict=True, head_timeout=0)])
+def test_head_timeout_zero_waits(live_server):
+    wire = Wire(port_of(live_server), read_timeout=HEAD_TIMEOUT * 3)
+    try:
+        with pytest.raises(socket.timeout):
+            wire.answer()
+    finally:
+        wire.close()
+
+
 # --- a broken request head ----------------------------------------------------------------------------------------
 
 

@@ -54,3 +54,63 @@ class BodyTimeout:
             return message
 
         await self.app(scope, timed_receive, send)
+
+
+# --- the request head ----------------------------------------------------------------------------------------------
+# uvicorn bounds the wait between requests on a kept-alive connection, but neither a connection that never sends a
+# byte nor a request line and headers that trickle in a byte at a time: either holds its connection (and a slot)
+# for as long as the client likes. No ASGI layer can see a request before its head is complete, so this is done
+# in uvicorn's own protocol class (httptools, which uvicorn[standard] uses), subclassed for one timer per
+# connection: armed when the connection opens and at the first byte of each request, disarmed when the head is
+# complete; when it fires, the client gets 408 (nginx's answer to client_header_timeout) and the connection closes.
+
+_HEAD_TOO_SLOW = b"The request line and headers took too long to arrive.\n"
+_REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(_HEAD_TOO_SLOW), _HEAD_TOO_SLOW))
+
+
+def head_timeout_protocol(seconds: float) -> type | None:
+    """A uvicorn HTTP protocol class that refuses request heads slower than ``seconds``; ``None`` to keep uvicorn's."""
+    if seconds <= 0:
+        return None
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # no httptools: uvicorn falls back to h11, without this guard
+        return None
+
+    class HeadTimeoutProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _arm_head_timer(self) -> None:
+            self._disarm_head_timer()
+            self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
+
+        def _disarm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.write(_REQUEST_TIMEOUT)
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_head_timer()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm_head_timer()
+
+        def on_headers_complete(self) -> None:
+            self._disarm_head_timer()
+            super().on_headers_complete()
+
+    HeadTimeoutProtocol.__name__ = HeadTimeoutProtocol.__qualname__ = f"HeadTimeoutProtocol_{seconds:g}s"
+    return HeadTimeoutProtocol
