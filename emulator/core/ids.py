@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import secrets
-import uuid
 
 # Crockford's base32 (the ULID alphabet), two characters (10 bits) at a time
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -20,7 +19,12 @@ class Ids:
         return self._rng.randbytes(n) if self._rng is not None else secrets.token_bytes(n)
 
     def uuid4(self) -> str:
-        return str(uuid.UUID(bytes=self.bytes(16), version=4))
+        """The same string as ``str(uuid.UUID(bytes=..., version=4))``, without building a UUID object."""
+        raw = bytearray(self.bytes(16))
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def ulid(self, at: float) -> str:
         """A ULID whose time part is ``at`` (virtual clock seconds): 48 bits of milliseconds, then 80 random bits,

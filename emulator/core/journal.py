@@ -48,7 +48,6 @@ SECRET_QUERY = ("x-emulator-signature", "signature", "token", "access_token", "a
 @dataclass
 class Entry:
     id: int
-    at: str  # virtual clock, ISO with milliseconds
     epoch: float  # virtual clock, seconds
     method: str
     path: str
@@ -67,8 +66,14 @@ class Entry:
     notes: list[str] = field(default_factory=list)
     completed: bool = False  # false when the client went away or the connection was dropped mid-response
 
+    @property
+    def at(self) -> str:
+        """The virtual clock as ISO with milliseconds (formatted when read, not on every request)."""
+        return iso_millis(self.epoch)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        return {"id": data.pop("id"), "at": self.at, **data}
 
 
 def redact_query(query: str) -> str:
@@ -88,7 +93,7 @@ class Journal:
         client = scope.get("client")
         raw_query = scope.get("query_string", b"")
         entry = Entry(
-            id=next(self._ids), at=iso_millis(now), epoch=now, method=scope.get("method", ""),
+            id=next(self._ids), epoch=now, method=scope.get("method", ""),
             path=_clip(scope.get("path", "")),
             query=_clip(redact_query(raw_query.decode("latin-1"))) if raw_query else "",
             client=client[0] if client else None,

@@ -211,7 +211,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                 assert call.key is not None
                 call.quota = runtime.limiter.take(f"{provider.name}:{call.key.id}",
                                                   runtime.limits_for(provider, op_id, call.key), now)
-            contract.parameters(request.query_params, request.path_params, request.headers)
+            if contract.has_parameters:
+                contract.parameters(request.query_params, request.path_params, request.headers)
             if handler.body == "json":
                 raw = await read_body(call.request, runtime.settings.max_json_body)
                 normalize = functools.partial(handler.normalize, call) if handler.normalize else None

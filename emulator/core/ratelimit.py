@@ -48,11 +48,14 @@ class RateLimiter:
     def take(self, bucket: str, limits: Sequence[Limit], now: float) -> Quota:
         """Admit one request for ``bucket`` or raise ``RateLimited`` with the headers' figures."""
         with self._lock:
-            logs = []
+            logs: list[tuple[Limit, deque[float]]] = []
             exceeded: list[tuple[Limit, deque[float]]] = []
             for limit in limits:
-                log = self._logs.setdefault((bucket, limit.name), deque())
-                while log and log[0] <= now - limit.window:
+                log = self._logs.get((bucket, limit.name))
+                if log is None:
+                    log = self._logs[(bucket, limit.name)] = deque()
+                expired = now - limit.window
+                while log and log[0] <= expired:
                     log.popleft()
                 logs.append((limit, log))
                 if len(log) >= limit.limit:
@@ -66,13 +69,17 @@ class RateLimiter:
                     retry_after=retry_after,
                     headers=_headers(Quota(limit.limit, 0, math.ceil(now + wait), retry_after)),
                 )
-            for _, log in logs:
+            # the most constraining limit after this request: fewest remaining, then the earliest reset
+            tightest: tuple[int, int, int] | None = None
+            for limit, log in logs:
                 log.append(now)
-            quotas = [
-                Quota(limit.limit, limit.limit - len(log), math.ceil(log[0] + limit.window))
-                for limit, log in logs
-            ]
-        return min(quotas, key=lambda q: (q.remaining, q.reset)) if quotas else Quota(0, 0, 0)
+                figures = (limit.limit - len(log), math.ceil(log[0] + limit.window), limit.limit)
+                if tightest is None or figures[:2] < tightest[:2]:
+                    tightest = figures
+        if tightest is None:
+            return Quota(0, 0, 0)
+        remaining, reset, most = tightest
+        return Quota(most, remaining, reset)
 
 
 def _headers(quota: Quota) -> dict[str, str]:
