@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ceilings, inprocess, peers, png, profiling, report, suites, uploads, wrk  # noqa: E402
+from bench import ceilings, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk  # noqa: E402
 from bench.peers import Bare, Emulator, Moto, Prism, Sink  # noqa: E402
 from bench.procs import Server  # noqa: E402
 
@@ -309,9 +309,10 @@ class Run:
                          + "cProfile of 5,000 emulator requests (shares; cProfile inflates absolute times):\n\n"
                          + inprocess.profile_emulator() + "\n")
 
-        startup = [sys.executable, "-c",
-                   "import uvicorn, emulator.cli; from emulator.app import create_app; create_app()"]
-        profiling.launch(startup, out_dir / "startup.raw")
+        summaries.append(startup.phases())
+        launch = [sys.executable, "-c",
+                  "import uvicorn, emulator.cli; from emulator.app import create_app; create_app()"]
+        profiling.launch(launch, out_dir / "startup.raw")
         summaries.append(profiling.render("start-up: import + create_app()",
                                           profiling.parse((out_dir / "startup.raw").read_text())))
         text = "\n".join(summaries)
