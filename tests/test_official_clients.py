@@ -125,6 +125,7 @@ def test_sdk_upload_in_one_call_for_image_video_and_pdf(live_server, node_client
         done = result[name]["value"]
         assert done["status"] == "ready" and done["type"] == kind and done["size"] == size
         assert done["media_ids"] == [done["media_id"]] and len(done["media_id"]) == UUID_LEN
+        assert done["id"] == done["media_id"] and done["message"]  # the SDK's CompleteMediaResponse
     assert result["image"]["value"]["width"] == 64 and result["image"]["value"]["height"] == 48
     # what the SDK really sends: file_size (not size) in step 1, a PUT with Content-Type for every type in step 2
     presigns = [e for e in report["log"] if e["url"].endswith("/api/v1/media/upload")]
@@ -267,9 +268,15 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
             assert post["post_id"] and post["status"] == "publishing" and post["accounts_count"] == 1
             assert post["message"] and post["media_ids"] == [media_id]
 
-            draft = _text(await session.call_tool("create_post", {"content": "For review", "account_ids": [7],
-                                                                  "draft": True}))
-            assert draft["status"] == "draft"
+            draft = _text(await session.call_tool("create_post", {"content": "For review", "draft": True}))
+            assert draft["status"] == "draft" and draft["accounts_count"] == 0  # accounts optional for a draft
+
+            video = _text(await session.call_tool("upload_media_from_url", {
+                "url": "https://cdn.example.com/spring/teaser.mp4"}))
+            assert video["type"] == "video" and video["media_status"] in ("uploading", "ready")
+            polled = _text(await session.call_tool("get_media", {"media_id": video["media_id"]}))
+            assert polled["status"] == "ready" and polled["mime_type"] == "video/mp4"
+            assert _text(await session.call_tool("delete_media", {"media_id": video["media_id"]}))
 
             deleted = _text(await session.call_tool("delete_media", {"media_id": media_id}))
             assert deleted == f"Media {media_id} deleted successfully."
@@ -281,7 +288,8 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
         entries = control.journal(provider="posteverywhere")
     assert {e.request_headers.get("user-agent") for e in entries} == {"posteverywhere-mcp/1.7.0"}
     assert all(e.status is not None and e.status < 500 for e in entries)
-    assert all(not e.notes for e in entries)  # the MCP server sends only documented (or inferred-read) forms
+    noted = [(e.operation, n) for e in entries for n in e.notes]
+    assert len(noted) == 1 and noted[0][0] == "uploadMediaFromUrl" and "MP4 URL" in noted[0][1]
 
 
 def test_clients_folder_pins_exact_versions():

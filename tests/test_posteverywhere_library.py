@@ -6,6 +6,8 @@ tests/test_official_clients.py runs the clients themselves.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from emulator import Settings
@@ -170,7 +172,8 @@ async def test_sdk_put_of_an_image_is_still_checked(client, runtime):
                          headers={"Content-Type": "image/png"})
     assert r.status_code == 403
     assert runtime.store.get("posteverywhere:media", data["media_id"]).blob is None  # nothing kept
-    assert journal_notes(runtime, "storeImageRaw") == []
+    # the PDF's PUT was accepted as a form and refused for its bytes: its note stays; refused signatures leave none
+    assert len(journal_notes(runtime, "storeImageRaw")) == 1
 
 
 @pytest.mark.parametrize("settings", STRICT_DOCS)
@@ -196,3 +199,111 @@ async def test_strict_docs_refuses_a_put_to_an_image_url(client, runtime):
     # the documented POST still works on the same URL
     r = await client.post(data["upload_url"], files={"file": ("p.png", png, "image/png")})
     assert r.status_code == 200
+
+
+# --- MP4 by URL, as the official MCP server's upload_media_from_url describes it ----------------------------------
+
+
+async def test_an_mp4_url_is_imported_and_journaled(client, runtime):
+    r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH,
+                          json={"url": "https://videos.example.com/launch/teaser.mp4"})
+    assert r.status_code == 201
+    data = r.json()["data"]
+    assert (data["type"], data["content_type"], data["media_status"], data["filename"]) == (
+        "video", "video/mp4", "ready", "teaser.mp4")
+    stored = await client.get(data["url"])
+    assert stored.status_code == 200 and stored.headers["content-type"] == "video/mp4"
+    assert stored.content[4:8] == b"ftyp" and len(stored.content) == data["size"]
+    [note] = journal_notes(runtime, "uploadMediaFromUrl")
+    assert "MP4 URL" in note and "@posteverywhere/mcp 1.7.0" in note
+    post = await client.post(f"{PE}/posts", headers=AUTH,
+                             json={"content": "teaser", "account_ids": [1], "media_ids": data["media_ids"]})
+    assert post.status_code == 201
+
+
+@pytest.mark.parametrize("settings", [Settings(strict=True, seed=5, video_processing_seconds=20)])
+async def test_an_mp4_url_imports_in_the_background_on_the_virtual_clock(client, clock):
+    r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH,
+                          json={"url": "https://videos.example.com/clip.mp4", "filename": "clip.mp4"})
+    data = r.json()["data"]
+    assert data["media_status"] == "uploading" and "Poll GET /v1/media/" in data["next_step"]
+    item = (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).json()["data"]
+    assert item["media_status"] == "processing" and item["upload_status"] == "uploading"
+    refused = await client.post(f"{PE}/posts", headers=AUTH,
+                                json={"content": "x", "account_ids": [1], "media_ids": [data["media_id"]]})
+    assert refused.status_code == 400 and "not ready" in refused.json()["error"]["message"]
+    clock.advance(20)
+    item = (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).json()["data"]
+    assert item["media_status"] == "ready"
+
+
+@pytest.mark.parametrize("settings", STRICT_DOCS)
+async def test_strict_docs_answers_an_mp4_url_as_the_page_does(client, runtime):
+    r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH,
+                          json={"url": "https://videos.example.com/clip.mp4"})
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+    assert runtime.store.values("posteverywhere:media") == []
+
+
+# --- races and order -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["object PUT", "image PUT", "image POST"])
+async def test_media_deleted_while_its_bytes_stream_in_stays_deleted(client, runtime, how):
+    payload, content_type = (MP4, "video/mp4") if how == "object PUT" else (sample("png"), "image/png")
+    data = (await client.post(f"{PE}/media/upload", headers=AUTH, json={
+        "filename": "race", "content_type": content_type, "size": len(payload)})).json()["data"]
+    gate = asyncio.Event()
+    boundary = "raceboundary"
+    if how == "image POST":
+        raw = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.png\"\r\n"
+               f"Content-Type: image/png\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    else:
+        raw, headers = payload, {"Content-Type": content_type}
+
+    async def body():
+        yield raw[:16]
+        await gate.wait()
+        yield raw[16:]
+
+    method = "POST" if how == "image POST" else "PUT"
+    upload = asyncio.create_task(client.request(method, data["upload_url"], content=body(), headers=headers))
+    await asyncio.sleep(0.1)
+    deleted = await client.delete(f"{PE}/media/{data['media_id']}", headers=AUTH)
+    assert deleted.status_code == 200
+    gate.set()
+    late = await upload
+    assert late.status_code == 404
+    assert (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).status_code == 404
+    assert (await client.get(f"{PE}/media", headers=AUTH)).json()["data"]["total"] == 0
+    assert not [p for p in runtime.blobs.root.rglob("*") if p.is_file() and ".tmp" not in p.parts
+                and not p.name.endswith(".json")]  # the late bytes were not kept
+
+
+async def test_list_is_newest_first_even_on_a_frozen_clock(client):
+    names = [f"{i}.png" for i in range(5)]
+    for name in names:
+        await client.post(f"{PE}/media/upload", headers=AUTH,
+                          json={"filename": name, "content_type": "image/png", "size": 10})
+    listed = (await client.get(f"{PE}/media", headers=AUTH)).json()["data"]["media"]
+    assert [m["filename"] for m in listed] == names[::-1]
+
+
+async def test_a_note_stays_when_the_mapped_request_is_refused_later(client, runtime):
+    r = await sdk_presign(client, "big.png", "image/png", 30_000_000)
+    assert r.status_code == 400
+    [note] = journal_notes(runtime, "uploadMedia")
+    assert "file_size instead of size" in note  # why the 400 names size, which the client never sent
+
+
+async def test_a_raw_image_put_without_length_gets_411(client):
+    data = (await client.post(f"{PE}/media/upload", headers=AUTH, json={
+        "filename": "p.png", "content_type": "image/png", "size": 10})).json()["data"]
+
+    async def body():
+        yield sample("png")
+
+    r = await client.put(data["upload_url"], content=body(), headers={"Content-Type": "image/png",
+                                                                      "Transfer-Encoding": "identity"})
+    assert r.status_code == 411 and r.json()["success"] is False

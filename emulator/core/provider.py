@@ -7,7 +7,7 @@ match one to one (start-up fails otherwise). Every request then reads top to bot
 
     route → auth (magic keys, scopes) → faults → rate limit → validate (params; JSON — after the handler's
       ``normalize`` maps an official client's undocumented form — or streamed multipart body) → handler →
-      envelope (+ rate-limit headers, journal notes) → fault effects, or the strict response check
+      envelope (+ rate-limit headers) → journal notes → fault effects, or the strict response check
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Call:
     quota: Quota | None = None
     body: Any = None  # parsed JSON, or typed multipart fields (file fields hold their file names)
     form: Form | None = None  # multipart operations: the parsed form, files already streamed to the blob store
-    notes: list[str] = field(default_factory=list)  # for the journal entry, if the request succeeds
+    notes: list[str] = field(default_factory=list)  # for the journal entry
 
     @property
     def tenant(self) -> str:
@@ -90,8 +90,9 @@ class Call:
     def undocumented(self, form: str, basis: str, refusal: EmulatorError) -> None:
         """An official client sent ``form``, which the published docs do not show (shared/provider-docs/README.md).
 
-        It is accepted, and once the request succeeds its journal entry says so (``basis`` names the client and
-        version that sends it); with ``--strict-docs`` the request is refused with ``refusal`` instead.
+        It is accepted and the request's journal entry says so (``basis`` names the client and version that sends
+        it), also when the request is refused later for another reason; with ``--strict-docs`` the request is
+        refused with ``refusal`` instead.
         """
         if self.runtime.settings.strict_docs:
             raise refusal
@@ -223,8 +224,6 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                 call.body = form_contract.validate(call.form)
             result = await handler.func(call)
             response = result if isinstance(result, Response) else provider.ok(call, result)
-            if entry is not None:
-                entry.notes += call.notes
         except ClientDisconnect:
             # the client went away mid-body: whatever was streamed has been discarded; there is no one to answer
             # (499 is nginx's "client closed request", so the journal says what happened)
@@ -235,6 +234,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                     for part in parts:
                         runtime.blobs.delete(part.blob.name)
             response = provider.error(call, request, exc)
+        if entry is not None and call.notes:  # also when refused later: the note explains what was mapped
+            entry.notes += call.notes
         for name, value in quota_headers(call.quota).items():
             response.headers.setdefault(name, value)
         if fault is not None:

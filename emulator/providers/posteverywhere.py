@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import PurePosixPath
@@ -202,6 +203,8 @@ class Media:
     ready_at: float | None = None
     source_url: str | None = None
     failed: bool = False
+    # creation order within one virtual instant (a frozen clock): newest first in the library even then
+    seq: int = field(default_factory=time.perf_counter_ns)
 
     @property
     def type(self) -> str:
@@ -310,10 +313,10 @@ def _media_view(media: Media, now: float) -> dict[str, Any]:
                      f'"media_ids": ["{media.id}"] to POST /v1/posts once its status is "ready".')
     assert media.blob is not None
     return {
-        "media_id": media.id, "media_ids": [media.id], "status": status, "type": media.type,
+        "id": media.id, "media_id": media.id, "media_ids": [media.id], "status": status, "type": media.type,
         "width": media.width, "height": media.height, "duration": media.duration,
         "size": media.blob.size, "content_type": media.content_type,
-        "created_at": iso_millis(media.created_at), "next_step": next_step,
+        "created_at": iso_millis(media.created_at), "next_step": next_step, "message": next_step,
     }
 
 
@@ -382,7 +385,7 @@ async def list_media(call: Call) -> Reply:
     limit, offset = int(query.get("limit", LIST_DEFAULT)), int(query.get("offset", 0))
     own = [m for m in call.runtime.store.values(MEDIA)
            if m.tenant == call.tenant and (kind is None or m.type == kind)]
-    own.sort(key=lambda m: (m.created_at, m.id), reverse=True)  # newest first
+    own.sort(key=lambda m: (m.created_at, m.seq), reverse=True)  # newest first
     page = own[offset:offset + limit]
     return Reply({"media": [_library_item(call, m) for m in page], "total": len(own),
                   "pagination": {"limit": limit, "offset": offset, "total": len(own),
@@ -422,7 +425,8 @@ def _refuse_private_host(host: str) -> None:
 
 
 _SAMPLES = {"image/jpeg": "sample.jpg", "image/png": "sample.png", "image/gif": "sample.gif",
-            "image/webp": "sample.webp", "image/heic": "sample.heic", "image/heif": "sample.heic"}
+            "image/webp": "sample.webp", "image/heic": "sample.heic", "image/heif": "sample.heic",
+            "video/mp4": "sample.mp4"}
 
 
 async def upload_from_url(call: Call) -> Reply:
@@ -433,15 +437,19 @@ async def upload_from_url(call: Call) -> Reply:
     _refuse_private_host(parts.hostname)
     basename = PurePosixPath(unquote(parts.path)).name
     suffix = PurePosixPath(basename).suffix.lower()
+    images_only = UnsupportedMediaType("upload-from-url accepts images only; upload videos with POST "
+                                       "/v1/media/upload.", errors=[FieldError("url", "must point at an image")])
     if suffix in VIDEO_EXTENSIONS:
-        raise UnsupportedMediaType("upload-from-url accepts images only; upload videos with POST /v1/media/upload.",
-                                   errors=[FieldError("url", "must point at an image")])
-    filename = call.body.get("filename") or basename or "image.jpg"
+        if suffix != ".mp4":  # the MCP server's tool: "VIDEOS (MP4 only — up to 500 MB)"
+            raise images_only
+        call.undocumented("an MP4 URL to POST /v1/media/upload-from-url, imported in the background (documented: "
+                          "images only, 415)", f"{MCP} upload_media_from_url", images_only)
+    filename = call.body.get("filename") or basename or ("video.mp4" if suffix == ".mp4" else "image.jpg")
     _check_filename(filename)
-    content_type = IMAGE_EXTENSIONS.get(suffix, "image/jpeg")
+    content_type = "video/mp4" if suffix == ".mp4" else IMAGE_EXTENSIONS.get(suffix, "image/jpeg")
     media_id = call.runtime.ids.uuid4()
     sample = resources.files("emulator") / "assets" / _SAMPLES[content_type]
-    # No outbound network by default: the image is synthesised from a bundled sample of the URL's type.
+    # No outbound network by default: the file is synthesised from a bundled sample of the URL's type.
     writer = call.runtime.blobs.writer(f"{NAME}/media/{media_id}", content_type, FROM_URL_MAX)
     try:
         writer.write(sample.read_bytes())
@@ -450,15 +458,20 @@ async def upload_from_url(call: Call) -> Reply:
         raise
     blob = writer.commit()
     sniffed = sniff_file(blob.path)
+    video = content_type == "video/mp4"  # ready once the emulator's processing delay has passed, like uploads
     media = Media(id=media_id, tenant=call.tenant, filename=filename, content_type=content_type,
                   declared_size=blob.size, created_at=call.now, expires_at=call.now, width=sniffed.width,
-                  height=sniffed.height, blob=blob, completed_at=call.now, ready_at=call.now, source_url=url)
+                  height=sniffed.height, blob=blob, completed_at=call.now, source_url=url,
+                  ready_at=call.now + (call.runtime.settings.video_processing_seconds if video else 0.0))
     call.runtime.store.put(MEDIA, media_id, media)
-    delivery = call.base_url + _storage_path(call, "images", media_id)
+    ready = media.status(call.now) == "ready"
+    next_step = (f'Media is ready. Attach it to a post by passing "media_ids": ["{media_id}"] to POST /v1/posts.'
+                 if ready else f'The video is importing. Poll GET /v1/media/{media_id} until its media_status is '
+                               '"ready", then attach it with media_ids.')
     return Reply(status=201, data={
-        "media_id": media_id, "media_ids": [media_id], "media_status": "ready", "type": "image", "url": delivery,
-        "filename": filename, "size": blob.size, "content_type": content_type, "source_url": url,
-        "next_step": f'Media is ready. Attach it to a post by passing "media_ids": ["{media_id}"] to POST /v1/posts.',
+        "media_id": media_id, "media_ids": [media_id], "media_status": "ready" if ready else "uploading",
+        "type": media.type, "url": _delivery_url(call, media), "filename": filename, "size": blob.size,
+        "content_type": content_type, "source_url": url, "next_step": next_step,
     })
 
 
@@ -488,7 +501,7 @@ async def create_post(call: Call) -> Reply:
     status = "draft" if body.get("draft") else "queued" if body.get("use_queue") else \
         "scheduled" if scheduled else "publishing"
     post = Post(id=call.runtime.ids.uuid4(), tenant=call.tenant, content=body["content"],
-                account_ids=body["account_ids"], media_ids=media_ids, status=status, scheduled_for=scheduled,
+                account_ids=body.get("account_ids", []), media_ids=media_ids, status=status, scheduled_for=scheduled,
                 timezone=body.get("timezone"), created_at=call.now, platform_content=body.get("platform_content", {}))
     call.runtime.store.put(POSTS, post.id, post)
     accounts = len(post.account_ids)
@@ -540,17 +553,30 @@ def _granted(call: Call, kind: str, signed_method: str | None = None) -> tuple[M
 
 
 def _replace_blob(call: Call, media: Media, blob: Blob) -> None:
-    previous, media.blob = media.blob, blob
-    call.runtime.store.put(MEDIA, media.id, media)
+    """Attach freshly stored bytes to their media — unless the media was deleted (or replaced) while they streamed."""
+    current: Media | None = call.runtime.store.get(MEDIA, media.id)
+    if current is None or current.completed_at is not None:
+        call.runtime.blobs.delete(blob.name)
+        if current is None:
+            raise StorageError("The specified upload does not exist: the media was deleted while the bytes were "
+                               "arriving.", code="NoSuchUpload", http_status=404)
+        raise StorageError("This upload URL was already used: the media was completed while the bytes were "
+                           "arriving.", code="AccessDenied", http_status=403)
+    previous, current.blob = current.blob, blob
+    call.runtime.store.put(MEDIA, current.id, current)
     if previous is not None and previous.name != blob.name:  # after the put: no stored record names deleted bytes
         call.runtime.blobs.delete(previous.name)
 
 
-async def store_object(call: Call) -> Response:
-    media, max_size = _granted(call, "objects")
+def _require_length(call: Call) -> None:
     if "content-length" not in call.request.headers and "chunked" not in call.request.headers.get("transfer-encoding", ""):
         raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
                            http_status=411)
+
+
+async def store_object(call: Call) -> Response:
+    media, max_size = _granted(call, "objects")
+    _require_length(call)
     name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
     blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
     _replace_blob(call, media, blob)
@@ -599,6 +625,7 @@ def _image_stored(call: Call, media: Media, blob: Blob, filename: str) -> Respon
 async def store_image_raw(call: Call) -> Response:
     """The official SDK's step 2 for every type: PUT the raw bytes with Content-Type, also to an image URL."""
     media, max_size = _granted(call, "images", signed_method="POST")
+    _require_length(call)
     call.undocumented("PUT of the raw image to an image upload_url (documented: POST multipart, field file)",
                       f"{SDK} media.upload()",
                       MethodNotAllowed("This image upload URL takes POST multipart/form-data with the file in the "
