@@ -43,10 +43,15 @@ STATE_DEPENDENT: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "posteverywhere": {
         "completeMediaUpload": {"upload_not_ready: the bytes were not uploaded to upload_url yet, or disagree "
                                 "with step 1": ("400",)},
-        "createPost": {"media_ids must name completed media of the same key": ("400",)},
+        "createPost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
+                       "must equal scheduled_for when both are sent": ("400",)},
+        "updatePost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
+                       "must equal scheduled_for when both are sent": ("400",)},
+        "schedulePost": {"a draft saved without accounts needs account_ids to be scheduled": ("400",)},
         "uploadMediaFromUrl": {"url must be public https:// (private, loopback, link-local, single-label, .local "
                                "and .internal hosts are refused)": ("400",),
-                               "a URL naming a video is refused": ("415",)},
+                               "a URL naming a video other than MP4 is refused (MP4 too with --strict-docs)":
+                                   ("415",)},
     },
     "segmentflow": {
         "createAsset": {"s3Key must have been issued to this key by createAssetUploadUrl and its bytes PUT, with "

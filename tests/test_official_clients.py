@@ -271,6 +271,23 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
             draft = _text(await session.call_tool("create_post", {"content": "For review", "draft": True}))
             assert draft["status"] == "draft" and draft["accounts_count"] == 0  # accounts optional for a draft
 
+            # the review workflow the create_post tool describes: list drafts → get → edit → schedule
+            drafts = _text(await session.call_tool("list_posts", {"status": "draft"}))
+            assert [p["id"] for p in drafts] == [draft["post_id"]]
+            got = _text(await session.call_tool("get_post", {"post_id": draft["post_id"]}))
+            assert got["content"] == "For review" and got["status"] == "draft" and got["destinations"] == []
+            edited = _text(await session.call_tool("update_post", {"post_id": draft["post_id"],
+                                                                   "content": "Reviewed", "account_ids": [7, 8]}))
+            assert edited["content"] == "Reviewed" and len(edited["destinations"]) == 2
+            scheduled = _text(await session.call_tool("schedule_post", {
+                "post_id": draft["post_id"], "scheduled_for": "2030-06-20T14:00:00Z"}))
+            assert scheduled["status"] == "scheduled" and len(scheduled["destinations"]) == 2
+            assert _text(await session.call_tool("list_posts", {"status": "draft"})) == []
+            throwaway = _text(await session.call_tool("create_post", {"content": "Scrap", "draft": True}))
+            assert _text(await session.call_tool("delete_post", {"post_id": throwaway["post_id"]})) == \
+                f"Post {throwaway['post_id']} deleted successfully."
+            assert len(_text(await session.call_tool("list_posts", {}))) == 2  # the published one and the scheduled
+
             video = _text(await session.call_tool("upload_media_from_url", {
                 "url": "https://cdn.example.com/spring/teaser.mp4"}))
             assert video["type"] == "video" and video["media_status"] in ("uploading", "ready")

@@ -23,6 +23,7 @@ from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
+    Conflict,
     EmulatorError,
     FieldError,
     Invalid,
@@ -230,6 +231,8 @@ class Post:
     timezone: str | None
     created_at: float
     platform_content: dict[str, Any] = field(default_factory=dict)
+    updated_at: float | None = None
+    seq: int = field(default_factory=time.perf_counter_ns)  # creation order within one virtual instant
 
 
 def _own_media(call: Call, media_id: str) -> Media:
@@ -475,8 +478,8 @@ async def upload_from_url(call: Call) -> Reply:
     })
 
 
-async def create_post(call: Call) -> Reply:
-    body = call.body
+def _check_post_fields(call: Call, body: dict[str, Any]) -> tuple[str | None, list[str] | None]:
+    """The rules every post body follows: no attachment fields but media_ids, one schedule, ready own media."""
     for name in FORBIDDEN_POST_FIELDS:
         if name in body:
             raise Invalid(f"Unknown field '{name}': did you mean media_ids?", code="invalid_field_name",
@@ -487,10 +490,9 @@ async def create_post(call: Call) -> Reply:
     if scheduled and alias and scheduled != alias:
         raise Invalid("scheduled_at is a deprecated alias of scheduled_for; send one, or the same value.",
                       errors=[FieldError("scheduled_at", "differs from scheduled_for")])
-    scheduled = scheduled or alias
     problems: list[FieldError] = []
-    media_ids: list[str] = body.get("media_ids", [])
-    for index, media_id in enumerate(media_ids):
+    media_ids: list[str] | None = body.get("media_ids")
+    for index, media_id in enumerate(media_ids or []):
         media: Media | None = call.runtime.store.get(MEDIA, media_id)
         if media is None or media.tenant != call.tenant:
             problems.append(FieldError(f"media_ids.{index}", f"media {media_id} not found"))
@@ -498,11 +500,51 @@ async def create_post(call: Call) -> Reply:
             problems.append(FieldError(f"media_ids.{index}", f"media {media_id} is {status}, not ready"))
     if problems:
         raise Invalid(f"{problems[0].field}: {problems[0].message}", errors=problems)
+    return scheduled or alias, media_ids
+
+
+def _destinations(post: Post) -> list[dict[str, Any]]:
+    """One destination per account. The emulator has no connected accounts, so it knows no platform or name."""
+    status = "draft" if post.status == "draft" else "queued"
+    return [{"id": f"{post.id}:{account}", "account_id": account, "social_account_id": account, "platform": None,
+             "account_name": None, "status": status, "published_at": None, "platform_post_id": None,
+             "error": None, "last_error": None, "attempts": 0} for account in post.account_ids]
+
+
+def _post_view(call: Call, post: Post) -> dict[str, Any]:
+    """A post as the official clients read it: the SDK's Post and the MCP server's, both whole."""
+    media = []
+    for media_id in post.media_ids:
+        item: Media | None = call.runtime.store.get(MEDIA, media_id)
+        if item is not None:
+            media.append({"id": item.id, "type": item.type, "mime_type": item.content_type,
+                          "url": _delivery_url(call, item)})
+    return {
+        "id": post.id, "post_id": post.id, "content": post.content, "status": post.status,
+        "post_status": post.status, "account_ids": post.account_ids, "media_ids": post.media_ids, "media": media,
+        "scheduled_for": post.scheduled_for, "timezone": post.timezone, "platform_content": post.platform_content,
+        "destinations": _destinations(post), "created_at": iso_millis(post.created_at),
+        "updated_at": iso_millis(post.updated_at if post.updated_at is not None else post.created_at),
+    }
+
+
+def _own_post(call: Call) -> Post:
+    post_id = call.request.path_params["post_id"]
+    post: Post | None = call.runtime.store.get(POSTS, post_id)
+    if post is None or post.tenant != call.tenant:  # never reveal another key's post
+        raise NotFound(f"Post {post_id} not found.")
+    return post
+
+
+async def create_post(call: Call) -> Reply:
+    body = call.body
+    scheduled, media_ids = _check_post_fields(call, body)
     status = "draft" if body.get("draft") else "queued" if body.get("use_queue") else \
         "scheduled" if scheduled else "publishing"
     post = Post(id=call.runtime.ids.uuid4(), tenant=call.tenant, content=body["content"],
-                account_ids=body.get("account_ids", []), media_ids=media_ids, status=status, scheduled_for=scheduled,
-                timezone=body.get("timezone"), created_at=call.now, platform_content=body.get("platform_content", {}))
+                account_ids=body.get("account_ids", []), media_ids=media_ids or [], status=status,
+                scheduled_for=scheduled, timezone=body.get("timezone"), created_at=call.now,
+                platform_content=body.get("platform_content", {}))
     call.runtime.store.put(POSTS, post.id, post)
     accounts = len(post.account_ids)
     message = {"draft": "Draft saved. It is not published until you schedule it.",
@@ -515,6 +557,85 @@ async def create_post(call: Call) -> Reply:
         "scheduled_for": post.scheduled_for, "timezone": post.timezone, "created_at": iso_millis(post.created_at),
         "destinations": accounts, "accounts_count": accounts, "message": message,
     })
+
+
+async def list_posts(call: Call) -> Reply:
+    query = call.request.query_params
+    status, platform = query.get("status"), query.get("platform")
+    limit, offset = int(query.get("limit", LIST_DEFAULT)), int(query.get("offset", 0))
+    own = [p for p in call.runtime.store.values(POSTS) if p.tenant == call.tenant
+           and (status is None or p.status == status) and (platform is None or platform in p.platform_content)]
+    own.sort(key=lambda p: (p.created_at, p.seq), reverse=True)  # newest first
+    page = own[offset:offset + limit]
+    return Reply({"posts": [_post_view(call, p) for p in page], "total": len(own), "limit": limit, "offset": offset,
+                  "pagination": {"limit": limit, "offset": offset, "total": len(own),
+                                 "has_more": offset + len(page) < len(own)}})
+
+
+async def get_post(call: Call) -> Reply:
+    return Reply(_post_view(call, _own_post(call)))
+
+
+def _editable(post: Post, action: str, allowed: tuple[str, ...]) -> None:
+    if post.status not in allowed:
+        raise Conflict(f"Post {post.id} is {post.status}: only {' or '.join(allowed)} posts can be {action}.",
+                       details={"status": post.status})
+
+
+async def update_post(call: Call) -> Reply:
+    post = _own_post(call)
+    _editable(post, "edited", ("draft", "scheduled", "queued"))
+    body = call.body
+    scheduled, media_ids = _check_post_fields(call, body)
+    if "content" in body:
+        post.content = body["content"]
+    if scheduled is not None:
+        post.scheduled_for = scheduled
+    if "timezone" in body:
+        post.timezone = body["timezone"]
+    if "account_ids" in body:
+        post.account_ids = body["account_ids"]
+    if media_ids is not None:
+        post.media_ids = media_ids
+    if "platform_content" in body:  # "settings merge into the post" (MCP update_post)
+        post.platform_content = {**post.platform_content, **body["platform_content"]}
+    post.updated_at = call.now
+    call.runtime.store.put(POSTS, post.id, post)
+    return Reply(_post_view(call, post))
+
+
+async def delete_post(call: Call) -> Reply:
+    post = _own_post(call)
+    _editable(post, "deleted", ("draft", "scheduled", "queued"))
+    call.runtime.store.delete(POSTS, post.id)
+    return Reply({"deleted": True, "id": post.id})
+
+
+async def schedule_post(call: Call) -> Reply:
+    post = _own_post(call)
+    _editable(post, "scheduled with this call (use PATCH /v1/posts/{post_id} to re-time a scheduled post)",
+              ("draft",))
+    body = call.body
+    publish_now, scheduled = bool(body.get("publish_now")), body.get("scheduled_for")
+    if publish_now == (scheduled is not None):
+        raise Invalid("Send scheduled_for or publish_now: true (one of them).",
+                      errors=[FieldError("scheduled_for", "send it, or publish_now: true, not both")])
+    accounts = body.get("account_ids", post.account_ids)
+    if not accounts:
+        raise Invalid("account_ids: the draft has no accounts; send account_ids to publish it.",
+                      errors=[FieldError("account_ids", "is required: the draft has none")])
+    post.account_ids, post.status = accounts, "publishing" if publish_now else "scheduled"
+    post.scheduled_for = None if publish_now else scheduled
+    if "timezone" in body:
+        post.timezone = body["timezone"]
+    post.updated_at = call.now
+    call.runtime.store.put(POSTS, post.id, post)
+    message = (f"Post is publishing to {len(accounts)} account(s)." if publish_now
+               else f"Post scheduled for {scheduled} on {len(accounts)} account(s).")
+    return Reply({"post_id": post.id, "status": post.status, "scheduled_for": post.scheduled_for,
+                  "publish_now": publish_now, "message": message,
+                  "destinations": [{"account_id": d["account_id"], "platform": d["platform"], "status": d["status"]}
+                                   for d in _destinations(post)]})
 
 
 # --- handlers: storage behind upload_url -------------------------------------------------------------------------
@@ -668,6 +789,11 @@ PROVIDER = Provider(
         "completeMediaUpload": Handler(complete_media, body="none", scopes=WRITE),
         "uploadMediaFromUrl": Handler(upload_from_url, scopes=WRITE),
         "createPost": Handler(create_post, scopes=WRITE),
+        "listPosts": Handler(list_posts, body="none"),
+        "getPost": Handler(get_post, body="none"),
+        "updatePost": Handler(update_post, scopes=WRITE),
+        "deletePost": Handler(delete_post, body="none", scopes=WRITE),
+        "schedulePost": Handler(schedule_post, scopes=WRITE),
         "storeImage": Handler(store_image, body="stream", auth=False),
         "storeImageRaw": Handler(store_image_raw, body="stream", auth=False),
         "getStoredImage": Handler(get_stored, body="none", auth=False),
