@@ -172,12 +172,15 @@ def test_sdk_posts_create_with_uploaded_media_then_list_and_delete(live_server, 
     media, post = result["media"], result["post"]
     assert post["post_id"] == post["id"] and post["media_ids"] == media["media_ids"]
     assert post["status"] == "scheduled" and post["destinations"] == 2 and post["scheduled_for"] == "2030-01-01T09:00:00Z"
+    assert result["fetchedPost"]["id"] == post["post_id"] and result["fetchedPost"]["post_status"] == "scheduled"
+    assert [d["social_account_id"] for d in result["fetchedPost"]["destinations"]] == [101, 102]
+    assert result["posts"]["total"] == 1 and result["posts"]["posts"][0]["id"] == post["post_id"]
     listed = result["listed"]
     assert listed["total"] == 1 and [m["id"] for m in listed["media"]] == [media["media_id"]]
     assert result["deleted"] == {"deleted": True, "id": media["media_id"]}
     assert result["afterDelete"]["ok"] is False and result["afterDelete"]["error"]["status"] == 404
     assert [c[:1] + c[2:] for c in api_calls(report["log"])][-4:] == [
-        ("POST", 201), ("GET", 200), ("DELETE", 200), ("GET", 404)]
+        ("GET", 200), ("GET", 200), ("DELETE", 200), ("GET", 404)]
 
 
 def test_sdk_error_classes(live_server, node_clients, fixtures):

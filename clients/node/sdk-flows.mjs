@@ -95,10 +95,12 @@ const scenarios = {
                                         { filename: "post.png", contentType: "image/png" });
     const post = await pe.posts.create({ content: "Launch day!", account_ids: [101, 102], media_ids: media.media_ids,
                                          scheduled_for: "2030-01-01T09:00:00Z", timezone: "UTC" });
+    const fetchedPost = await pe.posts.get(post.post_id);
+    const posts = await pe.posts.list({ limit: 5 });
     const listed = await pe.media.list({ type: "image", limit: 10 });
     const deleted = await pe.media.delete(media.media_id);
     const afterDelete = await outcome(pe.media.get(media.media_id));
-    return { media, post, listed, deleted, afterDelete };
+    return { media, post, fetchedPost, posts, listed, deleted, afterDelete };
   },
 
   async errors() {
