@@ -1,7 +1,7 @@
 """Where a cold start goes: ``upload-emulator serve`` from spawn to its first answer, in phases, without a profiler.
 
-The child runs the real console entry point (``emulator.cli:main``) with two wrappers that only take the time:
-``create_app`` (called by ``serve`` once typer has parsed the command line) and uvicorn's ``Server.startup`` (the
+The child runs the real console entry point (``emulator.main:main``) with two wrappers that only take the time:
+``create_app`` (called by ``serve`` once its command line is parsed) and uvicorn's ``Server.startup`` (the
 socket is listening). The parent spawns it, polls the JSON operation as ``procs.Server.start`` does and notes the
 first 201. Every mark is ``time.time()``, so parent and child marks share one clock. Run by ``run.py --profile``,
 or alone: ``python -m bench.startup``.
@@ -24,12 +24,12 @@ CHILD = r"""
 import time; marks = {"interpreter ready": time.time()}
 import json, sys
 out = sys.argv.pop(1)
-from emulator.cli import main
-import uvicorn, emulator.app
-marks["imports done (emulator.cli, uvicorn, emulator.app)"] = time.time()
+from emulator.main import main
+import uvicorn, emulator.app, emulator.serve
+marks["imports done (emulator.main, emulator.serve, uvicorn, emulator.app)"] = time.time()
 create = emulator.app.create_app
 def create_app(*args, **kwargs):
-    marks["typer parsed the command line"] = time.time()
+    marks["serve's command line parsed (argparse)"] = time.time()
     app = create(*args, **kwargs)
     marks["create_app returned"] = time.time()
     return app

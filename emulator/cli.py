@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-
-from emulator.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(help="A faithful local stand-in for social-media upload APIs.", no_args_is_help=True,
                   add_completion=False)
@@ -21,74 +17,16 @@ app.add_typer(specs_app, name="specs")
 console = Console()
 
 
-def _help(name: str) -> str:
-    f = next(f for f in fields(Settings) if f.name == name)
-    return f"{f.metadata['help']} (env: {ENV_PREFIX}{name.upper()})"
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def serve(ctx: typer.Context) -> None:
+    """Run the emulator: every provider under its prefix, or one provider at the root with --provider.
 
+    Flags: `upload-emulator serve --help` (one per setting, each with its UPLOAD_EMULATOR_* variable).
+    """
+    from emulator.serve import run
 
-@app.command()
-def serve(
-    host: Annotated[Optional[str], typer.Option(help=_help("host"))] = None,
-    port: Annotated[Optional[int], typer.Option(help=_help("port"))] = None,
-    provider: Annotated[Optional[str], typer.Option(help=_help("provider"))] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help=_help("data_dir"))] = None,
-    public_url: Annotated[Optional[str], typer.Option(help=_help("public_url"))] = None,
-    strict_keys: Annotated[Optional[bool], typer.Option("--strict-keys", help=_help("strict_keys"))] = None,
-    key: Annotated[Optional[list[str]], typer.Option(help=_help("keys"))] = None,
-    rate_limit: Annotated[Optional[list[str]], typer.Option(help=_help("rate_limits"))] = None,
-    strict: Annotated[Optional[bool], typer.Option("--strict", help=_help("strict"))] = None,
-    strict_docs: Annotated[Optional[bool], typer.Option("--strict-docs", help=_help("strict_docs"))] = None,
-    seed: Annotated[Optional[int], typer.Option(help=_help("seed"))] = None,
-    video_processing_seconds: Annotated[Optional[float], typer.Option(help=_help("video_processing_seconds"))] = None,
-    max_json_body: Annotated[Optional[int], typer.Option(help=_help("max_json_body"))] = None,
-    admin_token: Annotated[Optional[str], typer.Option(help=_help("admin_token"))] = None,
-    log_level: Annotated[Optional[str], typer.Option(help=_help("log_level"))] = None,
-    head_timeout: Annotated[Optional[float], typer.Option(help=_help("head_timeout"))] = None,
-    body_timeout: Annotated[Optional[float], typer.Option(help=_help("body_timeout"))] = None,
-) -> None:
-    """Run the emulator: every provider under its prefix, or one provider at the root with --provider."""
-    import uvicorn
-
-    from emulator.app import create_app
-    from emulator.core.timeouts import head_timeout_protocol
-    from emulator.providers import PROVIDERS
-
-    overrides = dict(host=host, port=port, provider=provider, data_dir=data_dir, public_url=public_url,
-                     strict_keys=strict_keys, strict=strict, strict_docs=strict_docs, seed=seed,
-                     video_processing_seconds=video_processing_seconds,
-                     max_json_body=max_json_body, admin_token=admin_token, log_level=log_level,
-                     head_timeout=head_timeout, body_timeout=body_timeout)
-    if key:
-        overrides["keys"] = Settings.parse("keys", ",".join(key))
-    if rate_limit:
-        overrides["rate_limits"] = Settings.parse("rate_limits", ",".join(rate_limit))
-    try:
-        settings = Settings.from_env(**overrides)
-        if settings.provider is not None and port is None and f"{ENV_PREFIX}PORT" not in __import__("os").environ:
-            settings.port = 3001 if settings.provider == "segmentflow" else settings.port
-        application = create_app(settings)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    origin = settings.public_url or f"http://{settings.host}:{settings.port}"
-    # plain lines, never folded: the URLs and keys are meant to be copied
-    console.print(f"[bold]upload-emulator on {origin}[/bold]", soft_wrap=True)
-    for name, prov in PROVIDERS.items():
-        if settings.provider not in (None, name):
-            continue
-        mount = "" if settings.provider else f"/{name}"
-        base = f"{origin.rstrip('/')}{mount}{prov.specs.server_path}{prov.client_path}"
-        console.print(f"  {prov.title}: {base}  (instead of {prov.real_base_url})  dev key: {prov.keys.example}",
-                      soft_wrap=True, highlight=False)
-    console.print(f"health: {origin.rstrip('/')}/_emulator/health · control plane: "
-                  f"{origin.rstrip('/')}/_emulator/openapi.json"
-                  + ("" if settings.admin_token else " (loopback only)"), soft_wrap=True)
-    # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
-    # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
-    drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain,
-                http=head_timeout_protocol(settings.head_timeout) or "auto")
+    run(ctx.args)  # argparse, from Settings: see emulator/serve.py for why not typer
 
 
 @app.command()
@@ -167,5 +105,7 @@ def specs_show(provider: str, part: str = typer.Option("effective", help="publis
     sys.stdout.write(json.dumps(getattr(loaded, part), indent=2) + "\n")
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    from emulator.main import main as entry
+
+    entry(argv)

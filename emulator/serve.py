@@ -1,0 +1,93 @@
+"""``upload-emulator serve``: its flags, made from ``Settings`` with argparse, and the server.
+
+Kept out of the typer app in ``cli.py`` because start-up time is a feature here (a CI job starts the emulator on
+every run): typer coerces each option through pydantic and rich renders the banner, ~0.2 s of a ~0.5 s start. One
+flag per ``Settings`` field (``--data-dir`` for ``data_dir``; the repeatable ``--key`` and ``--rate-limit`` for
+``keys`` and ``rate_limits``), its help and ``UPLOAD_EMULATOR_*`` variable from the field, so flags, environment and
+``--help`` cannot drift apart. ``cli.main`` calls ``run`` directly for ``serve``; typer only lists the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import fields
+from typing import Any
+
+from emulator.settings import ENV_PREFIX, Settings
+
+DESCRIPTION = "Run the emulator: every provider under its prefix, or one provider at the root with --provider."
+REPEATABLE = {"keys": ("--key", "PROVIDER=KEY"), "rate_limits": ("--rate-limit", "PROVIDER.LIMIT=N")}
+
+
+def parser() -> argparse.ArgumentParser:
+    out = argparse.ArgumentParser(prog="upload-emulator serve", description=DESCRIPTION,
+                                  epilog="A flag wins over its environment variable, which wins over the default.")
+    for f in fields(Settings):
+        help_text = f"{f.metadata['help']} (env: {ENV_PREFIX}{f.name.upper()})"
+        if f.name in REPEATABLE:
+            flag, metavar = REPEATABLE[f.name]
+            out.add_argument(flag, dest=f.name, action="append", metavar=metavar, help=f"{help_text}; repeatable")
+        elif str(f.type).startswith("bool"):
+            out.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", default=None,
+                             help=help_text)
+        else:
+            out.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(),
+                             type=_parse_as(f.name), help=help_text)
+    return out
+
+
+def _parse_as(name: str) -> Any:
+    def convert(raw: str) -> Any:
+        try:
+            return Settings.parse(name, raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name  # argparse names the converter in its error message
+    return convert
+
+
+def settings_from(argv: list[str]) -> Settings:
+    values = vars(parser().parse_args(argv))
+    for name in REPEATABLE:
+        if values[name]:
+            values[name] = Settings.parse(name, ",".join(values[name]))
+    settings = Settings.from_env(**values)
+    if settings.provider is not None and values["port"] is None and f"{ENV_PREFIX}PORT" not in os.environ:
+        settings.port = 3001 if settings.provider == "segmentflow" else settings.port  # Segmentflow's docs' port
+    return settings
+
+
+def run(argv: list[str]) -> None:
+    import uvicorn
+
+    from emulator.app import create_app
+    from emulator.core.timeouts import head_timeout_protocol
+    from emulator.providers import PROVIDERS
+
+    try:
+        settings = settings_from(argv)
+        application = create_app(settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    origin = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    # plain lines, never folded: the URLs and keys are meant to be copied
+    lines = [f"upload-emulator on {origin}"]
+    for name, prov in PROVIDERS.items():
+        if settings.provider in (None, name):
+            mount = "" if settings.provider else f"/{name}"
+            lines.append(f"  {prov.title}: {origin}{mount}{prov.specs.server_path}{prov.client_path}  "
+                         f"(instead of {prov.real_base_url})  dev key: {prov.keys.example}")
+    lines.append(f"health: {origin}/_emulator/health · control plane: {origin}/_emulator/openapi.json"
+                 + ("" if settings.admin_token else " (loopback only)"))
+    print("\n".join(lines), flush=True)
+    # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
+    # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
+    drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
+                access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain, ws="none",
+                http=head_timeout_protocol(settings.head_timeout) or "auto")
