@@ -104,8 +104,3 @@ def specs_show(provider: str, part: str = typer.Option("effective", help="publis
     loaded = specs.load(provider)
     sys.stdout.write(json.dumps(getattr(loaded, part), indent=2) + "\n")
 
-
-def main(argv: list[str] | None = None) -> None:
-    from emulator.main import main as entry
-
-    entry(argv)

@@ -4,7 +4,7 @@ Kept out of the typer app in ``cli.py`` because start-up time is a feature here 
 every run): typer coerces each option through pydantic and rich renders the banner, ~0.2 s of a ~0.5 s start. One
 flag per ``Settings`` field (``--data-dir`` for ``data_dir``; the repeatable ``--key`` and ``--rate-limit`` for
 ``keys`` and ``rate_limits``), its help and ``UPLOAD_EMULATOR_*`` variable from the field, so flags, environment and
-``--help`` cannot drift apart. ``cli.main`` calls ``run`` directly for ``serve``; typer only lists the command.
+``--help`` cannot drift apart. ``emulator.main`` calls ``run`` directly for ``serve``; typer only lists the command.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def test_wheel_ships_specs_and_serves_without_the_source_tree(tmp_path):
                    check=True)
     check = subprocess.run([sys.executable, "-I", "-c",
                             f"import sys; sys.path.insert(0, {str(target)!r}); "
-                            "from emulator.cli import main; sys.argv=['upload-emulator','specs','check']; main()"],
+                            "from emulator.main import main; sys.argv=['upload-emulator','specs','check']; main()"],
                            cwd=tmp_path, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "posteverywhere: ok" in check.stdout

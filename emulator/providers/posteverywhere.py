@@ -334,7 +334,7 @@ async def complete_media(call: Call) -> Reply:
         return Reply(_media_view(media, call.now))
     blob = media.blob
     if blob is None or not call.runtime.blobs.holds(blob):
-        raise _not_ready(f"No file has been uploaded to this media's upload_url yet (step 2).")
+        raise _not_ready("No file has been uploaded to this media's upload_url yet (step 2).")
     if blob.size != media.declared_size:
         raise _not_ready(f"The uploaded file is {blob.size} bytes but size was declared as {media.declared_size}.")
     sniffed = sniff_file(blob.path)
@@ -382,17 +382,22 @@ def _library_item(call: Call, media: Media) -> dict[str, Any]:
     }
 
 
-async def list_media(call: Call) -> Reply:
+def _page(call: Call, records: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The ``limit``/``offset`` page of ``records``, newest first, and the pagination both official clients read."""
     query = call.request.query_params
-    kind = query.get("type")
     limit, offset = int(query.get("limit", LIST_DEFAULT)), int(query.get("offset", 0))
-    own = [m for m in call.runtime.store.values(MEDIA)
-           if m.tenant == call.tenant and (kind is None or m.type == kind)]
-    own.sort(key=lambda m: (m.created_at, m.seq), reverse=True)  # newest first
-    page = own[offset:offset + limit]
-    return Reply({"media": [_library_item(call, m) for m in page], "total": len(own),
-                  "pagination": {"limit": limit, "offset": offset, "total": len(own),
-                                 "has_more": offset + len(page) < len(own)}})
+    records.sort(key=lambda r: (r.created_at, r.seq), reverse=True)
+    page = records[offset:offset + limit]
+    return page, {"total": len(records), "limit": limit, "offset": offset,
+                  "has_more": offset + len(page) < len(records)}
+
+
+async def list_media(call: Call) -> Reply:
+    kind = call.request.query_params.get("type")
+    page, pagination = _page(call, [m for m in call.runtime.store.values(MEDIA)
+                                    if m.tenant == call.tenant and (kind is None or m.type == kind)])
+    return Reply({"media": [_library_item(call, m) for m in page], "total": pagination["total"],
+                  "pagination": pagination})
 
 
 async def get_media(call: Call) -> Reply:
@@ -560,16 +565,12 @@ async def create_post(call: Call) -> Reply:
 
 
 async def list_posts(call: Call) -> Reply:
-    query = call.request.query_params
-    status, platform = query.get("status"), query.get("platform")
-    limit, offset = int(query.get("limit", LIST_DEFAULT)), int(query.get("offset", 0))
-    own = [p for p in call.runtime.store.values(POSTS) if p.tenant == call.tenant
-           and (status is None or p.status == status) and (platform is None or platform in p.platform_content)]
-    own.sort(key=lambda p: (p.created_at, p.seq), reverse=True)  # newest first
-    page = own[offset:offset + limit]
-    return Reply({"posts": [_post_view(call, p) for p in page], "total": len(own), "limit": limit, "offset": offset,
-                  "pagination": {"limit": limit, "offset": offset, "total": len(own),
-                                 "has_more": offset + len(page) < len(own)}})
+    status, platform = call.request.query_params.get("status"), call.request.query_params.get("platform")
+    page, pagination = _page(call, [p for p in call.runtime.store.values(POSTS) if p.tenant == call.tenant
+                                    and (status is None or p.status == status)
+                                    and (platform is None or platform in p.platform_content)])
+    return Reply({"posts": [_post_view(call, p) for p in page], "total": pagination["total"],
+                  "limit": pagination["limit"], "offset": pagination["offset"], "pagination": pagination})
 
 
 async def get_post(call: Call) -> Reply:
@@ -725,17 +726,16 @@ async def store_image(call: Call) -> Response:
             discard(part)
         raise Invalid("Send exactly one image in the multipart field 'file'.",
                       errors=[FieldError("file", "is required once")])
-    blob = files[0].blob
-    sniffed = sniff_file(blob.path)
-    if not sniffed.is_image:
-        discard(files[0])
-        raise UnsupportedMediaType(f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
-                                   "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF.")
-    return _image_stored(call, media, blob, files[0].filename or media.filename)
+    return _image_stored(call, media, files[0].blob, files[0].filename or media.filename)
 
 
 def _image_stored(call: Call, media: Media, blob: Blob, filename: str) -> Response:
-    """Keep an uploaded image (already checked to be one) and answer as Cloudflare Images does."""
+    """Keep uploaded bytes that are an image (judged by content) and answer as Cloudflare Images does."""
+    sniffed = sniff_file(blob.path)
+    if not sniffed.is_image:
+        call.runtime.blobs.delete(blob.name)
+        raise UnsupportedMediaType(f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
+                                   "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF.")
     _replace_blob(call, media, blob)
     delivery = call.base_url + _storage_path(call, "images", media.id)
     return JSONResponse({"result": {"id": media.id, "filename": filename, "uploaded": iso_millis(call.now),
@@ -754,11 +754,6 @@ async def store_image_raw(call: Call) -> Response:
                                        headers={"Allow": "GET, POST"}))
     name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
     blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
-    sniffed = sniff_file(blob.path)
-    if not sniffed.is_image:
-        call.runtime.blobs.delete(blob.name)
-        raise UnsupportedMediaType(f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
-                                   "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF.")
     return _image_stored(call, media, blob, media.filename)
 
 
