@@ -55,9 +55,6 @@ async def client(app, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-LiveServer = ServedEmulator
-
-
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[ServedEmulator]:
     """The app behind a real uvicorn on a loopback port, in a thread; stopped after the test."""

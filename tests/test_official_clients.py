@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -319,7 +318,3 @@ def test_clients_folder_pins_exact_versions():
     for name, version in manifest["dependencies"].items():
         assert lock["packages"][f"node_modules/{name}"]["version"] == version
     assert not (CLIENTS / "node_modules").exists(), "clients are installed into the cache, never the repository"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-v"]))

@@ -30,6 +30,7 @@ from tests.test_reliability_support import (
     open_fds,
     partial_files,
     payload,
+    url_path,
 )
 
 SIZE = 3 * 1024 * 1024  # large enough that the server is mid-file when the client leaves
@@ -62,8 +63,13 @@ def _multipart(fields: dict[str, str], filename: str, data: bytes, content_type:
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
-def _path(url: str) -> str:
-    return httpx.URL(url).raw_path.decode("ascii")
+def pe_not_ready(h: dict[str, str], media_id: str) -> Callable[[httpx.Client], None]:
+    """PostEverywhere's check that nothing was kept: step 3 still finds no uploaded file."""
+    def nothing_kept(c: httpx.Client) -> None:
+        r = c.post(f"{PE}/media/{media_id}/complete", headers=h)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "upload_not_ready", r.text
+
+    return nothing_kept
 
 
 def pe_object(http: httpx.Client, runtime) -> Attempt:
@@ -72,17 +78,13 @@ def pe_object(http: httpx.Client, runtime) -> Attempt:
     step = http.post(f"{PE}/media/upload", headers=h, json={"filename": "v.mp4", "content_type": "video/mp4",
                                                             "size": len(data)}).json()["data"]
 
-    def nothing_kept(c: httpx.Client) -> None:
-        r = c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)
-        assert r.status_code == 400 and r.json()["error"]["code"] == "upload_not_ready", r.text
-
     def retry(c: httpx.Client) -> None:
-        put = c.put(_path(step["upload_url"]), content=data, headers={"Content-Type": "video/mp4"})
+        put = c.put(url_path(step["upload_url"]), content=data, headers={"Content-Type": "video/mp4"})
         assert put.status_code == 200 and put.headers["etag"] == f'"{md5(data)}"'
         assert c.post(f"{PE}/media/{step['media_id']}/complete", headers=h).json()["data"]["size"] == len(data)
 
-    return Attempt("PUT", _path(step["upload_url"]), {"Content-Type": "video/mp4"}, data, "storeObject",
-                   nothing_kept, retry)
+    return Attempt("PUT", url_path(step["upload_url"]), {"Content-Type": "video/mp4"}, data, "storeObject",
+                   pe_not_ready(h, step["media_id"]), retry)
 
 
 def pe_image(http: httpx.Client, runtime) -> Attempt:
@@ -91,16 +93,12 @@ def pe_image(http: httpx.Client, runtime) -> Attempt:
     step = http.post(f"{PE}/media/upload", headers=h, json={"filename": "a.png", "content_type": "image/png",
                                                             "size": len(data)}).json()["data"]
 
-    def nothing_kept(c: httpx.Client) -> None:
-        r = c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)
-        assert r.status_code == 400 and r.json()["error"]["code"] == "upload_not_ready", r.text
-
     def retry(c: httpx.Client) -> None:
-        assert c.post(_path(step["upload_url"]), files={"file": ("a.png", data, "image/png")}).status_code == 200
+        assert c.post(url_path(step["upload_url"]), files={"file": ("a.png", data, "image/png")}).status_code == 200
         assert c.post(f"{PE}/media/{step['media_id']}/complete", headers=h).json()["data"]["size"] == len(data)
 
-    return Attempt("POST", _path(step["upload_url"]), MULTIPART, _multipart({}, "a.png", data, "image/png"),
-                   "storeImage", nothing_kept, retry)
+    return Attempt("POST", url_path(step["upload_url"]), MULTIPART, _multipart({}, "a.png", data, "image/png"),
+                   "storeImage", pe_not_ready(h, step["media_id"]), retry)
 
 
 def ap_part(http: httpx.Client, runtime) -> Attempt:
@@ -119,10 +117,10 @@ def ap_part(http: httpx.Client, runtime) -> Attempt:
         assert r.status_code == 400 and "was not uploaded" in r.json()["message"], r.text
 
     def retry(c: httpx.Client) -> None:
-        assert c.put(_path(url), content=data).headers["etag"] == f'"{md5(data)}"'
+        assert c.put(url_path(url), content=data).headers["etag"] == f'"{md5(data)}"'
         assert c.post(f"{AP}/clips/upload/complete", headers=h, json={**ids, "parts": parts}).status_code == 200
 
-    return Attempt("PUT", _path(url), {}, data, "uploadClipPart", nothing_kept, retry)
+    return Attempt("PUT", url_path(url), {}, data, "uploadClipPart", nothing_kept, retry)
 
 
 def ap_asset(http: httpx.Client, runtime) -> Attempt:
@@ -135,7 +133,7 @@ def ap_asset(http: httpx.Client, runtime) -> Attempt:
     def retry(c: httpx.Client) -> None:
         r = c.post(f"{AP}/carousels/car_1/assets", headers=h, files={"file": ("a.png", data, "image/png")})
         assert r.status_code == 200
-        assert c.get(_path(r.json()["data"]["url"])).content == data
+        assert c.get(url_path(r.json()["data"]["url"])).content == data
 
     return Attempt("POST", f"{AP}/carousels/car_1/assets", {**h, **MULTIPART},
                    _multipart({"slideId": "s1"}, "a.png", data, "image/png"), "uploadCarouselAssets",
@@ -154,10 +152,10 @@ def sf_object(http: httpx.Client, runtime) -> Attempt:
         assert r.status_code == 422 and "nothing has been uploaded" in r.text, r.text
 
     def retry(c: httpx.Client) -> None:
-        assert c.put(_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"}).status_code == 200
+        assert c.put(url_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"}).status_code == 200
         assert c.post(f"{SF}/assets", headers=h, json=register).json()["asset"]["size"] == len(data)
 
-    return Attempt("PUT", _path(step["uploadUrl"]), {"Content-Type": "image/png"}, data, "putAssetObject",
+    return Attempt("PUT", url_path(step["uploadUrl"]), {"Content-Type": "image/png"}, data, "putAssetObject",
                    nothing_kept, retry)
 
 

@@ -37,6 +37,7 @@ from tests.test_reliability_support import (
     pe_image,
     pe_video,
     sf_asset,
+    url_path,
     xf_chunked_video,
     xf_image,
 )
@@ -80,10 +81,6 @@ class Served:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate(timeout=10)
-
-
-def _path(url: str) -> str:
-    return httpx.URL(url).raw_path.decode("ascii")
 
 
 async def _start_upload(port: int, path: str, content_type: str, data: bytes, sent: int) -> tuple:
@@ -154,9 +151,9 @@ async def test_sigterm_drains_uploads_in_flight_and_what_completed_survives_a_re
             pending = (await c.post(f"{SF}/assets/upload-url", headers=auth("segmentflow", 4), json={
                 "filename": "later.png", "contentType": "image/png", "size": 30_000})).json()
 
-        in_flight = await _start_upload(first.port, _path(drained["upload_url"]), "video/mp4", drained_bytes,
+        in_flight = await _start_upload(first.port, url_path(drained["upload_url"]), "video/mp4", drained_bytes,
                                         sent=len(drained_bytes) // 3)
-        stuck = await _start_upload(first.port, _path(stalled["upload_url"]), "video/mp4",
+        stuck = await _start_upload(first.port, url_path(stalled["upload_url"]), "video/mp4",
                                     payload("mp4", 1_000_000, 9), sent=100_000)
         await asyncio.sleep(0.3)  # both requests are being read
         first.terminate()
@@ -195,12 +192,12 @@ async def test_sigterm_drains_uploads_in_flight_and_what_completed_survives_a_re
                 await others_refused(c, item, other=9)
             done = await c.post(f"{PE}/media/{drained['media_id']}/complete", headers=auth("posteverywhere", 0))
             assert done.status_code == 200 and done.json()["data"]["size"] == len(drained_bytes)
-            fetched = await c.get(_path(drained["upload_url"]).split("?")[0])
+            fetched = await c.get(url_path(drained["upload_url"]).split("?")[0])
             assert fetched.content == drained_bytes
             never = await c.post(f"{PE}/media/{stalled['media_id']}/complete", headers=auth("posteverywhere", 1))
             assert never.status_code == 400 and never.json()["error"]["code"] == "upload_not_ready"
             later = payload("png", 30_000, 10)
-            put = await c.put(_path(pending["uploadUrl"]), content=later, headers={"Content-Type": "image/png"})
+            put = await c.put(url_path(pending["uploadUrl"]), content=later, headers={"Content-Type": "image/png"})
             assert put.status_code == 200, put.text  # signed before the restart, accepted after it
             registered = await c.post("/segmentflow/api/v1/assets", headers=auth("segmentflow", 4), json={
                 "filename": "later.png", "s3Key": pending["key"], "contentType": "image/png", "size": len(later)})
@@ -223,7 +220,7 @@ async def test_a_killed_emulator_keeps_everything_it_answered(tmp_path):
                       await xf_image(c, 3, payload("jpg", 9_000, 14))]
             doomed = (await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0), json={
                 "filename": "doomed.mp4", "content_type": "video/mp4", "size": 2_000_000})).json()["data"]
-        in_flight = await _start_upload(first.port, _path(doomed["upload_url"]), "video/mp4",
+        in_flight = await _start_upload(first.port, url_path(doomed["upload_url"]), "video/mp4",
                                         payload("mp4", 2_000_000, 15), sent=1_000_000)
         await asyncio.sleep(0.3)
         first.proc.kill()  # SIGKILL: no shutdown at all

@@ -78,10 +78,9 @@ class Stored:
     kind: str = ""
 
 
-def _path(url: str) -> str:
+def url_path(url: str) -> str:
     """The path and query of an absolute URL the emulator returned (so one client reaches it in-process too)."""
-    parsed = httpx.URL(url)
-    return parsed.raw_path.decode("ascii")
+    return httpx.URL(url).raw_path.decode("ascii")
 
 
 # --- the flows ---------------------------------------------------------------------------------------------------
@@ -93,14 +92,14 @@ async def pe_video(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
                      json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(data)})
     assert r.status_code == 201, r.text
     step = r.json()["data"]
-    put = await c.put(_path(step["upload_url"]), content=data, headers={"Content-Type": "video/mp4"})
+    put = await c.put(url_path(step["upload_url"]), content=data, headers={"Content-Type": "video/mp4"})
     assert put.status_code == 200, put.text
     assert put.headers["etag"] == f'"{md5(data)}"'
     done = await c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)
     assert done.status_code == 200, done.text
     assert done.json()["data"]["size"] == len(data)
     return Stored("posteverywhere", tenant, step["media_id"], data, f'"{md5(data)}"',
-                  _path(step["upload_url"]).split("?")[0], "video")
+                  url_path(step["upload_url"]).split("?")[0], "video")
 
 
 async def pe_image(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
@@ -109,13 +108,13 @@ async def pe_image(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
                      json={"filename": "photo.png", "content_type": "image/png", "size": len(data)})
     assert r.status_code == 201, r.text
     step = r.json()["data"]
-    sent = await c.post(_path(step["upload_url"]), files={"file": ("photo.png", data, "image/png")})
+    sent = await c.post(url_path(step["upload_url"]), files={"file": ("photo.png", data, "image/png")})
     assert sent.status_code == 200, sent.text
     done = await c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)
     assert done.status_code == 200, done.text
     assert done.json()["data"]["size"] == len(data) and done.json()["data"]["width"] == 64
     return Stored("posteverywhere", tenant, step["media_id"], data, f'"{md5(data)}"',
-                  _path(step["upload_url"]).split("?")[0], "image")
+                  url_path(step["upload_url"]).split("?")[0], "image")
 
 
 async def ap_clip(c: httpx.AsyncClient, tenant: int, data: bytes, part_size: int | None = None) -> Stored:
@@ -134,7 +133,7 @@ async def ap_clip(c: httpx.AsyncClient, tenant: int, data: bytes, part_size: int
     urls = {item["partNumber"]: item["url"] for item in r.json()["data"]["presignedUrls"]}
     listed = []
     for number, part in enumerate(parts, start=1):
-        put = await c.put(_path(urls[number]), content=part)
+        put = await c.put(url_path(urls[number]), content=part)
         assert put.status_code == 200, put.text
         assert put.headers["etag"] == f'"{md5(part)}"'
         listed.append({"partNumber": number, "eTag": put.headers["etag"]})
@@ -143,7 +142,7 @@ async def ap_clip(c: httpx.AsyncClient, tenant: int, data: bytes, part_size: int
     got = await c.get(f"{AP}/clips/{clip['clipId']}", headers=h)
     assert got.status_code == 200 and got.json()["data"]["status"] == "ready", got.text
     return Stored("autoposting", tenant, clip["clipId"], data, multipart_etag(parts),
-                  _path(got.json()["data"]["url"]), "clip")
+                  url_path(got.json()["data"]["url"]), "clip")
 
 
 async def ap_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
@@ -151,7 +150,7 @@ async def ap_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
     r = await c.post(f"{AP}/carousels/car_{tenant}/assets", headers=h, files={"file": ("slide.png", data, "image/png")})
     assert r.status_code == 200, r.text
     asset = r.json()["data"]
-    return Stored("autoposting", tenant, asset["assetId"], data, f'"{md5(data)}"', _path(asset["url"]), "asset")
+    return Stored("autoposting", tenant, asset["assetId"], data, f'"{md5(data)}"', url_path(asset["url"]), "asset")
 
 
 async def sf_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
@@ -160,7 +159,7 @@ async def sf_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
                      json={"filename": "hero.png", "contentType": "image/png", "size": len(data)})
     assert r.status_code == 200, r.text
     step = r.json()
-    put = await c.put(_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"})
+    put = await c.put(url_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"})
     assert put.status_code == 200, put.text
     assert put.headers["etag"] == f'"{md5(data)}"'
     r = await c.post(f"{SF}/assets", headers=h, json={"filename": "hero.png", "s3Key": step["key"],
@@ -168,7 +167,7 @@ async def sf_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
     assert r.status_code == 200, r.text
     asset = r.json()["asset"]
     assert asset["size"] == len(data) and asset["width"] == 64
-    return Stored("segmentflow", tenant, asset["id"], data, f'"{md5(data)}"', _path(asset["url"]), "asset")
+    return Stored("segmentflow", tenant, asset["id"], data, f'"{md5(data)}"', url_path(asset["url"]), "asset")
 
 
 async def xf_image(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
