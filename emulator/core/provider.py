@@ -2,8 +2,8 @@
 
 A provider module builds one ``Provider``: its name and URLs, its key policy, its envelope (``ok``/``error``, the
 only place its JSON shape is written), its rate limits and one ``Handler`` per operationId of its effective spec.
-``build_app`` turns that into a ``ProviderApp`` (a router) whose routes come from the spec, so routes and spec operations
-match one to one (start-up fails otherwise). Every request then reads top to bottom in ``_endpoint``:
+``build_app`` turns that into a ``ProviderApp`` (a router) whose routes come from the spec, so routes and spec
+operations match one to one (start-up fails otherwise). Every request then reads top to bottom in ``_endpoint``:
 
     route → auth (magic keys, scopes) → faults → rate limit → validate (params; JSON — after the handler's
       ``normalize`` maps an official client's undocumented form — or streamed multipart body) → handler →
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.datastructures import State
 from starlette.routing import Match, Route, Router, get_route_path
 from starlette.types import Receive, Scope, Send
 
