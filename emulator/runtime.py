@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from starlette.datastructures import URL
 from starlette.requests import Request
 
 from emulator.core.auth import ApiKey, KeyRing
@@ -37,6 +39,7 @@ class Runtime:
     keys: KeyRing = field(init=False)
     blobs: BlobStore = field(init=False)
     journal: Journal = field(init=False)
+    _limits: dict[tuple[str, str], tuple[Limit, ...]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.blobs = BlobStore(self.settings.data_dir)  # first: it takes the data directory's lock
@@ -58,9 +61,21 @@ class Runtime:
                             configured={p: set(k) for p, k in self.settings.keys.items()})
 
     def limits_for(self, provider: Provider, op_id: str, key: ApiKey | None = None) -> Sequence[Limit]:
-        """The provider's documented limits for ``op_id``, with settings overrides, then the key's own, applied."""
-        overrides = self.settings.rate_limits
+        """The provider's documented limits for ``op_id``, with settings overrides, then the key's own, applied.
+
+        Without a key's own limits the answer depends only on the operation (settings are fixed for the life of a
+        runtime), so it is worked out once per operation.
+        """
         own = key.rate_limits if key is not None else {}
+        if not own:
+            cached = self._limits.get((provider.name, op_id))
+            if cached is None:
+                cached = self._limits[(provider.name, op_id)] = tuple(self._limits_with(provider, op_id, {}))
+            return cached
+        return self._limits_with(provider, op_id, own)
+
+    def _limits_with(self, provider: Provider, op_id: str, own: Mapping[str, int]) -> list[Limit]:
+        overrides = self.settings.rate_limits
         return [
             Limit(limit.name, own.get(limit.name, overrides.get(f"{provider.name}.{limit.name}", limit.limit)),
                   limit.window)
@@ -85,12 +100,23 @@ class Runtime:
         mount = "" if self.settings.provider and not provider.startswith("_") else f"/{provider}"
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/") + mount
-        origin = f"{request.url.scheme}://{request.url.netloc}"
-        return origin + mount
+        server = request.scope.get("server")
+        return _origin(request.scope.get("scheme", "http"), request.headers.get("host"),
+                       tuple(server) if server else None) + mount
 
     def close(self) -> None:
         self.store.close()
         self.blobs.close()
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(scheme: str, host: str | None, server: tuple[str, int] | None) -> str:
+    """``scheme://netloc`` of a request, as Starlette's ``request.url`` works it out from the Host header or the
+    server address; cached, because building the whole URL was a twentieth of a JSON request's time, and a server
+    sees few distinct hosts (a hostile stream of them only cycles the cache)."""
+    headers = [(b"host", host.encode("latin-1"))] if host is not None else []
+    url = URL(scope={"scheme": scheme, "server": server, "path": "/", "headers": headers})
+    return f"{url.scheme}://{url.netloc}"
 
 
 STATE_FILE = "state.sqlite3"  # in the data directory, next to the blobs

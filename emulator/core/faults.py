@@ -132,6 +132,12 @@ class FaultBook:
         with self._lock:
             self._rules = [r for r in self._rules if provider is not None and r.provider != provider]
 
+    @property
+    def armed(self) -> bool:
+        """Whether any rule is set (read without the lock: a request racing ``add`` may miss the new rule, as it
+        would have by arriving a moment earlier)."""
+        return bool(self._rules)
+
     def take(self, provider: str, operation: str, key_id: str | None, path: str) -> FaultRule | None:
         """The first rule that matches, its use counted (atomically: ``times`` is exact under concurrency)."""
         with self._lock:

@@ -179,8 +179,23 @@ async def _read_form(call: Call, handler: Handler, contract: FormContract) -> Fo
                             discard=lambda part: blobs.delete(part.blob.name))
 
 
+class Operation:
+    """A route's ASGI app: the pipeline's endpoint, called the way Starlette's ``request_response`` calls one, but
+    without the exception wrapper that adds around each route: the pipeline renders its own errors, and anything
+    else is caught by the app's exception middleware, which holds the same handlers."""
+
+    __slots__ = ("endpoint",)
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
 def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler,
-              contract: OperationContract, form_contract: FormContract | None) -> Callable[[Request], Awaitable[Response]]:
+              contract: OperationContract, form_contract: FormContract | None) -> Operation:
     async def endpoint(request: Request) -> Response:
         now = runtime.clock.now()
         call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))
@@ -201,7 +216,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                 if not call.key.allows(handler.scopes):
                     raise Forbidden(f"This API key lacks the scope(s) {', '.join(handler.scopes)}.",
                                     code=None, details={"required": list(handler.scopes)})
-            fault = runtime.faults.take(provider.name, op_id, call.key.id if call.key else None, request.url.path)
+            if runtime.faults.armed:
+                fault = runtime.faults.take(provider.name, op_id, call.key.id if call.key else None, request.url.path)
             if fault is not None:
                 if entry is not None:
                     entry.fault = fault.id
@@ -244,7 +260,7 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
             _check_response(contract, op_id, response)
         return response
 
-    return endpoint
+    return Operation(endpoint)
 
 
 def _always_limited(limits: Sequence[Limit], now: float) -> RateLimited:
