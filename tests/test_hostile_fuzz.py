@@ -41,6 +41,10 @@ def fuzz(provider: str, mode: str, requests: int, seed: int) -> dict[str, Any]:
         schemathesis.serializer.alias(media_type, "application/octet-stream")
     app = create_app(Settings(strict=True, seed=seed, rate_limits=GENEROUS_LIMITS))
     schema = schemathesis.openapi.from_asgi(f"/{provider}/openapi.json", app)
+    # generation depends on the seed alone: schemathesis would also draw literals from the emulator's source, so
+    # any edit to the source changed the requests (one such edit fed a bytes literal into a negative binary body,
+    # which crashed schemathesis' own filter: jsonschema_rs "Unsupported type: 'Binary'")
+    schema.config.analysis.constants.enabled = False
     headers = auth(provider, 0)
     statuses: Counter[int] = Counter()
     problems: list[str] = []
@@ -60,7 +64,7 @@ def fuzz(provider: str, mode: str, requests: int, seed: int) -> dict[str, Any]:
             problems.append(f"{case.operation.label}: {response.status_code} {response.text[:300]}")
 
     strategy = schema.as_strategy(generation_mode=GenerationMode(mode))
-    attempt = 0
+    attempt = generator_crashes = 0
     client = asgi.get_client(app)  # one in-process client for the whole run, not one per request
     session = client.__enter__()
     try:
@@ -72,13 +76,22 @@ def fuzz(provider: str, mode: str, requests: int, seed: int) -> dict[str, Any]:
             def run(case: Any) -> None:
                 send(case)
 
-            run()
+            try:
+                run()
+            except ValueError as exc:
+                # schemathesis 4.32's generator (negative mode) filters an allOf branch of a multipart body with
+                # jsonschema_rs, which cannot take schemathesis' own Binary file values (XenonFlare's
+                # uploadImage, generation/jsonschema/strategy.py:377): a crash before any request is sent, not
+                # the emulator's doing. The run goes on with the next seed; the count is reported.
+                if "Unsupported type: 'Binary'" not in str(exc):
+                    raise
+                generator_crashes += 1
             attempt += 1
     finally:
         client.__exit__(None, None, None)
         app.state.runtime.close()
     return {"provider": provider, "mode": mode, "statuses": dict(statuses), "problems": problems,
-            "operations": dict(operations)}
+            "operations": dict(operations), "generator_crashes": generator_crashes}
 
 
 def run_fuzz(total: int) -> list[dict[str, Any]]:
@@ -95,8 +108,9 @@ def check(results: list[dict[str, Any]], total: int) -> None:
     server_errors = sum(n for r in results for status, n in r["statuses"].items() if status >= 500 or status == 0)
     problems = [p for r in results for p in r["problems"]]
     by_provider = {p: sum(sum(r["statuses"].values()) for r in results if r["provider"] == p) for p in PROVIDERS}
+    crashes = {f"{r['provider']} {r['mode']}": r["generator_crashes"] for r in results if r["generator_crashes"]}
     print(f"\nfuzz: {sent} generated requests, {server_errors} 5xx or out-of-spec answers; per provider "
-          f"{by_provider}")
+          f"{by_provider}; schemathesis generator crashes (runs restarted with the next seed): {crashes or 'none'}")
     assert not problems, "\n".join(sorted(set(problems))[:20])
     assert server_errors == 0
     assert sent >= total
