@@ -246,9 +246,11 @@ def _storage_path(call: Call, kind: str, media_id: str) -> str:
     return f"{call.provider.specs.server_path}/storage/{kind}/{media_id}"
 
 
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
 def _check_filename(filename: str, field_name: str = "filename") -> None:
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in filename) or "/" in filename or "\\" in filename \
-            or filename in (".", ".."):
+    if _NOT_PLAIN.search(filename) or filename in (".", ".."):
         raise Invalid(f"{field_name}: must be a plain file name (no directory parts or control characters).",
                       errors=[FieldError(field_name, "must be a plain file name without '/', '\\', '..' or control characters")])
 
