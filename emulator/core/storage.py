@@ -98,9 +98,12 @@ class BlobWriter:
                     batch, batched = [], 0
             for job in pending:
                 await asyncio.wrap_future(job)
+            # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the event
+            # loop (and every other upload's receiving) for a millisecond; the hop costs a few microseconds
+            pending = self._store.workers.hash_and_write(self._md5, self._fh, batch) if batch else []
+            for job in pending:
+                await asyncio.wrap_future(job)
             pending = []
-            _hash_all(self._md5, batch)  # the last, partial batch: too small to be worth a thread hop
-            self._fh.writelines(batch)
         finally:
             wait(pending)  # cancelled or failed: no worker may still touch the file when it is closed
 
