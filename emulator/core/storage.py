@@ -98,12 +98,16 @@ class BlobWriter:
                     batch, batched = [], 0
             for job in pending:
                 await asyncio.wrap_future(job)
-            # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the event
-            # loop (and every other upload's receiving) for a millisecond; the hop costs a few microseconds
-            pending = self._store.workers.hash_and_write(self._md5, self._fh, batch) if batch else []
-            for job in pending:
-                await asyncio.wrap_future(job)
-            pending = []
+            if batched >= INLINE:
+                # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
+                # event loop (and every other upload's receiving) for a millisecond
+                pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
+                for job in pending:
+                    await asyncio.wrap_future(job)
+                pending = []
+            else:  # a small remainder (or a small body): hashing it here costs less than the two thread hops
+                _hash_all(self._md5, batch)
+                self._fh.writelines(batch)
         finally:
             wait(pending)  # cancelled or failed: no worker may still touch the file when it is closed
 
@@ -127,6 +131,7 @@ class BlobWriter:
 
 
 BATCH = 512 * 1024  # bytes of a streamed upload handed to the workers at once
+INLINE = 64 * 1024  # a last batch smaller than this is hashed and written on the event loop (~0.1 ms)
 
 
 def _hash_all(md5: hashlib._Hash, chunks: Sequence[bytes]) -> None:

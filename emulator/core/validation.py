@@ -165,7 +165,8 @@ class OperationContract:
         if not self.has_parameters:
             return []
         path_item = self._spec.openapi.spec / "paths" / self._path
-        return [_Param.build(self._spec.requests, param) for param in _parameters(self._operation, path_item)]
+        return [_Param.build(self._spec.requests, param, self._spec.effective)
+                for param in _parameters(self._operation, path_item)]
 
     def parameters(self, query: Mapping[str, Any], path: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         """Validate query, path and header parameters; raise ``Invalid`` naming each bad one."""
@@ -303,20 +304,25 @@ def _parameters(operation: SchemaPath, path_item: SchemaPath) -> list[SchemaPath
 class _Param:
     """One parameter, prepared once: where it is, whether it is required, how to type it, its validator."""
 
-    def __init__(self, name: str, location: str, required: bool, types: set[str], validator: Any) -> None:
+    def __init__(self, name: str, location: str, required: bool, types: set[str], validator: Any,
+                 fast: Callable[[Any], Any] | None = None) -> None:
         self.name, self.location, self.required, self.types, self.validator = name, location, required, types, validator
+        self.fast = fast  # the compiled accept-only check, as for JSON bodies (fastpath.py)
 
     @classmethod
-    def build(cls, requests: V31RequestValidator, param: SchemaPath) -> _Param:
+    def build(cls, requests: V31RequestValidator, param: SchemaPath, spec: dict[str, Any]) -> _Param:
         schema = param / "schema"
         with schema.resolve() as resolved:
-            declared = resolved.contents.get("type", "string") if isinstance(resolved.contents, dict) else "string"
+            contents = resolved.contents
+        declared = contents.get("type", "string") if isinstance(contents, dict) else "string"
         types = {declared} if isinstance(declared, str) else set(declared)
         validator = requests.schema_validators_factory.create(
             requests.spec, schema, format_validators=requests.format_validators,
             extra_format_validators=requests.extra_format_validators)
+        fast = compile_fast(contents, spec, lambda: validator.validator.format_checker)
         return cls((param / "name").read_str(), (param / "in").read_str(),
-                   (param / "required").read_bool(default=False) if "required" in param else False, types, validator)
+                   (param / "required").read_bool(default=False) if "required" in param else False, types, validator,
+                   fast)
 
     def check(self, source: Mapping[str, Any]) -> list[FieldError]:
         where = f"{self.location} parameter"
@@ -326,6 +332,12 @@ class _Param:
             value: Any = source.getlist(self.name)
         else:
             value = self._cast(source[self.name])
+        if self.fast is not None:
+            try:
+                self.fast(value)
+                return []  # accepted by the compiled check, which never accepts more than openapi-core
+            except Exception:  # noqa: BLE001 - any doubt goes to openapi-core, whose verdict counts
+                pass
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
         try:
