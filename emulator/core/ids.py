@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import random
 import threading
 
-# Crockford's base32 (the ULID alphabet) from RFC 4648's, which base64.b32encode writes in C
+# Crockford's base32 (the ULID alphabet), two characters (10 bits) at a time
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _BASE32.encode())
+_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
+_SHIFTS = range(120, -1, -10)  # a ULID's 128 bits as 13 pairs; the first pair's top 2 bits are 0
 
 
 class _UrandomPool:
@@ -57,9 +57,9 @@ class Ids:
     def ulid(self, at: float) -> str:
         """A ULID whose time part is ``at`` (virtual clock seconds): 48 bits of milliseconds, then 80 random bits,
         26 characters of Crockford's base32 (https://github.com/ulid/spec)."""
-        # 4 zero bytes in front make 160 bits, 32 characters: the last 26 are the 128 bits after 2 zero bits
-        raw = b"\0\0\0\0" + int(at * 1000).to_bytes(6, "big") + self.bytes(10)
-        return base64.b32encode(raw).translate(_TO_CROCKFORD)[6:].decode()
+        # (not base64.b32encode: in Python 3.11 it is a Python loop, ~7 µs against ~4 µs for these 13 lookups)
+        value = int.from_bytes(int(at * 1000).to_bytes(6, "big") + self.bytes(10), "big")
+        return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
     def hex(self, n_chars: int) -> str:
         return self.bytes((n_chars + 1) // 2).hex()[:n_chars]
