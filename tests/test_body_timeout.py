@@ -61,7 +61,7 @@ def test_a_finished_body_leaves_nothing_waiting():
 
     async def run():
         await middleware(SCOPE, receive, None)
-        watch = middleware._watch()
+        watch = middleware._watch(asyncio.get_running_loop())
         return dict(watch.waiting), set(watch.expired)
 
     assert asyncio.run(run()) == ({}, set())

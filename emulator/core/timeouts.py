@@ -70,8 +70,7 @@ class BodyTimeout:
         self.tick = min(1.0, seconds / 10)
         self._watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
 
-    def _watch(self) -> _Watch:
-        loop = asyncio.get_running_loop()
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> _Watch:
         watch = self._watches.get(loop)
         if watch is None:
             watch = self._watches[loop] = _Watch(loop, self.tick)
@@ -87,7 +86,9 @@ class BodyTimeout:
             nonlocal body_done
             if body_done:
                 return await receive()
-            watch, task = self._watch(), asyncio.current_task()
+            # the loop looked up once: on Python 3.11 each lookup is a getpid() system call
+            loop = asyncio.get_running_loop()
+            watch, task = self._watch(loop), asyncio.current_task(loop)
             assert task is not None
             watch.wait(task, self.seconds)
             try:
