@@ -216,3 +216,22 @@ def test_the_markdown_report_lists_each_failure_with_its_curl():
     assert "### 1. segmentflow · `not_a_server_error` · GET /api/v1/assets" in text
     assert "```bash\ncurl -X GET http://127.0.0.1:9/segmentflow/api/v1/assets\n```" in text
     assert "| segmentflow | schemathesis | `not_a_server_error` | 0 | 1 |" in text
+
+
+def test_a_negative_multipart_case_whose_mutation_sends_no_part_is_not_sent():
+    """Schemathesis serialises [] in a multipart body as no part: on the wire the field is absent, which an optional
+    field allows, so the case would be a false "Invalid data should have been rejected"."""
+    from types import SimpleNamespace
+
+    from schemathesis.core.parameters import ParameterLocation
+
+    from contracts.openapi_suite import _negative_multipart_reaches_the_wire as reaches
+
+    def case(body: Any, media_type: str, negative: bool) -> SimpleNamespace:
+        meta = SimpleNamespace(is_negative_at=lambda location: negative and location == ParameterLocation.BODY)
+        return SimpleNamespace(meta=meta, media_type=media_type, body=body)
+
+    assert not reaches(case({"file": b"x", "slideId": []}, "multipart/form-data", negative=True))
+    assert reaches(case({"file": b"x", "slideId": [1]}, "multipart/form-data", negative=True))  # parts are sent
+    assert reaches(case({"slideId": []}, "application/json", negative=True))  # JSON sends the [] itself
+    assert reaches(case({"file": b"x", "slideId": []}, "multipart/form-data", negative=False))
