@@ -70,7 +70,7 @@ class BodyTimeout:
         self.app, self.seconds = app, seconds
         self.tick = min(1.0, seconds / 10)
         self._watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
-        self._last_loop: dict[int, tuple[asyncio.AbstractEventLoop, _Watch]] = {}  # thread id → its last loop
+        self._thread = threading.local()  # .last: (the loop this thread last ran, its watch)
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> _Watch:
         watch = self._watches.get(loop)
@@ -86,12 +86,11 @@ class BodyTimeout:
         a thread runs one loop at a time, so when that loop is not the running one it has no current task, and the
         running loop is looked up after all.
         """
-        thread = threading.get_ident()
-        last = self._last_loop.get(thread)
+        last = getattr(self._thread, "last", None)
         task = asyncio.current_task(last[0]) if last is not None else None
         if last is None or task is None:
             loop = asyncio.get_running_loop()
-            last = self._last_loop[thread] = (loop, self._watch(loop))
+            last = self._thread.last = (loop, self._watch(loop))
             task = asyncio.current_task(loop)
         assert task is not None
         return last[1], task
