@@ -92,19 +92,15 @@ class BlobWriter:
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= BATCH:
-                    for job in pending:  # the previous batch is hashed and written before this one starts
-                        await asyncio.wrap_future(job)
+                    await _settled(pending)  # the previous batch is hashed and written before this one starts
                     pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
                     batch, batched = [], 0
-            for job in pending:
-                await asyncio.wrap_future(job)
+            await _settled(pending)
             if batched >= INLINE:
                 # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
                 # event loop (and every other upload's receiving) for a millisecond
                 pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
-                for job in pending:
-                    await asyncio.wrap_future(job)
-                pending = []
+                await _settled(pending)
             else:  # a small remainder (or a small body): hashing it here costs less than the two thread hops
                 _hash_all(self._md5, batch)
                 self._fh.writelines(batch)
@@ -132,6 +128,12 @@ class BlobWriter:
 
 BATCH = 512 * 1024  # bytes of a streamed upload handed to the workers at once
 INLINE = 64 * 1024  # a last batch smaller than this is hashed and written on the event loop (~0.1 ms)
+
+
+async def _settled(jobs: list[Future[None]]) -> None:
+    """Wait, without blocking the event loop, until the workers have done ``jobs`` (raising what they raised)."""
+    for job in jobs:
+        await asyncio.wrap_future(job)
 
 
 def _hash_all(md5: hashlib._Hash, chunks: Sequence[bytes]) -> None:
