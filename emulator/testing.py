@@ -68,7 +68,7 @@ def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], A
     app = create_app(settings)
     config = uvicorn.Config(wrap(app) if wrap is not None else app, host=settings.host, port=settings.port,
                             log_level=log_level, access_log=False, lifespan="on",
-                            http=head_timeout_protocol(settings.head_timeout) or "auto")
+                            http=head_timeout_protocol(settings.head_timeout))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"upload-emulator-{settings.port}", daemon=True)
     thread.start()

@@ -138,14 +138,15 @@ _REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; 
                     b"Content-Length: %d\r\n\r\n%s" % (len(_HEAD_TOO_SLOW), _HEAD_TOO_SLOW))
 
 
-def head_timeout_protocol(seconds: float) -> type | None:
-    """A uvicorn HTTP protocol class that refuses request heads slower than ``seconds``; ``None`` to keep uvicorn's."""
+def head_timeout_protocol(seconds: float) -> type | str:
+    """uvicorn's ``http`` setting: a protocol class that refuses request heads slower than ``seconds``, or
+    ``"auto"`` (uvicorn's own choice) when there is no timeout or no httptools to build it on."""
     if seconds <= 0:
-        return None
+        return "auto"
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # no httptools: uvicorn falls back to h11, without this guard
-        return None
+        return "auto"
 
     class HeadTimeoutProtocol(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
