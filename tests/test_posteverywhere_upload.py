@@ -205,3 +205,16 @@ async def test_unknown_path_and_wrong_method_use_the_envelope(client):
 async def test_trailing_slash_is_not_redirected(client):
     r = await client.post(UPLOAD + "/", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 1})
     assert r.status_code == 404
+
+
+@pytest.mark.parametrize("raw, status, code", [
+    (b'\xef\xbb\xbf{"filename":"a.jpg","content_type":"image/jpeg","size":1}', 201, None),  # one UTF-8 BOM: allowed
+    (b'\xef\xbb\xbf\xef\xbb\xbf{"filename":"a.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),
+    (b'{"filename":"\xed\xa0\x80.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),  # encoded surrogate
+    (b'{"filename":"\xff.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),  # not UTF-8
+])
+async def test_json_bodies_are_strict_utf8_with_at_most_one_bom(client, raw, status, code):
+    r = await client.post(UPLOAD, headers={**AUTH, "Content-Type": "application/json"}, content=raw)
+    assert r.status_code == status, r.text
+    if code is not None:
+        assert r.json()["error"]["code"] == code and r.json()["data"] is None
