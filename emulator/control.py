@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -284,12 +284,56 @@ async def clear_journal(call: Call) -> Reply:
     return Reply({"cleared": True})
 
 
+def _record(value: Any, now: float) -> Any:
+    """A record as JSON, with the status it has now when its kind computes one (``status(now)``)."""
+    data = _jsonable(value)
+    status = getattr(value, "status", None)
+    if callable(status) and isinstance(data, dict):
+        data["status"] = status(now)
+    return data
+
+
 async def get_state(call: Call) -> Reply:
     provider = _provider(call, call.request.path_params["provider"])
     store = call.runtime.store
     prefix = f"{provider.name}:"
-    tables = {ns.removeprefix(prefix): _jsonable(store.values(ns)) for ns in store.namespaces(prefix)}
+    tables = {ns.removeprefix(prefix): [_record(r, call.now) for r in store.values(ns)]
+              for ns in store.namespaces(prefix)}
     return Reply({"provider": provider.name, "tables": tables})
+
+
+async def get_stored_bytes(call: Call) -> Response:
+    """The bytes a provider stored under a blob name (the ``name`` of a record's blob in ``getState``)."""
+    provider = _provider(call, call.request.path_params["provider"])
+    name = call.request.query_params["name"]
+    blob = call.runtime.blobs.get(name) if name.startswith(f"{provider.name}/") else None
+    if blob is None or not blob.path.is_file():
+        raise NotFound(f"name: {provider.name} has no stored bytes named {name!r}.",
+                       errors=[FieldError("name", "must name a blob listed in GET /state/{provider}")])
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "blob"
+    return FileResponse(blob.path, media_type=blob.content_type, filename=filename,
+                        headers={"ETag": blob.etag, "X-Content-Type-Options": "nosniff"})
+
+
+async def list_providers(call: Call) -> Reply:
+    """What the forms need: each served provider's operations, rate limits, scopes and where its key goes."""
+    settings = call.runtime.settings
+    out = []
+    for name, provider in _providers(call).items():
+        if settings.provider not in (None, name):
+            continue
+        operations = sorted(provider.specs.operations(), key=lambda op: op[0])
+        limits = {limit.name: {"limit": limit.limit, "window": limit.window}
+                  for op_id, *_ in operations for limit in call.runtime.limits_for(provider, op_id)}
+        scopes = sorted({scope for handler in provider.handlers.values() for scope in handler.scopes})
+        mount = "" if settings.provider else f"/{name}"
+        out.append({
+            "name": name, "title": provider.title, "base_path": mount + provider.specs.server_path,
+            "key_header": provider.keys.header or "authorization", "bearer": provider.keys.header is None,
+            "operations": [{"id": op_id, "method": method, "path": path} for op_id, method, path, _ in operations],
+            "rate_limits": [{"name": n, **v} for n, v in limits.items()], "scopes": scopes,
+        })
+    return Reply({"providers": out})
 
 
 def _request_id(runtime: Runtime, now: float) -> str:
@@ -318,6 +362,7 @@ CONTROL = Provider(
         "revokeKeyById": _open(revoke_key_by_id), "listFaults": _open(list_faults),
         "addFault": _open(add_fault, "json"), "clearFaults": _open(clear_faults), "removeFault": _open(remove_fault),
         "getJournal": _open(get_journal), "clearJournal": _open(clear_journal), "getState": _open(get_state),
+        "getStoredBytes": _open(get_stored_bytes), "listProviders": _open(list_providers),
     },
     ok=ok,
     error=error,

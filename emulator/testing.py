@@ -111,6 +111,8 @@ class JournalEntry:
     fault: str | None
     notes: list[str]
     completed: bool
+    request_body: str | None = None
+    response_body: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JournalEntry:

@@ -1,14 +1,16 @@
 """The request journal: every request and response, secrets redacted, queryable by tests.
 
 ``JournalMiddleware`` is pure ASGI and outermost (``BaseHTTPMiddleware`` would buffer uploads and break
-streaming), so 401s, 404s, 429s and even unhandled errors are recorded. It never reads bodies: it counts the bytes
-that pass. The pipeline annotates the entry it finds in the scope with the provider, operation and key id (a
-fingerprint — the key itself is never stored).
+streaming), so 401s, 404s, 429s and even unhandled errors are recorded. It counts the bytes that pass and keeps
+the first ``PREVIEW`` bytes of each body, as text when the content type is text-like, with secrets redacted when
+the request ends (see ``_preview``). The pipeline annotates the entry it finds in the scope with the provider,
+operation and key id (a fingerprint — the key itself is never stored).
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections import deque
@@ -44,6 +46,16 @@ def _clip(text: str) -> str:
 SECRET_QUERY = ("x-emulator-signature", "signature", "token", "access_token", "api_key", "api-key", "apikey",
                 "x-api-key", "key")
 
+PREVIEW = 1024  # bytes of each body kept (10,000 entries hold at most ~20 MiB of previews)
+TEXT_TYPES = ("application/json", "application/xml", "application/x-www-form-urlencoded", "application/problem+json")
+SECRET_HEADERS = (b"authorization", b"x-api-key", b"api-key", b"apikey", b"x-auth-token")
+SECRET_MEMBERS = ("signature", "token", "access_token", "api_key", "api-key", "apikey", "x-api-key", "secret")
+_QUERY_NAMES = "|".join(re.escape(name) for name in SECRET_QUERY)
+_MEMBER_NAMES = "|".join(re.escape(name) for name in SECRET_MEMBERS)
+# a secret as a URL query parameter (a presigned URL inside a JSON or XML body) or as a JSON string member
+_SECRET_IN_TEXT = re.compile(rf'(?i)([?&](?:amp;)?(?:{_QUERY_NAMES})=)[^&"\'\s<>]*'
+                             rf'|("(?:{_MEMBER_NAMES})"\s*:\s*")(?:[^"\\]|\\.)*"?')  # a preview may cut it
+
 
 @dataclass
 class Entry:
@@ -65,6 +77,8 @@ class Entry:
     fault: str | None = None
     notes: list[str] = field(default_factory=list)
     completed: bool = False  # false when the client went away or the connection was dropped mid-response
+    request_body: str | None = None  # the first PREVIEW bytes as text, secrets redacted; None: not text-like
+    response_body: str | None = None
 
     @property
     def at(self) -> str:
@@ -74,6 +88,38 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {"id": data.pop("id"), "at": self.at, **data}
+
+
+def _text_like(content_type: str | None) -> bool:
+    kind = (content_type or "").partition(";")[0].strip().lower()
+    return kind.startswith("text/") or kind in TEXT_TYPES or kind.endswith("+json") or kind.endswith("+xml")
+
+
+def _preview(head: bytes, content_type: str | None, secrets: list[str]) -> str | None:
+    """A body's first bytes as text, or None when the body is not text-like (files, images, multipart).
+
+    Redacted like the query string: secret query parameters (presigned URLs' signatures) and JSON members named
+    like a secret become ``REDACTED``, and so does any credential the request carried in its headers, wherever a
+    body repeats it.
+    """
+    if not head or not _text_like(content_type):
+        return None
+    text = head.decode("utf-8", "replace")
+    for secret in secrets:
+        text = text.replace(secret, "REDACTED")
+    return _SECRET_IN_TEXT.sub(lambda m: (m.group(1) or m.group(2)) + "REDACTED" + ('"' if m.group(2) else ""),
+                               text)
+
+
+def _secrets(raw: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """The credentials a request carries in its headers (a bearer token, an API key), to be kept out of previews."""
+    found = []
+    for name, value in raw:
+        if name.lower() in SECRET_HEADERS:
+            token = value.decode("latin-1").strip().rpartition(" ")[2]
+            if len(token) >= 8:  # a short value ("x") would blank unrelated text
+                found.append(token)
+    return found
 
 
 def redact_query(query: str) -> str:
@@ -146,11 +192,16 @@ class JournalMiddleware:
         if transport is not None:
             scope[self.transport_key] = transport
         started = time.perf_counter()
+        heads = [b"", b""]  # the first PREVIEW bytes of the request and of the response body
+        response_type: list[str | None] = [None]
 
         async def counting_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                entry.request_bytes += len(message.get("body", b""))
+                body = message.get("body", b"")
+                entry.request_bytes += len(body)
+                if len(heads[0]) < PREVIEW:
+                    heads[0] += body[:PREVIEW - len(heads[0])]
             return message
 
         async def recording_send(message: Message) -> None:
@@ -159,8 +210,12 @@ class JournalMiddleware:
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
                 entry.response_headers = _select(message.get("headers", []), _RESPONSE_HEADERS)
+                response_type[0] = entry.response_headers.get("content-type")
             elif message["type"] == "http.response.body":
-                entry.response_bytes += len(message.get("body", b""))
+                body = message.get("body", b"")
+                entry.response_bytes += len(body)
+                if len(heads[1]) < PREVIEW:
+                    heads[1] += body[:PREVIEW - len(heads[1])]
                 if not message.get("more_body", False):
                     entry.completed = True
             await send(message)
@@ -169,3 +224,7 @@ class JournalMiddleware:
             await self.app(scope, counting_receive, recording_send)
         finally:
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            if heads[0] or heads[1]:  # redacted now, so that no credential outlives the request in memory
+                secrets = _secrets(scope.get("headers", []))
+                entry.request_body = _preview(heads[0], entry.request_headers.get("content-type"), secrets)
+                entry.response_body = _preview(heads[1], response_type[0], secrets)
