@@ -113,6 +113,7 @@ class JournalEntry:
     completed: bool
     request_body: str | None = None
     response_body: str | None = None
+    wall: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JournalEntry:

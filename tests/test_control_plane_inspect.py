@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import httpx
 import pytest
@@ -38,6 +39,16 @@ async def test_journal_previews_text_bodies_with_signatures_and_keys_redacted(cl
     assert json.loads(store["response_body"])["success"] is True
     assert json.loads(complete["response_body"])["data"]["status"] == "ready"
     assert complete["request_body"] is None  # no body
+
+
+async def test_journal_keeps_wall_time_beside_the_virtual_clock(client, clock):
+    clock.advance(86400 * 30)
+    before = time.time()
+    await client.post(f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png",
+                                                                "size": 10})
+    (entry,) = (await client.get(f"{CTL}/journal")).json()["entries"]
+    assert before <= entry["wall"] <= time.time()
+    assert entry["epoch"] == clock.now() and entry["epoch"] - entry["wall"] > 86400 * 29
 
 
 async def test_journal_preview_is_capped_and_redacts_a_key_a_body_repeats(client):

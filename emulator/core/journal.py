@@ -79,6 +79,7 @@ class Entry:
     completed: bool = False  # false when the client went away or the connection was dropped mid-response
     request_body: str | None = None  # the first PREVIEW bytes as text, secrets redacted; None: not text-like
     response_body: str | None = None
+    wall: float = 0.0  # real time the request arrived, unix seconds (``epoch`` is the virtual clock's)
 
     @property
     def at(self) -> str:
@@ -143,7 +144,7 @@ class Journal:
             path=_clip(scope.get("path", "")),
             query=_clip(redact_query(raw_query.decode("latin-1"))) if raw_query else "",
             client=client[0] if client else None,
-            request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS),
+            request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS), wall=time.time(),
         )
         with self._lock:
             self._entries.append(entry)
