@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
+from emulator import dashboard
 from emulator.control import CONTROL, LoopbackGuard
 from emulator.core.journal import JournalMiddleware
 from emulator.core.provider import Provider, build_app
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if settings.provider is None or name == settings.provider
     }
     control = Mount("/_emulator", LoopbackGuard(build_app(CONTROL, runtime), settings.admin_token))
+    ui = dashboard.routes(settings)  # /_emulator/ui, before the control plane's mount
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,8 +67,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     if settings.provider is not None:
         provider_app = build_app(chosen[settings.provider], runtime)
-        app = EmulatorApp(routes=[control, *provider_app.routes], exception_handlers=provider_app.exception_handlers,
-                          lifespan=lifespan)
+        app = EmulatorApp(routes=[*ui, control, *provider_app.routes],
+                          exception_handlers=provider_app.exception_handlers, lifespan=lifespan)
     else:
         mounts = [_mount(f"/{name}", build_app(provider, runtime)) for name, provider in chosen.items()]
 
@@ -77,7 +79,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 status_code=404,
             )
 
-        app = EmulatorApp(routes=[control, *mounts], exception_handlers={404: not_found}, lifespan=lifespan)
+        app = EmulatorApp(routes=[*ui, control, *mounts], exception_handlers={404: not_found}, lifespan=lifespan)
     app.router.redirect_slashes = False
     app.state.runtime = runtime
     app.state.settings = settings
