@@ -325,7 +325,9 @@ async def list_providers(call: Call) -> Reply:
         operations = sorted(provider.specs.operations(), key=lambda op: op[0])
         limits = {limit.name: {"limit": limit.limit, "window": limit.window}
                   for op_id, *_ in operations for limit in call.runtime.limits_for(provider, op_id)}
-        scopes = sorted({scope for handler in provider.handlers.values() for scope in handler.scopes})
+        # scopes its operations require, and those its magic keys hold (a read-only key's "read")
+        scopes = sorted({scope for handler in provider.handlers.values() for scope in handler.scopes}
+                        | {scope for magic in provider.keys.magic.values() for scope in magic.scopes or ()})
         mount = "" if settings.provider else f"/{name}"
         out.append({
             "name": name, "title": provider.title, "base_path": mount + provider.specs.server_path,

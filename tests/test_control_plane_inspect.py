@@ -110,7 +110,7 @@ async def test_providers_lists_operations_limits_scopes_and_key_header(client):
     assert pe["base_path"] == "/posteverywhere/api" and pe["key_header"] == "authorization" and pe["bearer"]
     assert {"id": "uploadMedia", "method": "POST", "path": "/v1/media/upload"} in pe["operations"]
     assert {"name": "minute", "limit": 60, "window": 60} in pe["rate_limits"]
-    assert "write" in pe["scopes"]
+    assert pe["scopes"] == ["read", "write"]
     assert providers["segmentflow"]["key_header"] == "x-api-key" and not providers["segmentflow"]["bearer"]
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, Router, request_response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -41,7 +41,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
     template = _ENV.get_template("index.html")
 
     async def page(request: Request) -> Response:
-        root = request.scope.get("root_path", "")
+        root = request.scope.get("root_path", "").removesuffix(PATH)  # inside the mount, it ends with PATH
         html = template.render(root=root, ui=root + PATH, api=root + "/_emulator", providers=providers,
                                version=__version__, token_required=settings.admin_token is not None)
         return HTMLResponse(html, headers=HEADERS)
@@ -54,4 +54,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         # the token); without one, other hosts get the control plane's 403
         return app if settings.admin_token else LoopbackGuard(app, None, open_paths=())
 
-    return [Route(PATH, guarded(request_response(page)), methods=["GET", "HEAD"]), Mount(PATH, guarded(inner))]
+    async def to_page(request: Request) -> Response:  # the page is the folder's index: /_emulator/ui/
+        return RedirectResponse(request.scope.get("root_path", "") + PATH + "/", status_code=308)
+
+    return [Route(PATH, to_page, methods=["GET", "HEAD"]), Mount(PATH, guarded(inner))]
