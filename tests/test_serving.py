@@ -183,6 +183,7 @@ def test_serve_command_prints_base_urls_and_dev_keys(tmp_path):
     assert f"http://127.0.0.1:{port}/posteverywhere/api/v1" in output
     assert "https://app.posteverywhere.ai/api/v1" in output
     assert "pe_live_0123456789abcdef0123456789abcdef" in output
+    assert f"dashboard: http://127.0.0.1:{port}/_emulator/ui\n" in output
 
 
 def test_wheel_ships_specs_and_serves_without_the_source_tree(tmp_path):
@@ -196,6 +197,8 @@ def test_wheel_ships_specs_and_serves_without_the_source_tree(tmp_path):
         assert f"emulator/specs/{provider}/inferred.yaml" in names
         assert any(n.startswith(f"emulator/specs/{provider}/published/") for n in names)
     assert "emulator/assets/sample.png" in names
+    assert {"emulator/dashboard/templates/index.html", "emulator/dashboard/static/dashboard.js",
+            "emulator/dashboard/static/dashboard.css"} <= set(names)
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True)
     check = subprocess.run([sys.executable, "-I", "-c",

@@ -21,6 +21,7 @@
   let timer = null;
   let waitingForToken = false;
   let createdSecret = null; // a key just created: held here for the copy button, never put in the page
+  let stateChosen = false; // until someone picks a provider, the state panel follows the newest request's
 
   // --- helpers -------------------------------------------------------------------------------------------------
 
@@ -188,6 +189,11 @@
       .filter((e) => !wanted || (wanted === "none" ? e.status === null : String(e.status || "")[0] === wanted))
       .sort((a, b) => b.id - a.id)
       .slice(0, SHOWN);
+    const newest = entries.find((e) => e.provider);
+    if (!stateChosen && newest && providers[newest.provider] && $("#s-provider").value !== newest.provider) {
+      $("#s-provider").value = newest.provider;
+      loadState().catch(report);
+    }
     const keys = [...new Set(entries.map((e) => e.key_id).filter(Boolean))];
     $("#known-keys").replaceChildren(...keys.map((k) => h("option", { value: k })));
     renderJournal();
@@ -534,7 +540,10 @@
       : [h("p", { class: "empty", text: "No records." })]));
   }
 
-  $("#s-provider").addEventListener("change", () => loadState().catch(report));
+  $("#s-provider").addEventListener("change", () => {
+    stateChosen = true;
+    loadState().catch(report);
+  });
   $("#state-refresh").addEventListener("click", () => loadState().then(() => say("State refreshed.")).catch(report));
 
   // --- reset ---------------------------------------------------------------------------------------------------
