@@ -191,6 +191,12 @@ def test_a_429_fault_added_through_the_form_answers_the_next_request(page, serve
     assert (row["Operation"], row["Status"], row["Fault"]) == ("uploadMedia", "429", rule["id"])
     assert page.locator("#journal-rows .status.s4").count() == 1
     page.wait_for_selector("#fault-rows td:text-is('0')")  # its remaining count, spent
+    open_exchange(page, "uploadMedia")
+    text = page.locator("#exchange").inner_text()
+    assert f"Fault applied: {rule['id']}" in text and "retry-after: 7" in text
+    # the fault answered before the body was read: the replay asks for the body instead of sending none
+    assert "--data-binary @FILE" in page.locator("#curl").inner_text()
+    assert "answered before reading the body" in text
     page.screenshot(path=shots / "fault-fired.png", full_page=True)
 
     page.get_by_role("button", name=f"Remove {rule['id']}").click()

@@ -216,9 +216,11 @@
           onclick: () => openExchange(e.id),
         })),
         h("td", { "data-label": "Virtual", title: at, text: at.slice(11, 23) }),
-        h("td", { "data-label": "Wall", title: wall ? wall.toISOString() : "", text: wall ? wall.toLocaleTimeString() : "—" }),
+        h("td", { "data-label": "Wall", title: wall ? wall.toISOString() : "", text: wall ? wall.toTimeString().slice(0, 8) : "—" }),
         h("td", { "data-label": "Provider", text: e.provider || "—" }),
-        h("td", { "data-label": "Request", class: "path", title: request }, h("span", { class: "method", text: e.method }), " ", e.path),
+        // the provider's mount is in the Provider column already; the whole request line is the cell's title
+        h("td", { "data-label": "Request", class: "path", title: request }, h("span", { class: "method", text: e.method }),
+          " ", e.provider && e.path.startsWith(`/${e.provider}/`) ? e.path.slice(e.provider.length + 1) : e.path),
         h("td", { "data-label": "Operation", text: e.operation || "—" }),
         h("td", { "data-label": "Status" }, h("span", { class: `status ${statusClass(e.status)}`, text: e.status ?? "—" }),
           e.completed ? null : h("span", { class: "hint", text: " cut" })),
@@ -272,21 +274,31 @@
         parts.push("-H", shellQuote(`${name}: ${value}`));
       }
     }
-    if (e.request_bytes > 0) {
-      const whole = e.request_body !== null && e.request_body !== undefined
-        && new TextEncoder().encode(e.request_body).length === e.request_bytes;
-      parts.push(...(whole ? ["--data-raw", shellQuote(e.request_body)] : ["--data-binary", "@FILE"]));
-    }
+    const body = bodyForReplay(e);
+    if (body === null) parts.push("--data-binary", "@FILE");
+    else if (body) parts.push("--data-raw", shellQuote(body));
     return parts.join(" ");
+  }
+
+  // the request body to replay: "" for none, null when the journal does not hold it whole (binary, longer than
+  // the preview, redacted, or never read because a fault answered first)
+  function bodyForReplay(e) {
+    const declared = Number((e.request_headers || {})["content-length"] || 0);
+    const size = Math.max(e.request_bytes, declared);
+    if (!size) return "";
+    const whole = e.request_body !== null && e.request_body !== undefined
+      && new TextEncoder().encode(e.request_body).length === size;
+    return whole ? e.request_body : null;
   }
 
   function curlNotes(e) {
     const notes = [];
     if (e.key_id) notes.push(`Set API_KEY to the key whose fingerprint is ${e.key_id}.`);
     if ((e.query || "").includes("REDACTED")) notes.push("The query's secrets are redacted: a presigned URL needs its real signature.");
-    const whole = e.request_body !== null && e.request_body !== undefined
-      && new TextEncoder().encode(e.request_body).length === e.request_bytes;
-    if (e.request_bytes > 0 && !whole) notes.push(`The body (${bytes(e.request_bytes)}) was not kept whole: replace FILE with the file to send.`);
+    if (bodyForReplay(e) === null) {
+      notes.push(e.request_bytes ? `The body (${bytes(e.request_bytes)}) was not kept whole: replace FILE with the file to send.`
+        : "The emulator answered before reading the body: replace FILE with the file to send.");
+    }
     return notes;
   }
 
