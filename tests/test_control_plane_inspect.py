@@ -61,6 +61,14 @@ async def test_journal_preview_is_capped_and_redacts_a_key_a_body_repeats(client
     assert PE_KEY not in entry["response_body"] + entry["request_body"]
 
 
+async def test_journal_preview_blanks_json_members_and_query_parameters_named_like_secrets(client):
+    body = {"filename": "a.png", "api_key": "sekrit-value-1", "callback": "https://x.test/cb?token=sekrit-value-2&a=1"}
+    await client.post(f"{PE}/media/upload", headers=AUTH, json=body)
+    (entry,) = (await client.get(f"{CTL}/journal")).json()["entries"]
+    assert '"api_key":"REDACTED"' in entry["request_body"] and "?token=REDACTED&a=1" in entry["request_body"]
+    assert "sekrit" not in json.dumps(entry)
+
+
 async def test_journal_preview_of_binary_bodies_is_null(client):
     data = (await client.post(f"{PE}/media/upload", headers=AUTH,
                               json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)})).json()["data"]
