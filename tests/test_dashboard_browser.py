@@ -277,6 +277,39 @@ def test_filters_and_reset_with_confirmation(page, served, control):
     assert control.journal() == []
 
 
+def test_a_paged_journal_is_followed_through_its_next_cursor(browser, served, control):
+    """The control plane may answer the journal in pages (``next``: a cursor); the page reads every page."""
+    def entry(n: int) -> dict[str, Any]:
+        return {"id": n, "at": "2026-01-01T00:00:00.000Z", "epoch": 1767225600.0, "wall": 1767225600.0,
+                "method": "GET", "path": f"/posteverywhere/api/v1/media/{n}", "query": "", "client": "127.0.0.1",
+                "provider": "posteverywhere", "operation": "getMedia", "key_id": None, "status": 200,
+                "duration_ms": 1.0, "request_bytes": 0, "response_bytes": 2, "request_headers": {},
+                "response_headers": {}, "fault": None, "notes": [], "completed": True,
+                "request_body": None, "response_body": None}
+
+    asked: list[str] = []
+
+    def pages(route: Any) -> None:
+        cursor = re.search(r"[?&]cursor=([^&]+)", route.request.url)
+        asked.append(cursor.group(1) if cursor else "")
+        if cursor is None:
+            route.fulfill(json={"entries": [entry(1), entry(2)], "next": "page-2"})
+        else:
+            route.fulfill(json={"entries": [entry(3)], "next": None})
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT)
+    try:
+        context.route(re.compile(r".*/_emulator/journal\?.*"), pages)
+        tab = context.new_page()
+        tab.goto(served.url + "/_emulator/ui")
+        tab.wait_for_function("() => document.querySelectorAll('#journal-rows tr[data-id]').length === 3")
+        assert [r["#"] for r in rows(tab)] == ["#3", "#2", "#1"]
+        assert asked[:2] == ["", "page-2"]
+    finally:
+        context.close()
+
+
 def test_readable_at_390_px_and_at_1280(page, served, shots):
     upload_png(served)
     wait_rows(page, 3)
