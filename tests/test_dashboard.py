@@ -79,7 +79,7 @@ async def test_other_hosts_get_the_control_planes_403_without_an_admin_token(app
 async def test_with_an_admin_token_other_hosts_get_the_page_but_no_data_without_it(app, settings):
     async with remote(app) as other:
         page = await other.get(f"{UI}/")
-        assert page.status_code == 200 and 'data-token-required="yes"' in page.text
+        assert page.status_code == 200 and 'id="token-form"' in page.text
         assert (await other.get(f"{UI}/static/dashboard.js")).status_code == 200
         assert (await other.get("/_emulator/journal")).status_code == 403
         ok = await other.get("/_emulator/journal", headers={"Authorization": "Bearer dash-token"})

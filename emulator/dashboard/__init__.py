@@ -11,7 +11,9 @@ Everything ships in the wheel (templates and static files are package data); no 
 
 from __future__ import annotations
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+import functools
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
@@ -21,9 +23,10 @@ from starlette.types import ASGIApp
 from emulator.control import LoopbackGuard
 from emulator.settings import Settings
 
+if TYPE_CHECKING:
+    from jinja2 import Template
+
 PATH = "/_emulator/ui"
-_ENV = Environment(loader=PackageLoader("emulator.dashboard", "templates"), autoescape=select_autoescape(),
-                   trim_blocks=True, lstrip_blocks=True)
 # the page loads only its own script and stylesheet and talks only to its own origin
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -38,12 +41,11 @@ def routes(settings: Settings) -> list[BaseRoute]:
     from emulator.providers import PROVIDERS
 
     providers = [(name, p.title) for name, p in PROVIDERS.items() if settings.provider in (None, name)]
-    template = _ENV.get_template("index.html")
 
     async def page(request: Request) -> Response:
         root = request.scope.get("root_path", "").removesuffix(PATH)  # inside the mount, it ends with PATH
-        html = template.render(root=root, ui=root + PATH, api=root + "/_emulator", providers=providers,
-                               version=__version__, token_required=settings.admin_token is not None)
+        html = _template().render(ui=root + PATH, api=root + "/_emulator", providers=providers,
+                               version=__version__)
         return HTMLResponse(html, headers=HEADERS)
 
     static = StaticFiles(packages=[("emulator.dashboard", "static")])
@@ -58,3 +60,14 @@ def routes(settings: Settings) -> list[BaseRoute]:
         return RedirectResponse(request.scope.get("root_path", "") + PATH + "/", status_code=308)
 
     return [Route(PATH, to_page, methods=["GET", "HEAD"]), Mount(PATH, guarded(inner))]
+
+
+@functools.cache
+def _template() -> Template:
+    """Loaded when the page is first asked for: an emulator nobody opens the dashboard of never imports Jinja2
+    (``serve`` keeps its start-up short)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("emulator.dashboard", "templates"), autoescape=select_autoescape(),
+                      trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("index.html")
