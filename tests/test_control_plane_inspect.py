@@ -129,3 +129,15 @@ async def test_providers_lists_only_the_served_one_with_its_limits_as_set(client
     assert only["name"] == "segmentflow" and not only["base_path"].startswith("/segmentflow")
     limits = {lim["name"]: lim["limit"] for lim in only["rate_limits"]}
     assert limits.get("minute") == 7, limits
+
+
+async def test_stored_bytes_answer_a_range_with_206(client):
+    _, png = await _upload_png(client)
+    (media,) = (await client.get(f"{CTL}/state/posteverywhere")).json()["tables"]["media"]
+    r = await client.get(f"{CTL}/state/posteverywhere/blob", params={"name": media["blob"]["name"]},
+                         headers={"Range": "bytes=0-7"})
+    assert r.status_code == 206 and r.content == png[:8]
+    assert r.headers["content-range"] == f"bytes 0-7/{len(png)}"
+    r = await client.get(f"{CTL}/state/posteverywhere/blob", params={"name": media["blob"]["name"]},
+                         headers={"Range": f"bytes={len(png) + 10}-"})
+    assert r.status_code == 416
