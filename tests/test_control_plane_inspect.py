@@ -69,6 +69,14 @@ async def test_journal_preview_blanks_json_members_and_query_parameters_named_li
     assert "sekrit" not in json.dumps(entry)
 
 
+async def test_journal_preview_cut_inside_a_repeated_key_keeps_none_of_it(client):
+    prefix = '{"filename":"a.png","content_type":"image/png","size":10,"note":"'
+    body = prefix + "x" * (1024 - len(prefix) - 20) + PE_KEY + '"}'  # the preview ends 20 characters into the key
+    await client.post(f"{PE}/media/upload", headers={**AUTH, "Content-Type": "application/json"}, content=body)
+    (entry,) = (await client.get(f"{CTL}/journal")).json()["entries"]
+    assert entry["request_body"].endswith("xREDACTED") and PE_KEY[:20] not in entry["request_body"]
+
+
 async def test_journal_preview_of_binary_bodies_is_null(client):
     data = (await client.post(f"{PE}/media/upload", headers=AUTH,
                               json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)})).json()["data"]

@@ -130,6 +130,9 @@ def _preview(head: bytes, content_type: str | None, secrets: list[str]) -> str |
     text = head.decode("utf-8", "replace")
     for secret in secrets:
         text = text.replace(secret, "REDACTED")
+        if len(head) == PREVIEW:  # cut short: the preview may end with the start of the credential
+            cut = next((n for n in range(len(secret) - 1, 3, -1) if text.endswith(secret[:n])), 0)
+            text = text[:len(text) - cut] + "REDACTED" if cut else text
     return redact_text(text)
 
 
