@@ -22,6 +22,7 @@ from emulator import Settings
 from emulator.testing import ControlClient, ServedEmulator, serve_in_thread
 from tests.helpers import AUTH, MP4, PE, PE_KEY, sample
 
+pytestmark = pytest.mark.live
 CHROMIUM = "/usr/bin/chromium"
 # Playwright cannot download its own browsers here: it drives the system's, with what a sandboxed CI needs
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -371,6 +372,7 @@ def test_with_an_admin_token_the_page_asks_for_it_and_keeps_it_for_the_tab(brows
         tab.goto(emulator.url + "/_emulator/ui")
         tab.wait_for_selector("#token-form:not([hidden])")
         assert tab.evaluate("document.activeElement.id") == "token"
+        assert tab.evaluate("document.querySelector('main').inert") is True  # only the token form works
         tab.screenshot(path=shots / "token.png")
         tab.fill("#token", "wrong")
         tab.get_by_role("button", name="Use token").click()
@@ -378,6 +380,7 @@ def test_with_an_admin_token_the_page_asks_for_it_and_keeps_it_for_the_tab(brows
         tab.fill("#token", "tok-for-the-dashboard")
         tab.get_by_role("button", name="Use token").click()
         tab.wait_for_selector("#status:has-text('Live')")
+        assert tab.evaluate("document.querySelector('main').inert") is False
         assert tab.evaluate("sessionStorage.getItem('upload-emulator-admin-token')") == "tok-for-the-dashboard"
         assert tab.evaluate("localStorage.length") == 0
         with httpx.Client(base_url=emulator.url) as http:

@@ -94,6 +94,7 @@
     waitingForToken = true;
     const form = $("#token-form");
     form.hidden = false;
+    document.querySelector("main").inert = true; // nothing else works without the token
     say(message || "This control plane needs its admin token.", true);
     $("#token").focus();
   }
@@ -103,6 +104,7 @@
     sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
     $("#token").value = "";
     $("#token-form").hidden = true;
+    document.querySelector("main").inert = false;
     waitingForToken = false;
     start();
   });
