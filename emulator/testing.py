@@ -60,7 +60,7 @@ def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], A
     import uvicorn
 
     from emulator.app import create_app
-    from emulator.core.timeouts import head_timeout_protocol
+    from emulator.core.timeouts import head_guard_protocol
     from emulator.settings import Settings
 
     settings = settings or Settings()
@@ -68,7 +68,7 @@ def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], A
     app = create_app(settings)
     config = uvicorn.Config(wrap(app) if wrap is not None else app, host=settings.host, port=settings.port,
                             log_level=log_level, access_log=False, lifespan="on",
-                            http=head_timeout_protocol(settings.head_timeout))
+                            http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"upload-emulator-{settings.port}", daemon=True)
     thread.start()
