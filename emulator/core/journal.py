@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.core.clock import Clock, iso_millis
+from emulator.core.redaction import redact_query
 
 ENTRY = "emulator.entry"  # scope key under which the pipeline finds the entry being written
 REQUEST_HEADERS = ("content-type", "content-length", "transfer-encoding", "user-agent", "idempotency-key", "expect")
@@ -40,9 +40,6 @@ def _select(raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dic
 def _clip(text: str) -> str:
     return text if len(text) <= KEPT else text[:KEPT] + "…"
 
-
-SECRET_QUERY = ("x-emulator-signature", "signature", "token", "access_token", "api_key", "api-key", "apikey",
-                "x-api-key", "key")
 
 
 @dataclass
@@ -74,11 +71,6 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {"id": data.pop("id"), "at": self.at, **data}
-
-
-def redact_query(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(k, "REDACTED" if k.lower() in SECRET_QUERY else v) for k, v in pairs])
 
 
 class Journal:
