@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
     from emulator.settings import Settings
 
-__all__ = ["ControlClient", "ControlError", "JournalEntry", "ServedEmulator", "free_port", "serve_in_thread"]
+__all__ = ["ControlClient", "ControlError", "JournalEntry", "JournalPage", "ServedEmulator", "free_port",
+           "serve_in_thread"]
 
 
 def free_port() -> int:
@@ -117,6 +118,13 @@ class JournalEntry:
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
 
+@dataclass(frozen=True)
+class JournalPage:
+    entries: list[JournalEntry]
+    next_cursor: str | None
+    has_more: bool
+
+
 class ControlClient:
     """Talks to ``<base_url>/_emulator`` over HTTP (any sync httpx transport may be passed in)."""
 
@@ -199,8 +207,23 @@ class ControlClient:
 
     # journal
     def journal(self, **filters: Any) -> list[JournalEntry]:
-        params = {k: v for k, v in filters.items() if v is not None}
-        return [JournalEntry.from_dict(e) for e in self._call("GET", "/journal", params=params)["entries"]]
+        """Every matching entry the journal holds, oldest first (it follows the pages' cursors)."""
+        entries, page = [], self.journal_page(limit=1000, **filters)
+        entries += page.entries
+        while page.has_more:
+            page = self.journal_page(cursor=page.next_cursor, limit=1000, **filters)
+            entries += page.entries
+        return entries
+
+    def journal_page(self, *, cursor: str | None = None, limit: int | None = None, order: str | None = None,
+                     **filters: Any) -> JournalPage:
+        """One page: ``limit`` entries (100 by default), oldest first or ``order="desc"``; pass its
+        ``next_cursor`` as ``cursor`` for the next (oldest first, it also finds entries that arrive later)."""
+        params = {k: v for k, v in {**filters, "cursor": cursor, "limit": limit, "order": order}.items()
+                  if v is not None}
+        body = self._call("GET", "/journal", params=params)
+        return JournalPage([JournalEntry.from_dict(e) for e in body["entries"]], body["next_cursor"],
+                           body["has_more"])
 
     def clear_journal(self) -> None:
         self._call("DELETE", "/journal")
