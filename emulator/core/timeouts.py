@@ -212,14 +212,14 @@ def head_guard_protocol(seconds: float, max_head_bytes: int) -> type | str:
                     super().data_received(data)
                 else:
                     # feed what the limit allows: if the head ends within it, the rest is body (or more requests)
-                    heads, view = self._heads, memoryview(data)
+                    heads = self._heads
                     if allowance > 0:
                         self._head_bytes += allowance
-                        super().data_received(view[:allowance])
+                        super().data_received(data[:allowance])
                     if self._heads == heads and not self._url_too_long:
                         self._refuse(too_large)
                     elif not self._url_too_long and not self.transport.is_closing():
-                        super().data_received(view[allowance:])
+                        super().data_received(data[allowance:])
             if self._url_too_long:
                 self._refuse(_URI_TOO_LONG)
 
