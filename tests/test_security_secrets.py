@@ -26,6 +26,7 @@ from uvicorn.logging import TRACE_LOG_LEVEL
 
 from emulator import Settings, create_app
 from emulator.control import CONTROL
+from emulator.testing import serve_in_thread
 from tests.conftest import free_port
 from tests.test_reliability_support import (
     AP,
@@ -283,3 +284,32 @@ async def test_serve_at_trace_level_logs_no_signature_and_no_query_secret(tmp_pa
     for secret in secrets:
         assert secret not in logged, f"a secret reached the log: {secret[:12]}…"
         assert secret not in journal, f"a secret reached the journal: {secret[:12]}…"
+
+
+class _Failing:
+    """Wraps the app: a request for /boom raises an exception whose message quotes its URL, query and all."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/boom":
+            raise RuntimeError(f"could not serve {scope['path']}?{scope['query_string'].decode()}")
+        await self.app(scope, receive, send)
+
+
+def test_a_traceback_quoting_a_signed_url_reaches_the_log_redacted():
+    served = serve_in_thread(Settings(), wrap=_Failing)
+    captured = Captured()
+    captured.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(captured)
+    try:
+        r = httpx.get(f"{served.url}/boom?X-Emulator-Signature=s3cr3tsig0123&api_key=k3yvalue0123&size=5")
+        assert r.status_code == 500
+    finally:
+        logger.removeHandler(captured)
+        served.stop()
+    logged = "\n".join(captured.lines)
+    assert "RuntimeError: could not serve /boom?X-Emulator-Signature=REDACTED&api_key=REDACTED&size=5" in logged
+    assert "s3cr3tsig0123" not in logged and "k3yvalue0123" not in logged

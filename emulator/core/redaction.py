@@ -64,7 +64,12 @@ class RedactSecrets(logging.Filter):
             record.msg = redact_text(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(_redact_arg(arg) for arg in record.args)
+        if record.exc_info and not record.exc_text:  # a traceback's messages may quote a URL: formatted here once
+            record.exc_text = redact_text(_TRACEBACKS.formatException(record.exc_info))
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 # every logger uvicorn writes a request's query to: a logger's filters see the records logged on it, not those its
