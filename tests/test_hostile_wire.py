@@ -502,26 +502,29 @@ def _health_latency(client: httpx.Client) -> float:
     return time.perf_counter() - started
 
 
-def _stream_a_header(port: int, limit: int, sent: list[int]) -> None:
-    """Send a request head whose last header never ends, 1 MiB at a time, until ``limit`` bytes or a hang-up."""
+def _stream_a_header(port: int, limit: int, sent: list[int], attempts: int) -> None:
+    """``attempts`` times: send a request head whose last header never ends, 1 MiB at a time, until ``limit``
+    bytes or a hang-up."""
     chunk = b"a" * (1 << 20)
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\nX-Endless: ")
-        total = 0
-        try:
-            while total < limit:
-                sock.sendall(chunk)
-                total += len(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        sent.append(total)
+    for _ in range(attempts):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            total = 0
+            try:
+                sock.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+                while total < limit:
+                    sock.sendall(chunk)
+                    total += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            sent.append(total)
 
 
 def test_a_100mb_streamed_header_is_cut_off_without_memory_or_others_waiting(tmp_path):
-    """Four connections each try to stream a 100 MB header into a live ``upload-emulator serve`` while another
-    client keeps asking for health: each is cut off after the limit (its writes fail within a few socket buffers),
-    the server's peak memory barely moves, and the other client's latency stays near its baseline. Without the
-    limit the server takes all 400 MB (its peak grew by ~200 MiB and others waited seconds)."""
+    """Four clients, ten times each, try to stream a 100 MB header into a live ``upload-emulator serve`` while
+    another client keeps asking for health: each stream is cut off after the limit (its writes fail within a few
+    socket buffers), the server's peak memory barely moves, and the other client's latency stays near its
+    baseline. Without the limit one stream pushed ~80 MB in until the head timeout, the server's peak grew by
+    ~160 MiB per stream and the other client waited seconds."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--log-level", "warning"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
@@ -539,7 +542,7 @@ def test_a_100mb_streamed_header_is_cut_off_without_memory_or_others_waiting(tmp
             typical = baseline[len(baseline) // 2]
             peak_before = _peak_rss(proc.pid)
             sent: list[int] = []
-            streams = [threading.Thread(target=_stream_a_header, args=(port, 100 << 20, sent)) for _ in range(4)]
+            streams = [threading.Thread(target=_stream_a_header, args=(port, 100 << 20, sent, 10)) for _ in range(4)]
             for stream in streams:
                 stream.start()
             latencies = []
@@ -551,7 +554,9 @@ def test_a_100mb_streamed_header_is_cut_off_without_memory_or_others_waiting(tmp
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-    assert len(sent) == 4 and max(sent) <= 16 << 20, sent  # cut off: never more than a few socket buffers
+    assert len(sent) == 40 and max(sent) <= 16 << 20, sent  # cut off: never more than a few socket buffers
     assert grown < 16 << 20, f"peak RSS grew by {grown / 2**20:.1f} MiB"
-    # generous against the baseline (this machine is shared), yet far below the seconds that others waited
-    assert max(latencies) < max(0.25, 20 * typical), (typical, max(latencies))
+    # generous against the baseline (this machine is shared), yet far below the seconds that others waited; the
+    # 90th percentile, so that one scheduling hiccup of a loaded machine does not decide
+    latencies.sort()
+    assert latencies[len(latencies) * 9 // 10] < max(0.25, 20 * typical), (typical, latencies[-5:])
