@@ -16,9 +16,9 @@ from emulator import dashboard
 from emulator.control import CONTROL, LoopbackGuard
 from emulator.core.journal import JournalMiddleware
 from emulator.core.provider import Provider, build_app
-from emulator.core.redaction import redact_access_log
-from emulator.core.timeouts import BodyTimeout
+from emulator.core.redaction import redact_logs
 from emulator.core.responses import JSONResponse
+from emulator.core.timeouts import BodyTimeout
 from emulator.providers import PROVIDERS
 from emulator.runtime import Runtime
 from emulator.settings import Settings
@@ -49,7 +49,7 @@ def _mount(path: str, app: ASGIApp) -> Mount:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> EmulatorApp:
     settings = settings or Settings()
-    redact_access_log()  # should anyone run the app with uvicorn's access log on
+    redact_logs()  # query secrets out of uvicorn's access log (should anyone turn it on) and trace log
     runtime = runtime or Runtime(settings)
     if settings.provider is not None and settings.provider not in PROVIDERS:
         raise ValueError(f"unknown provider {settings.provider!r}; choose from {', '.join(PROVIDERS)}")

@@ -8,6 +8,7 @@ then present as ``Authorization: Bearer <token>``. ``GET /_emulator/health`` is 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hmac
 import ipaddress
@@ -270,13 +271,47 @@ async def remove_fault(call: Call) -> Reply:
     return Reply({"removed": fault_id})
 
 
+PAGE_SIZE = 100  # journal entries per page unless ``limit`` says otherwise (at most 1,000)
+
+
+def _cursor(order: str, last_id: int) -> str:
+    """An opaque journal cursor: the page's direction and the id it ended at (ids only grow, so a cursor points
+    at the same place however many entries arrive or are dropped meanwhile)."""
+    return base64.urlsafe_b64encode(f"{order}:{last_id}".encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        order, _, last = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
+        if order in ("asc", "desc") and last.isdigit() and len(last) < 20:
+            return order, int(last)
+    except ValueError:  # not base64, or not UTF-8
+        pass
+    raise Invalid("cursor: not a cursor this journal issued; use the next_cursor of a previous page",
+                  errors=[FieldError("cursor", "must be a next_cursor from GET /_emulator/journal")])
+
+
 async def get_journal(call: Call) -> Reply:
     q = call.request.query_params
-    entries = call.runtime.journal.query(
-        provider=q.get("provider"), operation=q.get("operation"),
-        status=int(q["status"]) if "status" in q else None, since=float(q["since"]) if "since" in q else None,
-        key_id=q.get("key_id"), method=q.get("method"), limit=int(q["limit"]) if "limit" in q else None)
-    return Reply({"entries": [e.to_dict() for e in entries]})
+    order = q.get("order", "asc")
+    position: int | None = None
+    if "cursor" in q:
+        order, position = _read_cursor(q["cursor"])
+    limit = int(q["limit"]) if "limit" in q else PAGE_SIZE
+    filters: dict[str, Any] = {
+        "provider": q.get("provider"), "operation": q.get("operation"),
+        "status": int(q["status"]) if "status" in q else None, "since": float(q["since"]) if "since" in q else None,
+        "key_id": q.get("key_id"), "method": q.get("method")}
+    journal = call.runtime.journal
+    if order == "desc":
+        entries, more = journal.page(position=position, newest_first=True, limit=limit, **filters)
+        # newest first: past the oldest there is nothing more to come
+        next_cursor = _cursor("desc", entries[-1].id) if more else None
+    else:
+        entries, more = journal.page(position=position, limit=limit, **filters)
+        # oldest first: the cursor also finds entries that arrive later, so a client can follow the journal
+        next_cursor = _cursor("asc", entries[-1].id if entries else position or 0)
+    return Reply({"entries": [e.to_dict() for e in entries], "next_cursor": next_cursor, "has_more": more})
 
 
 async def clear_journal(call: Call) -> Reply:

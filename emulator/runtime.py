@@ -56,7 +56,7 @@ class Runtime:
         self.store = self.store or MemoryStore()
         self.presigner = self.presigner or Presigner()
         self.ids = Ids(seed)
-        self.journal = Journal(self.clock)
+        self.journal = Journal(self.clock, max_bytes=self.settings.journal_max_bytes)
         self.keys = KeyRing(strict=self.settings.strict_keys,
                             configured={p: set(k) for p, k in self.settings.keys.items()})
 

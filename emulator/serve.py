@@ -65,7 +65,7 @@ def run(argv: list[str]) -> None:
     import uvicorn
 
     from emulator.app import create_app
-    from emulator.core.timeouts import head_timeout_protocol
+    from emulator.core.timeouts import head_guard_protocol
     from emulator.providers import PROVIDERS
 
     try:
@@ -91,4 +91,4 @@ def run(argv: list[str]) -> None:
     drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
                 access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain, ws="none",
-                http=head_timeout_protocol(settings.head_timeout))
+                http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes))

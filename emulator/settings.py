@@ -62,10 +62,16 @@ class Settings:
     max_json_body: int = field(default=1024 * 1024, metadata={"help": "Largest JSON request body, in bytes."})
     admin_token: str | None = field(default=None, metadata={
         "help": "Open the control plane (/_emulator) to other hosts that send Authorization: Bearer <token>."})
+    journal_max_bytes: int = field(default=32 * 1024 * 1024, metadata={
+        "help": "Bytes the request journal may hold (estimated); past them, or past 10,000 entries, the oldest "
+                "entries go."})
     log_level: str = field(default="info", metadata={"help": "uvicorn log level."})
     head_timeout: float = field(default=10.0, metadata={
         "help": "Seconds a client may take to send a request line and headers (from connecting, or from the first "
                 "byte of a request) before it gets 408 and the connection is closed; 0 waits forever."})
+    max_header_bytes: int = field(default=16384, metadata={
+        "help": "Largest request head (request line and headers), in bytes: a longer one gets 431 and the connection "
+                "is closed (a request line over 8192 bytes: 414); 0 sets no limit."})
     body_timeout: float = field(default=30.0, metadata={
         "help": "Seconds a request body may stall (no bytes arriving) before it is refused with 400 "
                 "RequestTimeout; 0 waits forever."})

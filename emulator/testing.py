@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
     from emulator.settings import Settings
 
-__all__ = ["ControlClient", "ControlError", "JournalEntry", "ServedEmulator", "free_port", "serve_in_thread"]
+__all__ = ["ControlClient", "ControlError", "JournalEntry", "JournalPage", "ServedEmulator", "free_port",
+           "serve_in_thread"]
 
 
 def free_port() -> int:
@@ -60,7 +61,7 @@ def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], A
     import uvicorn
 
     from emulator.app import create_app
-    from emulator.core.timeouts import head_timeout_protocol
+    from emulator.core.timeouts import head_guard_protocol
     from emulator.settings import Settings
 
     settings = settings or Settings()
@@ -68,7 +69,7 @@ def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], A
     app = create_app(settings)
     config = uvicorn.Config(wrap(app) if wrap is not None else app, host=settings.host, port=settings.port,
                             log_level=log_level, access_log=False, lifespan="on",
-                            http=head_timeout_protocol(settings.head_timeout))
+                            http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"upload-emulator-{settings.port}", daemon=True)
     thread.start()
@@ -118,6 +119,13 @@ class JournalEntry:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JournalEntry:
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class JournalPage:
+    entries: list[JournalEntry]
+    next_cursor: str | None
+    has_more: bool
 
 
 class ControlClient:
@@ -202,8 +210,23 @@ class ControlClient:
 
     # journal
     def journal(self, **filters: Any) -> list[JournalEntry]:
-        params = {k: v for k, v in filters.items() if v is not None}
-        return [JournalEntry.from_dict(e) for e in self._call("GET", "/journal", params=params)["entries"]]
+        """Every matching entry the journal holds, oldest first (it follows the pages' cursors)."""
+        entries, page = [], self.journal_page(limit=1000, **filters)
+        entries += page.entries
+        while page.has_more:
+            page = self.journal_page(cursor=page.next_cursor, limit=1000, **filters)
+            entries += page.entries
+        return entries
+
+    def journal_page(self, *, cursor: str | None = None, limit: int | None = None, order: str | None = None,
+                     **filters: Any) -> JournalPage:
+        """One page: ``limit`` entries (100 by default), oldest first or ``order="desc"``; pass its
+        ``next_cursor`` as ``cursor`` for the next (oldest first, it also finds entries that arrive later)."""
+        params = {k: v for k, v in {**filters, "cursor": cursor, "limit": limit, "order": order}.items()
+                  if v is not None}
+        body = self._call("GET", "/journal", params=params)
+        return JournalPage([JournalEntry.from_dict(e) for e in body["entries"]], body["next_cursor"],
+                           body["has_more"])
 
     def clear_journal(self) -> None:
         self._call("DELETE", "/journal")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import time
+import tracemalloc
 
 import httpx
 import pytest
@@ -276,6 +278,93 @@ async def test_journal_since_filter_uses_the_virtual_clock(client, clock):
     await client.post(UPLOAD, headers=AUTH, json=BODY)
     entries = (await client.get(f"{CTL}/journal", params={"since": clock.now() - 5})).json()["entries"]
     assert len(entries) == 1
+
+
+async def _requests(client, count: int, **headers: str) -> None:
+    for i in range(count):
+        await client.get(f"{PE}/nowhere/{i}", headers=headers)  # a cheap journaled request: the provider's 404
+
+
+async def _pages(client, **params) -> list[dict]:
+    """Every page of a journal listing, following next_cursor while has_more."""
+    pages = [(await client.get(f"{CTL}/journal", params=params)).json()]
+    while pages[-1]["has_more"]:
+        pages.append((await client.get(f"{CTL}/journal", params={**params, "cursor": pages[-1]["next_cursor"]}))
+                     .json())
+    return pages
+
+
+async def test_journal_pages_hold_100_entries_and_a_cursor_to_the_next(client):
+    await _requests(client, 250)
+    pages = await _pages(client)
+    assert [len(p["entries"]) for p in pages] == [100, 100, 50]
+    assert [p["has_more"] for p in pages] == [True, True, False]
+    ids = [e["id"] for p in pages for e in p["entries"]]
+    assert ids == sorted(ids) and len(set(ids)) == 250  # oldest first, none twice, none missed
+    assert pages[0]["entries"][0]["path"].endswith("/nowhere/0")
+    # oldest first, the last page's cursor finds what arrives later (a client can follow the journal)
+    await _requests(client, 3)
+    later = (await client.get(f"{CTL}/journal", params={"cursor": pages[-1]["next_cursor"]})).json()
+    assert [e["path"].rsplit("/", 1)[1] for e in later["entries"]] == ["0", "1", "2"] and not later["has_more"]
+    assert [e["id"] for e in later["entries"]][0] == ids[-1] + 1
+
+
+async def test_journal_cursor_stays_put_while_entries_arrive_and_go(client):
+    await _requests(client, 30)
+    first = (await client.get(f"{CTL}/journal", params={"limit": 10})).json()
+    await _requests(client, 5)  # new entries while paging: they come at the end, nothing shifts
+    rest = (await client.get(f"{CTL}/journal", params={"cursor": first["next_cursor"], "limit": 100})).json()
+    assert [e["id"] for e in rest["entries"]] == list(range(11, 36))
+    await client.delete(f"{CTL}/journal")  # the entries a cursor points past may go: it still points after them
+    await _requests(client, 2)
+    after = (await client.get(f"{CTL}/journal", params={"cursor": first["next_cursor"]})).json()
+    assert [e["id"] for e in after["entries"]] == [36, 37]
+
+
+async def test_journal_newest_first_pages_back_to_the_oldest(client):
+    await _requests(client, 25)
+    pages = await _pages(client, order="desc", limit=10, status=404)
+    ids = [e["id"] for p in pages for e in p["entries"]]
+    assert [len(p["entries"]) for p in pages] == [10, 10, 5] and ids == sorted(ids, reverse=True)
+    assert pages[-1]["next_cursor"] is None and not pages[-1]["has_more"]
+    assert pages[0]["entries"][0]["path"].endswith("/nowhere/24")
+
+
+@pytest.mark.parametrize("params, field", [({"cursor": "not-a-cursor"}, "cursor"), ({"cursor": "YXNjOi0x"}, "cursor"),
+                                           ({"limit": 1001}, "limit"), ({"limit": 0}, "limit"),
+                                           ({"order": "sideways"}, "order")])
+async def test_journal_refuses_a_cursor_it_did_not_issue_and_pages_past_1000(client, params, field):
+    r = await client.get(f"{CTL}/journal", params=params)
+    assert r.status_code == 400 and r.json()["error"]
+    assert field in json.dumps(r.json())
+
+
+@pytest.mark.parametrize("settings", [Settings(strict=True, journal_max_bytes=256 * 1024)])
+async def test_journal_is_bounded_by_bytes_and_cuts_long_header_values(client, runtime, settings):
+    big = {"User-Agent": "u" * 5000, "Idempotency-Key": "i" * 5000, "Content-Type": "c" * 5000, "Expect": "e" * 500}
+    await _requests(client, 200, **big)
+    held = [e for p in await _pages(client, limit=1000) for e in p["entries"]]
+    assert 10 < len(held) < 200 and held[-1]["path"].endswith("/nowhere/199")  # the oldest went first
+    assert runtime.journal.bytes <= settings.journal_max_bytes
+    entry = held[-1]
+    assert entry["request_headers"]["user-agent"] == "u" * 512 + "…"
+    assert entry["request_headers"]["expect"] == "e" * 500
+    # the estimate is the real footprint: what journal.py allocated and still holds, measured
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        await _requests(client, 200, **big)
+        gc.collect()
+        grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename")
+                    if stat.traceback[0].filename.endswith("journal.py"))
+    finally:
+        tracemalloc.stop()
+    assert grown < 1.5 * settings.journal_max_bytes, grown
+
+
+def test_journal_needs_room_for_an_entry():
+    with pytest.raises(ValueError, match="journal"):
+        create_app(Settings(journal_max_bytes=0))
 
 
 # --- access --------------------------------------------------------------------------------------------------------

@@ -1,15 +1,20 @@
 """Secrets stay secret: API keys never reach logs, the journal, the control plane's views or any error message, and
 the control plane answers only loopback clients unless they present the admin token.
 
-The log test runs a real uvicorn at debug level with its access log on, captures every record of every logger
-while all four providers are driven through good keys, malformed keys, revoked keys, created keys, keys in query
-strings, fault-injected 500s and refusals of every kind, then searches the captured text for each key.
+The log tests run a real uvicorn at trace level (its most verbose: every request's ASGI scope is logged) with its
+access log on, capture every record of every logger while all four providers are driven through good keys,
+malformed keys, revoked keys, created keys, keys in query strings, fault-injected 500s and refusals of every kind,
+then search the captured text for each key; and run ``upload-emulator serve --log-level trace`` itself through
+presigned uploads and secrets in query strings, searching its output for every key and signature.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,9 +22,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+from uvicorn.logging import TRACE_LOG_LEVEL
 
 from emulator import Settings, create_app
 from emulator.control import CONTROL
+from emulator.testing import serve_in_thread
 from tests.conftest import free_port
 from tests.test_reliability_support import (
     AP,
@@ -27,13 +34,15 @@ from tests.test_reliability_support import (
     PE,
     SF,
     XF,
+    ap_asset,
+    ap_clip,
     auth,
     key,
-    pe_video,
     payload,
+    pe_image,
+    pe_video,
     sf_asset,
     xf_image,
-    ap_asset,
 )
 
 pytestmark = pytest.mark.anyio
@@ -46,7 +55,7 @@ REVOKED = {"posteverywhere": "pe_live_00000000000000000000000000000401", "autopo
 
 class Captured(logging.Handler):
     def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
+        super().__init__(level=TRACE_LOG_LEVEL)
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -56,10 +65,10 @@ class Captured(logging.Handler):
 
 @pytest.fixture
 def debug_server() -> Iterator[tuple[str, object, Captured]]:
-    """A live uvicorn at debug level with its access log on, every logger captured."""
+    """A live uvicorn at trace level with its access log on, every logger captured."""
     port = free_port()
     app = create_app(Settings(port=port, seed=41, rate_limits=GENEROUS_LIMITS, strict=True))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="debug", access_log=True, lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="trace", access_log=True, lifespan="on")
     captured = Captured()
     captured.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(args)s"))
     names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "emulator", "starlette"]
@@ -67,7 +76,7 @@ def debug_server() -> Iterator[tuple[str, object, Captured]]:
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.addHandler(captured)
-        lg.setLevel(logging.DEBUG)
+        lg.setLevel(TRACE_LOG_LEVEL)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -134,6 +143,7 @@ async def test_api_keys_never_appear_in_logs_journal_views_or_errors(debug_serve
     assert len(journal) > 30 and any(e.status == 500 for e in journal)  # the fault fired, refusals happened
     logged = "\n".join(captured.lines)
     assert "GET /segmentflow/api/v1/assets?api_key=REDACTED" in logged  # the access log was on and captured
+    assert "b'api_key=REDACTED&x-api-key=REDACTED'" in logged  # so was the trace log, with each request's scope
     for secret in secrets:
         assert secret not in logged, f"a key reached the log: {secret[:12]}…"
         for text in bodies + views:
@@ -213,3 +223,93 @@ async def test_the_provider_apis_stay_open_to_other_hosts(client, app):
         r = await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0),
                          json={"filename": "a.png", "content_type": "image/png", "size": 5})
         assert r.status_code == 201  # only the control plane is guarded: the emulated APIs serve everyone
+
+
+# --- serve --log-level trace: no key, signature or query secret in its output ----------------------------------------
+
+
+QUERY_SECRETS = ("api_key", "token", "access_key", "Authorization", "signature", "X-Amz-Signature", "password")
+
+
+async def test_serve_at_trace_level_logs_no_signature_and_no_query_secret(tmp_path):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--seed", "43",
+                                 "--log-level", "trace", "--rate-limit", "posteverywhere.minute=1000"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    signatures: list[str] = []
+
+    async def note_signature(request: httpx.Request) -> None:
+        signature = request.url.params.get("X-Emulator-Signature")
+        if signature:
+            signatures.append(signature)
+
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                     event_hooks={"request": [note_signature]}) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    assert (await c.get("/_emulator/health")).status_code == 200
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+                    await asyncio.sleep(0.05)
+            # presigned PUTs and POSTs of every provider that issues them
+            await pe_video(c, 0, payload("mp4", 5_000, 1))
+            await pe_image(c, 0, payload("png", 5_000, 2))
+            await ap_clip(c, 0, payload("mp4", 5_000, 3))
+            await sf_asset(c, 0, payload("png", 5_000, 4))
+            # secrets in query strings, with a key in its header too
+            secrets = {key(p, 0) for p in PROVIDERS} | set(signatures)
+            for p, path in (("posteverywhere", f"{PE}/media"), ("segmentflow", f"{SF}/assets"),
+                            ("xenonflare", f"{XF}/chunks?fileId=f"), ("autoposting", f"{AP}/clips")):
+                query = {}
+                for i, name in enumerate(QUERY_SECRETS):
+                    query[name] = f"q{i}-{p}-secret-value"
+                    secrets.add(query[name])
+                await c.get(path, params=query, headers=auth(p, 0))
+                await c.get(f"{path.split('?')[0]}?API%5FKEY=encoded-name-secret")  # a percent-encoded name
+            secrets.add("encoded-name-secret")
+            journal = (await c.get("/_emulator/journal", params={"limit": 1000})).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    logged = log.read_text()
+    assert len(signatures) >= 4
+    assert "ASGI [" in logged and "Started scope=" in logged  # trace level: every request's scope was logged
+    assert "X-Emulator-Signature=REDACTED" in logged and "access_key=REDACTED" in logged
+    assert "access_key=REDACTED" in journal and "Authorization=REDACTED" in journal
+    for secret in secrets:
+        assert secret not in logged, f"a secret reached the log: {secret[:12]}…"
+        assert secret not in journal, f"a secret reached the journal: {secret[:12]}…"
+
+
+class _Failing:
+    """Wraps the app: a request for /boom raises an exception whose message quotes its URL, query and all."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/boom":
+            raise RuntimeError(f"could not serve {scope['path']}?{scope['query_string'].decode()}")
+        await self.app(scope, receive, send)
+
+
+def test_a_traceback_quoting_a_signed_url_reaches_the_log_redacted():
+    served = serve_in_thread(Settings(), wrap=_Failing)
+    captured = Captured()
+    captured.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(captured)
+    try:
+        r = httpx.get(f"{served.url}/boom?X-Emulator-Signature=s3cr3tsig0123&api_key=k3yvalue0123&size=5")
+        assert r.status_code == 500
+    finally:
+        logger.removeHandler(captured)
+        served.stop()
+    logged = "\n".join(captured.lines)
+    assert "RuntimeError: could not serve /boom?X-Emulator-Signature=REDACTED&api_key=REDACTED&size=5" in logged
+    assert "s3cr3tsig0123" not in logged and "k3yvalue0123" not in logged

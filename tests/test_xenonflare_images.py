@@ -19,6 +19,7 @@ from tests.test_xenonflare_support import (
     different,
     multipart,
     post_image,
+    post_video,
 )
 
 pytestmark = pytest.mark.anyio
@@ -256,6 +257,26 @@ async def test_flat_account_lists_can_be_a_json_array_or_repeated_fields(client,
     assert (await post_image(client, {**fields, "instagram": '{"accounts": ["ig_1", "ig_2"]}'})).status_code == 200
     clash = await post_image(client, {**fields, "instagram": '{"accounts": ["ig_1"]}'})
     assert_error(clash, 400, "validation_failed", "selectedInstagramAccounts")
+
+
+@pytest.mark.parametrize("post", [post_image, post_video], ids=["image", "video"])
+@pytest.mark.parametrize("repeated", [
+    {"title": ["First", "Second"]},
+    {"isDraft": ["true", "false"]},
+    {"isDraft": ["false", "false"]},  # even the same value twice: a single-value field comes once
+    {"platforms": ['["instagram"]', '["linkedin"]']},
+    {"description": ["a", "b"]},
+    {"instagramCaption": ["one", "two"]},
+], ids=lambda form: next(iter(form)))
+async def test_a_single_value_field_sent_twice_is_refused_never_last_wins(client, runtime, post, repeated):
+    name = next(iter(repeated))
+    fields = {"platforms": '["instagram"]', **repeated}
+    r = await post(client, fields)
+    body = assert_error(r, 400, "validation_failed", name)
+    assert "2 times" in body["message"]
+    assert runtime.store.namespaces("xenonflare:") == []  # nothing stored
+    assert (await post(client, {k: v[-1] for k, v in fields.items()} | {"platforms": '["instagram"]'}))\
+        .status_code == 200  # the same form with each field once is accepted
 
 
 async def test_a_single_plain_value_is_a_one_account_list(client):

@@ -125,8 +125,13 @@ class FormContract:
 
     def validate(self, form: Form) -> dict[str, Any]:
         """Typed values of the text fields (and file names of the files); raise ``Invalid`` naming bad fields."""
-        errors: list[FieldError] = []
-        values: dict[str, Any] = {name: self._convert(name, raw, errors) for name, raw in form.fields.items()}
+        # A single-value field sent more than once is refused, never resolved by picking one: servers' form parsers
+        # disagree (the web's FormData.get keeps the first, busboy-style parsers the last, multer makes an array),
+        # so whichever the emulator chose, a client could come to depend on an accident of it.
+        errors = [FieldError(name, f"was sent {len(raw)} times; it takes one value")
+                  for name, raw in form.fields.items() if len(raw) > 1 and "array" not in self._types(name)]
+        values: dict[str, Any] = {name: self._convert(name, raw, errors) for name, raw in form.fields.items()
+                                  if not any(e.field == name for e in errors)}
         instance = {name: value for name, value in values.items() if value is not _BAD}
         for name, parts in form.files.items():
             instance[name] = parts[-1].filename or name

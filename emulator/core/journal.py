@@ -9,19 +9,21 @@ operation and key id (a fingerprint — the key itself is never stored).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.core.clock import Clock, iso_millis
+from emulator.core.redaction import redact_query, redact_text
 
 ENTRY = "emulator.entry"  # scope key under which the pipeline finds the entry being written
 REQUEST_HEADERS = ("content-type", "content-length", "transfer-encoding", "user-agent", "idempotency-key", "expect")
@@ -31,49 +33,48 @@ _REQUEST_HEADERS = frozenset(h.encode() for h in REQUEST_HEADERS)
 _RESPONSE_HEADERS = frozenset(h.encode() for h in RESPONSE_HEADERS)
 
 
-KEPT = 2048  # characters kept of a header value, path or query: a hostile 1 MB header must not fill the journal
+# What one entry may hold, so that a hostile request cannot fill the journal: a header value's first 512 characters,
+# the path's and the query's first 1,024, each cut one marked with "…" (bodies are never stored, only counted).
+HEADER_KEPT = 512
+URL_KEPT = 1024
+CAPACITY = 10_000  # entries kept at most; the oldest go first
+MAX_BYTES = 32 * 1024 * 1024  # and at most this many bytes (estimated, see Entry.weight); the oldest go first
 
 
 def _select(raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
     """The wanted headers only (never Authorization or x-api-key), decoded; raw ASGI names are lowercase."""
-    return {k.decode("latin-1"): _clip(v[:KEPT + 1].decode("latin-1")) for k, v in raw if k.lower() in wanted}
+    return {k.decode("latin-1"): _clip(v[:HEADER_KEPT + 1].decode("latin-1"), HEADER_KEPT)
+            for k, v in raw if k.lower() in wanted}
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= KEPT else text[:KEPT] + "…"
+def _clip(text: str, kept: int) -> str:
+    return text if len(text) <= kept else text[:kept] + "…"
 
 
-SECRET_QUERY = ("x-emulator-signature", "signature", "token", "access_token", "api_key", "api-key", "apikey",
-                "x-api-key", "key")
+# An entry's weight: a fixed part for the object and its containers, plus what each string it holds takes
+# (``sys.getsizeof``: a cut value ends with "…", which makes CPython store the whole string in two bytes a
+# character). Checked with tracemalloc: an entry with every field at its maximum really holds ~22 KB and is weighed
+# the same; a typical one holds ~1.2 KB and is weighed ~1.5 KB (the fixed part errs on the safe side).
+_ENTRY_WEIGHT = 400
 
-PREVIEW = 1024  # bytes of each body kept (10,000 entries hold at most ~20 MiB of previews)
+PREVIEW = 1024  # bytes of each body kept (10,000 entries hold at most ~20 MiB of previews, within MAX_BYTES)
 TEXT_TYPES = ("application/json", "application/xml", "application/x-www-form-urlencoded", "application/problem+json")
 SECRET_HEADERS = (b"authorization", b"x-api-key", b"api-key", b"apikey", b"x-auth-token")
 SECRET_MEMBERS = ("signature", "token", "access_token", "api_key", "api-key", "apikey", "x-api-key", "secret")
-# a secret as a URL query parameter (a presigned URL inside a JSON or XML body) or as a JSON string member; each
-# pattern runs only when the text holds one of the names (a plain substring test), which most bodies do not: the
-# regular expressions cost tens of microseconds on a 1 KiB body, the test well under one
-_QUERY_PARAM = re.compile(r'([?&](?:amp;)?)([\w.-]+)=[^&"\'\s<>]*')
+# a secret as a JSON string member; the pattern runs only when the text holds one of the names (a plain substring
+# test), which most bodies do not: the regular expression costs tens of microseconds on a 1 KiB body, the test
+# well under one. Secrets as query parameters (a presigned URL inside a body) go through ``redaction.redact_text``.
 _MEMBER = re.compile(r'"([\w.-]+)"(\s*:\s*)"(?:[^"\\]|\\.)*("?)')  # a preview may cut the value short
-_QUERY_MARKS = tuple(f"{name}=" for name in SECRET_QUERY)
 _MEMBER_MARKS = tuple(f'"{name}"' for name in SECRET_MEMBERS)
-
-
-def _redact_param(m: re.Match[str]) -> str:
-    return f"{m.group(1)}{m.group(2)}=REDACTED" if m.group(2).lower() in SECRET_QUERY else m.group(0)
 
 
 def _redact_member(m: re.Match[str]) -> str:
     return f'"{m.group(1)}"{m.group(2)}"REDACTED{m.group(3)}' if m.group(1).lower() in SECRET_MEMBERS else m.group(0)
 
 
-def redact_text(text: str) -> str:
+def _redact_body(text: str) -> str:
+    text = redact_text(text)
     lowered = text.lower()
-    # every secret name holds one of these words: four searches rule out most bodies
-    if not ("key" in lowered or "token" in lowered or "signature" in lowered or "secret" in lowered):
-        return text
-    if any(mark in lowered for mark in _QUERY_MARKS):
-        text = _QUERY_PARAM.sub(_redact_param, text)
     if any(mark in lowered for mark in _MEMBER_MARKS):
         text = _MEMBER.sub(_redact_member, text)
     return text
@@ -102,6 +103,13 @@ class Entry:
     request_body: str | None = None  # the first PREVIEW bytes as text, secrets redacted; None: not text-like
     response_body: str | None = None
     wall: float = 0.0  # real time the request arrived, unix seconds (``epoch`` is the virtual clock's)
+    weight: int = field(default=0, repr=False, compare=False)  # bytes counted against the journal's budget
+
+    def weigh(self) -> int:
+        strings = [self.path, self.query, *self.notes, *self.request_headers.keys(), *self.request_headers.values(),
+                   *self.response_headers.keys(), *self.response_headers.values(),
+                   self.request_body or "", self.response_body or ""]
+        return _ENTRY_WEIGHT + sum(map(sys.getsizeof, strings))
 
     @property
     def at(self) -> str:
@@ -110,6 +118,7 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["weight"]
         return {"id": data.pop("id"), "at": self.at, **data}
 
 
@@ -133,7 +142,7 @@ def _preview(head: bytes, content_type: str | None, secrets: list[str]) -> str |
         if len(head) == PREVIEW:  # cut short: the preview may end with the start of the credential
             cut = next((n for n in range(len(secret) - 1, 3, -1) if text.endswith(secret[:n])), 0)
             text = text[:len(text) - cut] + "REDACTED" if cut else text
-    return redact_text(text)
+    return _redact_body(text)
 
 
 def _secrets(raw: Iterable[tuple[bytes, bytes]]) -> list[str]:
@@ -147,17 +156,29 @@ def _secrets(raw: Iterable[tuple[bytes, bytes]]) -> list[str]:
     return found
 
 
-def redact_query(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(k, "REDACTED" if k.lower() in SECRET_QUERY else v) for k, v in pairs])
-
-
 class Journal:
-    def __init__(self, clock: Clock, capacity: int = 10_000) -> None:
+    """The entries, oldest first, bounded by count and by (estimated) bytes: past either bound the oldest go.
+
+    An entry is weighed when it is opened and again when its response is done (response headers and notes are
+    added in between). ``page`` reads it in pages that stay put while entries arrive or go: a page is the entries
+    after (or before) an id, and ids only grow.
+    """
+
+    def __init__(self, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
+        if capacity < 1 or max_bytes < 1:
+            raise ValueError(f"the journal needs room for at least one entry (capacity {capacity}, "
+                             f"max bytes {max_bytes})")
         self._clock = clock
-        self._entries: deque[Entry] = deque(maxlen=capacity)
+        self.capacity, self.max_bytes = capacity, max_bytes
+        self._entries: deque[Entry] = deque()
+        self._bytes = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+
+    @property
+    def bytes(self) -> int:
+        """The weight of the entries held."""
+        return self._bytes
 
     def open(self, scope: Scope) -> Entry:
         now = self._clock.now()
@@ -165,36 +186,78 @@ class Journal:
         raw_query = scope.get("query_string", b"")
         entry = Entry(
             id=next(self._ids), epoch=now, method=scope.get("method", ""),
-            path=_clip(scope.get("path", "")),
-            query=_clip(redact_query(raw_query.decode("latin-1"))) if raw_query else "",
+            path=_clip(scope.get("path", ""), URL_KEPT),
+            query=_clip(redact_query(raw_query.decode("latin-1")), URL_KEPT) if raw_query else "",
             client=client[0] if client else None,
             request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS), wall=time.time(),
         )
+        entry.weight = entry.weigh()
         with self._lock:
             self._entries.append(entry)
+            self._bytes += entry.weight
+            self._trim()
         return entry
+
+    def settle(self, entry: Entry) -> None:
+        """Weigh ``entry`` again now that its response is done, and trim the journal to its bounds."""
+        entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
+        weight = entry.weigh()
+        with self._lock:
+            if entry.weight:  # still held
+                self._bytes += weight - entry.weight
+                entry.weight = weight
+                self._trim()
+
+    def _trim(self) -> None:
+        while self._entries and (len(self._entries) > self.capacity or self._bytes > self.max_bytes):
+            gone = self._entries.popleft()
+            self._bytes -= gone.weight
+            gone.weight = 0  # no longer held: settle() leaves it alone
+
+    def _matching(self, provider: str | None, operation: str | None, status: int | None, since: float | None,
+                  key_id: str | None, method: str | None) -> Callable[[Entry], bool]:
+        method = method.upper() if method is not None else None
+        return lambda e: (
+            (provider is None or e.provider == provider) and (operation is None or e.operation == operation)
+            and (status is None or e.status == status) and (since is None or e.epoch >= since)
+            and (key_id is None or e.key_id == key_id) and (method is None or e.method == method))
 
     def query(self, *, provider: str | None = None, operation: str | None = None, status: int | None = None,
               since: float | None = None, key_id: str | None = None, method: str | None = None,
               limit: int | None = None) -> list[Entry]:
+        """Every matching entry, oldest first (the last ``limit`` of them if given)."""
         with self._lock:
-            entries: Iterable[Entry] = list(self._entries)
-        out = [
-            e for e in entries
-            if (provider is None or e.provider == provider) and (operation is None or e.operation == operation)
-            and (status is None or e.status == status) and (since is None or e.epoch >= since)
-            and (key_id is None or e.key_id == key_id) and (method is None or e.method == method.upper())
-        ]
+            entries = list(self._entries)
+        out = list(filter(self._matching(provider, operation, status, since, key_id, method), entries))
         return out[-limit:] if limit else out
+
+    def page(self, *, position: int | None = None, newest_first: bool = False, limit: int = 100,
+             provider: str | None = None, operation: str | None = None, status: int | None = None,
+             since: float | None = None, key_id: str | None = None,
+             method: str | None = None) -> tuple[list[Entry], bool]:
+        """Up to ``limit`` matching entries, oldest first from the id after ``position`` (or the oldest), or newest
+        first from the id before ``position`` (or the newest); and whether more matched."""
+        with self._lock:
+            entries = list(self._entries)
+        ids = [e.id for e in entries]
+        candidates: Iterable[Entry]
+        if newest_first:
+            candidates = reversed(entries if position is None else entries[:bisect.bisect_left(ids, position)])
+        else:
+            candidates = entries[bisect.bisect_right(ids, position or 0):]
+        found = list(itertools.islice(filter(self._matching(provider, operation, status, since, key_id, method),
+                                             candidates), limit + 1))
+        return found[:limit], len(found) > limit
 
     def clear(self, provider: str | None = None) -> None:
         with self._lock:
-            if provider is None:
-                self._entries.clear()
-            else:
-                kept = [e for e in self._entries if e.provider != provider]
-                self._entries.clear()
-                self._entries.extend(kept)
+            kept: deque[Entry] = deque()
+            for entry in self._entries:
+                if provider is None or entry.provider == provider:
+                    entry.weight = 0  # no longer held: settle() leaves it alone
+                else:
+                    kept.append(entry)
+            self._entries, self._bytes = kept, sum(e.weight for e in kept)
 
 
 class JournalMiddleware:
@@ -253,3 +316,4 @@ class JournalMiddleware:
                 secrets = _secrets(scope.get("headers", []))
                 entry.request_body = _preview(heads[0], entry.request_headers.get("content-type"), secrets)
                 entry.response_body = _preview(heads[1], response_type[0], secrets)
+            self.journal.settle(entry)  # weighed again with its response and previews

@@ -1,31 +1,85 @@
-"""Secrets out of uvicorn's access log: query values that may hold a key or a signature are logged as REDACTED.
+"""Secrets out of the journal and every log line: query values that may hold a key or a signature become REDACTED.
 
-``serve`` runs with the access log off, and keys travel in headers, which no log line holds. But a client may put a
-key in a query string (``?api_key=…``), presigned URLs carry their signature there, and anyone may run the app
-with uvicorn's access log on; this filter gives the access log the journal's redaction.
+Keys travel in headers, which neither the journal (it keeps a few named headers, never ``Authorization``) nor any
+log line holds (uvicorn's trace log shows headers as ``<...>``). But presigned URLs carry their signature in the
+query string, a client may put a key there too (``?api_key=…``), and uvicorn logs query strings: the access log
+(``serve`` runs without it, anyone may turn it on) and, at ``--log-level trace``, every request's ASGI scope. The
+journal redacts the values of ``SECRET_QUERY`` names, and ``redact_logs`` gives uvicorn's loggers the same
+redaction at every level.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
-from emulator.core.journal import redact_query
+# query names whose values are secrets (compared lowercase, after percent-decoding)
+SECRET_QUERY = frozenset({
+    "x-emulator-signature", "signature", "sig", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+    "token", "access_token", "refresh_token", "id_token", "auth", "authorization", "password", "secret",
+    "client_secret", "api_key", "api-key", "apikey", "x-api-key", "key", "access_key", "access-key", "accesskey",
+})
+REDACTED = "REDACTED"
 
-ACCESS_LOGGER = "uvicorn.access"
+
+def redact_query(query: str) -> str:
+    """A query string with secret values replaced (as the journal stores it: parsed and encoded again)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, REDACTED if k.lower() in SECRET_QUERY else v) for k, v in pairs])
 
 
-class RedactQuery(logging.Filter):
+# ``name=value`` anywhere in a text: a query string, a URL, the repr of an ASGI scope's query_string. A value ends
+# where a query value, a word or a quoted repr ends.
+_PAIR = re.compile(r"(?P<name>[A-Za-z0-9_.~%+-]+)=(?P<value>[^&\s'\"]*)")
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    name = match["name"]
+    return f"{name}={REDACTED}" if unquote_plus(name).lower() in SECRET_QUERY else match[0]
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the value of every secret ``name=value`` pair replaced, the rest left exactly as it was."""
+    return _PAIR.sub(_redact_pair, text) if "=" in text else text
+
+
+def _redact_arg(arg: Any) -> Any:
+    if isinstance(arg, str):
+        return redact_text(arg)
+    if isinstance(arg, bytes) and b"=" in arg:
+        return redact_text(arg.decode("latin-1")).encode("latin-1")
+    if isinstance(arg, dict) and isinstance(arg.get("query_string"), bytes):  # an ASGI scope at trace level
+        return {**arg, "query_string": _redact_arg(arg["query_string"])}
+    return arg
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts the record's message and arguments in place, keeping their shape: uvicorn's access formatter reads
+    its five arguments (client, method, path with query, HTTP version, status) one by one."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        # uvicorn's access record: (client address, method, path with query, HTTP version, status)
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
-            path, _, query = args[2].partition("?")
-            record.args = (args[0], args[1], f"{path}?{redact_query(query)}", args[3], args[4])
+        if isinstance(record.msg, str):
+            record.msg = redact_text(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(arg) for arg in record.args)
+        if record.exc_info and not record.exc_text:  # a traceback's messages may quote a URL: formatted here once
+            record.exc_text = redact_text(_TRACEBACKS.formatException(record.exc_info))
         return True
 
 
-def redact_access_log() -> None:
-    """Install the filter once per process (apps built later share it)."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, RedactQuery) for f in logger.filters):
-        logger.addFilter(RedactQuery())
+_TRACEBACKS = logging.Formatter()
+
+
+# every logger uvicorn writes a request's query to: a logger's filters see the records logged on it, not those its
+# children pass up, so each one gets the filter
+LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def redact_logs() -> None:
+    """Install the filter once per process (apps built later share it); uvicorn's logging set-up keeps it."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())

@@ -128,32 +128,62 @@ class BodyTimeout:
 # --- the request head ----------------------------------------------------------------------------------------------
 # uvicorn bounds the wait between requests on a kept-alive connection, but neither a connection that never sends a
 # byte nor a request line and headers that trickle in a byte at a time: either holds its connection (and a slot)
-# for as long as the client likes. No ASGI layer can see a request before its head is complete, so this is done
-# in uvicorn's own protocol class (httptools, which uvicorn[standard] uses), subclassed for one timer per
-# connection: armed when the connection opens and at the first byte of each request, disarmed when the head is
-# complete; when it fires, the client gets 408 (nginx's answer to client_header_timeout) and the connection closes.
+# for as long as the client likes. Nor does it bound the head's size: httptools hands uvicorn a header only once it
+# is complete, and gathers its value by concatenation meanwhile, so a header streamed without end grows memory (and
+# the copying takes the event loop from every other client) until the timeout. No ASGI layer can see a request
+# before its head is complete, so both guards live in uvicorn's own protocol class (httptools, which
+# uvicorn[standard] uses), subclassed once:
+# - time: one timer per connection, armed when the connection opens and at the first byte of each request,
+#   disarmed when the head is complete; when it fires, the client gets 408 (nginx's answer to
+#   client_header_timeout) and the connection closes;
+# - size: the bytes of a head are counted before the parser sees them, and it is fed no more than the limit
+#   allows; a request line over MAX_REQUEST_LINE gets 414, a head that is not complete within ``max_head_bytes``
+#   gets 431 (nginx answers 414 and 400; 431 is RFC 6585's status for it), and the connection closes there, so
+#   at most one socket read (asyncio's 256 KiB) of a hostile head is ever held.
 
-_HEAD_TOO_SLOW = b"The request line and headers took too long to arrive.\n"
-_REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(_HEAD_TOO_SLOW), _HEAD_TOO_SLOW))
+MAX_REQUEST_LINE = 8192  # bytes of "METHOD target HTTP/1.1", like nginx's default large_client_header_buffers (8k)
 
 
-def head_timeout_protocol(seconds: float) -> type | str:
-    """uvicorn's ``http`` setting: a protocol class that refuses request heads slower than ``seconds``, or
-    ``"auto"`` (uvicorn's own choice) when there is no timeout or no httptools to build it on."""
-    if seconds <= 0:
+def _plain(status: bytes, text: bytes) -> bytes:
+    return (b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (status, len(text), text))
+
+
+_REQUEST_TIMEOUT = _plain(b"408 Request Timeout", b"The request line and headers took too long to arrive.\n")
+_URI_TOO_LONG = _plain(b"414 URI Too Long", b"The request line is longer than %d bytes.\n" % MAX_REQUEST_LINE)
+
+
+def _head_too_large(limit: int) -> bytes:
+    return _plain(b"431 Request Header Fields Too Large",
+                  b"The request line and headers are longer than %d bytes (--max-header-bytes).\n" % limit)
+
+
+def head_guard_protocol(seconds: float, max_head_bytes: int) -> type | str:
+    """uvicorn's ``http`` setting: a protocol class that refuses request heads slower than ``seconds`` (408) or
+    longer than ``max_head_bytes`` (431; a request line over ``MAX_REQUEST_LINE``: 414), or ``"auto"`` (uvicorn's
+    own choice) when neither applies (0 disables either) or there is no httptools to build it on."""
+    if seconds <= 0 and max_head_bytes <= 0:
         return "auto"
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # no httptools: uvicorn falls back to h11, without this guard
+    except ImportError:  # no httptools: uvicorn falls back to h11, without these guards
         return "auto"
+    max_line = MAX_REQUEST_LINE
+    too_large = _head_too_large(max_head_bytes)
+    line_overhead = len("  HTTP/1.1")  # a request line's bytes besides its method and target
 
-    class HeadTimeoutProtocol(HttpToolsProtocol):
+    class HeadGuardProtocol(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
+        _head_bytes = 0  # bytes fed to the parser since the current head began
+        _in_head = True  # between a message's end (or the connection's start) and its head's end
+        _heads = 0  # heads completed on this connection
+        _url_too_long = False
 
+        # -- time
         def _arm_head_timer(self) -> None:
             self._disarm_head_timer()
-            self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
+            if seconds > 0:
+                self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
 
         def _disarm_head_timer(self) -> None:
             if self._head_timer is not None:
@@ -162,10 +192,48 @@ def head_timeout_protocol(seconds: float) -> type | str:
 
         def _head_timed_out(self) -> None:
             self._head_timer = None
+            self._refuse(_REQUEST_TIMEOUT)
+
+        def _refuse(self, answer: bytes) -> None:
             if not self.transport.is_closing():
-                self.transport.write(_REQUEST_TIMEOUT)
+                self.transport.write(answer)
                 self.transport.close()
 
+        # -- size
+        def data_received(self, data: bytes) -> None:
+            if not self._in_head or max_head_bytes <= 0:
+                # body bytes, or no size limit. Should a request end and the next begin within this read, the next
+                # head's bytes in it go uncounted: at most one read, and its request line is still measured
+                super().data_received(data)
+            else:
+                allowance = max_head_bytes - self._head_bytes
+                if len(data) <= allowance:
+                    self._head_bytes += len(data)
+                    super().data_received(data)
+                else:
+                    # feed what the limit allows: if the head ends within it, the rest is body (or more requests)
+                    heads = self._heads
+                    if allowance > 0:
+                        self._head_bytes += allowance
+                        super().data_received(data[:allowance])
+                    if self._heads == heads and not self._url_too_long:
+                        self._refuse(too_large)
+                    elif not self._url_too_long and not self.transport.is_closing():
+                        super().data_received(data[allowance:])
+            if self._url_too_long:
+                self._refuse(_URI_TOO_LONG)
+
+        def on_url(self, url: bytes) -> None:
+            # a parser callback may not raise (uvicorn would answer 400): a request line found too long is only
+            # marked, the parser's later callbacks for it do nothing, and data_received answers once the parser
+            # has returned
+            if not self._url_too_long:
+                if len(self.parser.get_method()) + len(self.url) + len(url) + line_overhead > max_line:
+                    self._url_too_long = True
+                else:
+                    super().on_url(url)
+
+        # -- the connection and the parser's callbacks
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm_head_timer()
@@ -180,7 +248,19 @@ def head_timeout_protocol(seconds: float) -> type | str:
 
         def on_headers_complete(self) -> None:
             self._disarm_head_timer()
-            super().on_headers_complete()
+            if not self._url_too_long:  # else refused: the request never reaches the app
+                self._in_head, self._heads = False, self._heads + 1
+                super().on_headers_complete()
 
-    HeadTimeoutProtocol.__name__ = HeadTimeoutProtocol.__qualname__ = f"HeadTimeoutProtocol_{seconds:g}s"
-    return HeadTimeoutProtocol
+        def on_body(self, body: bytes) -> None:
+            if not self._url_too_long:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self._url_too_long:
+                super().on_message_complete()
+                self._in_head, self._head_bytes = True, 0
+
+    HeadGuardProtocol.__name__ = HeadGuardProtocol.__qualname__ = (
+        f"HeadGuardProtocol_{seconds:g}s_{max_head_bytes}B")
+    return HeadGuardProtocol

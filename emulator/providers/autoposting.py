@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
@@ -33,6 +33,7 @@ from emulator.core.errors import (
 from emulator.core.media import sniff_file
 from emulator.core.presign import PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
+from emulator.core.ranges import stored_object
 from emulator.core.ratelimit import Limit
 from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, BlobStore, TooLarge, multipart_etag
@@ -494,8 +495,8 @@ async def get_carousel_asset(call: Call) -> Response:
     if asset is None or asset.file_name != file_name or not call.runtime.blobs.holds(asset.blob):
         raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
                            details={"Key": f"assets/{file_name}"})
-    return FileResponse(asset.blob.path, media_type=asset.content_type,
-                        headers={"ETag": asset.blob.etag, "Cache-Control": "public, max-age=31536000, immutable"})
+    return stored_object(call.request, asset.blob.path, media_type=asset.content_type,
+                         headers={"ETag": asset.blob.etag, "Cache-Control": "public, max-age=31536000, immutable"})
 
 
 async def get_clip_object(call: Call) -> Response:
@@ -506,7 +507,7 @@ async def get_clip_object(call: Call) -> Response:
         raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
                            details={"Key": key})
     assert clip.etag is not None
-    return FileResponse(clip.object.path, media_type=clip.mime_type, headers={"ETag": clip.etag})
+    return stored_object(call.request, clip.object.path, media_type=clip.mime_type, headers={"ETag": clip.etag})
 
 
 # --- the provider ------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
@@ -38,6 +38,7 @@ from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
 from emulator.core.multipart import FilePart, parse_form
 from emulator.core.presign import PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
+from emulator.core.ranges import stored_object
 from emulator.core.ratelimit import Limit
 from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, BlobWriter
@@ -764,8 +765,8 @@ async def get_stored(call: Call) -> Response:
     if media is None or not call.runtime.blobs.holds(media.blob):
         raise NotFound("The specified key does not exist.")
     assert media.blob is not None
-    return FileResponse(media.blob.path, media_type=media.content_type,
-                        headers={"ETag": media.blob.etag, "Cache-Control": "public, max-age=31536000"})
+    return stored_object(call.request, media.blob.path, media_type=media.content_type,
+                         headers={"ETag": media.blob.etag, "Cache-Control": "public, max-age=31536000"})
 
 
 WRITE = ("write",)  # https://posteverywhere.ai/developers: Read, Write and AI scopes

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
@@ -36,6 +36,7 @@ from emulator.core.errors import (
 from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
 from emulator.core.presign import SIGNATURE, PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
+from emulator.core.ranges import stored_object
 from emulator.core.ratelimit import Limit
 from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, TooLarge
@@ -480,7 +481,8 @@ async def get_asset_object(call: Call) -> Response:
     upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
     if upload is None or upload.blob is None or not call.runtime.blobs.holds(upload.blob):
         raise NotFound("The specified key does not exist.", details={"Key": _xml_safe(KEY_PREFIX + object_id)})
-    return FileResponse(upload.blob.path, media_type=upload.content_type, headers={"ETag": upload.blob.etag})
+    return stored_object(call.request, upload.blob.path, media_type=upload.content_type,
+                         headers={"ETag": upload.blob.etag})
 
 
 # --- the provider ------------------------------------------------------------------------------------------------

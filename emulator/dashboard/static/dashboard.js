@@ -155,7 +155,7 @@
   // --- journal -------------------------------------------------------------------------------------------------
 
   function journalPath(params, next) {
-    // the control plane may page its answer: follow `next` (a cursor, or a URL of the next page) when present
+    // follow the control plane's paging: a cursor (or a URL of the next page) when present
     if (next === undefined) return "/journal?" + params;
     if (next === null || next === "") return null;
     const text = String(next);
@@ -179,12 +179,14 @@
       if (value) params.set(name, value);
     }
     params.set("limit", String(SHOWN));
+    params.set("order", "desc"); // newest first: one page holds the rows shown
     const byId = new Map();
     let path = journalPath(params);
     for (let page = 0; path && page < MAX_PAGES; page++) {
       const data = await api("GET", path);
       for (const entry of data.entries || []) byId.set(entry.id, entry);
-      path = journalPath(params, data.next ?? null);
+      // GET /journal pages its answer: `next_cursor` while `has_more` (an older shape answered `next`)
+      path = journalPath(params, data.has_more ? data.next_cursor : (data.next ?? null));
     }
     const wanted = String(form.get("status") || "");
     entries = [...byId.values()]
