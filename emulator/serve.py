@@ -84,6 +84,9 @@ def run(argv: list[str]) -> None:
                          f"(instead of {prov.real_base_url})  dev key: {prov.keys.example}")
     lines.append(f"health: {origin}/_emulator/health · control plane: {origin}/_emulator/openapi.json"
                  + ("" if settings.admin_token else " (loopback only)"))
+    aside = application.state.runtime.blobs.set_aside_to
+    if aside is not None:
+        lines.append(f"--reset-state: the previous state was moved to {aside}")
     print("\n".join(lines), flush=True)
     # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
     # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
