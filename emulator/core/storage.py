@@ -191,6 +191,7 @@ class BlobStore:
         self.damaged: set[str] = set()  # names whose bytes failed their MD5: never served
         self._verified: dict[str, tuple[int, int, int]] = {}  # name → (size, mtime_ns, inode) when verified
         self.set_aside_to: Path | None = None
+        self._lock_file: IO[str] | None
         if root is None:
             self.root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
             self._lock_file = _lock(self.root, wait=True)
