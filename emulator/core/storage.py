@@ -185,18 +185,19 @@ class BlobStore:
 
     def __init__(self, root: Path | None = None, set_aside: tuple[str, ...] | None = None) -> None:
         self.workers = Workers()
-        self._owned = root is None
         self.persistent = root is not None
         self.index: dict[str, Blob] = {}
         self.damaged: set[str] = set()  # names whose bytes failed their MD5: never served
         self._verified: dict[str, tuple[int, int, int]] = {}  # name → (size, mtime_ns, inode) when verified
         self.set_aside_to: Path | None = None
         self._lock_file: IO[str] | None
-        if root is None:
-            self.root = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
-            self._lock_file = _lock(self.root, wait=True)
-            remove_dead_scratch_dirs(self.root.parent)
+        if root is None:  # the lock beside the blobs' root, not in it: the root holds nothing but the store's files
+            self._scratch: Path | None = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+            self._lock_file = _lock(self._scratch, wait=True)
+            remove_dead_scratch_dirs(self._scratch.parent)
+            self.root = self._scratch / "blobs"
         else:
+            self._scratch = None
             self.root = root.absolute()
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock_file = _lock(self.root)
@@ -359,8 +360,8 @@ class BlobStore:
 
     def close(self) -> None:
         self.workers.close()
-        if self._owned:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
             self._lock_file = None
