@@ -48,8 +48,10 @@ def _mount(path: str, app: ASGIApp) -> Mount:
     return mount
 
 
-async def _reclaim_while_idle(runtime: Runtime, every: float = 60.0) -> None:
-    """Requests sweep abandoned uploads when a sweep is due; this does it for an emulator nobody is calling."""
+async def _reclaim_while_idle(runtime: Runtime) -> None:
+    """Requests sweep abandoned uploads when a sweep is due; this does it for an emulator nobody is calling (once a
+    minute of real time, or as often as sweeps fall due when that is more often)."""
+    every = max(0.05, min(60.0, runtime.reclaimer.interval))
     while True:
         await anyio.sleep(every)
         runtime.reclaim_due(runtime.clock.now())

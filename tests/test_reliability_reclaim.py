@@ -248,3 +248,25 @@ def test_a_start_removes_scratch_dirs_of_killed_emulators_and_keeps_live_ones(tm
     assert {alive, "upload-emulator-older", "upload-emulator-being-made"} <= _scratch(tmp)
     assert (tmp / alive / ".lock").read_text().strip() == str(live.pid)
     assert (tmp / "upload-emulator-older" / "keep").read_bytes() == b"k"
+
+
+def test_an_idle_server_reclaims_on_its_own(tmp_path):
+    """No request after the upload: the server's own tick sweeps when one falls due (real time, a 3 s period)."""
+    import time
+
+    from emulator.testing import serve_in_thread
+
+    served = serve_in_thread(Settings(data_dir=tmp_path, abandoned_after=3.0))
+    try:
+        r = httpx.post(f"{served.url}{PE}/media/upload", headers=auth("posteverywhere", 0),
+                       json={"filename": "v.mp4", "content_type": "video/mp4", "size": 9})
+        step = r.json()["data"]
+        put = httpx.put(step["upload_url"], content=b"123456789", headers={"Content-Type": "video/mp4"})
+        assert put.status_code == 200 and len(stored_files(tmp_path)) == 1
+        deadline = time.monotonic() + 20
+        while stored_files(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)  # no request reaches the server meanwhile
+        assert stored_files(tmp_path) == {}
+        assert served.app.state.runtime.store.values("posteverywhere:media") == []
+    finally:
+        served.stop()
