@@ -64,6 +64,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "foreign record type": (_sql("UPDATE records SET body = '{\"__type__\": \"os:system\"}'"),
                             "cannot be read back (refusing record type 'os:system'"),
     "deleted": (lambda path: path.unlink(), "is missing, but 1 stored objects are there"),
+    "record of the wrong shape": (_sql("UPDATE records SET body = '{\"__tuple__\": 5}'"),
+                                  "cannot be read back ('int' object is not iterable)"),
 }
 
 

@@ -30,6 +30,8 @@ TABLES = {"records": ("namespace", "id", "body"), "meta": ("name", "value")}
 SCHEMA = ("CREATE TABLE IF NOT EXISTS records (namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, "
           "PRIMARY KEY (namespace, id))",
           "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+# what decoding a damaged record body may raise (JSON of the wrong shape: a number where a list belongs, ...)
+UNREADABLE = (records.RecordError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
 META = {"presign_secret": (re.compile("[0-9a-f]{64}"), "64 hexadecimal digits"),
         "boots": (re.compile("[0-9]{1,18}"), "a whole number")}
 
@@ -113,7 +115,7 @@ class SqliteStore(MemoryStore):
             for namespace, id, body in self._db.execute("SELECT namespace, id, body FROM records").fetchall():
                 try:
                     record = records.loads(body, root)
-                except (records.RecordError, ValueError) as exc:
+                except UNREADABLE as exc:
                     raise _refused(path, f"record {namespace}/{id} cannot be read back ({exc})") from None
                 self._tables.setdefault(namespace, {})[id] = record
         except sqlite3.DatabaseError as exc:
@@ -213,10 +215,6 @@ def _faults(db: sqlite3.Connection) -> Iterator[str]:
 def read_back(path: Path, root: Path | None = None) -> Iterator[tuple[str | None, tuple[str, str, Any] | None]]:
     """Each fault (one line naming the file) or record ``(namespace, id, record)`` of a state file, which is opened
     read-only and never changed: what ``upload-emulator state check`` reports."""
-    yield from _check(path, root)
-
-
-def _check(path: Path, root: Path | None) -> Iterator[tuple[str | None, tuple[str, str, Any] | None]]:
     if not path.exists():
         yield f"{path}: is missing", None
         return
@@ -237,7 +235,7 @@ def _check(path: Path, root: Path | None) -> Iterator[tuple[str | None, tuple[st
         for namespace, id, body in db.execute("SELECT namespace, id, body FROM records"):
             try:
                 yield None, (namespace, id, records.loads(body, root))
-            except (records.RecordError, ValueError) as exc:
+            except UNREADABLE as exc:
                 yield f"{path}: record {namespace}/{id} cannot be read back ({exc})", None
     except sqlite3.DatabaseError as exc:
         yield f"{path}: {_database_fault(exc)}", None
