@@ -44,10 +44,11 @@ class Runtime:
     _limits: dict[tuple[str, str], tuple[Limit, ...]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        # first: it takes the data directory's lock (and with --reset-state moves the old state aside under it)
+        self.reclaimer = Reclaimer(self.settings.abandoned_after)  # before anything that must be closed: it checks
+        # then the blobs, before the state: the store takes the data directory's lock (and with --reset-state moves
+        # the old state aside under it)
         self.blobs = BlobStore(self.settings.data_dir,
                                set_aside=STATE_FILES if self.settings.reset_state else None)
-        self.reclaimer = Reclaimer(self.settings.abandoned_after)
         seed = self.settings.seed
         if self.store is None and self.settings.data_dir is not None:
             try:

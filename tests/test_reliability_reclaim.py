@@ -270,3 +270,12 @@ def test_an_idle_server_reclaims_on_its_own(tmp_path):
         assert served.app.state.runtime.store.values("posteverywhere:media") == []
     finally:
         served.stop()
+
+
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_a_negative_period_is_a_usage_error(value):
+    result = subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", "--abandoned-after", value],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: abandoned_after: must be a number of seconds, 0 (never reclaim) or " \
+                                    f"more; got {float(value)}"

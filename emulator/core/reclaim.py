@@ -32,6 +32,8 @@ class Reclaimer:
     """When the next sweep is due, and the sweep itself (run on the event loop, between requests' steps)."""
 
     def __init__(self, after: float) -> None:
+        if not after >= 0:  # also NaN
+            raise ValueError(f"abandoned_after: must be a number of seconds, 0 (never reclaim) or more; got {after}")
         self.after = after
         # often enough that an abandoned upload outlives its period by at most 1/24 of it (an hour by default)
         self.interval = min(3600.0, after / 24)
