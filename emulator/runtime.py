@@ -44,9 +44,10 @@ class Runtime:
     _limits: dict[tuple[str, str], tuple[Limit, ...]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.reclaimer = Reclaimer(self.settings.abandoned_after)  # before anything that must be closed: it checks
-        # then the blobs, before the state: the store takes the data directory's lock (and with --reset-state moves
-        # the old state aside under it)
+        # the reclaimer first, as it checks its setting before anything is opened that would need closing; then the
+        # blobs, before the state: the store takes the data directory's lock (and with --reset-state moves the old
+        # state aside under it)
+        self.reclaimer = Reclaimer(self.settings.abandoned_after)
         self.blobs = BlobStore(self.settings.data_dir,
                                set_aside=STATE_FILES if self.settings.reset_state else None)
         seed = self.settings.seed

@@ -152,3 +152,31 @@ async def test_state_check_refuses_a_directory_in_use(tmp_path):
     assert "Traceback" not in busy.stderr
     missing = state_check(tmp_path / "nope")
     assert missing.returncode == 2 and "not a directory" in missing.stderr
+
+
+async def test_a_damaged_part_fails_the_completion_and_can_be_uploaded_again(tmp_path):
+    from tests.test_reliability_support import AP, md5, url_path
+
+    data = payload("mp4", 30_000, 9)
+    h = auth("autoposting", 0)
+    async with running(tmp_path) as (c, runtime):
+        clip = (await c.post(f"{AP}/clips/upload/init", headers=h, json={
+            "brandId": "b", "title": "t", "fileName": "c.mp4", "fileSize": len(data),
+            "mimeType": "video/mp4"})).json()["data"]
+        ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
+        urls = (await c.post(f"{AP}/clips/upload/presign", headers=h,
+                             json={**ids, "partNumbers": [1]})).json()["data"]["presignedUrls"]
+        assert (await c.put(url_path(urls[0]["url"]), content=data)).status_code == 200
+        (part,) = runtime.blobs.index.values()
+    flip_a_byte(part.path)
+    async with running(tmp_path) as (c, runtime):
+        parts = [{"partNumber": 1, "eTag": md5(data)}]
+        done = await c.post(f"{AP}/clips/upload/complete", headers=h, json={**ids, "parts": parts})
+        assert done.status_code == 404 and done.json()["error"] == "not_found", done.text
+        assert "no longer match their MD5" in done.json()["message"]
+        assert (await c.get(f"{AP}/clips/{clip['clipId']}", headers=h)).json()["data"]["status"] == "uploading"
+        assert (await c.put(url_path(urls[0]["url"]), content=data)).status_code == 200  # the upload stays open
+        done = await c.post(f"{AP}/clips/upload/complete", headers=h, json={**ids, "parts": parts})
+        assert done.status_code == 200, done.text
+        got = (await c.get(f"{AP}/clips/{clip['clipId']}", headers=h)).json()["data"]
+        assert (await c.get(url_path(got["url"]))).content == data
