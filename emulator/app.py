@@ -6,6 +6,8 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,12 +49,21 @@ def _mount(path: str, app: ASGIApp) -> Mount:
     return mount
 
 
+async def _reclaim_while_idle(runtime: Runtime) -> None:
+    """Requests sweep abandoned uploads when a sweep is due; this does it for an emulator nobody is calling (once a
+    minute of real time, or as often as sweeps fall due when that is more often)."""
+    every = max(0.05, min(60.0, runtime.reclaimer.interval))
+    while True:
+        await anyio.sleep(every)
+        runtime.reclaim_due(runtime.clock.now())
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> EmulatorApp:
     settings = settings or Settings()
     redact_logs()  # query secrets out of uvicorn's access log (should anyone turn it on) and trace log
-    runtime = runtime or Runtime(settings)
     if settings.provider is not None and settings.provider not in PROVIDERS:
         raise ValueError(f"unknown provider {settings.provider!r}; choose from {', '.join(PROVIDERS)}")
+    runtime = runtime or Runtime(settings)  # after the checks: it holds a directory (and its lock) until closed
     chosen: dict[str, Provider] = {
         name: provider for name, provider in PROVIDERS.items()
         if settings.provider is None or name == settings.provider
@@ -62,7 +73,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_reclaim_while_idle, runtime)
+            yield
+            tasks.cancel_scope.cancel()
         runtime.close()
 
     if settings.provider is not None:

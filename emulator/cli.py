@@ -29,6 +29,15 @@ def serve(ctx: typer.Context) -> None:
     run(ctx.args)  # argparse, from Settings: see emulator/serve.py for why not typer
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def state(ctx: typer.Context) -> None:
+    """Inspect an emulator's kept state: `state check --data-dir DIR` verifies every record and stored object."""
+    from emulator.state_cmd import run as run_state
+
+    run_state(ctx.args)  # argparse: see emulator/state_cmd.py
+
+
 @app.command()
 def contract(
     provider: Annotated[str, typer.Option(help="all, or one provider")] = "all",

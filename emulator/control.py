@@ -179,22 +179,26 @@ async def get_clock(call: Call) -> Reply:
 async def advance_clock(call: Call) -> Reply:
     _in_range(call.runtime.clock.now() + call.body["seconds"], "seconds")
     call.runtime.clock.advance(call.body["seconds"])
+    call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
     return Reply(_clock_view(call.runtime))
 
 
 async def freeze_clock(call: Call) -> Reply:
     at = call.body.get("time") if isinstance(call.body, dict) else None
     call.runtime.clock.freeze(_time(at) if at else None)
+    call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
     return Reply(_clock_view(call.runtime))
 
 
 async def set_clock(call: Call) -> Reply:
     call.runtime.clock.set(_time(call.body["time"]))
+    call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
     return Reply(_clock_view(call.runtime))
 
 
 async def resume_clock(call: Call) -> Reply:
     call.runtime.clock.resume()
+    call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
     return Reply(_clock_view(call.runtime))
 
 

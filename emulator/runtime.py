@@ -18,7 +18,8 @@ from emulator.core.clock import Clock
 from emulator.core.ids import Ids
 from emulator.core.presign import Presigner
 from emulator.core.ratelimit import Limit, RateLimiter
-from emulator.core.state import MemoryStore, SqliteStore, Store
+from emulator.core.reclaim import Abandonable, Reclaimer
+from emulator.core.state import WAY_OUT, MemoryStore, SqliteStore, StateError, Store
 from emulator.core.storage import BlobStore
 from emulator.settings import Settings
 
@@ -39,14 +40,24 @@ class Runtime:
     keys: KeyRing = field(init=False)
     blobs: BlobStore = field(init=False)
     journal: Journal = field(init=False)
+    reclaimer: Reclaimer = field(init=False)
     _limits: dict[tuple[str, str], tuple[Limit, ...]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.blobs = BlobStore(self.settings.data_dir)  # first: it takes the data directory's lock
+        # the reclaimer first, as it checks its setting before anything is opened that would need closing; then the
+        # blobs, before the state: the store takes the data directory's lock (and with --reset-state moves the old
+        # state aside under it)
+        self.reclaimer = Reclaimer(self.settings.abandoned_after)
+        self.blobs = BlobStore(self.settings.data_dir,
+                               set_aside=STATE_FILES if self.settings.reset_state else None)
         seed = self.settings.seed
         if self.store is None and self.settings.data_dir is not None:
             try:
-                persistent = SqliteStore(self.blobs.root / STATE_FILE, root=self.blobs.root)
+                state_file = self.blobs.root / STATE_FILE
+                if not state_file.exists() and self.blobs.index:  # deleted: the records of those bytes are gone
+                    raise StateError(f"{state_file}: is missing, but {len(self.blobs.index)} stored objects are "
+                                     f"there, whose records it held; {WAY_OUT}")
+                persistent = SqliteStore(state_file, root=self.blobs.root)
             except BaseException:
                 self.blobs.close()  # let the directory go: nothing else will run on it
                 raise
@@ -81,6 +92,20 @@ class Runtime:
                   limit.window)
             for limit in provider.limits(op_id)
         ]
+
+    def abandonable(self) -> list[Abandonable]:
+        from emulator.providers import PROVIDERS  # every provider: a data directory may hold any one's uploads
+
+        return [kind for provider in PROVIDERS.values() for kind in provider.abandonable]
+
+    def reclaim_due(self, now: float) -> None:
+        """Expire abandoned uploads if a sweep is due (cheap otherwise: one comparison)."""
+        if now >= self.reclaimer.due:
+            self.reclaimer.tick(self, self.abandonable(), now)
+
+    def reclaim(self) -> int:
+        """Expire abandoned uploads now (the clock was moved); the number expired."""
+        return self.reclaimer.sweep(self, self.abandonable(), self.clock.now())
 
     def reset(self, provider: str | None = None) -> None:
         """Forget state without restarting: everything, or one provider's records, bytes, limits, keys, faults."""
@@ -120,6 +145,7 @@ def _origin(scheme: str, host: str | None, server: tuple[str, int] | None) -> st
 
 
 STATE_FILE = "state.sqlite3"  # in the data directory, next to the blobs
+STATE_FILES = (STATE_FILE, f"{STATE_FILE}-wal", f"{STATE_FILE}-shm")  # what --reset-state moves aside with them
 
 
 def _seed_for_boot(seed: int | None, boot: int) -> int | None:

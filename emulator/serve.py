@@ -85,6 +85,9 @@ def run(argv: list[str]) -> None:
     lines.append(f"health: {origin}/_emulator/health · control plane: {origin}/_emulator/openapi.json"
                  + ("" if settings.admin_token else " (loopback only)"))
     lines.append(f"dashboard: {origin}/_emulator/ui")
+    aside = application.state.runtime.blobs.set_aside_to
+    if aside is not None:
+        lines.append(f"--reset-state: the previous state was moved to {aside}")
     print("\n".join(lines), flush=True)
     # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
     # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)

@@ -75,6 +75,12 @@ class Settings:
     body_timeout: float = field(default=30.0, metadata={
         "help": "Seconds a request body may stall (no bytes arriving) before it is refused with 400 "
                 "RequestTimeout; 0 waits forever."})
+    abandoned_after: float = field(default=86400.0, metadata={
+        "help": "Virtual seconds after which an upload never finished is removed with its bytes (as an S3 "
+                "lifecycle rule's AbortIncompleteMultipartUpload does); 0 keeps them forever."})
+    reset_state: bool = field(default=False, metadata={
+        "help": "With --data-dir: move what is stored there (state file and bytes) aside into DIR/aside-<time>/ "
+                "and start empty; nothing is deleted."})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -43,6 +43,7 @@ from emulator.core.journal import ENTRY, Entry
 from emulator.core.forms import FormContract
 from emulator.core.multipart import Form, parse_form
 from emulator.core.ratelimit import Limit, Quota, quota_headers
+from emulator.core.reclaim import Abandonable
 from emulator.core.responses import JSONResponse
 from emulator.core.specs import ProviderSpecs, load
 from emulator.core.storage import BlobWriter
@@ -134,6 +135,8 @@ class Provider:
     error: Callable[[Call | None, Request, EmulatorError], Response]
     limits: Callable[[str], Sequence[Limit]]
     request_id: Callable[[Runtime, float], str]
+    # the unfinished uploads it keeps, expired after --abandoned-after (core.reclaim)
+    abandonable: tuple[Abandonable, ...] = ()
 
     @property
     def specs(self) -> ProviderSpecs:
@@ -198,6 +201,7 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
               contract: OperationContract, form_contract: FormContract | None) -> Operation:
     async def endpoint(request: Request) -> Response:
         now = runtime.clock.now()
+        runtime.reclaim_due(now)
         call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))
         entry: Entry | None = request.scope.get(ENTRY)
         if entry is not None:

@@ -5,17 +5,43 @@ can replace ``MemoryStore`` without touching providers. ``SqliteStore`` is that 
 process: it holds the live records in memory exactly as ``MemoryStore`` does (handlers read and change them in
 place) and writes each record through to SQLite when it is ``put``, so what a handler stored survives a restart,
 and what it was only in the middle of changing (a completion under way) does not.
+
+A state file that cannot be used as it is (not SQLite, damaged, a table missing, a ``meta`` value of the wrong
+shape, empty) stops the start with a ``StateError``: one line naming the file, what is wrong and the way out
+(``--reset-state``), never a start with some records silently gone. ``problems`` finds the same faults without
+opening the file for writing, for ``upload-emulator state check``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from emulator.core import records
+
+WAY_OUT = "start with --reset-state to move the old state aside (kept, not deleted) and start empty"
+TABLES = {"records": ("namespace", "id", "body"), "meta": ("name", "value")}
+SCHEMA = ("CREATE TABLE IF NOT EXISTS records (namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, "
+          "PRIMARY KEY (namespace, id))",
+          "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+# what decoding a damaged record body may raise (JSON of the wrong shape: a number where a list belongs, ...)
+UNREADABLE = (records.RecordError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
+META = {"presign_secret": (re.compile("[0-9a-f]{64}"), "64 hexadecimal digits"),
+        "boots": (re.compile("[0-9]{1,18}"), "a whole number")}
+
+
+class StateError(ValueError):
+    """The state file cannot be used as it is: the message is one line naming the file, the fault and the way out."""
+
+
+def _refused(path: Path, fault: str) -> StateError:
+    return StateError(f"{path}: {fault}; {WAY_OUT}")
 
 
 class Store(Protocol):
@@ -23,6 +49,7 @@ class Store(Protocol):
     def put(self, namespace: str, id: str, record: Any) -> None: ...
     def delete(self, namespace: str, id: str) -> None: ...
     def values(self, namespace: str) -> list[Any]: ...
+    def items(self, namespace: str) -> list[tuple[str, Any]]: ...
     def namespaces(self, prefix: str = "") -> list[str]: ...
     def clear(self, prefix: str = "") -> None: ...
     def close(self) -> None: ...
@@ -46,6 +73,9 @@ class MemoryStore:
 
     def values(self, namespace: str) -> list[Any]:
         return list(self._tables.get(namespace, {}).values())
+
+    def items(self, namespace: str) -> list[tuple[str, Any]]:
+        return list(self._tables.get(namespace, {}).items())
 
     def namespaces(self, prefix: str = "") -> list[str]:
         return sorted(name for name in self._tables if name.startswith(prefix))
@@ -71,20 +101,29 @@ class SqliteStore(MemoryStore):
     def __init__(self, path: Path, root: Path | None = None) -> None:
         super().__init__()
         self.path, self._root = path, root
+        if not path.exists():
+            _create(path)
+        elif path.stat().st_size == 0:  # SQLite would take it for a new database: every record silently gone
+            raise _refused(path, "is empty (0 bytes), so the records of what is stored beside it are lost")
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS records (namespace TEXT NOT NULL, id TEXT NOT NULL, "
-                         "body TEXT NOT NULL, PRIMARY KEY (namespace, id))")
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        for namespace, id, body in self._db.execute("SELECT namespace, id, body FROM records").fetchall():
-            try:
-                record = records.loads(body, root)
-            except (records.RecordError, ValueError) as exc:
-                self._db.close()
-                raise RuntimeError(f"{path}: record {namespace}/{id} cannot be read back ({exc}); move the data "
-                                   "directory aside to start empty") from None
-            self._tables.setdefault(namespace, {})[id] = record
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            fault = next(_faults(self._db), None)
+            if fault is not None:
+                raise _refused(path, fault)
+            for namespace, id, body in self._db.execute("SELECT namespace, id, body FROM records").fetchall():
+                try:
+                    record = records.loads(body, root)
+                except UNREADABLE as exc:
+                    raise _refused(path, f"record {namespace}/{id} cannot be read back ({exc})") from None
+                self._tables.setdefault(namespace, {})[id] = record
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise _refused(path, _database_fault(exc)) from None
+        except StateError:
+            self._db.close()
+            raise
 
     def put(self, namespace: str, id: str, record: Any) -> None:
         body = records.dumps(record, self._root)
@@ -112,7 +151,7 @@ class SqliteStore(MemoryStore):
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
-    def secret(self) -> bytes:
+    def secret(self) -> bytes:  # its shape was checked at open (``META``)
         """The presign secret, made once per data directory, so URLs issued before a restart verify after it."""
         stored = self.meta("presign_secret")
         if stored is None:
@@ -129,3 +168,76 @@ class SqliteStore(MemoryStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _create(path: Path) -> None:
+    """A new, empty state file, made whole under another name and renamed into place: a process killed while
+    creating it leaves no empty ``state.sqlite3`` behind (which the next start would have to refuse)."""
+    fresh = path.with_name(path.name + ".new")
+    # also a -wal/-shm the old file left: SQLite would replay that journal of another database into the new one
+    for leftover in (fresh, fresh.with_name(fresh.name + "-journal"), *(path.with_name(path.name + suffix)
+                                                                        for suffix in ("-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        for statement in SCHEMA:
+            db.execute(statement)
+    finally:
+        db.close()
+    os.replace(fresh, path)
+
+
+def _database_fault(exc: sqlite3.DatabaseError) -> str:
+    return f"is not a readable SQLite database ({exc}): damaged, truncated or not a state file"
+
+
+def _faults(db: sqlite3.Connection) -> Iterator[str]:
+    """What makes an open state database unusable, worst first: damage SQLite finds, then tables and values."""
+    for (verdict,) in db.execute("PRAGMA quick_check").fetchall():
+        if verdict != "ok":
+            yield f"is damaged (SQLite quick_check: {verdict})"
+            return
+    usable = True
+    for table, columns in TABLES.items():
+        found = tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+        if found != columns:
+            usable = False
+            yield (f"has no {table} table (dropped, or not an upload-emulator state file)" if not found else
+                   f"has a {table} table with columns {', '.join(found)}, not {', '.join(columns)}")
+    if not usable:
+        return
+    for name, value in db.execute("SELECT name, value FROM meta").fetchall():
+        shape = META.get(name)
+        if shape is not None and not (isinstance(value, str) and shape[0].fullmatch(value)):
+            yield f"meta value {name} is {str(value)[:40]!r}, not {shape[1]}"
+
+
+def read_back(path: Path, root: Path | None = None) -> Iterator[tuple[str | None, tuple[str, str, Any] | None]]:
+    """Each fault (one line naming the file) or record ``(namespace, id, record)`` of a state file, which is opened
+    read-only and never changed: what ``upload-emulator state check`` reports."""
+    if not path.exists():
+        yield f"{path}: is missing", None
+        return
+    if path.stat().st_size == 0:
+        yield f"{path}: is empty (0 bytes), so the records of what is stored beside it are lost", None
+        return
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as exc:
+        yield f"{path}: {_database_fault(exc)}", None
+        return
+    try:
+        faults = list(_faults(db))
+        for fault in faults:
+            yield f"{path}: {fault}", None
+        if faults:
+            return
+        for namespace, id, body in db.execute("SELECT namespace, id, body FROM records"):
+            try:
+                yield None, (namespace, id, records.loads(body, root))
+            except UNREADABLE as exc:
+                yield f"{path}: record {namespace}/{id} cannot be read back ({exc})", None
+    except sqlite3.DatabaseError as exc:
+        yield f"{path}: {_database_fault(exc)}", None
+    finally:
+        db.close()

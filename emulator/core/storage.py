@@ -8,6 +8,17 @@ and content type, written after the bytes are in place, so the index is rebuilt 
 completely stored. Partial uploads (``.tmp/``) and bytes without their record (a kill between the two renames)
 are removed then. ``.lock`` keeps a second emulator process out of the same directory.
 
+Integrity at rest: the index trusts the records' sizes at start (hashing every blob would make the start as slow
+as reading the whole directory). Bytes are verified against their recorded MD5 when they are first served after a
+start (``intact``, in a worker thread) or copied into another blob (``concat``), and trusted afterwards while the
+file's size, modification time and inode stay as verified; bytes that no longer match are ``damaged`` and never
+served again. ``upload-emulator state check`` verifies everything at once.
+
+Without a data directory the bytes live in a scratch directory ``upload-emulator-*`` in the system's temp dir,
+removed at exit. Its ``.lock`` is held for the life of the process, so a scratch directory whose lock can be taken
+belongs to a dead process (the kernel releases a lock when its holder dies, whatever became of its pid): the first
+store a process opens removes those.
+
 A streamed upload (``put_stream``) is hashed and written off the event loop, in batches: while the loop receives
 batch N+1 from the socket, one worker thread adds batch N to the MD5 and another writes it to the file (both
 release the GIL), so receiving, hashing and writing overlap instead of taking turns on one core. At most two
@@ -17,12 +28,15 @@ batches of an upload are in memory at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import itertools
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -34,7 +48,7 @@ try:
 except ImportError:  # Windows: no advisory locks; one process per data directory is then up to the user
     fcntl = None  # type: ignore[assignment]
 
-from emulator.core.errors import PayloadTooLarge
+from emulator.core.errors import NotFound, PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,10 @@ class Blob:
 
 class TooLarge(PayloadTooLarge):
     """The body passed the limit while streaming."""
+
+
+class Damaged(NotFound):
+    """Stored bytes that no longer match their recorded MD5 (changed on disk outside the emulator)."""
 
 
 class BlobWriter:
@@ -118,6 +136,7 @@ class BlobWriter:
         if self._store.persistent:
             self._store.write_record(blob)
         self._store.index[self.name] = blob
+        self._store.verified(blob)  # hashed as it arrived
         return blob
 
     def abort(self) -> None:
@@ -160,18 +179,53 @@ class Workers:
 
 
 class BlobStore:
-    def __init__(self, root: Path | None = None) -> None:
+    """``set_aside``: with a data directory, move what is stored there (the blobs, their records and the named
+    files of the directory, e.g. the state file) into a new ``aside-<UTC time>/`` folder before indexing, so the
+    store starts empty and nothing is deleted (``--reset-state``); ``set_aside_to`` is that folder."""
+
+    def __init__(self, root: Path | None = None, set_aside: tuple[str, ...] | None = None) -> None:
         self.workers = Workers()
-        self._owned = root is None
         self.persistent = root is not None
-        self.root = Path(tempfile.mkdtemp(prefix="upload-emulator-")) if root is None else root.absolute()
+        self.index: dict[str, Blob] = {}
+        self.damaged: set[str] = set()  # names whose bytes failed their MD5: never served
+        self._verified: dict[str, tuple[int, int, int]] = {}  # name → (size, mtime_ns, inode) when verified
+        self.set_aside_to: Path | None = None
+        self._lock_file: IO[str] | None
+        if root is None:  # the lock beside the blobs' root, not in it: the root holds nothing but the store's files
+            self._scratch: Path | None = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+            self._lock_file = _lock(self._scratch, wait=True)
+            remove_dead_scratch_dirs(self._scratch.parent)
+            self.root = self._scratch / "blobs"
+        else:
+            self._scratch = None
+            self.root = root.absolute()
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._lock_file = _lock(self.root)
+            if set_aside is not None:
+                self.set_aside_to = self._set_aside(set_aside)
         self.tmp_dir = self.root / ".tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.index: dict[str, Blob] = {}
-        self._lock_file = None
         if self.persistent:
-            self._lock_file = _lock(self.root)
             self._rebuild_index()
+
+    def _set_aside(self, names: tuple[str, ...]) -> Path | None:
+        """Move the store's own folders and ``names`` into ``aside-<time>/``; None when there was nothing."""
+        moving = [path for path in self.root.iterdir()
+                  if (path.is_dir() and _HEX.fullmatch(path.name) and len(path.name) == 2)
+                  or path.name == ".tmp" or path.name in names]
+        if not moving:
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.root / f"aside-{stamp}"
+        for n in itertools.count(2):
+            try:
+                aside.mkdir()
+                break
+            except FileExistsError:
+                aside = self.root / f"aside-{stamp}-{n}"
+        for path in moving:
+            os.replace(path, aside / path.name)
+        return aside
 
     def _rebuild_index(self) -> None:
         """Index what a previous run stored completely; remove its partial uploads and unrecorded bytes.
@@ -234,13 +288,22 @@ class BlobStore:
         """A new blob made of ``parts`` in order, copied in 1 MiB blocks (bounded memory, MD5 on the way).
 
         Blocking file I/O: call it through ``anyio.to_thread.run_sync`` from async code.
+        Each part is hashed on the way and checked against its recorded MD5 (which costs one more MD5 pass, but no
+        extra read): a part damaged at rest raises ``Damaged`` (the provider's 404), and nothing is stored.
         """
         writer = self.writer(name, content_type, max_size)
         try:
             for part in parts:
+                digest = hashlib.md5(usedforsecurity=False)
                 with part.path.open("rb") as fh:
                     while block := fh.read(1024 * 1024):
+                        digest.update(block)
                         writer.write(block)
+                if digest.hexdigest() != part.md5:
+                    self.damaged.add(part.name)
+                    raise Damaged(f"The stored bytes of {part.name} no longer match their MD5 (damaged on disk "
+                                  "outside the emulator); upload them again.")
+                self.verified(part)
         except BaseException:
             writer.abort()
             raise
@@ -251,10 +314,40 @@ class BlobStore:
 
     def holds(self, blob: Blob | None) -> bool:
         """Whether ``blob`` (as a record remembers it) is stored, complete: the index is the truth about the disk
-        (with a data directory, bytes damaged or lost outside the emulator are not indexed at the next start)."""
-        return blob is not None and self.index.get(blob.name) == blob
+        (with a data directory, bytes cut short or lost outside the emulator are not indexed at the next start),
+        less the bytes found ``damaged``. Bytes about to be served go through ``intact``, which also hashes."""
+        return blob is not None and self.index.get(blob.name) == blob and blob.name not in self.damaged
+
+    async def intact(self, blob: Blob | None) -> bool:
+        """``holds``, and the bytes on disk still match the recorded MD5: hashed in a worker thread the first time
+        after a start (or after the file changed), so bytes damaged at rest are never served."""
+        if blob is None or not self.holds(blob):
+            return False
+        if self._unchanged(blob):
+            return True
+        digest = await asyncio.to_thread(file_md5, blob.path)
+        if digest != blob.md5:
+            self.damaged.add(blob.name)
+            return False
+        self.verified(blob)
+        return True
+
+    def verified(self, blob: Blob) -> None:
+        """Remember ``blob``'s bytes as checked: trusted while the file keeps this size, mtime and inode."""
+        try:
+            self._verified[blob.name] = _identity(blob.path)
+        except OSError:
+            self._verified.pop(blob.name, None)
+
+    def _unchanged(self, blob: Blob) -> bool:
+        try:
+            return self._verified.get(blob.name) == _identity(blob.path)
+        except OSError:
+            return False
 
     def delete(self, name: str) -> None:
+        self.damaged.discard(name)
+        self._verified.pop(name, None)
         blob = self.index.pop(name, None)
         if blob is not None:
             if self.persistent:
@@ -267,8 +360,8 @@ class BlobStore:
 
     def close(self) -> None:
         self.workers.close()
-        if self._owned:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
             self._lock_file = None
@@ -281,16 +374,69 @@ def _record_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _lock(root: Path) -> IO[str]:
-    """Hold ``root/.lock`` for the life of the store: two processes writing one directory would corrupt it."""
-    handle = (root / ".lock").open("w")
+SCRATCH_PREFIX = "upload-emulator-"  # scratch directories in the system's temp dir (no --data-dir)
+
+
+def _lock(root: Path, wait: bool = False) -> IO[str]:
+    """Hold ``root/.lock`` for the life of the store: two processes writing one directory would corrupt it.
+
+    The lock file then holds this process's id, for people (liveness is judged by the lock alone). ``wait``: a
+    new scratch directory, which another process's ``remove_dead_scratch_dirs`` may be testing this instant.
+    """
+    handle = (root / ".lock").open("a+")
     if fcntl is not None:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             handle.close()
             raise ValueError(f"data directory {root} is in use by another upload-emulator process") from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
     return handle
+
+
+@functools.cache
+def remove_dead_scratch_dirs(parent: Path) -> tuple[Path, ...]:
+    """Remove the scratch directories in ``parent`` that a dead emulator process left (killed before its exit
+    could remove them), bytes included; once per process. A directory is dead when its ``.lock`` holds a process
+    id and its lock can be taken; one that is another user's, a symlink, or has no such lock file (made by an
+    older version, or being created right now) is left alone. Without advisory locks (Windows) nothing is removed.
+    """
+    if fcntl is None:
+        return ()
+    removed: list[Path] = []
+    for folder in parent.glob(SCRATCH_PREFIX + "*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            handle = (folder / ".lock").open("r")
+        except OSError:
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # its process still runs
+                continue
+            if not handle.read().strip().isdigit():  # its owner has not locked it yet: not ours to judge
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return tuple(removed)
+
+
+def file_md5(path: Path) -> str:
+    """The hex MD5 of a file, read in 1 MiB blocks (hashlib releases the GIL while hashing)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while block := fh.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def multipart_etag(part_md5s: list[str]) -> str:

@@ -35,6 +35,7 @@ from emulator.core.presign import PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ranges import stored_object
 from emulator.core.ratelimit import Limit
+from emulator.core.reclaim import Abandonable
 from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, BlobStore, TooLarge, multipart_etag
 from emulator.runtime import Runtime
@@ -193,7 +194,7 @@ class Upload:
     clip_id: str
     tenant: str
     max_part_size: int
-    state: str = "active"  # active | completing | completed | aborted
+    state: str = "active"  # active | completing | completed | aborted | expired (abandoned, core.reclaim)
     parts: dict[int, Blob] = field(default_factory=dict)
 
 
@@ -292,6 +293,10 @@ def _own_upload(call: Call) -> tuple[Clip, Upload]:
     upload: Upload = call.runtime.store.get(UPLOADS, clip.upload_id)
     if upload.state == "aborted":
         raise NotFound(f"Upload {upload.id} of clip {clip.id} was aborted; start again with POST /clips/upload/init.")
+    if upload.state == "expired":
+        raise NotFound(f"Upload {upload.id} of clip {clip.id} was never completed and has expired: abandoned "
+                       "uploads are aborted, their parts deleted (as an S3 lifecycle rule's "
+                       "AbortIncompleteMultipartUpload does); start again with POST /clips/upload/init.")
     if upload.state == "completing":
         raise Conflict(f"Upload {upload.id} of clip {clip.id} is being completed by another request.")
     if upload.state == "completed":
@@ -441,7 +446,7 @@ def _no_such_upload(upload_id: str, why: str = "") -> StorageError:
 
 def _open_upload(call: Call, upload_id: str) -> Upload:
     upload: Upload | None = call.runtime.store.get(UPLOADS, upload_id)
-    if upload is None or upload.state == "aborted":
+    if upload is None or upload.state in ("aborted", "expired"):
         raise _no_such_upload(upload_id)
     if upload.state != "active":
         raise _no_such_upload(upload_id, f" This upload is {upload.state}.")
@@ -492,7 +497,7 @@ async def upload_clip_part(call: Call) -> Response:
 async def get_carousel_asset(call: Call) -> Response:
     file_name = call.request.path_params["assetFile"]
     asset: Asset | None = call.runtime.store.get(ASSETS, file_name.rsplit(".", 1)[0])
-    if asset is None or asset.file_name != file_name or not call.runtime.blobs.holds(asset.blob):
+    if asset is None or asset.file_name != file_name or not await call.runtime.blobs.intact(asset.blob):
         raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
                            details={"Key": f"assets/{file_name}"})
     return stored_object(call.request, asset.blob.path, media_type=asset.content_type,
@@ -503,11 +508,34 @@ async def get_clip_object(call: Call) -> Response:
     params = call.request.path_params
     key = f"clips/{params['orgId']}/{params['clipId']}/{params['fileName']}"
     clip: Clip | None = call.runtime.store.get(CLIPS, params["clipId"])
-    if clip is None or clip.object is None or clip.key != key or not call.runtime.blobs.holds(clip.object):
+    if clip is None or clip.key != key or not await call.runtime.blobs.intact(clip.object):
         raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
                            details={"Key": key})
-    assert clip.etag is not None
+    assert clip.object is not None and clip.etag is not None
     return stored_object(call.request, clip.object.path, media_type=clip.mime_type, headers={"ETag": clip.etag})
+
+
+# --- abandoned uploads (core.reclaim) ----------------------------------------------------------------------------
+# Inferred: R2/S3 buckets commonly carry an AbortIncompleteMultipartUpload lifecycle rule; an expired upload then
+# answers as an aborted one (NoSuchUpload for its part URLs, 404 for presign/complete/abort, the clip "failed").
+
+
+def _clip_started(clip: Clip) -> float | None:
+    return clip.created_at if clip.object is None and not clip.aborted else None
+
+
+def _expire_clip(runtime: Runtime, clip_id: str, clip: Clip) -> None:
+    upload: Upload | None = runtime.store.get(UPLOADS, clip.upload_id)
+    if upload is not None and upload.state != "active":  # being completed right now: the next sweep decides
+        return
+    stored_parts = list(upload.parts.values()) if upload is not None else []
+    if upload is not None:
+        upload.parts, upload.state = {}, "expired"
+        runtime.store.put(UPLOADS, upload.id, upload)
+    clip.aborted, clip.updated_at = True, runtime.clock.now()
+    runtime.store.put(CLIPS, clip.id, clip)
+    for blob in stored_parts:  # after the puts: no stored record names deleted bytes
+        runtime.blobs.delete(blob.name)
 
 
 # --- the provider ------------------------------------------------------------------------------------------------
@@ -535,4 +563,5 @@ PROVIDER = Provider(
     error=error,
     limits=limits,
     request_id=request_id,
+    abandonable=(Abandonable(CLIPS, _clip_started, _expire_clip),),
 )

@@ -40,6 +40,7 @@ from emulator.core.presign import PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ranges import stored_object
 from emulator.core.ratelimit import Limit
+from emulator.core.reclaim import Abandonable
 from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, BlobWriter
 from emulator.runtime import Runtime
@@ -762,7 +763,7 @@ async def store_image_raw(call: Call) -> Response:
 
 async def get_stored(call: Call) -> Response:
     media: Media | None = call.runtime.store.get(MEDIA, call.request.path_params["media_id"])
-    if media is None or not call.runtime.blobs.holds(media.blob):
+    if media is None or not await call.runtime.blobs.intact(media.blob):
         raise NotFound("The specified key does not exist.")
     assert media.blob is not None
     return stored_object(call.request, media.blob.path, media_type=media.content_type,
@@ -770,6 +771,21 @@ async def get_stored(call: Call) -> Response:
 
 
 WRITE = ("write",)  # https://posteverywhere.ai/developers: Read, Write and AI scopes
+
+# --- abandoned uploads (core.reclaim) ----------------------------------------------------------------------------
+# Inferred: media never completed (step 3) is forgotten with its bytes; its id then answers 404 not_found, and its
+# upload_url NoSuchUpload (it had expired long before).
+
+
+def _media_started(media: Media) -> float | None:
+    return media.created_at if media.completed_at is None else None
+
+
+def _expire_media(runtime: Runtime, media_id: str, media: Media) -> None:
+    runtime.store.delete(MEDIA, media_id)
+    if media.blob is not None:  # after the delete: no stored record names deleted bytes
+        runtime.blobs.delete(media.blob.name)
+
 
 # --- the provider ------------------------------------------------------------------------------------------------
 
@@ -802,4 +818,5 @@ PROVIDER = Provider(
     error=error,
     limits=limits,
     request_id=request_id,
+    abandonable=(Abandonable(MEDIA, _media_started, _expire_media),),
 )

@@ -38,6 +38,7 @@ from emulator.core.presign import SIGNATURE, PresignFailure
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ranges import stored_object
 from emulator.core.ratelimit import Limit
+from emulator.core.reclaim import Abandonable
 from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, TooLarge
 from emulator.runtime import Runtime
@@ -169,6 +170,7 @@ class Upload:
     blob: Blob | None = None
     asset_id: str | None = None  # set once registered; the object then belongs to that asset
     deleted: bool = False  # its asset (and the object with it) was deleted
+    expired: bool = False  # its object was never registered and was removed (core.reclaim)
 
     @property
     def key(self) -> str:
@@ -300,6 +302,9 @@ def _registrable_upload(call: Call, key: str) -> Upload:
                        errors=[FieldError("s3Key", f"is already registered as asset {upload.asset_id}")])
     if upload.deleted:
         raise _unprocessable("s3Key", f"the object under this key was deleted together with asset {upload.asset_id}")
+    if upload.expired:
+        raise _unprocessable("s3Key", "the object under this key was never registered and has expired (abandoned "
+                                      "uploads are removed); request a new upload URL and upload it again")
     if not call.runtime.blobs.holds(upload.blob):
         if call.now > upload.expires_at:
             raise _unprocessable("s3Key", f"nothing was uploaded under this key and its uploadUrl expired at "
@@ -479,10 +484,26 @@ def _xml_safe(text: str) -> str:
 async def get_asset_object(call: Call) -> Response:
     object_id = call.request.path_params["objectId"]
     upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
-    if upload is None or upload.blob is None or not call.runtime.blobs.holds(upload.blob):
+    if upload is None or upload.blob is None or not await call.runtime.blobs.intact(upload.blob):
         raise NotFound("The specified key does not exist.", details={"Key": _xml_safe(KEY_PREFIX + object_id)})
     return stored_object(call.request, upload.blob.path, media_type=upload.content_type,
                          headers={"ETag": upload.blob.etag})
+
+
+# --- abandoned uploads (core.reclaim) ----------------------------------------------------------------------------
+# Inferred: an object PUT to an upload URL and never registered as an asset is removed, as a lifecycle rule on the
+# bucket would; its key then answers NoSuchKey, and registering it 422 (expired).
+
+
+def _object_started(upload: Upload) -> float | None:
+    return upload.created_at if upload.blob is not None and upload.asset_id is None else None
+
+
+def _expire_object(runtime: Runtime, object_id: str, upload: Upload) -> None:
+    stored, upload.blob, upload.expired = upload.blob, None, True
+    runtime.store.put(UPLOADS, object_id, upload)
+    if stored is not None:  # after the put: no stored record names deleted bytes
+        runtime.blobs.delete(stored.name)
 
 
 # --- the provider ------------------------------------------------------------------------------------------------
@@ -507,4 +528,5 @@ PROVIDER = Provider(
     error=error,
     limits=limits,
     request_id=request_id,
+    abandonable=(Abandonable(UPLOADS, _object_started, _expire_object),),
 )

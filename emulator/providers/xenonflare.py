@@ -35,6 +35,7 @@ from emulator.core.media import IMAGE_TYPES, sniff_bytes, sniff_file
 from emulator.core.multipart import FilePart
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.ratelimit import Limit
+from emulator.core.reclaim import Abandonable
 from emulator.core.responses import JSONResponse
 from emulator.core.specs import load
 from emulator.core.storage import Blob
@@ -649,6 +650,21 @@ async def get_video(call: Call) -> Reply:
     return _get_media(call, VIDEO)
 
 
+# --- abandoned uploads (core.reclaim) ----------------------------------------------------------------------------
+# Inferred (no page says how long chunks are kept): a chunked upload never finalized is forgotten with its chunks,
+# so its fileId then reads as one never used (status exists: false, finalize 404 not_found).
+
+
+def _chunks_started(upload: ChunkedUpload) -> float | None:
+    return upload.created_at if upload.media_id is None and not upload.finalizing else None
+
+
+def _expire_chunks(runtime: Runtime, key: str, upload: ChunkedUpload) -> None:
+    runtime.store.delete(CHUNKS, key)
+    for chunk in upload.chunks:  # after the delete: no stored record names deleted bytes
+        runtime.blobs.delete(chunk.blob_name)
+
+
 # --- the provider ------------------------------------------------------------------------------------------------
 
 PROVIDER = Provider(
@@ -669,4 +685,5 @@ PROVIDER = Provider(
     error=error,
     limits=limits,
     request_id=request_id,
+    abandonable=(Abandonable(CHUNKS, _chunks_started, _expire_chunks),),
 )
