@@ -44,10 +44,11 @@ class Runtime:
     _limits: dict[tuple[str, str], tuple[Limit, ...]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        # the reclaimer first, as it checks its setting before anything is opened that would need closing; then the
-        # blobs, before the state: the store takes the data directory's lock (and with --reset-state moves the old
-        # state aside under it)
+        # the reclaimer and the journal first, as they check their settings before anything is opened that would need
+        # closing; then the blobs, before the state: the store takes the data directory's lock (and with
+        # --reset-state moves the old state aside under it)
         self.reclaimer = Reclaimer(self.settings.abandoned_after)
+        self.journal = Journal(self.clock, max_bytes=self.settings.journal_max_bytes)
         self.blobs = BlobStore(self.settings.data_dir,
                                set_aside=STATE_FILES if self.settings.reset_state else None)
         seed = self.settings.seed
@@ -67,7 +68,6 @@ class Runtime:
         self.store = self.store or MemoryStore()
         self.presigner = self.presigner or Presigner()
         self.ids = Ids(seed)
-        self.journal = Journal(self.clock, max_bytes=self.settings.journal_max_bytes)
         self.keys = KeyRing(strict=self.settings.strict_keys,
                             configured={p: set(k) for p, k in self.settings.keys.items()})
 
