@@ -115,6 +115,16 @@ def ok(call: Call, reply: Reply) -> Response:
     return JSONResponse(body, status_code=reply.status, headers=reply.headers)
 
 
+UNAUTHORIZED = "Invalid or expired API key"
+
+
+def key_hint(exc: EmulatorError) -> str:
+    """Why the key was refused and the form that works, said once (a malformed key's message already says it)."""
+    if exc.details.get("reason") == "malformed":
+        return exc.message
+    return f"{exc.message} Send {KEYS.describe}."
+
+
 def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     """The one place PostEverywhere's error shapes are written: API envelope, or the storage host's own."""
     runtime: Runtime = request.app.state.runtime
@@ -134,9 +144,11 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
                            details={"reason": "scope", "required": exc.details["required"]})
         message = f"{exc.message} Scopes are set when the key is created."
     elif exc.kind == "unauthorized":
-        message = f"Invalid or expired API key. {exc.message} Send {KEYS.describe}."
-    details: dict[str, Any] = {k: v for k, v in exc.details.items()
-                               if k != "reason" or exc.kind != "unauthorized"}
+        # the documented text, exactly (https://developers.posteverywhere.ai/authentication); what the emulator
+        # knows about the key goes to details: why (reason) and how to send one that works (hint)
+        message = UNAUTHORIZED
+        exc = Unauthorized(exc.message, details={**exc.details, "hint": key_hint(exc)})
+    details: dict[str, Any] = dict(exc.details)
     if exc.errors:
         details["validation_errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
     err: dict[str, Any] = {
@@ -258,8 +270,20 @@ def _check_filename(filename: str, field_name: str = "filename") -> None:
 # --- undocumented forms official clients send ----------------------------------------------------------------------
 
 
+def canonical_type(value: str) -> str:
+    """A media type as the published enum spells it: ``IMAGE/JPEG`` and ``image/jpeg; charset=binary`` are
+    ``image/jpeg``. Type and subtype are case-insensitive and may carry parameters (RFC 9110, section 8.3.1),
+    so a client sending either form means the same type; what follows ``;`` is a parameter list, not the type."""
+    return value.split(";", 1)[0].strip(" \t").lower()
+
+
 def sdk_upload_body(call: Call, body: Any) -> Any:
-    """``media.upload()`` of the official SDK sends the size as ``file_size``; the published page names it ``size``."""
+    """Step 1's body before validation: the media type in its canonical form, and the official SDK's size.
+
+    ``media.upload()`` of the official SDK sends the size as ``file_size``; the published page names it ``size``.
+    """
+    if isinstance(body, dict) and isinstance(body.get("content_type"), str):
+        body = {**body, "content_type": canonical_type(body["content_type"])}
     if isinstance(body, dict) and "file_size" in body and "size" not in body:
         call.undocumented("file_size instead of size in POST /v1/media/upload", f"{SDK} media.upload()",
                           Invalid("size: is required (file_size is not a documented field; --strict-docs is on).",

@@ -174,7 +174,9 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
             more = f" (and {len(precise) - 1} more)" if len(precise) > 1 else ""
             message, errors = f"{precise[0].field}: {precise[0].message}{more}", precise
     if exc.kind == "unauthorized":
-        message = f"Invalid or missing API key: {exc.message} Send {KEYS.describe}."
+        # a malformed key's message already names the expected form: say it once
+        hint = "" if exc.details.get("reason") == "malformed" else f" Send {KEYS.describe}."
+        message = f"Invalid or missing API key: {exc.message}{hint}"
     elif exc.kind == "rate_limited":
         message = "Too many requests, please try again later."  # express-rate-limit's default message
     elif exc.kind == "payload_too_large" and not errors:
