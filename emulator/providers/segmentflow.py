@@ -105,8 +105,19 @@ CODES = {
 }
 
 
+def _fastify_reset(call: Call | None, exc: EmulatorError | None = None) -> dict[str, str]:
+    """X-RateLimit-Reset as @fastify/rate-limit sends it: seconds until the window frees up, rounded up
+    (``timeLeftInSeconds = Math.ceil(ttl / 1000)`` in its index.js), not a Unix time; on a 429 the same figure
+    as Retry-After, as there."""
+    if exc is not None and exc.kind == "rate_limited":
+        return {"X-RateLimit-Reset": str(exc.retry_after)}  # type: ignore[attr-defined]
+    if call is None or call.quota is None or not call.quota.limit:
+        return {}
+    return {"X-RateLimit-Reset": str(max(0, math.ceil(call.quota.frees_at - call.now)))}
+
+
 def ok(call: Call, reply: Reply) -> Response:
-    return JSONResponse(reply.data, status_code=reply.status, headers=reply.headers)
+    return JSONResponse(reply.data, status_code=reply.status, headers={**reply.headers, **_fastify_reset(call)})
 
 
 def _camel(name: str) -> str:
@@ -137,7 +148,7 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
         details["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
     if details:
         body["details"] = details
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+    return JSONResponse(body, status_code=exc.status, headers={**exc.headers, **_fastify_reset(call, exc)})
 
 
 # --- limits ------------------------------------------------------------------------------------------------------
