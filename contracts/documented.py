@@ -140,6 +140,7 @@ def _success(operation: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 def spec_replays(provider: str) -> list[Replay]:
     published = PROVIDERS[provider].specs.published
+    effective = PROVIDERS[provider].specs.effective
     replays: list[Replay] = []
     for path, item in published.get("paths", {}).items():
         for method in HTTP_METHODS:
@@ -151,19 +152,23 @@ def spec_replays(provider: str) -> list[Replay]:
             status, success = _success(operation)
             media = next(iter(_resolve(published, success).get("content", {}).values()), {})
             success_example = _example_of(published, media) if media else None
+            # which fields are required, and which may be null, the effective spec says (it only adds to the
+            # published one: an overlay may require a documented field, or let it be null when unset)
+            _, effective_success = _success(effective["paths"][path][method])
+            schema = next(iter(_resolve(effective, effective_success).get("content", {}).values()), {}).get("schema")
             body = _request_example(published, operation)
             if body is not None:
                 kind, value = body
                 expected, why = STATE_BOUND.get((provider, op_id), (status, ""))
                 replay = Replay(provider, f"{op_id}: request example", op_id, method.upper(), filled, expected,
                                 example=success_example if expected == status else None,
-                                schema=media.get("schema"), why=why)
+                                schema=schema, why=why)
                 _put_body(replay, kind, value)
                 replays.append(replay)
                 if (provider, op_id) in PREPARED:
                     prepared = Replay(provider, f"{op_id}: request example, state-bound values from a real upload",
                                       op_id, method.upper(), filled, status, example=success_example,
-                                      schema=media.get("schema"), prepare=PREPARED[(provider, op_id)])
+                                      schema=schema, prepare=PREPARED[(provider, op_id)])
                     _put_body(prepared, kind, value)
                     replays.append(prepared)
             unauthorized = operation.get("responses", {}).get("401")
@@ -309,6 +314,9 @@ def shape_problems(example: Any, actual: Any, schema: Any = None, spec: dict[str
     """How ``actual`` departs from the shape of ``example``: undocumented fields, other JSON types, and documented
     fields that are missing although the schema requires them."""
     schema = _resolve(spec or {}, schema) if schema is not None else {}
+    types = schema.get("type") if isinstance(schema, dict) else None
+    if actual is None and isinstance(types, list) and "null" in types:  # a documented field, null when unset
+        return []
     if _json_type(example) != _json_type(actual):
         return [f"{where}: documented as {_json_type(example)}, got {_json_type(actual)}"]
     problems: list[str] = []

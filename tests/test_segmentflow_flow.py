@@ -120,8 +120,9 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
     assert asset["tags"] == []
     assert asset["websiteId"] == WEBSITE
     assert asset["website"] == {"id": WEBSITE, "name": "Website 3c90c3cc"}
-    # description and altText have no value until PATCH sets them (the published types are not nullable)
-    assert set(asset) == DOCUMENTED_FIELDS - {"description", "altText"}
+    # every documented key, always: description and altText are null until PATCH sets them
+    assert set(asset) == DOCUMENTED_FIELDS
+    assert asset["description"] is None and asset["altText"] is None
 
     served = await client.get(asset["url"])
     assert served.status_code == 200 and served.content == image
@@ -139,7 +140,7 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
     assert full["tags"] == ["spring", "sale"]
     assert full["updatedAt"] == "2026-09-21T14:13:25.000Z" and full["createdAt"] == CREATED
     assert {k: v for k, v in full.items() if k not in ("description", "altText", "tags", "updatedAt")} == \
-        {k: v for k, v in asset.items() if k not in ("tags", "updatedAt")}
+        {k: v for k, v in asset.items() if k not in ("description", "altText", "tags", "updatedAt")}
     got = await client.get(f"{SF}/assets/{asset['id']}", headers=AUTH)
     assert got.status_code == 200 and got.json() == {"success": True, "asset": full}
 
@@ -154,8 +155,8 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
 async def test_every_documented_content_type_round_trips(client, content_type, payload, filename, dimensions):
     asset = await stored_asset(client, payload, content_type, filename)
     assert asset["contentType"] == content_type and asset["size"] == len(payload)
-    if dimensions is None:
-        assert "width" not in asset and "height" not in asset
+    if dimensions is None:  # not an image: the dimensions are documented keys, null
+        assert asset["width"] is None and asset["height"] is None
     else:
         assert (asset["width"], asset["height"]) == dimensions
     served = await client.get(asset["url"])
@@ -190,7 +191,7 @@ async def test_website_id_comes_from_upload_url_unless_the_registration_names_on
     r = await register(client, data["key"], png(3, 2), websiteId=other_site)
     assert r.json()["asset"]["website"] == {"id": other_site, "name": "Website 00000000"}
     no_site = await stored_asset(client, png(3, 2))
-    assert "websiteId" not in no_site and "website" not in no_site
+    assert set(no_site) == DOCUMENTED_FIELDS and no_site["websiteId"] is None and no_site["website"] is None
 
 
 async def test_website_id_is_returned_in_lowercase(client):
@@ -417,7 +418,14 @@ async def test_patch_null_clears_and_absent_fields_stay(client, clock):
     r = await client.patch(url, headers=AUTH, json={"description": None, "imageType": None})
     assert r.status_code == 200
     out = r.json()["asset"]
-    assert "description" not in out and out["altText"] == "y" and out["tags"] == ["z"]
+    assert set(out) == DOCUMENTED_FIELDS  # a key PATCH set to null is still answered, as null
+    assert out["description"] is None and out["altText"] == "y" and out["tags"] == ["z"]
+    got = (await client.get(url, headers=AUTH)).json()["asset"]
+    assert got == out
+    listed = (await client.get(f"{SF}/assets", headers=AUTH)).json()["assets"]
+    assert listed == [out]
+    r = await client.patch(url, headers=AUTH, json={"altText": None})
+    assert r.json()["asset"]["altText"] is None and r.json()["asset"]["description"] is None
     r = await client.patch(url, headers=AUTH, json={"tags": [], "altText": ""})
     assert r.json()["asset"]["tags"] == [] and r.json()["asset"]["altText"] == ""
     clock.advance(60)

@@ -41,6 +41,19 @@ def test_an_overlay_may_add_fields_statuses_and_enum_values():
     assert list(specs.unnoted_additions(PUBLISHED, overlay)) == []
 
 
+def test_an_overlay_may_widen_a_type_to_allow_null_but_not_replace_it():
+    published = {"components": {"schemas": {"A": {"type": "object", "properties": {"x": {"type": "string"}}}}}}
+    widened = specs.merge(published, {"components": {"schemas": {"A": {"properties": {"x": {"type": ["string",
+                                                                                                   "null"]}}}}}})
+    assert widened["components"]["schemas"]["A"]["properties"]["x"]["type"] == ["string", "null"]
+    assert list(specs.dropped(published, widened)) == []
+    for other in ("integer", ["integer", "null"], ["null"]):
+        with pytest.raises(specs.SpecError, match="may only add"):
+            specs.merge(published, {"components": {"schemas": {"A": {"properties": {"x": {"type": other}}}}}})
+    narrowed = {"components": {"schemas": {"A": {"type": "object", "properties": {"x": {"type": ["integer"]}}}}}}
+    assert list(specs.dropped(published, narrowed))
+
+
 @pytest.mark.parametrize("mutate, where", [
     (lambda s: s["paths"]["/a"]["post"]["responses"].pop("200"), "responses/200: missing"),
     (lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"].clear(),

@@ -39,7 +39,8 @@ class SpecError(Exception):
 def merge(base: Any, overlay: Any, where: str = "#") -> Any:
     """Deep-merge ``overlay`` onto ``base``: mappings key by key, lists keep ``base`` and append new items.
 
-    A scalar in ``overlay`` that differs from ``base`` is an error: an overlay only adds.
+    A scalar in ``overlay`` that differs from ``base`` is an error: an overlay only adds. The one scalar it may
+    replace is a schema ``type``, by a list that keeps it (``string`` → ``[string, "null"]``): that adds types.
     """
     if isinstance(base, dict) and isinstance(overlay, dict):
         merged = dict(base)
@@ -48,9 +49,18 @@ def merge(base: Any, overlay: Any, where: str = "#") -> Any:
         return merged
     if isinstance(base, list) and isinstance(overlay, list):
         return list(base) + [copy.deepcopy(item) for item in overlay if item not in base]
+    if _widens_type(where, base, overlay):
+        return [base] + [t for t in overlay if t != base]
     if base != overlay or type(base) is not type(overlay):
         raise SpecError(f"{where}: the overlay changes {base!r} to {overlay!r}; an overlay may only add")
     return base
+
+
+def _widens_type(where: str, published: Any, other: Any) -> bool:
+    """A schema's ``type: string`` that became ``type: [string, "null"]``: the published type kept, types added (the
+    one way to say "or null" in OpenAPI 3.1, which has no ``nullable``)."""
+    return (where.endswith("/type") and isinstance(published, str) and isinstance(other, list)
+            and all(isinstance(t, str) for t in other) and published in other)
 
 
 def dropped(published: Any, effective: Any, where: str = "#") -> Iterator[str]:
@@ -71,6 +81,8 @@ def dropped(published: Any, effective: Any, where: str = "#") -> Iterator[str]:
         for index, item in enumerate(published):
             if index >= len(effective) or effective[index] != item:
                 yield f"{where}/{index}: published item {item!r} missing or moved"
+    elif _widens_type(where, published, effective):
+        return
     elif published != effective or type(published) is not type(effective):
         yield f"{where}: {published!r} became {effective!r}"
 

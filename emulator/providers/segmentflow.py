@@ -222,7 +222,7 @@ def website(website_id: str) -> dict[str, str]:
 
 
 def asset_view(call: Call, asset: Asset) -> dict[str, Any]:
-    """The published asset shape. Fields without a value are left out (the published types are not nullable)."""
+    """The published asset shape: every documented key, null when it has no value (inferred.yaml says why)."""
     view: dict[str, Any] = {
         "id": asset.id,
         "organizationId": organization_id(asset.tenant),
@@ -235,16 +235,12 @@ def asset_view(call: Call, asset: Asset) -> dict[str, Any]:
         "createdAt": iso_millis(asset.created_at),
         "updatedAt": iso_millis(asset.updated_at),
     }
-    if asset.description is not None:
-        view["description"] = asset.description
-    if asset.alt_text is not None:
-        view["altText"] = asset.alt_text
+    view["description"] = asset.description
+    view["altText"] = asset.alt_text
     view["tags"] = list(asset.tags)
-    if asset.width is not None and asset.height is not None:
-        view["width"], view["height"] = asset.width, asset.height
-    if asset.website_id is not None:
-        view["websiteId"] = asset.website_id
-        view["website"] = website(asset.website_id)
+    view["width"], view["height"] = asset.width, asset.height
+    view["websiteId"] = asset.website_id
+    view["website"] = website(asset.website_id) if asset.website_id is not None else None
     return view
 
 
