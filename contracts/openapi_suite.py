@@ -69,6 +69,9 @@ STATE_DEPENDENT: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                         "the same bytes": ("400",)},
     },
 }
+# XenonFlare's prefix-less paths (the newer pages') are the same operations under their own operationIds
+STATE_DEPENDENT["xenonflare"] |= {f"{op_id}Unprefixed": STATE_DEPENDENT["xenonflare"][op_id]
+                                  for op_id in ("uploadImage", "uploadVideo", "uploadChunk")}
 
 Progress = Callable[[str, int], None]  # (provider, cases so far)
 

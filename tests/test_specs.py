@@ -93,3 +93,18 @@ async def test_strict_mode_fails_loudly_when_a_response_leaves_the_spec(client, 
     with pytest.raises(ContractViolation, match="uploadMedia answered 201 outside its spec: meta: is required"):
         await client.post(f"{PE}/media/upload", headers=AUTH,
                           json={"filename": "a.png", "content_type": "image/png", "size": 1})
+
+
+def test_a_path_alias_copies_operations_under_new_ids_and_refuses_what_it_cannot_copy():
+    spec = {"paths": {"/v1/a": {"post": {"operationId": "a", "responses": {}}, "get": {"operationId": "g"}}},
+            specs.PATH_ALIASES: {"/a": {"path": "/v1/a", "operationIds": {"post": "aAgain"},
+                                        specs.INFERRED_NOTE: "a newer page"}}}
+    aliased = specs.with_path_aliases(spec)
+    assert aliased["paths"]["/a"] == {"post": {"operationId": "aAgain", "responses": {},
+                                               specs.INFERRED_NOTE: "a newer page"}}
+    assert aliased["paths"]["/v1/a"]["post"]["operationId"] == "a" and specs.PATH_ALIASES not in aliased
+    for rule in ({"path": "/nope", "operationIds": {"post": "x"}, specs.INFERRED_NOTE: "n"},
+                 {"path": "/v1/a", "operationIds": {"post": "x"}},
+                 {"path": "/v1/a", "operationIds": {"put": "x"}, specs.INFERRED_NOTE: "n"}):
+        with pytest.raises(specs.SpecError):
+            specs.with_path_aliases({**spec, specs.PATH_ALIASES: {"/a": rule}})

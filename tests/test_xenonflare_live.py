@@ -67,6 +67,9 @@ def test_the_docs_curl_example_works_with_only_the_host_changed(live_server, ima
     media_id = assert_documented_shape(run_docs_curl(f"{live_server.url}/xenonflare", image_jpg))
     with httpx.Client(base_url=live_server.url, timeout=10) as c:
         data = c.get(f"{XF}/images/{media_id}", headers=HEADERS).json()["data"]
+        assert data["status"] == "scheduled"  # at the instant it was answered, as the answer said
+        live_server.app.state.runtime.clock.advance(1)
+        data = c.get(f"{XF}/images/{media_id}", headers=HEADERS).json()["data"]
     assert data["instagram"]["status"] == data["pinterest"]["status"] == "published"  # autoPublish: true
 
 

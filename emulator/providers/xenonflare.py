@@ -143,6 +143,12 @@ CODES = {
     "rate_limited": "rate_limited",
 }
 MESSAGE_FIRST = {"uploadImage", "uploadVideo"}  # the published upload body reads success, message, data
+UNPREFIXED = "Unprefixed"  # the newer pages' paths without /api/v1: same operations (inferred.yaml's path aliases)
+
+
+def base_operation(op_id: str) -> str:
+    """The operation an operationId names, whichever path family the client called."""
+    return op_id.removesuffix(UNPREFIXED)
 
 
 @dataclass
@@ -155,7 +161,7 @@ class Answer:
 
 def ok(call: Call, reply: Reply) -> Response:
     answer: Answer = reply.data
-    if call.op_id in MESSAGE_FIRST:
+    if base_operation(call.op_id) in MESSAGE_FIRST:
         body: dict[str, Any] = {"success": True, "message": answer.message, "data": answer.data}
     else:
         body = {"success": True, "data": answer.data}
@@ -261,6 +267,7 @@ CHUNK_WRITES = (Limit("chunks", 1000, 3600),)
 
 
 def limits(op_id: str) -> tuple[Limit, ...]:
+    op_id = base_operation(op_id)
     if op_id in ("uploadImage", "uploadVideo"):
         return WRITES
     return CHUNK_WRITES if op_id == "uploadChunk" else READS
@@ -339,14 +346,20 @@ class Media:
 
     @property
     def publish_at(self) -> float:
+        """When it is scheduled to publish: ``scheduledAt``, or for an immediate upload the upload time."""
         return self.scheduled_at if self.scheduled_at is not None else self.created_at
+
+    # The states, on the virtual clock (README, "Status state machine"): a media is `scheduled` up to and
+    # including its publish time (so an immediate upload is `scheduled` at the instant it is answered, as the
+    # published example shows, and a read at that instant agrees), and publishes once that time has passed:
+    # `processing` for a video's processing delay, then `completed` / `failed` / `pending` (manual platforms).
 
     def platform_status(self, target: Target, now: float) -> str:
         if self.is_draft:
             return "idle"
         if not target.auto_publish:
             return "manual"
-        if now < self.publish_at:
+        if now <= self.publish_at:
             return "pending"
         if now < self.publish_at + self.processing_seconds:
             return "processing"
@@ -355,7 +368,7 @@ class Media:
     def status(self, now: float) -> str:
         if self.is_draft:
             return "draft"
-        if now < self.publish_at:
+        if now <= self.publish_at:
             return "scheduled"
         auto = [self.platform_status(t, now) for t in self.targets.values() if t.auto_publish]
         if not auto:
@@ -365,12 +378,18 @@ class Media:
         return "failed" if all(s == "failed" for s in auto) else "completed"
 
     def updated_at(self, now: float) -> float:
-        if self.is_draft:
+        """The time of the last transition: the upload, then the publish time once passed, then the end of the
+        video's processing once reached."""
+        if self.is_draft or now <= self.publish_at:
             return self.created_at
-        transitions = [self.created_at, self.publish_at]
+        transitions = [self.publish_at]
         if any(t.auto_publish for t in self.targets.values()):
             transitions.append(self.publish_at + self.processing_seconds)
         return max(t for t in transitions if t <= now)
+
+    def scheduled_for(self) -> float | None:
+        """``scheduledAt`` as a read reports it: when it is (or was) scheduled to publish; a draft only if given."""
+        return self.scheduled_at if self.is_draft else self.publish_at
 
 
 # --- platform config ---------------------------------------------------------------------------------------------
@@ -616,7 +635,7 @@ async def _upload(call: Call, kind: Kind) -> Reply:
     )
     call.runtime.store.put(MEDIA, media.id, media)
     return Reply(Answer([{
-        "id": media.id, "title": media.title, "status": "draft" if media.is_draft else "scheduled",
+        "id": media.id, "title": media.title, "status": media.status(call.now),  # draft or scheduled, by construction
         "platforms": media.platforms, "createdAt": iso_millis(media.created_at),
     }], "Upload successful"))
 
@@ -637,7 +656,7 @@ def _get_media(call: Call, kind: Kind) -> Reply:
     now = call.now
     return Reply(Answer({
         "id": media.id, "title": media.title, "status": media.status(now), "platforms": media.platforms,
-        "scheduledAt": iso_millis(media.scheduled_at) if media.scheduled_at is not None else None,
+        "scheduledAt": iso_millis(when) if (when := media.scheduled_for()) is not None else None,
         **_platforms_view(media, now),
         "createdAt": iso_millis(media.created_at), "updatedAt": iso_millis(media.updated_at(now)),
     }))
@@ -653,20 +672,25 @@ async def get_video(call: Call) -> Reply:
 
 # --- the provider ------------------------------------------------------------------------------------------------
 
+HANDLERS = {
+    "uploadImage": Handler(upload_image, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
+    "uploadVideo": Handler(upload_video, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
+    "getChunkStatus": Handler(get_chunk_status, body="none"),
+    "uploadChunk": Handler(upload_chunk, body="multipart", max_file_size=CHUNK_MAX, scopes=WRITE),
+    "getImage": Handler(get_image, body="none"),
+    "getVideo": Handler(get_video, body="none"),
+}
+# the prefix-less family the newer pages call (/media/images, /media/videos, /media/chunks): the same handlers
+HANDLERS |= {op_id + UNPREFIXED: HANDLERS[op_id]
+             for op_id in ("uploadImage", "uploadVideo", "getChunkStatus", "uploadChunk")}
+
 PROVIDER = Provider(
     name=NAME,
     title="XenonFlare",
     real_base_url="https://api.xenonflare.com",
     client_path="",
     keys=KEYS,
-    handlers={
-        "uploadImage": Handler(upload_image, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
-        "uploadVideo": Handler(upload_video, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
-        "getChunkStatus": Handler(get_chunk_status, body="none"),
-        "uploadChunk": Handler(upload_chunk, body="multipart", max_file_size=CHUNK_MAX, scopes=WRITE),
-        "getImage": Handler(get_image, body="none"),
-        "getVideo": Handler(get_video, body="none"),
-    },
+    handlers=HANDLERS,
     ok=ok,
     error=error,
     limits=limits,
