@@ -6,9 +6,9 @@ every field it sends is documented, with the documented JSON type, and a documen
 the published schema makes it optional. A documented error example (Autoposting's 401 bodies) must come back byte
 for byte.
 
-Examples whose values name state no fresh account has (Segmentflow's ``s3Key: "<string>"``) get the refusal their
-spec documents for that state; a prepared replay then keeps every documented value except the state-bound ones,
-which come from a real upload, and must succeed with the documented shape.
+Examples whose values name state no fresh account has (Segmentflow's ``s3Key: "<string>"``, XenonFlare's placeholder
+account ids) get the refusal their spec documents for that state; a prepared replay then keeps every documented
+value except the state-bound ones, which come from a real upload, and must succeed with the documented shape.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ CURL_EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
 STATE_BOUND: dict[tuple[str, str], tuple[int, str]] = {
     ("segmentflow", "createAsset"): (422, "the example's s3Key \"<string>\" was never issued by createAssetUploadUrl "
                                           "to this key: the errors page's 422, semantic validation failed"),
+    ("xenonflare", "uploadImage"): (400, "the example's account ids (YOUR_INSTAGRAM_BUSINESS_ID, YOUR_PINTEREST_ID) "
+                                         "are placeholders, not accounts connected to this key (GET /api/v1/channels "
+                                         "lists those)"),
 }
 
 
@@ -291,8 +294,22 @@ def _segmentflow_upload(http: httpx.Client, target: ProviderTarget) -> dict[str,
     return {"filename": "example.png", "s3Key": r.json()["key"], "contentType": "image/png", "size": len(png)}
 
 
+def _xenonflare_accounts(http: httpx.Client, target: ProviderTarget) -> dict[str, Any]:
+    """The example's per-platform configs with the key's own connected accounts in place of its placeholders."""
+    r = http.get(target.base_url + "/api/v1/channels", headers=target.auth_headers())
+    r.raise_for_status()
+    connected = r.json()["data"]
+    published = PROVIDERS["xenonflare"].specs.published
+    example = _request_example(published, published["paths"]["/api/v1/media/images"]["post"])
+    assert example is not None
+    return {name: text.replace("YOUR_INSTAGRAM_BUSINESS_ID", connected["instagram"][0]["id"])
+            .replace("YOUR_PINTEREST_ID", connected["pinterest"][0]["id"])
+            for name, text in example[1].items() if name in ("instagram", "pinterest")}
+
+
 PREPARED: dict[tuple[str, str], Callable[[httpx.Client, ProviderTarget], dict[str, Any]]] = {
     ("segmentflow", "createAsset"): _segmentflow_upload,
+    ("xenonflare", "uploadImage"): _xenonflare_accounts,
 }
 
 
@@ -367,13 +384,17 @@ def run(target: Target, provider_name: str, result: ProviderResult) -> None:
 
 def _play(http: httpx.Client, provider: ProviderTarget, replay: Replay, spec: dict[str, Any],
           result: ProviderResult) -> None:
-    body = replay.json_body
-    if replay.prepare is not None:
-        body = {**body, **replay.prepare(http, provider)}
+    body, form = replay.json_body, replay.form
+    if replay.prepare is not None:  # state-bound values: into the JSON body, or the multipart form
+        values = replay.prepare(http, provider)
+        if body is not None:
+            body = {**body, **values}
+        else:
+            form = {**form, **values}
     headers = provider.auth_headers() if replay.keyed else {}
     request = http.build_request(replay.method, provider.base_url + replay.path, headers=headers,
                                  json=body if body is not None else None,
-                                 data=replay.form or None, files=replay.files or None)
+                                 data=form or None, files=replay.files or None)
     response = http.send(request)
     operation = f"{replay.method} {replay.path}"
 

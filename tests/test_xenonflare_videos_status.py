@@ -23,12 +23,19 @@ from tests.test_xenonflare_support import (
     XF,
     YOUTUBE_FLAT_KEYS,
     assert_error,
+    connect_test_accounts,
     different,
     post_image,
     post_video,
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+async def test_accounts(client):
+    """The account ids these tests send are connected accounts of KEY (see TEST_ACCOUNTS)."""
+    await connect_test_accounts(client)
 
 ALL_VIDEO_PLATFORMS = ["youtube", "instagram", "tiktok", "linkedin", "pinterest"]
 AUTO = {p: json.dumps({"autoPublish": True}) for p in ALL_VIDEO_PLATFORMS}

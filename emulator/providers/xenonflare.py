@@ -11,6 +11,7 @@ import ast
 import base64
 import difflib
 import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
     FieldError,
+    Forbidden,
     Invalid,
     NotFound,
     PayloadTooLarge,
@@ -53,6 +55,10 @@ VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime"})  # video-upload page: 
 FAIL_PREFIX = "fail"  # magic: an account/channel id starting with it makes that platform's publishing fail
 MEDIA = f"{NAME}:media"
 CHUNKS = f"{NAME}:chunks"
+CONNECTIONS = f"{NAME}:connections"  # by tenant: the key's connected accounts, profiles and plan
+PLANS = ("free", "plus", "pro")  # the profiles page names Plus and Pro; the others are the emulator's
+PROFILE_PLANS = ("plus", "pro")  # "Profiles are available on Plus and Pro plans"
+DEFAULT_PLAN = "pro"  # so that every documented endpoint works out of the box
 
 IMAGE_PLATFORMS = ("instagram", "linkedin", "tiktok", "pinterest")
 VIDEO_PLATFORMS = ("youtube", "instagram", "tiktok", "linkedin", "pinterest")
@@ -392,6 +398,140 @@ class Media:
         return self.scheduled_at if self.is_draft else self.publish_at
 
 
+# --- connected accounts and profiles ------------------------------------------------------------------------------
+# GET /api/v1/channels lists a key's connected accounts by platform, GET /profiles its profiles (groups of one
+# account per platform). Per key, seeded on first use with one account per platform and a default profile holding
+# them, replaced through the control plane (PUT /_emulator/xenonflare/connections). The ids they show are what the
+# uploads' per-platform configs accept: `accounts`/`channels` name a connected account by its `id` or by its
+# platform id (channelId/accountId), `profileId` a profile.
+
+PLATFORM_ID = {"youtube": "channelId"}  # the documented field for the platform's own id; accountId elsewhere
+PLATFORM_NAME = {"youtube": "title"}  # the documented display field; username elsewhere (Instagram's, documented)
+PROFILE_FIELDS = {"youtube": "youtubeChannelId", "instagram": "instagramAccountId", "tiktok": "tiktokAccountId",
+                  "linkedin": "linkedinAccountId", "pinterest": "pinterestAccountId"}
+TITLES = {"youtube": "YouTube", "instagram": "Instagram", "tiktok": "TikTok", "linkedin": "LinkedIn",
+          "pinterest": "Pinterest"}
+
+
+@dataclass
+class Account:
+    id: str  # XenonFlare's id of the connection
+    platform_id: str  # the platform's own id: channelId (YouTube) or accountId
+    name: str  # title (YouTube) or username
+    thumbnail: str | None = None
+
+    def view(self, platform: str) -> dict[str, Any]:
+        return {"id": self.id, PLATFORM_ID.get(platform, "accountId"): self.platform_id,
+                PLATFORM_NAME.get(platform, "username"): self.name, "thumbnail": self.thumbnail}
+
+
+@dataclass
+class Profile:
+    id: str
+    name: str
+    accounts: dict[str, str | None]  # platform → the id of one of its connected accounts, or None
+    is_default: bool
+    created_at: float
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name,
+                **{PROFILE_FIELDS[p]: self.accounts.get(p) for p in VIDEO_PLATFORMS},
+                "isDefault": self.is_default, "createdAt": iso_millis(self.created_at)}
+
+
+@dataclass
+class Connections:
+    tenant: str
+    plan: str
+    channels: dict[str, list[Account]]
+    profiles: list[Profile]
+
+    def find(self, platform: str, account_id: str) -> Account | None:
+        return next((a for a in self.channels.get(platform, []) if account_id in (a.id, a.platform_id)), None)
+
+    def profile(self, profile_id: str) -> Profile | None:
+        return next((p for p in self.profiles if p.id == profile_id), None)
+
+
+def _derived(tenant: str, what: str, n: int) -> str:
+    """``n`` hex digits derived from the key and ``what``: the same seeded ids on every run and every process."""
+    return hashlib.sha256(f"{NAME}:{tenant}:{what}".encode()).hexdigest()[:n]
+
+
+def _derived_digits(tenant: str, what: str, n: int) -> str:
+    return str(int(_derived(tenant, what, 32), 16) % (9 * 10 ** (n - 1)) + 10 ** (n - 1))
+
+
+def _seeded(tenant: str, now: float) -> Connections:
+    """A new key's connections: one plausible account per platform, and a default profile holding all five."""
+    channels = {
+        "youtube": [Account(_derived(tenant, "youtube", 24), "UC" + base64.urlsafe_b64encode(
+            bytes.fromhex(_derived(tenant, "youtube-channel", 32))).decode()[:22], "Emulator Channel")],
+        "instagram": [Account(_derived(tenant, "instagram", 24), "17841" + _derived_digits(tenant, "ig", 12),
+                              "emulator.studio")],
+        "tiktok": [Account(_derived(tenant, "tiktok", 24), _derived_digits(tenant, "tt", 19), "emulator.studio")],
+        "linkedin": [Account(_derived(tenant, "linkedin", 24),
+                             "urn:li:organization:" + _derived_digits(tenant, "li", 8), "Emulator Studio")],
+        "pinterest": [Account(_derived(tenant, "pinterest", 24), _derived_digits(tenant, "pin", 18),
+                              "emulatorstudio")],
+    }
+    profile = Profile(_derived(tenant, "profile", 24), "Default", {p: a[0].id for p, a in channels.items()},
+                      True, now)
+    return Connections(tenant, DEFAULT_PLAN, channels, [profile])
+
+
+def connections(runtime: Runtime, tenant: str, now: float) -> Connections:
+    found: Connections | None = runtime.store.get(CONNECTIONS, tenant)
+    return found if found is not None else _seeded(tenant, now)
+
+
+def set_connections(runtime: Runtime, tenant: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+    """The control plane's PUT: replace the platforms' accounts, the profiles and/or the plan that ``body`` gives."""
+    current = connections(runtime, tenant, now)
+    channels = dict(current.channels)
+    for platform, accounts in body.get("channels", {}).items():
+        seen: set[str] = set()
+        built = []
+        for index, given in enumerate(accounts):
+            account = Account(given.get("id") or _derived(tenant, f"{platform}:{given['platformId']}", 24),
+                              given["platformId"], given.get("name") or given["platformId"], given.get("thumbnail"))
+            if {account.id, account.platform_id} & seen:
+                raise invalid(f"channels.{platform}.{index}", "names an account listed twice for this platform")
+            seen |= {account.id, account.platform_id}
+            built.append(account)
+        channels[platform] = built
+    profiles = current.profiles
+    if "profiles" in body:
+        profiles = []
+        for index, given in enumerate(body["profiles"]):
+            accounts: dict[str, str | None] = {}
+            for platform, field_name in PROFILE_FIELDS.items():
+                account_id = given.get(field_name)
+                found = next((a for a in channels.get(platform, []) if account_id in (a.id, a.platform_id)), None)
+                if account_id is not None and found is None:
+                    raise invalid(f"profiles.{index}.{field_name}", f"is not a connected {TITLES[platform]} account")
+                accounts[platform] = found.id if found is not None else None
+            profile_id = given.get("id") or _derived(tenant, f"profile:{index}:{given['name']}", 24)
+            if any(p.id == profile_id for p in profiles):
+                raise invalid(f"profiles.{index}.id", "is the id of another profile")
+            profiles.append(Profile(profile_id, given["name"], accounts, bool(given.get("isDefault")), now))
+        if sum(p.is_default for p in profiles) > 1:
+            raise invalid("profiles", "at most one profile can be the default")
+    else:  # profiles keep only the accounts that are still connected
+        for profile in profiles:
+            for platform, account_id in profile.accounts.items():
+                if account_id is not None and not any(a.id == account_id for a in channels.get(platform, [])):
+                    profile.accounts[platform] = None
+    updated = Connections(tenant, body.get("plan", current.plan), channels, profiles)
+    runtime.store.put(CONNECTIONS, tenant, updated)
+    return {"plan": updated.plan, "channels": _channels_view(updated),
+            "profiles": [p.view() for p in updated.profiles]}
+
+
+def _channels_view(conn: Connections) -> dict[str, list[dict[str, Any]]]:
+    return {p: [a.view(p) for a in conn.channels.get(p, [])] for p in VIDEO_PLATFORMS}
+
+
 # --- platform config ---------------------------------------------------------------------------------------------
 # Both ways the page allows: a JSON object in the field named after the platform, and the flat keys. They are
 # merged key by key. The same setting given both ways must agree: different values are a 400 naming both, since
@@ -405,7 +545,8 @@ def _not_selected(field_name: str, platform: str, platforms: list[str]) -> Inval
     return invalid(field_name, f"configures {platform}, which is not in platforms ({json.dumps(platforms)})")
 
 
-def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind) -> dict[str, dict[str, Any]]:
+def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind,
+                      conn: Connections) -> dict[str, dict[str, Any]]:
     configs: dict[str, dict[str, Any]] = {p: {} for p in platforms}
     origin: dict[tuple[str, str], str] = {}  # (platform, key) → the field it came from, for messages
     for platform in kind.platforms:
@@ -432,12 +573,44 @@ def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind) ->
             for index, account in enumerate(config.get(key, [])):
                 if not account.strip():
                     raise invalid(f"{origin[(platform, key)]}.{index}", "must be a non-empty id")
+                if conn.find(platform, account) is None and not account.lower().startswith(FAIL_PREFIX):
+                    raise invalid(f"{origin[(platform, key)]}.{index}", _not_connected(conn, platform))
+        if "profileId" in config:
+            _profile_account(conn, platform, config["profileId"])
     return configs
 
 
-def _target(call: Call, platform: str, config: dict[str, Any], kind: Kind) -> Target:
+def _not_connected(conn: Connections, platform: str) -> str:
+    """Why an account id is refused, and the ids that would be accepted (GET /api/v1/channels lists them too)."""
+    known = [f"{a.id} or {a.platform_id} ({a.name})" for a in conn.channels.get(platform, [])[:5]]
+    return (f"is not a connected {TITLES[platform]} account of this API key; send the id or "
+            f"{PLATFORM_ID.get(platform, 'accountId')} of one from GET /api/v1/channels"
+            + (f" ({'; '.join(known)})" if known else f" (none is connected for {TITLES[platform]})"))
+
+
+def _profile_account(conn: Connections, platform: str, profile_id: str) -> Account:
+    """The account a ``profileId`` targets on ``platform``; refused when the plan has no profiles or it is unknown."""
+    if conn.plan not in PROFILE_PLANS:
+        raise Forbidden(f"{platform}.profileId: profiles are available on the Plus and Pro plans; this API key's "
+                        f"plan is {conn.plan}.", code="plan_required",
+                        errors=[FieldError(f"{platform}.profileId", "needs the Plus or Pro plan")])
+    profile = conn.profile(profile_id)
+    if profile is None:
+        raise invalid(f"{platform}.profileId", "is not a profile of this API key (GET /api/v1/profiles lists them)")
+    account_id = profile.accounts.get(platform)
+    account = conn.find(platform, account_id) if account_id is not None else None
+    if account is None:
+        raise invalid(f"{platform}.profileId", f"profile {profile.name!r} has no {TITLES[platform]} account")
+    return account
+
+
+def _target(call: Call, platform: str, config: dict[str, Any], kind: Kind, conn: Connections) -> Target:
     ids = config.get("accounts") or config.get("channels") or []
-    handle = re.sub(r"[^A-Za-z0-9_.]", "", ids[0]) if ids else "xenonflare"
+    first = conn.find(platform, ids[0]) if ids else None
+    if first is None and "profileId" in config:
+        first = _profile_account(conn, platform, config["profileId"])
+    name = first.name if first is not None else (ids[0] if ids else "xenonflare")
+    handle = re.sub(r"[^A-Za-z0-9_.]", "", name)
     if platform == "youtube":
         remote = _youtube_id(call)
         return Target(platform, config, remote, f"https://www.youtube.com/watch?v={remote}")
@@ -611,7 +784,8 @@ async def _upload(call: Call, kind: Kind) -> Reply:
     if part is not None and file_id is not None:
         raise invalid("fileId", "send either file or fileId, not both")
     platforms: list[str] = json.loads(body["platforms"])  # validated by the spec: known platforms, no repeats
-    configs = _platform_configs(body, platforms, kind)
+    conn = connections(call.runtime, call.tenant, call.now)
+    configs = _platform_configs(body, platforms, kind, conn)
     scheduled_at = _scheduled_at(body, call.now)
     media_id = call.runtime.ids.object_id(call.now)
     if part is not None:
@@ -627,7 +801,7 @@ async def _upload(call: Call, kind: Kind) -> Reply:
     media = Media(
         id=media_id, tenant=call.tenant, kind=kind.name, title=body.get("title") or kind.default_title,
         description=body.get("description"), platforms=platforms,
-        targets={p: _target(call, p, configs[p], kind) for p in platforms},
+        targets={p: _target(call, p, configs[p], kind, conn) for p in platforms},
         scheduled_at=scheduled_at, is_draft=body.get("isDraft", False), created_at=call.now,
         processing_seconds=call.runtime.settings.video_processing_seconds if kind is VIDEO else 0.0,
         blob_name=blob.name, content_type=mime, size=blob.size, width=sniffed.width, height=sniffed.height,
@@ -670,6 +844,18 @@ async def get_video(call: Call) -> Reply:
     return _get_media(call, VIDEO)
 
 
+async def list_channels(call: Call) -> Reply:
+    return Reply(Answer(_channels_view(connections(call.runtime, call.tenant, call.now))))
+
+
+async def list_profiles(call: Call) -> Reply:
+    conn = connections(call.runtime, call.tenant, call.now)
+    if conn.plan not in PROFILE_PLANS:
+        raise Forbidden(f"Profiles are available on the Plus and Pro plans; this API key's plan is {conn.plan}.",
+                        code="plan_required")
+    return Reply(Answer([p.view() for p in conn.profiles]))
+
+
 # --- the provider ------------------------------------------------------------------------------------------------
 
 HANDLERS = {
@@ -679,10 +865,12 @@ HANDLERS = {
     "uploadChunk": Handler(upload_chunk, body="multipart", max_file_size=CHUNK_MAX, scopes=WRITE),
     "getImage": Handler(get_image, body="none"),
     "getVideo": Handler(get_video, body="none"),
+    "listChannels": Handler(list_channels, body="none"),
+    "listProfiles": Handler(list_profiles, body="none"),
 }
 # the prefix-less family the newer pages call (/media/images, /media/videos, /media/chunks): the same handlers
 HANDLERS |= {op_id + UNPREFIXED: HANDLERS[op_id]
-             for op_id in ("uploadImage", "uploadVideo", "getChunkStatus", "uploadChunk")}
+             for op_id in ("uploadImage", "uploadVideo", "getChunkStatus", "uploadChunk", "listProfiles")}
 
 PROVIDER = Provider(
     name=NAME,
