@@ -69,12 +69,22 @@ class Settings:
     body_timeout: float = field(default=30.0, metadata={
         "help": "Seconds a request body may stall (no bytes arriving) before it is refused with 400 "
                 "RequestTimeout; 0 waits forever."})
+    fetch_urls: bool = field(default=False, metadata={
+        "help": "Really fetch the https URLs given to PostEverywhere's upload-from-url (public addresses only, "
+                "25 MB, timeouts, redirects checked again); by default nothing is fetched and a bundled sample "
+                "of the URL's type is stored."})
+    # Tests only, and on purpose neither a flag nor an environment variable (``internal``): lets --fetch-urls reach
+    # the tests' own TLS server on loopback, trusting the CA (a PEM file) that signed its certificate.
+    test_only_fetch_loopback_ca: Path | None = field(default=None, metadata={
+        "help": "TESTS ONLY: admit loopback addresses for --fetch-urls and trust this CA file.", "internal": True})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         environ = dict(os.environ if environ is None else environ)
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if f.metadata.get("internal"):  # settable in code only, never from the environment
+                continue
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is None:
                 continue
