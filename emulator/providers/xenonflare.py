@@ -489,10 +489,10 @@ def set_connections(runtime: Runtime, tenant: str, body: dict[str, Any], now: fl
     """The control plane's PUT: replace the platforms' accounts, the profiles and/or the plan that ``body`` gives."""
     current = connections(runtime, tenant, now)
     channels = dict(current.channels)
-    for platform, accounts in body.get("channels", {}).items():
+    for platform, listed in body.get("channels", {}).items():
         seen: set[str] = set()
         built = []
-        for index, given in enumerate(accounts):
+        for index, given in enumerate(listed):
             account = Account(given.get("id") or _derived(tenant, f"{platform}:{given['platformId']}", 24),
                               given["platformId"], given.get("name") or given["platformId"], given.get("thumbnail"))
             if {account.id, account.platform_id} & seen:
