@@ -623,3 +623,10 @@ async def test_finalize_after_the_upload_url_expired_without_bytes_is_422(client
     clock.advance(901)
     r = await client.post(finalize_url(data), headers=AUTH, json={})
     assert r.status_code == 422 and "expired" in r.json()["message"]
+
+
+async def test_the_state_view_shows_the_finalize_index_as_records(client):
+    data = await uploaded(client, png(2, 2))
+    assert (await client.post(finalize_url(data), headers=AUTH, json={})).status_code == 200
+    tables = (await client.get("/_emulator/state/segmentflow")).json()["tables"]  # strict: every row an object
+    assert tables["upload-ids"] == [{"object_id": data["key"][len("assets/"):]}]

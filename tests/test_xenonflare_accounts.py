@@ -179,3 +179,9 @@ async def test_a_reset_brings_the_seeded_accounts_back(client):
     assert (await client.post("/_emulator/reset", json={"provider": "xenonflare"})).status_code == 200
     assert await channels(client) == seeded
     assert (await client.get(f"{API}/profiles", headers={"X-API-Key": OTHER_KEY})).status_code == 200
+
+
+async def test_the_state_view_shows_a_keys_connections(client):
+    await client.put(CONNECTIONS, json={"key": KEY, "plan": "plus"})
+    [row] = (await client.get("/_emulator/state/xenonflare")).json()["tables"]["connections"]
+    assert row["plan"] == "plus" and set(row["channels"]) == set(PLATFORMS) and KEY not in str(row)

@@ -52,7 +52,7 @@ WRITE_SCOPE, READ_SCOPE = "assets:write", "assets:read"
 UPLOADS = f"{NAME}:uploads"  # by object id (the part of the key after ``assets/``)
 ASSETS = f"{NAME}:assets"  # by asset id
 DELETED = f"{NAME}:deleted"  # asset id → tenant, so an owner learns its asset was deleted (nobody else does)
-UPLOAD_IDS = f"{NAME}:upload-ids"  # the uuid that starts an object id → that object id (finalize's {id})
+UPLOAD_IDS = f"{NAME}:upload-ids"  # the uuid that starts an object id → UploadRow naming that object id
 # Organisation ids are derived, not random: one key is one organisation, the same on every run.
 ORGANIZATION_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -213,6 +213,13 @@ class Asset:
     tags: list[str] = field(default_factory=list)
 
 
+@dataclass
+class UploadRow:
+    """finalize's ``{id}`` (the asset row an upload URL was minted for) → the upload behind it."""
+
+    object_id: str
+
+
 def _storage_path(call: Call, object_id: str) -> str:
     return f"{call.provider.specs.server_path}/storage/assets/{object_id}"
 
@@ -289,7 +296,7 @@ async def create_upload_url(call: Call) -> Reply:
         asset_type=body.get("assetType", DEFAULT_ASSET_TYPE),
     )
     call.runtime.store.put(UPLOADS, upload.object_id, upload)
-    call.runtime.store.put(UPLOAD_IDS, upload.row_id, upload.object_id)
+    call.runtime.store.put(UPLOAD_IDS, upload.row_id, UploadRow(upload.object_id))
     path = _storage_path(call, upload.object_id)
     query = call.runtime.presigner.query("PUT", path, audience=NAME, expires=upload.expires_at, max_size=size,
                                          content_type=upload.content_type)
@@ -415,8 +422,8 @@ def _finalized_view(call: Call, asset: Asset) -> dict[str, Any]:
 async def finalize_public_asset(call: Call) -> Response:
     # No await from here to the store, as in create_asset: the check for an earlier finalize and the write are one.
     row_id = call.request.path_params["id"].lower()
-    object_id: str | None = call.runtime.store.get(UPLOAD_IDS, row_id)
-    upload: Upload | None = call.runtime.store.get(UPLOADS, object_id) if object_id is not None else None
+    row: UploadRow | None = call.runtime.store.get(UPLOAD_IDS, row_id)
+    upload: Upload | None = call.runtime.store.get(UPLOADS, row.object_id) if row is not None else None
     if upload is None or upload.tenant != call.tenant:  # another organisation's upload reads as never issued
         raise NotFound(f"Asset {row_id} not found: no upload URL was issued for it to your organization (its id is "
                        "the uuid that the key of POST /api/v1/assets/upload-url starts with).")
