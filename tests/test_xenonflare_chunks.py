@@ -317,14 +317,16 @@ ROOT = "/xenonflare/media"  # https://api.xenonflare.com/media/... as the newer 
 async def test_the_prefixless_paths_are_the_same_operations_on_the_same_state(client, runtime):
     file_id = new_id()
     # chunk 0 to the newer pages' path, chunk 1 to /api/v1, chunk 2 to the newer one again: one upload
-    r = await client.post(f"{ROOT}/chunks", headers=HEADERS, files={"file": ("blob", PIECES[0], "application/octet-stream")},
+    r = await client.post(f"{ROOT}/chunks", headers=HEADERS,
+                          files={"file": ("blob", PIECES[0], "application/octet-stream")},
                           data={"chunkIndex": "0", "totalChunks": "3", "fileId": file_id})
     assert r.status_code == 200 and r.json()["message"] == "Chunk received"
     assert (await send_chunk(client, file_id, 1, 3, PIECES[1])).status_code == 200
     status = await client.get(f"{ROOT}/chunks", params={"fileId": file_id}, headers=HEADERS)
     assert status.json() == {"success": True, "data": {"exists": True, "currentSize": 2 * CHUNK, "fileId": file_id}}
     assert await chunk_status(client, file_id) == status.json()["data"]
-    r = await client.post(f"{ROOT}/chunks", headers=HEADERS, files={"file": ("blob", PIECES[2], "application/octet-stream")},
+    r = await client.post(f"{ROOT}/chunks", headers=HEADERS,
+                          files={"file": ("blob", PIECES[2], "application/octet-stream")},
                           data={"chunkIndex": "2", "totalChunks": "3", "fileId": file_id})
     assert r.json() == {"success": True, "data": {"completed": True, "fileId": file_id}, "message": "Upload complete"}
     done = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None,
