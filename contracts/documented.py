@@ -6,9 +6,9 @@ every field it sends is documented, with the documented JSON type, and a documen
 the published schema makes it optional. A documented error example (Autoposting's 401 bodies) must come back byte
 for byte.
 
-Examples whose values name state no fresh account has (Segmentflow's ``s3Key: "<string>"``) get the refusal their
-spec documents for that state; a prepared replay then keeps every documented value except the state-bound ones,
-which come from a real upload, and must succeed with the documented shape.
+Examples whose values name state no fresh account has (Segmentflow's ``s3Key: "<string>"``, XenonFlare's placeholder
+account ids) get the refusal their spec documents for that state; a prepared replay then keeps every documented
+value except the state-bound ones, which come from a real upload, and must succeed with the documented shape.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ CURL_EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
 STATE_BOUND: dict[tuple[str, str], tuple[int, str]] = {
     ("segmentflow", "createAsset"): (422, "the example's s3Key \"<string>\" was never issued by createAssetUploadUrl "
                                           "to this key: the errors page's 422, semantic validation failed"),
+    ("xenonflare", "uploadImage"): (400, "the example's account ids (YOUR_INSTAGRAM_BUSINESS_ID, YOUR_PINTEREST_ID) "
+                                         "are placeholders, not accounts connected to this key (GET /api/v1/channels "
+                                         "lists those)"),
 }
 
 
@@ -140,6 +143,7 @@ def _success(operation: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 def spec_replays(provider: str) -> list[Replay]:
     published = PROVIDERS[provider].specs.published
+    effective = PROVIDERS[provider].specs.effective
     replays: list[Replay] = []
     for path, item in published.get("paths", {}).items():
         for method in HTTP_METHODS:
@@ -151,19 +155,23 @@ def spec_replays(provider: str) -> list[Replay]:
             status, success = _success(operation)
             media = next(iter(_resolve(published, success).get("content", {}).values()), {})
             success_example = _example_of(published, media) if media else None
+            # which fields are required, and which may be null, the effective spec says (it only adds to the
+            # published one: an overlay may require a documented field, or let it be null when unset)
+            _, effective_success = _success(effective["paths"][path][method])
+            schema = next(iter(_resolve(effective, effective_success).get("content", {}).values()), {}).get("schema")
             body = _request_example(published, operation)
             if body is not None:
                 kind, value = body
                 expected, why = STATE_BOUND.get((provider, op_id), (status, ""))
                 replay = Replay(provider, f"{op_id}: request example", op_id, method.upper(), filled, expected,
                                 example=success_example if expected == status else None,
-                                schema=media.get("schema"), why=why)
+                                schema=schema, why=why)
                 _put_body(replay, kind, value)
                 replays.append(replay)
                 if (provider, op_id) in PREPARED:
                     prepared = Replay(provider, f"{op_id}: request example, state-bound values from a real upload",
                                       op_id, method.upper(), filled, status, example=success_example,
-                                      schema=media.get("schema"), prepare=PREPARED[(provider, op_id)])
+                                      schema=schema, prepare=PREPARED[(provider, op_id)])
                     _put_body(prepared, kind, value)
                     replays.append(prepared)
             unauthorized = operation.get("responses", {}).get("401")
@@ -286,8 +294,22 @@ def _segmentflow_upload(http: httpx.Client, target: ProviderTarget) -> dict[str,
     return {"filename": "example.png", "s3Key": r.json()["key"], "contentType": "image/png", "size": len(png)}
 
 
+def _xenonflare_accounts(http: httpx.Client, target: ProviderTarget) -> dict[str, Any]:
+    """The example's per-platform configs with the key's own connected accounts in place of its placeholders."""
+    r = http.get(target.base_url + "/api/v1/channels", headers=target.auth_headers())
+    r.raise_for_status()
+    connected = r.json()["data"]
+    published = PROVIDERS["xenonflare"].specs.published
+    example = _request_example(published, published["paths"]["/api/v1/media/images"]["post"])
+    assert example is not None
+    return {name: text.replace("YOUR_INSTAGRAM_BUSINESS_ID", connected["instagram"][0]["id"])
+            .replace("YOUR_PINTEREST_ID", connected["pinterest"][0]["id"])
+            for name, text in example[1].items() if name in ("instagram", "pinterest")}
+
+
 PREPARED: dict[tuple[str, str], Callable[[httpx.Client, ProviderTarget], dict[str, Any]]] = {
     ("segmentflow", "createAsset"): _segmentflow_upload,
+    ("xenonflare", "uploadImage"): _xenonflare_accounts,
 }
 
 
@@ -309,6 +331,9 @@ def shape_problems(example: Any, actual: Any, schema: Any = None, spec: dict[str
     """How ``actual`` departs from the shape of ``example``: undocumented fields, other JSON types, and documented
     fields that are missing although the schema requires them."""
     schema = _resolve(spec or {}, schema) if schema is not None else {}
+    types = schema.get("type") if isinstance(schema, dict) else None
+    if actual is None and isinstance(types, list) and "null" in types:  # a documented field, null when unset
+        return []
     if _json_type(example) != _json_type(actual):
         return [f"{where}: documented as {_json_type(example)}, got {_json_type(actual)}"]
     problems: list[str] = []
@@ -359,13 +384,17 @@ def run(target: Target, provider_name: str, result: ProviderResult) -> None:
 
 def _play(http: httpx.Client, provider: ProviderTarget, replay: Replay, spec: dict[str, Any],
           result: ProviderResult) -> None:
-    body = replay.json_body
-    if replay.prepare is not None:
-        body = {**body, **replay.prepare(http, provider)}
+    body, form = replay.json_body, replay.form
+    if replay.prepare is not None:  # state-bound values: into the JSON body, or the multipart form
+        values = replay.prepare(http, provider)
+        if body is not None:
+            body = {**body, **values}
+        else:
+            form = {**form, **values}
     headers = provider.auth_headers() if replay.keyed else {}
     request = http.build_request(replay.method, provider.base_url + replay.path, headers=headers,
                                  json=body if body is not None else None,
-                                 data=replay.form or None, files=replay.files or None)
+                                 data=form or None, files=replay.files or None)
     response = http.send(request)
     operation = f"{replay.method} {replay.path}"
 

@@ -61,14 +61,19 @@ STATE_DEPENDENT: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "xenonflare": {
         "uploadImage": {"rules across fields: exactly one of file and fileId; a platform's config only for a "
                         "platform in platforms; nested configs are JSON objects (contentSchema is only an "
-                        "annotation in JSON Schema 2020-12); scheduledAt not in the past": ("400",),
+                        "annotation in JSON Schema 2020-12); scheduledAt not in the past; account ids and profileId "
+                        "name the key's own connected accounts and profiles (GET /api/v1/channels, /profiles)":
+                            ("400",),
                         "the file's bytes must be an image, judged by content": ("415",)},
-        "uploadVideo": {"rules across fields, as for uploadImage": ("400",),
+        "uploadVideo": {"rules across fields and connected accounts, as for uploadImage": ("400",),
                         "the file's bytes must be an MP4 or QuickTime video, judged by content": ("415",)},
         "uploadChunk": {"chunks arrive in order from 0 with the same totalChunks; a chunk sent again must carry "
                         "the same bytes": ("400",)},
     },
 }
+# XenonFlare's prefix-less paths (the newer pages') are the same operations under their own operationIds
+STATE_DEPENDENT["xenonflare"] |= {f"{op_id}Unprefixed": STATE_DEPENDENT["xenonflare"][op_id]
+                                  for op_id in ("uploadImage", "uploadVideo", "uploadChunk")}
 
 Progress = Callable[[str, int], None]  # (provider, cases so far)
 

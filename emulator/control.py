@@ -377,6 +377,22 @@ async def list_providers(call: Call) -> Reply:
     return Reply({"providers": out})
 
 
+async def set_xenonflare_connections(call: Call) -> Reply:
+    """XenonFlare's per-key connected accounts, profiles and plan (what GET /api/v1/channels and /profiles show)."""
+    from emulator.core.auth import fingerprint
+    from emulator.providers import xenonflare
+
+    body = call.body
+    provider = _provider(call, xenonflare.NAME)
+    secret = body["key"]
+    if not provider.keys.pattern.fullmatch(secret):
+        raise Invalid(f"key: must look like {provider.keys.describe}",
+                      errors=[FieldError("key", f"must match {provider.keys.pattern.pattern}")])
+    key_id = fingerprint(provider.name, secret)
+    view = xenonflare.set_connections(call.runtime, key_id, body, call.now)
+    return Reply({"key_id": key_id, **view})
+
+
 def _request_id(runtime: Runtime, now: float) -> str:
     return "ctl_" + runtime.ids.hex(12)
 
@@ -404,6 +420,7 @@ CONTROL = Provider(
         "addFault": _open(add_fault, "json"), "clearFaults": _open(clear_faults), "removeFault": _open(remove_fault),
         "getJournal": _open(get_journal), "clearJournal": _open(clear_journal), "getState": _open(get_state),
         "getStoredBytes": _open(get_stored_bytes), "listProviders": _open(list_providers),
+        "setXenonflareConnections": _open(set_xenonflare_connections, "json"),
     },
     ok=ok,
     error=error,

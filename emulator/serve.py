@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(prog="upload-emulator serve", description=DESCRIPTION,
                                   epilog="A flag wins over its environment variable, which wins over the default.")
     for f in fields(Settings):
+        if f.metadata.get("internal"):  # settable in code only (tests), never from the command line
+            continue
         help_text = f"{f.metadata['help']} (env: {ENV_PREFIX}{f.name.upper()})"
         if f.name in REPEATABLE:
             flag, metavar = REPEATABLE[f.name]

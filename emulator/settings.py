@@ -81,12 +81,22 @@ class Settings:
     reset_state: bool = field(default=False, metadata={
         "help": "With --data-dir: move what is stored there (state file and bytes) aside into DIR/aside-<time>/ "
                 "and start empty; nothing is deleted."})
+    fetch_urls: bool = field(default=False, metadata={
+        "help": "Really fetch the https URLs given to PostEverywhere's upload-from-url (public addresses only, "
+                "25 MB, timeouts, redirects checked again); by default nothing is fetched and a bundled sample "
+                "of the URL's type is stored."})
+    # Tests only, and on purpose neither a flag nor an environment variable (``internal``): lets --fetch-urls reach
+    # the tests' own TLS server on loopback, trusting the CA (a PEM file) that signed its certificate.
+    test_only_fetch_loopback_ca: Path | None = field(default=None, metadata={
+        "help": "TESTS ONLY: admit loopback addresses for --fetch-urls and trust this CA file.", "internal": True})
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         environ = dict(os.environ if environ is None else environ)
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if f.metadata.get("internal"):  # settable in code only, never from the environment
+                continue
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is None:
                 continue

@@ -238,3 +238,13 @@ def test_serve_prints_the_autoposting_base_url_and_dev_key(tmp_path):
     assert "https://app.autoposting.ai/api-proxy" in output
     assert "sk-social-dev0123456789abcdef" in output
     assert OTHER_KEY not in output
+
+
+async def test_health_needs_no_key_and_answers_success_true(client):
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}, AUTH):
+        r = await client.get(f"{AP}/health", headers=headers)
+        assert r.status_code == 200 and r.json() == {"success": True}
+        assert r.content == b'{"success":true}'
+        assert "X-RateLimit-Limit" not in r.headers  # not rate-limited, not tied to a key
+    r = await client.post(f"{AP}/health")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"

@@ -153,7 +153,7 @@ async def test_a_key_revoked_mid_flow_is_refused(client):
     r = await client.post(f"{CTL}/keys/revoke", json={"provider": "posteverywhere", "key": PE_KEY})
     key_id = r.json()["revoked"]
     done = await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)
-    assert done.status_code == 401 and "revoked" in done.json()["error"]["message"]
+    assert done.status_code == 401 and done.json()["error"]["details"]["reason"] == "revoked"
     assert (await client.delete(f"{CTL}/keys/{key_id}")).json() == {"revoked": key_id}
 
 
@@ -398,7 +398,7 @@ async def test_control_plane_serves_its_own_openapi(client):
 
 async def test_magic_key_always_revoked(client):
     r = await client.post(UPLOAD, headers=key_header("pe_live_00000000000000000000000000000401"), json=BODY)
-    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    assert r.status_code == 401 and r.json()["error"]["details"]["reason"] == "revoked"
 
 
 async def test_magic_key_always_rate_limited(client):

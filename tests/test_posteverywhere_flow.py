@@ -231,3 +231,71 @@ async def test_upload_from_url_refuses_video_with_415(client, url):
     r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH, json={"url": url})
     assert r.status_code == 415
     assert r.json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("sent, canonical", [
+    ("IMAGE/JPEG", "image/jpeg"), ("image/jpeg; charset=binary", "image/jpeg"), ("Image/Png ;q=1", "image/png"),
+    ("VIDEO/MP4; codecs=\"avc1.42E01E\"", "video/mp4"), ("application/PDF", "application/pdf"),
+])
+async def test_step1_content_type_is_case_insensitive_and_takes_parameters(client, sent, canonical):
+    payload = {"image/jpeg": sample("jpg"), "image/png": sample("png"), "video/mp4": MP4,
+               "application/pdf": PDF}[canonical]
+    r = await client.post(f"{PE}/media/upload", headers=AUTH,
+                          json={"filename": "f", "content_type": sent, "size": len(payload)})
+    assert r.status_code == 201, r.text
+    data = r.json()["data"]
+    if data["upload_method"]["method"] == "PUT":  # the answer names the canonical form, and the URL is signed for it
+        assert data["upload_method"] == {"method": "PUT", "content_type": canonical,
+                                         "headers": {"Content-Type": canonical}}
+        assert (await client.put(data["upload_url"], content=payload, headers={"Content-Type": canonical})
+                ).status_code == 200
+    else:
+        assert (await client.post(data["upload_url"], files={"file": ("f", payload, canonical)})).status_code == 200
+    done = await complete(client, data["media_id"])
+    assert done.status_code == 200 and done.json()["data"]["content_type"] == canonical
+    listed = (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).json()["data"]
+    assert listed["mime_type"] == canonical
+
+
+@pytest.mark.parametrize("sent", ["image/jpegx", "image/jpeg/", "text/jpeg; image/jpeg", "", ";image/jpeg"])
+async def test_step1_other_types_are_still_refused(client, sent):
+    r = await client.post(f"{PE}/media/upload", headers=AUTH, json={"filename": "f", "content_type": sent, "size": 1})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "validation_error"
+
+
+def heif(major: bytes, *compatible: bytes) -> bytes:
+    """The bundled HEIC's boxes after a ftyp box with these brands: a small file of each ISO/IEC 23008-12 kind."""
+    original = sample("heic")
+    rest = original[int.from_bytes(original[:4], "big"):]  # everything after the original ftyp box
+    box = b"ftyp" + major + b"\0\0\0\0" + b"".join(compatible)
+    return (len(box) + 4).to_bytes(4, "big") + box + rest
+
+
+@pytest.mark.parametrize("major, compatible, declared", [
+    (b"heic", (b"mif1", b"heic"), "image/heic"),
+    (b"heix", (b"mif1", b"heix"), "image/heic"),  # 10-bit HEIC
+    (b"heim", (b"mif1", b"heim"), "image/heic"),  # multi-layer
+    (b"heis", (b"mif1", b"heis"), "image/heic"),  # scalable
+    (b"hevc", (b"msf1", b"hevc"), "image/heic"),  # HEVC image sequence
+    (b"hevx", (b"msf1", b"hevx"), "image/heic"),
+    (b"mif1", (b"mif1", b"miaf"), "image/heif"),  # generic HEIF / MIAF
+    (b"msf1", (b"msf1",), "image/heif"),  # generic image sequence
+    (b"miaf", (b"mif1", b"miaf"), "image/heif"),
+    (b"mif1", (b"mif1", b"heic"), "image/heif"),  # the major brand is generic, a compatible one says HEVC
+])
+async def test_every_heif_brand_is_an_image(client, major, compatible, declared):
+    payload = heif(major, *compatible)
+    data = await upload(client, declared, payload, "photo.heic")
+    r = await complete(client, data["media_id"])
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["status"] == "ready" and r.json()["data"]["type"] == "image"
+
+
+@pytest.mark.parametrize("major, compatible", [(b"avif", (b"mif1", b"avif")), (b"mif1", (b"mif1", b"avif")),
+                                               (b"isom", (b"isom", b"mp42")), (b"abcd", (b"efgh",))])
+async def test_isobmff_files_that_are_not_heif_are_refused_as_images(client, major, compatible):
+    payload = heif(major, *compatible)
+    data = (await client.post(f"{PE}/media/upload", headers=AUTH, json={"filename": "x.heic",
+                              "content_type": "image/heic", "size": len(payload)})).json()["data"]
+    r = await client.post(data["upload_url"], files={"file": ("x.heic", payload, "image/heic")})
+    assert r.status_code == 415 and r.json()["success"] is False

@@ -33,8 +33,10 @@ async def test_missing_or_malformed_keys_get_401(client, headers):
     assert body["data"] is None
     assert body["error"]["code"] == "unauthorized"
     assert body["error"]["retryable"] is False
-    assert body["error"]["message"].startswith("Invalid or expired API key.")
-    assert "Bearer pe_live_<32 lowercase hex>" in body["error"]["message"]
+    assert body["error"]["message"] == "Invalid or expired API key"  # the documented text, exactly
+    details = body["error"]["details"]
+    assert details["reason"] in ("missing", "malformed")
+    assert details["hint"].count("Bearer pe_live_<32 lowercase hex>") == 1  # the hint, once
     assert "x-ratelimit-limit" not in r.headers
 
 
@@ -51,14 +53,17 @@ async def test_strict_keys_accept_only_configured_keys(client, settings):
     assert (await client.post(UPLOAD, headers=AUTH, json=BODY)).status_code == 201
     r = await client.post(UPLOAD, headers=OTHER, json=BODY)
     assert r.status_code == 401
-    assert "Unknown API key" in r.json()["error"]["message"]
+    assert r.json()["error"]["message"] == "Invalid or expired API key"
+    assert r.json()["error"]["details"]["reason"] == "unknown"
+    assert r.json()["error"]["details"]["hint"].startswith("Unknown API key.")
 
 
 async def test_revoked_keys_get_401(client, runtime):
     runtime.keys.revoke("posteverywhere", PE_KEY)
     r = await client.post(UPLOAD, headers=AUTH, json=BODY)
     assert r.status_code == 401
-    assert "revoked" in r.json()["error"]["message"]
+    assert r.json()["error"]["message"] == "Invalid or expired API key"
+    assert r.json()["error"]["details"]["reason"] == "revoked"
     assert (await client.post(UPLOAD, headers=OTHER, json=BODY)).status_code == 201
 
 

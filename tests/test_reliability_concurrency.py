@@ -154,7 +154,8 @@ async def test_50_concurrent_clients_on_one_key_get_exactly_the_limit(live_serve
     assert len(admitted) == LIMIT and len(refused) == CLIENTS - LIMIT, Counter(r.status_code for r in answers)
     # every admitted request saw a different count: remaining LIMIT-1 … 0, each exactly once
     assert sorted(int(r.headers["x-ratelimit-remaining"]) for r in admitted) == list(range(LIMIT))
-    reset = int(FROZEN) + window
+    # Segmentflow's limiter (@fastify/rate-limit) sends the seconds until the window frees up, the others a Unix time
+    reset = window if provider == "segmentflow" else int(FROZEN) + window
     for r in answers:
         assert r.headers["x-ratelimit-limit"] == str(LIMIT)
         assert int(r.headers["x-ratelimit-reset"]) == reset

@@ -120,8 +120,9 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
     assert asset["tags"] == []
     assert asset["websiteId"] == WEBSITE
     assert asset["website"] == {"id": WEBSITE, "name": "Website 3c90c3cc"}
-    # description and altText have no value until PATCH sets them (the published types are not nullable)
-    assert set(asset) == DOCUMENTED_FIELDS - {"description", "altText"}
+    # every documented key, always: description and altText are null until PATCH sets them
+    assert set(asset) == DOCUMENTED_FIELDS
+    assert asset["description"] is None and asset["altText"] is None
 
     served = await client.get(asset["url"])
     assert served.status_code == 200 and served.content == image
@@ -139,7 +140,7 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
     assert full["tags"] == ["spring", "sale"]
     assert full["updatedAt"] == "2026-09-21T14:13:25.000Z" and full["createdAt"] == CREATED
     assert {k: v for k, v in full.items() if k not in ("description", "altText", "tags", "updatedAt")} == \
-        {k: v for k, v in asset.items() if k not in ("tags", "updatedAt")}
+        {k: v for k, v in asset.items() if k not in ("description", "altText", "tags", "updatedAt")}
     got = await client.get(f"{SF}/assets/{asset['id']}", headers=AUTH)
     assert got.status_code == 200 and got.json() == {"success": True, "asset": full}
 
@@ -154,8 +155,8 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
 async def test_every_documented_content_type_round_trips(client, content_type, payload, filename, dimensions):
     asset = await stored_asset(client, payload, content_type, filename)
     assert asset["contentType"] == content_type and asset["size"] == len(payload)
-    if dimensions is None:
-        assert "width" not in asset and "height" not in asset
+    if dimensions is None:  # not an image: the dimensions are documented keys, null
+        assert asset["width"] is None and asset["height"] is None
     else:
         assert (asset["width"], asset["height"]) == dimensions
     served = await client.get(asset["url"])
@@ -190,7 +191,7 @@ async def test_website_id_comes_from_upload_url_unless_the_registration_names_on
     r = await register(client, data["key"], png(3, 2), websiteId=other_site)
     assert r.json()["asset"]["website"] == {"id": other_site, "name": "Website 00000000"}
     no_site = await stored_asset(client, png(3, 2))
-    assert "websiteId" not in no_site and "website" not in no_site
+    assert set(no_site) == DOCUMENTED_FIELDS and no_site["websiteId"] is None and no_site["website"] is None
 
 
 async def test_website_id_is_returned_in_lowercase(client):
@@ -417,7 +418,14 @@ async def test_patch_null_clears_and_absent_fields_stay(client, clock):
     r = await client.patch(url, headers=AUTH, json={"description": None, "imageType": None})
     assert r.status_code == 200
     out = r.json()["asset"]
-    assert "description" not in out and out["altText"] == "y" and out["tags"] == ["z"]
+    assert set(out) == DOCUMENTED_FIELDS  # a key PATCH set to null is still answered, as null
+    assert out["description"] is None and out["altText"] == "y" and out["tags"] == ["z"]
+    got = (await client.get(url, headers=AUTH)).json()["asset"]
+    assert got == out
+    listed = (await client.get(f"{SF}/assets", headers=AUTH)).json()["assets"]
+    assert listed == [out]
+    r = await client.patch(url, headers=AUTH, json={"altText": None})
+    assert r.json()["asset"]["altText"] is None and r.json()["asset"]["description"] is None
     r = await client.patch(url, headers=AUTH, json={"tags": [], "altText": ""})
     assert r.json()["asset"]["tags"] == [] and r.json()["asset"]["altText"] == ""
     clock.advance(60)
@@ -500,7 +508,7 @@ async def test_openapi_json_lists_the_emulator_then_the_documented_server(client
     assert served["servers"] == [{"url": "http://127.0.0.1:8080/segmentflow", "description": "upload-emulator"},
                                  {"url": "http://localhost:3001"}]
     assert {"/api/v1/assets", "/api/v1/assets/upload-url", "/api/v1/assets/{id}",
-            "/storage/assets/{objectId}"} == set(served["paths"])
+            "/api/v1/public/assets/{id}/finalize", "/storage/assets/{objectId}"} == set(served["paths"])
 
 
 @pytest.mark.live
@@ -524,3 +532,101 @@ def test_live_uvicorn_upload_put_register_fetch(live_server):
         assert c.get(out["url"]).content == image
         assert c.delete(f"{SF}/assets/{out['id']}", headers=AUTH).json() == {"success": True}
         assert c.get(out["url"]).status_code == 404
+
+
+# --- the public presigned flow: upload-url → PUT → finalize -------------------------------------------------------
+
+
+def finalize_url(data: dict) -> str:
+    """finalize's {id}: the uuid the upload's key starts with (assets/<id>-<filename>)."""
+    return f"{SF}/public/assets/{data['key'][len('assets/'):][:36]}/finalize"
+
+
+async def test_finalize_turns_an_upload_into_an_asset_with_its_own_response_shape(client, clock):
+    image = png(317, 89)
+    data = await uploaded(client, image, filename="Hero Banner.png", assetType="lead-magnet", websiteId=WEBSITE)
+    clock.advance(3)
+    r = await client.post(finalize_url(data), headers=AUTH,
+                          json={"description": "Spring sale hero", "altText": "A black rectangle", "imageType": "hero"})
+    assert r.status_code == 200, r.text
+    assert set(r.json()) == {"asset"}  # no success field, unlike /api/v1/assets
+    asset = r.json()["asset"]
+    row_id = data["key"][len("assets/"):][:36]
+    assert asset == {
+        "id": row_id, "organizationId": asset["organizationId"], "filename": "Hero Banner.png",
+        "contentType": "image/png", "size": len(image),
+        "url": f"http://127.0.0.1:8080/segmentflow/storage/{data['key']}", "width": 317, "height": 89,
+        "createdAt": "2026-09-21T14:13:23.000Z"}
+    assert uuid.UUID(asset["organizationId"]).version == 5
+    assert r.headers["x-ratelimit-remaining"] == "998" and r.headers["x-ratelimit-reset"] == "57"  # PUTs not counted
+    # the asset row is an asset like any other: full shape through GET, in the list, and its bytes served
+    full = (await client.get(f"{SF}/assets/{row_id}", headers=AUTH)).json()["asset"]
+    assert set(full) == DOCUMENTED_FIELDS
+    assert (full["description"], full["altText"], full["assetType"]) == ("Spring sale hero", "A black rectangle",
+                                                                        "lead-magnet")
+    assert full["websiteId"] == WEBSITE and full["s3Key"] == data["key"]
+    assert [a["id"] for a in (await client.get(f"{SF}/assets", headers=AUTH)).json()["assets"]] == [row_id]
+    assert (await client.get(asset["url"])).content == image
+
+
+async def test_finalize_without_a_body_and_for_a_document(client):
+    data = await uploaded(client, PDF, "application/pdf", "guide.pdf")
+    r = await client.post(finalize_url(data), headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["asset"]["width"] is None and r.json()["asset"]["height"] is None
+    got = (await client.get(f"{SF}/assets/{r.json()['asset']['id']}", headers=AUTH)).json()["asset"]
+    assert got["description"] is None and got["altText"] is None and got["assetType"] == "content-image"
+
+
+async def test_finalize_refusals(client, clock):
+    # an id no upload URL was issued under, or another organization's: 404
+    missing = f"{SF}/public/assets/00000000-0000-4000-8000-000000000000/finalize"
+    r = await client.post(missing, headers=AUTH, json={})
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    data = await upload_url(client, size=len(png(2, 2)))
+    assert (await client.post(finalize_url(data), headers=OTHER, json={})).status_code == 404
+    # nothing PUT yet: 422 naming the id
+    r = await client.post(finalize_url(data), headers=AUTH, json={})
+    assert r.status_code == 422 and r.json()["error"] == "validation_failed"
+    assert r.json()["details"]["field"] == "id" and "PUT the bytes to uploadUrl first" in r.json()["message"]
+    # bytes that are not the declared type: 422
+    bad = await upload_url(client, size=len(PDF))
+    assert (await put(client, bad["uploadUrl"], PDF, "image/png")).status_code == 200
+    r = await client.post(finalize_url(bad), headers=AUTH, json={})
+    assert r.status_code == 422 and "is not image/png" in r.json()["message"]
+    # the body is validated (published limits): 400
+    assert (await put(client, data["uploadUrl"], png(2, 2), "image/png")).status_code == 200
+    for body in ({"description": "x" * 501}, {"altText": "x" * 201}, {"imageType": "banner"}):
+        r = await client.post(finalize_url(data), headers=AUTH, json=body)
+        assert r.status_code == 400 and r.json()["error"] == "validation_failed", body
+    # once finalized: 409, and POST /api/v1/assets with its key too
+    assert (await client.post(finalize_url(data), headers=AUTH, json={})).status_code == 200
+    again = await client.post(finalize_url(data), headers=AUTH, json={})
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+    assert (await register(client, data["key"], png(2, 2))).status_code == 409
+    # registered by POST /api/v1/assets first: 409 naming that asset
+    other = await uploaded(client, png(3, 3))
+    registered = (await register(client, other["key"], png(3, 3))).json()["asset"]
+    r = await client.post(finalize_url(other), headers=AUTH, json={})
+    assert r.status_code == 409 and r.json()["details"]["assetId"] == registered["id"]
+    # deleted: 404 that says so; the read-only key: 403
+    row = finalize_url(data).split("/")[-2]
+    assert (await client.delete(f"{SF}/assets/{row}", headers=AUTH)).status_code == 200
+    r = await client.post(finalize_url(data), headers=AUTH, json={})
+    assert r.status_code == 404 and r.json()["message"].endswith("it was deleted.")
+    r = await client.post(finalize_url(other), headers=READONLY, json={})
+    assert r.status_code == 403 and r.json()["error"] == "insufficient_scope"
+
+
+async def test_finalize_after_the_upload_url_expired_without_bytes_is_422(client, clock):
+    data = await upload_url(client)
+    clock.advance(901)
+    r = await client.post(finalize_url(data), headers=AUTH, json={})
+    assert r.status_code == 422 and "expired" in r.json()["message"]
+
+
+async def test_the_state_view_shows_the_finalize_index_as_records(client):
+    data = await uploaded(client, png(2, 2))
+    assert (await client.post(finalize_url(data), headers=AUTH, json={})).status_code == 200
+    tables = (await client.get("/_emulator/state/segmentflow")).json()["tables"]  # strict: every row an object
+    assert tables["upload-ids"] == [{"object_id": data["key"][len("assets/"):]}]

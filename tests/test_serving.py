@@ -104,7 +104,17 @@ def test_serve_help_lists_every_setting_and_its_variable():
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     for f in fields(Settings):
+        if f.metadata.get("internal"):  # set in code by tests only: no flag, no variable
+            assert f"UPLOAD_EMULATOR_{f.name.upper()}" not in text and f.name.replace("_", "-") not in text
+            continue
         assert f"UPLOAD_EMULATOR_{f.name.upper()}" in text, f.name
+
+
+def test_the_test_only_fetch_setting_cannot_come_from_the_environment(tmp_path):
+    ca = tmp_path / "ca.pem"
+    settings = Settings.from_env({"UPLOAD_EMULATOR_TEST_ONLY_FETCH_LOOPBACK_CA": str(ca),
+                                  "UPLOAD_EMULATOR_FETCH_URLS": "true"})
+    assert settings.fetch_urls is True and settings.test_only_fetch_loopback_ca is None
 
 
 def test_specs_check_passes_for_every_provider():

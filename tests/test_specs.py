@@ -41,6 +41,19 @@ def test_an_overlay_may_add_fields_statuses_and_enum_values():
     assert list(specs.unnoted_additions(PUBLISHED, overlay)) == []
 
 
+def test_an_overlay_may_widen_a_type_to_allow_null_but_not_replace_it():
+    published = {"components": {"schemas": {"A": {"type": "object", "properties": {"x": {"type": "string"}}}}}}
+    widened = specs.merge(published, {"components": {"schemas": {"A": {"properties": {"x": {"type": ["string",
+                                                                                                   "null"]}}}}}})
+    assert widened["components"]["schemas"]["A"]["properties"]["x"]["type"] == ["string", "null"]
+    assert list(specs.dropped(published, widened)) == []
+    for other in ("integer", ["integer", "null"], ["null"]):
+        with pytest.raises(specs.SpecError, match="may only add"):
+            specs.merge(published, {"components": {"schemas": {"A": {"properties": {"x": {"type": other}}}}}})
+    narrowed = {"components": {"schemas": {"A": {"type": "object", "properties": {"x": {"type": ["integer"]}}}}}}
+    assert list(specs.dropped(published, narrowed))
+
+
 @pytest.mark.parametrize("mutate, where", [
     (lambda s: s["paths"]["/a"]["post"]["responses"].pop("200"), "responses/200: missing"),
     (lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"].clear(),
@@ -80,3 +93,18 @@ async def test_strict_mode_fails_loudly_when_a_response_leaves_the_spec(client, 
     with pytest.raises(ContractViolation, match="uploadMedia answered 201 outside its spec: meta: is required"):
         await client.post(f"{PE}/media/upload", headers=AUTH,
                           json={"filename": "a.png", "content_type": "image/png", "size": 1})
+
+
+def test_a_path_alias_copies_operations_under_new_ids_and_refuses_what_it_cannot_copy():
+    spec = {"paths": {"/v1/a": {"post": {"operationId": "a", "responses": {}}, "get": {"operationId": "g"}}},
+            specs.PATH_ALIASES: {"/a": {"path": "/v1/a", "operationIds": {"post": "aAgain"},
+                                        specs.INFERRED_NOTE: "a newer page"}}}
+    aliased = specs.with_path_aliases(spec)
+    assert aliased["paths"]["/a"] == {"post": {"operationId": "aAgain", "responses": {},
+                                               specs.INFERRED_NOTE: "a newer page"}}
+    assert aliased["paths"]["/v1/a"]["post"]["operationId"] == "a" and specs.PATH_ALIASES not in aliased
+    for rule in ({"path": "/nope", "operationIds": {"post": "x"}, specs.INFERRED_NOTE: "n"},
+                 {"path": "/v1/a", "operationIds": {"post": "x"}},
+                 {"path": "/v1/a", "operationIds": {"put": "x"}, specs.INFERRED_NOTE: "n"}):
+        with pytest.raises(specs.SpecError):
+            specs.with_path_aliases({**spec, specs.PATH_ALIASES: {"/a": rule}})

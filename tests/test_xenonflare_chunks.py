@@ -307,3 +307,59 @@ async def test_chunks_cleared_from_storage_are_never_assembled_short(client, run
     runtime.blobs.clear("xenonflare/uploadChunk")
     r = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None)
     assert_error(r, 404, "not_found", "fileId")
+
+
+# --- the newer pages' paths, without /api/v1 ------------------------------------------------------------------------
+
+ROOT = "/xenonflare/media"  # https://api.xenonflare.com/media/... as the newer pages write it
+
+
+async def test_the_prefixless_paths_are_the_same_operations_on_the_same_state(client, runtime):
+    file_id = new_id()
+    # chunk 0 to the newer pages' path, chunk 1 to /api/v1, chunk 2 to the newer one again: one upload
+    r = await client.post(f"{ROOT}/chunks", headers=HEADERS,
+                          files={"file": ("blob", PIECES[0], "application/octet-stream")},
+                          data={"chunkIndex": "0", "totalChunks": "3", "fileId": file_id})
+    assert r.status_code == 200 and r.json()["message"] == "Chunk received"
+    assert (await send_chunk(client, file_id, 1, 3, PIECES[1])).status_code == 200
+    status = await client.get(f"{ROOT}/chunks", params={"fileId": file_id}, headers=HEADERS)
+    assert status.json() == {"success": True, "data": {"exists": True, "currentSize": 2 * CHUNK, "fileId": file_id}}
+    assert await chunk_status(client, file_id) == status.json()["data"]
+    r = await client.post(f"{ROOT}/chunks", headers=HEADERS,
+                          files={"file": ("blob", PIECES[2], "application/octet-stream")},
+                          data={"chunkIndex": "2", "totalChunks": "3", "fileId": file_id})
+    assert r.json() == {"success": True, "data": {"completed": True, "fileId": file_id}, "message": "Upload complete"}
+    done = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None,
+                            path=f"{ROOT}/images")
+    assert done.status_code == 200 and done.json()["message"] == "Upload successful"
+    media_id = done.json()["data"][0]["id"]
+    assert (await client.get(f"{XF}/images/{media_id}", headers=HEADERS)).json()["data"]["id"] == media_id
+    # finalized through one family, it is finalized for the other too
+    again = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None)
+    assert_error(again, 400, "validation_failed", "fileId")
+    video = await post_image(client, {"platforms": '["youtube"]'}, data=VIDEO, path=f"{ROOT}/videos",
+                             name="v.mp4", content_type="video/mp4")
+    assert video.status_code == 200 and video.json()["data"][0]["platforms"] == ["youtube"]
+
+
+async def test_the_prefixless_paths_share_the_key_limits_and_refusals(client):
+    assert_error(await client.get(f"{ROOT}/chunks", params={"fileId": "a"}), 401, "api_key_invalid")
+    r = await post_image(client, {"platforms": '["instagram"]', "instagramCaptoin": "x"}, path=f"{ROOT}/images")
+    assert_error(r, 400, "validation_failed", "instagramCaptoin")
+    first = await post_image(client, {"platforms": '["instagram"]'}, path=f"{ROOT}/images")
+    second = await post_image(client, {"platforms": '["instagram"]'})
+    assert int(first.headers["x-ratelimit-remaining"]) - 1 == int(second.headers["x-ratelimit-remaining"])
+    assert (await client.get(f"{ROOT}/images/65cbde4f2a1b3c4d5e6f7a8b", headers=HEADERS)).status_code == 404
+
+
+async def test_the_served_spec_lists_both_families_and_says_the_prefixless_one_is_inferred(client):
+    spec = (await client.get("/xenonflare/openapi.json")).json()
+    for path, method, op_id in (("/media/images", "post", "uploadImageUnprefixed"),
+                                ("/media/videos", "post", "uploadVideoUnprefixed"),
+                                ("/media/chunks", "get", "getChunkStatusUnprefixed"),
+                                ("/media/chunks", "post", "uploadChunkUnprefixed")):
+        operation = spec["paths"][path][method]
+        assert operation["operationId"] == op_id
+        assert "docs.xenonflare.com/docs/api-v1/media" in operation["x-emulator-inferred"]
+        assert spec["paths"]["/api/v1" + path][method]["operationId"] == op_id.removesuffix("Unprefixed")
+    assert "x-emulator-path-aliases" not in spec

@@ -14,8 +14,10 @@ from tests.test_xenonflare_support import (
     JPG,
     KEY,
     OBJECT_ID,
+    OTHER,
     XF,
     assert_error,
+    connect_test_accounts,
     different,
     multipart,
     post_image,
@@ -23,6 +25,12 @@ from tests.test_xenonflare_support import (
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+async def test_accounts(client):
+    """The account ids these tests send are connected accounts of KEY (see TEST_ACCOUNTS)."""
+    await connect_test_accounts(client)
 
 DOCS_FIELDS = {
     "platforms": '["instagram", "pinterest"]',
@@ -32,9 +40,24 @@ DOCS_FIELDS = {
 }
 
 
+async def test_the_docs_example_names_placeholder_accounts_and_is_refused_for_them(client):
+    r = await post_image(client, dict(DOCS_FIELDS), headers=OTHER)  # a key with the seeded accounts only
+    body = assert_error(r, 400, "validation_failed", "instagram.accounts.0")
+    assert "is not a connected Instagram account of this API key" in body["message"]
+    assert "GET /api/v1/channels" in body["message"]
+
+
+async def docs_fields_with_connected_accounts(client, headers) -> dict:
+    """The docs' example, its placeholder account ids replaced by the key's own, as GET /api/v1/channels lists them."""
+    channels = (await client.get("/xenonflare/api/v1/channels", headers=headers)).json()["data"]
+    return {**DOCS_FIELDS,
+            "instagram": DOCS_FIELDS["instagram"].replace("YOUR_INSTAGRAM_BUSINESS_ID", channels["instagram"][0]["id"]),
+            "pinterest": DOCS_FIELDS["pinterest"].replace("YOUR_PINTEREST_ID", channels["pinterest"][0]["accountId"])}
+
+
 async def test_the_docs_example_gets_the_documented_response_exactly(client):
-    r = await post_image(client, dict(DOCS_FIELDS))
-    assert r.status_code == 200
+    r = await post_image(client, await docs_fields_with_connected_accounts(client, OTHER), headers=OTHER)
+    assert r.status_code == 200, r.text
     body = r.json()
     assert list(body) == ["success", "message", "data"]  # the page's order, too
     assert body["success"] is True and body["message"] == "Upload successful"

@@ -32,12 +32,23 @@ def docs_curl_example() -> str:
     return "\n".join(lines)
 
 
-def run_docs_curl(base: str, image: Path) -> dict:
+def connected_accounts(api_base: str) -> dict[str, str]:
+    """The key's own Instagram and Pinterest account ids, as GET /api/v1/channels lists them."""
+    with httpx.Client(timeout=10) as c:
+        data = c.get(f"{api_base}/api/v1/channels", headers=HEADERS).json()["data"]
+    return {"YOUR_INSTAGRAM_BUSINESS_ID": data["instagram"][0]["id"],
+            "YOUR_PINTEREST_ID": data["pinterest"][0]["accountId"]}
+
+
+def run_docs_curl(base: str, image: Path, accounts: dict[str, str] | None = None) -> dict:
     assert shutil.which("curl"), "curl is needed to run the docs' example"
     command = docs_curl_example()
     assert command.count(REAL_HOST) == 1 and "YOUR_API_KEY" in command and "/path/to/image.jpg" in command
     # the host changes; the placeholders the docs ask the reader to fill in are filled in; nothing else
     command = command.replace(REAL_HOST, base).replace("YOUR_API_KEY", KEY).replace("/path/to/image.jpg", str(image))
+    for placeholder, account_id in (accounts or {}).items():
+        assert placeholder in command
+        command = command.replace(placeholder, account_id)
     done = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr.decode()
     return json.loads(done.stdout)
@@ -62,10 +73,16 @@ def image_jpg(tmp_path: Path) -> Path:
     return path
 
 
-def test_the_docs_curl_example_works_with_only_the_host_changed(live_server, image_jpg):
+def test_the_docs_curl_example_works_with_the_host_and_its_placeholders_filled_in(live_server, image_jpg):
     live_server.app.state.runtime.clock.freeze(FROZEN_AT)
-    media_id = assert_documented_shape(run_docs_curl(f"{live_server.url}/xenonflare", image_jpg))
+    base = f"{live_server.url}/xenonflare"
+    refused = run_docs_curl(base, image_jpg)  # the account placeholders left as printed: not this key's accounts
+    assert refused["success"] is False and refused["error"]["field"] == "instagram.accounts.0"
+    media_id = assert_documented_shape(run_docs_curl(base, image_jpg, connected_accounts(base)))
     with httpx.Client(base_url=live_server.url, timeout=10) as c:
+        data = c.get(f"{XF}/images/{media_id}", headers=HEADERS).json()["data"]
+        assert data["status"] == "scheduled"  # at the instant it was answered, as the answer said
+        live_server.app.state.runtime.clock.advance(1)
         data = c.get(f"{XF}/images/{media_id}", headers=HEADERS).json()["data"]
     assert data["instagram"]["status"] == data["pinterest"]["status"] == "published"  # autoPublish: true
 
@@ -74,7 +91,7 @@ def test_the_docs_curl_example_works_with_only_the_host_changed(live_server, ima
 def test_the_docs_curl_example_in_per_provider_mode_is_the_real_url_on_another_host(live_server, image_jpg,
                                                                                      settings):
     live_server.app.state.runtime.clock.freeze(FROZEN_AT)
-    assert_documented_shape(run_docs_curl(live_server.url, image_jpg))
+    assert_documented_shape(run_docs_curl(live_server.url, image_jpg, connected_accounts(live_server.url)))
 
 
 def _cut_off_chunk(url: str, file_id: str, index: int, total: int, data: bytes) -> None:

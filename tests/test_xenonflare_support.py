@@ -58,6 +58,25 @@ YOUTUBE_FLAT_KEYS: dict[str, tuple[str, str, str, Any, str | None]] = {
 }
 
 
+# The account ids these tests send, connected to KEY through the control plane (an upload accepts only ids of the
+# key's connected accounts, as GET /api/v1/channels lists them), and a profile `p_1` holding the first of each.
+TEST_ACCOUNTS: dict[str, list[str]] = {
+    "youtube": ["UC_channel", "UC_1"], "instagram": ["ig_1", "ig_2"], "tiktok": ["tt_1", "dance.co"],
+    "linkedin": ["urn:li:organization:1", "li_1"], "pinterest": ["pin_1"],
+}
+CONNECTIONS = "/_emulator/xenonflare/connections"
+
+
+async def connect_test_accounts(client: httpx.AsyncClient, key: str = KEY) -> dict[str, Any]:
+    r = await client.put(CONNECTIONS, json={
+        "key": key, "channels": {p: [{"platformId": i} for i in ids] for p, ids in TEST_ACCOUNTS.items()},
+        "profiles": [{"id": "p_1", "name": "Test", "isDefault": True,
+                      **{f"{p}{'ChannelId' if p == 'youtube' else 'AccountId'}": ids[0]
+                         for p, ids in TEST_ACCOUNTS.items()}}]})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def different(nested_key: str, value: Any) -> Any:
     """Another valid value for ``nested_key``: makes a flat key and its nested key disagree."""
     if isinstance(value, bool):

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from emulator import Settings
+from tests.conftest import FROZEN_AT
 from tests.helpers import PDF
 from tests.test_xenonflare_support import (
     FLAT_KEYS,
@@ -22,12 +23,19 @@ from tests.test_xenonflare_support import (
     XF,
     YOUTUBE_FLAT_KEYS,
     assert_error,
+    connect_test_accounts,
     different,
     post_image,
     post_video,
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+async def test_accounts(client):
+    """The account ids these tests send are connected accounts of KEY (see TEST_ACCOUNTS)."""
+    await connect_test_accounts(client)
 
 ALL_VIDEO_PLATFORMS = ["youtube", "instagram", "tiktok", "linkedin", "pinterest"]
 AUTO = {p: json.dumps({"autoPublish": True}) for p in ALL_VIDEO_PLATFORMS}
@@ -140,7 +148,8 @@ async def test_an_immediate_auto_published_image_is_published_with_ids_and_urls(
     assert list(data) == ["id", "title", "status", "platforms", "scheduledAt", "instagram", "tiktok", "linkedin",
                           "pinterest", "createdAt", "updatedAt"]
     assert data["id"] == media_id and data["title"] == "Launch" and data["status"] == "completed"
-    assert data["scheduledAt"] is None and data["createdAt"] == FROZEN_ISO and data["updatedAt"] == FROZEN_ISO
+    # scheduled for the upload time (an immediate upload), published once that passed
+    assert data["scheduledAt"] == FROZEN_ISO and data["createdAt"] == FROZEN_ISO and data["updatedAt"] == FROZEN_ISO
     for platform in ("instagram", "tiktok", "linkedin", "pinterest"):
         id_field, id_shape, url_shape = REMOTE[platform]
         assert set(data[platform]) == {"status", id_field, "url"}
@@ -150,8 +159,9 @@ async def test_an_immediate_auto_published_image_is_published_with_ids_and_urls(
     assert data == await status_of(client, "image", media_id)  # stable: ids are fixed at upload time
 
 
-async def test_the_tiktok_url_uses_the_first_account(client):
+async def test_the_tiktok_url_uses_the_first_account(client, clock):
     r = await post_video(client, {"platforms": '["tiktok"]', "tiktok": '{"autoPublish": true, "accounts": ["dance.co"]}'})
+    clock.advance(1)
     data = await status_of(client, "video", r.json()["data"][0]["id"])
     assert data["tiktok"]["url"].startswith("https://www.tiktok.com/@dance.co/video/")
 
@@ -166,7 +176,10 @@ async def test_a_scheduled_image_publishes_at_scheduled_at(client, clock):
     assert before["pinterest"] == {"status": "pending", "pinId": None, "url": None}
     clock.advance(2800 - 1)  # 14:13:20 + 2800 s = 15:00:00: one second before
     assert (await status_of(client, "image", media_id))["status"] == "scheduled"
-    clock.advance(1)
+    clock.advance(1)  # 15:00:00: still scheduled at its publish time, published once it has passed
+    at = await status_of(client, "image", media_id)
+    assert at["status"] == "scheduled" and at["updatedAt"] == FROZEN_ISO
+    clock.advance(0.001)
     after = await status_of(client, "image", media_id)
     assert after["status"] == "completed" and after["updatedAt"] == "2026-09-21T15:00:00.000Z"
     assert after["instagram"]["status"] == after["pinterest"]["status"] == "published"
@@ -197,20 +210,23 @@ async def test_a_video_processes_for_the_configured_delay_then_publishes(client,
     r = await post_video(client, {"platforms": '["youtube", "instagram"]', "youtubeAutoPublish": "true",
                                   "instagram": '{"autoPublish": true}'})
     media_id = r.json()["data"][0]["id"]
+    assert (await status_of(client, "video", media_id))["status"] == "scheduled"  # the instant it was answered
+    clock.advance(0.1)
     during = await status_of(client, "video", media_id)
     assert during["status"] == "processing"
     assert during["youtube"] == {"status": "processing", "videoId": None, "url": None}
-    clock.advance(29.9)
+    clock.advance(29.8)
     assert (await status_of(client, "video", media_id))["status"] == "processing"
-    clock.advance(0.1)
+    clock.freeze(FROZEN_AT + 30)  # exactly the end of processing (no float sum)
     after = await status_of(client, "video", media_id)
     assert after["status"] == "completed" and after["youtube"]["status"] == "published"
     assert after["updatedAt"] == "2026-09-21T14:13:50.000Z"
 
 
 @pytest.mark.parametrize("settings", [Settings(strict=True, seed=1234, video_processing_seconds=30)])
-async def test_images_do_not_wait_for_video_processing(client, settings):
+async def test_images_do_not_wait_for_video_processing(client, clock, settings):
     r = await post_image(client, {"platforms": '["instagram"]', "instagramAutoPublish": "true"})
+    clock.advance(0.001)
     assert (await status_of(client, "image", r.json()["data"][0]["id"]))["status"] == "completed"
 
 
@@ -218,11 +234,13 @@ async def test_an_account_id_starting_with_fail_makes_that_platform_fail(client,
     both = await post_image(client, {"platforms": '["instagram", "pinterest"]',
                                      "instagram": '{"autoPublish": true, "accounts": ["fail_expired_token"]}',
                                      "pinterest": '{"autoPublish": true, "accounts": ["pin_1"]}'})
+    clock.advance(1)
     data = await status_of(client, "image", both.json()["data"][0]["id"])
     assert data["instagram"] == {"status": "failed", "mediaId": None, "url": None}
     assert data["pinterest"]["status"] == "published" and data["status"] == "completed"
     only = await post_video(client, {"platforms": '["youtube"]', "youtubeAutoPublish": "true",
                                      "selectedYoutubeChannels": '["FAIL"]'})
+    clock.advance(1)
     failed = await status_of(client, "video", only.json()["data"][0]["id"])
     assert failed["status"] == "failed" and failed["youtube"]["status"] == "failed"
 
@@ -244,3 +262,19 @@ async def test_another_keys_media_is_404(client):
     media_id = (await post_image(client, {"platforms": '["instagram"]'})).json()["data"][0]["id"]
     assert_error(await client.get(f"{XF}/images/{media_id}", headers=OTHER), 404, "not_found")
     assert (await client.get(f"{XF}/images/{media_id}", headers=HEADERS)).status_code == 200
+
+
+async def test_an_immediate_upload_reads_as_it_was_answered_then_moves_on_the_clock(client, clock):
+    r = await post_image(client, {"platforms": '["instagram"]', "instagramAutoPublish": "true"})
+    answered = r.json()["data"][0]
+    assert answered["status"] == "scheduled"  # the published example
+    read = await status_of(client, "image", answered["id"])
+    assert (read["status"], read["scheduledAt"], read["instagram"]["status"]) == ("scheduled", FROZEN_ISO, "pending")
+    clock.advance(0.001)
+    later = await status_of(client, "image", answered["id"])
+    assert (later["status"], later["scheduledAt"], later["instagram"]["status"]) == ("completed", FROZEN_ISO,
+                                                                                     "published")
+    assert later["updatedAt"] == FROZEN_ISO  # the publish time, which was the upload time
+    draft = await post_image(client, {"platforms": '["instagram"]', "isDraft": "true"})
+    assert draft.json()["data"][0]["status"] == "draft"
+    assert (await status_of(client, "image", draft.json()["data"][0]["id"]))["scheduledAt"] is None

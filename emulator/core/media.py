@@ -26,12 +26,44 @@ class Sniffed:
         return self.mime in IMAGE_TYPES
 
 
+# HEIF brands of ISO/IEC 23008-12, read from the ftyp box by hand: filetype knows only the `heic` brand (or
+# mif1/msf1 listing heic), so a 10-bit HEIC (`heix`), a layered or scalable one (`heim`, `heis`), an HEVC image
+# sequence (`hevc`, `hevx`, ...) or a generic HEIF (`mif1`, `msf1`, and MIAF's `miaf`) would read as unknown.
+# HEVC-coded brands are image/heic (sequences too: image/heic-sequence, one container family); the structural
+# brands alone are image/heif. AVIF (`avif`, `avis`) is also HEIF-structured but has its own type: left to filetype.
+_HEVC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_STRUCTURAL_BRANDS = frozenset({b"mif1", b"mif2", b"msf1", b"miaf"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+
+
+def _heif_brand(head: bytes) -> tuple[str | None, bool]:
+    """(image/heic or image/heif or None, whether the major brand alone decided it) from a leading ftyp box."""
+    if len(head) < 16 or head[4:8] != b"ftyp":
+        return None, False
+    size = int.from_bytes(head[0:4], "big")
+    if size < 16 or size > len(head):
+        return None, False
+    major = head[8:12]
+    compatible = {head[i:i + 4] for i in range(16, size - 3, 4)}
+    if major in _HEVC_BRANDS:
+        return "image/heic", True
+    if major in _AVIF_BRANDS:
+        return None, True
+    brands = compatible | {major}
+    if not brands & _STRUCTURAL_BRANDS or (brands & _AVIF_BRANDS and not brands & _HEVC_BRANDS):
+        return None, False
+    return ("image/heic" if brands & _HEVC_BRANDS else "image/heif"), major in _STRUCTURAL_BRANDS
+
+
 def sniff_bytes(head: bytes) -> str | None:
     import filetype
 
+    heif, by_major = _heif_brand(head)
+    if heif is not None and by_major:
+        return heif
     kind = filetype.guess(head)
     if kind is None:
-        return None
+        return heif  # compatible brands only: HEIF unless the bytes are something filetype recognises
     return _ALIASES.get(kind.mime, kind.mime)
 
 

@@ -30,6 +30,7 @@ class Quota:
     remaining: int
     reset: int  # unix seconds when a slot frees up in that window
     retry_after: int = 0
+    frees_at: float = 0.0  # the same moment, unrounded (for limiters that report seconds until it instead)
 
 
 class RateLimiter:
@@ -70,16 +71,17 @@ class RateLimiter:
                     headers=_headers(Quota(limit.limit, 0, math.ceil(now + wait), retry_after)),
                 )
             # the most constraining limit after this request: fewest remaining, then the earliest reset
-            tightest: tuple[int, int, int] | None = None
+            tightest: tuple[int, int, int, float] | None = None
             for limit, log in logs:
                 log.append(now)
-                figures = (limit.limit - len(log), math.ceil(log[0] + limit.window), limit.limit)
+                frees_at = log[0] + limit.window
+                figures = (limit.limit - len(log), math.ceil(frees_at), limit.limit, frees_at)
                 if tightest is None or figures[:2] < tightest[:2]:
                     tightest = figures
         if tightest is None:
             return Quota(0, 0, 0)
-        remaining, reset, most = tightest
-        return Quota(most, remaining, reset)
+        remaining, reset, most, frees_at = tightest
+        return Quota(most, remaining, reset, frees_at=frees_at)
 
 
 def _headers(quota: Quota) -> dict[str, str]:

@@ -26,9 +26,13 @@ from urllib.parse import urlsplit
 
 import orjson
 
-CACHE_FORMAT = "1"  # change when what load() builds from the same bytes changes
+CACHE_FORMAT = "2"  # change when what load() builds from the same bytes changes
 
 INFERRED_NOTE = "x-emulator-inferred"
+# An overlay's table of second paths for documented operations: {alias path: {path, operationIds: {method: id},
+# x-emulator-inferred}}. Each alias is a copy of that path's operations under their own operationIds (OpenAPI wants
+# them unique), served by the same handlers; the table itself is not part of the effective spec.
+PATH_ALIASES = "x-emulator-path-aliases"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -39,7 +43,8 @@ class SpecError(Exception):
 def merge(base: Any, overlay: Any, where: str = "#") -> Any:
     """Deep-merge ``overlay`` onto ``base``: mappings key by key, lists keep ``base`` and append new items.
 
-    A scalar in ``overlay`` that differs from ``base`` is an error: an overlay only adds.
+    A scalar in ``overlay`` that differs from ``base`` is an error: an overlay only adds. The one scalar it may
+    replace is a schema ``type``, by a list that keeps it (``string`` → ``[string, "null"]``): that adds types.
     """
     if isinstance(base, dict) and isinstance(overlay, dict):
         merged = dict(base)
@@ -48,9 +53,18 @@ def merge(base: Any, overlay: Any, where: str = "#") -> Any:
         return merged
     if isinstance(base, list) and isinstance(overlay, list):
         return list(base) + [copy.deepcopy(item) for item in overlay if item not in base]
+    if _widens_type(where, base, overlay):
+        return [base] + [t for t in overlay if t != base]
     if base != overlay or type(base) is not type(overlay):
         raise SpecError(f"{where}: the overlay changes {base!r} to {overlay!r}; an overlay may only add")
     return base
+
+
+def _widens_type(where: str, published: Any, other: Any) -> bool:
+    """A schema's ``type: string`` that became ``type: [string, "null"]``: the published type kept, types added (the
+    one way to say "or null" in OpenAPI 3.1, which has no ``nullable``)."""
+    return (where.endswith("/type") and isinstance(published, str) and isinstance(other, list)
+            and all(isinstance(t, str) for t in other) and published in other)
 
 
 def dropped(published: Any, effective: Any, where: str = "#") -> Iterator[str]:
@@ -71,6 +85,8 @@ def dropped(published: Any, effective: Any, where: str = "#") -> Iterator[str]:
         for index, item in enumerate(published):
             if index >= len(effective) or effective[index] != item:
                 yield f"{where}/{index}: published item {item!r} missing or moved"
+    elif _widens_type(where, published, effective):
+        return
     elif published != effective or type(published) is not type(effective):
         yield f"{where}: {published!r} became {effective!r}"
 
@@ -152,6 +168,32 @@ class ProviderSpecs:
         return problems
 
 
+def with_path_aliases(spec: dict[str, Any], provider: str = "") -> dict[str, Any]:
+    """``spec`` with the operations its ``x-emulator-path-aliases`` table names copied to their second paths."""
+    aliases = spec.get(PATH_ALIASES)
+    if not aliases:
+        return spec
+    spec = {key: value for key, value in spec.items() if key != PATH_ALIASES}
+    paths = dict(spec["paths"])
+    for alias, rule in aliases.items():
+        source = paths.get(rule.get("path", ""))
+        if alias in paths or source is None or not rule.get("operationIds") or INFERRED_NOTE not in rule:
+            raise SpecError(f"{provider}: path alias {alias}: needs a path the spec has, operationIds and a "
+                            f"{INFERRED_NOTE} note, and must not be a path of its own")
+        item = {key: copy.deepcopy(value) for key, value in source.items()
+                if key not in HTTP_METHODS or key in rule["operationIds"]}
+        for method, operation_id in rule["operationIds"].items():
+            if method not in item:
+                raise SpecError(f"{provider}: path alias {alias}: {rule['path']} has no {method} operation")
+            operation = item[method]
+            operation["operationId"] = operation_id
+            basis = operation.get(INFERRED_NOTE)
+            operation[INFERRED_NOTE] = rule[INFERRED_NOTE] + (f" As at {rule['path']}: {basis}" if basis else "")
+        paths[alias] = item
+    spec["paths"] = paths
+    return spec
+
+
 def _read_yaml(name: str, source: bytes) -> dict[str, Any]:
     import yaml
 
@@ -195,7 +237,7 @@ def load(provider: str) -> ProviderSpecs:
     if not published:
         raise SpecError(f"{provider}: no published spec")
     inferred = _read_yaml("inferred.yaml", inferred_source) if inferred_source is not None else {}
-    effective = merge(published, inferred, f"{provider}/inferred.yaml#")
+    effective = with_path_aliases(merge(published, inferred, f"{provider}/inferred.yaml#"), provider)
     _write_cache(cache, {"published": published, "inferred": inferred, "effective": effective})
     return ProviderSpecs(provider, published, inferred, effective)
 

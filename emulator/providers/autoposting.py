@@ -540,6 +540,11 @@ def _expire_clip(runtime: Runtime, clip_id: str, clip: Clip) -> None:
 
 # --- the provider ------------------------------------------------------------------------------------------------
 
+async def health(call: Call) -> Response:
+    """The overview's health check: no key, no envelope around it, just ``{"success": true}``."""
+    return JSONResponse({"success": True})
+
+
 PROVIDER = Provider(
     name=NAME,
     title="Autoposting.ai",
@@ -558,6 +563,7 @@ PROVIDER = Provider(
         "uploadClipPart": Handler(upload_clip_part, body="stream", auth=False, rate_limited=False),
         "getCarouselAsset": Handler(get_carousel_asset, body="none", auth=False, rate_limited=False),
         "getClipObject": Handler(get_clip_object, body="none", auth=False, rate_limited=False),
+        "getHealth": Handler(health, body="none", auth=False, rate_limited=False),
     },
     ok=ok,
     error=error,

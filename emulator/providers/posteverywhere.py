@@ -34,6 +34,7 @@ from emulator.core.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from emulator.core.fetch import FetchFailed, FetchPolicy, fetch
 from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
 from emulator.core.multipart import FilePart, parse_form
 from emulator.core.presign import PresignFailure
@@ -117,6 +118,16 @@ def ok(call: Call, reply: Reply) -> Response:
     return JSONResponse(body, status_code=reply.status, headers=reply.headers)
 
 
+UNAUTHORIZED = "Invalid or expired API key"
+
+
+def key_hint(exc: EmulatorError) -> str:
+    """Why the key was refused and the form that works, said once (a malformed key's message already says it)."""
+    if exc.details.get("reason") == "malformed":
+        return exc.message
+    return f"{exc.message} Send {KEYS.describe}."
+
+
 def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     """The one place PostEverywhere's error shapes are written: API envelope, or the storage host's own."""
     runtime: Runtime = request.app.state.runtime
@@ -136,9 +147,11 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
                            details={"reason": "scope", "required": exc.details["required"]})
         message = f"{exc.message} Scopes are set when the key is created."
     elif exc.kind == "unauthorized":
-        message = f"Invalid or expired API key. {exc.message} Send {KEYS.describe}."
-    details: dict[str, Any] = {k: v for k, v in exc.details.items()
-                               if k != "reason" or exc.kind != "unauthorized"}
+        # the documented text, exactly (https://developers.posteverywhere.ai/authentication); what the emulator
+        # knows about the key goes to details: why (reason) and how to send one that works (hint)
+        message = UNAUTHORIZED
+        exc = Unauthorized(exc.message, details={**exc.details, "hint": key_hint(exc)})
+    details: dict[str, Any] = dict(exc.details)
     if exc.errors:
         details["validation_errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
     err: dict[str, Any] = {
@@ -260,8 +273,20 @@ def _check_filename(filename: str, field_name: str = "filename") -> None:
 # --- undocumented forms official clients send ----------------------------------------------------------------------
 
 
+def canonical_type(value: str) -> str:
+    """A media type as the published enum spells it: ``IMAGE/JPEG`` and ``image/jpeg; charset=binary`` are
+    ``image/jpeg``. Type and subtype are case-insensitive and may carry parameters (RFC 9110, section 8.3.1),
+    so a client sending either form means the same type; what follows ``;`` is a parameter list, not the type."""
+    return value.split(";", 1)[0].strip(" \t").lower()
+
+
 def sdk_upload_body(call: Call, body: Any) -> Any:
-    """``media.upload()`` of the official SDK sends the size as ``file_size``; the published page names it ``size``."""
+    """Step 1's body before validation: the media type in its canonical form, and the official SDK's size.
+
+    ``media.upload()`` of the official SDK sends the size as ``file_size``; the published page names it ``size``.
+    """
+    if isinstance(body, dict) and isinstance(body.get("content_type"), str):
+        body = {**body, "content_type": canonical_type(body["content_type"])}
     if isinstance(body, dict) and "file_size" in body and "size" not in body:
         call.undocumented("file_size instead of size in POST /v1/media/upload", f"{SDK} media.upload()",
                           Invalid("size: is required (file_size is not a documented field; --strict-docs is on).",
@@ -421,10 +446,14 @@ async def delete_media(call: Call) -> Reply:
     return Reply({"deleted": True, "id": media.id})
 
 
-def _refuse_private_host(host: str) -> None:
+def _refuse_private_host(host: str, allow_loopback: bool = False) -> None:
+    """The page's rule on the URL as given (--fetch-urls checks every resolved address and redirect too);
+    ``allow_loopback``: the tests' own server, with the test-only setting."""
     bad = Invalid(f"url: host {host!r} is not public; private, loopback and link-local addresses are rejected.",
                   errors=[FieldError("url", "must point at a public host")])
     name = host.strip("[]").lower().rstrip(".")
+    if allow_loopback and (name == "localhost" or _is_loopback_literal(name)):
+        return
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
@@ -436,9 +465,54 @@ def _refuse_private_host(host: str) -> None:
         raise bad
 
 
+def _is_loopback_literal(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 _SAMPLES = {"image/jpeg": "sample.jpg", "image/png": "sample.png", "image/gif": "sample.gif",
             "image/webp": "sample.webp", "image/heic": "sample.heic", "image/heif": "sample.heic",
             "video/mp4": "sample.mp4"}
+
+
+def _fetch_refusal(failure: FetchFailed) -> EmulatorError:
+    """A failed import as the endpoint answers it (inferred: the page names only the public-https rule, 25 MB and
+    images-only; the other failures are 400 fetch_failed with the reason, and the source's status when it gave one)."""
+    if failure.reason in ("not_public", "redirects"):
+        return Invalid(f"url: {failure.message}.", errors=[FieldError("url", "must point at a public https:// host")])
+    if failure.reason == "too_large":
+        return PayloadTooLarge(f"url: the file is larger than 25 MB ({failure.message}); upload-from-url imports "
+                               "images up to 25 MB.", details={"max_size": FROM_URL_MAX})
+    details: dict[str, Any] = {"reason": failure.reason}
+    if failure.status is not None:
+        details["source_status"] = failure.status
+    return Invalid(f"Could not fetch url: {failure.message}.", code="fetch_failed", details=details,
+                   errors=[FieldError("url", failure.message)])
+
+
+async def _fetched(call: Call, url: str, media_id: str, video_allowed: bool) -> tuple[Blob, str]:
+    """--fetch-urls: the bytes at ``url``, streamed into the blob store under the page's rules; the type they are."""
+    test_ca = call.runtime.settings.test_only_fetch_loopback_ca
+    policy = FetchPolicy(FROM_URL_MAX, allow_loopback=test_ca is not None, extra_ca=test_ca)
+    writer = call.runtime.blobs.writer(f"{NAME}/media/{media_id}", "application/octet-stream", FROM_URL_MAX)
+    try:
+        await fetch(url, policy, writer.write)
+    except FetchFailed as failure:
+        writer.abort()
+        raise _fetch_refusal(failure) from None
+    except BaseException:
+        writer.abort()
+        raise
+    blob = writer.commit()
+    mime = sniff_file(blob.path).mime
+    if mime is not None and (mime in IMAGE_TYPES or (video_allowed and mime == "video/mp4")):
+        return blob, mime
+    call.runtime.blobs.delete(blob.name)
+    raise UnsupportedMediaType(f"url: the file is {mime or 'not a recognised format'}, not an image; "
+                               "upload-from-url imports images only (JPEG, PNG, GIF, WebP, HEIC, HEIF).",
+                               errors=[FieldError("url", "must point at an image")])
 
 
 async def upload_from_url(call: Call) -> Reply:
@@ -446,7 +520,9 @@ async def upload_from_url(call: Call) -> Reply:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise Invalid("url: must be a public https:// URL.", errors=[FieldError("url", "must be an https:// URL")])
-    _refuse_private_host(parts.hostname)
+    settings = call.runtime.settings
+    _refuse_private_host(parts.hostname,
+                         allow_loopback=settings.fetch_urls and settings.test_only_fetch_loopback_ca is not None)
     basename = PurePosixPath(unquote(parts.path)).name
     suffix = PurePosixPath(basename).suffix.lower()
     images_only = UnsupportedMediaType("upload-from-url accepts images only; upload videos with POST "
@@ -458,17 +534,20 @@ async def upload_from_url(call: Call) -> Reply:
                           "images only, 415)", f"{MCP} upload_media_from_url", images_only)
     filename = call.body.get("filename") or basename or ("video.mp4" if suffix == ".mp4" else "image.jpg")
     _check_filename(filename)
-    content_type = "video/mp4" if suffix == ".mp4" else IMAGE_EXTENSIONS.get(suffix, "image/jpeg")
     media_id = call.runtime.ids.uuid4()
-    sample = resources.files("emulator") / "assets" / _SAMPLES[content_type]
-    # No outbound network by default: the file is synthesised from a bundled sample of the URL's type.
-    writer = call.runtime.blobs.writer(f"{NAME}/media/{media_id}", content_type, FROM_URL_MAX)
-    try:
-        writer.write(sample.read_bytes())
-    except BaseException:
-        writer.abort()
-        raise
-    blob = writer.commit()
+    if call.runtime.settings.fetch_urls:
+        blob, content_type = await _fetched(call, url, media_id, video_allowed=suffix == ".mp4")
+    else:
+        # No outbound network by default: the file is synthesised from a bundled sample of the URL's type.
+        content_type = "video/mp4" if suffix == ".mp4" else IMAGE_EXTENSIONS.get(suffix, "image/jpeg")
+        sample = resources.files("emulator") / "assets" / _SAMPLES[content_type]
+        writer = call.runtime.blobs.writer(f"{NAME}/media/{media_id}", content_type, FROM_URL_MAX)
+        try:
+            writer.write(sample.read_bytes())
+        except BaseException:
+            writer.abort()
+            raise
+        blob = writer.commit()
     sniffed = sniff_file(blob.path)
     video = content_type == "video/mp4"  # ready once the emulator's processing delay has passed, like uploads
     media = Media(id=media_id, tenant=call.tenant, filename=filename, content_type=content_type,

@@ -54,6 +54,7 @@ WRITE_SCOPE, READ_SCOPE = "assets:write", "assets:read"
 UPLOADS = f"{NAME}:uploads"  # by object id (the part of the key after ``assets/``)
 ASSETS = f"{NAME}:assets"  # by asset id
 DELETED = f"{NAME}:deleted"  # asset id → tenant, so an owner learns its asset was deleted (nobody else does)
+UPLOAD_IDS = f"{NAME}:upload-ids"  # the uuid that starts an object id → UploadRow naming that object id
 # Organisation ids are derived, not random: one key is one organisation, the same on every run.
 ORGANIZATION_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -107,8 +108,19 @@ CODES = {
 }
 
 
+def _fastify_reset(call: Call | None, exc: EmulatorError | None = None) -> dict[str, str]:
+    """X-RateLimit-Reset as @fastify/rate-limit sends it: seconds until the window frees up, rounded up
+    (``timeLeftInSeconds = Math.ceil(ttl / 1000)`` in its index.js), not a Unix time; on a 429 the same figure
+    as Retry-After, as there."""
+    if exc is not None and exc.kind == "rate_limited":
+        return {"X-RateLimit-Reset": str(exc.retry_after)}  # type: ignore[attr-defined]
+    if call is None or call.quota is None or not call.quota.limit:
+        return {}
+    return {"X-RateLimit-Reset": str(max(0, math.ceil(call.quota.frees_at - call.now)))}
+
+
 def ok(call: Call, reply: Reply) -> Response:
-    return JSONResponse(reply.data, status_code=reply.status, headers=reply.headers)
+    return JSONResponse(reply.data, status_code=reply.status, headers={**reply.headers, **_fastify_reset(call)})
 
 
 def _camel(name: str) -> str:
@@ -139,7 +151,7 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
         details["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
     if details:
         body["details"] = details
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+    return JSONResponse(body, status_code=exc.status, headers={**exc.headers, **_fastify_reset(call, exc)})
 
 
 # --- limits ------------------------------------------------------------------------------------------------------
@@ -167,6 +179,7 @@ class Upload:
     website_id: str | None  # the default websiteId of the asset registered from it
     created_at: float
     expires_at: int
+    asset_type: str = DEFAULT_ASSET_TYPE  # what upload-url was told: the assetType of the row finalize makes
     blob: Blob | None = None
     asset_id: str | None = None  # set once registered; the object then belongs to that asset
     deleted: bool = False  # its asset (and the object with it) was deleted
@@ -175,6 +188,11 @@ class Upload:
     @property
     def key(self) -> str:
         return KEY_PREFIX + self.object_id
+
+    @property
+    def row_id(self) -> str:
+        """The asset row's id, the uuid ``key`` starts with: what finalize names in its path."""
+        return self.object_id[:36]
 
 
 @dataclass
@@ -198,6 +216,13 @@ class Asset:
     tags: list[str] = field(default_factory=list)
 
 
+@dataclass
+class UploadRow:
+    """finalize's ``{id}`` (the asset row an upload URL was minted for) → the upload behind it."""
+
+    object_id: str
+
+
 def _storage_path(call: Call, object_id: str) -> str:
     return f"{call.provider.specs.server_path}/storage/assets/{object_id}"
 
@@ -214,7 +239,7 @@ def website(website_id: str) -> dict[str, str]:
 
 
 def asset_view(call: Call, asset: Asset) -> dict[str, Any]:
-    """The published asset shape. Fields without a value are left out (the published types are not nullable)."""
+    """The published asset shape: every documented key, null when it has no value (inferred.yaml says why)."""
     view: dict[str, Any] = {
         "id": asset.id,
         "organizationId": organization_id(asset.tenant),
@@ -227,16 +252,12 @@ def asset_view(call: Call, asset: Asset) -> dict[str, Any]:
         "createdAt": iso_millis(asset.created_at),
         "updatedAt": iso_millis(asset.updated_at),
     }
-    if asset.description is not None:
-        view["description"] = asset.description
-    if asset.alt_text is not None:
-        view["altText"] = asset.alt_text
+    view["description"] = asset.description
+    view["altText"] = asset.alt_text
     view["tags"] = list(asset.tags)
-    if asset.width is not None and asset.height is not None:
-        view["width"], view["height"] = asset.width, asset.height
-    if asset.website_id is not None:
-        view["websiteId"] = asset.website_id
-        view["website"] = website(asset.website_id)
+    view["width"], view["height"] = asset.width, asset.height
+    view["websiteId"] = asset.website_id
+    view["website"] = website(asset.website_id) if asset.website_id is not None else None
     return view
 
 
@@ -275,8 +296,10 @@ async def create_upload_url(call: Call) -> Reply:
         content_type=body["contentType"],
         website_id=body["websiteId"].lower() if "websiteId" in body else None,
         created_at=call.now, expires_at=int(call.now) + EXPIRES_IN,
+        asset_type=body.get("assetType", DEFAULT_ASSET_TYPE),
     )
     call.runtime.store.put(UPLOADS, upload.object_id, upload)
+    call.runtime.store.put(UPLOAD_IDS, upload.row_id, UploadRow(upload.object_id))
     path = _storage_path(call, upload.object_id)
     query = call.runtime.presigner.query("PUT", path, audience=NAME, expires=upload.expires_at, max_size=size,
                                          content_type=upload.content_type)
@@ -390,6 +413,49 @@ async def update_asset(call: Call) -> Reply:
     asset.updated_at = call.now
     call.runtime.store.put(ASSETS, asset.id, asset)
     return Reply({"success": True, "asset": asset_view(call, asset)})
+
+
+def _finalized_view(call: Call, asset: Asset) -> dict[str, Any]:
+    """The finalize page's asset: fewer keys than the /api/v1/assets shape, width and height null when not an image."""
+    return {
+        "id": asset.id, "organizationId": organization_id(asset.tenant), "filename": asset.filename,
+        "contentType": asset.content_type, "size": asset.size,
+        "url": call.base_url + _storage_path(call, asset.object_id),
+        "width": asset.width, "height": asset.height, "createdAt": iso_millis(asset.created_at),
+    }
+
+
+async def finalize_public_asset(call: Call) -> Response:
+    # No await from here to the store, as in create_asset: the check for an earlier finalize and the write are one.
+    row_id = call.request.path_params["id"].lower()
+    row: UploadRow | None = call.runtime.store.get(UPLOAD_IDS, row_id)
+    upload: Upload | None = call.runtime.store.get(UPLOADS, row.object_id) if row is not None else None
+    if upload is None or upload.tenant != call.tenant:  # another organisation's upload reads as never issued
+        raise NotFound(f"Asset {row_id} not found: no upload URL was issued for it to your organization (its id is "
+                       "the uuid that the key of POST /api/v1/assets/upload-url starts with).")
+    if upload.deleted:
+        raise NotFound(f"Asset {row_id} not found: it was deleted.")
+    if upload.asset_id is not None:
+        how = "finalized" if upload.asset_id == row_id else f"registered as asset {upload.asset_id}"
+        raise Conflict(f"Asset {row_id} was already {how}.", details={"assetId": upload.asset_id})
+    if not call.runtime.blobs.holds(upload.blob):
+        if call.now > upload.expires_at:
+            raise _unprocessable("id", f"nothing was uploaded for this asset and its uploadUrl expired at "
+                                       f"{iso_millis(upload.expires_at)}; request a new upload URL")
+        raise _unprocessable("id", "nothing has been uploaded for this asset yet; PUT the bytes to uploadUrl first")
+    assert upload.blob is not None
+    width, height = _dimensions(upload)
+    body = call.body or {}
+    asset = Asset(
+        id=row_id, tenant=call.tenant, object_id=upload.object_id, asset_type=upload.asset_type,
+        filename=upload.filename, content_type=upload.content_type, size=upload.blob.size, created_at=call.now,
+        updated_at=call.now, order=next(_order), width=width, height=height, website_id=upload.website_id,
+        image_type=body.get("imageType"), description=body.get("description"), alt_text=body.get("altText"),
+    )
+    upload.asset_id = asset.id
+    call.runtime.store.put(ASSETS, asset.id, asset)
+    call.runtime.store.put(UPLOADS, upload.object_id, upload)
+    return JSONResponse({"asset": _finalized_view(call, asset)}, headers=_fastify_reset(call))
 
 
 async def delete_asset(call: Call) -> Reply:
@@ -521,6 +587,7 @@ PROVIDER = Provider(
         "getAsset": Handler(get_asset, body="none", scopes=READ),
         "updateAsset": Handler(update_asset, scopes=WRITE),
         "deleteAsset": Handler(delete_asset, body="none", scopes=WRITE),
+        "finalizePublicAsset": Handler(finalize_public_asset, scopes=WRITE),
         "putAssetObject": Handler(put_asset_object, body="stream", auth=False),
         "getAssetObject": Handler(get_asset_object, body="none", auth=False),
     },

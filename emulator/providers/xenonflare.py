@@ -11,6 +11,7 @@ import ast
 import base64
 import difflib
 import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
     FieldError,
+    Forbidden,
     Invalid,
     NotFound,
     PayloadTooLarge,
@@ -54,6 +56,10 @@ VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime"})  # video-upload page: 
 FAIL_PREFIX = "fail"  # magic: an account/channel id starting with it makes that platform's publishing fail
 MEDIA = f"{NAME}:media"
 CHUNKS = f"{NAME}:chunks"
+CONNECTIONS = f"{NAME}:connections"  # by tenant: the key's connected accounts, profiles and plan
+PLANS = ("free", "plus", "pro")  # the profiles page names Plus and Pro; the others are the emulator's
+PROFILE_PLANS = ("plus", "pro")  # "Profiles are available on Plus and Pro plans"
+DEFAULT_PLAN = "pro"  # so that every documented endpoint works out of the box
 
 IMAGE_PLATFORMS = ("instagram", "linkedin", "tiktok", "pinterest")
 VIDEO_PLATFORMS = ("youtube", "instagram", "tiktok", "linkedin", "pinterest")
@@ -144,6 +150,12 @@ CODES = {
     "rate_limited": "rate_limited",
 }
 MESSAGE_FIRST = {"uploadImage", "uploadVideo"}  # the published upload body reads success, message, data
+UNPREFIXED = "Unprefixed"  # the newer pages' paths without /api/v1: same operations (inferred.yaml's path aliases)
+
+
+def base_operation(op_id: str) -> str:
+    """The operation an operationId names, whichever path family the client called."""
+    return op_id.removesuffix(UNPREFIXED)
 
 
 @dataclass
@@ -156,7 +168,7 @@ class Answer:
 
 def ok(call: Call, reply: Reply) -> Response:
     answer: Answer = reply.data
-    if call.op_id in MESSAGE_FIRST:
+    if base_operation(call.op_id) in MESSAGE_FIRST:
         body: dict[str, Any] = {"success": True, "message": answer.message, "data": answer.data}
     else:
         body = {"success": True, "data": answer.data}
@@ -175,7 +187,9 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
             more = f" (and {len(precise) - 1} more)" if len(precise) > 1 else ""
             message, errors = f"{precise[0].field}: {precise[0].message}{more}", precise
     if exc.kind == "unauthorized":
-        message = f"Invalid or missing API key: {exc.message} Send {KEYS.describe}."
+        # a malformed key's message already names the expected form: say it once
+        hint = "" if exc.details.get("reason") == "malformed" else f" Send {KEYS.describe}."
+        message = f"Invalid or missing API key: {exc.message}{hint}"
     elif exc.kind == "rate_limited":
         message = "Too many requests, please try again later."  # express-rate-limit's default message
     elif exc.kind == "payload_too_large" and not errors:
@@ -260,6 +274,7 @@ CHUNK_WRITES = (Limit("chunks", 1000, 3600),)
 
 
 def limits(op_id: str) -> tuple[Limit, ...]:
+    op_id = base_operation(op_id)
     if op_id in ("uploadImage", "uploadVideo"):
         return WRITES
     return CHUNK_WRITES if op_id == "uploadChunk" else READS
@@ -338,14 +353,20 @@ class Media:
 
     @property
     def publish_at(self) -> float:
+        """When it is scheduled to publish: ``scheduledAt``, or for an immediate upload the upload time."""
         return self.scheduled_at if self.scheduled_at is not None else self.created_at
+
+    # The states, on the virtual clock (README, "Status state machine"): a media is `scheduled` up to and
+    # including its publish time (so an immediate upload is `scheduled` at the instant it is answered, as the
+    # published example shows, and a read at that instant agrees), and publishes once that time has passed:
+    # `processing` for a video's processing delay, then `completed` / `failed` / `pending` (manual platforms).
 
     def platform_status(self, target: Target, now: float) -> str:
         if self.is_draft:
             return "idle"
         if not target.auto_publish:
             return "manual"
-        if now < self.publish_at:
+        if now <= self.publish_at:
             return "pending"
         if now < self.publish_at + self.processing_seconds:
             return "processing"
@@ -354,7 +375,7 @@ class Media:
     def status(self, now: float) -> str:
         if self.is_draft:
             return "draft"
-        if now < self.publish_at:
+        if now <= self.publish_at:
             return "scheduled"
         auto = [self.platform_status(t, now) for t in self.targets.values() if t.auto_publish]
         if not auto:
@@ -364,12 +385,152 @@ class Media:
         return "failed" if all(s == "failed" for s in auto) else "completed"
 
     def updated_at(self, now: float) -> float:
-        if self.is_draft:
+        """The time of the last transition: the upload, then the publish time once passed, then the end of the
+        video's processing once reached."""
+        if self.is_draft or now <= self.publish_at:
             return self.created_at
-        transitions = [self.created_at, self.publish_at]
+        transitions = [self.publish_at]
         if any(t.auto_publish for t in self.targets.values()):
             transitions.append(self.publish_at + self.processing_seconds)
         return max(t for t in transitions if t <= now)
+
+    def scheduled_for(self) -> float | None:
+        """``scheduledAt`` as a read reports it: when it is (or was) scheduled to publish; a draft only if given."""
+        return self.scheduled_at if self.is_draft else self.publish_at
+
+
+# --- connected accounts and profiles ------------------------------------------------------------------------------
+# GET /api/v1/channels lists a key's connected accounts by platform, GET /profiles its profiles (groups of one
+# account per platform). Per key, seeded on first use with one account per platform and a default profile holding
+# them, replaced through the control plane (PUT /_emulator/xenonflare/connections). The ids they show are what the
+# uploads' per-platform configs accept: `accounts`/`channels` name a connected account by its `id` or by its
+# platform id (channelId/accountId), `profileId` a profile.
+
+PLATFORM_ID = {"youtube": "channelId"}  # the documented field for the platform's own id; accountId elsewhere
+PLATFORM_NAME = {"youtube": "title"}  # the documented display field; username elsewhere (Instagram's, documented)
+PROFILE_FIELDS = {"youtube": "youtubeChannelId", "instagram": "instagramAccountId", "tiktok": "tiktokAccountId",
+                  "linkedin": "linkedinAccountId", "pinterest": "pinterestAccountId"}
+TITLES = {"youtube": "YouTube", "instagram": "Instagram", "tiktok": "TikTok", "linkedin": "LinkedIn",
+          "pinterest": "Pinterest"}
+
+
+@dataclass
+class Account:
+    id: str  # XenonFlare's id of the connection
+    platform_id: str  # the platform's own id: channelId (YouTube) or accountId
+    name: str  # title (YouTube) or username
+    thumbnail: str | None = None
+
+    def view(self, platform: str) -> dict[str, Any]:
+        return {"id": self.id, PLATFORM_ID.get(platform, "accountId"): self.platform_id,
+                PLATFORM_NAME.get(platform, "username"): self.name, "thumbnail": self.thumbnail}
+
+
+@dataclass
+class Profile:
+    id: str
+    name: str
+    accounts: dict[str, str | None]  # platform → the id of one of its connected accounts, or None
+    is_default: bool
+    created_at: float
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name,
+                **{PROFILE_FIELDS[p]: self.accounts.get(p) for p in VIDEO_PLATFORMS},
+                "isDefault": self.is_default, "createdAt": iso_millis(self.created_at)}
+
+
+@dataclass
+class Connections:
+    tenant: str
+    plan: str
+    channels: dict[str, list[Account]]
+    profiles: list[Profile]
+
+    def find(self, platform: str, account_id: str) -> Account | None:
+        return next((a for a in self.channels.get(platform, []) if account_id in (a.id, a.platform_id)), None)
+
+    def profile(self, profile_id: str) -> Profile | None:
+        return next((p for p in self.profiles if p.id == profile_id), None)
+
+
+def _derived(tenant: str, what: str, n: int) -> str:
+    """``n`` hex digits derived from the key and ``what``: the same seeded ids on every run and every process."""
+    return hashlib.sha256(f"{NAME}:{tenant}:{what}".encode()).hexdigest()[:n]
+
+
+def _derived_digits(tenant: str, what: str, n: int) -> str:
+    return str(int(_derived(tenant, what, 32), 16) % (9 * 10 ** (n - 1)) + 10 ** (n - 1))
+
+
+def _seeded(tenant: str, now: float) -> Connections:
+    """A new key's connections: one plausible account per platform, and a default profile holding all five."""
+    channels = {
+        "youtube": [Account(_derived(tenant, "youtube", 24), "UC" + base64.urlsafe_b64encode(
+            bytes.fromhex(_derived(tenant, "youtube-channel", 32))).decode()[:22], "Emulator Channel")],
+        "instagram": [Account(_derived(tenant, "instagram", 24), "17841" + _derived_digits(tenant, "ig", 12),
+                              "emulator.studio")],
+        "tiktok": [Account(_derived(tenant, "tiktok", 24), _derived_digits(tenant, "tt", 19), "emulator.studio")],
+        "linkedin": [Account(_derived(tenant, "linkedin", 24),
+                             "urn:li:organization:" + _derived_digits(tenant, "li", 8), "Emulator Studio")],
+        "pinterest": [Account(_derived(tenant, "pinterest", 24), _derived_digits(tenant, "pin", 18),
+                              "emulatorstudio")],
+    }
+    profile = Profile(_derived(tenant, "profile", 24), "Default", {p: a[0].id for p, a in channels.items()},
+                      True, now)
+    return Connections(tenant, DEFAULT_PLAN, channels, [profile])
+
+
+def connections(runtime: Runtime, tenant: str, now: float) -> Connections:
+    found: Connections | None = runtime.store.get(CONNECTIONS, tenant)
+    return found if found is not None else _seeded(tenant, now)
+
+
+def set_connections(runtime: Runtime, tenant: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+    """The control plane's PUT: replace the platforms' accounts, the profiles and/or the plan that ``body`` gives."""
+    current = connections(runtime, tenant, now)
+    channels = dict(current.channels)
+    for platform, listed in body.get("channels", {}).items():
+        seen: set[str] = set()
+        built = []
+        for index, given in enumerate(listed):
+            account = Account(given.get("id") or _derived(tenant, f"{platform}:{given['platformId']}", 24),
+                              given["platformId"], given.get("name") or given["platformId"], given.get("thumbnail"))
+            if {account.id, account.platform_id} & seen:
+                raise invalid(f"channels.{platform}.{index}", "names an account listed twice for this platform")
+            seen |= {account.id, account.platform_id}
+            built.append(account)
+        channels[platform] = built
+    profiles = current.profiles
+    if "profiles" in body:
+        profiles = []
+        for index, given in enumerate(body["profiles"]):
+            accounts: dict[str, str | None] = {}
+            for platform, field_name in PROFILE_FIELDS.items():
+                account_id = given.get(field_name)
+                found = next((a for a in channels.get(platform, []) if account_id in (a.id, a.platform_id)), None)
+                if account_id is not None and found is None:
+                    raise invalid(f"profiles.{index}.{field_name}", f"is not a connected {TITLES[platform]} account")
+                accounts[platform] = found.id if found is not None else None
+            profile_id = given.get("id") or _derived(tenant, f"profile:{index}:{given['name']}", 24)
+            if any(p.id == profile_id for p in profiles):
+                raise invalid(f"profiles.{index}.id", "is the id of another profile")
+            profiles.append(Profile(profile_id, given["name"], accounts, bool(given.get("isDefault")), now))
+        if sum(p.is_default for p in profiles) > 1:
+            raise invalid("profiles", "at most one profile can be the default")
+    else:  # profiles keep only the accounts that are still connected
+        for profile in profiles:
+            for platform, account_id in profile.accounts.items():
+                if account_id is not None and not any(a.id == account_id for a in channels.get(platform, [])):
+                    profile.accounts[platform] = None
+    updated = Connections(tenant, body.get("plan", current.plan), channels, profiles)
+    runtime.store.put(CONNECTIONS, tenant, updated)
+    return {"plan": updated.plan, "channels": _channels_view(updated),
+            "profiles": [p.view() for p in updated.profiles]}
+
+
+def _channels_view(conn: Connections) -> dict[str, list[dict[str, Any]]]:
+    return {p: [a.view(p) for a in conn.channels.get(p, [])] for p in VIDEO_PLATFORMS}
 
 
 # --- platform config ---------------------------------------------------------------------------------------------
@@ -385,7 +546,8 @@ def _not_selected(field_name: str, platform: str, platforms: list[str]) -> Inval
     return invalid(field_name, f"configures {platform}, which is not in platforms ({json.dumps(platforms)})")
 
 
-def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind) -> dict[str, dict[str, Any]]:
+def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind,
+                      conn: Connections) -> dict[str, dict[str, Any]]:
     configs: dict[str, dict[str, Any]] = {p: {} for p in platforms}
     origin: dict[tuple[str, str], str] = {}  # (platform, key) → the field it came from, for messages
     for platform in kind.platforms:
@@ -412,12 +574,44 @@ def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind) ->
             for index, account in enumerate(config.get(key, [])):
                 if not account.strip():
                     raise invalid(f"{origin[(platform, key)]}.{index}", "must be a non-empty id")
+                if conn.find(platform, account) is None and not account.lower().startswith(FAIL_PREFIX):
+                    raise invalid(f"{origin[(platform, key)]}.{index}", _not_connected(conn, platform))
+        if "profileId" in config:
+            _profile_account(conn, platform, config["profileId"])
     return configs
 
 
-def _target(call: Call, platform: str, config: dict[str, Any], kind: Kind) -> Target:
+def _not_connected(conn: Connections, platform: str) -> str:
+    """Why an account id is refused, and the ids that would be accepted (GET /api/v1/channels lists them too)."""
+    known = [f"{a.id} or {a.platform_id} ({a.name})" for a in conn.channels.get(platform, [])[:5]]
+    return (f"is not a connected {TITLES[platform]} account of this API key; send the id or "
+            f"{PLATFORM_ID.get(platform, 'accountId')} of one from GET /api/v1/channels"
+            + (f" ({'; '.join(known)})" if known else f" (none is connected for {TITLES[platform]})"))
+
+
+def _profile_account(conn: Connections, platform: str, profile_id: str) -> Account:
+    """The account a ``profileId`` targets on ``platform``; refused when the plan has no profiles or it is unknown."""
+    if conn.plan not in PROFILE_PLANS:
+        raise Forbidden(f"{platform}.profileId: profiles are available on the Plus and Pro plans; this API key's "
+                        f"plan is {conn.plan}.", code="plan_required",
+                        errors=[FieldError(f"{platform}.profileId", "needs the Plus or Pro plan")])
+    profile = conn.profile(profile_id)
+    if profile is None:
+        raise invalid(f"{platform}.profileId", "is not a profile of this API key (GET /api/v1/profiles lists them)")
+    account_id = profile.accounts.get(platform)
+    account = conn.find(platform, account_id) if account_id is not None else None
+    if account is None:
+        raise invalid(f"{platform}.profileId", f"profile {profile.name!r} has no {TITLES[platform]} account")
+    return account
+
+
+def _target(call: Call, platform: str, config: dict[str, Any], kind: Kind, conn: Connections) -> Target:
     ids = config.get("accounts") or config.get("channels") or []
-    handle = re.sub(r"[^A-Za-z0-9_.]", "", ids[0]) if ids else "xenonflare"
+    first = conn.find(platform, ids[0]) if ids else None
+    if first is None and "profileId" in config:
+        first = _profile_account(conn, platform, config["profileId"])
+    name = first.name if first is not None else (ids[0] if ids else "xenonflare")
+    handle = re.sub(r"[^A-Za-z0-9_.]", "", name)
     if platform == "youtube":
         remote = _youtube_id(call)
         return Target(platform, config, remote, f"https://www.youtube.com/watch?v={remote}")
@@ -591,7 +785,8 @@ async def _upload(call: Call, kind: Kind) -> Reply:
     if part is not None and file_id is not None:
         raise invalid("fileId", "send either file or fileId, not both")
     platforms: list[str] = json.loads(body["platforms"])  # validated by the spec: known platforms, no repeats
-    configs = _platform_configs(body, platforms, kind)
+    conn = connections(call.runtime, call.tenant, call.now)
+    configs = _platform_configs(body, platforms, kind, conn)
     scheduled_at = _scheduled_at(body, call.now)
     media_id = call.runtime.ids.object_id(call.now)
     if part is not None:
@@ -607,7 +802,7 @@ async def _upload(call: Call, kind: Kind) -> Reply:
     media = Media(
         id=media_id, tenant=call.tenant, kind=kind.name, title=body.get("title") or kind.default_title,
         description=body.get("description"), platforms=platforms,
-        targets={p: _target(call, p, configs[p], kind) for p in platforms},
+        targets={p: _target(call, p, configs[p], kind, conn) for p in platforms},
         scheduled_at=scheduled_at, is_draft=body.get("isDraft", False), created_at=call.now,
         processing_seconds=call.runtime.settings.video_processing_seconds if kind is VIDEO else 0.0,
         blob_name=blob.name, content_type=mime, size=blob.size, width=sniffed.width, height=sniffed.height,
@@ -615,7 +810,7 @@ async def _upload(call: Call, kind: Kind) -> Reply:
     )
     call.runtime.store.put(MEDIA, media.id, media)
     return Reply(Answer([{
-        "id": media.id, "title": media.title, "status": "draft" if media.is_draft else "scheduled",
+        "id": media.id, "title": media.title, "status": media.status(call.now),  # draft or scheduled, by construction
         "platforms": media.platforms, "createdAt": iso_millis(media.created_at),
     }], "Upload successful"))
 
@@ -636,7 +831,7 @@ def _get_media(call: Call, kind: Kind) -> Reply:
     now = call.now
     return Reply(Answer({
         "id": media.id, "title": media.title, "status": media.status(now), "platforms": media.platforms,
-        "scheduledAt": iso_millis(media.scheduled_at) if media.scheduled_at is not None else None,
+        "scheduledAt": iso_millis(when) if (when := media.scheduled_for()) is not None else None,
         **_platforms_view(media, now),
         "createdAt": iso_millis(media.created_at), "updatedAt": iso_millis(media.updated_at(now)),
     }))
@@ -665,7 +860,33 @@ def _expire_chunks(runtime: Runtime, key: str, upload: ChunkedUpload) -> None:
         runtime.blobs.delete(chunk.blob_name)
 
 
+async def list_channels(call: Call) -> Reply:
+    return Reply(Answer(_channels_view(connections(call.runtime, call.tenant, call.now))))
+
+
+async def list_profiles(call: Call) -> Reply:
+    conn = connections(call.runtime, call.tenant, call.now)
+    if conn.plan not in PROFILE_PLANS:
+        raise Forbidden(f"Profiles are available on the Plus and Pro plans; this API key's plan is {conn.plan}.",
+                        code="plan_required")
+    return Reply(Answer([p.view() for p in conn.profiles]))
+
+
 # --- the provider ------------------------------------------------------------------------------------------------
+
+HANDLERS = {
+    "uploadImage": Handler(upload_image, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
+    "uploadVideo": Handler(upload_video, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
+    "getChunkStatus": Handler(get_chunk_status, body="none"),
+    "uploadChunk": Handler(upload_chunk, body="multipart", max_file_size=CHUNK_MAX, scopes=WRITE),
+    "getImage": Handler(get_image, body="none"),
+    "getVideo": Handler(get_video, body="none"),
+    "listChannels": Handler(list_channels, body="none"),
+    "listProfiles": Handler(list_profiles, body="none"),
+}
+# the prefix-less family the newer pages call (/media/images, /media/videos, /media/chunks): the same handlers
+HANDLERS |= {op_id + UNPREFIXED: HANDLERS[op_id]
+             for op_id in ("uploadImage", "uploadVideo", "getChunkStatus", "uploadChunk", "listProfiles")}
 
 PROVIDER = Provider(
     name=NAME,
@@ -673,14 +894,7 @@ PROVIDER = Provider(
     real_base_url="https://api.xenonflare.com",
     client_path="",
     keys=KEYS,
-    handlers={
-        "uploadImage": Handler(upload_image, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
-        "uploadVideo": Handler(upload_video, body="multipart", max_file_size=DIRECT_MAX, scopes=WRITE),
-        "getChunkStatus": Handler(get_chunk_status, body="none"),
-        "uploadChunk": Handler(upload_chunk, body="multipart", max_file_size=CHUNK_MAX, scopes=WRITE),
-        "getImage": Handler(get_image, body="none"),
-        "getVideo": Handler(get_video, body="none"),
-    },
+    handlers=HANDLERS,
     ok=ok,
     error=error,
     limits=limits,
