@@ -57,7 +57,10 @@ def settings_from(argv: list[str]) -> Settings:
             values[name] = Settings.parse(name, ",".join(values[name]))
     settings = Settings.from_env(**values)
     if settings.provider is not None and values["port"] is None and f"{ENV_PREFIX}PORT" not in os.environ:
-        settings.port = 3001 if settings.provider == "segmentflow" else settings.port  # Segmentflow's docs' port
+        from emulator.providers import PROVIDERS
+
+        provider = PROVIDERS.get(settings.provider)
+        settings.port = provider.default_port or settings.port if provider else settings.port
     return settings
 
 

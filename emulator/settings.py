@@ -15,7 +15,7 @@ def _bool(value: str) -> bool:
 
 
 def _keys(value: str) -> dict[str, list[str]]:
-    """``posteverywhere=pe_live_...,posteverywhere=pe_live_...`` → {provider: [keys]}."""
+    """``provider=KEY,provider=KEY`` → {provider: [keys]}."""
     out: dict[str, list[str]] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         provider, _, key = item.partition("=")
@@ -26,7 +26,7 @@ def _keys(value: str) -> dict[str, list[str]]:
 
 
 def _limits(value: str) -> dict[str, int]:
-    """``posteverywhere.minute=600,posteverywhere.posts-minute=100`` → {"provider.limit": n}."""
+    """``provider.minute=600,provider.posts-minute=100`` → {"provider.limit": n}."""
     out: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         name, _, number = item.partition("=")

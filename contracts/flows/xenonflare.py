@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from contracts.flows.base import FlowMachine, chunks_of
+from contracts.flows.base import FlowMachine, ProviderContract, chunks_of
 from contracts.flows.samples import image, video
 
 ENDPOINTS = {"image": ("uploadImage", "/api/v1/media/images", "getImage", ["instagram"]),
@@ -150,3 +150,24 @@ class ChunkedUploads(FlowMachine):
             _, path, get_op, _ = ENDPOINTS[upload.kind]
             self.expect(self.api("GET", get_op, f"{path}/{upload.media_id}", key=stranger), 404, get_op,
                         check="tenant_isolation")
+
+
+CONTRACT = ProviderContract(
+    flows=(ChunkedUploads,),
+    state_dependent={
+        "uploadImage": {"rules across fields: exactly one of file and fileId; a platform's config only for a "
+                        "platform in platforms; nested configs are JSON objects (contentSchema is only an "
+                        "annotation in JSON Schema 2020-12); scheduledAt not in the past": ("400",),
+                        "the file's bytes must be an image, judged by content": ("415",)},
+        "uploadVideo": {"rules across fields, as for uploadImage": ("400",),
+                        "the file's bytes must be an MP4 or QuickTime video, judged by content": ("415",)},
+        "uploadChunk": {"chunks arrive in order from 0 with the same totalChunks; a chunk sent again must carry "
+                        "the same bytes": ("400",)},
+    },
+    curl_examples=(("https://docs.xenonflare.com/docs/image-upload", """curl -X POST https://api.xenonflare.com/api/v1/media/images \\
+-H "X-API-Key: YOUR_API_KEY" \\
+-F "file=@/path/to/image.jpg" \\
+-F "platforms=[\\"instagram\\", \\"pinterest\\"]" \\
+-F "instagram={\\"caption\\": \\"Stunning view! #nature\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_INSTAGRAM_BUSINESS_ID\\"]}" \\
+-F "pinterest={\\"title\\": \\"Nature Photography\\", \\"description\\": \\"Beautiful landscape photo.\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_PINTEREST_ID\\"]}\""""),),
+)

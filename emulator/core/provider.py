@@ -84,7 +84,7 @@ class Call:
 
     @property
     def base_url(self) -> str:
-        """Where this provider is served, as the client reached it (``http://127.0.0.1:8080/posteverywhere``)."""
+        """Where this provider is served, as the client reached it (``http://127.0.0.1:8080/<provider>``)."""
         return self.runtime.provider_base(self.request, self.provider.name)
 
     def undocumented(self, form: str, basis: str, refusal: EmulatorError) -> None:
@@ -134,6 +134,7 @@ class Provider:
     error: Callable[[Call | None, Request, EmulatorError], Response]
     limits: Callable[[str], Sequence[Limit]]
     request_id: Callable[[Runtime, float], str]
+    default_port: int | None = None  # the port of per-provider mode, when the provider's docs name one
 
     @property
     def specs(self) -> ProviderSpecs:
