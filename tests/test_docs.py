@@ -4,6 +4,7 @@ emulator, YAML blocks parse, and every setting they name exists."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shlex
@@ -98,3 +99,15 @@ def test_docker_recipes_name_the_image_the_repository_builds() -> None:
     for command in re.findall(r"docker build [^\n\"]*", ci):
         dockerfile = shlex.split(command)[shlex.split(command).index("-f") + 1]
         assert (ROOT / dockerfile).is_file(), command
+
+
+def test_every_command_line_shown_parses() -> None:
+    """Each ``upload-emulator ...`` line of a bash block is accepted by that command's own parser."""
+    from emulator.main import COMMANDS
+
+    lines = [line.split("  #")[0].split(" &")[0].strip() for _, body in blocks("bash") for line in body.splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("upload-emulator ")]
+    assert len(commands) >= 8
+    for argv in commands:
+        module = importlib.import_module(COMMANDS[argv[0]])
+        module.parser().parse_args(argv[1:])  # argparse exits (2) on a flag or value it does not know
