@@ -53,9 +53,9 @@ def _negative_multipart_reaches_the_wire(case: Any) -> bool:
 
     Schemathesis serialises an empty array in a multipart body as no part at all, so a case that mutated a field
     into ``[]`` sends a request without that field, which the spec allows when the field is optional: a false
-    "Invalid data should have been rejected" (seen: a multipart upload's optional text field: ``slideId`` "was string, became
-    array", with a random seed of the full contract run). No bytes could tell the two apart, so such cases are
-    not sent.
+    "Invalid data should have been rejected" (seen: a multipart upload's optional text field, ``slideId`` "was
+    string, became array", with a random seed of the full contract run). No bytes could tell the two apart, so such
+    cases are not sent.
     """
     meta = getattr(case, "meta", None)
     if meta is None or not meta.is_negative_at(ParameterLocation.BODY):

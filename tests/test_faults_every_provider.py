@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from typing import Any
+
+import pytest
 
 from emulator.providers import PROVIDERS
 from tests.test_magic_keys import CASES, headers

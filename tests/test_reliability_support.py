@@ -273,7 +273,8 @@ ENVELOPES = {  # each provider's error envelope: is this parsed body in it?
     "autoposting": lambda body: body["success"] is False and isinstance(body["error"], str)
     and isinstance(body["message"], str),
     "segmentflow": lambda body: isinstance(body["error"], str) and isinstance(body["message"], str),
-    "xenonflare": lambda body: body["success"] is False and isinstance(body["message"], str) and "code" in body["error"],
+    "xenonflare": lambda body: body["success"] is False and isinstance(body["message"], str)
+    and "code" in body["error"],
 }
 
 

@@ -164,10 +164,14 @@ CONTRACT = ProviderContract(
         "uploadChunk": {"chunks arrive in order from 0 with the same totalChunks; a chunk sent again must carry "
                         "the same bytes": ("400",)},
     },
-    curl_examples=(("https://docs.xenonflare.com/docs/image-upload", """curl -X POST https://api.xenonflare.com/api/v1/media/images \\
--H "X-API-Key: YOUR_API_KEY" \\
--F "file=@/path/to/image.jpg" \\
--F "platforms=[\\"instagram\\", \\"pinterest\\"]" \\
--F "instagram={\\"caption\\": \\"Stunning view! #nature\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_INSTAGRAM_BUSINESS_ID\\"]}" \\
--F "pinterest={\\"title\\": \\"Nature Photography\\", \\"description\\": \\"Beautiful landscape photo.\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_PINTEREST_ID\\"]}\""""),),
+    curl_examples=(("https://docs.xenonflare.com/docs/image-upload", (  # verbatim, split into literals
+        'curl -X POST https://api.xenonflare.com/api/v1/media/images \\\n'
+        '-H "X-API-Key: YOUR_API_KEY" \\\n'
+        '-F "file=@/path/to/image.jpg" \\\n'
+        '-F "platforms=[\\"instagram\\", \\"pinterest\\"]" \\\n'
+        '-F "instagram={\\"caption\\": \\"Stunning view! #nature\\", \\"autoPublish\\": true, \\"accounts\\'
+        '": [\\"YOUR_INSTAGRAM_BUSINESS_ID\\"]}" \\\n'
+        '-F "pinterest={\\"title\\": \\"Nature Photography\\", \\"description\\": \\"Beautiful landscape p'
+        'hoto.\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_PINTEREST_ID\\"]}"'
+    )),),
 )
