@@ -93,7 +93,7 @@ class Settings:
     @classmethod
     def kind(cls, name: str) -> type:
         """The type a field holds, ``None`` aside: ``int`` for ``port``, ``Path`` for ``data_dir: Path | None``."""
-        hint = _hints(cls)[name]
+        hint = _hints()[name]
         if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
             (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return typing.get_origin(hint) or hint
@@ -108,8 +108,8 @@ class Settings:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Settings)
 
 
 # how a field of each type is read from text; a field of another type must name its own ``parse`` in its metadata

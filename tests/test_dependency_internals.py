@@ -56,7 +56,8 @@ def test_the_schema_validator_accepts_and_refuses_with_schema_errors(spec: SpecV
     body.validate({"size": 3, "at": "2030-01-01T00:00:00Z"})
     with pytest.raises(InvalidSchemaValue) as refused:
         body.validate({"size": -1})
-    assert [e.validator for e in refused.value.schema_errors] == ["minimum"]
+    (error,) = refused.value.schema_errors
+    assert "minimum" in str(error)
     checker = format_checker(body)
     assert checker.conforms("2030-01-01T00:00:00Z", "date-time") and not checker.conforms("soon", "date-time")
 
