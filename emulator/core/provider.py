@@ -88,7 +88,7 @@ class Call:
         return self.runtime.provider_base(self.request, self.provider.name)
 
     def undocumented(self, form: str, basis: str, refusal: EmulatorError) -> None:
-        """An official client sent ``form``, which the published docs do not show (shared/provider-docs/README.md).
+        """An official client sent ``form``, which the published docs do not show (docs/official-clients.md).
 
         It is accepted and the request's journal entry says so (``basis`` names the client and version that sends
         it), also when the request is refused later for another reason; with ``--strict-docs`` the request is
