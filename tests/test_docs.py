@@ -51,6 +51,14 @@ def test_every_page_is_in_the_nav_and_every_provider_has_one() -> None:
         assert provider.keys.example in readme and provider.real_base_url in readme, f"{name} missing in README"
 
 
+def test_every_magic_key_is_documented() -> None:
+    control_plane = (ROOT / "docs" / "control-plane.md").read_text()
+    for name, provider in PROVIDERS.items():
+        page = (ROOT / "docs" / "providers" / f"{name}.md").read_text()
+        missing = [key for key in provider.keys.magic if key not in control_plane + page]
+        assert missing == [], f"{name}: magic keys missing from docs/control-plane.md and its page"
+
+
 def test_python_examples_pass(pytester: pytest.Pytester) -> None:
     examples = blocks("python")
     assert len(examples) >= 3
