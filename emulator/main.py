@@ -17,9 +17,11 @@ COMMANDS: dict[str, str] = {  # command name → module
 
 def overview() -> argparse.ArgumentParser:
     """``upload-emulator --help``: every command with its description (each module's own parser has the rest)."""
-    out = argparse.ArgumentParser(prog="upload-emulator",
-                                  description="A faithful local stand-in for social-media upload APIs.",
-                                  epilog="`upload-emulator COMMAND --help` lists a command's flags.")
+    out = argparse.ArgumentParser(
+        prog="upload-emulator",
+        description="A faithful local stand-in for social-media upload APIs.",
+        epilog="`upload-emulator COMMAND --help` lists a command's flags.",
+    )
     commands = out.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         commands.add_parser(name, help=importlib.import_module(module).DESCRIPTION)

@@ -24,8 +24,15 @@ def test_help_lists_every_command_with_its_description() -> None:
         assert name in text and " ".join(importlib.import_module(module).DESCRIPTION.split()) in text
 
 
-@pytest.mark.parametrize("args, says", [([], "required: COMMAND"), (["launch"], "invalid choice: 'launch'"),
-                                        (["specs"], "required"), (["specs", "show", "x", "--part", "all"], "invalid")])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        ([], "required: COMMAND"),
+        (["launch"], "invalid choice: 'launch'"),
+        (["specs"], "required"),
+        (["specs", "show", "x", "--part", "all"], "invalid"),
+    ],
+)
 def test_usage_errors_exit_2_and_say_what_is_wrong(args: list[str], says: str) -> None:
     result = run_command(args)
     assert result.exit_code == 2 and says in result.output, result.output
@@ -49,12 +56,14 @@ def test_specs_show_prints_the_spec_as_json() -> None:
 def test_serve_loads_none_of_the_other_commands_machinery() -> None:
     """What ``serve`` has imported when uvicorn is about to run (uvicorn itself brings click): the start-up budget
     has no room for the rest."""
-    probe = ("import sys, uvicorn\n"
-             "def stop(*args, **kwargs):\n"
-             "    print(' '.join(sorted(sys.modules)))\n"
-             "uvicorn.run = stop\n"
-             "from emulator.main import main\n"
-             "main(['serve', '--port', '0'])\n")
+    probe = (
+        "import sys, uvicorn\n"
+        "def stop(*args, **kwargs):\n"
+        "    print(' '.join(sorted(sys.modules)))\n"
+        "uvicorn.run = stop\n"
+        "from emulator.main import main\n"
+        "main(['serve', '--port', '0'])\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.split("\n")[-2].split())

@@ -24,19 +24,42 @@ from emulator.testing import free_port
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "t", "version": "1"},
-    "paths": {"/things": {"post": {
-        "operationId": "makeThing",
-        "requestBody": {"content": {"application/json": {"schema": {
-            "type": "object", "required": ["size"],
-            "properties": {"size": {"type": "integer", "minimum": 0}, "at": {"type": "string", "format": "date-time"}},
-        }}}},
-        "responses": {"201": {
-            "description": "made",
-            "headers": {"X-RateLimit-Limit": {"required": True, "schema": {"type": "integer"}}},
-            "content": {"application/json": {"schema": {
-                "type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}}},
-        }},
-    }}},
+    "paths": {
+        "/things": {
+            "post": {
+                "operationId": "makeThing",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "at": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "201": {
+                        "description": "made",
+                        "headers": {"X-RateLimit-Limit": {"required": True, "schema": {"type": "integer"}}},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["id"],
+                                    "properties": {"id": {"type": "string"}},
+                                }
+                            }
+                        },
+                    }
+                },
+            }
+        }
+    },
 }
 
 
@@ -66,8 +89,9 @@ def test_response_errors_name_each_problem_and_an_undocumented_status(spec: Spec
     from openapi_core.templating.responses.exceptions import ResponseNotFound
     from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
-    ok = response_errors(spec.responses, 201, b'{"id":"a"}', {"x-ratelimit-limit": "5"}, "application/json",
-                         operation(spec))
+    ok = response_errors(
+        spec.responses, 201, b'{"id":"a"}', {"x-ratelimit-limit": "5"}, "application/json", operation(spec)
+    )
     assert ok == []
     bad = response_errors(spec.responses, 201, b'{"ident":"a"}', {}, "application/json", operation(spec))
     assert any(isinstance(err.__cause__, InvalidSchemaValue) for err in bad)
@@ -76,8 +100,9 @@ def test_response_errors_name_each_problem_and_an_undocumented_status(spec: Spec
     assert [type(err) for err in undocumented] == [ResponseNotFound]
 
 
-def test_a_missing_internal_is_a_loud_error_naming_the_adapter(monkeypatch: pytest.MonkeyPatch,
-                                                               spec: SpecValidator) -> None:
+def test_a_missing_internal_is_a_loud_error_naming_the_adapter(
+    monkeypatch: pytest.MonkeyPatch, spec: SpecValidator
+) -> None:
     class Moved:
         spec = schema_validators_factory = format_validators = extra_format_validators = None
 

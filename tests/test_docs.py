@@ -34,9 +34,23 @@ def blocks(language: str) -> list[tuple[Path, str]]:
 
 def test_the_site_builds_strict(tmp_path: Path) -> None:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                           str(ROOT / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "providers" / "segmentflow" / "index.html").is_file()
 
@@ -78,8 +92,12 @@ def test_curl_examples_answer_without_error() -> None:
     try:
         for script in scripts:
             prelude = 'set -euo pipefail\ncurl() { command curl --silent --show-error --fail-with-body "$@"; echo; }\n'
-            done = subprocess.run(["bash", "-c", prelude + script.replace("http://127.0.0.1:8080", served.url)],
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                ["bash", "-c", prelude + script.replace("http://127.0.0.1:8080", served.url)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert done.returncode == 0, f"{script}\n{done.stdout}\n{done.stderr}"
     finally:
         served.stop()

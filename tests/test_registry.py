@@ -39,8 +39,10 @@ def shared_sources() -> Iterator[Path]:
 
 
 def test_no_shared_module_names_a_provider() -> None:
-    named = {path.relative_to(ROOT).as_posix(): sorted({m.lower() for m in NAMES.findall(path.read_text())})
-             for path in shared_sources()}
+    named = {
+        path.relative_to(ROOT).as_posix(): sorted({m.lower() for m in NAMES.findall(path.read_text())})
+        for path in shared_sources()
+    }
     assert {path: names for path, names in named.items() if names} == {}
 
 
@@ -52,8 +54,12 @@ def test_the_contract_suite_knows_every_provider() -> None:
     assert set(documented.CURL_EXAMPLES) == REGISTERED
     for name, contract in CONTRACTS.items():
         assert contract.flows, f"contracts/flows/{name}.py declares no flow machine"
-        operations = {op["operationId"] for path in PROVIDERS[name].specs.effective["paths"].values()
-                      for op in path.values() if isinstance(op, dict) and "operationId" in op}
+        operations = {
+            op["operationId"]
+            for path in PROVIDERS[name].specs.effective["paths"].values()
+            for op in path.values()
+            if isinstance(op, dict) and "operationId" in op
+        }
         declared = set(contract.state_dependent) | set(contract.state_bound) | set(contract.prepared)
         assert declared <= operations, f"{name} declares unknown operations {sorted(declared - operations)}"
 
@@ -86,8 +92,11 @@ def test_serve_uses_the_port_a_provider_declares(monkeypatch: pytest.MonkeyPatch
 
 
 def _test_modules() -> list[ModuleType]:
-    return [importlib.import_module(f"tests.{path.stem}") for path in sorted((ROOT / "tests").glob("test_*.py"))
-            if path.stem != "test_registry"]
+    return [
+        importlib.import_module(f"tests.{path.stem}")
+        for path in sorted((ROOT / "tests").glob("test_*.py"))
+        if path.stem != "test_registry"
+    ]
 
 
 def _provider_tables(module: ModuleType) -> Iterator[tuple[str, set[str]]]:
@@ -125,9 +134,11 @@ def _provider_parametrizations(module: ModuleType) -> Iterator[tuple[str, set[st
 def test_every_table_of_providers_lists_every_provider(module: ModuleType) -> None:
     """A test may cover fewer providers only if its module says why (``PROVIDER_SUBSETS``: name → reason)."""
     subsets: dict[str, str] = getattr(module, "PROVIDER_SUBSETS", {})
-    incomplete = {name: sorted(REGISTERED - covered)
-                  for name, covered in (*_provider_tables(module), *_provider_parametrizations(module))
-                  if covered != REGISTERED and name not in subsets}
+    incomplete = {
+        name: sorted(REGISTERED - covered)
+        for name, covered in (*_provider_tables(module), *_provider_parametrizations(module))
+        if covered != REGISTERED and name not in subsets
+    }
     assert incomplete == {}, f"{module.__name__}: tables that miss registered providers"
     for name, reason in subsets.items():
         assert hasattr(module, name) and reason.strip(), f"{module.__name__}.PROVIDER_SUBSETS names {name!r}"

@@ -17,10 +17,16 @@ PARTS = ("published", "inferred", "effective")
 def parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(prog="upload-emulator specs", description=DESCRIPTION)
     commands = out.add_subparsers(dest="command", required=True, metavar="{check,show}")
-    commands.add_parser("check", help="Validate every effective spec and prove it only adds to the published one.",
-                        description="Validate every effective spec and prove it only adds to the published one.")
-    show = commands.add_parser("show", help="Print a provider's published, inferred or effective spec as JSON.",
-                               description="Print a provider's published, inferred or effective spec as JSON.")
+    commands.add_parser(
+        "check",
+        help="Validate every effective spec and prove it only adds to the published one.",
+        description="Validate every effective spec and prove it only adds to the published one.",
+    )
+    show = commands.add_parser(
+        "show",
+        help="Print a provider's published, inferred or effective spec as JSON.",
+        description="Print a provider's published, inferred or effective spec as JSON.",
+    )
     show.add_argument("provider")
     show.add_argument("--part", choices=PARTS, default="effective", help="which spec (default: effective)")
     return out

@@ -31,8 +31,10 @@ def _require(obj: Any, attribute: str) -> Any:
     except AttributeError:
         import openapi_core
 
-        raise OpenAPICoreChanged(f"openapi-core {openapi_core.__version__}: {type(obj).__name__} has no "
-                                 f"{attribute!r} (emulator/core/openapi_internals.py)") from None
+        raise OpenAPICoreChanged(
+            f"openapi-core {openapi_core.__version__}: {type(obj).__name__} has no "
+            f"{attribute!r} (emulator/core/openapi_internals.py)"
+        ) from None
 
 
 def schema_validator(request_validator: Any, schema: SchemaPath) -> Any:
@@ -41,9 +43,12 @@ def schema_validator(request_validator: Any, schema: SchemaPath) -> Any:
     Its ``validate(value)`` raises ``InvalidSchemaValue`` (with ``schema_errors``) for a value the schema refuses.
     """
     factory = _require(request_validator, "schema_validators_factory")
-    return factory.create(_require(request_validator, "spec"), schema,
-                          format_validators=_require(request_validator, "format_validators"),
-                          extra_format_validators=_require(request_validator, "extra_format_validators"))
+    return factory.create(
+        _require(request_validator, "spec"),
+        schema,
+        format_validators=_require(request_validator, "format_validators"),
+        extra_format_validators=_require(request_validator, "extra_format_validators"),
+    )
 
 
 def format_checker(validator: Any) -> FormatChecker:
@@ -51,8 +56,14 @@ def format_checker(validator: Any) -> FormatChecker:
     return _require(_require(validator, "validator"), "format_checker")
 
 
-def response_errors(response_validator: Any, status: int, body: bytes | None, headers: Mapping[str, str],
-                    mimetype: str, operation: SchemaPath) -> list[Exception]:
+def response_errors(
+    response_validator: Any,
+    status: int,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    mimetype: str,
+    operation: SchemaPath,
+) -> list[Exception]:
     """What is wrong with a response of ``operation``: ``ResponseNotFound`` when the status is not documented,
     else one error per problem of the body (``__cause__`` an ``InvalidSchemaValue``) or of a header."""
     from starlette.datastructures import Headers
