@@ -82,3 +82,11 @@ def test_every_setting_is_read_by_its_type() -> None:
             assert flags[f.name].nargs == 0 and Settings.parse(f.name, "yes") is True, f.name
         elif "parse" not in f.metadata and f.default is not None:
             assert Settings.parse(f.name, str(f.default)) == f.default, f.name
+
+
+def test_contract_defaults_match_the_runner() -> None:
+    """The command keeps its own copy of the default (importing the runner would load schemathesis for --help)."""
+    from contracts.runner import DEFAULT_MAX_EXAMPLES
+    from emulator.commands import contract
+
+    assert contract.parser().parse_args([]).max_examples == DEFAULT_MAX_EXAMPLES
