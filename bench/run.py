@@ -313,7 +313,7 @@ class Run:
 
         summaries.append(startup.phases())
         launch = [sys.executable, "-c",
-                  "import uvicorn, emulator.cli; from emulator.app import create_app; create_app()"]
+                  "import uvicorn, emulator.main, emulator.serve; from emulator.app import create_app; create_app()"]
         profiling.launch(launch, out_dir / "startup.raw")
         summaries.append(profiling.render("start-up: import + create_app()",
                                           profiling.parse((out_dir / "startup.raw").read_text())))

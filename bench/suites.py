@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.peers import clean_env, emulator_exe
+from emulator.providers import PROVIDERS as REGISTRY
 
-PROVIDERS = ("autoposting", "posteverywhere", "segmentflow", "xenonflare")
+PROVIDERS = tuple(REGISTRY)  # every registered provider, in the registry's order
 CONTRACT = ["contract", "--provider", "{provider}"]  # appended to the upload-emulator executable
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,8 @@
 """``pytest contracts/``: the contract suite as pytest tests, with the CLI's options.
 
     pytest contracts/                                         # start an emulator, test every provider
-    pytest contracts/ --provider segmentflow --max-examples 20
-    pytest contracts/ --base-url https://api.segmentflow.ai --provider segmentflow --api-key sk_live_...
+    pytest contracts/ --provider NAME --max-examples 20
+    pytest contracts/ --base-url https://api.provider.example --provider NAME --api-key KEY
     pytest contracts/ --contract-junit contracts.xml --report contracts.md
 
 The run happens once per session; each provider and suite is one test that fails listing every finding (check,

@@ -3,12 +3,13 @@ of the provider documentation, with only the host, the key and the bytes of a fi
 
 Each replay declares the status it must get. A 2xx response must have the shape of the documented response example:
 every field it sends is documented, with the documented JSON type, and a documented field is absent only where
-the published schema makes it optional. A documented error example (Autoposting's 401 bodies) must come back byte
-for byte.
+the published schema makes it optional. A documented error example (a published 401 body) must come back byte for
+byte.
 
-Examples whose values name state no fresh account has (Segmentflow's ``s3Key: "<string>"``, XenonFlare's placeholder
-account ids) get the refusal their spec documents for that state; a prepared replay then keeps every documented
-value except the state-bound ones, which come from a real upload, and must succeed with the documented shape.
+Examples whose values name state no fresh account has (an object key that was never issued, an account id no key has
+connected) get the refusal their
+spec documents for that state; a prepared replay then keeps every documented value except the state-bound ones,
+which come from a real upload, and must succeed with the documented shape.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from contracts.flows import CONTRACTS
 from contracts.flows.base import curl
 from contracts.flows.samples import PDF, image, video
 from contracts.results import Finding, ProviderResult
@@ -33,38 +35,11 @@ from emulator.providers import PROVIDERS
 SUITE = "documented"
 KEY_PLACEHOLDERS = ("<api-key>", "YOUR_API_KEY", "<API_KEY>")
 
-# The curl examples of the provider documentation (shared/provider-docs/), copied verbatim.
-CURL_EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "segmentflow": (("segmentflow-assets.txt", """curl --request POST \\
-  --url http://localhost:3001/api/v1/assets \\
-  --header 'Content-Type: application/json' \\
-  --header 'x-api-key: <api-key>' \\
-  --data '
-{
-  "filename": "<string>",
-  "s3Key": "<string>",
-  "contentType": "<string>",
-  "size": 123,
-  "assetType": "content-image",
-  "websiteId": "3c90c3cc-0d44-4b50-8888-8dd25736052a"
-}
-'"""),),
-    "xenonflare": (("xenonflare-media-images.txt", """curl -X POST https://api.xenonflare.com/api/v1/media/images \\
--H "X-API-Key: YOUR_API_KEY" \\
--F "file=@/path/to/image.jpg" \\
--F "platforms=[\\"instagram\\", \\"pinterest\\"]" \\
--F "instagram={\\"caption\\": \\"Stunning view! #nature\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_INSTAGRAM_BUSINESS_ID\\"]}" \\
--F "pinterest={\\"title\\": \\"Nature Photography\\", \\"description\\": \\"Beautiful landscape photo.\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_PINTEREST_ID\\"]}\""""),),
-}
-
-# (provider, operationId) -> (status, why): documented requests whose values name state a fresh account lacks
+# (provider, operationId) -> what each provider declares in contracts/flows/<provider>.py: the curl examples of its
+# documentation, documented requests whose values name state a fresh account lacks, and how to make that state
+CURL_EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {name: c.curl_examples for name, c in CONTRACTS.items()}
 STATE_BOUND: dict[tuple[str, str], tuple[int, str]] = {
-    ("segmentflow", "createAsset"): (422, "the example's s3Key \"<string>\" was never issued by createAssetUploadUrl "
-                                          "to this key: the errors page's 422, semantic validation failed"),
-    ("xenonflare", "uploadImage"): (400, "the example's account ids (YOUR_INSTAGRAM_BUSINESS_ID, YOUR_PINTEREST_ID) "
-                                         "are placeholders, not accounts connected to this key (GET /api/v1/channels "
-                                         "lists those)"),
-}
+    (name, op_id): bound for name, c in CONTRACTS.items() for op_id, bound in c.state_bound.items()}
 
 
 @dataclass
@@ -100,7 +75,7 @@ def _resolve(spec: dict[str, Any], node: Any) -> Any:
 
 def _example_of(spec: dict[str, Any], media: dict[str, Any]) -> Any:
     """A media type's documented example: ``example``, the first of ``examples``, or one built from the
-    property-level examples of its schema (Autoposting documents its responses that way)."""
+    property-level examples of its schema (some published specs document responses that way)."""
     if "example" in media:
         return media["example"]
     if media.get("examples"):
@@ -281,36 +256,8 @@ def _operation(provider: str, method: str, path: str) -> tuple[str, dict[str, An
     raise LookupError(f"{provider}: no operation for {method} {path}")
 
 
-# --- state-bound values --------------------------------------------------------------------------------------------
-
-
-def _segmentflow_upload(http: httpx.Client, target: ProviderTarget) -> dict[str, Any]:
-    """A real PNG through upload-url and its PUT: the values createAsset's example cannot know."""
-    png = image("png")
-    r = http.post(target.base_url + "/api/v1/assets/upload-url", headers=target.auth_headers(),
-                  json={"filename": "example.png", "contentType": "image/png", "size": len(png)})
-    r.raise_for_status()
-    http.put(r.json()["uploadUrl"], content=png, headers={"Content-Type": "image/png"}).raise_for_status()
-    return {"filename": "example.png", "s3Key": r.json()["key"], "contentType": "image/png", "size": len(png)}
-
-
-def _xenonflare_accounts(http: httpx.Client, target: ProviderTarget) -> dict[str, Any]:
-    """The example's per-platform configs with the key's own connected accounts in place of its placeholders."""
-    r = http.get(target.base_url + "/api/v1/channels", headers=target.auth_headers())
-    r.raise_for_status()
-    connected = r.json()["data"]
-    published = PROVIDERS["xenonflare"].specs.published
-    example = _request_example(published, published["paths"]["/api/v1/media/images"]["post"])
-    assert example is not None
-    return {name: text.replace("YOUR_INSTAGRAM_BUSINESS_ID", connected["instagram"][0]["id"])
-            .replace("YOUR_PINTEREST_ID", connected["pinterest"][0]["id"])
-            for name, text in example[1].items() if name in ("instagram", "pinterest")}
-
-
 PREPARED: dict[tuple[str, str], Callable[[httpx.Client, ProviderTarget], dict[str, Any]]] = {
-    ("segmentflow", "createAsset"): _segmentflow_upload,
-    ("xenonflare", "uploadImage"): _xenonflare_accounts,
-}
+    (name, op_id): prepare for name, c in CONTRACTS.items() for op_id, prepare in c.prepared.items()}
 
 
 # --- comparing with the documented example -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ there and nowhere else.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import schemathesis
@@ -23,6 +23,7 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.engine import Status, events, from_schema
 
 from contracts import checks as _checks  # noqa: F401  (registers the custom checks)
+from contracts.flows import CONTRACTS
 from contracts.results import Finding, ProviderResult
 from contracts.target import SAFE_METHODS, ProviderTarget, Target
 
@@ -31,49 +32,9 @@ SUITE = "schemathesis"
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
 # provider -> operationId -> {why: statuses}: what a schema-valid request may still get, because of state or content
-# the schema cannot express; each status is one the spec documents for exactly that case
-STATE_DEPENDENT: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
-    "autoposting": {
-        "uploadCarouselAssets": {"the file's bytes must be a JPEG, PNG or WebP image, judged by content": ("400",)},
-        "presignClipParts": {"key must be the clip's own object key, as init returned it": ("400",)},
-        "completeClipUpload": {"the listed parts must have been uploaded with these ETags, every part but the "
-                               "last at least 5 MiB, adding up to fileSize (S3's rules over what was uploaded); "
-                               "key must be the clip's": ("400",)},
-        "abortClipUpload": {"key must be the clip's own object key, as init returned it": ("400",)},
-    },
-    "posteverywhere": {
-        "completeMediaUpload": {"upload_not_ready: the bytes were not uploaded to upload_url yet, or disagree "
-                                "with step 1": ("400",)},
-        "createPost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
-                       "must equal scheduled_for when both are sent": ("400",)},
-        "updatePost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
-                       "must equal scheduled_for when both are sent": ("400",)},
-        "schedulePost": {"a draft saved without accounts needs account_ids to be scheduled": ("400",)},
-        "uploadMediaFromUrl": {"url must be public https:// (private, loopback, link-local, single-label, .local "
-                               "and .internal hosts are refused)": ("400",),
-                               "a URL naming a video other than MP4 is refused (MP4 too with --strict-docs)":
-                                   ("415",)},
-    },
-    "segmentflow": {
-        "createAsset": {"s3Key must have been issued to this key by createAssetUploadUrl and its bytes PUT, with "
-                        "the same size and contentType": ("422",)},
-    },
-    "xenonflare": {
-        "uploadImage": {"rules across fields: exactly one of file and fileId; a platform's config only for a "
-                        "platform in platforms; nested configs are JSON objects (contentSchema is only an "
-                        "annotation in JSON Schema 2020-12); scheduledAt not in the past; account ids and profileId "
-                        "name the key's own connected accounts and profiles (GET /api/v1/channels, /profiles)":
-                            ("400",),
-                        "the file's bytes must be an image, judged by content": ("415",)},
-        "uploadVideo": {"rules across fields and connected accounts, as for uploadImage": ("400",),
-                        "the file's bytes must be an MP4 or QuickTime video, judged by content": ("415",)},
-        "uploadChunk": {"chunks arrive in order from 0 with the same totalChunks; a chunk sent again must carry "
-                        "the same bytes": ("400",)},
-    },
-}
-# XenonFlare's prefix-less paths (the newer pages') are the same operations under their own operationIds
-STATE_DEPENDENT["xenonflare"] |= {f"{op_id}Unprefixed": STATE_DEPENDENT["xenonflare"][op_id]
-                                  for op_id in ("uploadImage", "uploadVideo", "uploadChunk")}
+# the schema cannot express; each provider declares its own in contracts/flows/<provider>.py
+STATE_DEPENDENT: dict[str, Mapping[str, Mapping[str, tuple[str, ...]]]] = {
+    name: contract.state_dependent for name, contract in CONTRACTS.items()}
 
 Progress = Callable[[str, int], None]  # (provider, cases so far)
 
@@ -92,9 +53,9 @@ def _negative_multipart_reaches_the_wire(case: Any) -> bool:
 
     Schemathesis serialises an empty array in a multipart body as no part at all, so a case that mutated a field
     into ``[]`` sends a request without that field, which the spec allows when the field is optional: a false
-    "Invalid data should have been rejected" (seen: Autoposting's asset upload, ``slideId`` "was string, became
-    array", with a random seed of the full contract run). No bytes could tell the two apart, so such cases are
-    not sent.
+    "Invalid data should have been rejected" (seen: a multipart upload's optional text field, ``slideId`` "was
+    string, became array", with a random seed of the full contract run). No bytes could tell the two apart, so such
+    cases are not sent.
     """
     meta = getattr(case, "meta", None)
     if meta is None or not meta.is_negative_at(ParameterLocation.BODY):

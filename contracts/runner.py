@@ -2,7 +2,7 @@
 documented examples; the result feeds the summary table, JUnit XML and the Markdown report.
 
     from contracts.runner import Options, run
-    result = run(Options(providers=["segmentflow"], max_examples=20))
+    result = run(Options(providers=["<provider>"], max_examples=20))
     assert not result.failed, [f.check for f in result.findings]
 """
 

@@ -35,7 +35,7 @@ class ProviderTarget:
     """One provider as the run reaches it."""
 
     name: str
-    root: str  # the spec's server path and operation paths follow this (``http://127.0.0.1:8080/segmentflow``)
+    root: str  # the spec's server path and operation paths follow this (``http://127.0.0.1:8080/<provider>``)
     keys: tuple[str, ...]  # the first drives the run; a second one, if any, is "another tenant" in reports
 
     @property

@@ -7,7 +7,7 @@ Fixtures:
     emulator_control         a ``ControlClient`` for it
     emulator_app             a fresh in-process app for one test (fast; no socket)
     emulator_transport       an ``httpx.ASGITransport`` on ``emulator_app``
-    <provider>_base_url      e.g. ``posteverywhere_base_url`` → the URL to use instead of the real one
+    <provider>_base_url      one per provider: the URL to use instead of the real one
     <provider>_key           a ready dev key for that provider
 """
 

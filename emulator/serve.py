@@ -1,10 +1,9 @@
 """``upload-emulator serve``: its flags, made from ``Settings`` with argparse, and the server.
 
-Kept out of the typer app in ``cli.py`` because start-up time is a feature here (a CI job starts the emulator on
-every run): typer coerces each option through pydantic and rich renders the banner, ~0.2 s of a ~0.5 s start. One
-flag per ``Settings`` field (``--data-dir`` for ``data_dir``; the repeatable ``--key`` and ``--rate-limit`` for
-``keys`` and ``rate_limits``), its help and ``UPLOAD_EMULATOR_*`` variable from the field, so flags, environment and
-``--help`` cannot drift apart. ``emulator.main`` calls ``run`` directly for ``serve``; typer only lists the command.
+Start-up time is a feature here (a CI job starts the emulator on every run), so this module imports only argparse
+and the settings until ``run`` needs the server. One flag per ``Settings`` field (``--data-dir`` for ``data_dir``;
+the repeatable ``--key`` and ``--rate-limit`` for ``keys`` and ``rate_limits``), its type, help and
+``UPLOAD_EMULATOR_*`` variable from the field, so flags, environment and ``--help`` cannot drift apart.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
         if f.name in REPEATABLE:
             flag, metavar = REPEATABLE[f.name]
             out.add_argument(flag, dest=f.name, action="append", metavar=metavar, help=f"{help_text}; repeatable")
-        elif str(f.type).startswith("bool"):
+        elif Settings.kind(f.name) is bool:
             out.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", default=None,
                              help=help_text)
         else:
@@ -59,7 +58,10 @@ def settings_from(argv: list[str]) -> Settings:
             values[name] = Settings.parse(name, ",".join(values[name]))
     settings = Settings.from_env(**values)
     if settings.provider is not None and values["port"] is None and f"{ENV_PREFIX}PORT" not in os.environ:
-        settings.port = 3001 if settings.provider == "segmentflow" else settings.port  # Segmentflow's docs' port
+        from emulator.providers import PROVIDERS
+
+        provider = PROVIDERS.get(settings.provider)
+        settings.port = provider.default_port or settings.port if provider else settings.port
     return settings
 
 

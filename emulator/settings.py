@@ -1,8 +1,16 @@
-"""Every setting, with its default, its flag and its ``UPLOAD_EMULATOR_*`` environment variable."""
+"""Every setting, with its default, its flag and its ``UPLOAD_EMULATOR_*`` environment variable.
+
+``Settings`` is the one typed definition: each field's type says how its flag and its variable are read (``kind``),
+and a field whose text form is not one of those types names its own parser in its metadata (``parse``).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,7 +23,7 @@ def _bool(value: str) -> bool:
 
 
 def _keys(value: str) -> dict[str, list[str]]:
-    """``posteverywhere=pe_live_...,posteverywhere=pe_live_...`` → {provider: [keys]}."""
+    """``provider=KEY,provider=KEY`` → {provider: [keys]}."""
     out: dict[str, list[str]] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         provider, _, key = item.partition("=")
@@ -26,7 +34,7 @@ def _keys(value: str) -> dict[str, list[str]]:
 
 
 def _limits(value: str) -> dict[str, int]:
-    """``posteverywhere.minute=600,posteverywhere.posts-minute=100`` → {"provider.limit": n}."""
+    """``provider.minute=600,provider.posts-minute=100`` → {"provider.limit": n}."""
     out: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         name, _, number = item.partition("=")
@@ -105,17 +113,26 @@ class Settings:
         return cls(**values)
 
     @classmethod
+    def kind(cls, name: str) -> type:
+        """The type a field holds, ``None`` aside: ``int`` for ``port``, ``Path`` for ``data_dir: Path | None``."""
+        hint = _hints()[name]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return typing.get_origin(hint) or hint
+
+    @classmethod
     def parse(cls, name: str, raw: str) -> Any:
+        """A field's value from its text form (a flag's argument or an environment variable)."""
         f = next(f for f in fields(cls) if f.name == name)
         if "parse" in f.metadata:
             return f.metadata["parse"](raw)
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        if kind.startswith("bool"):
-            return _bool(raw)
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if kind.startswith("Path"):
-            return Path(raw)
-        return raw
+        return _READERS[cls.kind(name)](raw)
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Settings)
+
+
+# how a field of each type is read from text; a field of another type must name its own ``parse`` in its metadata
+_READERS: dict[type, Callable[[str], Any]] = {bool: _bool, int: int, float: float, Path: Path, str: str}

@@ -3,9 +3,8 @@
     control = ControlClient("http://127.0.0.1:8080")
     control.freeze()
     control.advance(3601)                      # presigned URLs issued before now are expired
-    control.add_fault(provider="posteverywhere", operation="uploadMedia", action="status", status=429,
-                      retry_after=5, times=1)
-    entries = control.journal(provider="posteverywhere", operation="uploadMedia")
+    control.add_fault(provider=NAME, operation=OPERATION_ID, action="status", status=429, retry_after=5, times=1)
+    entries = control.journal(provider=NAME, operation=OPERATION_ID)
 
 and ``serve_in_thread``, which runs an emulator behind a real uvicorn on a free loopback port (the pytest plugin,
 the contract suite and our own tests all start live emulators with it).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+from dataclasses import dataclass
 from importlib import resources
 
 PE = "/posteverywhere/api/v1"
@@ -18,3 +21,23 @@ def sample(ext: str) -> bytes:
 # A minimal ISO-BMFF header with the 'isom' brand: enough for content sniffing to call it video/mp4.
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00\x00\x00\x08free" + b"\x00" * 64
 PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
+@dataclass
+class CommandResult:
+    exit_code: int
+    output: str  # what the command wrote to stdout and stderr, in order
+
+
+def run_command(args: list[str]) -> CommandResult:
+    """``upload-emulator ARGS`` in this process (as the console script calls it): its exit status and output."""
+    from emulator.main import main
+
+    written = io.StringIO()
+    with contextlib.redirect_stdout(written), contextlib.redirect_stderr(written):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    return CommandResult(code, written.getvalue())

@@ -17,17 +17,16 @@ from typing import Any
 import pytest
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from typer.testing import CliRunner
 
 from contracts.report import markdown
 from contracts.results import Finding, ProviderResult, RunResult
 from contracts.runner import Options, run
 from contracts.target import LocalServer, contract_settings, start_local
 from emulator import Settings
-from emulator.cli import app as cli
 from emulator.core.provider import Call, Reply
 from emulator.providers import PROVIDERS
 from emulator.testing import ControlClient
+from tests.helpers import run_command
 
 SMALL = {"max_examples": 3, "flow_examples": 5, "seed": 1}
 
@@ -96,7 +95,7 @@ def test_a_real_provider_gets_only_safe_requests_without_allow_writes(deviant):
 
 def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_path):
     junit, report = tmp_path / "contracts.xml", tmp_path / "contracts.md"
-    outcome = CliRunner().invoke(cli, ["contract", "--max-examples", "3", "--flow-examples", "5", "--seed", "1",
+    outcome = run_command(["contract", "--max-examples", "3", "--flow-examples", "5", "--seed", "1",
                                        "--junit", str(junit), "--report", str(report)])
     assert outcome.exit_code == 0, outcome.output
     assert "contracts passed: 0 failure(s)" in outcome.output
@@ -176,7 +175,7 @@ def test_cli_against_a_deviating_emulator_fails_and_its_report_reproduces_the_fa
     with ControlClient(server.url) as control:
         control.add_fault("status", provider="xenonflare", operation="getChunkStatus", status=500)
     junit, report = tmp_path / "contracts.xml", tmp_path / "contracts.md"
-    outcome = CliRunner().invoke(cli, ["contract", "--provider", "xenonflare", "--base-url", server.url,
+    outcome = run_command(["contract", "--provider", "xenonflare", "--base-url", server.url,
                                        "--operation", "getChunkStatus", "--suite", "schemathesis",
                                        "--max-examples", "3", "--junit", str(junit), "--report", str(report)])
     assert outcome.exit_code == 1, outcome.output
@@ -199,7 +198,7 @@ def test_cli_against_a_deviating_emulator_fails_and_its_report_reproduces_the_fa
     (["--api-key", "k"], "--api-key without a provider name needs exactly one --provider"),
 ])
 def test_cli_usage_errors_exit_2_and_say_what_is_wrong(args, says):
-    outcome = CliRunner().invoke(cli, ["contract", *args])
+    outcome = run_command(["contract", *args])
     assert outcome.exit_code == 2 and says in " ".join(outcome.output.split()), outcome.output
 
 

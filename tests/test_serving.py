@@ -13,12 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from emulator import Settings, __version__, create_app
-from emulator.cli import app as cli
 from tests.conftest import free_port
-from tests.helpers import AUTH, MP4, PE, sample
+from tests.helpers import AUTH, MP4, PE, run_command, sample
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,7 +98,7 @@ def test_settings_come_from_environment_variables():
 
 
 def test_serve_help_lists_every_setting_and_its_variable():
-    result = CliRunner().invoke(cli, ["serve", "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+    result = run_command(["serve", "--help"])
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     for f in fields(Settings):
@@ -118,7 +116,7 @@ def test_the_test_only_fetch_setting_cannot_come_from_the_environment(tmp_path):
 
 
 def test_specs_check_passes_for_every_provider():
-    result = CliRunner().invoke(cli, ["specs", "check"])
+    result = run_command(["specs", "check"])
     assert result.exit_code == 0, result.output
     for name in ("autoposting", "posteverywhere", "segmentflow", "xenonflare"):
         assert f"{name}: ok" in result.output

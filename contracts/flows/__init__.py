@@ -6,26 +6,35 @@ becomes a finding naming the check and operation, with the failing example's ste
 
 from __future__ import annotations
 
+import importlib
 import time
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
-from contracts.flows.autoposting import ClipUploads
-from contracts.flows.base import SUITE, FlowContext, FlowFailure, FlowMachine
-from contracts.flows.posteverywhere import MediaUploads
-from contracts.flows.segmentflow import AssetUploads
-from contracts.flows.xenonflare import ChunkedUploads
+from contracts.flows.base import SUITE, FlowContext, FlowFailure, FlowMachine, ProviderContract
 from contracts.results import Finding, ProviderResult
 from contracts.target import Target
+from emulator.providers import PROVIDERS
 
-FLOWS: dict[str, tuple[type[FlowMachine], ...]] = {
-    "autoposting": (ClipUploads,),
-    "posteverywhere": (MediaUploads,),
-    "segmentflow": (AssetUploads,),
-    "xenonflare": (ChunkedUploads,),
-}
+
+def _discover() -> dict[str, ProviderContract]:
+    """Each module here named after a registered provider declares that provider's ``CONTRACT``."""
+    found: dict[str, ProviderContract] = {}
+    for name in PROVIDERS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue  # a provider without a flows module has no flows: tests/test_registry.py says so
+        found[name] = module.CONTRACT
+    return found
+
+
+CONTRACTS: dict[str, ProviderContract] = _discover()
+FLOWS: dict[str, tuple[type[FlowMachine], ...]] = {name: contract.flows for name, contract in CONTRACTS.items()}
 
 
 def run(target: Target, provider_name: str, result: ProviderResult, *, max_examples: int, steps: int = 12,

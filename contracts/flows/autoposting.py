@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from contracts.flows.base import FlowMachine, md5
+from contracts.flows.base import FlowMachine, ProviderContract, md5
 from contracts.flows.samples import filler, video
 
 MIB = 1024 * 1024
@@ -169,3 +169,16 @@ class ClipUploads(FlowMachine):
         r = self.api("POST", "presignClipParts", "/clips/upload/presign", key=stranger,
                      json={**clip.body, "partNumbers": [1]})
         self.expect(r, 404, "presignClipParts", check="tenant_isolation")
+
+
+CONTRACT = ProviderContract(
+    flows=(ClipUploads,),
+    state_dependent={
+        "uploadCarouselAssets": {"the file's bytes must be a JPEG, PNG or WebP image, judged by content": ("400",)},
+        "presignClipParts": {"key must be the clip's own object key, as init returned it": ("400",)},
+        "completeClipUpload": {"the listed parts must have been uploaded with these ETags, every part but the "
+                               "last at least 5 MiB, adding up to fileSize (S3's rules over what was uploaded); "
+                               "key must be the clip's": ("400",)},
+        "abortClipUpload": {"key must be the clip's own object key, as init returned it": ("400",)},
+    },
+)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,6 +30,25 @@ from contracts.target import GENEROUS, ProviderTarget, Target
 
 SUITE = "flows"
 CURL_BODY_LIMIT = 4096  # larger bodies are named by size and MD5 instead of inlined
+
+
+@dataclass(frozen=True)
+class ProviderContract:
+    """What one provider declares for the contract suite, in its own ``contracts/flows/<provider>.py`` (as
+    ``CONTRACT``), so that adding a provider touches no shared table.
+
+    ``flows``: its flow machines. ``state_dependent``: operationId → {why: statuses}, what a schema-valid request may
+    still get because of state or content no schema can express (each status one the spec documents for exactly
+    that case). ``curl_examples``: (source page URL, the curl command of its docs verbatim). ``state_bound``:
+    operationId → (status, why), for documented examples whose values name state a fresh account lacks.
+    ``prepared``: operationId → a function that makes that state over HTTP and returns the values to send instead.
+    """
+
+    flows: tuple[type[FlowMachine], ...] = ()
+    state_dependent: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    curl_examples: tuple[tuple[str, str], ...] = ()
+    state_bound: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    prepared: Mapping[str, Callable[[httpx.Client, ProviderTarget], dict[str, Any]]] = field(default_factory=dict)
 
 
 class FlowFailure(AssertionError):

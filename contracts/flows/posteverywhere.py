@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from contracts.flows.base import FlowMachine, md5
+from contracts.flows.base import FlowMachine, ProviderContract, md5
 from contracts.flows.samples import PDF, image, video
 
 URL_EXPIRES_IN = 3600
@@ -149,3 +149,21 @@ class MediaUploads(FlowMachine):
                                              f"{r.text[:200]}")
         for other in self.media.values():
             other.url_expired = True
+
+
+CONTRACT = ProviderContract(
+    flows=(MediaUploads,),
+    state_dependent={
+        "completeMediaUpload": {"upload_not_ready: the bytes were not uploaded to upload_url yet, or disagree "
+                                "with step 1": ("400",)},
+        "createPost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
+                       "must equal scheduled_for when both are sent": ("400",)},
+        "updatePost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
+                       "must equal scheduled_for when both are sent": ("400",)},
+        "schedulePost": {"a draft saved without accounts needs account_ids to be scheduled": ("400",)},
+        "uploadMediaFromUrl": {"url must be public https:// (private, loopback, link-local, single-label, .local "
+                               "and .internal hosts are refused)": ("400",),
+                               "a URL naming a video other than MP4 is refused (MP4 too with --strict-docs)":
+                                   ("415",)},
+    },
+)

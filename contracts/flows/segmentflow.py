@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from contracts.flows.base import FlowMachine, md5
+from contracts.flows.base import FlowMachine, ProviderContract, md5
 from contracts.flows.samples import PDF, filler, image
+from contracts.target import ProviderTarget
 
 URL_EXPIRES_IN = 900
 KINDS = {
@@ -165,3 +167,39 @@ class AssetUploads(FlowMachine):
                        f"an uploadUrl {URL_EXPIRES_IN + 1} s old answered {r.status_code}: {r.text[:200]}")
         for other in self.assets.values():
             other.url_expired = True
+
+
+def uploaded_object(http: httpx.Client, target: ProviderTarget) -> dict[str, Any]:
+    """A real PNG through upload-url and its PUT: the values createAsset's example cannot know."""
+    png = image("png")
+    r = http.post(target.base_url + "/api/v1/assets/upload-url", headers=target.auth_headers(),
+                  json={"filename": "example.png", "contentType": "image/png", "size": len(png)})
+    r.raise_for_status()
+    http.put(r.json()["uploadUrl"], content=png, headers={"Content-Type": "image/png"}).raise_for_status()
+    return {"filename": "example.png", "s3Key": r.json()["key"], "contentType": "image/png", "size": len(png)}
+
+
+CONTRACT = ProviderContract(
+    flows=(AssetUploads,),
+    state_dependent={
+        "createAsset": {"s3Key must have been issued to this key by createAssetUploadUrl and its bytes PUT, with "
+                        "the same size and contentType": ("422",)},
+    },
+    curl_examples=(("https://segmentflow.ai/docs/api-reference/assets/post-apiv1assets", """curl --request POST \\
+  --url http://localhost:3001/api/v1/assets \\
+  --header 'Content-Type: application/json' \\
+  --header 'x-api-key: <api-key>' \\
+  --data '
+{
+  "filename": "<string>",
+  "s3Key": "<string>",
+  "contentType": "<string>",
+  "size": 123,
+  "assetType": "content-image",
+  "websiteId": "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+}
+'"""),),
+    state_bound={"createAsset": (422, "the example's s3Key \"<string>\" was never issued by createAssetUploadUrl "
+                                      "to this key: the errors page's 422, semantic validation failed")},
+    prepared={"createAsset": uploaded_object},
+)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from contracts.flows.base import FlowMachine, chunks_of
+from contracts.flows.base import FlowMachine, ProviderContract, chunks_of
 from contracts.flows.samples import image, video
+from contracts.target import ProviderTarget
 
 ENDPOINTS = {"image": ("uploadImage", "/api/v1/media/images", "getImage", ["instagram"]),
              "video": ("uploadVideo", "/api/v1/media/videos", "getVideo", ["youtube"])}
@@ -150,3 +153,55 @@ class ChunkedUploads(FlowMachine):
             _, path, get_op, _ = ENDPOINTS[upload.kind]
             self.expect(self.api("GET", get_op, f"{path}/{upload.media_id}", key=stranger), 404, get_op,
                         check="tenant_isolation")
+
+
+def connected_accounts(http: httpx.Client, target: ProviderTarget) -> dict[str, Any]:
+    """The image example's per-platform configs with the key's own connected accounts in place of its placeholders."""
+    from contracts.documented import _request_example  # here: contracts.documented reads this module's CONTRACT
+    from emulator.providers import PROVIDERS
+
+    r = http.get(target.base_url + "/api/v1/channels", headers=target.auth_headers())
+    r.raise_for_status()
+    connected = r.json()["data"]
+    published = PROVIDERS["xenonflare"].specs.published
+    example = _request_example(published, published["paths"]["/api/v1/media/images"]["post"])
+    assert example is not None
+    return {name: text.replace("YOUR_INSTAGRAM_BUSINESS_ID", connected["instagram"][0]["id"])
+            .replace("YOUR_PINTEREST_ID", connected["pinterest"][0]["id"])
+            for name, text in example[1].items() if name in ("instagram", "pinterest")}
+
+
+STATE_DEPENDENT: dict[str, dict[str, tuple[str, ...]]] = {
+        "uploadImage": {"rules across fields: exactly one of file and fileId; a platform's config only for a "
+                        "platform in platforms; nested configs are JSON objects (contentSchema is only an "
+                        "annotation in JSON Schema 2020-12); scheduledAt not in the past; account ids and profileId "
+                        "name the key's own connected accounts and profiles (GET /api/v1/channels, /profiles)":
+                            ("400",),
+                        "the file's bytes must be an image, judged by content": ("415",)},
+        "uploadVideo": {"rules across fields and connected accounts, as for uploadImage": ("400",),
+                        "the file's bytes must be an MP4 or QuickTime video, judged by content": ("415",)},
+        "uploadChunk": {"chunks arrive in order from 0 with the same totalChunks; a chunk sent again must carry "
+                        "the same bytes": ("400",)},
+}
+# the newer pages' prefix-less paths are the same operations under their own operationIds
+STATE_DEPENDENT |= {f"{op_id}Unprefixed": STATE_DEPENDENT[op_id]
+                    for op_id in ("uploadImage", "uploadVideo", "uploadChunk")}
+
+CONTRACT = ProviderContract(
+    flows=(ChunkedUploads,),
+    state_dependent=STATE_DEPENDENT,
+    curl_examples=(("https://docs.xenonflare.com/docs/image-upload", (  # verbatim, split into literals
+        'curl -X POST https://api.xenonflare.com/api/v1/media/images \\\n'
+        '-H "X-API-Key: YOUR_API_KEY" \\\n'
+        '-F "file=@/path/to/image.jpg" \\\n'
+        '-F "platforms=[\\"instagram\\", \\"pinterest\\"]" \\\n'
+        '-F "instagram={\\"caption\\": \\"Stunning view! #nature\\", \\"autoPublish\\": true, \\"accounts\\'
+        '": [\\"YOUR_INSTAGRAM_BUSINESS_ID\\"]}" \\\n'
+        '-F "pinterest={\\"title\\": \\"Nature Photography\\", \\"description\\": \\"Beautiful landscape p'
+        'hoto.\\", \\"autoPublish\\": true, \\"accounts\\": [\\"YOUR_PINTEREST_ID\\"]}"'
+    )),),
+    state_bound={"uploadImage": (400, "the example's account ids (YOUR_INSTAGRAM_BUSINESS_ID, YOUR_PINTEREST_ID) "
+                                      "are placeholders, not accounts connected to this key (GET /api/v1/channels "
+                                      "lists those)")},
+    prepared={"uploadImage": connected_accounts},
+)

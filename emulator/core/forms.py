@@ -149,8 +149,3 @@ _BAD: Any = object()
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")  # NaN and Infinity: Python accepts them, JSON does not
 
-
-def parsed_json(value: str) -> Any:
-    """For handlers: a field already validated as JSON by ``FormContract``."""
-    return json.loads(value)
-

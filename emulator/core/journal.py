@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.core.clock import Clock, iso_millis
 from emulator.core.redaction import redact_query, redact_text
+from emulator.core.uvicorn_internals import connection_transport
 
 ENTRY = "emulator.entry"  # scope key under which the pipeline finds the entry being written
 REQUEST_HEADERS = ("content-type", "content-length", "transfer-encoding", "user-agent", "idempotency-key", "expect")
@@ -274,9 +275,8 @@ class JournalMiddleware:
             return
         entry = self.journal.open(scope)
         scope[ENTRY] = entry
-        # uvicorn's send is a bound method of its request cycle, which holds the connection's transport: fault
-        # injection needs it to drop a connection for real (ASGI itself has no way to say "abort").
-        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        # fault injection needs the connection's transport to drop a connection for real (uvicorn only)
+        transport = connection_transport(send)
         if transport is not None:
             scope[self.transport_key] = transport
         started = time.perf_counter()

@@ -15,7 +15,7 @@ import python_multipart
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
-from emulator.core.errors import FieldError, Invalid, PayloadTooLarge, UnsupportedMediaType
+from emulator.core.errors import FieldError, Invalid, UnsupportedMediaType
 from emulator.core.storage import Blob, BlobWriter
 
 
@@ -183,8 +183,7 @@ async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], ope
             for part in state.committed:
                 discard(part)
         if isinstance(exc, FormParserError):
-            raise Invalid(f"Malformed multipart body: {exc}.", errors=[FieldError("body", "is not valid multipart")]) from None
-        if isinstance(exc, PayloadTooLarge):
-            raise
+            raise Invalid(f"Malformed multipart body: {exc}.",
+                          errors=[FieldError("body", "is not valid multipart")]) from None
         raise
     return state.form

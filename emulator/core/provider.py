@@ -2,7 +2,7 @@
 
 A provider module builds one ``Provider``: its name and URLs, its key policy, its envelope (``ok``/``error``, the
 only place its JSON shape is written), its rate limits and one ``Handler`` per operationId of its effective spec.
-``build_app`` turns that into a ``ProviderApp`` (a router) whose routes come from the spec, so routes and spec
+``build_app`` turns that into a Starlette sub-app whose routes come from the spec, so routes and spec
 operations match one to one (start-up fails otherwise). Every request then reads top to bottom in ``_endpoint``:
 
     route → auth (magic keys, scopes) → faults → rate limit → validate (params; JSON — after the handler's
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from starlette.datastructures import State
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match, Route, Router, get_route_path
+from starlette.routing import Match, Route, get_route_path
 from starlette.types import Receive, Scope, Send
 
 from emulator.core.auth import ApiKey, KeyPolicy
@@ -85,11 +85,11 @@ class Call:
 
     @property
     def base_url(self) -> str:
-        """Where this provider is served, as the client reached it (``http://127.0.0.1:8080/posteverywhere``)."""
+        """Where this provider is served, as the client reached it (``http://127.0.0.1:8080/<provider>``)."""
         return self.runtime.provider_base(self.request, self.provider.name)
 
     def undocumented(self, form: str, basis: str, refusal: EmulatorError) -> None:
-        """An official client sent ``form``, which the published docs do not show (shared/provider-docs/README.md).
+        """An official client sent ``form``, which the published docs do not show (docs/official-clients.md).
 
         It is accepted and the request's journal entry says so (``basis`` names the client and version that sends
         it), also when the request is refused later for another reason; with ``--strict-docs`` the request is
@@ -137,6 +137,7 @@ class Provider:
     request_id: Callable[[Runtime, float], str]
     # the unfinished uploads it keeps, expired after --abandoned-after (core.reclaim)
     abandonable: tuple[Abandonable, ...] = ()
+    default_port: int | None = None  # the port of per-provider mode, when the provider's docs name one
 
     @property
     def specs(self) -> ProviderSpecs:
@@ -335,7 +336,7 @@ class SpecRoute(Route):
         return super().matches(scope)
 
 
-def build_app(provider: Provider, runtime: Runtime) -> ProviderApp:
+def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     specs = provider.specs
     validator = _validator(provider.name)
     operations = list(specs.operations())
@@ -375,30 +376,8 @@ def build_app(provider: Provider, runtime: Runtime) -> ProviderApp:
             error.status = exc.status_code
         return provider.error(None, request, error)
 
-    app = ProviderApp(routes, http_error)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app.router.redirect_slashes = False  # a real provider does not redirect /path/ to /path
     app.state.runtime = runtime
     return app
 
-
-class ProviderApp:
-    """A provider's routes, mounted in the emulator's app: a Starlette ``Router`` and one ``except``.
-
-    Not a ``Starlette`` app of its own, which would run a second server-error and exception middleware stack on
-    every request (the emulator's app already has one, outside the journal): the only thing a provider needs from
-    such a stack is its 404/405 in the provider's envelope, and the router raises exactly those as
-    ``HTTPException`` (it runs inside an app), so they are caught here and rendered by ``on_http_error``.
-    """
-
-    def __init__(self, routes: list[Route], on_http_error: Callable[[Request, Exception], Awaitable[Response]]) -> None:
-        self.router = Router(routes=routes, redirect_slashes=False)  # a real provider does not redirect /path/
-        self.routes = self.router.routes
-        self.exception_handlers: dict[Any, Callable[..., Any]] = {HTTPException: on_http_error}
-        self.state = State()
-        self._on_http_error = on_http_error
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.router(scope, receive, send)
-        except HTTPException as exc:
-            response = await self._on_http_error(Request(scope, receive), exc)
-            await response(scope, receive, send)

@@ -125,7 +125,7 @@ class ProviderSpecs:
 
     @property
     def server_path(self) -> str:
-        """The path part of the first published server URL (``/api`` for ``https://app.posteverywhere.ai/api``)."""
+        """The path part of the first published server URL (``/api`` for ``https://app.example.com/api``)."""
         return urlsplit(self.published["servers"][0]["url"]).path.rstrip("/")
 
     def operations(self) -> Iterator[tuple[str, str, str, dict[str, Any]]]:

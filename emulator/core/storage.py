@@ -443,9 +443,3 @@ def multipart_etag(part_md5s: list[str]) -> str:
     """S3's ETag for a completed multipart upload: the MD5 of the parts' binary MD5s, then ``-<part count>``."""
     digest = hashlib.md5(b"".join(bytes.fromhex(m) for m in part_md5s), usedforsecurity=False).hexdigest()
     return f'"{digest}-{len(part_md5s)}"'
-
-
-async def iter_file(path: Path, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(chunk_size):
-            yield chunk

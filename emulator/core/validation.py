@@ -3,9 +3,9 @@
 openapi-core does the work. Its top-level ``validate_request`` finds the path and server on every call (and
 fails on absolute ``servers`` URLs for local requests); the route already names the operation, so each
 ``OperationContract`` prepares openapi-core's own ``SchemaValidator`` for the operation's JSON body and each
-parameter (via the validator's ``schema_validators_factory``), so a request costs one jsonschema pass instead of
-~1 ms of spec resolution. Response checks (strict mode only) use the response validator's ``_iter_errors``; that
-and the factory attributes are why openapi-core is pinned exactly.
+parameter (through ``openapi_internals.schema_validator``), so a request costs one jsonschema pass instead of
+~1 ms of spec resolution. Response checks (strict mode only) go through ``openapi_internals.response_errors``. Those
+two reach past openapi-core's public API, which is why openapi-core is pinned exactly.
 
 Preparation is lazy, and each piece is made once per operation, never per request: importing openapi-core alone
 takes ~0.6 s, so the emulator starts serving without it. A contract reads what the raw spec says (is there a JSON
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.core.errors import FieldError, Invalid, InvalidJSON, UnsupportedMediaType
 from emulator.core.fastpath import compile_fast
+from emulator.core.openapi_internals import format_checker, response_errors, schema_validator
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError as SchemaValidationError
@@ -148,17 +149,15 @@ class OperationContract:
         checker: ~1 ms, where validating a small body takes ~30 µs), or None when the operation has no body schema."""
         if not self._has_body_schema:
             return None
-        requests = self._spec.requests
-        return requests.schema_validators_factory.create(
-            requests.spec, self._operation / "requestBody" / "content" / "application/json" / "schema",
-            format_validators=requests.format_validators, extra_format_validators=requests.extra_format_validators)
+        return schema_validator(self._spec.requests,
+                                self._operation / "requestBody" / "content" / "application/json" / "schema")
 
     @functools.cached_property
     def _fast(self) -> Callable[[Any], Any] | None:
         """The compiled accept-only check of the JSON body (openapi-core's format checker only if it has a format)."""
         if not self._has_body_schema:
             return None
-        return compile_fast(self._body_schema, self._spec.effective, lambda: self._body.validator.format_checker)
+        return compile_fast(self._body_schema, self._spec.effective, lambda: format_checker(self._body))
 
     @functools.cached_property
     def _params(self) -> list[_Param]:
@@ -237,14 +236,11 @@ class OperationContract:
         """Ways in which a response the emulator is about to send departs from the spec (strict mode)."""
         from openapi_core.templating.responses.exceptions import ResponseNotFound
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
-        from werkzeug.datastructures import Headers
 
         mimetype = (content_type or "").split(";")[0].strip()
         problems: list[str] = []
-        try:
-            errors = list(self._spec.responses._iter_errors(status, body, Headers(list(headers.items())), mimetype,
-                                                       self._operation))
-        except ResponseNotFound:
+        errors = response_errors(self._spec.responses, status, body, headers, mimetype, self._operation)
+        if any(isinstance(err, ResponseNotFound) for err in errors):
             return [f"status {status} is not documented"]
         for err in errors:
             cause = err.__cause__
@@ -316,10 +312,8 @@ class _Param:
             contents = resolved.contents
         declared = contents.get("type", "string") if isinstance(contents, dict) else "string"
         types = {declared} if isinstance(declared, str) else set(declared)
-        validator = requests.schema_validators_factory.create(
-            requests.spec, schema, format_validators=requests.format_validators,
-            extra_format_validators=requests.extra_format_validators)
-        fast = compile_fast(contents, spec, lambda: validator.validator.format_checker)
+        validator = schema_validator(requests, schema)
+        fast = compile_fast(contents, spec, lambda: format_checker(validator))
         return cls((param / "name").read_str(), (param / "in").read_str(),
                    (param / "required").read_bool(default=False) if "required" in param else False, types, validator,
                    fast)

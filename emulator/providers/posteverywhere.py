@@ -63,7 +63,7 @@ STORAGE_S3 = {"storeObject", "getStoredObject"}
 STORAGE_IMAGES = {"storeImage", "storeImageRaw", "getStoredImage"}
 MEDIA = f"{NAME}:media"
 POSTS = f"{NAME}:posts"
-# The official clients whose undocumented forms the emulator accepts (shared/provider-docs/README.md), by version
+# The official clients whose undocumented forms the emulator accepts (docs/official-clients.md), by version
 SDK = "@posteverywhere/sdk 1.4.2"
 MCP = "@posteverywhere/mcp 1.7.0"
 LIST_DEFAULT, LIST_MAX = 20, 100  # MCP list_media: limit 1..100, default 20

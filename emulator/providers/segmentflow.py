@@ -579,6 +579,7 @@ PROVIDER = Provider(
     title="Segmentflow",
     real_base_url="https://api.segmentflow.ai",
     client_path="",
+    default_port=3001,  # every API-reference page's example server is http://localhost:3001
     keys=KEYS,
     handlers={
         "createAssetUploadUrl": Handler(create_upload_url, scopes=WRITE),

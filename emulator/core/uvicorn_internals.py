@@ -1,0 +1,27 @@
+"""The one place the emulator reaches past ASGI into uvicorn: the connection's transport, to drop a connection for
+real (a fault rule's ``drop`` / ``drop_upload``); ASGI itself has no way to say "abort".
+
+uvicorn's ``send`` is a bound method of its request cycle (``RequestResponseCycle.send``, in both its httptools and
+h11 protocols), which holds the connection's ``asyncio.Transport`` as ``transport``. Any other server (or an
+in-process ``httpx.ASGITransport``) gives ``None``, and fault injection falls back to raising
+``ConnectionDropped``. ``tests/test_dependency_internals.py`` fails if a uvicorn upgrade moves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What fault injection uses of a connection's transport (asyncio's, or uvloop's, which does not subclass it)."""
+
+    def abort(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+def connection_transport(send: Any) -> Transport | None:
+    """The transport of the connection that ``send`` answers on, when the server is uvicorn; else ``None``."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    return transport if isinstance(transport, Transport) else None

@@ -1,0 +1,158 @@
+"""The emulator's two reaches past its dependencies' public APIs still work with the installed versions.
+
+openapi-core's validator factory and ``_iter_errors`` (``emulator/core/openapi_internals.py``) and uvicorn's
+transport behind ``send`` (``emulator/core/uvicorn_internals.py``): an upgrade that moves either fails here, naming
+the adapter to fix, before it turns into wrong answers or faults that no longer drop connections.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from emulator.core import openapi_internals
+from emulator.core.openapi_internals import OpenAPICoreChanged, format_checker, response_errors, schema_validator
+from emulator.core.uvicorn_internals import Transport, connection_transport
+from emulator.core.validation import SpecValidator
+from emulator.testing import free_port
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "t", "version": "1"},
+    "paths": {
+        "/things": {
+            "post": {
+                "operationId": "makeThing",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "at": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "201": {
+                        "description": "made",
+                        "headers": {"X-RateLimit-Limit": {"required": True, "schema": {"type": "integer"}}},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["id"],
+                                    "properties": {"id": {"type": "string"}},
+                                }
+                            }
+                        },
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def spec() -> SpecValidator:
+    return SpecValidator(SPEC)
+
+
+def operation(spec: SpecValidator) -> Any:
+    return spec.openapi.spec / "paths" / "/things" / "post"
+
+
+def test_the_schema_validator_accepts_and_refuses_with_schema_errors(spec: SpecValidator) -> None:
+    from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
+    body = schema_validator(spec.requests, operation(spec) / "requestBody" / "content" / "application/json" / "schema")
+    body.validate({"size": 3, "at": "2030-01-01T00:00:00Z"})
+    with pytest.raises(InvalidSchemaValue) as refused:
+        body.validate({"size": -1})
+    (error,) = refused.value.schema_errors
+    assert "minimum" in str(error)
+    checker = format_checker(body)
+    assert checker.conforms("2030-01-01T00:00:00Z", "date-time") and not checker.conforms("soon", "date-time")
+
+
+def test_response_errors_name_each_problem_and_an_undocumented_status(spec: SpecValidator) -> None:
+    from openapi_core.templating.responses.exceptions import ResponseNotFound
+    from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
+    ok = response_errors(
+        spec.responses, 201, b'{"id":"a"}', {"x-ratelimit-limit": "5"}, "application/json", operation(spec)
+    )
+    assert ok == []
+    bad = response_errors(spec.responses, 201, b'{"ident":"a"}', {}, "application/json", operation(spec))
+    assert any(isinstance(err.__cause__, InvalidSchemaValue) for err in bad)
+    assert any("X-RateLimit-Limit" in str(err) for err in bad)
+    undocumented = response_errors(spec.responses, 418, b"{}", {}, "application/json", operation(spec))
+    assert [type(err) for err in undocumented] == [ResponseNotFound]
+
+
+def test_a_missing_internal_is_a_loud_error_naming_the_adapter(
+    monkeypatch: pytest.MonkeyPatch, spec: SpecValidator
+) -> None:
+    class Moved:
+        spec = schema_validators_factory = format_validators = extra_format_validators = None
+
+    with pytest.raises(OpenAPICoreChanged, match="_iter_errors.*openapi_internals.py"):
+        response_errors(Moved(), 201, b"{}", {}, "application/json", operation(spec))
+    monkeypatch.delattr(Moved, "schema_validators_factory")
+    with pytest.raises(OpenAPICoreChanged, match="schema_validators_factory"):
+        openapi_internals.schema_validator(Moved(), operation(spec))
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_uvicorn_hands_the_connection_transport_through_send(http: str) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        transport = connection_transport(send)
+        seen.append(transport)
+        if scope["path"] == "/drop" and transport is not None:
+            transport.abort()  # what a fault's drop does
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert client.get("/").text == "ok"
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.get("/drop")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert len(seen) == 2 and all(isinstance(t, Transport) for t in seen)
+    assert seen[0].get_extra_info("sockname")[1] == port  # the connection's own socket
+
+
+def test_an_asgi_server_other_than_uvicorn_gives_no_transport() -> None:
+    async def send(message: Any) -> None:
+        pass
+
+    assert connection_transport(send) is None
