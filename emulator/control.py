@@ -28,6 +28,7 @@ from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.responses import JSONResponse
 from emulator.runtime import Runtime
+from emulator.providers import PROVIDERS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -99,8 +100,6 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
 
 
 def _providers(call: Call) -> Mapping[str, Provider]:
-    from emulator.providers import PROVIDERS
-
     return PROVIDERS
 
 
@@ -377,22 +376,6 @@ async def list_providers(call: Call) -> Reply:
     return Reply({"providers": out})
 
 
-async def set_xenonflare_connections(call: Call) -> Reply:
-    """XenonFlare's per-key connected accounts, profiles and plan (what GET /api/v1/channels and /profiles show)."""
-    from emulator.core.auth import fingerprint
-    from emulator.providers import xenonflare
-
-    body = call.body
-    provider = _provider(call, xenonflare.NAME)
-    secret = body["key"]
-    if not provider.keys.pattern.fullmatch(secret):
-        raise Invalid(f"key: must look like {provider.keys.describe}",
-                      errors=[FieldError("key", f"must match {provider.keys.pattern.pattern}")])
-    key_id = fingerprint(provider.name, secret)
-    view = xenonflare.set_connections(call.runtime, key_id, body, call.now)
-    return Reply({"key_id": key_id, **view})
-
-
 def _request_id(runtime: Runtime, now: float) -> str:
     return "ctl_" + runtime.ids.hex(12)
 
@@ -420,7 +403,8 @@ CONTROL = Provider(
         "addFault": _open(add_fault, "json"), "clearFaults": _open(clear_faults), "removeFault": _open(remove_fault),
         "getJournal": _open(get_journal), "clearJournal": _open(clear_journal), "getState": _open(get_state),
         "getStoredBytes": _open(get_stored_bytes), "listProviders": _open(list_providers),
-        "setXenonflareConnections": _open(set_xenonflare_connections, "json"),
+    } | {  # what providers add to the control plane (operationId → handler), each in the control plane's OpenAPI
+        op_id: _open(handler, "json") for provider in PROVIDERS.values() for op_id, handler in provider.control.items()
     },
     ok=ok,
     error=error,

@@ -90,7 +90,7 @@ class Settings:
         "help": "With --data-dir: move what is stored there (state file and bytes) aside into DIR/aside-<time>/ "
                 "and start empty; nothing is deleted."})
     fetch_urls: bool = field(default=False, metadata={
-        "help": "Really fetch the https URLs given to PostEverywhere's upload-from-url (public addresses only, "
+        "help": "Really fetch the https URLs given to an upload-from-url operation (public addresses only, "
                 "25 MB, timeouts, redirects checked again); by default nothing is fetched and a bundled sample "
                 "of the URL's type is stored."})
     # Tests only, and on purpose neither a flag nor an environment variable (``internal``): lets --fetch-urls reach

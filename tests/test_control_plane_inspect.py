@@ -15,6 +15,10 @@ from tests.helpers import AUTH, MP4, PE, PE_KEY, sample
 
 pytestmark = pytest.mark.anyio
 CTL = "/_emulator"
+PROVIDER_SUBSETS = {  # tests/test_registry.py: tests that cover only some providers, and why
+    "test_stored_bytes_refuses_names_it_does_not_hold": "a control-plane refusal of names: one provider's name "
+                                                        "space and another's are all it needs",
+}
 
 
 async def _upload_png(client: httpx.AsyncClient) -> tuple[dict, bytes]:

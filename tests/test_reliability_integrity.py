@@ -118,10 +118,10 @@ async def test_state_check_passes_a_clean_directory_and_reports_every_problem(tm
     async with running(tmp_path) as (c, runtime):
         stored = await _store_servable(c)
         blobs = sorted(runtime.blobs.index.values(), key=lambda b: b.name)
-    clean = state_check(tmp_path)  # 7 records: 2 PostEverywhere media, a clip and its upload, an asset, and
-    # a Segmentflow upload with its asset
+    clean = state_check(tmp_path)  # 8 records: 2 PostEverywhere media, a clip and its upload, an asset, and
+    # a Segmentflow upload with its finalize index entry and its asset
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert clean.stdout.splitlines() == [f"{tmp_path}: ok, 7 records and {len(blobs)} stored "
+    assert clean.stdout.splitlines() == [f"{tmp_path}: ok, 8 records and {len(blobs)} stored "
                                          f"objects ({sum(b.size for b in blobs)} bytes) verified"]
 
     flip_a_byte(blobs[0].path)  # damaged, same size

@@ -13,7 +13,7 @@ operations match one to one (start-up fails otherwise). Every request then reads
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -138,6 +138,9 @@ class Provider:
     # the unfinished uploads it keeps, expired after --abandoned-after (core.reclaim)
     abandonable: tuple[Abandonable, ...] = ()
     default_port: int | None = None  # the port of per-provider mode, when the provider's docs name one
+    # control-plane operations the provider adds (operationId → handler of a JSON body; documented in the control
+    # plane's OpenAPI, open like the rest of it): state only this provider has, such as connected accounts
+    control: Mapping[str, Callable[[Call], Awaitable[Reply]]] = field(default_factory=dict)
 
     @property
     def specs(self) -> ProviderSpecs:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
@@ -34,7 +34,6 @@ from emulator.core.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from emulator.core.fetch import FetchFailed, FetchPolicy, fetch
 from emulator.core.media import IMAGE_TYPES, same_family, sniff_file
 from emulator.core.multipart import FilePart, parse_form
 from emulator.core.presign import PresignFailure
@@ -45,6 +44,9 @@ from emulator.core.reclaim import Abandonable
 from emulator.core.responses import JSONResponse
 from emulator.core.storage import Blob, BlobWriter
 from emulator.runtime import Runtime
+
+if TYPE_CHECKING:
+    from emulator.core.fetch import FetchFailed
 
 # --- constants ---------------------------------------------------------------------------------------------------
 
@@ -494,6 +496,9 @@ def _fetch_refusal(failure: FetchFailed) -> EmulatorError:
 
 async def _fetched(call: Call, url: str, media_id: str, video_allowed: bool) -> tuple[Blob, str]:
     """--fetch-urls: the bytes at ``url``, streamed into the blob store under the page's rules; the type they are."""
+    # imported here: httpx (which fetch uses) imports rich when it is installed, and serve starts without either
+    from emulator.core.fetch import FetchFailed, FetchPolicy, fetch
+
     test_ca = call.runtime.settings.test_only_fetch_loopback_ca
     policy = FetchPolicy(FROM_URL_MAX, allow_loopback=test_ca is not None, extra_ca=test_ca)
     writer = call.runtime.blobs.writer(f"{NAME}/media/{media_id}", "application/octet-stream", FROM_URL_MAX)

@@ -22,7 +22,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from emulator.core.auth import KeyPolicy, Magic
+from emulator.core.auth import KeyPolicy, Magic, fingerprint
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
@@ -872,6 +872,19 @@ async def list_profiles(call: Call) -> Reply:
     return Reply(Answer([p.view() for p in conn.profiles]))
 
 
+async def put_connections(call: Call) -> Reply:
+    """Control plane, ``PUT /_emulator/xenonflare/connections``: a key's connected accounts, profiles and plan (what
+    GET /api/v1/channels and /profiles show, and so which ids its uploads accept)."""
+    body = call.body
+    secret = body["key"]
+    if not PROVIDER.keys.pattern.fullmatch(secret):
+        raise Invalid(f"key: must look like {PROVIDER.keys.describe}",
+                      errors=[FieldError("key", f"must match {PROVIDER.keys.pattern.pattern}")])
+    key_id = fingerprint(NAME, secret)
+    view = set_connections(call.runtime, key_id, body, call.now)
+    return Reply({"key_id": key_id, **view})
+
+
 # --- the provider ------------------------------------------------------------------------------------------------
 
 HANDLERS = {
@@ -900,4 +913,5 @@ PROVIDER = Provider(
     limits=limits,
     request_id=request_id,
     abandonable=(Abandonable(CHUNKS, _chunks_started, _expire_chunks),),
+    control={"setXenonflareConnections": put_connections},
 )
