@@ -27,6 +27,7 @@ from starlette.routing import Match, Route, Router, get_route_path
 from starlette.types import Receive, Scope, Send
 
 from emulator.core.auth import ApiKey, KeyPolicy
+from emulator.core.chaos import ChaosProfile
 from emulator.core import faults
 from emulator.core.errors import (
     EmulatorError,
@@ -76,6 +77,7 @@ class Call:
     body: Any = None  # parsed JSON, or typed multipart fields (file fields hold their file names)
     form: Form | None = None  # multipart operations: the parsed form, files already streamed to the blob store
     notes: list[str] = field(default_factory=list)  # for the journal entry
+    pending: bool = False  # a "pending" fault: report work in progress as still in progress in this answer
 
     @property
     def tenant(self) -> str:
@@ -134,6 +136,7 @@ class Provider:
     error: Callable[[Call | None, Request, EmulatorError], Response]
     limits: Callable[[str], Sequence[Limit]]
     request_id: Callable[[Runtime, float], str]
+    chaos: ChaosProfile | None = None  # what ``upload-emulator chaos`` draws and checks for this provider
 
     @property
     def specs(self) -> ProviderSpecs:
@@ -221,6 +224,7 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
             if fault is not None:
                 if entry is not None:
                     entry.fault = fault.id
+                call.pending = fault.action == "pending"
                 call.request = await _apply_fault_before(fault, request)
                 if request.scope.get(faults.DROPPED):  # the client is gone: handle nothing, store nothing
                     return Response(status_code=204)
@@ -255,6 +259,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
         for name, value in quota_headers(call.quota).items():
             response.headers.setdefault(name, value)
         if fault is not None:
+            if fault.action == "advance_clock":  # the answer is out: the next step finds the clock moved on
+                runtime.clock.advance(fault.advance)
             return _apply_fault_after(fault, response)
         if runtime.settings.strict:
             _check_response(contract, op_id, response)

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from emulator.core.auth import KeyPolicy, Magic
+from emulator.core.chaos import API, MP4_HEAD, UPLOAD_BODY, ChaosProfile, Finished, Sample, Step, Tables, asset, padded
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
@@ -334,6 +335,7 @@ class Media:
     width: int | None = None
     height: int | None = None
     file_id: str | None = None
+    md5: str | None = None  # of the stored bytes (the state view shows what was stored)
 
     @property
     def publish_at(self) -> float:
@@ -610,7 +612,7 @@ async def _upload(call: Call, kind: Kind) -> Reply:
         scheduled_at=scheduled_at, is_draft=body.get("isDraft", False), created_at=call.now,
         processing_seconds=call.runtime.settings.video_processing_seconds if kind is VIDEO else 0.0,
         blob_name=blob.name, content_type=mime, size=blob.size, width=sniffed.width, height=sniffed.height,
-        file_id=file_id,
+        file_id=file_id, md5=blob.md5,
     )
     call.runtime.store.put(MEDIA, media.id, media)
     return Reply(Answer([{
@@ -649,6 +651,27 @@ async def get_video(call: Call) -> Reply:
     return _get_media(call, VIDEO)
 
 
+# --- chaos testing ----------------------------------------------------------------------------------------------
+# Direct multipart uploads, or chunks then a finalizing upload with fileId. The docs' example resumes at
+# currentSize 10485760, so 10 MiB chunks: sizes are drawn either side of that boundary.
+
+
+def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
+    return [Finished(m["id"], m["md5"], m["size"]) for m in tables.get("media", []) if m["tenant"] == key_id]
+
+
+DOCS_CHUNK = 10 * MiB
+CHAOS = ChaosProfile(
+    steps=(Step("uploadImage", API + UPLOAD_BODY),
+           Step("uploadVideo", API + UPLOAD_BODY),
+           Step("getChunkStatus", API),
+           Step("uploadChunk", API + UPLOAD_BODY)),
+    samples=(Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 300 * 1024)),
+             Sample("image/jpeg", "photo.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
+             Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (256 * 1024, DOCS_CHUNK + 1024))),
+    finished=_finished,
+)
+
 # --- the provider ------------------------------------------------------------------------------------------------
 
 PROVIDER = Provider(
@@ -669,4 +692,5 @@ PROVIDER = Provider(
     error=error,
     limits=limits,
     request_id=request_id,
+    chaos=CHAOS,
 )
