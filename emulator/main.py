@@ -1,5 +1,6 @@
 """The ``upload-emulator`` command: ``serve`` goes straight to ``emulator.serve`` (argparse: no typer, pydantic or
-rich to import, so the emulator answers sooner), every other command to the typer app in ``emulator.cli``."""
+rich to import, so the emulator answers sooner), ``chaos`` to ``emulator.chaos.cli`` (argparse too), every other
+command to the typer app in ``emulator.cli``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ def main(argv: list[str] | None = None) -> None:
         from emulator.serve import run
 
         run(args[1:])
+        return
+    if args[:1] == ["chaos"]:
+        from emulator.chaos.cli import run as chaos
+
+        chaos(args[1:])
         return
     from emulator.cli import app
 

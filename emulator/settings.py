@@ -66,6 +66,10 @@ class Settings:
     head_timeout: float = field(default=10.0, metadata={
         "help": "Seconds a client may take to send a request line and headers (from connecting, or from the first "
                 "byte of a request) before it gets 408 and the connection is closed; 0 waits forever."})
+    chaos_max_wait: float = field(default=2.0, metadata={
+        "help": "upload-emulator chaos: the longest Retry-After, delay or stall a schedule draws, in seconds."})
+    chaos_max_retries: int = field(default=10, metadata={
+        "help": "upload-emulator chaos: the retries a client may send of one request (more is a request storm)."})
     body_timeout: float = field(default=30.0, metadata={
         "help": "Seconds a request body may stall (no bytes arriving) before it is refused with 400 "
                 "RequestTimeout; 0 waits forever."})

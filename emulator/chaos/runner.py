@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from emulator.chaos.invariants import Run, Violation, check
+from emulator.chaos.invariants import INVARIANTS, Run, Violation, check
 from emulator.chaos.schedule import Schedule, profile_of, rule_for, schedules
 from emulator.testing import ControlClient, ControlError, ServedEmulator
 
@@ -167,6 +167,13 @@ class Outcome:
     failure: Run | None = None
     violations: list[Violation] = field(default_factory=list)
     passed: list[Schedule] = field(default_factory=list)  # schedules that held every invariant
+    tallies: dict[str, list[int]] = field(default_factory=dict)  # invariant → [runs that held it, runs that broke it]
+
+    def count(self, violations: list[Violation], expect_recovery: bool) -> None:
+        broken = {v.invariant for v in violations}
+        for invariant in INVARIANTS:
+            if invariant != "expect_recovery" or expect_recovery:
+                self.tallies.setdefault(invariant, [0, 0])[invariant in broken] += 1
 
     @property
     def failed(self) -> bool:
@@ -209,6 +216,7 @@ def explore(target: Target, client: Client, options: Options,
                 return
             run, violations = judge(target, schedule, client, options)
             outcome.runs += 1
+            outcome.count(violations, options.expect_recovery)
             verdicts[known] = (run, violations) if violations else None
             if not violations:
                 outcome.passed.append(schedule)
@@ -238,6 +246,7 @@ def replay(target: Target, schedule: Schedule, client: Client, options: Options)
     started = time.monotonic()
     run, violations = judge(target, schedule, client, options)
     outcome = Outcome(schedule.provider, runs=1, seconds=time.monotonic() - started)
+    outcome.count(violations, options.expect_recovery)
     if violations:
         outcome.failure, outcome.violations = run, violations
     else:

@@ -94,7 +94,7 @@ def profile_of(provider: str) -> ChaosProfile:
 
 
 def _params(kind: str, size: int, max_wait: float) -> st.SearchStrategy[dict[str, Any]]:
-    whole_wait = st.integers(0, max(0, int(max_wait)))
+    whole_wait = st.integers(1, max(1, int(max_wait)))  # Retry-After is whole seconds
     wait = st.integers(1, max(1, int(max_wait * 10))).map(lambda tenths: tenths / 10)
     upto = st.integers(0, max(0, size - 1))
     if kind == "rate_limited":

@@ -181,7 +181,7 @@ def error_for(rule: FaultRule) -> EmulatorError:
     status = rule.status or 500
     message = rule.message or f"Injected fault {rule.id}: status {status}."
     if status == 429:
-        retry = rule.retry_after or 60
+        retry = rule.retry_after if rule.retry_after is not None else 60
         return RateLimited(rule.message or f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry,
                            headers={"Retry-After": str(retry)})
     cls = _BY_STATUS.get(status)
