@@ -105,7 +105,8 @@ def upload_chunks(api: httpx.Client, data: bytes, name: str, content_type: str) 
         raise GiveUp("the chunks never all arrived")
     kind = "videos" if content_type.startswith("video/") else "images"
     platforms = '["youtube"]' if kind == "videos" else '["instagram"]'
-    return created_id(send(api, "POST", f"api/v1/media/{kind}", data={"fileId": file_id, "platforms": platforms}))
+    fields = {"fileId": (None, file_id), "platforms": (None, platforms)}  # multipart, with no file part
+    return created_id(send(api, "POST", f"api/v1/media/{kind}", files=fields))
 
 
 def upload_direct(api: httpx.Client, data: bytes, name: str, content_type: str) -> str:
