@@ -194,6 +194,17 @@ def judge(target: Target, schedule: Schedule, client: Client, options: Options) 
                       expect_recovery=options.expect_recovery)
 
 
+def check_run(target: Target, schedule: Schedule, client: Client, *, expect_recovery: bool = False,
+              max_retries: int = 10, timeout: float = 60.0) -> Run:
+    """Run ``client`` under ``schedule`` and raise ``ChaosViolation`` if it broke an invariant: call it inside a
+    ``@given(schedule=schedules(...))`` test and hypothesis shrinks a failure to the smallest schedule."""
+    options = Options(schedule.provider, expect_recovery=expect_recovery, max_retries=max_retries, timeout=timeout)
+    run, violations = judge(target, schedule, client, options)
+    if violations:
+        raise ChaosViolation(run, violations)
+    return run
+
+
 def explore(target: Target, client: Client, options: Options,
             on_run: Callable[[Run, list[Violation]], None] | None = None) -> Outcome:
     """Draw up to ``options.examples`` schedules, run each, and shrink the first failure, all within the budget.
@@ -252,3 +263,38 @@ def replay(target: Target, schedule: Schedule, client: Client, options: Options)
     else:
         outcome.passed.append(schedule)
     return outcome
+
+
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "rate_limited": {"retry_after": 1}, "server_error": {"status": 503}, "drop": {"when": "before_headers"},
+    "drop_upload": {"bytes": 1}, "stall": {"bytes": 1, "seconds": 1.0}, "slow": {"seconds": 1.0},
+}
+
+
+def survey(target: Target, provider: str, client: Client, options: Options,
+           content_types: tuple[str, ...] | None = None) -> dict[tuple[str, str, str], list[str]]:
+    """Each faithful fault alone, once, on each operation the client really uses: what does it survive?
+
+    Returns {(content type, operation, fault kind): invariants broken (empty: survived)}. Judged with
+    ``options.expect_recovery``, so giving up on a single transient fault counts as not surviving it.
+    """
+    from emulator.chaos.schedule import Fault
+
+    profile = profile_of(provider)
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for sample in profile.samples:
+        if content_types is not None and sample.content_type not in content_types:
+            continue
+        plain = Schedule(provider, sample.content_type, sample.filename, sample.sizes[0], 0)
+        used = {e["operation"] for e in target.run(plain, client, options).entries}
+        for step in profile.steps:
+            if step.operation not in used:
+                continue
+            for kind in step.faults:
+                if kind == "pending" and not sample.processing:
+                    continue
+                params = dict(DEFAULT_PARAMS.get(kind, {}))
+                schedule = dataclasses.replace(plain, faults=(Fault(step.operation, kind, params),))
+                _, violations = judge(target, schedule, client, options)
+                found[(sample.content_type, step.operation, kind)] = sorted({v.invariant for v in violations})
+    return found
