@@ -108,7 +108,7 @@ def check(run: Run, profile: ChaosProfile, *, max_retries: int = 10, expect_reco
         accepted = False
         for entry in entries:
             operation = entry.get("operation")
-            if operation in order.before and 200 <= (entry.get("status") or 0) < 300 and entry.get("completed"):
+            if operation in order.before and 200 <= (entry.get("status") or 0) < 300 and _delivered(entry):
                 accepted = True
             elif operation in order.after and not accepted:
                 found.append(Violation("steps_in_order", f"{_line(entry)} came before any "
@@ -121,6 +121,13 @@ def check(run: Run, profile: ChaosProfile, *, max_retries: int = 10, expect_reco
         found.append(Violation("expect_recovery", f"the client {how} on a schedule of transient faults within the "
                                                   f"retry budget, which a careful client survives"))
     return found
+
+
+def _delivered(entry: dict[str, Any]) -> bool:
+    """Whether the client got the whole answer: sent in full, or cut only after all its declared bytes (a dropped
+    empty-bodied 200 still reached the client complete)."""
+    declared = entry.get("response_headers", {}).get("content-length", "")
+    return bool(entry.get("completed")) or (declared.isdigit() and int(declared) <= entry.get("response_bytes", 0))
 
 
 def _identity(entry: dict[str, Any]) -> tuple[Any, ...]:
