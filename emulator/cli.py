@@ -1,4 +1,4 @@
-"""``upload-emulator``: serve the emulator, run the contract suite, check its specs."""
+"""``upload-emulator``: serve the emulator, run the contract suite, chaos-test a client, check its specs."""
 
 from __future__ import annotations
 
@@ -27,6 +27,18 @@ def serve(ctx: typer.Context) -> None:
     from emulator.serve import run
 
     run(ctx.args)  # argparse, from Settings: see emulator/serve.py for why not typer
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def chaos(ctx: typer.Context) -> None:
+    """Run your own uploader under provider-faithful fault schedules and check what it did (docs/chaos.md).
+
+    Flags: `upload-emulator chaos --help`.
+    """
+    from emulator.chaos.cli import run
+
+    run(ctx.args)  # argparse, like serve; emulator.main calls it directly
 
 
 @app.command()
