@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from emulator.chaos import ClientResult, check_run, schedules
 
@@ -37,12 +37,12 @@ def my_upload_as_a_program(env: dict[str, str], timeout: float) -> ClientResult:
 
 
 @given(schedule=schedules("segmentflow", max_faults=2, max_wait=1.0))
-@settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, database=None)
 def test_the_uploader_survives_segmentflow_in_process(upload_chaos, schedule):
     check_run(upload_chaos, schedule, my_upload, expect_recovery=True)
 
 
 @given(schedule=schedules("segmentflow", max_faults=2, max_wait=1.0))
-@settings(max_examples=4, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, database=None)
 def test_the_uploader_survives_segmentflow_as_a_program(upload_chaos, schedule):
     check_run(upload_chaos, schedule, my_upload_as_a_program, expect_recovery=True)

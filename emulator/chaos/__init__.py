@@ -16,7 +16,6 @@ applies them, and invariants judge what the client did from the journal and the 
 from emulator.chaos.invariants import INVARIANTS, Run, Violation, check
 from emulator.chaos.runner import (
     ChaosViolation,
-    survey,
     Client,
     ClientResult,
     Options,
@@ -27,6 +26,7 @@ from emulator.chaos.runner import (
     explore,
     python,
     replay,
+    survey,
 )
 from emulator.chaos.schedule import Fault, Schedule, recoverable, schedules
 

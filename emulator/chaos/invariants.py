@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.core.chaos import ChaosProfile, Finished
 from emulator.chaos.schedule import Schedule, recoverable
+from emulator.core.chaos import ChaosProfile, Finished
 
 INVARIANTS = ("success_is_real", "retry_after_honoured", "no_blind_retry", "bounded_retries", "steps_in_order",
               "expect_recovery")

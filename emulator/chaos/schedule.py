@@ -32,7 +32,8 @@ class Fault:
 
     def describe(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        when = f"request {self.after + 1}" if self.times == 1 else f"requests {self.after + 1}-{self.after + self.times}"
+        first, last = self.after + 1, self.after + self.times
+        when = f"request {first}" if first == last else f"requests {first}-{last}"
         return f"{self.operation}: {self.kind}" + (f" ({params})" if params else "") + f", on {when}"
 
     @property
