@@ -4,6 +4,8 @@ invariant deciding both ways."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -141,3 +143,14 @@ def test_replaying_another_providers_schedule_is_a_usage_error(tmp_path, capsys)
     with pytest.raises(SystemExit) as exited:
         chaos(["--provider", "xenonflare", "--replay", str(saved), "--", "true"])
     assert exited.value.code == 2 and "is a schedule for segmentflow" in capsys.readouterr().err
+
+
+def test_the_budget_bounds_the_run(capsys):
+    example = Path(__file__).resolve().parents[1] / "examples" / "segmentflow_upload.py"
+    with pytest.raises(SystemExit) as exited:
+        chaos(["--provider", "segmentflow", "--examples", "50", "--seed", "1", "--budget", "2", "--",
+               sys.executable, str(example)])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    runs = int(out.split(": ")[1].split(" run(s)")[0])
+    assert 1 <= runs < 50 and "(budget reached)" in out, out
