@@ -154,3 +154,24 @@ def test_the_budget_bounds_the_run(capsys):
     assert exited.value.code == 0
     runs = int(out.split(": ")[1].split(" run(s)")[0])
     assert 1 <= runs < 50 and "(budget reached)" in out, out
+
+
+def test_a_running_emulator_serving_one_provider_at_its_root_can_be_the_target(tmp_path, capsys):
+    from emulator.settings import Settings
+    from emulator.testing import serve_in_thread
+
+    served = serve_in_thread(Settings(provider="segmentflow"))
+    try:
+        saved = tmp_path / "s.json"
+        saved.write_text(Schedule("segmentflow", "image/png", "photo.png", 174, 0).dumps())
+        example = Path(__file__).resolve().parents[1] / "examples" / "segmentflow_upload.py"
+        with pytest.raises(SystemExit) as exited:
+            chaos(["--provider", "segmentflow", "--base-url", served.url, "--replay", str(saved), "--",
+                   sys.executable, str(example)])
+        out = capsys.readouterr().out
+        assert exited.value.code == 0, out
+        assert "1 run(s)" in out and "every run held every invariant" in out
+        # the key chaos minted uploaded one asset, through the root of the per-provider server
+        assert len(served.app.state.runtime.store.values("segmentflow:assets")) == 1
+    finally:
+        served.stop()
