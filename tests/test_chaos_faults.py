@@ -68,3 +68,13 @@ async def test_pending_leaves_images_alone(client):
     await client.post(data["upload_url"], files={"file": ("a.png", png, "image/png")})
     await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)
     assert (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).json()["data"]["status"] == "ready"
+
+
+async def test_a_429_fault_carries_the_providers_rate_limit_headers(client):
+    await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "operation": "uploadMedia",
+                                             "action": "status", "status": 429, "retry_after": 2, "times": 1})
+    now = (await client.get(f"{CTL}/clock")).json()["epoch"]
+    r = await client.post(UPLOAD, headers=AUTH, json=BODY)
+    assert r.status_code == 429 and r.headers["retry-after"] == "2"
+    assert r.headers["x-ratelimit-limit"] == "60" and r.headers["x-ratelimit-remaining"] == "0"  # 60 a minute
+    assert 0 <= int(r.headers["x-ratelimit-reset"]) - now <= 3

@@ -13,6 +13,7 @@ operations match one to one (start-up fails otherwise). Every request then reads
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -225,6 +226,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                 if entry is not None:
                     entry.fault = fault.id
                 call.pending = fault.action == "pending"
+                if fault.action == "status" and fault.status == 429 and handler.rate_limited and call.key:
+                    raise _fault_limited(fault, runtime.limits_for(provider, op_id, call.key), now)
                 call.request = await _apply_fault_before(fault, request)
                 if request.scope.get(faults.DROPPED):  # the client is gone: handle nothing, store nothing
                     return Response(status_code=204)
@@ -276,6 +279,17 @@ def _always_limited(limits: Sequence[Limit], now: float) -> RateLimited:
     return RateLimited(f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry, headers={
         "X-RateLimit-Limit": str(limit.limit), "X-RateLimit-Remaining": "0",
         "X-RateLimit-Reset": str(int(now) + retry), "Retry-After": str(retry)})
+
+
+def _fault_limited(fault: FaultRule, limits: Sequence[Limit], now: float) -> EmulatorError:
+    """A 429 fault answers like the provider's own limiter: Retry-After and the rate-limit headers of the tightest
+    limit, exhausted until the fault's Retry-After has passed."""
+    error = faults.error_for(fault)
+    if limits and isinstance(error, RateLimited):
+        limit = min(limits, key=lambda lim: lim.window)
+        retry = error.retry_after
+        error.headers = {**error.headers, **quota_headers(Quota(limit.limit, 0, math.ceil(now + retry), retry))}
+    return error
 
 
 async def _apply_fault_before(fault: FaultRule, request: Request) -> Request:
