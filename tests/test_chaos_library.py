@@ -175,3 +175,15 @@ def test_a_running_emulator_serving_one_provider_at_its_root_can_be_the_target(t
         assert len(served.app.state.runtime.store.values("segmentflow:assets")) == 1
     finally:
         served.stop()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--provider", "nope", "--", "true"], "unknown provider 'nope'"),
+    (["--provider", "segmentflow"], "give the command to run after --"),
+    (["--provider", "segmentflow", "--", "no-such-command-h18"], "cannot find the command"),
+    (["--provider", "segmentflow", "--base-url", "http://127.0.0.1:9", "--", "true"], "no emulator answers"),
+])
+def test_usage_errors_exit_2_with_a_reason(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        chaos(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err

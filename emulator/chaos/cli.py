@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from emulator.chaos.invariants import Run
 from emulator.chaos.runner import Options, Outcome, Target, command, explore, replay
@@ -62,6 +65,8 @@ def run(argv: list[str]) -> None:
     options_ns = parsed.parse_args(args)
     if not cmd:
         parsed.error("give the command to run after --, e.g. -- python my_uploader.py")
+    if shutil.which(cmd[0]) is None:
+        parsed.error(f"cannot find the command {cmd[0]!r}")
     try:
         profile_of(options_ns.provider)
         schedule = Schedule.from_json(json.loads(options_ns.replay.read_text())) if options_ns.replay else None
@@ -80,7 +85,11 @@ def run(argv: list[str]) -> None:
         faults = ", ".join(f"{f.operation}:{f.kind}" for f in run_.schedule.faults) or "no faults"
         print(f"  {mark:4} {run_.seconds:5.1f}s exit {run_.exit_code}  {faults}", file=sys.stderr, flush=True)
 
-    with Target(options_ns.base_url) as target:
+    try:
+        target = Target(options_ns.base_url)
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        parsed.error(f"no emulator answers at {options_ns.base_url}/_emulator/health: {exc}")
+    with target:
         outcome = (replay(target, schedule, client, options) if schedule is not None
                    else explore(target, client, options, on_run=progress))
         target_url = target.url

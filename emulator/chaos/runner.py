@@ -59,8 +59,11 @@ def command(argv: Sequence[str]) -> Client:
     """A client that is a program: run once per schedule with the run's variables added to this environment."""
 
     def run(env: dict[str, str], timeout: float) -> ClientResult:
-        process = subprocess.Popen(list(argv), env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            process = subprocess.Popen(list(argv), env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
+        except OSError as exc:  # not found, not executable: the shell's 127
+            return ClientResult(127, "", f"cannot run {argv[0]!r}: {exc}")
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
