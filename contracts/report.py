@@ -32,17 +32,17 @@ def _failure_text(findings: list[Finding]) -> str:
     return "\n\n".join(f"{f.title}: {f.message}\n{f.curl}" for f in findings)
 
 
-def write_junit(result: RunResult, path: Path) -> None:
+def write_junit(result: RunResult, path: Path, *, name: str = "contracts") -> None:
     """One testsuite per provider, one testcase per suite and check; a failure element per failing check."""
-    root = ET.Element("testsuites", name="upload-emulator contracts", time=f"{result.seconds:.3f}")
+    root = ET.Element("testsuites", name=f"upload-emulator {name}", time=f"{result.seconds:.3f}")
     for provider in result.providers:
         checks = sorted(provider.tallies.items())
         failures = sum(1 for _, tally in checks if tally.failed) + _unrecorded_failures(provider)
-        suite = ET.SubElement(root, "testsuite", name=f"contracts.{provider.provider}", tests=str(len(checks)),
+        suite = ET.SubElement(root, "testsuite", name=f"{name}.{provider.provider}", tests=str(len(checks)),
                               failures=str(failures), errors="0", skipped=str(len(provider.skipped)),
                               time=f"{sum(provider.seconds.values()):.3f}")
         for (suite_name, check), tally in checks:
-            case = ET.SubElement(suite, "testcase", classname=f"contracts.{provider.provider}.{suite_name}",
+            case = ET.SubElement(suite, "testcase", classname=f"{name}.{provider.provider}.{suite_name}",
                                  name=check, time="0")
             found = [f for f in provider.findings if f.suite == suite_name and f.check == check]
             if tally.failed or found:
@@ -51,7 +51,7 @@ def write_junit(result: RunResult, path: Path) -> None:
                 failure.text = _failure_text(found)
             ET.SubElement(case, "system-out").text = f"{tally.passed} passed, {tally.failed} failed"
         for suite_name, why in provider.skipped.items():
-            case = ET.SubElement(suite, "testcase", classname=f"contracts.{provider.provider}.{suite_name}",
+            case = ET.SubElement(suite, "testcase", classname=f"{name}.{provider.provider}.{suite_name}",
                                  name=suite_name, time="0")
             ET.SubElement(case, "skipped", message=why)
     ET.indent(root)
@@ -64,8 +64,12 @@ def _unrecorded_failures(provider: ProviderResult) -> int:
     return len({(f.suite, f.check) for f in provider.findings} - tallied)
 
 
-def markdown(result: RunResult) -> str:
-    lines = [f"# Contract run against {result.target}", ""]
+REPRODUCE = "Reproduce (`API_KEY` holds the provider key; `OTHER_API_KEY` a second one):"
+
+
+def markdown(result: RunResult, *, heading: str = "Contract run", reproduce: str = REPRODUCE,
+             state_dependent: bool = True) -> str:
+    lines = [f"# {heading} against {result.target}", ""]
     verdict = "**FAILED**" if result.failed else "**passed**"
     lines.append(f"{verdict}: {len(result.findings)} failure(s) in {result.seconds:.1f} s"
                  + (f", seed {result.seed}" if result.seed is not None else "") + ".")
@@ -87,8 +91,9 @@ def markdown(result: RunResult) -> str:
         lines += [f"### {number}. {finding.provider} · `{finding.check}` · {finding.operation}", "",
                   f"{finding.suite}{where}: **{finding.title}**", "", "```text", finding.message.strip(), "```", ""]
         if finding.curl:
-            lines += ["Reproduce (`API_KEY` holds the provider key; `OTHER_API_KEY` a second one):", "", "```bash",
-                      finding.curl.strip(), "```", ""]
+            lines += [reproduce, "", "```bash", finding.curl.strip(), "```", ""]
+    if not state_dependent:
+        return "\n".join(lines) + "\n"
     lines += ["## Statuses accepted as state-dependent", "",
               "`positive_data_acceptance` also accepts these documented statuses on these operations only, because "
               "they depend on state or content no schema can express:", ""]

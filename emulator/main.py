@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {  # command name → module
     "contract": "emulator.commands.contract",
     "specs": "emulator.commands.specs",
     "state": "emulator.commands.state",
+    "chaos": "emulator.chaos.cli",
 }
 
 

@@ -9,6 +9,7 @@ Fixtures:
     emulator_transport       an ``httpx.ASGITransport`` on ``emulator_app``
     <provider>_base_url      one per provider: the URL to use instead of the real one
     <provider>_key           a ready dev key for that provider
+    upload_chaos             session-scoped live emulator for ``emulator.chaos`` runs (an ``emulator.chaos.Target``)
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ def upload_emulator() -> Iterator[RunningEmulator]:
     finally:
         control.close()
         served.stop()
+
+
+@pytest.fixture(scope="session")
+def upload_chaos() -> Iterator[Any]:
+    from emulator.chaos import Target
+
+    with Target() as target:
+        yield target
 
 
 @pytest.fixture

@@ -80,6 +80,10 @@ class Settings:
     max_header_bytes: int = field(default=16384, metadata={
         "help": "Largest request head (request line and headers), in bytes: a longer one gets 431 and the connection "
                 "is closed (a request line over 8192 bytes: 414); 0 sets no limit."})
+    chaos_max_wait: float = field(default=2.0, metadata={
+        "help": "upload-emulator chaos: the longest Retry-After, delay or stall a schedule draws, in seconds."})
+    chaos_max_retries: int = field(default=10, metadata={
+        "help": "upload-emulator chaos: the retries a client may send of one request (more is a request storm)."})
     body_timeout: float = field(default=30.0, metadata={
         "help": "Seconds a request body may stall (no bytes arriving) before it is refused with 400 "
                 "RequestTimeout; 0 waits forever."})

@@ -10,6 +10,12 @@ A rule matches by provider, operation id, key id and/or a path regex (all given 
     drop_upload  close the connection after ``bytes`` bytes of request body were read
     wrong_etag   answer normally, but with an ETag that does not match the stored bytes
     slow_down    storage's 503 SlowDown ("Please reduce your request rate.")
+    advance_clock  answer normally, then move the virtual clock ``advance`` seconds (a presigned URL just issued
+                 expires before the client's next step)
+    pending      answer normally, but report work still in progress (a processing video stays "processing" in this
+                 answer); providers with a processing state honour it, through ``Call.pending``
+
+``after`` lets that many matching requests through untouched before the rule fires (the third part PUT drops).
 
 Dropping needs the connection's transport (a live server); in-process (httpx's ASGITransport) a drop surfaces as
 ``ConnectionDropped`` raised to the client, which is what a dropped connection looks like to test code.
@@ -44,8 +50,10 @@ from emulator.core.errors import (
     Unprocessable,
 )
 
-Action = Literal["status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down"]
-ACTIONS: tuple[str, ...] = ("status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down")
+Action = Literal["status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down", "advance_clock",
+                 "pending"]
+ACTIONS: tuple[str, ...] = ("status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down",
+                            "advance_clock", "pending")
 TRANSPORT = "emulator.transport"
 DROPPED = "emulator.dropped"  # set in the scope once a fault closed the connection: nothing more is sent
 
@@ -69,7 +77,10 @@ class FaultRule:
     seconds: float = 0.0
     bytes: int = 0
     when: str = "before_headers"
+    after: int = 0  # matching requests let through before the rule fires
+    advance: float = 0.0  # advance_clock: virtual seconds
     hits: int = 0
+    seen: int = 0  # matching requests so far, fired on or let through
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
 
     def matches(self, provider: str, operation: str, key_id: str | None, path: str) -> bool:
@@ -82,6 +93,7 @@ class FaultRule:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("_pattern")
+        data.pop("seen")
         data["remaining"] = None if self.times is None else self.times - self.hits
         return data
 
@@ -92,10 +104,14 @@ def rule_from(spec: dict[str, Any], rule_id: str, key_id: str | None) -> FaultRu
         id=rule_id, action=spec["action"], provider=spec.get("provider"), operation=spec.get("operation"),
         key_id=key_id, path=spec.get("path"), times=spec.get("times"), status=spec.get("status"),
         message=spec.get("message"), retry_after=spec.get("retry_after"), seconds=float(spec.get("seconds", 0)),
-        bytes=int(spec.get("bytes", 0)), when=spec.get("when", "before_headers"),
+        bytes=int(spec.get("bytes", 0)), when=spec.get("when", "before_headers"), after=int(spec.get("after", 0)),
+        advance=float(spec.get("advance", 0)),
     )
     if rule.action == "status" and rule.status is None:
         raise Invalid("status: is required when action is 'status'", errors=[FieldError("status", "is required")])
+    if rule.action == "advance_clock" and rule.advance <= 0:
+        raise Invalid("advance: is required (seconds, more than 0) when action is 'advance_clock'",
+                      errors=[FieldError("advance", "is required")])
     if rule.path is not None:
         try:
             rule._pattern = re.compile(rule.path)
@@ -143,6 +159,9 @@ class FaultBook:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(provider, operation, key_id, path):
+                    rule.seen += 1
+                    if rule.seen <= rule.after:  # let through, and let a later rule have it
+                        continue
                     rule.hits += 1
                     return rule
         return None
@@ -162,13 +181,15 @@ def error_for(rule: FaultRule) -> EmulatorError:
     status = rule.status or 500
     message = rule.message or f"Injected fault {rule.id}: status {status}."
     if status == 429:
-        retry = rule.retry_after or 60
+        retry = rule.retry_after if rule.retry_after is not None else 60
         return RateLimited(rule.message or f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry,
                            headers={"Retry-After": str(retry)})
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls(message)
-    error = EmulatorError(message, code="internal_error" if status == 500 else None)
+    # a 5xx with retry_after carries Retry-After too, as a 503 Service Unavailable may (RFC 9110, 10.2.3)
+    retry_header = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None and status >= 500 else {}
+    error = EmulatorError(message, code="internal_error" if status == 500 else None, headers=retry_header)
     error.status = status
     error.kind = "server_error" if status >= 500 else "bad_request"
     return error

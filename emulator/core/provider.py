@@ -13,6 +13,7 @@ operations match one to one (start-up fails otherwise). Every request then reads
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +28,7 @@ from starlette.routing import Match, Route, get_route_path
 from starlette.types import Receive, Scope, Send
 
 from emulator.core.auth import ApiKey, KeyPolicy
+from emulator.core.chaos import ChaosProfile
 from emulator.core import faults
 from emulator.core.errors import (
     EmulatorError,
@@ -77,6 +79,7 @@ class Call:
     body: Any = None  # parsed JSON, or typed multipart fields (file fields hold their file names)
     form: Form | None = None  # multipart operations: the parsed form, files already streamed to the blob store
     notes: list[str] = field(default_factory=list)  # for the journal entry
+    pending: bool = False  # a "pending" fault: report work in progress as still in progress in this answer
 
     @property
     def tenant(self) -> str:
@@ -141,6 +144,7 @@ class Provider:
     # control-plane operations the provider adds (operationId → handler of a JSON body; documented in the control
     # plane's OpenAPI, open like the rest of it): state only this provider has, such as connected accounts
     control: Mapping[str, Callable[[Call], Awaitable[Reply]]] = field(default_factory=dict)
+    chaos: ChaosProfile | None = None  # what ``upload-emulator chaos`` draws and checks for this provider
 
     @property
     def specs(self) -> ProviderSpecs:
@@ -229,6 +233,9 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
             if fault is not None:
                 if entry is not None:
                     entry.fault = fault.id
+                call.pending = fault.action == "pending"
+                if fault.action == "status" and fault.status == 429 and handler.rate_limited and call.key:
+                    raise _fault_limited(fault, runtime.limits_for(provider, op_id, call.key), now)
                 call.request = await _apply_fault_before(fault, request)
                 if request.scope.get(faults.DROPPED):  # the client is gone: handle nothing, store nothing
                     return Response(status_code=204)
@@ -263,6 +270,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
         for name, value in quota_headers(call.quota).items():
             response.headers.setdefault(name, value)
         if fault is not None:
+            if fault.action == "advance_clock":  # the answer is out: the next step finds the clock moved on
+                runtime.clock.advance(fault.advance)
             return _apply_fault_after(fault, response)
         if runtime.settings.strict:
             _check_response(contract, op_id, response)
@@ -278,6 +287,17 @@ def _always_limited(limits: Sequence[Limit], now: float) -> RateLimited:
     return RateLimited(f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry, headers={
         "X-RateLimit-Limit": str(limit.limit), "X-RateLimit-Remaining": "0",
         "X-RateLimit-Reset": str(int(now) + retry), "Retry-After": str(retry)})
+
+
+def _fault_limited(fault: FaultRule, limits: Sequence[Limit], now: float) -> EmulatorError:
+    """A 429 fault answers like the provider's own limiter: Retry-After and the rate-limit headers of the tightest
+    limit, exhausted until the fault's Retry-After has passed."""
+    error = faults.error_for(fault)
+    if limits and isinstance(error, RateLimited):
+        limit = min(limits, key=lambda lim: lim.window)
+        retry = error.retry_after
+        error.headers = {**error.headers, **quota_headers(Quota(limit.limit, 0, math.ceil(now + retry), retry))}
+    return error
 
 
 async def _apply_fault_before(fault: FaultRule, request: Request) -> Request:

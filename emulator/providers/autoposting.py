@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
+from emulator.core.chaos import API, MP4_HEAD, S3_STORAGE, UPLOAD_BODY, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -307,6 +308,8 @@ def _own_upload(call: Call) -> tuple[Clip, Upload]:
 
 def _clip_view(call: Call, clip: Clip) -> dict[str, Any]:
     status = clip.status(call.now)
+    if call.pending and status == "ready":  # a "pending" fault: this answer shows the clip still processing
+        status = "processing"
     view: dict[str, Any] = {
         "id": clip.id, "name": clip.title, "title": clip.title, "status": status, "brandId": clip.brand_id,
         "fileName": clip.file_name, "fileSize": clip.file_size, "mimeType": clip.mime_type, "key": clip.key,
@@ -538,6 +541,35 @@ def _expire_clip(runtime: Runtime, clip_id: str, clip: Clip) -> None:
         runtime.blobs.delete(blob.name)
 
 
+# --- chaos testing ----------------------------------------------------------------------------------------------
+# Images: one multipart POST to a carousel. Videos: init → presign → PUT parts to R2 (S3-compatible: SlowDown,
+# wrong ETags are real there; every part but the last is ≥ 5 MiB) → complete → poll the clip while it processes.
+
+
+def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
+    out = [Finished(a["id"], a["blob"]["md5"], a["blob"]["size"]) for a in tables.get("assets", [])
+           if a["tenant"] == key_id]
+    out += [Finished(c["id"], c["object"]["md5"], c["object"]["size"]) for c in tables.get("clips", [])
+            if c["tenant"] == key_id and c["object"] and c["is_video"] and not c["aborted"]
+            and c["ready_at"] is not None and c["ready_at"] <= now]
+    return out
+
+
+CHAOS = ChaosProfile(
+    steps=(Step("uploadCarouselAssets", API + UPLOAD_BODY),
+           Step("initClipUpload", API),
+           Step("presignClipParts", API + ("expire",), expires=PART_URL_EXPIRES_IN),
+           Step("uploadClipPart", S3_STORAGE),
+           Step("completeClipUpload", API),
+           Step("getClip", API + ("pending",))),
+    samples=(Sample("image/png", "slide.png", padded(asset("sample.png")), (len(asset("sample.png")), 200 * 1024)),
+             Sample("image/jpeg", "slide.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
+             Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (256 * 1024, MIN_PART_SIZE + 1024), processing=True)),
+    finished=_finished,
+    order=(Order(frozenset({"uploadClipPart"}), frozenset({"completeClipUpload"}),
+                 "a multipart upload is completed only after its parts were stored"),),
+)
+
 # --- the provider ------------------------------------------------------------------------------------------------
 
 async def health(call: Call) -> Response:
@@ -570,4 +602,5 @@ PROVIDER = Provider(
     limits=limits,
     request_id=request_id,
     abandonable=(Abandonable(CLIPS, _clip_started, _expire_clip),),
+    chaos=CHAOS,
 )

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
+from emulator.core.chaos import API, MP4_HEAD, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -336,8 +337,14 @@ async def upload_media(call: Call) -> Reply:
     })
 
 
-def _media_view(media: Media, now: float) -> dict[str, Any]:
-    status = media.status(now)
+def _shown_status(call: Call, media: Media) -> str:
+    """The media's status as this answer reports it: a ``pending`` fault shows a ready video still processing."""
+    status = media.status(call.now)
+    return "processing" if call.pending and status == "ready" and media.type == "video" else status
+
+
+def _media_view(call: Call, media: Media) -> dict[str, Any]:
+    status = _shown_status(call, media)
     if status == "failed":
         next_step = "Media processing failed. Upload the file again with POST /v1/media/upload."
     elif status == "ready":
@@ -362,7 +369,7 @@ def _not_ready(reason: str) -> Invalid:
 async def complete_media(call: Call) -> Reply:
     media = _own_media(call, call.request.path_params["media_id"])
     if media.completed_at is not None:  # calling again reports the current state
-        return Reply(_media_view(media, call.now))
+        return Reply(_media_view(call, media))
     blob = media.blob
     if blob is None or not call.runtime.blobs.holds(blob):
         raise _not_ready("No file has been uploaded to this media's upload_url yet (step 2).")
@@ -379,7 +386,7 @@ async def complete_media(call: Call) -> Reply:
     delay = call.runtime.settings.video_processing_seconds if media.type == "video" else 0.0
     media.ready_at = call.now + delay
     call.runtime.store.put(MEDIA, media.id, media)
-    return Reply(_media_view(media, call.now))
+    return Reply(_media_view(call, media))
 
 
 def _delivery_url(call: Call, media: Media) -> str | None:
@@ -390,7 +397,7 @@ def _delivery_url(call: Call, media: Media) -> str | None:
 
 def _library_item(call: Call, media: Media) -> dict[str, Any]:
     """A media item as the official clients read it: the SDK's ``MediaItem`` and the MCP server's, both whole."""
-    status = media.status(call.now)
+    status = _shown_status(call, media)
     width, height = media.width, media.height
     dimensions = {"width": width, "height": height} if width and height else None
     return {
@@ -870,6 +877,35 @@ def _expire_media(runtime: Runtime, media_id: str, media: Media) -> None:
     if media.blob is not None:  # after the delete: no stored record names deleted bytes
         runtime.blobs.delete(media.blob.name)
 
+# --- chaos testing ----------------------------------------------------------------------------------------------
+# upload → store (R2, S3-compatible: SlowDown is real there; Cloudflare Images for images has no SlowDown) →
+# complete, polled while a video processes. Images go to Cloudflare Images, videos and documents to R2.
+
+CLOUDFLARE_IMAGES = ("server_error", "drop", "drop_upload", "stall", "slow")
+
+
+def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
+    return [Finished(m["id"], m["blob"]["md5"], m["blob"]["size"]) for m in tables.get("media", [])
+            if m["tenant"] == key_id and m["blob"] and m["completed_at"] is not None and not m["failed"]
+            and m["ready_at"] is not None and m["ready_at"] <= now]
+
+
+CHAOS = ChaosProfile(
+    steps=(Step("uploadMedia", API + ("expire",), expires=EXPIRES_IN),
+           Step("storeObject", S3_STORAGE),
+           Step("storeImage", CLOUDFLARE_IMAGES),
+           Step("storeImageRaw", CLOUDFLARE_IMAGES),
+           Step("completeMediaUpload", API + ("pending",)),
+           Step("getMedia", API + ("pending",))),
+    samples=(Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 300 * 1024)),
+             Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (64 * 1024, 1024 * 1024 + 1), processing=True),
+             Sample("application/pdf", "deck.pdf", padded(PDF_HEAD), (len(PDF_HEAD),))),
+    finished=_finished,
+    order=(Order(frozenset(STORAGE_S3 | STORAGE_IMAGES) - {"getStoredObject", "getStoredImage"},
+                 frozenset({"completeMediaUpload"}), "step 3 (complete) only after step 2 stored the bytes"),
+           Order(frozenset({"completeMediaUpload"}), frozenset({"createPost"}),
+                 "a post names media only once its upload was completed")),
+)
 
 # --- the provider ------------------------------------------------------------------------------------------------
 
@@ -903,4 +939,5 @@ PROVIDER = Provider(
     limits=limits,
     request_id=request_id,
     abandonable=(Abandonable(MEDIA, _media_started, _expire_media),),
+    chaos=CHAOS,
 )

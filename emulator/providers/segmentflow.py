@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
+from emulator.core.chaos import API, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -572,6 +573,32 @@ def _expire_object(runtime: Runtime, object_id: str, upload: Upload) -> None:
         runtime.blobs.delete(stored.name)
 
 
+# --- chaos testing ----------------------------------------------------------------------------------------------
+# upload-url → PUT (S3: SlowDown, dropped PUTs, wrong ETags are all real there) → register. Single PUT, 20 MiB max.
+
+
+def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
+    uploads = {u["object_id"]: u for u in tables.get("uploads", [])}
+    out = []
+    for asset in tables.get("assets", []):
+        blob = (uploads.get(asset["object_id"]) or {}).get("blob")
+        if asset["tenant"] == key_id and blob:
+            out.append(Finished(asset["id"], blob["md5"], blob["size"]))
+    return out
+
+
+CHAOS = ChaosProfile(
+    steps=(Step("createAssetUploadUrl", API + ("expire",), expires=EXPIRES_IN),
+           Step("putAssetObject", S3_STORAGE),
+           Step("createAsset", API)),
+    samples=(Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 1024 * 1024 + 1)),
+             Sample("image/jpeg", "photo.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
+             Sample("application/pdf", "guide.pdf", padded(PDF_HEAD), (len(PDF_HEAD), 256 * 1024))),
+    finished=_finished,
+    order=(Order(frozenset({"putAssetObject"}), frozenset({"createAsset"}),
+                 "an asset is registered only after its bytes were PUT"),),
+)
+
 # --- the provider ------------------------------------------------------------------------------------------------
 
 PROVIDER = Provider(
@@ -597,4 +624,5 @@ PROVIDER = Provider(
     limits=limits,
     request_id=request_id,
     abandonable=(Abandonable(UPLOADS, _object_started, _expire_object),),
+    chaos=CHAOS,
 )

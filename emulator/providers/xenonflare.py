@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from emulator.core.auth import KeyPolicy, Magic, fingerprint
+from emulator.core.auth import KeyPolicy, Magic
+from emulator.core.chaos import API, MP4_HEAD, UPLOAD_BODY, ChaosProfile, Finished, Sample, Step, Tables, asset, padded
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     EmulatorError,
@@ -350,6 +352,7 @@ class Media:
     width: int | None = None
     height: int | None = None
     file_id: str | None = None
+    md5: str | None = None  # of the stored bytes (the state view shows what was stored)
 
     @property
     def publish_at(self) -> float:
@@ -806,7 +809,7 @@ async def _upload(call: Call, kind: Kind) -> Reply:
         scheduled_at=scheduled_at, is_draft=body.get("isDraft", False), created_at=call.now,
         processing_seconds=call.runtime.settings.video_processing_seconds if kind is VIDEO else 0.0,
         blob_name=blob.name, content_type=mime, size=blob.size, width=sniffed.width, height=sniffed.height,
-        file_id=file_id,
+        file_id=file_id, md5=blob.md5,
     )
     call.runtime.store.put(MEDIA, media.id, media)
     return Reply(Answer([{
@@ -884,6 +887,26 @@ async def put_connections(call: Call) -> Reply:
     view = set_connections(call.runtime, key_id, body, call.now)
     return Reply({"key_id": key_id, **view})
 
+# --- chaos testing ----------------------------------------------------------------------------------------------
+# Direct multipart uploads, or chunks then a finalizing upload with fileId. The docs' example resumes at
+# currentSize 10485760, so 10 MiB chunks: sizes are drawn either side of that boundary.
+
+
+def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
+    return [Finished(m["id"], m["md5"], m["size"]) for m in tables.get("media", []) if m["tenant"] == key_id]
+
+
+DOCS_CHUNK = 10 * MiB
+CHAOS = ChaosProfile(
+    steps=(Step("uploadImage", API + UPLOAD_BODY),
+           Step("uploadVideo", API + UPLOAD_BODY),
+           Step("getChunkStatus", API),
+           Step("uploadChunk", API + UPLOAD_BODY)),
+    samples=(Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 300 * 1024)),
+             Sample("image/jpeg", "photo.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
+             Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (256 * 1024, DOCS_CHUNK + 1024))),
+    finished=_finished,
+)
 
 # --- the provider ------------------------------------------------------------------------------------------------
 
@@ -914,4 +937,5 @@ PROVIDER = Provider(
     request_id=request_id,
     abandonable=(Abandonable(CHUNKS, _chunks_started, _expire_chunks),),
     control={"setXenonflareConnections": put_connections},
+    chaos=CHAOS,
 )
