@@ -58,15 +58,25 @@ class Quota:
     retry_after: int = 0
 
 
-@dataclass(frozen=True)
 class _Layout:
     """The limits a key's log keeps a cursor for (shared by every key that has seen the same ones)."""
 
-    names: tuple[str, ...]
-    longest: float  # the longest window: once it has passed since the key was last seen, the key is forgotten
+    __slots__ = ("names", "longest", "head", "_slots")
 
-    def slot(self, name: str) -> int:
-        return self.names.index(name)
+    def __init__(self, names: tuple[str, ...], longest: float) -> None:
+        self.names = names
+        self.longest = longest  # once this has passed since the key was last seen, the key is forgotten
+        self.head = 1 + 2 * len(names)  # where the admission times start in a log's ``data``
+        self._slots: dict[tuple[str, ...], tuple[int, ...] | None] = {}
+
+    def slots(self, names: tuple[str, ...]) -> tuple[int, ...] | None:
+        """The cursor of each of ``names`` (``None``: this layout lacks one of them)."""
+        try:
+            return self._slots[names]
+        except KeyError:
+            found = tuple(self.names.index(n) for n in names) if set(names) <= set(self.names) else None
+            self._slots[names] = found
+            return found
 
 
 class _Log:
@@ -85,17 +95,8 @@ class _Log:
         self.tag = tag
 
     @property
-    def head(self) -> int:
-        """Where the admission times start in ``data``."""
-        return 1 + 2 * len(self.layout.names)
-
-    @property
     def seen(self) -> float:
         return self.data[0]
-
-    def expired(self, now: float) -> bool:
-        """Whether every window is empty: the longest has passed since the key was last seen."""
-        return now >= self.data[0] + self.layout.longest
 
 
 class RateLimiter:
@@ -107,24 +108,25 @@ class RateLimiter:
         # one LRU per longest window: in each, the key seen least recently is the next to expire
         self._groups: dict[float, OrderedDict[str, _Log]] = {}
         self._layouts: dict[tuple[tuple[str, ...], float], _Layout] = {}
+        self._fresh: dict[tuple[tuple[str, float], ...], _Layout] = {}  # a new key's, by the limits it first meets
+        self._count = 0  # keys tracked, over every group
         self._tags: list[frozenset[str]] = []
-        self._tag_ids: dict[frozenset[str], int] = {}
+        self._tag_ids: dict[tuple[str, ...], int] = {}
         self._lock = threading.Lock()
 
     @property
     def tracked(self) -> int:
         """How many keys have rate-limit state."""
-        with self._lock:
-            return sum(len(group) for group in self._groups.values())
+        return self._count
 
     def reset(self, prefix: str | None = None) -> None:
         with self._lock:
             if prefix is None:
                 self._groups.clear()
-                return
             for group in self._groups.values():
-                for bucket in [b for b in group if b.startswith(prefix)]:
+                for bucket in [b for b in group if b.startswith(prefix or "")]:
                     del group[bucket]
+            self._count = sum(len(group) for group in self._groups.values())
 
     def sweep(self, now: float) -> int:
         """Forget every key whose longest window has passed; how many were forgotten."""
@@ -135,20 +137,21 @@ class RateLimiter:
         """Admit one request for ``bucket`` or raise ``RateLimited`` with the headers' figures."""
         if not limits:
             return Quota(0, 0, 0)
+        names = tuple(limit.name for limit in limits)
         with self._lock:
             self._sweep(now, budget=SWEEP_PER_REQUEST)
             entry = self._find(bucket)
-            tag = self._tag_for(limits)
-            state = entry[1] if entry is not None else _Log(self._layout((), limits), tag)
-            if any(limit.name not in state.layout.names for limit in limits):
-                self._widen(state, limits)
-            slots = [state.layout.slot(limit.name) for limit in limits]
+            tag = self._tag_for(names)
+            state = entry[1] if entry is not None else _Log(self._fresh_layout(limits), tag)
+            slots = state.layout.slots(names)
+            if slots is None:
+                slots = self._widen(state, limits, names)
             counts = [self._advance(state, slot, limit, now) for slot, limit in zip(slots, limits, strict=True)]
             refused = [(limit, slot) for limit, slot, count in zip(limits, slots, counts, strict=True)
                        if count >= limit.limit]
             if refused:
                 if entry is not None:
-                    self._touch(bucket, state, now)
+                    self._touch(bucket, state, now, entry[0])
                 waits = [(self._oldest(state, slot, now) + limit.window - now, limit) for limit, slot in refused]
                 wait, limit = max(waits, key=lambda w: w[0])
                 retry_after = max(1, math.ceil(wait))
@@ -161,7 +164,7 @@ class RateLimiter:
             if entry is None:
                 self._insert(bucket, state, now)
             else:
-                self._touch(bucket, state, now)
+                self._touch(bucket, state, now, entry[0])
             # the most constraining limit after this request: fewest remaining, then the earliest reset
             tightest: tuple[int, int, int] | None = None
             for slot, limit, count in zip(slots, limits, counts, strict=True):
@@ -178,7 +181,7 @@ class RateLimiter:
 
     def _advance(self, state: _Log, slot: int, limit: Limit, now: float) -> int:
         """Move ``limit``'s cursor past its admissions that left the window; its count of those still inside."""
-        data, head, at = state.data, state.head, 1 + 2 * slot
+        data, head, at = state.data, state.layout.head, 1 + 2 * slot
         start, count = int(data[at]), int(data[at + 1])
         cutoff = now - limit.window
         tags, kinds = state.tags, self._tags
@@ -195,10 +198,10 @@ class RateLimiter:
     def _oldest(self, state: _Log, slot: int, now: float) -> float:
         """The time of the oldest admission inside ``slot``'s window (``now`` when there is none: a limit of 0)."""
         data, at = state.data, 1 + 2 * slot
-        return data[state.head + int(data[at])] if data[at + 1] else now
+        return data[state.layout.head + int(data[at])] if data[at + 1] else now
 
-    def _admit(self, state: _Log, tag: int, slots: list[int], now: float) -> None:
-        data, head = state.data, state.head
+    def _admit(self, state: _Log, tag: int, slots: tuple[int, ...], now: float) -> None:
+        data, head = state.data, state.layout.head
         size = len(data) - head
         if state.tags is None and tag != state.tag and size:
             state.tags = bytearray([state.tag]) * size
@@ -212,7 +215,7 @@ class RateLimiter:
 
     def _trim(self, state: _Log) -> None:
         """Drop admissions that every limit has left behind, once enough of them have piled up."""
-        data, head = state.data, state.head
+        data, head = state.data, state.layout.head
         size = len(data) - head
         front = min((int(data[at]) for at in range(1, head, 2) if data[at + 1]), default=size)
         if front and (front >= TRIM_AT or 2 * front >= size):
@@ -222,12 +225,15 @@ class RateLimiter:
             for at in range(1, head, 2):
                 data[at] = data[at] - front if data[at + 1] else size - front
 
-    def _widen(self, state: _Log, limits: Sequence[Limit]) -> None:
+    def _widen(self, state: _Log, limits: Sequence[Limit], names: tuple[str, ...]) -> tuple[int, ...]:
         """Give the log cursors for limits it has not met yet (none of its admissions counted against them)."""
         layout = self._layout(state.layout.names, limits, state.layout.longest)
-        head, size = state.head, len(state.data) - state.head
+        head, size = state.layout.head, len(state.data) - state.layout.head
         state.data[head:head] = array("d", [size, 0] * (len(layout.names) - len(state.layout.names)))
         state.layout = layout
+        slots = layout.slots(names)
+        assert slots is not None
+        return slots
 
     # --- the table of keys -----------------------------------------------------------------------------------
 
@@ -239,14 +245,24 @@ class RateLimiter:
             layout = self._layouts[key] = _Layout(*key)
         return layout
 
-    def _tag_for(self, limits: Sequence[Limit]) -> int:
-        kind = frozenset(limit.name for limit in limits)
-        tag = self._tag_ids.get(kind)
+    def _fresh_layout(self, limits: Sequence[Limit]) -> _Layout:
+        kind = tuple((limit.name, limit.window) for limit in limits)
+        layout = self._fresh.get(kind)
+        if layout is None:
+            layout = self._fresh[kind] = self._layout((), limits)
+        return layout
+
+    def _tag_for(self, names: tuple[str, ...]) -> int:
+        """The number of the set of limits ``names`` (a byte per admission: the providers declare a handful)."""
+        tag = self._tag_ids.get(names)
         if tag is None:
-            if len(self._tags) > 255:  # a byte per admission; the providers declare a handful of limit sets
+            kind = frozenset(names)
+            tag = self._tags.index(kind) if kind in self._tags else len(self._tags)
+            if tag > 255:
                 raise ValueError("more than 256 distinct sets of rate limits")
-            tag = self._tag_ids[kind] = len(self._tags)
-            self._tags.append(kind)
+            if tag == len(self._tags):
+                self._tags.append(kind)
+            self._tag_ids[names] = tag
         return tag
 
     def _find(self, bucket: str) -> tuple[OrderedDict[str, _Log], _Log] | None:
@@ -256,21 +272,21 @@ class RateLimiter:
                 return group, state
         return None
 
-    def _touch(self, bucket: str, state: _Log, now: float) -> None:
-        """Mark the key as seen now: the back of its group (moving groups if its longest window grew)."""
+    def _touch(self, bucket: str, state: _Log, now: float, group: OrderedDict[str, _Log]) -> None:
+        """Mark a tracked key as seen now: the back of its group (another group if its longest window grew)."""
         state.data[0] = max(state.data[0], now)
-        group = self._groups.get(state.layout.longest)
-        if group is not None and bucket in group:
+        if self._groups.get(state.layout.longest) is group:
             group.move_to_end(bucket)
-            return
-        for other in self._groups.values():
-            other.pop(bucket, None)
-        self._groups.setdefault(state.layout.longest, OrderedDict())[bucket] = state
+        else:
+            del group[bucket]
+            self._groups.setdefault(state.layout.longest, OrderedDict())[bucket] = state
 
     def _insert(self, bucket: str, state: _Log, now: float) -> None:
-        if sum(len(group) for group in self._groups.values()) >= self.max_keys:
+        if self._count >= self.max_keys:
             self._make_room(now)
-        self._touch(bucket, state, now)
+        state.data[0] = now
+        self._groups.setdefault(state.layout.longest, OrderedDict())[bucket] = state
+        self._count += 1
 
     def _make_room(self, now: float) -> None:
         """Free one key: one whose windows are empty if the oldest of any group is, else the least recently seen."""
@@ -279,6 +295,7 @@ class RateLimiter:
         fronts = [(next(iter(group.values())).seen, longest) for longest, group in self._groups.items() if group]
         _, longest = min(fronts)
         self._groups[longest].popitem(last=False)
+        self._count -= 1
         self.evicted += 1
         if self.evicted == 1:
             log.warning("rate limits track %d keys (--max-tracked-keys): forgetting the windows of the key seen "
@@ -287,18 +304,21 @@ class RateLimiter:
     def _sweep(self, now: float, budget: int | None) -> int:
         """Free up to ``budget`` keys whose longest window has passed, oldest first, in each group."""
         freed = 0
-        for longest, group in list(self._groups.items()):
+        emptied: list[float] = []
+        for longest, group in self._groups.items():
             before = len(group)
             while group and (budget is None or freed < budget):
-                state = next(iter(group.values()))
-                if not state.expired(now):
+                if now < next(iter(group.values())).data[0] + longest:  # the oldest here is still in its window
                     break
                 group.popitem(last=False)
                 freed += 1
             if not group:
-                del self._groups[longest]  # its hash table goes with it
+                emptied.append(longest)
             elif budget is None and len(group) * 4 < before:
                 self._groups[longest] = OrderedDict(group)  # a dict never shrinks its table by itself
+        for longest in emptied:
+            del self._groups[longest]  # its hash table goes with it
+        self._count -= freed
         return freed
 
 
