@@ -104,6 +104,16 @@ async def test_without_an_admin_token_other_hosts_still_get_403(app):
         assert "www-authenticate" not in r.headers
 
 
+@pytest.mark.parametrize("header", [b"authorization", b"x-api-key"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_non_ascii_api_key_gets_the_providers_401_not_a_500(client, provider, header):
+    method, path, kwargs = _limited_request(provider)
+    for value in (b"\xe9", "é".encode(), b"Bearer \xe9" + key(provider, 1).encode(), "Bearer é".encode()):
+        r = await client.request(method, path, headers=[(header, value)], **kwargs)
+        assert r.status_code == 401, (value, r.text)
+        envelope(provider, r.json())
+
+
 @pytest.mark.parametrize("signature", ["utf8", "raw-e9"])
 @pytest.mark.parametrize("kind", list(ISSUERS))
 async def test_a_non_ascii_presigned_signature_is_refused_by_the_storage_not_a_500(client, runtime, kind, signature):

@@ -302,7 +302,9 @@ class RateLimiter:
                         "least recently to make room; it starts again with a full budget", self.max_keys)
 
     def _sweep(self, now: float, budget: int | None) -> int:
-        """Free up to ``budget`` keys whose longest window has passed, oldest first, in each group."""
+        """Free up to ``budget`` keys whose longest window has passed, oldest first, in each group. A group is in the
+        order its keys were seen, which is the order they expire in while the clock moves forward; after it was set
+        back, keys seen "later" wait until their time comes again (``max_keys`` still bounds them)."""
         freed = 0
         emptied: list[float] = []
         for longest, group in self._groups.items():
