@@ -453,10 +453,12 @@ def test_limits_stay_exact_against_a_sliding_log_per_limit():
 
 @pytest.mark.parametrize("pattern, construct", [
     (r"(?=/media)", "(?="), (r"(?<=v1)/media", "(?<="), (r"(a)\1", r"\1"), (r"(?P<x>a)(?P=x)", "(?P"),
-    (r"a{1000}{1000}", "{1000}"), ("((", "missing )"),
+    (r"a{1000}{1000}", "{1000}"), ("((", "missing )"), ("x" * 200_000, "pattern too large"),
+    ("\ud800", "lone surrogate"),
 ])
 async def test_a_path_regex_re2_cannot_take_is_refused_with_400_naming_it(client, pattern, construct):
-    r = await client.post(f"{CTL}/faults", json={"action": "status", "status": 503, "path": pattern})
+    rule = json.dumps({"action": "status", "status": 503, "path": pattern})  # ASCII: a lone surrogate as \ud800
+    r = await client.post(f"{CTL}/faults", content=rule, headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     body = r.json()
     assert body["details"]["validation_errors"][0]["field"] == "path"

@@ -113,10 +113,14 @@ def rule_from(spec: dict[str, Any], rule_id: str, key_id: str | None) -> FaultRu
     if rule.path is not None:
         try:
             rule._pattern = re2.compile(rule.path, options=RE2_OPTIONS)
-        except re2.error as exc:
-            reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-            raise Invalid(f"path: is not a regular expression RE2 can match in linear time ({reason}); "
-                          "backreferences and lookaround are not supported",
+        except (re2.error, UnicodeEncodeError) as exc:
+            if isinstance(exc, UnicodeEncodeError):
+                reason = "a lone surrogate is not text"
+            else:
+                reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) \
+                    else str(exc)
+            raise Invalid(f"path: RE2 cannot take this pattern ({reason}); fault paths are RE2 regular expressions, "
+                          "matched in linear time, without backreferences or lookaround",
                           errors=[FieldError("path", "must be an RE2 regular expression")]) from None
     return rule
 
