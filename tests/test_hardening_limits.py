@@ -104,6 +104,18 @@ async def test_without_an_admin_token_other_hosts_still_get_403(app):
         assert "www-authenticate" not in r.headers
 
 
+@pytest.mark.parametrize("path, body, status", [
+    ("/faults", '{"action": "delay", "provider": "posteverywhere", "key": "\\ud800"}', 201),
+    ("/keys/revoke", '{"provider": "posteverywhere", "key": "\\ud800"}', 200),
+    ("/keys/revoke", '{"provider": "posteverywhere", "key": "\u00e9\\u00e9"}', 200),
+])
+async def test_the_control_plane_takes_any_key_text_it_only_fingerprints(client, path, body, status):
+    """A key the control plane only fingerprints (to match or revoke) may be any JSON string: never a 500."""
+    r = await client.post(f"{CTL}{path}", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    assert "ud800" not in r.text and "\u00e9" not in r.text
+
+
 @pytest.mark.parametrize("header", [b"authorization", b"x-api-key"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_non_ascii_api_key_gets_the_providers_401_not_a_500(client, provider, header):

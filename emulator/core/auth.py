@@ -104,7 +104,8 @@ def _utf8(value: str | bytes) -> bytes:
 
 @functools.lru_cache(maxsize=4096)  # on every request, and a client sends the same key again and again
 def fingerprint(provider: str, secret: str) -> str:
-    return "key_" + hashlib.sha256(f"{provider}\0{secret}".encode()).hexdigest()[:16]
+    # surrogatepass: a control-plane body may name a "key" with a lone surrogate (valid JSON, not UTF-8)
+    return "key_" + hashlib.sha256(f"{provider}\0{secret}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass
