@@ -58,11 +58,28 @@ async def _reclaim_while_idle(runtime: Runtime) -> None:
         runtime.reclaim_due(runtime.clock.now())
 
 
+def _check_rate_limits(overrides: dict[str, int]) -> None:
+    """Refuse a rate-limit override that would silently do nothing (a misspelt provider or limit) or that no
+    window can hold (a negative number); 0 is allowed and refuses every request."""
+    for name, value in overrides.items():
+        provider_name, _, limit = name.partition(".")
+        provider = PROVIDERS.get(provider_name)
+        if provider is None:
+            raise ValueError(f"--rate-limit {name}: unknown provider {provider_name!r}; choose from "
+                             f"{', '.join(PROVIDERS)}")
+        known = sorted({lim.name for op_id, *_ in provider.specs.operations() for lim in provider.limits(op_id)})
+        if limit not in known:
+            raise ValueError(f"--rate-limit {name}: {provider_name} has no limit {limit!r}; it has {', '.join(known)}")
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"--rate-limit {name}={value}: a limit is a whole number >= 0 (0 refuses every request)")
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> EmulatorApp:
     settings = settings or Settings()
     redact_logs()  # query secrets out of uvicorn's access log (should anyone turn it on) and trace log
     if settings.provider is not None and settings.provider not in PROVIDERS:
         raise ValueError(f"unknown provider {settings.provider!r}; choose from {', '.join(PROVIDERS)}")
+    _check_rate_limits(settings.rate_limits)
     runtime = runtime or Runtime(settings)  # after the checks: it holds a directory (and its lock) until closed
     chosen: dict[str, Provider] = {
         name: provider for name, provider in PROVIDERS.items()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hmac
 import ipaddress
 import re
 from datetime import datetime
@@ -22,7 +21,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emulator.core.auth import KeyPolicy
+from emulator.core.auth import KeyPolicy, same_secret
 from emulator.core.clock import iso_millis
 from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound
 from emulator.core.provider import Call, Handler, Provider, Reply
@@ -49,34 +48,44 @@ def is_loopback(host: str | None) -> bool:
 
 
 class LoopbackGuard:
-    """Pure ASGI: refuse control-plane requests from other hosts unless they carry the admin token."""
+    """Pure ASGI: refuse control-plane requests from other hosts unless they carry the admin token.
+
+    Without an admin token other hosts get 403 (nothing they could send would let them in); with one, a missing or
+    wrong token gets 401 and ``WWW-Authenticate: Bearer``. The token is compared as bytes, in constant time, so a
+    header of any bytes (``é``, a raw ``0xE9``) is just a wrong token.
+    """
 
     def __init__(self, app: ASGIApp, token: str | None, open_paths: tuple[str, ...] = ("/health",)) -> None:
         self.app, self.token, self.open_paths = app, token, open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._allowed(scope):
-            reason = ("send Authorization: Bearer <admin token>" if self.token
-                      else "start the emulator with --admin-token to allow other hosts")
-            response = JSONResponse({"error": "forbidden",
-                                     "message": f"The control plane answers loopback clients only; {reason}."},
-                                    status_code=403)
-            await response(scope, receive, send)
+        refusal = self._refusal(scope) if scope["type"] == "http" else None
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
+    def _refusal(self, scope: Scope) -> Response | None:
         # the path inside the mount, compared whole: "/faults/health" is not the open "/health"
         if get_route_path(scope) in self.open_paths:
-            return True
+            return None
         client = scope.get("client")
         if client and is_loopback(client[0]):
-            return True
+            return None
         if not self.token:
-            return False
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        scheme, _, given = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token)
+            return JSONResponse({"error": "forbidden", "message": "The control plane answers loopback clients only; "
+                                 "start the emulator with --admin-token to allow other hosts."}, status_code=403)
+        if self._token_given(scope):
+            return None
+        return JSONResponse({"error": "unauthorized", "message": "The control plane answers loopback clients only; "
+                             "other hosts must send Authorization: Bearer <admin token>."}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="upload-emulator control plane"'})
+
+    def _token_given(self, scope: Scope) -> bool:
+        assert self.token is not None
+        value = next((v for k, v in scope.get("headers", []) if k.lower() == b"authorization"), b"")
+        scheme, _, given = value.partition(b" ")
+        return scheme.lower() == b"bearer" and same_secret(given.strip(), self.token)
 
 
 # --- envelope ------------------------------------------------------------------------------------------------------
@@ -133,8 +142,10 @@ def _time(value: str, field: str = "time") -> float:
     return _in_range(when, field)
 
 
-def _clock_view(runtime: Runtime) -> dict[str, Any]:
+def _clock_view(runtime: Runtime, moved: bool = False) -> dict[str, Any]:
     now = runtime.clock.now()
+    if moved:  # rate-limit windows that the move left behind are freed now, not a few per request
+        runtime.limiter.sweep(now)
     return {"now": iso_millis(now), "epoch": now, "frozen": runtime.clock.frozen}
 
 
@@ -179,26 +190,26 @@ async def advance_clock(call: Call) -> Reply:
     _in_range(call.runtime.clock.now() + call.body["seconds"], "seconds")
     call.runtime.clock.advance(call.body["seconds"])
     call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
-    return Reply(_clock_view(call.runtime))
+    return Reply(_clock_view(call.runtime, moved=True))
 
 
 async def freeze_clock(call: Call) -> Reply:
     at = call.body.get("time") if isinstance(call.body, dict) else None
     call.runtime.clock.freeze(_time(at) if at else None)
     call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
-    return Reply(_clock_view(call.runtime))
+    return Reply(_clock_view(call.runtime, moved=True))
 
 
 async def set_clock(call: Call) -> Reply:
     call.runtime.clock.set(_time(call.body["time"]))
     call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
-    return Reply(_clock_view(call.runtime))
+    return Reply(_clock_view(call.runtime, moved=True))
 
 
 async def resume_clock(call: Call) -> Reply:
     call.runtime.clock.resume()
     call.runtime.reclaim()  # uploads abandoned as of the new time are expired at once
-    return Reply(_clock_view(call.runtime))
+    return Reply(_clock_view(call.runtime, moved=True))
 
 
 async def reset(call: Call) -> Reply:

@@ -33,7 +33,7 @@ class Runtime:
     clock: Clock = field(default_factory=Clock)
     # None: chosen in __post_init__ (in memory, or SQLite in the data directory with its presign secret)
     store: Store = None  # type: ignore[assignment]
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: RateLimiter = None  # type: ignore[assignment]  # None: one that tracks settings.max_tracked_keys
     presigner: Presigner = None  # type: ignore[assignment]
     faults: FaultBook = field(default_factory=FaultBook)
     ids: Ids = field(init=False)
@@ -66,6 +66,7 @@ class Runtime:
             seed = _seed_for_boot(seed, persistent.boot())
             self.presigner = self.presigner or Presigner(persistent.secret())
         self.store = self.store or MemoryStore()
+        self.limiter = self.limiter or RateLimiter(self.settings.max_tracked_keys)
         self.presigner = self.presigner or Presigner()
         self.ids = Ids(seed)
         self.keys = KeyRing(strict=self.settings.strict_keys,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -34,12 +35,13 @@ def _keys(value: str) -> dict[str, list[str]]:
 
 
 def _limits(value: str) -> dict[str, int]:
-    """``provider.minute=600,provider.posts-minute=100`` → {"provider.limit": n}."""
+    """``provider.minute=600,provider.posts-minute=100`` → {"provider.limit": n}; 0 refuses everything."""
     out: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         name, _, number = item.partition("=")
-        if not number.strip().isdigit():
-            raise ValueError(f"{ENV_PREFIX}RATE_LIMITS: expected PROVIDER.LIMIT=N, got {item!r}")
+        if not re.fullmatch(r"[0-9]{1,18}", number.strip()):  # ASCII digits: "-1", "²" and "1e3" are refused
+            raise ValueError(f"--rate-limit / {ENV_PREFIX}RATE_LIMITS: expected PROVIDER.LIMIT=N with N a whole "
+                             f"number >= 0 (at most 18 digits; 0 refuses every request), got {item!r}")
         out[name.strip()] = int(number)
     return out
 
@@ -60,6 +62,9 @@ class Settings:
         "help": "Configured keys, PROVIDER=KEY, comma-separated.", "parse": _keys})
     rate_limits: dict[str, int] = field(default_factory=dict, metadata={
         "help": "Override rate limits, PROVIDER.LIMIT=N, comma-separated (see README).", "parse": _limits})
+    max_tracked_keys: int = field(default=100_000, metadata={
+        "help": "Most keys whose rate-limit windows are kept; past it the least recently seen key is forgotten "
+                "(see README)."})
     strict: bool = field(default=False, metadata={
         "help": "Validate every response against the spec; a mismatch is a 500 and a loud log line."})
     strict_docs: bool = field(default=False, metadata={

@@ -383,8 +383,8 @@ async def test_control_plane_refuses_other_hosts(app):
 async def test_admin_token_opens_the_control_plane(app, settings):
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://emulator:8080") as remote:
-        assert (await remote.get(f"{CTL}/clock")).status_code == 403
-        assert (await remote.get(f"{CTL}/clock", headers={"Authorization": "Bearer wrong"})).status_code == 403
+        assert (await remote.get(f"{CTL}/clock")).status_code == 401
+        assert (await remote.get(f"{CTL}/clock", headers={"Authorization": "Bearer wrong"})).status_code == 401
         assert (await remote.get(f"{CTL}/clock", headers={"Authorization": "Bearer s3cret-token"})).status_code == 200
 
 

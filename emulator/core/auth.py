@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import re
 import threading
 from collections.abc import Mapping
@@ -90,9 +91,21 @@ class CreatedKey:
                 "rate_limits": self.rate_limits, "created_at": self.created_at, "revoked": self.revoked}
 
 
+def same_secret(given: str | bytes, expected: str | bytes) -> bool:
+    """Constant-time equality of two secrets, whatever they contain. ``hmac.compare_digest`` raises ``TypeError``
+    for a ``str`` with a non-ASCII character (issue 16: a 500 before authentication), so both sides are compared
+    as UTF-8 bytes; lone surrogates, which a decoded header or query string can hold, are kept as they are."""
+    return hmac.compare_digest(_utf8(given), _utf8(expected))
+
+
+def _utf8(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+
+
 @functools.lru_cache(maxsize=4096)  # on every request, and a client sends the same key again and again
 def fingerprint(provider: str, secret: str) -> str:
-    return "key_" + hashlib.sha256(f"{provider}\0{secret}".encode()).hexdigest()[:16]
+    # surrogatepass: a control-plane body may name a "key" with a lone surrogate (valid JSON, not UTF-8)
+    return "key_" + hashlib.sha256(f"{provider}\0{secret}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote_plus
 
+from emulator.core.auth import same_secret
+
 EXPIRES = "X-Emulator-Expires"
 MAX_SIZE = "X-Emulator-Max-Size"
 CONTENT_TYPE = "X-Emulator-Content-Type"
@@ -71,13 +73,13 @@ class Presigner:
         if not expires.isdigit() or not max_size.isdigit():
             raise PresignFailure("malformed", f"{EXPIRES} and {MAX_SIZE} must be whole numbers.")
         given = query[SIGNATURE]
-        if not given.isascii():  # compare_digest refuses non-ASCII str; no valid signature contains any
+        if not given.isascii():  # no valid signature holds any: say so (the comparison itself is on bytes)
             raise PresignFailure("signature", "The request signature we calculated does not match the signature "
                                               "you provided: X-Emulator-Signature must be hexadecimal.")
-        if not hmac.compare_digest(self._mac(audience, method, path, expires, max_size, content_type), given):
+        if not same_secret(given, self._mac(audience, method, path, expires, max_size, content_type)):
             for other in alternatives:
-                if other != method.upper() and hmac.compare_digest(
-                    self._mac(audience, other, path, expires, max_size, content_type), given
+                if other != method.upper() and same_secret(
+                    given, self._mac(audience, other, path, expires, max_size, content_type)
                 ):
                     raise PresignFailure("method", f"This URL was signed for {other}, not {method.upper()}.")
             raise PresignFailure(
