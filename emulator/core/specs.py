@@ -1,7 +1,8 @@
 """Published and inferred specs: load, merge into the effective spec, and prove the merge only adds.
 
-Layout and rules: ``emulator/specs/README.md``. Specs ship inside the package and are read with
-``importlib.resources``, so an installed wheel needs no source tree.
+Layout and rules: ``specs/README.md``. The specs live at the top of the repository (``specs/``) and ship inside the
+wheel as the package ``emulator.specs`` (a package-dir mapping in ``pyproject.toml``); they are read with
+``importlib.resources``, so an installed wheel needs no source tree and an editable install reads ``specs/``.
 
 Parsing and merging the YAML is most of a cold start (~130 ms for every spec), so ``load`` keeps what it built in
 a JSON file in the user's cache directory (``$XDG_CACHE_HOME/upload-emulator/specs``), named by a hash of the very
@@ -28,6 +29,7 @@ import orjson
 
 CACHE_FORMAT = "1"  # change when what load() builds from the same bytes changes
 
+SPECS_PACKAGE = "emulator.specs"  # the top-level specs/ folder, mapped into the package by pyproject.toml
 INFERRED_NOTE = "x-emulator-inferred"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -167,7 +169,7 @@ def _read_yaml(name: str, source: bytes) -> dict[str, Any]:
 
 
 def available() -> list[str]:
-    root = resources.files("emulator") / "specs"
+    root = resources.files(SPECS_PACKAGE)
     # names starting with "_" are the emulator's own APIs (the control plane), not providers
     return sorted(node.name for node in root.iterdir()
                   if node.is_dir() and not node.name.startswith("_") and (node / "published").is_dir())
@@ -175,7 +177,7 @@ def available() -> list[str]:
 
 @functools.cache
 def load(provider: str) -> ProviderSpecs:
-    root = resources.files("emulator") / "specs" / provider
+    root = resources.files(SPECS_PACKAGE) / provider
     published_sources = [(node.name, node.read_bytes())
                          for node in sorted((root / "published").iterdir(), key=lambda n: n.name)
                          if node.name.endswith((".yaml", ".yml"))]
