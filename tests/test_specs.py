@@ -80,3 +80,30 @@ async def test_strict_mode_fails_loudly_when_a_response_leaves_the_spec(client, 
     with pytest.raises(ContractViolation, match="uploadMedia answered 201 outside its spec: meta: is required"):
         await client.post(f"{PE}/media/upload", headers=AUTH,
                           json={"filename": "a.png", "content_type": "image/png", "size": 1})
+
+
+def test_a_note_among_the_responses_is_detected_and_one_on_the_operation_is_not():
+    among = {"paths": {"/a": {"post": {"responses": {"x-emulator-inferred": "basis", "200": {"description": "ok"}},
+                                       "requestBody": {"content": {"application/json": {"schema": {"properties": {
+                                           "x-emulator-inferred": "basis", "responses": {"type": "object"}}}}}}}}}}
+    assert list(specs.misplaced_notes(among)) == [
+        "#/paths//a/post/responses/x-emulator-inferred",
+        "#/paths//a/post/requestBody/content/application/json/schema/properties/x-emulator-inferred"]
+    on_operation = {"paths": {"/a": {"post": {"x-emulator-inferred": "basis", "responses": {
+        "200": {"x-emulator-inferred": "basis", "description": "ok",
+                "content": {"application/json": {"x-emulator-inferred": "basis"}}}}}}}}
+    assert list(specs.misplaced_notes(on_operation)) == []
+
+
+def test_a_schema_copy_must_stay_equal_to_its_source():
+    source = {"type": "object", "properties": {"id": {"type": "string"}}}
+    spec = {"paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
+            "components": {"schemas": {"A": {
+                "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
+                "x-emulator-inferred": "basis", "type": "object", "properties": {"id": {"type": "string"}}}}}}
+    assert list(specs.copies_that_differ(spec)) == []
+    spec["components"]["schemas"]["A"]["properties"]["id"]["format"] = "uuid"
+    assert list(specs.copies_that_differ(spec)) == [
+        "#/components/schemas/A: differs from #/paths/~1a/get/responses/200/content/application~1json/schema"]
+    spec["components"]["schemas"]["A"]["x-emulator-same-as"] = "#/paths/~1b"
+    assert list(specs.copies_that_differ(spec)) == ["#/components/schemas/A: #/paths/~1b does not exist"]

@@ -102,6 +102,62 @@ def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: boo
             yield from unnoted_additions(base if isinstance(base, dict) else {}, value, here, noted)
 
 
+# Maps whose keys are names (status codes, property names, ...): a note placed directly in one reads as an entry to
+# client generators (openapi-python-client, openapi-typescript crash on a string among Response objects), so notes go
+# on the objects these maps hold, or on the enclosing operation.
+NAMED_MAPS = ("responses", "properties", "headers", "content", "links", "schemas", "parameters", "examples",
+              "requestBodies", "securitySchemes", "callbacks", "encoding", "patternProperties", "$defs")
+SAME_AS = "x-emulator-same-as"  # a copy of the schema at this JSON pointer, kept equal to it by check()
+
+
+def misplaced_notes(spec: Any, where: str = "#", parent: str = "") -> Iterator[str]:
+    """Extension keys placed directly in a map of names, where generators take them for entries."""
+    if isinstance(spec, list):
+        for index, item in enumerate(spec):
+            yield from misplaced_notes(item, f"{where}/{index}")
+        return
+    if not isinstance(spec, dict):
+        return
+    named = parent in NAMED_MAPS
+    for key, value in spec.items():
+        if named and key.startswith("x-"):
+            yield f"{where}/{key}"
+            continue
+        # inside a map of names every value is an object, whatever its name (a property called "responses")
+        yield from misplaced_notes(value, f"{where}/{key}", "" if named else key)
+
+
+def resolve_pointer(spec: Any, pointer: str) -> Any:
+    """The value at a local JSON pointer (``#/a/b~1c``); KeyError/IndexError when there is none."""
+    node = spec
+    for part in pointer.removeprefix("#/").split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def _without_notes(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_notes(v) for k, v in value.items() if not k.startswith("x-emulator-")}
+    if isinstance(value, list):
+        return [_without_notes(v) for v in value]
+    return value
+
+
+def copies_that_differ(spec: dict[str, Any]) -> Iterator[str]:
+    """Component schemas marked as copies (``x-emulator-same-as``) that are not equal to their source."""
+    for name, schema in spec.get("components", {}).get("schemas", {}).items():
+        if not isinstance(schema, dict) or SAME_AS not in schema:
+            continue
+        try:
+            source = resolve_pointer(spec, schema[SAME_AS])
+        except (KeyError, IndexError, ValueError, TypeError):
+            yield f"#/components/schemas/{name}: {schema[SAME_AS]} does not exist"
+            continue
+        if _without_notes(schema) != _without_notes(source):
+            yield f"#/components/schemas/{name}: differs from {schema[SAME_AS]}"
+
+
 @dataclass(frozen=True)
 class ProviderSpecs:
     provider: str
@@ -139,6 +195,9 @@ class ProviderSpecs:
             problems.append(f"effective spec is not valid OpenAPI: {exc}".splitlines()[0])
         problems += [f"dropped from the published spec: {p}" for p in dropped(self.published, self.effective)]
         problems += [f"addition without {INFERRED_NOTE}: {p}" for p in unnoted_additions(self.published, self.inferred)]
+        problems += [f"extension key in a map of names (generators read it as an entry): {p}"
+                     for p in misplaced_notes(self.effective)]
+        problems += [f"copy out of date: {p}" for p in copies_that_differ(self.effective)]
         seen: set[str] = set()
         for path, item in self.effective["paths"].items():
             for method in HTTP_METHODS:
