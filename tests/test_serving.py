@@ -256,6 +256,6 @@ def test_pip_install_into_a_fresh_venv_serves_specs_from_another_directory(tmp_p
         proc.wait(timeout=10)
     assert r.status_code == 200
     assert r.json()["paths"].keys() >= {"/v1/media/upload", "/v1/media/{media_id}/complete"}
-    location = subprocess.run([str(venv / "bin" / "python"), "-c", "import emulator.specs; print(emulator.specs.__file__)"],
+    location = subprocess.run([str(venv / "bin" / "python"), "-c", "import emulator.specs as s; print(s.__file__)"],
                               cwd=elsewhere, capture_output=True, text=True, check=True).stdout
     assert location.startswith(str(venv)), location
