@@ -8,7 +8,8 @@ way each spec's security schemes say. Custom checks (``contracts.checks``) add t
 Some rejections depend on state no schema can express: registering an ``s3Key`` nothing was uploaded to,
 completing an upload before its bytes arrived, file bytes that are not the declared kind. ``STATE_DEPENDENT`` lists,
 per operation, the statuses the spec documents for exactly those cases; ``positive_data_acceptance`` accepts them
-there and nowhere else.
+there and nowhere else. ``schemathesis.toml`` at the top of the repository says the same to a plain ``st run``
+(tests/test_schemathesis_cli.py keeps the two equal).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ STATE_DEPENDENT: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         "updatePost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
                        "must equal scheduled_for when both are sent": ("400",)},
         "schedulePost": {"a draft saved without accounts needs account_ids to be scheduled": ("400",)},
-        "uploadMediaFromUrl": {"url must be public https:// (private, loopback, link-local, single-label, .local "
-                               "and .internal hosts are refused)": ("400",),
+        "uploadMediaFromUrl": {"url must name a public host (private, loopback, link-local, single-label, .local "
+                               "and .internal hosts are refused; https:// is a pattern of the spec)": ("400",),
                                "a URL naming a video other than MP4 is refused (MP4 too with --strict-docs)":
                                    ("415",)},
     },
@@ -59,8 +60,7 @@ STATE_DEPENDENT: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                         "the same size and contentType": ("422",)},
     },
     "xenonflare": {
-        "uploadImage": {"rules across fields: exactly one of file and fileId; a platform's config only for a "
-                        "platform in platforms; nested configs are JSON objects (contentSchema is only an "
+        "uploadImage": {"rules across fields: a platform's config only for a platform in platforms; nested configs are JSON objects (contentSchema is only an "
                         "annotation in JSON Schema 2020-12); scheduledAt not in the past": ("400",),
                         "the file's bytes must be an image, judged by content": ("415",)},
         "uploadVideo": {"rules across fields, as for uploadImage": ("400",),

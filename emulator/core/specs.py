@@ -106,7 +106,8 @@ def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: boo
 # client generators (openapi-python-client, openapi-typescript crash on a string among Response objects), so notes go
 # on the objects these maps hold, or on the enclosing operation.
 NAMED_MAPS = ("responses", "properties", "headers", "content", "links", "schemas", "parameters", "examples",
-              "requestBodies", "securitySchemes", "callbacks", "encoding", "patternProperties", "$defs")
+              "requestBodies", "securitySchemes", "callbacks", "encoding", "patternProperties", "$defs",
+              "dependentSchemas")
 SAME_AS = "x-emulator-same-as"  # a copy of the schema at this JSON pointer, kept equal to it by check()
 
 
