@@ -699,12 +699,20 @@ def _require_length(call: Call) -> None:
 
 
 async def store_object(call: Call) -> Response:
+    """R2 behind a presigned PUT: chunked bodies are taken (R2 refuses only aws-chunked signing, which a presigned
+    URL does not use), a body of no length at all is 411, Content-MD5 and x-amz-checksum-* are verified."""
     media, max_size = _granted(call, "objects")
-    _require_length(call)
+    s3.refuse_unframed_put(call.request.headers, chunked=True)
+    integrity = s3.Integrity.declared(call.request.headers)
     name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
     blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
+    try:
+        echoed = await integrity.verify(blob.path, blob.md5)
+    except StorageError:
+        call.runtime.blobs.delete(blob.name)  # what an earlier PUT stored stays
+        raise
     _replace_blob(call, media, blob)
-    return Response(status_code=200, headers={"ETag": blob.etag})
+    return Response(status_code=200, headers={"ETag": blob.etag, **echoed})
 
 
 async def store_image(call: Call) -> Response:
