@@ -107,3 +107,24 @@ def test_a_schema_copy_must_stay_equal_to_its_source():
         "#/components/schemas/A: differs from #/paths/~1a/get/responses/200/content/application~1json/schema"]
     spec["components"]["schemas"]["A"]["x-emulator-same-as"] = "#/paths/~1b"
     assert list(specs.copies_that_differ(spec)) == ["#/components/schemas/A: #/paths/~1b does not exist"]
+
+
+def test_a_schema_copy_is_filled_from_its_source_and_follows_it():
+    source = {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}
+    spec = {"paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
+            "components": {"schemas": {"A": {
+                "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
+                "x-emulator-inferred": "basis"}}}}
+    specs.fill_copies(spec)
+    copied = spec["components"]["schemas"]["A"]
+    assert copied == {**source, "x-emulator-same-as": copied["x-emulator-same-as"], "x-emulator-inferred": "basis"}
+    assert copied["properties"] is not source["properties"]  # a copy, not shared structure
+    assert list(specs.copies_that_differ(spec)) == []
+
+
+def test_segmentflow_asset_component_is_the_published_asset_schema():
+    effective = specs.load("segmentflow").effective
+    asset = effective["components"]["schemas"]["Asset"]
+    published = specs.resolve_pointer(effective, asset["x-emulator-same-as"])
+    assert {k: v for k, v in asset.items() if not k.startswith("x-")} == published
+    assert "$ref" not in asset  # generators resolve only #/components references

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-CACHE_FORMAT = "1"  # change when what load() builds from the same bytes changes
+CACHE_FORMAT = "2"  # change when what load() builds from the same bytes changes
 
 SPECS_PACKAGE = "emulator.specs"  # the top-level specs/ folder, mapped into the package by pyproject.toml
 INFERRED_NOTE = "x-emulator-inferred"
@@ -108,7 +108,10 @@ def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: boo
 NAMED_MAPS = ("responses", "properties", "headers", "content", "links", "schemas", "parameters", "examples",
               "requestBodies", "securitySchemes", "callbacks", "encoding", "patternProperties", "$defs",
               "dependentSchemas")
-SAME_AS = "x-emulator-same-as"  # a copy of the schema at this JSON pointer, kept equal to it by check()
+# A component schema that is the schema at this JSON pointer: load() copies the source's keywords into it (so the copy
+# follows every change of its source), and check() proves the two equal. For generators that resolve only
+# #/components references, where a $ref into paths would do.
+SAME_AS = "x-emulator-same-as"
 
 
 def misplaced_notes(spec: Any, where: str = "#", parent: str = "") -> Iterator[str]:
@@ -143,6 +146,20 @@ def _without_notes(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_notes(v) for v in value]
     return value
+
+
+def fill_copies(spec: dict[str, Any]) -> None:
+    """Give every ``x-emulator-same-as`` component schema the keywords of its source (a missing source is left for
+    ``check`` to report)."""
+    for schema in spec.get("components", {}).get("schemas", {}).values():
+        if isinstance(schema, dict) and SAME_AS in schema:
+            try:
+                source = resolve_pointer(spec, schema[SAME_AS])
+            except (KeyError, IndexError, ValueError, TypeError):
+                continue
+            if isinstance(source, dict):
+                for key, value in source.items():
+                    schema.setdefault(key, copy.deepcopy(value))
 
 
 def copies_that_differ(spec: dict[str, Any]) -> Iterator[str]:
@@ -258,6 +275,7 @@ def load(provider: str) -> ProviderSpecs:
         raise SpecError(f"{provider}: no published spec")
     inferred = _read_yaml("inferred.yaml", inferred_source) if inferred_source is not None else {}
     effective = merge(published, inferred, f"{provider}/inferred.yaml#")
+    fill_copies(effective)
     _write_cache(cache, {"published": published, "inferred": inferred, "effective": effective})
     return ProviderSpecs(provider, published, inferred, effective)
 
