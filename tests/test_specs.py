@@ -128,3 +128,10 @@ def test_segmentflow_asset_component_is_the_published_asset_schema():
     published = specs.resolve_pointer(effective, asset["x-emulator-same-as"])
     assert {k: v for k, v in asset.items() if not k.startswith("x-")} == published
     assert "$ref" not in asset  # generators resolve only #/components references
+
+
+def test_a_component_that_refers_into_paths_is_detected():
+    spec = {"components": {"schemas": {"A": {"$ref": "#/paths/~1a/get/responses/200"},
+                                       "B": {"$ref": "#/components/schemas/A"}}}}
+    assert list(specs.refs_out_of_components(spec)) == [
+        "#/components/schemas/A: $ref #/paths/~1a/get/responses/200 (use x-emulator-same-as)"]

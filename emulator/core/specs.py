@@ -148,6 +148,14 @@ def _without_notes(value: Any) -> Any:
     return value
 
 
+def refs_out_of_components(spec: dict[str, Any]) -> Iterator[str]:
+    """Component schemas that are a ``$ref`` outside ``#/components`` (openapi-python-client cannot resolve one)."""
+    for name, schema in spec.get("components", {}).get("schemas", {}).items():
+        ref = schema.get("$ref") if isinstance(schema, dict) else None
+        if isinstance(ref, str) and not ref.startswith("#/components/"):
+            yield f"#/components/schemas/{name}: $ref {ref} (use {SAME_AS})"
+
+
 def fill_copies(spec: dict[str, Any]) -> None:
     """Give every ``x-emulator-same-as`` component schema the keywords of its source (a missing source is left for
     ``check`` to report)."""
@@ -216,6 +224,8 @@ class ProviderSpecs:
         problems += [f"extension key in a map of names (generators read it as an entry): {p}"
                      for p in misplaced_notes(self.effective)]
         problems += [f"copy out of date: {p}" for p in copies_that_differ(self.effective)]
+        problems += [f"component outside #/components (generators cannot follow it): {p}"
+                     for p in refs_out_of_components(self.effective)]
         seen: set[str] = set()
         for path, item in self.effective["paths"].items():
             for method in HTTP_METHODS:
