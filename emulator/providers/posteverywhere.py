@@ -441,7 +441,11 @@ _SAMPLES = {"image/jpeg": "sample.jpg", "image/png": "sample.png", "image/gif": 
 
 async def upload_from_url(call: Call) -> Reply:
     url = call.body["url"]
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: "https://[::1"
+        raise Invalid("url: must be a public https:// URL.",
+                      errors=[FieldError("url", "must be an https:// URL")]) from None
     if parts.scheme != "https" or not parts.hostname:
         raise Invalid("url: must be a public https:// URL.", errors=[FieldError("url", "must be an https:// URL")])
     _refuse_private_host(parts.hostname)
