@@ -60,7 +60,8 @@ STATE_DEPENDENT: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
                         "the same size and contentType": ("422",)},
     },
     "xenonflare": {
-        "uploadImage": {"rules across fields: a platform's config only for a platform in platforms; nested configs are JSON objects (contentSchema is only an "
+        "uploadImage": {"rules across fields: a platform's config only for a platform in platforms; nested configs "
+                        "are JSON objects (contentSchema is only an "
                         "annotation in JSON Schema 2020-12); scheduledAt not in the past": ("400",),
                         "the file's bytes must be an image, judged by content": ("415",)},
         "uploadVideo": {"rules across fields, as for uploadImage": ("400",),
