@@ -8,7 +8,8 @@ way each spec's security schemes say. Custom checks (``contracts.checks``) add t
 Some rejections depend on state no schema can express: registering an ``s3Key`` nothing was uploaded to,
 completing an upload before its bytes arrived, file bytes that are not the declared kind. ``STATE_DEPENDENT`` lists,
 per operation, the statuses the spec documents for exactly those cases; ``positive_data_acceptance`` accepts them
-there and nowhere else.
+there and nowhere else. ``schemathesis.toml`` at the top of the repository says the same to a plain ``st run``
+(tests/test_schemathesis_cli.py keeps the two equal).
 """
 
 from __future__ import annotations

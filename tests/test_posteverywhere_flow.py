@@ -219,11 +219,19 @@ async def test_upload_from_url_keeps_a_given_filename(client):
     "https://127.0.0.1/a.png", "https://10.0.0.8/a.png", "https://192.168.1.2/a.png", "https://172.16.0.1/a.png",
     "https://169.254.169.254/latest/meta-data", "https://[::1]/a.png", "https://[fe80::1]/a.png",
     "https://intranet/a.png", "https://printer.local/a.png", "https://0.0.0.0/a.png", "not a url",
+    "https://[::1/a.png", " HTTPS://[", "https:///a.png",
 ])
 async def test_upload_from_url_refuses_non_public_urls(client, url):
     r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH, json={"url": url})
     assert r.status_code == 400
     assert r.json()["error"]["details"]["validation_errors"][0]["field"] == "url"
+
+
+async def test_upload_from_url_says_https_in_words_not_as_the_spec_pattern(client):
+    r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH, json={"url": "http://images.example.com/a.png"})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "url: must be an https:// URL"
+    assert r.json()["error"]["details"]["validation_errors"] == [{"field": "url", "message": "must be an https:// URL"}]
 
 
 @pytest.mark.parametrize("url", ["https://videos.example.com/clip.MOV", "https://videos.example.com/clip.webm"])

@@ -137,14 +137,15 @@ async def test_a_body_longer_than_its_content_length_is_cut_off_and_nothing_kept
     assert runtime.blobs.index == {} and list(runtime.blobs.tmp_dir.iterdir()) == []
 
 
-async def test_chunked_transfer_without_content_length_is_411(client, runtime):
+async def test_chunked_transfer_is_501_not_implemented_as_on_s3(client, runtime):
     data = await upload_url(client, size=10)
 
     async def body():
         yield b"0" * 10
 
     r = await client.put(data["uploadUrl"], content=body(), headers={"Content-Type": "image/png"})
-    assert r.status_code == 411 and s3_code(r) == "MissingContentLength"
+    assert r.status_code == 501 and s3_code(r) == "NotImplemented"
+    assert "<Header>Transfer-Encoding</Header>" in r.text
     assert runtime.blobs.index == {}
 
 

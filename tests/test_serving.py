@@ -223,3 +223,50 @@ def test_dockerfile_passes_hadolint():
     result = subprocess.run([hadolint, "--failure-threshold", "warning", str(ROOT / "docker" / "Dockerfile")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_of_the_tree_is_listed_in_pyproject():
+    """Packages are listed in pyproject.toml (emulator.specs is mapped onto specs/), so a new one must be added."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {".".join(init.parent.relative_to(ROOT).parts)
+               for top in ("emulator", "contracts") for init in (ROOT / top).rglob("__init__.py")}
+    assert on_disk | {"emulator.specs"} == set(setuptools["packages"])
+    assert setuptools["package-dir"] == {"emulator.specs": "specs"}
+    assert not (ROOT / "emulator" / "specs").exists(), "specs live at the top of the repository"
+
+
+def test_pip_install_into_a_fresh_venv_serves_specs_from_another_directory(tmp_path):
+    """`pip install .` into a new venv (dependencies from pip's cache), then `upload-emulator serve` run elsewhere."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    try:
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        str(ROOT)], check=True, cwd=tmp_path, capture_output=True, timeout=240)
+    finally:
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    port = free_port()
+    env = {**os.environ, "UPLOAD_EMULATOR_PORT": str(port), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen([str(venv / "bin" / "upload-emulator"), "serve"], cwd=elsewhere, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/posteverywhere/openapi.json", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert r.status_code == 200
+    assert r.json()["paths"].keys() >= {"/v1/media/upload", "/v1/media/{media_id}/complete"}
+    location = subprocess.run([str(venv / "bin" / "python"), "-c", "import emulator.specs as s; print(s.__file__)"],
+                              cwd=elsewhere, capture_output=True, text=True, check=True).stdout
+    assert location.startswith(str(venv)), location

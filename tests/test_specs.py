@@ -108,3 +108,58 @@ def test_a_path_alias_copies_operations_under_new_ids_and_refuses_what_it_cannot
                  {"path": "/v1/a", "operationIds": {"put": "x"}, specs.INFERRED_NOTE: "n"}):
         with pytest.raises(specs.SpecError):
             specs.with_path_aliases({**spec, specs.PATH_ALIASES: {"/a": rule}})
+
+
+def test_a_note_among_the_responses_is_detected_and_one_on_the_operation_is_not():
+    among = {"paths": {"/a": {"post": {"responses": {"x-emulator-inferred": "basis", "200": {"description": "ok"}},
+                                       "requestBody": {"content": {"application/json": {"schema": {"properties": {
+                                           "x-emulator-inferred": "basis", "responses": {"type": "object"}}}}}}}}}}
+    assert list(specs.misplaced_notes(among)) == [
+        "#/paths//a/post/responses/x-emulator-inferred",
+        "#/paths//a/post/requestBody/content/application/json/schema/properties/x-emulator-inferred"]
+    on_operation = {"paths": {"/a": {"post": {"x-emulator-inferred": "basis", "responses": {
+        "200": {"x-emulator-inferred": "basis", "description": "ok",
+                "content": {"application/json": {"x-emulator-inferred": "basis"}}}}}}}}
+    assert list(specs.misplaced_notes(on_operation)) == []
+
+
+def test_a_schema_copy_must_stay_equal_to_its_source():
+    source = {"type": "object", "properties": {"id": {"type": "string"}}}
+    spec = {"paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
+            "components": {"schemas": {"A": {
+                "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
+                "x-emulator-inferred": "basis", "type": "object", "properties": {"id": {"type": "string"}}}}}}
+    assert list(specs.copies_that_differ(spec)) == []
+    spec["components"]["schemas"]["A"]["properties"]["id"]["format"] = "uuid"
+    assert list(specs.copies_that_differ(spec)) == [
+        "#/components/schemas/A: differs from #/paths/~1a/get/responses/200/content/application~1json/schema"]
+    spec["components"]["schemas"]["A"]["x-emulator-same-as"] = "#/paths/~1b"
+    assert list(specs.copies_that_differ(spec)) == ["#/components/schemas/A: #/paths/~1b does not exist"]
+
+
+def test_a_schema_copy_is_filled_from_its_source_and_follows_it():
+    source = {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}
+    spec = {"paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
+            "components": {"schemas": {"A": {
+                "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
+                "x-emulator-inferred": "basis"}}}}
+    specs.fill_copies(spec)
+    copied = spec["components"]["schemas"]["A"]
+    assert copied == {**source, "x-emulator-same-as": copied["x-emulator-same-as"], "x-emulator-inferred": "basis"}
+    assert copied["properties"] is not source["properties"]  # a copy, not shared structure
+    assert list(specs.copies_that_differ(spec)) == []
+
+
+def test_segmentflow_asset_component_is_the_published_asset_schema():
+    effective = specs.load("segmentflow").effective
+    asset = effective["components"]["schemas"]["Asset"]
+    published = specs.resolve_pointer(effective, asset["x-emulator-same-as"])
+    assert {k: v for k, v in asset.items() if not k.startswith("x-")} == published
+    assert "$ref" not in asset  # generators resolve only #/components references
+
+
+def test_a_component_that_refers_into_paths_is_detected():
+    spec = {"components": {"schemas": {"A": {"$ref": "#/paths/~1a/get/responses/200"},
+                                       "B": {"$ref": "#/components/schemas/A"}}}}
+    assert list(specs.refs_out_of_components(spec)) == [
+        "#/components/schemas/A: $ref #/paths/~1a/get/responses/200 (use x-emulator-same-as)"]

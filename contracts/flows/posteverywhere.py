@@ -161,8 +161,8 @@ CONTRACT = ProviderContract(
         "updatePost": {"media_ids must name completed media of the same key; scheduled_at (a deprecated alias) "
                        "must equal scheduled_for when both are sent": ("400",)},
         "schedulePost": {"a draft saved without accounts needs account_ids to be scheduled": ("400",)},
-        "uploadMediaFromUrl": {"url must be public https:// (private, loopback, link-local, single-label, .local "
-                               "and .internal hosts are refused)": ("400",),
+        "uploadMediaFromUrl": {"url must name a public host (private, loopback, link-local, single-label, .local "
+                               "and .internal hosts are refused; https:// is a pattern of the spec)": ("400",),
                                "a URL naming a video other than MP4 is refused (MP4 too with --strict-docs)":
                                    ("415",)},
     },

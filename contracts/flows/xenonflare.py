@@ -172,7 +172,7 @@ def connected_accounts(http: httpx.Client, target: ProviderTarget) -> dict[str, 
 
 
 STATE_DEPENDENT: dict[str, dict[str, tuple[str, ...]]] = {
-        "uploadImage": {"rules across fields: exactly one of file and fileId; a platform's config only for a "
+        "uploadImage": {"rules across fields: a platform's config only for a "
                         "platform in platforms; nested configs are JSON objects (contentSchema is only an "
                         "annotation in JSON Schema 2020-12); scheduledAt not in the past; account ids and profileId "
                         "name the key's own connected accounts and profiles (GET /api/v1/channels, /profiles)":

@@ -1,7 +1,8 @@
 """Published and inferred specs: load, merge into the effective spec, and prove the merge only adds.
 
-Layout and rules: ``emulator/specs/README.md``. Specs ship inside the package and are read with
-``importlib.resources``, so an installed wheel needs no source tree.
+Layout and rules: ``specs/README.md``. The specs live at the top of the repository (``specs/``) and ship inside the
+wheel as the package ``emulator.specs`` (a package-dir mapping in ``pyproject.toml``); they are read with
+``importlib.resources``, so an installed wheel needs no source tree and an editable install reads ``specs/``.
 
 Parsing and merging the YAML is most of a cold start (~130 ms for every spec), so ``load`` keeps what it built in
 a JSON file in the user's cache directory (``$XDG_CACHE_HOME/upload-emulator/specs``), named by a hash of the very
@@ -28,6 +29,7 @@ import orjson
 
 CACHE_FORMAT = "2"  # change when what load() builds from the same bytes changes
 
+SPECS_PACKAGE = "emulator.specs"  # the top-level specs/ folder, mapped into the package by pyproject.toml
 INFERRED_NOTE = "x-emulator-inferred"
 # An overlay's table of second paths for documented operations: {alias path: {path, operationIds: {method: id},
 # x-emulator-inferred}}. Each alias is a copy of that path's operations under their own operationIds (OpenAPI wants
@@ -116,6 +118,88 @@ def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: boo
             yield from unnoted_additions(base if isinstance(base, dict) else {}, value, here, noted)
 
 
+# Maps whose keys are names (status codes, property names, ...): a note placed directly in one reads as an entry to
+# client generators (openapi-python-client, openapi-typescript crash on a string among Response objects), so notes go
+# on the objects these maps hold, or on the enclosing operation.
+NAMED_MAPS = ("responses", "properties", "headers", "content", "links", "schemas", "parameters", "examples",
+              "requestBodies", "securitySchemes", "callbacks", "encoding", "patternProperties", "$defs",
+              "dependentSchemas")
+# A component schema that is the schema at this JSON pointer: load() copies the source's keywords into it (so the copy
+# follows every change of its source), and check() proves the two equal. For generators that resolve only
+# #/components references, where a $ref into paths would do.
+SAME_AS = "x-emulator-same-as"
+
+
+def misplaced_notes(spec: Any, where: str = "#", parent: str = "") -> Iterator[str]:
+    """Extension keys placed directly in a map of names, where generators take them for entries."""
+    if isinstance(spec, list):
+        for index, item in enumerate(spec):
+            yield from misplaced_notes(item, f"{where}/{index}")
+        return
+    if not isinstance(spec, dict):
+        return
+    named = parent in NAMED_MAPS
+    for key, value in spec.items():
+        if named and key.startswith("x-"):
+            yield f"{where}/{key}"
+            continue
+        # inside a map of names every value is an object, whatever its name (a property called "responses")
+        yield from misplaced_notes(value, f"{where}/{key}", "" if named else key)
+
+
+def resolve_pointer(spec: Any, pointer: str) -> Any:
+    """The value at a local JSON pointer (``#/a/b~1c``); KeyError/IndexError when there is none."""
+    node = spec
+    for part in pointer.removeprefix("#/").split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def _without_notes(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_notes(v) for k, v in value.items() if not k.startswith("x-emulator-")}
+    if isinstance(value, list):
+        return [_without_notes(v) for v in value]
+    return value
+
+
+def refs_out_of_components(spec: dict[str, Any]) -> Iterator[str]:
+    """Component schemas that are a ``$ref`` outside ``#/components`` (openapi-python-client cannot resolve one)."""
+    for name, schema in spec.get("components", {}).get("schemas", {}).items():
+        ref = schema.get("$ref") if isinstance(schema, dict) else None
+        if isinstance(ref, str) and not ref.startswith("#/components/"):
+            yield f"#/components/schemas/{name}: $ref {ref} (use {SAME_AS})"
+
+
+def fill_copies(spec: dict[str, Any]) -> None:
+    """Give every ``x-emulator-same-as`` component schema the keywords of its source (a missing source is left for
+    ``check`` to report)."""
+    for schema in spec.get("components", {}).get("schemas", {}).values():
+        if isinstance(schema, dict) and SAME_AS in schema:
+            try:
+                source = resolve_pointer(spec, schema[SAME_AS])
+            except (KeyError, IndexError, ValueError, TypeError):
+                continue
+            if isinstance(source, dict):
+                for key, value in source.items():
+                    schema.setdefault(key, copy.deepcopy(value))
+
+
+def copies_that_differ(spec: dict[str, Any]) -> Iterator[str]:
+    """Component schemas marked as copies (``x-emulator-same-as``) that are not equal to their source."""
+    for name, schema in spec.get("components", {}).get("schemas", {}).items():
+        if not isinstance(schema, dict) or SAME_AS not in schema:
+            continue
+        try:
+            source = resolve_pointer(spec, schema[SAME_AS])
+        except (KeyError, IndexError, ValueError, TypeError):
+            yield f"#/components/schemas/{name}: {schema[SAME_AS]} does not exist"
+            continue
+        if _without_notes(schema) != _without_notes(source):
+            yield f"#/components/schemas/{name}: differs from {schema[SAME_AS]}"
+
+
 @dataclass(frozen=True)
 class ProviderSpecs:
     provider: str
@@ -153,6 +237,11 @@ class ProviderSpecs:
             problems.append(f"effective spec is not valid OpenAPI: {exc}".splitlines()[0])
         problems += [f"dropped from the published spec: {p}" for p in dropped(self.published, self.effective)]
         problems += [f"addition without {INFERRED_NOTE}: {p}" for p in unnoted_additions(self.published, self.inferred)]
+        problems += [f"extension key in a map of names (generators read it as an entry): {p}"
+                     for p in misplaced_notes(self.effective)]
+        problems += [f"copy out of date: {p}" for p in copies_that_differ(self.effective)]
+        problems += [f"component outside #/components (generators cannot follow it): {p}"
+                     for p in refs_out_of_components(self.effective)]
         seen: set[str] = set()
         for path, item in self.effective["paths"].items():
             for method in HTTP_METHODS:
@@ -209,7 +298,7 @@ def _read_yaml(name: str, source: bytes) -> dict[str, Any]:
 
 
 def available() -> list[str]:
-    root = resources.files("emulator") / "specs"
+    root = resources.files(SPECS_PACKAGE)
     # names starting with "_" are the emulator's own APIs (the control plane), not providers
     return sorted(node.name for node in root.iterdir()
                   if node.is_dir() and not node.name.startswith("_") and (node / "published").is_dir())
@@ -217,7 +306,7 @@ def available() -> list[str]:
 
 @functools.cache
 def load(provider: str) -> ProviderSpecs:
-    root = resources.files("emulator") / "specs" / provider
+    root = resources.files(SPECS_PACKAGE) / provider
     published_sources = [(node.name, node.read_bytes())
                          for node in sorted((root / "published").iterdir(), key=lambda n: n.name)
                          if node.name.endswith((".yaml", ".yml"))]
@@ -238,6 +327,7 @@ def load(provider: str) -> ProviderSpecs:
         raise SpecError(f"{provider}: no published spec")
     inferred = _read_yaml("inferred.yaml", inferred_source) if inferred_source is not None else {}
     effective = with_path_aliases(merge(published, inferred, f"{provider}/inferred.yaml#"), provider)
+    fill_copies(effective)
     _write_cache(cache, {"published": published, "inferred": inferred, "effective": effective})
     return ProviderSpecs(provider, published, inferred, effective)
 

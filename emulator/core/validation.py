@@ -89,8 +89,9 @@ def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "")
             path = [*path, missing] if missing else path
             message = "is required"
         elif isinstance(err.schema, dict) and "x-emulator-message" in err.schema and \
-                err.validator in ("anyOf", "oneOf", "not", "if", "then", "else"):
-            message = err.schema["x-emulator-message"]  # a rule across fields, said the way the spec says it
+                err.validator in ("anyOf", "oneOf", "not", "if", "then", "else", "pattern"):
+            # a rule across fields, or a pattern, said the way the spec says it (not as the regular expression)
+            message = err.schema["x-emulator-message"]
         elif err.validator in ("anyOf", "oneOf") and err.context:
             required = sorted({e.message.split("'")[1] for e in err.context if e.validator == "required"
                                and "'" in e.message and list(e.absolute_path) == list(err.absolute_path)})

@@ -465,10 +465,9 @@ async def upload_clip_part(call: Call) -> Response:
         raise s3.presign_error(failure, call.now) from None
     _open_upload(call, upload_id)
     headers = call.request.headers
+    s3.refuse_unframed_put(headers, chunked=False)  # S3's UploadPart: chunked 501, no length at all 411
+    integrity = s3.Integrity.declared(headers)
     declared = headers.get("content-length")
-    if declared is None and "chunked" not in headers.get("transfer-encoding", ""):
-        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
-                           http_status=411)
     too_large = PayloadTooLarge(f"Your proposed upload exceeds the maximum allowed size: a part may be at most "
                                 f"{grant.max_size} bytes (the clip's declared fileSize, at most 5 GiB).",
                                 details={"MaxSizeAllowed": grant.max_size})
@@ -482,6 +481,7 @@ async def upload_clip_part(call: Call) -> Response:
     except TooLarge:
         raise too_large from None
     try:
+        echoed = await integrity.verify(blob.path, blob.md5)
         if blob.size == 0:
             raise StorageError(f"Part {number} is empty: your proposed upload is smaller than the minimum allowed "
                                "size.", code="EntityTooSmall", http_status=400)
@@ -494,7 +494,7 @@ async def upload_clip_part(call: Call) -> Response:
     call.runtime.store.put(UPLOADS, upload.id, upload)
     if previous is not None:  # after the put: no stored record names deleted bytes
         call.runtime.blobs.delete(previous.name)
-    return Response(status_code=200, headers={"ETag": blob.etag})
+    return Response(status_code=200, headers={"ETag": blob.etag, **echoed})
 
 
 async def get_carousel_asset(call: Call) -> Response:

@@ -529,7 +529,11 @@ async def _fetched(call: Call, url: str, media_id: str, video_allowed: bool) -> 
 
 async def upload_from_url(call: Call) -> Reply:
     url = call.body["url"]
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: "https://[::1"
+        raise Invalid("url: must be a public https:// URL.",
+                      errors=[FieldError("url", "must be an https:// URL")]) from None
     if parts.scheme != "https" or not parts.hostname:
         raise Invalid("url: must be a public https:// URL.", errors=[FieldError("url", "must be an https:// URL")])
     settings = call.runtime.settings
@@ -792,12 +796,20 @@ def _require_length(call: Call) -> None:
 
 
 async def store_object(call: Call) -> Response:
+    """R2 behind a presigned PUT: chunked bodies are taken (R2 refuses only aws-chunked signing, which a presigned
+    URL does not use), a body of no length at all is 411, Content-MD5 and x-amz-checksum-* are verified."""
     media, max_size = _granted(call, "objects")
-    _require_length(call)
+    s3.refuse_unframed_put(call.request.headers, chunked=True)
+    integrity = s3.Integrity.declared(call.request.headers)
     name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
     blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
+    try:
+        echoed = await integrity.verify(blob.path, blob.md5)
+    except StorageError:
+        call.runtime.blobs.delete(blob.name)  # what an earlier PUT stored stays
+        raise
     _replace_blob(call, media, blob)
-    return Response(status_code=200, headers={"ETag": blob.etag})
+    return Response(status_code=200, headers={"ETag": blob.etag, **echoed})
 
 
 async def store_image(call: Call) -> Response:

@@ -7,8 +7,6 @@ Published: ``specs/segmentflow/published/`` (POST /api/v1/assets). Everything el
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import math
 import re
@@ -475,25 +473,9 @@ async def delete_asset(call: Call) -> Reply:
 # --- handlers: storage behind uploadUrl --------------------------------------------------------------------------
 
 
-def _content_md5(call: Call) -> str | None:
-    """The optional Content-MD5 header as hex, refused as S3 refuses a malformed one."""
-    raw = call.request.headers.get("content-md5")
-    if raw is None:
-        return None
-    try:
-        digest = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        digest = b""
-    if len(digest) != 16:
-        raise StorageError("The Content-MD5 you specified is not valid.", code="InvalidDigest", http_status=400)
-    return digest.hex()
-
-
 def _declared_length(call: Call, max_size: int) -> None:
-    declared = call.request.headers.get("content-length")
-    if declared is None:  # S3 refuses chunked transfer encoding on a presigned PUT
-        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
-                           http_status=411)
+    s3.refuse_unframed_put(call.request.headers, chunked=False)  # S3: chunked 501, no length at all 411
+    declared = call.request.headers["content-length"]
     if not declared.isdigit():
         raise StorageError("Content-Length must be a whole number of bytes.", code="InvalidArgument",
                            http_status=400)
@@ -524,23 +506,24 @@ async def put_asset_object(call: Call) -> Response:
     if upload.asset_id is not None:  # the bytes behind a registered asset never change under it
         raise StorageError(f"Access Denied: this key is registered as asset {upload.asset_id}; its object can no "
                            "longer be overwritten.", code="AccessDenied", http_status=403)
-    expected_md5 = _content_md5(call)
     _declared_length(call, grant.max_size)
+    integrity = s3.Integrity.declared(call.request.headers)
     name = f"{NAME}/objects/{object_id}/{call.runtime.ids.hex(12)}"
     try:
         blob = await call.runtime.blobs.put_stream(name, call.request.stream(), upload.content_type, grant.max_size)
     except TooLarge:
         raise PayloadTooLarge("Your proposed upload exceeds the maximum allowed size",
                               details={"MaxSizeAllowed": grant.max_size}) from None
-    if expected_md5 is not None and expected_md5 != blob.md5:
+    try:
+        echoed = await integrity.verify(blob.path, blob.md5)
+    except StorageError:
         call.runtime.blobs.delete(blob.name)  # the object already stored (if any) stays as it was
-        raise StorageError("The Content-MD5 you specified did not match what we received.", code="BadDigest",
-                           http_status=400)
+        raise
     previous, upload.blob = upload.blob, blob
     call.runtime.store.put(UPLOADS, object_id, upload)
     if previous is not None:  # S3: a second PUT to a key replaces the object (deleted after the put, so no stored
         call.runtime.blobs.delete(previous.name)  # record ever names bytes that are gone)
-    return Response(status_code=200, headers={"ETag": blob.etag})
+    return Response(status_code=200, headers={"ETag": blob.etag, **echoed})
 
 
 def _xml_safe(text: str) -> str:
