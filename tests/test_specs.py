@@ -154,7 +154,10 @@ def test_segmentflow_asset_component_is_the_published_asset_schema():
     effective = specs.load("segmentflow").effective
     asset = effective["components"]["schemas"]["Asset"]
     published = specs.resolve_pointer(effective, asset["x-emulator-same-as"])
-    assert {k: v for k, v in asset.items() if not k.startswith("x-")} == published
+    def schema(node: dict) -> dict:  # what a validator reads: notes (x-…) aside
+        return {k: v for k, v in node.items() if not k.startswith("x-")}
+
+    assert schema(asset) == schema(published)
     assert "$ref" not in asset  # generators resolve only #/components references
 
 
