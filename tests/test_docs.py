@@ -25,7 +25,14 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", flags=re.S | re.M)
 TEST = re.compile(r"^(?:async )?def test_", flags=re.M)
 # variables the docs name that are not settings of `serve`, each with where it is read
-NOT_SETTINGS = {"UPLOAD_EMULATOR_CLIENTS_CACHE"}  # tests/test_official_clients.py: where npm installs the clients
+NOT_SETTINGS = {
+    "UPLOAD_EMULATOR_CLIENTS_CACHE",  # tests/test_official_clients.py: where npm installs the clients
+    # emulator/chaos/runner.py: what `upload-emulator chaos` hands the uploader it runs (set, not read, by it)
+    "UPLOAD_EMULATOR_BASE_URL",
+    "UPLOAD_EMULATOR_API_KEY",
+    "UPLOAD_EMULATOR_FILE",
+    "UPLOAD_EMULATOR_CONTENT_TYPE",
+}
 
 
 def blocks(language: str) -> list[tuple[Path, str]]:
