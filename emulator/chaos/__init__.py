@@ -4,7 +4,7 @@ applies them, and invariants judge what the client did from the journal and the 
     from hypothesis import given, settings
     from emulator.chaos import check_run, python, schedules
 
-    @given(schedule=schedules("segmentflow"))
+    @given(schedule=schedules(PROVIDER))
     @settings(max_examples=20, deadline=None)
     def test_my_uploader_survives(upload_chaos, schedule):
         check_run(upload_chaos, schedule, python(my_upload), expect_recovery=True)

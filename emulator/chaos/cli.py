@@ -1,6 +1,6 @@
 """``upload-emulator chaos``: run your own uploader under provider-faithful fault schedules and judge what it did.
 
-    upload-emulator chaos --provider segmentflow --examples 25 --expect-recovery -- python my_uploader.py
+    upload-emulator chaos --provider PROVIDER --examples 25 --expect-recovery -- python my_uploader.py
 
 Exit 0: every run held every invariant; 1: a violation (the shrunk schedule, the invariant, the run's journal and
 the ``--replay`` command are printed); 2: bad usage.
