@@ -1,6 +1,6 @@
 """``upload-emulator chaos``: run your own uploader under provider-faithful fault schedules and judge what it did.
 
-    upload-emulator chaos --provider NAME --examples 25 --expect-recovery -- python my_uploader.py
+    upload-emulator chaos --provider PROVIDER --examples 25 --expect-recovery -- python my_uploader.py
 
 Exit 0: every run held every invariant; 1: a violation (the shrunk schedule, the invariant, the run's journal and
 the ``--replay`` command are printed); 2: bad usage.
@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
                           f"env {ENV_PREFIX}CHAOS_MAX_RETRIES)")
     out.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                      help="one run of COMMAND may take this long before it is killed (default 60)")
+    # COMMAND follows `--` (run() splits it off before parsing, so its own flags never reach argparse); declared
+    # here so that the parser describes, and accepts, the whole command line.
+    out.add_argument("command", nargs="*", metavar="COMMAND", help="your uploader and its arguments, after --")
     return out
 
 

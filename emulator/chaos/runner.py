@@ -135,7 +135,7 @@ class Target:
         created = self.control.create_key(schedule.provider)
         key, key_id = created["key"], created["id"]
         since = float(self.control.clock()["epoch"])
-        newest = self.control.journal_page(limit=1, order="desc").entries
+        newest = self.control.journal_page(limit=1, order="desc").entries  # journal() pages through everything
         mark = newest[0].id if newest else 0
         rules = [self.control.add_fault(**rule_for(fault, provider, key)) for fault in schedule.faults]
         with tempfile.TemporaryDirectory(prefix="upload-emulator-chaos-") as folder:
