@@ -61,10 +61,10 @@ class Settings:
     keys: dict[str, list[str]] = field(default_factory=dict, metadata={
         "help": "Configured keys, PROVIDER=KEY, comma-separated.", "parse": _keys})
     rate_limits: dict[str, int] = field(default_factory=dict, metadata={
-        "help": "Override rate limits, PROVIDER.LIMIT=N, comma-separated (see README).", "parse": _limits})
+        "help": "Override rate limits, PROVIDER.LIMIT=N, comma-separated (see docs/settings.md).", "parse": _limits})
     max_tracked_keys: int = field(default=100_000, metadata={
         "help": "Most keys whose rate-limit windows are kept; past it the least recently seen key is forgotten "
-                "(see README)."})
+                "(see docs/reliability-and-security.md)."})
     strict: bool = field(default=False, metadata={
         "help": "Validate every response against the spec; a mismatch is a 500 and a loud log line."})
     strict_docs: bool = field(default=False, metadata={
