@@ -53,7 +53,7 @@
       init.body = JSON.stringify(body);
     }
     const response = await fetch(API + path, init);
-    if (response.status === 403) {
+    if (response.status === 401 || response.status === 403) { // a token is needed, or the one given was refused
       askForToken(token ? "The admin token was refused; enter it again." : null);
       throw new Forbidden("The control plane asks for the admin token.");
     }
