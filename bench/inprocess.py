@@ -53,10 +53,9 @@ async def _loop(app: Callable[..., Any], path: str, n: int) -> None:
 
 
 def apps() -> dict[str, tuple[Callable[..., Any], str]]:
+    from bench.bare import app as bare
     from emulator.app import create_app
     from emulator.settings import Settings
-
-    from bench.bare import app as bare
 
     limits = Settings.parse("rate_limits", ",".join(RATE_LIMITS))
     return {"emulator": (create_app(Settings(rate_limits=limits)), f"/posteverywhere/api{PE_PATH}"),

@@ -58,7 +58,7 @@ def per_cpu(values: Sequence[float], busy: Sequence[float] | None) -> float | No
     other work on the machine disturbs far less than the wall-clock rate."""
     if not busy or len(busy) != len(values) or not all(b > 0 for b in busy):
         return None
-    return median([v / b for v, b in zip(values, busy)])
+    return median([v / b for v, b in zip(values, busy, strict=True)])
 
 
 def _wrk_per_cpu(trials: list[dict[str, Any]]) -> float | None:

@@ -139,7 +139,7 @@ def _has_operation(spec: dict[str, Any], op_id: str) -> bool:
 
 def curl_with_key_variable(curl: str, keys: tuple[str, ...]) -> str:
     """Put ``$API_KEY`` (``$OTHER_API_KEY``) where the key was: reports never carry a key, and still reproduce."""
-    for key, variable in zip(keys, ("API_KEY", "OTHER_API_KEY")):
+    for key, variable in zip(keys, ("API_KEY", "OTHER_API_KEY"), strict=False):  # one key, or two
         curl = curl.replace(key, f"'\"${variable}\"'")
     return curl
 

@@ -26,8 +26,8 @@ from emulator.core.clock import iso_millis
 from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.responses import JSONResponse
-from emulator.runtime import Runtime
 from emulator.providers import PROVIDERS
+from emulator.runtime import Runtime
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

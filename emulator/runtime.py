@@ -12,10 +12,10 @@ from starlette.datastructures import URL
 from starlette.requests import Request
 
 from emulator.core.auth import ApiKey, KeyRing
-from emulator.core.faults import FaultBook
-from emulator.core.journal import Journal
 from emulator.core.clock import Clock
+from emulator.core.faults import FaultBook
 from emulator.core.ids import Ids
+from emulator.core.journal import Journal
 from emulator.core.presign import Presigner
 from emulator.core.ratelimit import Limit, RateLimiter
 from emulator.core.reclaim import Abandonable, Reclaimer

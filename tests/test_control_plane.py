@@ -421,8 +421,9 @@ async def test_magic_key_always_slow(client):
 
 async def test_magic_filename_fails_processing(client):
     png = sample("png")
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "fail-processing.png",
-                                                          "content_type": "image/png", "size": len(png)})).json()["data"]
+    created = await client.post(UPLOAD, headers=AUTH, json={"filename": "fail-processing.png",
+                                                            "content_type": "image/png", "size": len(png)})
+    data = created.json()["data"]
     await client.post(data["upload_url"], files={"file": ("fail-processing.png", png, "image/png")})
     r = await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)
     assert r.status_code == 200 and r.json()["data"]["status"] == "failed"

@@ -71,7 +71,7 @@ class Wire:
     def closed_by_server(self) -> bool:
         try:
             return not self._fill()
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             return False
 
     def close(self) -> None:

@@ -219,7 +219,7 @@ async def test_records_naming_anything_but_the_emulators_own_types_are_refused(t
         await pe_image(c, 0, payload("png", 5_000, 1))
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:
         db.execute("INSERT INTO records VALUES ('posteverywhere:media', 'evil', ?)",
-                   ('{"__type__": "%s", "command": "touch pwned"}' % tag,))
+                   (json.dumps({"__type__": tag, "command": "touch pwned"}),))
     with pytest.raises(ValueError, match="cannot be read back"):
         create_app(Settings(data_dir=tmp_path))
     assert not (Path.cwd() / "pwned").exists()

@@ -34,7 +34,8 @@ async def test_accounts(client):
 
 DOCS_FIELDS = {
     "platforms": '["instagram", "pinterest"]',
-    "instagram": '{"caption": "Stunning view! #nature", "autoPublish": true, "accounts": ["YOUR_INSTAGRAM_BUSINESS_ID"]}',
+    "instagram": '{"caption": "Stunning view! #nature", "autoPublish": true, '
+                 '"accounts": ["YOUR_INSTAGRAM_BUSINESS_ID"]}',
     "pinterest": '{"title": "Nature Photography", "description": "Beautiful landscape photo.", "autoPublish": true, '
                  '"accounts": ["YOUR_PINTEREST_ID"]}',
 }

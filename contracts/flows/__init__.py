@@ -60,7 +60,7 @@ def run(target: Target, provider_name: str, result: ProviderResult, *, max_examp
         except FlowFailure as failure:
             result.add(Finding(provider_name, SUITE, failure.check, failure.operation, machine.flow_name,
                                failure.message + _steps(steps_seen), ctx.curl_log(), phase=machine.__name__))
-        except Exception as exc:  # noqa: BLE001 - any other error of a flow is a finding too, never a crash
+        except Exception as exc:  # any other error of a flow is a finding too, never a crash
             result.add(Finding(provider_name, SUITE, "flow_error", machine.__name__, type(exc).__name__,
                                f"{exc}{_steps(steps_seen)}", ctx.curl_log(), phase=machine.__name__))
             result.tally(SUITE, "flow_error", ok=False)

@@ -49,8 +49,8 @@ from emulator.core.errors import (
     RateLimited,
     StorageError,
     Unauthorized,
-    UnsupportedMediaType,
     Unprocessable,
+    UnsupportedMediaType,
 )
 
 Action = Literal["status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down", "advance_clock",

@@ -21,7 +21,6 @@ from emulator.core.errors import (
 )
 from emulator.core.presign import PresignFailure
 
-
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # also lone surrogates
 
 

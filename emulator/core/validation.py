@@ -218,7 +218,7 @@ class OperationContract:
             try:
                 self._fast(value)
                 return value  # accepted by the compiled check (see fastpath.py: it never accepts more)
-            except Exception:  # noqa: BLE001 - any doubt goes to openapi-core, whose verdict counts
+            except Exception:  # any doubt goes to openapi-core, whose verdict counts
                 pass
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
@@ -330,14 +330,15 @@ class _Param:
             try:
                 self.fast(value)
                 return []  # accepted by the compiled check, which never accepts more than openapi-core
-            except Exception:  # noqa: BLE001 - any doubt goes to openapi-core, whose verdict counts
+            except Exception:  # any doubt goes to openapi-core, whose verdict counts
                 pass
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
         try:
             self.validator.validate(value)
         except InvalidSchemaValue as exc:
-            return [FieldError(fe.field, f"{fe.message} ({where})") for fe in field_errors(exc.schema_errors, self.name)]
+            return [FieldError(fe.field, f"{fe.message} ({where})")
+                    for fe in field_errors(exc.schema_errors, self.name)]
         return []
 
     def _cast(self, raw: str) -> Any:

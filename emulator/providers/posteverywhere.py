@@ -21,7 +21,20 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, MP4_HEAD, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    MP4_HEAD,
+    PDF_HEAD,
+    S3_STORAGE,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -270,7 +283,8 @@ _NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f/\\]")
 def _check_filename(filename: str, field_name: str = "filename") -> None:
     if _NOT_PLAIN.search(filename) or filename in (".", ".."):
         raise Invalid(f"{field_name}: must be a plain file name (no directory parts or control characters).",
-                      errors=[FieldError(field_name, "must be a plain file name without '/', '\\', '..' or control characters")])
+                      errors=[FieldError(field_name,
+                                         "must be a plain file name without '/', '\\', '..' or control characters")])
 
 
 # --- undocumented forms official clients send ----------------------------------------------------------------------
@@ -786,7 +800,8 @@ def _replace_blob(call: Call, media: Media, blob: Blob) -> None:
 
 
 def _require_length(call: Call) -> None:
-    if "content-length" not in call.request.headers and "chunked" not in call.request.headers.get("transfer-encoding", ""):
+    headers = call.request.headers
+    if "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", ""):
         raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
                            http_status=411)
 

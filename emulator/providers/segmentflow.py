@@ -22,7 +22,19 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    PDF_HEAD,
+    S3_STORAGE,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -580,10 +592,10 @@ def _expire_object(runtime: Runtime, object_id: str, upload: Upload) -> None:
 def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
     uploads = {u["object_id"]: u for u in tables.get("uploads", [])}
     out = []
-    for asset in tables.get("assets", []):
-        blob = (uploads.get(asset["object_id"]) or {}).get("blob")
-        if asset["tenant"] == key_id and blob:
-            out.append(Finished(asset["id"], blob["md5"], blob["size"]))
+    for row in tables.get("assets", []):
+        blob = (uploads.get(row["object_id"]) or {}).get("blob")
+        if row["tenant"] == key_id and blob:
+            out.append(Finished(row["id"], blob["md5"], blob["size"]))
     return out
 
 
