@@ -24,13 +24,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the root must be importable
 
 from bench import ceilings, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk
 from bench.peers import Bare, Emulator, Moto, Prism, Sink
 from bench.procs import Server
+
+S = TypeVar("S", bound=Server)
 
 SECTIONS = ("cold", "json", "uploads", "multipart", "rss", "suites")
 MIB = 1 << 20
@@ -88,9 +90,9 @@ class Run:
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
-    def spawn(self, server: Server) -> Server:
+    def spawn(self, server: S) -> S:
         self.servers.append(server)
-        server.run()  # type: ignore[attr-defined]
+        server.run()
         return server
 
     def stop(self, *servers: Server) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 import tracemalloc
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ def key_header(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def control(live_server) -> ControlClient:
+def control(live_server) -> Iterator[ControlClient]:
     with ControlClient(live_server.url) as c:
         yield c
 

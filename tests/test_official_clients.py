@@ -243,6 +243,7 @@ def _text(result: Any) -> Any:
 async def test_mcp_server_media_and_post_tools(live_server, node_clients):
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
+    from mcp.types import TextContent
 
     server = node_clients / "node_modules" / "@posteverywhere" / "mcp" / "dist" / "index.js"
     params = StdioServerParameters(command="node", args=[str(server)], env={
@@ -304,7 +305,8 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
             assert deleted == f"Media {media_id} deleted successfully."
             assert _text(await session.call_tool("list_media", {})) == []
             gone = await session.call_tool("get_media", {"media_id": media_id})
-            assert gone.is_error and "not found" in gone.content[0].text.lower()
+            assert gone.is_error and isinstance(gone.content[0], TextContent)
+            assert "not found" in gone.content[0].text.lower()
 
     with ControlClient(live_server.url) as control:
         entries = control.journal(provider="posteverywhere")

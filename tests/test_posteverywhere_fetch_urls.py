@@ -32,6 +32,8 @@ HEIC = sample("heic")
 class Source(BaseHTTPRequestHandler):
     """The tests' image host: a route per failure the import must answer."""
 
+    server: ThreadingHTTPServer  # the server it is a handler of (the stdlib says only BaseServer)
+
     def do_GET(self) -> None:  # the stdlib's name
         routes = {
             "/photo.png": lambda: self._send(200, PNG, "image/png"),

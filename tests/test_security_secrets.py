@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.logging import TRACE_LOG_LEVEL
 
 from emulator import Settings, create_app
@@ -166,7 +167,7 @@ def _control_requests() -> list[tuple[str, str]]:
     return out
 
 
-def _client(app: object, host: str) -> httpx.AsyncClient:
+def _client(app: ASGIApp, host: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)),
                              base_url="http://emulator.example:8080")
 

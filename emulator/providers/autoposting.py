@@ -305,7 +305,8 @@ def _own_upload(call: Call) -> tuple[Clip, Upload]:
     if key is not None and key != clip.key:
         raise Invalid(f"key: {key!r} is not the object key of clip {clip.id}; expected {clip.key!r}.",
                       errors=[FieldError("key", "does not match the clip")])
-    upload: Upload = call.runtime.store.get(UPLOADS, clip.upload_id)
+    upload: Upload | None = call.runtime.store.get(UPLOADS, clip.upload_id)
+    assert upload is not None, "stored with its clip at init and never deleted"
     if upload.state == "aborted":
         raise NotFound(f"Upload {upload.id} of clip {clip.id} was aborted; start again with POST /clips/upload/init.")
     if upload.state == "expired":

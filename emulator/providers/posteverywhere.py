@@ -426,8 +426,8 @@ def _library_item(call: Call, media: Media) -> dict[str, Any]:
         "url": _delivery_url(call, media) if status != "uploading" else None,
         "thumbnail_url": None,  # the emulator makes no thumbnails
         "dimensions": dimensions, "width": width, "height": height, "duration": media.duration,
-        "aspect_ratio": round(width / height, 4) if dimensions else None,
-        "orientation": (None if not dimensions else "square" if width == height
+        "aspect_ratio": round(width / height, 4) if width and height else None,
+        "orientation": (None if not (width and height) else "square" if width == height
                         else "landscape" if width > height else "portrait"),
         "error_message": "Media processing failed." if status == "failed" else None,
         "created_at": iso_millis(media.created_at),
