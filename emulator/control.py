@@ -14,7 +14,7 @@ import ipaddress
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -395,8 +395,8 @@ def _no_limits(op_id: str) -> tuple:
     return ()
 
 
-def _open(func: Any, body: str = "none") -> Handler:
-    return Handler(func, body=body, auth=False, rate_limited=False)  # type: ignore[arg-type]
+def _open(func: Any, body: Literal["json", "none"] = "none") -> Handler:
+    return Handler(func, body=body, auth=False, rate_limited=False)
 
 
 CONTROL = Provider(

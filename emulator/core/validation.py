@@ -58,7 +58,8 @@ class SpecValidator:
 
         # no second validation of the spec (a third of a second per provider): `specs check` and the tests prove it
         # None is openapi-core's documented way to skip it (app.py tests for it); its annotation leaves None out
-        return OpenAPI.from_dict(self.effective, config=Config(spec_validator_cls=None))  # type: ignore[arg-type]
+        config = Config(spec_validator_cls=None)  # type: ignore[arg-type]  # None: documented, not annotated
+        return OpenAPI.from_dict(self.effective, config=config)
 
     @functools.cached_property
     def requests(self) -> V31RequestValidator:

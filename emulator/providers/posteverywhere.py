@@ -44,6 +44,7 @@ from emulator.core.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     StorageError,
     Unauthorized,
     UnsupportedMediaType,
@@ -175,8 +176,8 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
         "code": exc.code or CODES.get(exc.kind, "bad_request"),
         "retryable": exc.status >= 500 or exc.status == 429,
     }
-    if exc.kind == "rate_limited":
-        err["retryAfter"] = exc.retry_after  # type: ignore[attr-defined]
+    if isinstance(exc, RateLimited):
+        err["retryAfter"] = exc.retry_after
     err["details"] = details
     body = {"data": None, "error": err, "meta": meta(rid, now)}
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)

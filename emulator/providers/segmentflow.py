@@ -43,6 +43,7 @@ from emulator.core.errors import (
     Invalid,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     StorageError,
     Unprocessable,
 )
@@ -125,8 +126,8 @@ def _fastify_reset(call: Call | None, exc: EmulatorError | None = None) -> dict[
     """X-RateLimit-Reset as @fastify/rate-limit sends it: seconds until the window frees up, rounded up
     (``timeLeftInSeconds = Math.ceil(ttl / 1000)`` in its index.js), not a Unix time; on a 429 the same figure
     as Retry-After, as there."""
-    if exc is not None and exc.kind == "rate_limited":
-        return {"X-RateLimit-Reset": str(exc.retry_after)}  # type: ignore[attr-defined]
+    if isinstance(exc, RateLimited):
+        return {"X-RateLimit-Reset": str(exc.retry_after)}
     if call is None or call.quota is None or not call.quota.limit:
         return {}
     return {"X-RateLimit-Reset": str(max(0, math.ceil(call.quota.frees_at - call.now)))}
@@ -157,8 +158,8 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
         body["message"] = f"Missing or invalid x-api-key. {exc.message}"
     if exc.kind == "forbidden" and "required" in details:  # the errors page: insufficient_scope lists `required`
         body["required"] = details.pop("required")
-    if exc.kind == "rate_limited":
-        details["retryAfter"] = exc.retry_after  # type: ignore[attr-defined]
+    if isinstance(exc, RateLimited):
+        details["retryAfter"] = exc.retry_after
     if exc.errors:
         details["field"] = exc.errors[0].field
         details["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
