@@ -143,7 +143,7 @@ class Emulator(Server):
         return json.loads(reply.body)["data"]["upload_url"]
 
     def run(self) -> Emulator:
-        tmpdir = Path(self.extra["tmpdir"])  # type: ignore[arg-type]
+        tmpdir = self.extra["tmpdir"]
         tmpdir.mkdir(parents=True, exist_ok=True)
         self.start(self.ready, env=clean_env(TMPDIR=str(tmpdir)))
         return self

@@ -40,7 +40,7 @@ class Server:
     popen: subprocess.Popen[bytes] | None = None
     cold_start_s: float = 0.0
     cold_start_cpu_s: float = 0.0
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: dict[str, Path] = field(default_factory=dict)  # per peer: an emulator's tmpdir, moto's python
 
     @property
     def pid(self) -> int:
@@ -84,6 +84,10 @@ class Server:
         self.cold_start_s = time.perf_counter() - started
         self.cold_start_cpu_s = self.cpu_seconds()  # robust to other work on the machine, unlike the wall time
         return self
+
+    def run(self) -> Server:
+        """Spawn and wait until ready: each peer (bench/peers.py) says how it starts and what ready means."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how it starts")
 
     def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:

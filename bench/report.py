@@ -58,7 +58,7 @@ def per_cpu(values: Sequence[float], busy: Sequence[float] | None) -> float | No
     other work on the machine disturbs far less than the wall-clock rate."""
     if not busy or len(busy) != len(values) or not all(b > 0 for b in busy):
         return None
-    return median([v / b for v, b in zip(values, busy)])
+    return median([v / b for v, b in zip(values, busy, strict=True)])
 
 
 def _wrk_per_cpu(trials: list[dict[str, Any]]) -> float | None:
@@ -84,7 +84,7 @@ def _rate_cell(data: dict[str, list[float]], name: str) -> str:
 
 
 def json_rows(results: dict[str, Any]) -> list[Row]:
-    rows = []
+    rows: list[Row] = []
     data = results.get("json")
     if not data:
         return rows
@@ -107,7 +107,7 @@ def json_rows(results: dict[str, Any]) -> list[Row]:
 
 
 def upload_rows(results: dict[str, Any]) -> list[Row]:
-    rows = []
+    rows: list[Row] = []
     data = results.get("uploads")
     if not data:
         return rows
@@ -159,7 +159,7 @@ def rss_rows(results: dict[str, Any]) -> list[Row]:
     data = results.get("rss")
     if not data:
         return []
-    rows = []
+    rows: list[Row] = []
     cases = (("500MiB", "peak RSS, one 500 MiB PUT"), ("20x20MiB-form", "peak RSS, 20 × 20 MiB form uploads at once"),
              ("20x20MiB-put", "peak RSS, 20 × 20 MiB PUTs at once"))
     for key, label in cases:
@@ -177,7 +177,7 @@ def cold_rows(results: dict[str, Any]) -> list[Row]:
     if not data:
         return []
     emu = median(data["emulator"])
-    rows = []
+    rows: list[Row] = []
 
     def cell(name: str) -> str:
         cpu = data.get(f"{name}-cpu")

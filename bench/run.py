@@ -20,15 +20,19 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the root must be importable
 
-from bench import ceilings, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk  # noqa: E402
-from bench.peers import Bare, Emulator, Moto, Prism, Sink  # noqa: E402
-from bench.procs import Server  # noqa: E402
+from bench import ceilings, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk
+from bench.peers import Bare, Emulator, Moto, Prism, Sink
+from bench.procs import Server
+
+S = TypeVar("S", bound=Server)
 
 SECTIONS = ("cold", "json", "uploads", "multipart", "rss", "suites")
 MIB = 1 << 20
@@ -80,15 +84,15 @@ class Run:
         self.work = Path(tempfile.mkdtemp(prefix="upload-emulator-bench-", dir=args.work_dir))
         self.files = self.work / "files"
         self.files.mkdir()
-        self.results: dict[str, Any] = {"started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+        self.results: dict[str, Any] = {"started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
         self.pages = ceilings.FreshPages()
         self.servers: list[Server] = []
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
-    def spawn(self, server: Server) -> Server:
+    def spawn(self, server: S) -> S:
         self.servers.append(server)
-        server.run()  # type: ignore[attr-defined]
+        server.run()
         return server
 
     def stop(self, *servers: Server) -> None:
@@ -107,12 +111,13 @@ class Run:
         """Spawn → first successful answer of a real operation, alternating servers, median of ``rounds``."""
         out: dict[str, list[float]] = {"emulator": [], "prism": [], "moto": []}
         cpu: dict[str, list[float]] = {}
+        make: dict[str, Callable[[str], Server]] = {
+            "emulator": lambda tag: Emulator.make(self.work, tag),
+            "prism": lambda tag: Prism.make(self.work, self.prism_cmd, self.prism_spec, False, tag),
+            "moto": lambda tag: Moto.make(self.work, self.moto_python, tag)}
         for round_ in range(self.args.cold_rounds):
             for name in rotate(list(out), round_):
-                server = {"emulator": lambda: Emulator.make(self.work, f"cold{round_}"),
-                          "prism": lambda: Prism.make(self.work, self.prism_cmd, self.prism_spec, False,
-                                                      f"cold{round_}"),
-                          "moto": lambda: Moto.make(self.work, self.moto_python, f"cold{round_}")}[name]()
+                server = make[name](f"cold{round_}")
                 self.spawn(server)
                 out[name].append(server.cold_start_s)
                 cpu.setdefault(f"{name}-cpu", []).append(server.cold_start_cpu_s)
@@ -186,9 +191,9 @@ class Run:
             out[key] = {"emulator": [], "moto": [], "loopback": []}
             for trial in range(self.args.trials):
                 for name in rotate(["emulator", "moto", "loopback"], trial):
-                    jobs = {"emulator": lambda: uploads.emulator_puts(emu, count, path, md5),
-                            "moto": lambda: uploads.moto_puts(moto, count, md5, key),
-                            "loopback": lambda: uploads.sink_puts(sink, count)}[name]()
+                    jobs = {"emulator": partial(uploads.emulator_puts, emu, count, path, md5),
+                            "moto": partial(uploads.moto_puts, moto, count, md5, key),
+                            "loopback": partial(uploads.sink_puts, sink, count)}[name]()
                     server = {"emulator": emu, "moto": moto, "loopback": sink}[name]
                     cpu = server.cpu_seconds()
                     timed = uploads.run_jobs(jobs, path, conc)

@@ -128,12 +128,14 @@ def spec_replays(provider: str) -> list[Replay]:
             op_id = operation["operationId"]
             filled = _fill_path(published, path, operation)
             status, success = _success(operation)
-            media = next(iter(_resolve(published, success).get("content", {}).values()), {})
+            media: dict[str, Any] = next(iter(_resolve(published, success).get("content", {}).values()), {})
             success_example = _example_of(published, media) if media else None
             # which fields are required, and which may be null, the effective spec says (it only adds to the
             # published one: an overlay may require a documented field, or let it be null when unset)
             _, effective_success = _success(effective["paths"][path][method])
-            schema = next(iter(_resolve(effective, effective_success).get("content", {}).values()), {}).get("schema")
+            effective_content = _resolve(effective, effective_success).get("content", {})
+            effective_media: dict[str, Any] = next(iter(effective_content.values()), {})
+            schema = effective_media.get("schema")
             body = _request_example(published, operation)
             if body is not None:
                 kind, value = body
@@ -151,7 +153,7 @@ def spec_replays(provider: str) -> list[Replay]:
                     replays.append(prepared)
             unauthorized = operation.get("responses", {}).get("401")
             if unauthorized is not None:
-                media401 = next(iter(_resolve(published, unauthorized).get("content", {}).values()), {})
+                media401: dict[str, Any] = next(iter(_resolve(published, unauthorized).get("content", {}).values()), {})
                 example401 = _example_of(published, media401) if media401 else None
                 if example401 is not None:
                     replays.append(Replay(provider, f"{op_id}: documented 401 body", op_id, method.upper(), filled,
@@ -206,7 +208,7 @@ def curl_replays(provider: str) -> list[Replay]:
         path = path[len(specs.server_path):] if path.startswith(specs.server_path) else path
         op_id, operation = _operation(provider, method, path)
         status, success = _success(operation)
-        media = next(iter(success.get("content", {}).values()), {})
+        media: dict[str, Any] = next(iter(success.get("content", {}).values()), {})
         expected, why = STATE_BOUND.get((provider, op_id), (status, ""))
         replay = Replay(provider, f"{source}: curl example", op_id, method, path, expected,
                         example=_example_of(specs.effective, media) if expected == status and media else None,
@@ -270,7 +272,8 @@ def _json_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, float)):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def shape_problems(example: Any, actual: Any, schema: Any = None, spec: dict[str, Any] | None = None,

@@ -22,8 +22,9 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.engine import Status, events, from_schema
+from schemathesis.schemas import BaseSchema
 
-from contracts import checks as _checks  # noqa: F401  (registers the custom checks)
+from contracts import checks as _checks  # noqa: F401 - imported for its effect: it registers the custom checks
 from contracts.flows import CONTRACTS
 from contracts.results import Finding, ProviderResult
 from contracts.target import SAFE_METHODS, ProviderTarget, Target
@@ -140,7 +141,7 @@ def _has_operation(spec: dict[str, Any], op_id: str) -> bool:
 
 def curl_with_key_variable(curl: str, keys: tuple[str, ...]) -> str:
     """Put ``$API_KEY`` (``$OTHER_API_KEY``) where the key was: reports never carry a key, and still reproduce."""
-    for key, variable in zip(keys, ("API_KEY", "OTHER_API_KEY")):
+    for key, variable in zip(keys, ("API_KEY", "OTHER_API_KEY"), strict=False):  # one key, or two
         curl = curl.replace(key, f"'\"${variable}\"'")
     return curl
 
@@ -162,7 +163,7 @@ def run(target: Target, provider: ProviderTarget, result: ProviderResult, *, max
                 if not chosen or op_id in chosen]
     config = config_for(provider, spec, max_examples=max_examples, seed=seed, read_only=read_only,
                         stateful=_links_among(spec, included))
-    schema = schemathesis.openapi.from_dict(spec, config=config)
+    schema: BaseSchema = schemathesis.openapi.from_dict(spec, config=config)
     schema.hook("filter_case")(_worth_sending)
     # narrowed with exclusions: config-level operation entries (STATE_DEPENDENT) already act as includes, and
     # includes add up (either matches), where exclusions all apply

@@ -6,6 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from contracts.openapi_suite import STATE_DEPENDENT
@@ -14,9 +15,10 @@ from contracts.results import Finding, ProviderResult, RunResult
 
 def summary_table(result: RunResult) -> Table:
     table = Table(title=f"contract run against {result.target}", title_justify="left")
-    for column, justify in (("provider", "left"), ("suite", "left"), ("check", "left"), ("passed", "right"),
-                            ("failed", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("provider", "left"), ("suite", "left"), ("check", "left"),
+                                                      ("passed", "right"), ("failed", "right"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     for provider in result.providers:
         for (suite, check), tally in sorted(provider.tallies.items()):
             failed = f"[red]{tally.failed}[/red]" if tally.failed else "0"

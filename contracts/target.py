@@ -177,6 +177,7 @@ def open_target(names: list[str], *, base_url: str | None = None, api_keys: list
     if unknown:
         raise TargetError(f"unknown provider {unknown[0]!r}; choose from {', '.join(PROVIDERS)}")
     given = _parse_keys(api_keys or [], names)
+    control: ControlClient | None
     if base_url is None:
         local = start_local(contract_settings(names, seed), wrap)
         control = ControlClient(local.url)

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response

@@ -14,7 +14,7 @@ import ipaddress
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -26,8 +26,8 @@ from emulator.core.clock import iso_millis
 from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.responses import JSONResponse
-from emulator.runtime import Runtime
 from emulator.providers import PROVIDERS
+from emulator.runtime import Runtime
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -395,8 +395,8 @@ def _no_limits(op_id: str) -> tuple:
     return ()
 
 
-def _open(func: Any, body: str = "none") -> Handler:
-    return Handler(func, body=body, auth=False, rate_limited=False)  # type: ignore[arg-type]
+def _open(func: Any, body: Literal["json", "none"] = "none") -> Handler:
+    return Handler(func, body=body, auth=False, rate_limited=False)
 
 
 CONTROL = Provider(

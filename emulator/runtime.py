@@ -12,10 +12,10 @@ from starlette.datastructures import URL
 from starlette.requests import Request
 
 from emulator.core.auth import ApiKey, KeyRing
-from emulator.core.faults import FaultBook
-from emulator.core.journal import Journal
 from emulator.core.clock import Clock
+from emulator.core.faults import FaultBook
 from emulator.core.ids import Ids
+from emulator.core.journal import Journal
 from emulator.core.presign import Presigner
 from emulator.core.ratelimit import Limit, RateLimiter
 from emulator.core.reclaim import Abandonable, Reclaimer
@@ -34,7 +34,7 @@ class Runtime:
     # None: chosen in __post_init__ (in memory, or SQLite in the data directory with its presign secret)
     store: Store = None  # type: ignore[assignment]
     limiter: RateLimiter = None  # type: ignore[assignment]  # None: one that tracks settings.max_tracked_keys
-    presigner: Presigner = None  # type: ignore[assignment]
+    presigner: Presigner = None  # type: ignore[assignment]  # None: chosen in __post_init__, as the store
     faults: FaultBook = field(default_factory=FaultBook)
     ids: Ids = field(init=False)
     keys: KeyRing = field(init=False)

@@ -117,7 +117,8 @@ class JournalEntry:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JournalEntry:
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -51,11 +52,11 @@ def backoff(attempt: int) -> float:
     return min(0.2 * 2 ** attempt, 2.0)
 
 
-def send(client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx.Response:
+def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One request, retried on connection errors, 429 and 5xx; any other answer is returned as it is."""
     for attempt in range(ATTEMPTS):
         try:
-            response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
+            response = client.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             print(f"{method} {url}: {type(exc).__name__}, retrying", file=sys.stderr)
             time.sleep(backoff(attempt))

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 
@@ -23,9 +24,9 @@ def my_upload(env: dict[str, str], timeout: float) -> ClientResult:
     """Your client, given the run's UPLOAD_EMULATOR_* variables; here the reference uploader, run in-process."""
     os.environ.update(env)  # the uploader reads its configuration from the environment
     sys.argv = [str(UPLOADER)]
-    namespace: dict[str, object] = {"__name__": "uploader"}
+    namespace: dict[str, Any] = {"__name__": "uploader"}
     exec(compile(UPLOADER.read_text(), str(UPLOADER), "exec"), namespace)
-    code = namespace["main"]()  # type: ignore[operator]
+    code = namespace["main"]()
     return ClientResult(int(code))
 
 

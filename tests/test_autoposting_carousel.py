@@ -160,7 +160,8 @@ async def test_bad_slide_id(client, nothing_kept, slide_id, message):
 async def test_slide_id_sent_as_a_file(client, nothing_kept):
     r = await client.post(ASSETS, headers=AUTH, files={"file": ("a.png", sample("png"), "image/png"),
                                                        "slideId": ("s.txt", b"slide_01", "text/plain")})
-    assert carousel_error(r, 400, "Bad Request") == "slideId: is not a file field of this operation (file fields: file)."
+    assert carousel_error(r, 400, "Bad Request") == \
+        "slideId: is not a file field of this operation (file fields: file)."
 
 
 async def test_multipart_without_boundary(client, nothing_kept):
@@ -192,7 +193,8 @@ async def test_file_over_20_mib_is_413(client, nothing_kept):
 
 async def test_streamed_file_over_20_mib_is_cut_off(client, nothing_kept):
     async def body():
-        yield b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+        yield (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")
         for _ in range(21):
             yield b"\0" * MIB
         yield b"\r\n--xyz--\r\n"

@@ -68,7 +68,8 @@ async def test_body_must_be_json(client):
 async def test_json_body_over_1_mib_is_413(client):
     r = await client.post(INIT, headers={**AUTH, "Content-Type": "application/json"},
                           content=b'{"title":"' + b"a" * (2 * MIB) + b'"}')
-    assert clips_error(r, 413, "payload_too_large") == f"Request body of {2 * MIB + 12} bytes exceeds the 1048576-byte limit."
+    assert clips_error(r, 413, "payload_too_large") == \
+        f"Request body of {2 * MIB + 12} bytes exceeds the 1048576-byte limit."
 
 
 # --- presign -----------------------------------------------------------------------------------------------------
@@ -104,7 +105,8 @@ async def test_presign_needs_every_field(client):
 # --- wrong clipId / uploadId / key combinations (presign, complete, abort alike) ---------------------------------
 
 
-@pytest.mark.parametrize("path, extra", [(PRESIGN, {"partNumbers": [1]}), (COMPLETE, {"parts": [{"partNumber": 1, "etag": "x"}]}),
+@pytest.mark.parametrize("path, extra", [(PRESIGN, {"partNumbers": [1]}),
+                                         (COMPLETE, {"parts": [{"partNumber": 1, "etag": "x"}]}),
                                          (ABORT, {})])
 async def test_wrong_combinations_are_named(client, path, extra):
     first, second = await init(client, 10), await init(client, 10)

@@ -60,7 +60,8 @@ def ids(clip: dict) -> dict:
     return {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
 
 
-async def presign(client: httpx.AsyncClient, clip: dict, numbers: list[int], headers: dict[str, str] = AUTH) -> dict[int, str]:
+async def presign(client: httpx.AsyncClient, clip: dict, numbers: list[int],
+                  headers: dict[str, str] = AUTH) -> dict[int, str]:
     r = await client.post(f"{AP}/clips/upload/presign", headers=headers, json={**ids(clip), "partNumbers": numbers})
     assert r.status_code == 200, r.text
     return {item["partNumber"]: item["url"] for item in r.json()["data"]["presignedUrls"]}
@@ -132,7 +133,7 @@ async def test_sdk_flow_uploads_12_mib_in_three_parts_and_stores_the_same_bytes(
         assert p["url"].startswith(f"http://127.0.0.1:8080{AP}/storage/clips/{clip['uploadId']}/{p['partNumber']}?")
 
     etags = []
-    for p, chunk in zip(presigned, split(source, sizes)):
+    for p, chunk in zip(presigned, split(source, sizes), strict=True):
         put = await client.put(p["url"], content=chunk)
         assert put.status_code == 200 and put.content == b""
         assert put.headers["etag"] == f'"{md5(chunk)}"'  # quoted MD5, kept verbatim by the SDK
@@ -278,7 +279,8 @@ async def test_completing_twice_is_409_and_the_upload_is_closed(client):
     r = await client.post(f"{AP}/clips/upload/presign", headers=AUTH, json={**ids(clip), "partNumbers": [2]})
     assert "already completed" in clips_error(r, 409, "conflict")
     put = await client.put(urls[1], content=data)
-    assert put.status_code == 404 and "<Code>NoSuchUpload</Code>" in put.text and "This upload is completed." in put.text
+    assert put.status_code == 404 and "<Code>NoSuchUpload</Code>" in put.text
+    assert "This upload is completed." in put.text
     # the completed object is untouched
     view = (await get_clip(client, clip["clipId"])).json()["data"]
     assert (await client.get(view["url"])).content == data
@@ -300,7 +302,8 @@ async def test_another_keys_clip_is_not_found_everywhere(client):
 
 async def test_unknown_clip_is_404(client):
     r = await get_clip(client, "clip_01K5QKXK80ZJ7M3W0E6V9R2T4N")
-    assert clips_error(r, 404, "not_found") == "Clip clip_01K5QKXK80ZJ7M3W0E6V9R2T4N not found or not owned by your org."
+    assert clips_error(r, 404, "not_found") == \
+        "Clip clip_01K5QKXK80ZJ7M3W0E6V9R2T4N not found or not owned by your org."
     assert "x-ratelimit-limit" in r.headers
 
 

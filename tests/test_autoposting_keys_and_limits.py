@@ -179,7 +179,8 @@ async def test_openapi_json_serves_the_effective_spec_with_the_emulator_first(cl
 
     r = await client.get("/autoposting/openapi.json")
     served = r.json()
-    assert served["servers"][0] == {"url": "http://127.0.0.1:8080/autoposting/api-proxy", "description": "upload-emulator"}
+    assert served["servers"][0] == {"url": "http://127.0.0.1:8080/autoposting/api-proxy",
+                                    "description": "upload-emulator"}
     assert served["servers"][1:] == [{"url": "https://app.autoposting.ai/api-proxy", "description": "Production"}]
     assert served["paths"] == load("autoposting").effective["paths"]
 

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import io
 import struct
-import sys
 import zlib
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import client as upload_client  # noqa: E402
-from bench import png, profiling, report, suites, wrk  # noqa: E402
-from bench.peers import prism_spec  # noqa: E402
-from emulator.core.media import sniff_file  # noqa: E402
-from tests.helpers import AUTH, PE  # noqa: E402
+from bench import client as upload_client
+from bench import png, profiling, report, suites, wrk
+from bench.peers import prism_spec
+from emulator.core.media import sniff_file
+from tests.helpers import AUTH, PE
 
 WRK_OUTPUT = """\
 Running 5s test @ http://127.0.0.1:8080/posteverywhere/api/v1/media/upload

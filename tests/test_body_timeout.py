@@ -7,11 +7,16 @@ import asyncio
 import time
 
 import pytest
+from starlette.types import Message
 
 from emulator.core.errors import RequestTimeout
 from emulator.core.timeouts import BodyTimeout
 
 SCOPE = {"type": "http", "method": "PUT", "path": "/x", "headers": []}
+
+
+async def send_nothing(message: Message) -> None:
+    raise AssertionError(f"the app under test sends nothing, yet sent {message}")
 
 
 def _reader(seconds: float, pieces: list[float | None]):
@@ -22,8 +27,9 @@ def _reader(seconds: float, pieces: list[float | None]):
     async def receive():
         pause = pieces.pop(0)
         if pause is None:
-            await asyncio.Event().wait()
-        await asyncio.sleep(pause)
+            await asyncio.Event().wait()  # never set: the client stalls for good
+        else:
+            await asyncio.sleep(pause)
         return {"type": "http.request", "body": b"x", "more_body": bool(pieces)}
 
     async def app(scope, receive, send):
@@ -75,7 +81,7 @@ def test_once_the_body_is_complete_a_read_may_wait_as_long_as_it_takes():
             seen.append(message["body"])
         seen.append(message["type"])
 
-    asyncio.run(BodyTimeout(app, 0.2)(SCOPE, receive, None))
+    asyncio.run(BodyTimeout(app, 0.2)(SCOPE, receive, send_nothing))
     assert seen == [b"x", b"x", "http.disconnect"]
 
 

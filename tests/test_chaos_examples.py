@@ -106,7 +106,7 @@ SDK_VIDEO = {
 
 
 @pytest.mark.timeout(600)
-def test_what_the_official_sdk_survives_is_what_the_docs_say(node_clients, monkeypatch):  # noqa: F811
+def test_what_the_official_sdk_survives_is_what_the_docs_say(node_clients, monkeypatch):  # noqa: F811 - the fixture imported above
     monkeypatch.setenv("CLIENTS_DIR", str(node_clients))
     sdk = command(["node", str(ROOT / "clients" / "node" / "chaos-upload.mjs")])
     with Target() as target:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -84,9 +85,9 @@ FLOW = [_entry(1, "createAssetUploadUrl", 200, 0.0), _entry(2, "putAssetObject",
         _entry(3, "createAsset", 200, 0.2)]
 
 
-def invariants(run: Run, **kwargs: object) -> set[str]:
+def invariants(run: Run, **kwargs: Any) -> set[str]:
     assert PROFILE is not None
-    return {v.invariant for v in check(run, PROFILE, **kwargs)}  # type: ignore[arg-type]
+    return {v.invariant for v in check(run, PROFILE, **kwargs)}
 
 
 def test_a_good_run_holds_every_invariant():

@@ -28,7 +28,7 @@ from emulator.providers import PROVIDERS
 from emulator.testing import ControlClient
 from tests.helpers import run_command
 
-SMALL = {"max_examples": 3, "flow_examples": 5, "seed": 1}
+SMALL: dict[str, Any] = {"max_examples": 3, "flow_examples": 5, "seed": 1}
 
 
 @pytest.fixture
@@ -100,10 +100,10 @@ def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_p
     assert outcome.exit_code == 0, outcome.output
     assert "contracts passed: 0 failure(s)" in outcome.output
     suites = ET.parse(junit).getroot().findall("testsuite")
-    assert sorted(s.get("name") for s in suites) == sorted(f"contracts.{p}" for p in PROVIDERS)
+    assert sorted(s.get("name", "") for s in suites) == sorted(f"contracts.{p}" for p in PROVIDERS)
     for suite in suites:
         assert suite.get("failures") == "0"
-        names = {(c.get("classname").rsplit(".", 1)[1], c.get("name")) for c in suite.findall("testcase")}
+        names = {(c.get("classname", "").rsplit(".", 1)[1], c.get("name")) for c in suite.findall("testcase")}
         # every schemathesis check ran, and the custom ones, the flows and the documented examples too
         assert {("schemathesis", "not_a_server_error"), ("schemathesis", "response_schema_conformance"),
                 ("schemathesis", "positive_data_acceptance"), ("schemathesis", "rate_limit_headers"),
@@ -181,7 +181,7 @@ def test_cli_against_a_deviating_emulator_fails_and_its_report_reproduces_the_fa
     assert outcome.exit_code == 1, outcome.output
     assert "FAIL xenonflare schemathesis not_a_server_error GET /api/v1/media/chunks" in outcome.output
     failures = ET.parse(junit).getroot().findall(".//testcase[@name='not_a_server_error']/failure")
-    assert failures and "GET /api/v1/media/chunks" in failures[0].get("message")
+    assert failures and "GET /api/v1/media/chunks" in failures[0].get("message", "")
     text = report.read_text()
     assert "· `not_a_server_error` · GET /api/v1/media/chunks" in text
     command = text.split("```bash\n", 1)[1].split("\n```", 1)[0].splitlines()[0]

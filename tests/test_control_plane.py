@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 import tracemalloc
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ def key_header(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def control(live_server) -> ControlClient:
+def control(live_server) -> Iterator[ControlClient]:
     with ControlClient(live_server.url) as c:
         yield c
 
@@ -421,8 +422,9 @@ async def test_magic_key_always_slow(client):
 
 async def test_magic_filename_fails_processing(client):
     png = sample("png")
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "fail-processing.png",
-                                                          "content_type": "image/png", "size": len(png)})).json()["data"]
+    created = await client.post(UPLOAD, headers=AUTH, json={"filename": "fail-processing.png",
+                                                            "content_type": "image/png", "size": len(png)})
+    data = created.json()["data"]
     await client.post(data["upload_url"], files={"file": ("fail-processing.png", png, "image/png")})
     r = await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)
     assert r.status_code == 200 and r.json()["data"]["status"] == "failed"

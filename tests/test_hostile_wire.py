@@ -71,7 +71,7 @@ class Wire:
     def closed_by_server(self) -> bool:
         try:
             return not self._fill()
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             return False
 
     def close(self) -> None:
@@ -548,7 +548,7 @@ def test_a_100mb_streamed_header_is_cut_off_without_memory_or_others_waiting(tmp
             streams = [threading.Thread(target=_stream_a_header, args=(port, 100 << 20, sent, 10)) for _ in range(4)]
             for stream in streams:
                 stream.start()
-            latencies = []
+            latencies: list[float] = []
             while any(stream.is_alive() for stream in streams) or len(latencies) < 20:
                 latencies.append(_health_latency(client))
             for stream in streams:

@@ -19,6 +19,7 @@ Registries searched for the other providers' official clients (2026-11-27): npm 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -137,7 +138,8 @@ def test_sdk_upload_in_one_call_for_image_video_and_pdf(live_server, node_client
     assert len(notes(live_server, "uploadMedia")) == 3
     assert all("file_size instead of size" in n and "@posteverywhere/sdk 1.4.2" in n
                for n in notes(live_server, "uploadMedia"))
-    assert len(notes(live_server, "storeImageRaw")) == 1 and "PUT of the raw image" in notes(live_server, "storeImageRaw")[0]
+    raw = notes(live_server, "storeImageRaw")
+    assert len(raw) == 1 and "PUT of the raw image" in raw[0]
     assert notes(live_server, "storeObject") == []  # the documented PUT for videos and documents is no departure
 
 
@@ -170,7 +172,8 @@ def test_sdk_posts_create_with_uploaded_media_then_list_and_delete(live_server, 
     result = report["result"]["value"]
     media, post = result["media"], result["post"]
     assert post["post_id"] == post["id"] and post["media_ids"] == media["media_ids"]
-    assert post["status"] == "scheduled" and post["destinations"] == 2 and post["scheduled_for"] == "2030-01-01T09:00:00Z"
+    assert post["status"] == "scheduled" and post["destinations"] == 2
+    assert post["scheduled_for"] == "2030-01-01T09:00:00Z"
     assert result["fetchedPost"]["id"] == post["post_id"] and result["fetchedPost"]["post_status"] == "scheduled"
     assert [d["social_account_id"] for d in result["fetchedPost"]["destinations"]] == [101, 102]
     assert result["posts"]["total"] == 1 and result["posts"]["posts"][0]["id"] == post["post_id"]
@@ -210,7 +213,7 @@ def test_sdk_retries_a_429_after_retry_after_then_raises_rate_limit_error(live_s
     assert retried["result"]["value"]["result"]["ok"]
     attempts = [e for e in exhausted["log"] if e["url"].endswith("/media/upload")]
     assert [e["status"] for e in attempts] == [429, 429, 429]  # maxRetries 2: three attempts, then the error
-    assert all(b["started"] - a["started"] >= 1000 for a, b in zip(attempts, attempts[1:]))
+    assert all(b["started"] - a["started"] >= 1000 for a, b in itertools.pairwise(attempts))
     error = exhausted["result"]["value"]["result"]["error"]
     assert error["class"] == "RateLimitError" and error["status"] == 429
 
@@ -240,6 +243,7 @@ def _text(result: Any) -> Any:
 async def test_mcp_server_media_and_post_tools(live_server, node_clients):
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
+    from mcp.types import TextContent
 
     server = node_clients / "node_modules" / "@posteverywhere" / "mcp" / "dist" / "index.js"
     params = StdioServerParameters(command="node", args=[str(server)], env={
@@ -301,7 +305,8 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
             assert deleted == f"Media {media_id} deleted successfully."
             assert _text(await session.call_tool("list_media", {})) == []
             gone = await session.call_tool("get_media", {"media_id": media_id})
-            assert gone.is_error and "not found" in gone.content[0].text.lower()
+            assert gone.is_error and isinstance(gone.content[0], TextContent)
+            assert "not found" in gone.content[0].text.lower()
 
     with ControlClient(live_server.url) as control:
         entries = control.journal(provider="posteverywhere")

@@ -32,7 +32,9 @@ HEIC = sample("heic")
 class Source(BaseHTTPRequestHandler):
     """The tests' image host: a route per failure the import must answer."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    server: ThreadingHTTPServer  # the server it is a handler of (the stdlib says only BaseServer)
+
+    def do_GET(self) -> None:  # the stdlib's name
         routes = {
             "/photo.png": lambda: self._send(200, PNG, "image/png"),
             "/photo-without-extension": lambda: self._send(200, HEIC, "application/octet-stream"),
@@ -92,7 +94,7 @@ class Source(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: object) -> None:  # the stdlib's name
         pass
 
 

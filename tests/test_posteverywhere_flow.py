@@ -50,7 +50,8 @@ async def test_video_flow_then_post(client):
     assert r.status_code == 200
     assert r.json()["data"]["type"] == "video" and r.json()["data"]["status"] == "ready"
     post = await client.post(f"{PE}/posts", headers=AUTH,
-                             json={"content": "Launch day", "account_ids": [1, 2], "media_ids": r.json()["data"]["media_ids"]})
+                             json={"content": "Launch day", "account_ids": [1, 2],
+                                   "media_ids": r.json()["data"]["media_ids"]})
     assert post.status_code == 201
     assert post.json()["data"]["media_ids"] == [data["media_id"]]
     assert post.json()["data"]["status"] == "publishing"

@@ -164,7 +164,8 @@ async def test_json_that_is_not_an_object_is_refused(client, payload):
 
 
 async def test_deeply_nested_json_is_refused_not_crashed(client):
-    payload = b'{"filename": "a.png", "content_type": "image/png", "size": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    payload = (b'{"filename": "a.png", "content_type": "image/png", "size": 1, "x": '
+               + b"[" * 100_000 + b"]" * 100_000 + b"}")
     r = await client.post(UPLOAD, headers={**AUTH, "Content-Type": "application/json"}, content=payload)
     assert r.status_code == 400
     assert r.json()["error"]["code"] in {"invalid_json", "validation_error"}
@@ -203,7 +204,8 @@ async def test_unknown_path_and_wrong_method_use_the_envelope(client):
 
 
 async def test_trailing_slash_is_not_redirected(client):
-    r = await client.post(UPLOAD + "/", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 1})
+    r = await client.post(UPLOAD + "/", headers=AUTH,
+                          json={"filename": "a.png", "content_type": "image/png", "size": 1})
     assert r.status_code == 404
 
 

@@ -15,7 +15,8 @@ def test_live_emulator_flow(emulator, posteverywhere_base_url, posteverywhere_ke
                    json={"filename": "a.pdf", "content_type": "application/pdf", "size": 9})
     assert r.status_code == 201
     up = r.json()["data"]
-    assert httpx.put(up["upload_url"], content=b"%PDF-1.4\\n", headers=up["upload_method"]["headers"]).status_code == 200
+    put = httpx.put(up["upload_url"], content=b"%PDF-1.4\\n", headers=up["upload_method"]["headers"])
+    assert put.status_code == 200
     done = httpx.post(f"{posteverywhere_base_url}/media/{up['media_id']}/complete", headers=headers)
     assert done.json()["data"]["status"] == "ready"
 

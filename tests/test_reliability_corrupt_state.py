@@ -45,7 +45,10 @@ def _truncate(path: Path) -> None:
 
 
 def _bytes(make: Callable[[int], bytes]) -> Callable[[Path], None]:
-    return lambda path: path.write_bytes(make(path.stat().st_size))
+    def write(path: Path) -> None:
+        path.write_bytes(make(path.stat().st_size))
+
+    return write
 
 
 CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {

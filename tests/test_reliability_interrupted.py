@@ -152,7 +152,8 @@ def sf_object(http: httpx.Client, runtime) -> Attempt:
         assert r.status_code == 422 and "nothing has been uploaded" in r.text, r.text
 
     def retry(c: httpx.Client) -> None:
-        assert c.put(url_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"}).status_code == 200
+        put = c.put(url_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"})
+        assert put.status_code == 200
         assert c.post(f"{SF}/assets", headers=h, json=register).json()["asset"]["size"] == len(data)
 
     return Attempt("PUT", url_path(step["uploadUrl"]), {"Content-Type": "image/png"}, data, "putAssetObject",

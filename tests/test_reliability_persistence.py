@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from emulator import Settings, create_app
+from emulator.runtime import Runtime
 from tests.test_reliability_support import (
     AP,
     GENEROUS_LIMITS,
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.anyio
 
 
 @asynccontextmanager
-async def running(data_dir: Path, seed: int | None = 5) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
+async def running(data_dir: Path, seed: int | None = 5) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     """An app on ``data_dir`` and a client for it; closed on exit, as ``serve`` closes it at shutdown."""
     app = create_app(Settings(strict=True, seed=seed, data_dir=data_dir, rate_limits=GENEROUS_LIMITS))
     try:
@@ -208,6 +209,7 @@ async def test_a_truncated_blob_is_not_served_as_complete(tmp_path):
     async with running(tmp_path) as (c, runtime):
         assert runtime.blobs.index == {}  # its size no longer matches its record: not indexed as stored
         assert blob.path.exists() is False
+        assert kept.read_url is not None
         r = await c.get(kept.read_url)
         assert r.status_code == 404 and "<Code>NoSuchKey</Code>" in r.text
 
@@ -219,7 +221,7 @@ async def test_records_naming_anything_but_the_emulators_own_types_are_refused(t
         await pe_image(c, 0, payload("png", 5_000, 1))
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:
         db.execute("INSERT INTO records VALUES ('posteverywhere:media', 'evil', ?)",
-                   ('{"__type__": "%s", "command": "touch pwned"}' % tag,))
+                   (json.dumps({"__type__": tag, "command": "touch pwned"}),))
     with pytest.raises(ValueError, match="cannot be read back"):
         create_app(Settings(data_dir=tmp_path))
     assert not (Path.cwd() / "pwned").exists()
@@ -241,6 +243,7 @@ async def test_reset_forgets_persisted_state_too(tmp_path):
         assert (await c.post("/_emulator/reset", json={})).status_code == 200
     async with running(tmp_path) as (c, runtime):
         assert runtime.store.namespaces() == [] and runtime.blobs.index == {}
+        assert stored.read_url is not None
         assert (await c.get(stored.read_url)).status_code == 404
 
 
@@ -256,6 +259,7 @@ async def test_client_data_that_looks_like_a_stored_type_comes_back_as_plain_dat
         post_id = r.json()["data"]["id"]
     async with running(tmp_path) as (c, runtime):
         post = runtime.store.get("posteverywhere:posts", post_id)
+        assert post is not None
         assert post.platform_content == sneaky and post.content == "\udfff"
 
 

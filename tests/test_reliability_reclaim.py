@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,9 +45,9 @@ DAY = 86400
 
 
 @asynccontextmanager
-async def emulator(data_dir: Path, **settings: object) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+async def emulator(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     app = create_app(Settings(strict=True, seed=3, data_dir=data_dir, rate_limits=GENEROUS_LIMITS,
-                              **settings))  # type: ignore[arg-type]
+                              **settings))
     runtime: Runtime = app.state.runtime
     runtime.clock.freeze(FROZEN_AT)
     try:

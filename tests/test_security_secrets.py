@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.logging import TRACE_LOG_LEVEL
 
 from emulator import Settings, create_app
@@ -89,7 +90,7 @@ def debug_server() -> Iterator[tuple[str, object, Captured]]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.removeHandler(captured)
             lg.setLevel(level)
 
@@ -156,7 +157,7 @@ async def test_api_keys_never_appear_in_logs_journal_views_or_errors(debug_serve
 
 def _control_requests() -> list[tuple[str, str]]:
     out = []
-    for op_id, method, path, _ in CONTROL.specs.operations():
+    for _, method, path, _ in CONTROL.specs.operations():
         concrete = path.replace("{key_id}", "key_0123456789abcdef").replace("{fault_id}", "fault_1") \
                        .replace("{provider}", "posteverywhere")
         out.append((method, f"/_emulator{concrete}"))
@@ -166,7 +167,7 @@ def _control_requests() -> list[tuple[str, str]]:
     return out
 
 
-def _client(app: object, host: str) -> httpx.AsyncClient:
+def _client(app: ASGIApp, host: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)),
                              base_url="http://emulator.example:8080")
 

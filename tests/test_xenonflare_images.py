@@ -34,7 +34,8 @@ async def test_accounts(client):
 
 DOCS_FIELDS = {
     "platforms": '["instagram", "pinterest"]',
-    "instagram": '{"caption": "Stunning view! #nature", "autoPublish": true, "accounts": ["YOUR_INSTAGRAM_BUSINESS_ID"]}',
+    "instagram": '{"caption": "Stunning view! #nature", "autoPublish": true, '
+                 '"accounts": ["YOUR_INSTAGRAM_BUSINESS_ID"]}',
     "pinterest": '{"title": "Nature Photography", "description": "Beautiful landscape photo.", "autoPublish": true, '
                  '"accounts": ["YOUR_PINTEREST_ID"]}',
 }
@@ -235,6 +236,7 @@ async def test_every_flat_key_is_accepted_for_its_platform(client, flat):
 @pytest.mark.parametrize("flat", sorted(k for k, v in FLAT_KEYS.items() if v[4] is not None))
 async def test_every_typed_flat_key_refuses_the_wrong_type(client, flat):
     platform, _, _, _, bad = FLAT_KEYS[flat]
+    assert bad is not None
     r = await post_image(client, {"platforms": json.dumps([platform]), flat: bad})
     field = flat + ".0" if bad.startswith("[") else flat
     assert_error(r, 400, "validation_failed", field)

@@ -160,7 +160,8 @@ async def test_an_immediate_auto_published_image_is_published_with_ids_and_urls(
 
 
 async def test_the_tiktok_url_uses_the_first_account(client, clock):
-    r = await post_video(client, {"platforms": '["tiktok"]', "tiktok": '{"autoPublish": true, "accounts": ["dance.co"]}'})
+    r = await post_video(client, {"platforms": '["tiktok"]',
+                                  "tiktok": '{"autoPublish": true, "accounts": ["dance.co"]}'})
     clock.advance(1)
     data = await status_of(client, "video", r.json()["data"][0]["id"])
     assert data["tiktok"]["url"].startswith("https://www.tiktok.com/@dance.co/video/")

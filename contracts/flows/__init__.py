@@ -47,7 +47,7 @@ def run(target: Target, provider_name: str, result: ProviderResult, *, max_examp
             continue
         started = time.monotonic()
         ctx = FlowContext(target, provider)
-        steps_seen: list[str] = []
+        steps_seen: list[object] = []  # what hypothesis reports: the lines of the failing example
         config = settings(max_examples=max_examples, stateful_step_count=steps, deadline=None, database=None,
                           derandomize=seed is not None, print_blob=False,
                           # no shrinking: each shrink step replays a whole flow over HTTP (megabytes of parts);
@@ -60,7 +60,7 @@ def run(target: Target, provider_name: str, result: ProviderResult, *, max_examp
         except FlowFailure as failure:
             result.add(Finding(provider_name, SUITE, failure.check, failure.operation, machine.flow_name,
                                failure.message + _steps(steps_seen), ctx.curl_log(), phase=machine.__name__))
-        except Exception as exc:  # noqa: BLE001 - any other error of a flow is a finding too, never a crash
+        except Exception as exc:  # any other error of a flow is a finding too, never a crash
             result.add(Finding(provider_name, SUITE, "flow_error", machine.__name__, type(exc).__name__,
                                f"{exc}{_steps(steps_seen)}", ctx.curl_log(), phase=machine.__name__))
             result.tally(SUITE, "flow_error", ok=False)
@@ -72,7 +72,7 @@ def run(target: Target, provider_name: str, result: ProviderResult, *, max_examp
         result.seconds[SUITE] = result.seconds.get(SUITE, 0.0) + time.monotonic() - started
 
 
-def _steps(lines: list[str]) -> str:
+def _steps(lines: list[object]) -> str:
     """Hypothesis' report of the (shrunk) failing example: the rules it ran, in order."""
-    text = "\n".join(line for line in lines if line.strip())
+    text = "\n".join(str(line) for line in lines if str(line).strip())
     return f"\n\nSteps of the failing example:\n{text}" if text else ""

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import httpx
 from hypothesis.stateful import RuleBasedStateMachine
 
+from contracts.target import GENEROUS, ProviderTarget, Target
 from emulator.providers import PROVIDERS
 from emulator.testing import ControlClient
-from contracts.target import GENEROUS, ProviderTarget, Target
 
 SUITE = "flows"
 CURL_BODY_LIMIT = 4096  # larger bodies are named by size and MD5 instead of inlined
@@ -77,7 +77,7 @@ def curl(request: httpx.Request, keys: tuple[str, ...]) -> str:
             command += " --data-binary " + shlex.quote(body.decode())
         else:
             command += f" --data-binary @body-{md5(body)}.bin  # {len(body)} bytes, MD5 {md5(body)}"
-    for key, variable in zip(keys, ("API_KEY", "OTHER_API_KEY")):
+    for key, variable in zip(keys, ("API_KEY", "OTHER_API_KEY"), strict=False):  # one key, or two
         command = command.replace(key, f"'\"${variable}\"'")
     return command
 

@@ -56,7 +56,7 @@ class ChunkedUploads(FlowMachine):
         return [f for f, u in self.uploads.items()
                 if u.complete == complete and (u.media_id is not None) == finalized]
 
-    def _send_chunk(self, upload: Upload, index: int) -> object:
+    def _send_chunk(self, upload: Upload, index: int) -> httpx.Response:
         return self.api("POST", "uploadChunk", "/api/v1/media/chunks", key=self.keys[upload.owner],
                         data={"chunkIndex": str(index), "totalChunks": str(len(upload.chunks)),
                               "fileId": upload.file_id},

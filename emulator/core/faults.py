@@ -33,7 +33,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import re2  # type: ignore[import-untyped]  # no stubs: used for compile, search and its error
+import re2  # no stubs (ignore_missing_imports in pyproject.toml): used for compile, search and its error
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -49,8 +49,8 @@ from emulator.core.errors import (
     RateLimited,
     StorageError,
     Unauthorized,
-    UnsupportedMediaType,
     Unprocessable,
+    UnsupportedMediaType,
 )
 
 Action = Literal["status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down", "advance_clock",

@@ -44,10 +44,10 @@ class FormContract:
 
     @functools.cached_property
     def _registry(self) -> Registry:
-        from referencing import Registry, Resource
+        from referencing import Registry
         from referencing.jsonschema import DRAFT202012
 
-        return Registry().with_resource(SPEC_URI, Resource(contents=self._spec, specification=DRAFT202012))
+        return Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(self._spec))
 
     @functools.cached_property
     def _validator(self) -> OAS31Validator:

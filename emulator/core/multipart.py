@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import python_multipart
 from python_multipart.exceptions import FormParserError
@@ -17,6 +18,9 @@ from python_multipart.multipart import parse_options_header
 
 from emulator.core.errors import FieldError, Invalid, UnsupportedMediaType
 from emulator.core.storage import Blob, BlobWriter
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 
 @dataclass
@@ -161,11 +165,13 @@ async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], ope
     """Parse a multipart body from ``stream``. On any failure every file written so far is removed."""
     boundary = boundary_of(content_type)
     state = _Parser(open_file, max_fields=max_fields, max_field_size=max_field_size, max_parts=max_parts)
-    callbacks = {name: getattr(state, name) for name in (
-        "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished", "on_end")}
+    callbacks: MultipartCallbacks = {
+        "on_part_begin": state.on_part_begin, "on_part_data": state.on_part_data, "on_part_end": state.on_part_end,
+        "on_header_field": state.on_header_field, "on_header_value": state.on_header_value,
+        "on_header_end": state.on_header_end, "on_headers_finished": state.on_headers_finished,
+        "on_end": state.on_end}
     try:
-        parser = python_multipart.MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        parser = python_multipart.MultipartParser(boundary, callbacks)
     except FormParserError as exc:  # e.g. a boundary longer than the parser allows (256 bytes)
         raise Invalid(f"multipart/form-data boundary is not usable: {exc}.",
                       errors=[FieldError("Content-Type", "boundary must be 1 to 70 characters (RFC 2046)")]) from None

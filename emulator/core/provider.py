@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -27,9 +26,9 @@ from starlette.responses import Response
 from starlette.routing import Match, Route, get_route_path
 from starlette.types import Receive, Scope, Send
 
+from emulator.core import faults
 from emulator.core.auth import ApiKey, KeyPolicy
 from emulator.core.chaos import ChaosProfile
-from emulator.core import faults
 from emulator.core.errors import (
     EmulatorError,
     FieldError,
@@ -41,8 +40,8 @@ from emulator.core.errors import (
     RateLimited,
 )
 from emulator.core.faults import FaultRule
-from emulator.core.journal import ENTRY, Entry
 from emulator.core.forms import FormContract
+from emulator.core.journal import ENTRY, Entry
 from emulator.core.multipart import Form, parse_form
 from emulator.core.ratelimit import Limit, Quota, quota_headers
 from emulator.core.reclaim import Abandonable

@@ -88,7 +88,7 @@ def _decode(value: Any, root: Path | None) -> Any:
     return {key: _decode(item, root) for key, item in value.items()}
 
 
-def _record_class(tag: Any) -> type:
+def _record_class(tag: Any) -> type[Any]:
     module_name, _, qualname = str(tag).partition(":")
     segments = module_name.split(".")
     # the emulator's own modules only, and none whose import does something (``emulator.__main__`` runs the CLI)
@@ -107,7 +107,7 @@ def _record_class(tag: Any) -> type:
 
 def _rebuild(data: dict[str, Any], root: Path | None) -> Any:
     cls = _record_class(data[TYPE])
-    record = cls.__new__(cls)
+    record = object.__new__(cls)  # no record class defines __new__: what cls.__new__ would do, typed
     for f in dataclasses.fields(cls):
         if f.name in data:
             value = _decode(data[f.name], root)

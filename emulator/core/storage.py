@@ -46,7 +46,7 @@ from typing import IO
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one process per data directory is then up to the user
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None: callers test for None
 
 from emulator.core.errors import NotFound, PayloadTooLarge
 

@@ -167,7 +167,7 @@ def head_guard_protocol(seconds: float, max_head_bytes: int) -> type | str:
                     super().on_url(url)
 
         # -- the connection and the parser's callbacks
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's narrowing
             super().connection_made(transport)
             self._arm_head_timer()
 

@@ -32,7 +32,6 @@ from emulator.core.fastpath import compile_fast
 from emulator.core.openapi_internals import format_checker, response_errors, schema_validator
 
 if TYPE_CHECKING:
-    from jsonschema.exceptions import ValidationError as SchemaValidationError
     from jsonschema_path import SchemaPath
     from openapi_core.validation.request.validators import V31RequestValidator
     from openapi_core.validation.response.validators import V31ResponseValidator
@@ -43,7 +42,7 @@ def _binary(value: Any) -> bool:
     return isinstance(value, (bytes, bytearray, str))
 
 
-FORMATS = {"binary": _binary}
+FORMATS: dict[str, Callable[[Any], bool]] = {"binary": _binary}
 
 
 class SpecValidator:
@@ -58,7 +57,9 @@ class SpecValidator:
         from openapi_core import Config, OpenAPI
 
         # no second validation of the spec (a third of a second per provider): `specs check` and the tests prove it
-        return OpenAPI.from_dict(self.effective, config=Config(spec_validator_cls=None))
+        # None is openapi-core's documented way to skip it (app.py tests for it); its annotation leaves None out
+        config = Config(spec_validator_cls=None)  # type: ignore[arg-type]  # None: documented, not annotated
+        return OpenAPI.from_dict(self.effective, config=config)
 
     @functools.cached_property
     def requests(self) -> V31RequestValidator:
@@ -76,13 +77,19 @@ class SpecValidator:
         return OperationContract(self, path, method)
 
 
-def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "") -> list[FieldError]:
+def field_errors(schema_errors: Iterable[Exception], root: str = "") -> list[FieldError]:
     """jsonschema errors as (field, message) pairs with dotted paths: ``parts.0.partNumber``.
 
     Messages never echo a whole request back: alternatives (anyOf/oneOf) are summarised, long values shortened.
+    openapi-core types its ``schema_errors`` as plain exceptions; they are jsonschema's ``ValidationError``.
     """
+    from jsonschema.exceptions import ValidationError
+
     out: list[FieldError] = []
     for err in schema_errors:
+        if not isinstance(err, ValidationError):
+            out.append(FieldError(root or "body", _short(str(err))))
+            continue
         path = [str(p) for p in err.absolute_path]
         if err.validator == "required":
             missing = err.message.split("'")[1] if "'" in err.message else ""
@@ -219,7 +226,7 @@ class OperationContract:
             try:
                 self._fast(value)
                 return value  # accepted by the compiled check (see fastpath.py: it never accepts more)
-            except Exception:  # noqa: BLE001 - any doubt goes to openapi-core, whose verdict counts
+            except Exception:  # any doubt goes to openapi-core, whose verdict counts
                 pass
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
@@ -331,14 +338,15 @@ class _Param:
             try:
                 self.fast(value)
                 return []  # accepted by the compiled check, which never accepts more than openapi-core
-            except Exception:  # noqa: BLE001 - any doubt goes to openapi-core, whose verdict counts
+            except Exception:  # any doubt goes to openapi-core, whose verdict counts
                 pass
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
         try:
             self.validator.validate(value)
         except InvalidSchemaValue as exc:
-            return [FieldError(fe.field, f"{fe.message} ({where})") for fe in field_errors(exc.schema_errors, self.name)]
+            return [FieldError(fe.field, f"{fe.message} ({where})")
+                    for fe in field_errors(exc.schema_errors, self.name)]
         return []
 
     def _cast(self, raw: str) -> Any:

@@ -20,7 +20,20 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, MP4_HEAD, S3_STORAGE, UPLOAD_BODY, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    MP4_HEAD,
+    S3_STORAGE,
+    UPLOAD_BODY,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -257,7 +270,8 @@ async def upload_carousel_asset(call: Call) -> Reply:
                       errors=[FieldError("file", "is empty")])
     sniffed = sniff_file(blob.path)
     if sniffed.mime not in ASSET_TYPES:
-        found = f"the uploaded bytes are {sniffed.mime}" if sniffed.mime else "the uploaded bytes are not a recognised format"
+        found = (f"the uploaded bytes are {sniffed.mime}" if sniffed.mime
+                 else "the uploaded bytes are not a recognised format")
         raise Invalid(f"file: must be a JPEG, PNG or WebP image; {found}.",
                       errors=[FieldError("file", "must be a JPEG, PNG or WebP image")])
     asset = Asset(id="asset_" + call.runtime.ids.ulid(call.now), tenant=call.tenant, carousel_id=carousel_id,
@@ -291,7 +305,8 @@ def _own_upload(call: Call) -> tuple[Clip, Upload]:
     if key is not None and key != clip.key:
         raise Invalid(f"key: {key!r} is not the object key of clip {clip.id}; expected {clip.key!r}.",
                       errors=[FieldError("key", "does not match the clip")])
-    upload: Upload = call.runtime.store.get(UPLOADS, clip.upload_id)
+    upload: Upload | None = call.runtime.store.get(UPLOADS, clip.upload_id)
+    assert upload is not None, "stored with its clip at init and never deleted"
     if upload.state == "aborted":
         raise NotFound(f"Upload {upload.id} of clip {clip.id} was aborted; start again with POST /clips/upload/init.")
     if upload.state == "expired":
@@ -382,7 +397,7 @@ def _parts_to_join(upload: Upload, clip: Clip, listed: list[tuple[int, str]], st
                           f"(sent \"{etag}\", stored {blob.etag}).",
                           errors=[FieldError(f"parts.{index}.eTag", "does not match the uploaded part")])
         blobs.append(blob)
-    for index, ((number, _), blob) in enumerate(zip(listed[:-1], blobs[:-1])):
+    for index, ((number, _), blob) in enumerate(zip(listed[:-1], blobs[:-1], strict=True)):
         if blob.size < MIN_PART_SIZE:
             raise Invalid(f"parts.{index}: part {number} is {blob.size} bytes; every part except the last must be "
                           f"at least 5 MiB ({MIN_PART_SIZE} bytes).",

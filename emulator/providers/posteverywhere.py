@@ -21,7 +21,20 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, MP4_HEAD, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    MP4_HEAD,
+    PDF_HEAD,
+    S3_STORAGE,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -31,6 +44,7 @@ from emulator.core.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     StorageError,
     Unauthorized,
     UnsupportedMediaType,
@@ -162,8 +176,8 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
         "code": exc.code or CODES.get(exc.kind, "bad_request"),
         "retryable": exc.status >= 500 or exc.status == 429,
     }
-    if exc.kind == "rate_limited":
-        err["retryAfter"] = exc.retry_after  # type: ignore[attr-defined]
+    if isinstance(exc, RateLimited):
+        err["retryAfter"] = exc.retry_after
     err["details"] = details
     body = {"data": None, "error": err, "meta": meta(rid, now)}
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)
@@ -270,7 +284,8 @@ _NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f/\\]")
 def _check_filename(filename: str, field_name: str = "filename") -> None:
     if _NOT_PLAIN.search(filename) or filename in (".", ".."):
         raise Invalid(f"{field_name}: must be a plain file name (no directory parts or control characters).",
-                      errors=[FieldError(field_name, "must be a plain file name without '/', '\\', '..' or control characters")])
+                      errors=[FieldError(field_name,
+                                         "must be a plain file name without '/', '\\', '..' or control characters")])
 
 
 # --- undocumented forms official clients send ----------------------------------------------------------------------
@@ -412,8 +427,8 @@ def _library_item(call: Call, media: Media) -> dict[str, Any]:
         "url": _delivery_url(call, media) if status != "uploading" else None,
         "thumbnail_url": None,  # the emulator makes no thumbnails
         "dimensions": dimensions, "width": width, "height": height, "duration": media.duration,
-        "aspect_ratio": round(width / height, 4) if dimensions else None,
-        "orientation": (None if not dimensions else "square" if width == height
+        "aspect_ratio": round(width / height, 4) if width and height else None,
+        "orientation": (None if not (width and height) else "square" if width == height
                         else "landscape" if width > height else "portrait"),
         "error_message": "Media processing failed." if status == "failed" else None,
         "created_at": iso_millis(media.created_at),
@@ -790,7 +805,8 @@ def _replace_blob(call: Call, media: Media, blob: Blob) -> None:
 
 
 def _require_length(call: Call) -> None:
-    if "content-length" not in call.request.headers and "chunked" not in call.request.headers.get("transfer-encoding", ""):
+    headers = call.request.headers
+    if "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", ""):
         raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
                            http_status=411)
 

@@ -20,7 +20,19 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    PDF_HEAD,
+    S3_STORAGE,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -29,6 +41,7 @@ from emulator.core.errors import (
     Invalid,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     StorageError,
     Unprocessable,
 )
@@ -111,8 +124,8 @@ def _fastify_reset(call: Call | None, exc: EmulatorError | None = None) -> dict[
     """X-RateLimit-Reset as @fastify/rate-limit sends it: seconds until the window frees up, rounded up
     (``timeLeftInSeconds = Math.ceil(ttl / 1000)`` in its index.js), not a Unix time; on a 429 the same figure
     as Retry-After, as there."""
-    if exc is not None and exc.kind == "rate_limited":
-        return {"X-RateLimit-Reset": str(exc.retry_after)}  # type: ignore[attr-defined]
+    if isinstance(exc, RateLimited):
+        return {"X-RateLimit-Reset": str(exc.retry_after)}
     if call is None or call.quota is None or not call.quota.limit:
         return {}
     return {"X-RateLimit-Reset": str(max(0, math.ceil(call.quota.frees_at - call.now)))}
@@ -143,8 +156,8 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
         body["message"] = f"Missing or invalid x-api-key. {exc.message}"
     if exc.kind == "forbidden" and "required" in details:  # the errors page: insufficient_scope lists `required`
         body["required"] = details.pop("required")
-    if exc.kind == "rate_limited":
-        details["retryAfter"] = exc.retry_after  # type: ignore[attr-defined]
+    if isinstance(exc, RateLimited):
+        details["retryAfter"] = exc.retry_after
     if exc.errors:
         details["field"] = exc.errors[0].field
         details["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
@@ -563,10 +576,10 @@ def _expire_object(runtime: Runtime, object_id: str, upload: Upload) -> None:
 def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
     uploads = {u["object_id"]: u for u in tables.get("uploads", [])}
     out = []
-    for asset in tables.get("assets", []):
-        blob = (uploads.get(asset["object_id"]) or {}).get("blob")
-        if asset["tenant"] == key_id and blob:
-            out.append(Finished(asset["id"], blob["md5"], blob["size"]))
+    for row in tables.get("assets", []):
+        blob = (uploads.get(row["object_id"]) or {}).get("blob")
+        if row["tenant"] == key_id and blob:
+            out.append(Finished(row["id"], blob["md5"], blob["size"]))
     return out
 
 

@@ -23,7 +23,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from emulator.core.auth import KeyPolicy, Magic, fingerprint
-from emulator.core.auth import KeyPolicy, Magic
 from emulator.core.chaos import API, MP4_HEAD, UPLOAD_BODY, ChaosProfile, Finished, Sample, Step, Tables, asset, padded
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
@@ -147,7 +146,8 @@ def _youtube_id(call: Call) -> str:
 
 CODES = {
     "validation": "validation_failed", "invalid_json": "validation_failed", "bad_request": "validation_failed",
-    "unauthorized": "api_key_invalid", "forbidden": "forbidden", "not_found": "not_found", "method_not_allowed": "method_not_allowed",
+    "unauthorized": "api_key_invalid", "forbidden": "forbidden", "not_found": "not_found",
+    "method_not_allowed": "method_not_allowed",
     "payload_too_large": "payload_too_large", "unsupported_media_type": "unsupported_media_type",
     "rate_limited": "rate_limited",
 }
@@ -775,7 +775,8 @@ def _scheduled_at(body: dict[str, Any], now: float) -> float | None:
     try:  # the spec's format: date-time has already required RFC 3339 (a date, a time and an offset)
         when = datetime.fromisoformat(raw.upper().replace(" ", "T")).timestamp()
     except ValueError:
-        raise invalid("scheduledAt", "must be an ISO 8601 date-time with an offset, e.g. 2026-10-01T09:00:00Z")
+        raise invalid("scheduledAt",
+                      "must be an ISO 8601 date-time with an offset, e.g. 2026-10-01T09:00:00Z") from None
     if when < now:
         raise invalid("scheduledAt", f"must not be in the past (the emulator's clock reads {iso_millis(now)})")
     return when
