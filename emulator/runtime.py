@@ -49,15 +49,16 @@ class Runtime:
         # --reset-state moves the old state aside under it)
         self.reclaimer = Reclaimer(self.settings.abandoned_after)
         self.journal = Journal(self.clock, max_bytes=self.settings.journal_max_bytes)
-        self.blobs = BlobStore(self.settings.data_dir,
-                               set_aside=STATE_FILES if self.settings.reset_state else None)
+        self.blobs = BlobStore(self.settings.data_dir, set_aside=STATE_FILES if self.settings.reset_state else None)
         seed = self.settings.seed
         if self.store is None and self.settings.data_dir is not None:
             try:
                 state_file = self.blobs.root / STATE_FILE
                 if not state_file.exists() and self.blobs.index:  # deleted: the records of those bytes are gone
-                    raise StateError(f"{state_file}: is missing, but {len(self.blobs.index)} stored objects are "
-                                     f"there, whose records it held; {WAY_OUT}")
+                    raise StateError(
+                        f"{state_file}: is missing, but {len(self.blobs.index)} stored objects are "
+                        f"there, whose records it held; {WAY_OUT}"
+                    )
                 persistent = SqliteStore(state_file, root=self.blobs.root)
             except BaseException:
                 self.blobs.close()  # let the directory go: nothing else will run on it
@@ -69,8 +70,9 @@ class Runtime:
         self.limiter = self.limiter or RateLimiter(self.settings.max_tracked_keys)
         self.presigner = self.presigner or Presigner()
         self.ids = Ids(seed)
-        self.keys = KeyRing(strict=self.settings.strict_keys,
-                            configured={p: set(k) for p, k in self.settings.keys.items()})
+        self.keys = KeyRing(
+            strict=self.settings.strict_keys, configured={p: set(k) for p, k in self.settings.keys.items()}
+        )
 
     def limits_for(self, provider: Provider, op_id: str, key: ApiKey | None = None) -> Sequence[Limit]:
         """The provider's documented limits for ``op_id``, with settings overrides, then the key's own, applied.
@@ -89,8 +91,11 @@ class Runtime:
     def _limits_with(self, provider: Provider, op_id: str, own: Mapping[str, int]) -> list[Limit]:
         overrides = self.settings.rate_limits
         return [
-            Limit(limit.name, own.get(limit.name, overrides.get(f"{provider.name}.{limit.name}", limit.limit)),
-                  limit.window)
+            Limit(
+                limit.name,
+                own.get(limit.name, overrides.get(f"{provider.name}.{limit.name}", limit.limit)),
+                limit.window,
+            )
             for limit in provider.limits(op_id)
         ]
 
@@ -127,8 +132,10 @@ class Runtime:
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/") + mount
         server = request.scope.get("server")
-        return _origin(request.scope.get("scheme", "http"), request.headers.get("host"),
-                       tuple(server) if server else None) + mount
+        return (
+            _origin(request.scope.get("scheme", "http"), request.headers.get("host"), tuple(server) if server else None)
+            + mount
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -22,8 +22,11 @@ REPEATABLE = {"keys": ("--key", "PROVIDER=KEY"), "rate_limits": ("--rate-limit",
 
 
 def parser() -> argparse.ArgumentParser:
-    out = argparse.ArgumentParser(prog="upload-emulator serve", description=DESCRIPTION,
-                                  epilog="A flag wins over its environment variable, which wins over the default.")
+    out = argparse.ArgumentParser(
+        prog="upload-emulator serve",
+        description=DESCRIPTION,
+        epilog="A flag wins over its environment variable, which wins over the default.",
+    )
     for f in fields(Settings):
         if f.metadata.get("internal"):  # settable in code only (tests), never from the command line
             continue
@@ -32,11 +35,17 @@ def parser() -> argparse.ArgumentParser:
             flag, metavar = REPEATABLE[f.name]
             out.add_argument(flag, dest=f.name, action="append", metavar=metavar, help=f"{help_text}; repeatable")
         elif Settings.kind(f.name) is bool:
-            out.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", default=None,
-                             help=help_text)
+            out.add_argument(
+                f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", default=None, help=help_text
+            )
         else:
-            out.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(),
-                             type=_parse_as(f.name), help=help_text)
+            out.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f.name,
+                metavar=f.name.upper(),
+                type=_parse_as(f.name),
+                help=help_text,
+            )
     return out
 
 
@@ -84,10 +93,14 @@ def run(argv: list[str]) -> None:
     for name, prov in PROVIDERS.items():
         if settings.provider in (None, name):
             mount = "" if settings.provider else f"/{name}"
-            lines.append(f"  {prov.title}: {origin}{mount}{prov.specs.server_path}{prov.client_path}  "
-                         f"(instead of {prov.real_base_url})  dev key: {prov.keys.example}")
-    lines.append(f"health: {origin}/_emulator/health · control plane: {origin}/_emulator/openapi.json"
-                 + ("" if settings.admin_token else " (loopback only)"))
+            lines.append(
+                f"  {prov.title}: {origin}{mount}{prov.specs.server_path}{prov.client_path}  "
+                f"(instead of {prov.real_base_url})  dev key: {prov.keys.example}"
+            )
+    lines.append(
+        f"health: {origin}/_emulator/health · control plane: {origin}/_emulator/openapi.json"
+        + ("" if settings.admin_token else " (loopback only)")
+    )
     lines.append(f"dashboard: {origin}/_emulator/ui")
     aside = application.state.runtime.blobs.set_aside_to
     if aside is not None:
@@ -96,6 +109,14 @@ def run(argv: list[str]) -> None:
     # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
     # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
     drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain, ws="none",
-                http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes))
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=drain,
+        ws="none",
+        http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes),
+    )

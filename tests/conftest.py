@@ -6,7 +6,12 @@ mismatch raises inside the test. So every test that makes a request also checks 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +20,7 @@ from emulator import Settings, create_app
 from emulator.core.clock import Clock
 from emulator.runtime import Runtime
 from emulator.testing import ServedEmulator, free_port, serve_in_thread  # noqa: F401 - free_port for tests
+from tests.helpers import NODE_CLIENTS, clients_cache
 
 BASE = "http://127.0.0.1:8080"
 FROZEN_AT = 1_790_000_000.0  # 2026-09-21T14:13:20Z
@@ -61,3 +67,39 @@ def live_server(settings: Settings) -> Iterator[ServedEmulator]:
     served = serve_in_thread(settings)
     yield served
     served.stop()
+
+
+@pytest.fixture(scope="session")
+def node_clients() -> Path:
+    """The pinned official Node clients, installed with ``npm ci`` into the cache (once per lock file)."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if not npm or not node:
+        message = "Node >= 20 with npm is needed to run PostEverywhere's official clients"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert int(version.lstrip("v").split(".")[0]) >= 20, f"Node >= 20 needed, found {version}"
+    manifest, lock = (NODE_CLIENTS / "package.json").read_bytes(), (NODE_CLIENTS / "package-lock.json").read_bytes()
+    target = clients_cache() / f"node-{hashlib.sha256(manifest + lock).hexdigest()[:16]}"
+    if (target / ".installed").exists():
+        return target
+    scratch = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    (scratch / "package.json").write_bytes(manifest)
+    (scratch / "package-lock.json").write_bytes(lock)
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    (scratch / ".installed").write_text("ok\n")
+    try:
+        scratch.rename(target)
+    except OSError:  # another run installed it first
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 PE = "/posteverywhere/api/v1"
 PE_KEY = "pe_live_" + "0123456789abcdef" * 2
@@ -41,3 +43,15 @@ def run_command(args: list[str]) -> CommandResult:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     return CommandResult(code, written.getvalue())
+
+
+NODE_CLIENTS = Path(__file__).resolve().parents[1] / "clients" / "node"
+
+
+def clients_cache() -> Path:
+    """Where pinned clients are installed, outside the repository (once per lock file)."""
+    configured = os.environ.get("UPLOAD_EMULATOR_CLIENTS_CACHE")
+    if configured:
+        return Path(configured)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "upload-emulator" / "clients"

@@ -27,7 +27,7 @@ import pytest
 from emulator.providers import PROVIDERS
 from emulator.settings import Settings
 from emulator.testing import ServedEmulator, serve_in_thread
-from tests.test_official_clients import _cache_root, node_clients  # noqa: F401 - the fixture, shared
+from tests.helpers import clients_cache
 
 GENERATORS = Path(__file__).resolve().parents[1] / "clients" / "python"
 REQUIREMENTS = GENERATORS / "requirements.txt"
@@ -37,14 +37,27 @@ FLOWS = GENERATORS / "generated_flows.py"
 @pytest.fixture(scope="session")
 def python_generator() -> Path:
     """A venv with the pinned openapi-python-client, in the cache (once per version of the requirements file)."""
-    target = _cache_root() / f"python-{hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]}"
+    target = clients_cache() / f"python-{hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]}"
     if (target / ".installed").exists():
         return target
     scratch = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(scratch)], check=True, timeout=120)
-    done = subprocess.run([str(scratch / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           "-r", str(REQUIREMENTS)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(scratch / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"pip install -r {REQUIREMENTS.name} failed:\n{done.stdout}\n{done.stderr}"
     (scratch / ".installed").write_text("ok\n")
     try:
@@ -71,20 +84,43 @@ def served_spec(server: ServedEmulator, provider: str, folder: Path) -> tuple[Pa
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
 def test_openapi_python_client_generates_a_client_that_completes_a_documented_flow(
-        provider: str, served: ServedEmulator, python_generator: Path, tmp_path: Path) -> None:
+    provider: str, served: ServedEmulator, python_generator: Path, tmp_path: Path
+) -> None:
     spec_file, spec = served_spec(served, provider, tmp_path)
     package = tmp_path / "gen" / f"{provider}_client"
     python = str(python_generator / "bin" / "python")
     env = {**os.environ, "PATH": f"{python_generator / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-    generated = subprocess.run([python, "-m", "openapi_python_client", "generate", "--path", str(spec_file),
-                                "--output-path", str(package), "--meta", "none"],
-                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    generated = subprocess.run(
+        [
+            python,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(spec_file),
+            "--output-path",
+            str(package),
+            "--meta",
+            "none",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert generated.returncode == 0 and (package / "client.py").is_file(), generated.stdout + generated.stderr
     assert "Traceback" not in generated.stdout + generated.stderr
 
     key = PROVIDERS[provider].keys.example
-    flow = subprocess.run([python, str(FLOWS), provider, spec["servers"][0]["url"], key, str(tmp_path / "gen")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    flow = subprocess.run(
+        [python, str(FLOWS), provider, spec["servers"][0]["url"], key, str(tmp_path / "gen")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert flow.returncode == 0, flow.stdout + flow.stderr
     report = json.loads(flow.stdout)
     assert report["steps"] and all(200 <= status < 300 for _, status in report["steps"]), report
@@ -102,12 +138,14 @@ def test_openapi_python_client_generates_a_client_that_completes_a_documented_fl
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
 def test_openapi_typescript_generates_types_for_every_path_and_operation(
-        provider: str, served: ServedEmulator, node_clients: Path, tmp_path: Path) -> None:  # noqa: F811
+    provider: str, served: ServedEmulator, node_clients: Path, tmp_path: Path
+) -> None:
     spec_file, spec = served_spec(served, provider, tmp_path)
     cli = node_clients / "node_modules" / "openapi-typescript" / "bin" / "cli.js"
     out = tmp_path / f"{provider}.d.ts"
-    done = subprocess.run(["node", str(cli), str(spec_file), "-o", str(out)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        ["node", str(cli), str(spec_file), "-o", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     types = out.read_text()
     for path in spec["paths"]:

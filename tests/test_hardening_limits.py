@@ -46,8 +46,12 @@ pytestmark = pytest.mark.anyio
 CTL = "/_emulator"
 ADMIN = "s3cret-admin-token"
 PROVIDERS = ["posteverywhere", "autoposting", "segmentflow", "xenonflare"]
-LIMIT_OF = {"posteverywhere": ("minute", 60), "autoposting": ("minute", 60), "segmentflow": ("minute", 60),
-            "xenonflare": ("writes", 3600)}  # the limit _limited_request counts against, and its window
+LIMIT_OF = {
+    "posteverywhere": ("minute", 60),
+    "autoposting": ("minute", 60),
+    "segmentflow": ("minute", 60),
+    "xenonflare": ("writes", 3600),
+}  # the limit _limited_request counts against, and its window
 LIST_MEDIA = f"{PE}/media"  # a cheap, rate-limited request that stores nothing
 
 
@@ -66,18 +70,30 @@ def pe_key(n: int) -> dict[str, str]:
 
 # --- 1. the admin token, compared as bytes -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer é".encode(), b"Bearer \xe9", b"Bearer \xff\xfe\x00", f"Bearer {ADMIN}é".encode(),
-    ADMIN.encode() + b"\xe9", b"Bearer " + ADMIN.encode() + b"\xe9", "Bearér s3cret".encode(),
-])
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer é".encode(),
+        b"Bearer \xe9",
+        b"Bearer \xff\xfe\x00",
+        f"Bearer {ADMIN}é".encode(),
+        ADMIN.encode() + b"\xe9",
+        b"Bearer " + ADMIN.encode() + b"\xe9",
+        "Bearér s3cret".encode(),
+    ],
+)
 async def test_a_non_ascii_admin_token_is_a_wrong_token_401_not_a_500(authorization):
     app = create_app(Settings(strict=True, admin_token=ADMIN))
     try:
         async with remote(app) as c:
             r = await c.get(f"{CTL}/journal", headers=[(b"authorization", authorization)])
             assert r.status_code == 401, r.text
-            assert r.json() == {"error": "unauthorized", "message": "The control plane answers loopback clients "
-                                "only; other hosts must send Authorization: Bearer <admin token>."}
+            assert r.json() == {
+                "error": "unauthorized",
+                "message": "The control plane answers loopback clients "
+                "only; other hosts must send Authorization: Bearer <admin token>.",
+            }
             assert r.headers["www-authenticate"] == 'Bearer realm="upload-emulator control plane"'
             ok = await c.get(f"{CTL}/journal", headers={"Authorization": f"Bearer {ADMIN}"})
             assert ok.status_code == 200
@@ -104,11 +120,14 @@ async def test_without_an_admin_token_other_hosts_still_get_403(app):
         assert "www-authenticate" not in r.headers
 
 
-@pytest.mark.parametrize("path, body, status", [
-    ("/faults", '{"action": "delay", "provider": "posteverywhere", "key": "\\ud800"}', 201),
-    ("/keys/revoke", '{"provider": "posteverywhere", "key": "\\ud800"}', 200),
-    ("/keys/revoke", '{"provider": "posteverywhere", "key": "\u00e9\\u00e9"}', 200),
-])
+@pytest.mark.parametrize(
+    "path, body, status",
+    [
+        ("/faults", '{"action": "delay", "provider": "posteverywhere", "key": "\\ud800"}', 201),
+        ("/keys/revoke", '{"provider": "posteverywhere", "key": "\\ud800"}', 200),
+        ("/keys/revoke", '{"provider": "posteverywhere", "key": "\u00e9\\u00e9"}', 200),
+    ],
+)
 async def test_the_control_plane_takes_any_key_text_it_only_fingerprints(client, path, body, status):
     """A key the control plane only fingerprints (to match or revoke) may be any JSON string: never a 500."""
     r = await client.post(f"{CTL}{path}", content=body.encode(), headers={"Content-Type": "application/json"})
@@ -141,12 +160,13 @@ async def test_a_non_ascii_presigned_signature_is_refused_by_the_storage_not_a_5
 
 # --- 2. rate limits of 0, and below --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_a_key_with_a_limit_of_0_gets_the_providers_429_with_the_window_as_retry_after(client, clock,
-                                                                                            provider):
+async def test_a_key_with_a_limit_of_0_gets_the_providers_429_with_the_window_as_retry_after(client, clock, provider):
     name, window = LIMIT_OF[provider]
-    created = await client.post(f"{CTL}/keys", json={"provider": provider, "key": key(provider, 7),
-                                                     "rate_limits": {name: 0}})
+    created = await client.post(
+        f"{CTL}/keys", json={"provider": provider, "key": key(provider, 7), "rate_limits": {name: 0}}
+    )
     assert created.status_code == 201 and created.json()["rate_limits"] == {name: 0}
     method, path, kwargs = _limited_request(provider)
     for _ in range(3):
@@ -172,7 +192,7 @@ async def test_a_setting_of_0_refuses_every_request_it_covers_and_only_those(cli
     assert listed.status_code == 200 and listed.headers["x-ratelimit-remaining"] == "59"
 
 
-@pytest.mark.parametrize("limit", [-1, -10**6])
+@pytest.mark.parametrize("limit", [-1, -(10**6)])
 async def test_the_control_plane_refuses_a_negative_limit_with_400(client, limit):
     r = await client.post(f"{CTL}/keys", json={"provider": "posteverywhere", "rate_limits": {"minute": limit}})
     assert r.status_code == 400, r.text
@@ -187,18 +207,26 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     import os
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_")}
-    return subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", *args], capture_output=True,
-                          text=True, timeout=60, env={**environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environ, **(env or {})},
+    )
 
 
-@pytest.mark.parametrize("args, env, says", [
-    (["--rate-limit", "posteverywhere.minute=-1"], None, "whole number >= 0"),
-    (["--rate-limit", "posteverywhere.minute=²"], None, "whole number >= 0"),
-    ([], {"UPLOAD_EMULATOR_RATE_LIMITS": "posteverywhere.minute=-5"}, "whole number >= 0"),
-    (["--rate-limit", "posteverywhere.minnute=5"], None, "posteverywhere has no limit 'minnute'"),
-    (["--rate-limit", "nowhere.minute=5"], None, "unknown provider 'nowhere'"),
-    (["--max-tracked-keys", "0"], None, "--max-tracked-keys must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, env, says",
+    [
+        (["--rate-limit", "posteverywhere.minute=-1"], None, "whole number >= 0"),
+        (["--rate-limit", "posteverywhere.minute=²"], None, "whole number >= 0"),
+        ([], {"UPLOAD_EMULATOR_RATE_LIMITS": "posteverywhere.minute=-5"}, "whole number >= 0"),
+        (["--rate-limit", "posteverywhere.minnute=5"], None, "posteverywhere has no limit 'minnute'"),
+        (["--rate-limit", "nowhere.minute=5"], None, "unknown provider 'nowhere'"),
+        (["--max-tracked-keys", "0"], None, "--max-tracked-keys must be at least 1"),
+    ],
+)
 def test_the_command_line_refuses_a_bad_rate_limit_with_one_line_and_exit_2(args, env, says):
     done = _serve(*args, env=env)
     assert done.returncode == 2, done
@@ -216,6 +244,7 @@ def test_a_rate_limit_of_0_is_accepted_by_the_command_line():
 
 # --- 3. rate-limit state: compact, freed, bounded, exact ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("settings", [Settings(seed=1)])  # not strict: tracing every allocation is slow enough
 async def test_a_key_that_made_one_request_holds_at_most_half_a_kilobyte_of_rate_limit_state(client, settings):
     for n in range(200):  # warm up: validators, caches, the limiter's first tables
@@ -232,10 +261,11 @@ async def test_a_key_that_made_one_request_holds_at_most_half_a_kilobyte_of_rate
     finally:
         tracemalloc.stop()
     # the limiter's own allocations, and the bucket name the pipeline builds for it
-    mine = [tracemalloc.Filter(True, emulator.core.ratelimit.__file__),
-            tracemalloc.Filter(True, emulator.core.provider.__file__)]
-    grown = sum(stat.size_diff for stat in after.filter_traces(mine).compare_to(before.filter_traces(mine),
-                                                                                 "filename"))
+    mine = [
+        tracemalloc.Filter(True, emulator.core.ratelimit.__file__),
+        tracemalloc.Filter(True, emulator.core.provider.__file__),
+    ]
+    grown = sum(stat.size_diff for stat in after.filter_traces(mine).compare_to(before.filter_traces(mine), "filename"))
     per_key = grown / keys
     assert per_key <= 512, f"{per_key:.0f} bytes of rate-limit state per key"  # was ~3,100 (3 deques per key)
 
@@ -244,8 +274,9 @@ async def test_a_keys_windows_are_freed_once_its_longest_window_has_passed(clien
     ap = {"X-API-Key": key("autoposting", 1)}
     for n in range(500):
         await client.get(LIST_MEDIA, headers=pe_key(n))
-    await client.post("/autoposting/api-proxy/clips/upload/init", headers=ap, json=_limited_request(
-        "autoposting")[2]["json"])
+    await client.post(
+        "/autoposting/api-proxy/clips/upload/init", headers=ap, json=_limited_request("autoposting")[2]["json"]
+    )
     assert runtime.limiter.tracked == 501
     advanced = await client.post(f"{CTL}/clock/advance", json={"seconds": 60})
     assert advanced.status_code == 200
@@ -292,8 +323,9 @@ async def test_an_hour_limit_survives_sweeps_of_other_keys(client, clock, runtim
     assert refused_.status_code == 429 and refused_.headers["retry-after"] == str(3600 - 1860)
 
 
-@pytest.mark.parametrize("settings", [Settings(strict=True, max_tracked_keys=3,
-                                               rate_limits={"posteverywhere.minute": 2})])
+@pytest.mark.parametrize(
+    "settings", [Settings(strict=True, max_tracked_keys=3, rate_limits={"posteverywhere.minute": 2})]
+)
 async def test_past_max_tracked_keys_the_least_recently_seen_key_is_forgotten(client, runtime, settings, caplog):
     for n in (1, 2, 3):
         await client.get(LIST_MEDIA, headers=pe_key(n))
@@ -310,8 +342,9 @@ async def test_past_max_tracked_keys_the_least_recently_seen_key_is_forgotten(cl
     assert fresh.headers["x-ratelimit-remaining"] == "1"  # forgotten: a full budget again (documented)
 
 
-@pytest.mark.parametrize("settings", [Settings(strict=True, max_tracked_keys=3,
-                                               rate_limits={"posteverywhere.minute": 2})])
+@pytest.mark.parametrize(
+    "settings", [Settings(strict=True, max_tracked_keys=3, rate_limits={"posteverywhere.minute": 2})]
+)
 async def test_a_limited_key_that_keeps_asking_is_never_the_one_forgotten(client, runtime, settings):
     """Refused requests count as activity: a client hammering its spent key keeps it at the recent end, so other
     keys arriving evict idle ones and never give it a fresh budget."""
@@ -324,8 +357,9 @@ async def test_a_limited_key_that_keeps_asking_is_never_the_one_forgotten(client
     assert (await client.get(LIST_MEDIA, headers=pe_key(1))).status_code == 429
 
 
-@pytest.mark.parametrize("settings", [Settings(strict=True, max_tracked_keys=3,
-                                               rate_limits={"posteverywhere.hour": 5})])
+@pytest.mark.parametrize(
+    "settings", [Settings(strict=True, max_tracked_keys=3, rate_limits={"posteverywhere.hour": 5})]
+)
 async def test_past_max_tracked_keys_a_key_whose_windows_are_empty_goes_first(client, clock, runtime, settings):
     ap = {"X-API-Key": key("autoposting", 1)}
     init = _limited_request("autoposting")[2]["json"]
@@ -374,8 +408,13 @@ async def main():
 
 asyncio.run(main())
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["tracked"] == 40_500 and figures["tracked_after_advance"] == 0, figures
@@ -384,8 +423,14 @@ asyncio.run(main())
 
 # exactness: the limiter answers exactly as a plain sliding log per limit would (the design it replaced)
 
-LIMITS = {"minute": (4, 60), "hour": (7, 3600), "day": (10, 86400),
-          "posts-minute": (2, 60), "posts-hour": (3, 3600), "posts-day": (5, 86400)}
+LIMITS = {
+    "minute": (4, 60),
+    "hour": (7, 3600),
+    "day": (10, 86400),
+    "posts-minute": (2, 60),
+    "posts-hour": (3, 3600),
+    "posts-day": (5, 86400),
+}
 GENERAL = ("minute", "hour", "day")
 POSTING = GENERAL + ("posts-minute", "posts-hour", "posts-day")
 
@@ -406,8 +451,12 @@ class SlidingLogs:
             # the longest wait; on a tie, the limit named first (the provider's order)
             wait, name = max(((self.logs[n][0] + LIMITS[n][1] - now, n) for n in full), key=lambda w: w[0])
             retry = max(1, math.ceil(wait))
-            return 429, {"x-ratelimit-limit": str(LIMITS[name][0]), "x-ratelimit-remaining": "0",
-                         "x-ratelimit-reset": str(math.ceil(now + wait)), "retry-after": str(retry)}
+            return 429, {
+                "x-ratelimit-limit": str(LIMITS[name][0]),
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(math.ceil(now + wait)),
+                "retry-after": str(retry),
+            }
         best: tuple[int, int, int] | None = None
         for name in names:
             self.logs[name].append(now)
@@ -416,26 +465,38 @@ class SlidingLogs:
             if best is None or figures[:2] < best[:2]:
                 best = figures
         assert best is not None
-        return 200, {"x-ratelimit-limit": str(best[2]), "x-ratelimit-remaining": str(best[0]),
-                     "x-ratelimit-reset": str(best[1])}
+        return 200, {
+            "x-ratelimit-limit": str(best[2]),
+            "x-ratelimit-remaining": str(best[0]),
+            "x-ratelimit-reset": str(best[1]),
+        }
 
 
-STEPS = st.lists(st.one_of(
-    st.tuples(st.just("list"), st.just(0.0)), st.tuples(st.just("post"), st.just(0.0)),
-    st.tuples(st.just("wait"), st.sampled_from([0.25, 1.0, 7.5, 30.0, 59.0, 60.0, 61.0, 600.0, 3599.0, 3600.0,
-                                                 40_000.0, 86_400.0, -5.0, -120.0])),
-), min_size=1, max_size=60)
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("list"), st.just(0.0)),
+        st.tuples(st.just("post"), st.just(0.0)),
+        st.tuples(
+            st.just("wait"),
+            st.sampled_from(
+                [0.25, 1.0, 7.5, 30.0, 59.0, 60.0, 61.0, 600.0, 3599.0, 3600.0, 40_000.0, 86_400.0, -5.0, -120.0]
+            ),
+        ),
+    ),
+    min_size=1,
+    max_size=60,
+)
 
 
 def test_limits_stay_exact_against_a_sliding_log_per_limit():
-    app = create_app(Settings(strict=True, seed=3, rate_limits={f"posteverywhere.{n}": v[0]
-                                                                 for n, v in LIMITS.items()}))
+    app = create_app(
+        Settings(strict=True, seed=3, rate_limits={f"posteverywhere.{n}": v[0] for n, v in LIMITS.items()})
+    )
     runtime = app.state.runtime
     client = TestClient(app, base_url="http://127.0.0.1:8080")
     used = iter(range(10**9))
 
-    @hypothesis_settings(max_examples=60, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(STEPS)
     def agree(steps: list[tuple[str, float]]) -> None:
         headers = pe_key(next(used))  # a fresh key (and so a fresh log) per example
@@ -465,11 +526,20 @@ def test_limits_stay_exact_against_a_sliding_log_per_limit():
 
 # --- 7. fault-rule regexes in linear time --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pattern, construct", [
-    (r"(?=/media)", "(?="), (r"(?<=v1)/media", "(?<="), (r"(a)\1", r"\1"), (r"(?P<x>a)(?P=x)", "(?P"),
-    (r"a{1000}{1000}", "{1000}"), ("((", "missing )"), ("x" * 200_000, "pattern too large"),
-    ("\ud800", "lone surrogate"),
-])
+
+@pytest.mark.parametrize(
+    "pattern, construct",
+    [
+        (r"(?=/media)", "(?="),
+        (r"(?<=v1)/media", "(?<="),
+        (r"(a)\1", r"\1"),
+        (r"(?P<x>a)(?P=x)", "(?P"),
+        (r"a{1000}{1000}", "{1000}"),
+        ("((", "missing )"),
+        ("x" * 200_000, "pattern too large"),
+        ("\ud800", "lone surrogate"),
+    ],
+)
 async def test_a_path_regex_re2_cannot_take_is_refused_with_400_naming_it(client, pattern, construct):
     rule = json.dumps({"action": "status", "status": 503, "path": pattern})  # ASCII: a lone surrogate as \ud800
     r = await client.post(f"{CTL}/faults", content=rule, headers={"Content-Type": "application/json"})
@@ -481,8 +551,9 @@ async def test_a_path_regex_re2_cannot_take_is_refused_with_400_naming_it(client
 
 
 async def test_a_catastrophic_regex_answers_at_once(client):
-    rule = await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "action": "status",
-                                                    "status": 503, "path": "(a|aa)+$"})
+    rule = await client.post(
+        f"{CTL}/faults", json={"provider": "posteverywhere", "action": "status", "status": 503, "path": "(a|aa)+$"}
+    )
     assert rule.status_code == 201
     started = time.perf_counter()
     r = await client.get(f"{PE}/media/" + "a" * 60 + "!", headers=AUTH)  # backtracking: ~2^40 steps
@@ -492,10 +563,12 @@ async def test_a_catastrophic_regex_answers_at_once(client):
 
 async def test_re2_still_matches_what_fault_rules_are_written_with(client):
     for pattern in (r"/media/[^/]+/complete$", r"(?i)/MEDIA/upload", r"^/posteverywhere/api/v1/media/\w+$"):
-        assert (await client.post(f"{CTL}/faults", json={"action": "status", "status": 502, "path": pattern,
-                                                         "times": 1})).status_code == 201
-    upload = await client.post(f"{PE}/media/upload", headers=AUTH,
-                               json={"filename": "a.png", "content_type": "image/png", "size": 10})
+        assert (
+            await client.post(f"{CTL}/faults", json={"action": "status", "status": 502, "path": pattern, "times": 1})
+        ).status_code == 201
+    upload = await client.post(
+        f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 10}
+    )
     assert upload.status_code == 502  # (?i)/MEDIA/upload
     assert (await client.get(f"{PE}/media/abc", headers=AUTH)).status_code == 502  # ^…/media/\w+$
 
@@ -506,8 +579,13 @@ def test_a_catastrophic_regex_rule_never_stalls_other_requests(live_server):
     Before issue 16 one such request blocked the event loop, health included, for seconds (3.8 s with 35 ``a``s;
     this path has 60, which backtracking would take hours over)."""
     with httpx.Client(base_url=live_server.url, timeout=30) as c:
-        assert c.post(f"{CTL}/faults", json={"provider": "posteverywhere", "action": "status", "status": 503,
-                                             "path": "(a|aa)+$"}).status_code == 201
+        assert (
+            c.post(
+                f"{CTL}/faults",
+                json={"provider": "posteverywhere", "action": "status", "status": 503, "path": "(a|aa)+$"},
+            ).status_code
+            == 201
+        )
     stop = threading.Event()
     answered: list[int] = []
 

@@ -55,8 +55,11 @@ async def _segmentflow_upload_url(client: httpx.AsyncClient, payload: bytes) -> 
 
 
 async def _posteverywhere_object(client: httpx.AsyncClient, payload: bytes) -> str:
-    r = await client.post(f"{PE}/media/upload", headers=PE_AUTH,
-                          json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(payload)})
+    r = await client.post(
+        f"{PE}/media/upload",
+        headers=PE_AUTH,
+        json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(payload)},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["data"]["upload_method"]["method"] == "PUT"
     return str(r.json()["data"]["upload_url"])
@@ -119,18 +122,35 @@ def _grant_sync(served: ServedEmulator, storage: Storage) -> str:
     """The same presigned URL as ``storage.grant``, over the live server (a blocking client)."""
     with httpx.Client(base_url=served.url, timeout=10) as c:
         if storage.name.startswith("autoposting"):
-            clip = c.post(f"{AP}/clips/upload/init", headers=AP_AUTH, json={
-                "brandId": "b", "title": "t", "fileName": "f.mp4", "fileSize": len(storage.payload),
-                "mimeType": "video/mp4"}).json()["data"]
-            r = c.post(f"{AP}/clips/upload/presign", headers=AP_AUTH, json={
-                "clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"], "partNumbers": [1]})
+            clip = c.post(
+                f"{AP}/clips/upload/init",
+                headers=AP_AUTH,
+                json={
+                    "brandId": "b",
+                    "title": "t",
+                    "fileName": "f.mp4",
+                    "fileSize": len(storage.payload),
+                    "mimeType": "video/mp4",
+                },
+            ).json()["data"]
+            r = c.post(
+                f"{AP}/clips/upload/presign",
+                headers=AP_AUTH,
+                json={"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"], "partNumbers": [1]},
+            )
             return str(r.json()["data"]["presignedUrls"][0]["url"])
         if storage.name.startswith("segmentflow"):
-            r = c.post(f"{SF}/assets/upload-url", headers={"x-api-key": "sk_live_" + "0123456789abcdef" * 2},
-                       json={"filename": "p.png", "contentType": "image/png", "size": len(storage.payload)})
+            r = c.post(
+                f"{SF}/assets/upload-url",
+                headers={"x-api-key": "sk_live_" + "0123456789abcdef" * 2},
+                json={"filename": "p.png", "contentType": "image/png", "size": len(storage.payload)},
+            )
             return str(r.json()["uploadUrl"])
-        r = c.post(f"{PE}/media/upload", headers=PE_AUTH,
-                   json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(storage.payload)})
+        r = c.post(
+            f"{PE}/media/upload",
+            headers=PE_AUTH,
+            json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(storage.payload)},
+        )
         return str(r.json()["data"]["upload_url"])
 
 
@@ -139,8 +159,9 @@ def test_a_put_with_neither_length_nor_chunking_is_411_on_the_wire(live_server, 
     storage = BY_NAME[name]
     target = urlsplit(_grant_sync(live_server, storage))
     content_type = f"Content-Type: {storage.content_type}\r\n" if storage.content_type else ""
-    request = (f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\n{content_type}"
-               "Connection: close\r\n\r\n")
+    request = (
+        f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\n{content_type}Connection: close\r\n\r\n"
+    )
     with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
         sock.sendall(request.encode())
         answer = b""
@@ -182,14 +203,18 @@ async def test_malformed_or_several_checksums_are_invalid_request(client, runtim
     short = b64(hashlib.sha256(storage.payload).digest()[:31])
     r = await client.put(url, content=storage.payload, headers={**storage.headers, "x-amz-checksum-sha256": short})
     assert s3_error(r, 400, "InvalidRequest") == "Value for x-amz-checksum-sha256 header is invalid."
-    r = await client.put(url, content=storage.payload, headers={**storage.headers,
-                                                                "x-amz-checksum-crc32": "not base64!"})
+    r = await client.put(
+        url, content=storage.payload, headers={**storage.headers, "x-amz-checksum-crc32": "not base64!"}
+    )
     assert s3_error(r, 400, "InvalidRequest") == "Value for x-amz-checksum-crc32 header is invalid."
-    both = {"x-amz-checksum-crc32": b64(zlib.crc32(storage.payload).to_bytes(4, "big")),
-            "x-amz-checksum-sha1": b64(hashlib.sha1(storage.payload).digest())}
+    both = {
+        "x-amz-checksum-crc32": b64(zlib.crc32(storage.payload).to_bytes(4, "big")),
+        "x-amz-checksum-sha1": b64(hashlib.sha1(storage.payload).digest()),
+    }
     r = await client.put(url, content=storage.payload, headers={**storage.headers, **both})
-    assert s3_error(r, 400, "InvalidRequest") == ("Expecting a single x-amz-checksum- header. Multiple checksum "
-                                                  "Types are not allowed.")
+    assert s3_error(r, 400, "InvalidRequest") == (
+        "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+    )
     assert set(runtime.blobs.index) == before
 
 

@@ -52,17 +52,37 @@ def auth_header(provider: str, spec: dict) -> str:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
-def test_st_run_from_the_repository_root_ends_with_no_failure(provider: str, served: ServedEmulator,
-                                                              tmp_path: Path) -> None:
+def test_st_run_from_the_repository_root_ends_with_no_failure(
+    provider: str, served: ServedEmulator, tmp_path: Path
+) -> None:
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st, "schemathesis (a dependency) installs the st command"
     url = f"{served.url}/{provider}/openapi.json"
     spec = httpx.get(url, timeout=10).json()
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "HOME": str(tmp_path)}  # no user-level config or hooks
-    done = subprocess.run([st, "run", url, "-H", auth_header(provider, spec), "--checks", "all",
-                           "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--request-timeout", "60",
-                           "--no-color"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
+    done = subprocess.run(
+        [
+            st,
+            "run",
+            url,
+            "-H",
+            auth_header(provider, spec),
+            "--checks",
+            "all",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--seed",
+            str(SEED),
+            "--request-timeout",
+            "60",
+            "--no-color",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     summary = done.stdout[-3000:]
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-2000:]
     assert "Failures:" not in done.stdout and " failure" not in summary.splitlines()[-1], summary
@@ -75,9 +95,13 @@ def test_schemathesis_toml_says_what_the_contract_suite_accepts():
     assert set(projects) == {PROVIDERS[name].specs.effective["info"]["title"] for name in STATE_DEPENDENT}
     for name, operations in STATE_DEPENDENT.items():
         project = projects[PROVIDERS[name].specs.effective["info"]["title"]]
-        configured = {entry["include-operation-id"]: entry["checks"]["positive_data_acceptance"]["expected-statuses"]
-                      for entry in project["operations"]}
-        expected = {op_id: ACCEPTED + sorted({status for group in reasons.values() for status in group})
-                    for op_id, reasons in operations.items()}
+        configured = {
+            entry["include-operation-id"]: entry["checks"]["positive_data_acceptance"]["expected-statuses"]
+            for entry in project["operations"]
+        }
+        expected = {
+            op_id: ACCEPTED + sorted({status for group in reasons.values() for status in group})
+            for op_id, reasons in operations.items()
+        }
         assert configured == expected, name
         assert set(configured) <= {op_id for op_id, *_ in PROVIDERS[name].specs.operations()}

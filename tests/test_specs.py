@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from emulator.core import specs
@@ -10,9 +12,21 @@ from emulator.providers import PROVIDERS, posteverywhere
 from tests.helpers import AUTH, PE
 
 PUBLISHED = {
-    "paths": {"/a": {"post": {"operationId": "a", "responses": {"200": {"description": "ok"}},
-                              "requestBody": {"content": {"application/json": {"schema": {
-                                  "type": "object", "required": ["x"], "properties": {"x": {"enum": [1, 2]}}}}}}}}},
+    "paths": {
+        "/a": {
+            "post": {
+                "operationId": "a",
+                "responses": {"200": {"description": "ok"}},
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "required": ["x"], "properties": {"x": {"enum": [1, 2]}}}
+                        }
+                    }
+                },
+            }
+        }
+    },
 }
 
 
@@ -31,9 +45,23 @@ def test_an_overlay_cannot_change_a_published_value():
 
 
 def test_an_overlay_may_add_fields_statuses_and_enum_values():
-    overlay = {"paths": {"/a": {"post": {"x-emulator-inferred": "test", "responses": {"400": {"description": "bad"}},
-                                         "requestBody": {"content": {"application/json": {"schema": {
-                                             "properties": {"x": {"enum": [3]}, "y": {"type": "string"}}}}}}}}}}
+    overlay = {
+        "paths": {
+            "/a": {
+                "post": {
+                    "x-emulator-inferred": "test",
+                    "responses": {"400": {"description": "bad"}},
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"properties": {"x": {"enum": [3]}, "y": {"type": "string"}}}
+                            }
+                        }
+                    },
+                }
+            }
+        }
+    }
     merged = specs.merge(PUBLISHED, overlay)
     assert list(specs.dropped(PUBLISHED, merged)) == []
     schema = merged["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -43,8 +71,9 @@ def test_an_overlay_may_add_fields_statuses_and_enum_values():
 
 def test_an_overlay_may_widen_a_type_to_allow_null_but_not_replace_it():
     published = {"components": {"schemas": {"A": {"type": "object", "properties": {"x": {"type": "string"}}}}}}
-    widened = specs.merge(published, {"components": {"schemas": {"A": {"properties": {"x": {"type": ["string",
-                                                                                                   "null"]}}}}}})
+    widened = specs.merge(
+        published, {"components": {"schemas": {"A": {"properties": {"x": {"type": ["string", "null"]}}}}}}
+    )
     assert widened["components"]["schemas"]["A"]["properties"]["x"]["type"] == ["string", "null"]
     assert list(specs.dropped(published, widened)) == []
     for other in ("integer", ["integer", "null"], ["null"]):
@@ -54,14 +83,25 @@ def test_an_overlay_may_widen_a_type_to_allow_null_but_not_replace_it():
     assert list(specs.dropped(published, narrowed))
 
 
-@pytest.mark.parametrize("mutate, where", [
-    (lambda s: s["paths"]["/a"]["post"]["responses"].pop("200"), "responses/200: missing"),
-    (lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"].clear(),
-     "required/0"),
-    (lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["x"]
-     .update(enum=[2]), "enum/0"),
-    (lambda s: s["paths"].pop("/a"), "paths//a: missing"),
-])
+@pytest.mark.parametrize(
+    "mutate, where",
+    [
+        (lambda s: s["paths"]["/a"]["post"]["responses"].pop("200"), "responses/200: missing"),
+        (
+            lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+                "required"
+            ].clear(),
+            "required/0",
+        ),
+        (
+            lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"][
+                "x"
+            ].update(enum=[2]),
+            "enum/0",
+        ),
+        (lambda s: s["paths"].pop("/a"), "paths//a: missing"),
+    ],
+)
 def test_dropping_or_changing_published_text_is_detected(mutate, where):
     import copy
 
@@ -87,62 +127,116 @@ def test_every_spec_operation_has_a_handler_and_back(name):
 async def test_strict_mode_fails_loudly_when_a_response_leaves_the_spec(client, monkeypatch):
     def drifted_ok(call, reply):
         from starlette.responses import JSONResponse
+
         return JSONResponse({"data": reply.data, "error": None}, status_code=reply.status)  # meta forgotten
 
     monkeypatch.setattr(posteverywhere.PROVIDER, "ok", drifted_ok)
     with pytest.raises(ContractViolation, match="uploadMedia answered 201 outside its spec: meta: is required"):
-        await client.post(f"{PE}/media/upload", headers=AUTH,
-                          json={"filename": "a.png", "content_type": "image/png", "size": 1})
+        await client.post(
+            f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 1}
+        )
 
 
 def test_a_path_alias_copies_operations_under_new_ids_and_refuses_what_it_cannot_copy():
-    spec = {"paths": {"/v1/a": {"post": {"operationId": "a", "responses": {}}, "get": {"operationId": "g"}}},
-            specs.PATH_ALIASES: {"/a": {"path": "/v1/a", "operationIds": {"post": "aAgain"},
-                                        specs.INFERRED_NOTE: "a newer page"}}}
+    spec = {
+        "paths": {"/v1/a": {"post": {"operationId": "a", "responses": {}}, "get": {"operationId": "g"}}},
+        specs.PATH_ALIASES: {
+            "/a": {"path": "/v1/a", "operationIds": {"post": "aAgain"}, specs.INFERRED_NOTE: "a newer page"}
+        },
+    }
     aliased = specs.with_path_aliases(spec)
-    assert aliased["paths"]["/a"] == {"post": {"operationId": "aAgain", "responses": {},
-                                               specs.INFERRED_NOTE: "a newer page"}}
+    assert aliased["paths"]["/a"] == {
+        "post": {"operationId": "aAgain", "responses": {}, specs.INFERRED_NOTE: "a newer page"}
+    }
     assert aliased["paths"]["/v1/a"]["post"]["operationId"] == "a" and specs.PATH_ALIASES not in aliased
-    for rule in ({"path": "/nope", "operationIds": {"post": "x"}, specs.INFERRED_NOTE: "n"},
-                 {"path": "/v1/a", "operationIds": {"post": "x"}},
-                 {"path": "/v1/a", "operationIds": {"put": "x"}, specs.INFERRED_NOTE: "n"}):
+    for rule in (
+        {"path": "/nope", "operationIds": {"post": "x"}, specs.INFERRED_NOTE: "n"},
+        {"path": "/v1/a", "operationIds": {"post": "x"}},
+        {"path": "/v1/a", "operationIds": {"put": "x"}, specs.INFERRED_NOTE: "n"},
+    ):
         with pytest.raises(specs.SpecError):
             specs.with_path_aliases({**spec, specs.PATH_ALIASES: {"/a": rule}})
 
 
 def test_a_note_among_the_responses_is_detected_and_one_on_the_operation_is_not():
-    among = {"paths": {"/a": {"post": {"responses": {"x-emulator-inferred": "basis", "200": {"description": "ok"}},
-                                       "requestBody": {"content": {"application/json": {"schema": {"properties": {
-                                           "x-emulator-inferred": "basis", "responses": {"type": "object"}}}}}}}}}}
+    among = {
+        "paths": {
+            "/a": {
+                "post": {
+                    "responses": {"x-emulator-inferred": "basis", "200": {"description": "ok"}},
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "properties": {"x-emulator-inferred": "basis", "responses": {"type": "object"}}
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        }
+    }
     assert list(specs.misplaced_notes(among)) == [
         "#/paths//a/post/responses/x-emulator-inferred",
-        "#/paths//a/post/requestBody/content/application/json/schema/properties/x-emulator-inferred"]
-    on_operation = {"paths": {"/a": {"post": {"x-emulator-inferred": "basis", "responses": {
-        "200": {"x-emulator-inferred": "basis", "description": "ok",
-                "content": {"application/json": {"x-emulator-inferred": "basis"}}}}}}}}
+        "#/paths//a/post/requestBody/content/application/json/schema/properties/x-emulator-inferred",
+    ]
+    on_operation = {
+        "paths": {
+            "/a": {
+                "post": {
+                    "x-emulator-inferred": "basis",
+                    "responses": {
+                        "200": {
+                            "x-emulator-inferred": "basis",
+                            "description": "ok",
+                            "content": {"application/json": {"x-emulator-inferred": "basis"}},
+                        }
+                    },
+                }
+            }
+        }
+    }
     assert list(specs.misplaced_notes(on_operation)) == []
 
 
 def test_a_schema_copy_must_stay_equal_to_its_source():
     source = {"type": "object", "properties": {"id": {"type": "string"}}}
-    spec = {"paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
-            "components": {"schemas": {"A": {
-                "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
-                "x-emulator-inferred": "basis", "type": "object", "properties": {"id": {"type": "string"}}}}}}
+    spec: dict[str, Any] = {
+        "paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
+        "components": {
+            "schemas": {
+                "A": {
+                    "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
+                    "x-emulator-inferred": "basis",
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}},
+                }
+            }
+        },
+    }
     assert list(specs.copies_that_differ(spec)) == []
     spec["components"]["schemas"]["A"]["properties"]["id"]["format"] = "uuid"
     assert list(specs.copies_that_differ(spec)) == [
-        "#/components/schemas/A: differs from #/paths/~1a/get/responses/200/content/application~1json/schema"]
+        "#/components/schemas/A: differs from #/paths/~1a/get/responses/200/content/application~1json/schema"
+    ]
     spec["components"]["schemas"]["A"]["x-emulator-same-as"] = "#/paths/~1b"
     assert list(specs.copies_that_differ(spec)) == ["#/components/schemas/A: #/paths/~1b does not exist"]
 
 
 def test_a_schema_copy_is_filled_from_its_source_and_follows_it():
-    source = {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}
-    spec = {"paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
-            "components": {"schemas": {"A": {
-                "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
-                "x-emulator-inferred": "basis"}}}}
+    source: dict[str, Any] = {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}
+    spec: dict[str, Any] = {
+        "paths": {"/a": {"get": {"responses": {"200": {"content": {"application/json": {"schema": source}}}}}}},
+        "components": {
+            "schemas": {
+                "A": {
+                    "x-emulator-same-as": "#/paths/~1a/get/responses/200/content/application~1json/schema",
+                    "x-emulator-inferred": "basis",
+                }
+            }
+        },
+    }
     specs.fill_copies(spec)
     copied = spec["components"]["schemas"]["A"]
     assert copied == {**source, "x-emulator-same-as": copied["x-emulator-same-as"], "x-emulator-inferred": "basis"}
@@ -154,6 +248,7 @@ def test_segmentflow_asset_component_is_the_published_asset_schema():
     effective = specs.load("segmentflow").effective
     asset = effective["components"]["schemas"]["Asset"]
     published = specs.resolve_pointer(effective, asset["x-emulator-same-as"])
+
     def schema(node: dict) -> dict:  # what a validator reads: notes (x-…) aside
         return {k: v for k, v in node.items() if not k.startswith("x-")}
 
@@ -162,7 +257,11 @@ def test_segmentflow_asset_component_is_the_published_asset_schema():
 
 
 def test_a_component_that_refers_into_paths_is_detected():
-    spec = {"components": {"schemas": {"A": {"$ref": "#/paths/~1a/get/responses/200"},
-                                       "B": {"$ref": "#/components/schemas/A"}}}}
+    spec = {
+        "components": {
+            "schemas": {"A": {"$ref": "#/paths/~1a/get/responses/200"}, "B": {"$ref": "#/components/schemas/A"}}
+        }
+    }
     assert list(specs.refs_out_of_components(spec)) == [
-        "#/components/schemas/A: $ref #/paths/~1a/get/responses/200 (use x-emulator-same-as)"]
+        "#/components/schemas/A: $ref #/paths/~1a/get/responses/200 (use x-emulator-same-as)"
+    ]

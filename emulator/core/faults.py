@@ -53,10 +53,20 @@ from emulator.core.errors import (
     UnsupportedMediaType,
 )
 
-Action = Literal["status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down", "advance_clock",
-                 "pending"]
-ACTIONS: tuple[str, ...] = ("status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down",
-                            "advance_clock", "pending")
+Action = Literal[
+    "status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down", "advance_clock", "pending"
+]
+ACTIONS: tuple[str, ...] = (
+    "status",
+    "delay",
+    "drop",
+    "stall",
+    "drop_upload",
+    "wrong_etag",
+    "slow_down",
+    "advance_clock",
+    "pending",
+)
 TRANSPORT = "emulator.transport"
 DROPPED = "emulator.dropped"  # set in the scope once a fault closed the connection: nothing more is sent
 PATTERN_MEMORY = 1 << 20  # bytes RE2 may use for one rule's compiled pattern and its matching cache
@@ -98,11 +108,13 @@ class FaultRule:
     _pattern: re2._Regexp | None = field(default=None, repr=False)
 
     def matches(self, provider: str, operation: str, key_id: str | None, path: str) -> bool:
-        return ((self.provider is None or self.provider == provider)
-                and (self.operation is None or self.operation == operation)
-                and (self.key_id is None or self.key_id == key_id)
-                and (self._pattern is None or _search(self._pattern, path))
-                and (self.times is None or self.hits < self.times))
+        return (
+            (self.provider is None or self.provider == provider)
+            and (self.operation is None or self.operation == operation)
+            and (self.key_id is None or self.key_id == key_id)
+            and (self._pattern is None or _search(self._pattern, path))
+            and (self.times is None or self.hits < self.times)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -115,17 +127,29 @@ class FaultRule:
 def rule_from(spec: dict[str, Any], rule_id: str, key_id: str | None) -> FaultRule:
     """Build a rule from the control plane's JSON (already schema-validated), checking what a schema cannot."""
     rule = FaultRule(
-        id=rule_id, action=spec["action"], provider=spec.get("provider"), operation=spec.get("operation"),
-        key_id=key_id, path=spec.get("path"), times=spec.get("times"), status=spec.get("status"),
-        message=spec.get("message"), retry_after=spec.get("retry_after"), seconds=float(spec.get("seconds", 0)),
-        bytes=int(spec.get("bytes", 0)), when=spec.get("when", "before_headers"), after=int(spec.get("after", 0)),
+        id=rule_id,
+        action=spec["action"],
+        provider=spec.get("provider"),
+        operation=spec.get("operation"),
+        key_id=key_id,
+        path=spec.get("path"),
+        times=spec.get("times"),
+        status=spec.get("status"),
+        message=spec.get("message"),
+        retry_after=spec.get("retry_after"),
+        seconds=float(spec.get("seconds", 0)),
+        bytes=int(spec.get("bytes", 0)),
+        when=spec.get("when", "before_headers"),
+        after=int(spec.get("after", 0)),
         advance=float(spec.get("advance", 0)),
     )
     if rule.action == "status" and rule.status is None:
         raise Invalid("status: is required when action is 'status'", errors=[FieldError("status", "is required")])
     if rule.action == "advance_clock" and rule.advance <= 0:
-        raise Invalid("advance: is required (seconds, more than 0) when action is 'advance_clock'",
-                      errors=[FieldError("advance", "is required")])
+        raise Invalid(
+            "advance: is required (seconds, more than 0) when action is 'advance_clock'",
+            errors=[FieldError("advance", "is required")],
+        )
     if rule.path is not None:
         try:
             rule._pattern = re2.compile(rule.path, options=RE2_OPTIONS)
@@ -133,11 +157,14 @@ def rule_from(spec: dict[str, Any], rule_id: str, key_id: str | None) -> FaultRu
             if isinstance(exc, UnicodeEncodeError):
                 reason = "a lone surrogate is not text"
             else:
-                reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) \
-                    else str(exc)
-            raise Invalid(f"path: RE2 cannot take this pattern ({reason}); fault paths are RE2 regular expressions, "
-                          "matched in linear time, without backreferences or lookaround",
-                          errors=[FieldError("path", "must be an RE2 regular expression")]) from None
+                reason = (
+                    exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+                )
+            raise Invalid(
+                f"path: RE2 cannot take this pattern ({reason}); fault paths are RE2 regular expressions, "
+                "matched in linear time, without backreferences or lookaround",
+                errors=[FieldError("path", "must be an RE2 regular expression")],
+            ) from None
     return rule
 
 
@@ -194,22 +221,32 @@ class FaultBook:
 
 
 _BY_STATUS: dict[int, type[EmulatorError]] = {
-    400: Invalid, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
-    415: UnsupportedMediaType, 422: Unprocessable,
+    400: Invalid,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: Unprocessable,
 }
 
 
 def error_for(rule: FaultRule) -> EmulatorError:
     """The provider-neutral error a ``status`` or ``slow_down`` rule stands for; the provider renders it."""
     if rule.action == "slow_down":
-        return StorageError("Please reduce your request rate.", code="SlowDown", http_status=503,
-                            headers={"Retry-After": "1"})
+        return StorageError(
+            "Please reduce your request rate.", code="SlowDown", http_status=503, headers={"Retry-After": "1"}
+        )
     status = rule.status or 500
     message = rule.message or f"Injected fault {rule.id}: status {status}."
     if status == 429:
         retry = rule.retry_after if rule.retry_after is not None else 60
-        return RateLimited(rule.message or f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry,
-                           headers={"Retry-After": str(retry)})
+        return RateLimited(
+            rule.message or f"Rate limit exceeded. Retry after {retry} seconds.",
+            retry_after=retry,
+            headers={"Retry-After": str(retry)},
+        )
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls(message)

@@ -148,8 +148,9 @@ class RateLimiter:
             if slots is None:
                 slots = self._widen(state, limits, names)
             counts = [self._advance(state, slot, limit, now) for slot, limit in zip(slots, limits, strict=True)]
-            refused = [(limit, slot) for limit, slot, count in zip(limits, slots, counts, strict=True)
-                       if count >= limit.limit]
+            refused = [
+                (limit, slot) for limit, slot, count in zip(limits, slots, counts, strict=True) if count >= limit.limit
+            ]
             if refused:
                 if entry is not None:
                     self._touch(bucket, state, now, entry[0])
@@ -220,7 +221,7 @@ class RateLimiter:
         size = len(data) - head
         front = min((int(data[at]) for at in range(1, head, 2) if data[at + 1]), default=size)
         if front and (front >= TRIM_AT or 2 * front >= size):
-            del data[head:head + front]
+            del data[head : head + front]
             if state.tags is not None:
                 del state.tags[:front]
             for at in range(1, head, 2):
@@ -299,8 +300,11 @@ class RateLimiter:
         self._count -= 1
         self.evicted += 1
         if self.evicted == 1:
-            log.warning("rate limits track %d keys (--max-tracked-keys): forgetting the windows of the key seen "
-                        "least recently to make room; it starts again with a full budget", self.max_keys)
+            log.warning(
+                "rate limits track %d keys (--max-tracked-keys): forgetting the windows of the key seen "
+                "least recently to make room; it starts again with a full budget",
+                self.max_keys,
+            )
 
     def _sweep(self, now: float, budget: int | None) -> int:
         """Free up to ``budget`` keys whose longest window has passed, oldest first, in each group. A group is in the

@@ -76,9 +76,16 @@ def _classify(error: EmulatorError) -> tuple[str, int, dict[str, Any]]:
 def presign_error(failure: PresignFailure, now: float) -> StorageError:
     """The storage error S3 answers for a presigned URL that fails verification."""
     if failure.reason == "expired" and failure.grant is not None:
-        return StorageError(failure.message, code="AccessDenied", http_status=403, details={
-            "X-Amz-Expires": failure.grant.expires, "Expires": iso_millis(failure.grant.expires),
-            "ServerTime": iso_millis(now)})
+        return StorageError(
+            failure.message,
+            code="AccessDenied",
+            http_status=403,
+            details={
+                "X-Amz-Expires": failure.grant.expires,
+                "Expires": iso_millis(failure.grant.expires),
+                "ServerTime": iso_millis(now),
+            },
+        )
     if failure.reason == "missing":
         return StorageError(failure.message, code="AccessDenied", http_status=403)
     if failure.reason == "malformed":
@@ -98,12 +105,17 @@ def refuse_unframed_put(headers: Mapping[str, str], *, chunked: bool) -> None:
     neither Content-Length nor chunking → 411 MissingContentLength."""
     if "transfer-encoding" in headers:
         if not chunked:
-            raise StorageError("A header you provided implies functionality that is not implemented",
-                               code="NotImplemented", http_status=501, details={"Header": "Transfer-Encoding"})
+            raise StorageError(
+                "A header you provided implies functionality that is not implemented",
+                code="NotImplemented",
+                http_status=501,
+                details={"Header": "Transfer-Encoding"},
+            )
         return
     if "content-length" not in headers:
-        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
-                           http_status=411)
+        raise StorageError(
+            "You must provide the Content-Length HTTP header.", code="MissingContentLength", http_status=411
+        )
 
 
 def _crc32(data: bytes, value: int) -> int:
@@ -158,13 +170,15 @@ class Integrity:
         if raw is not None:
             digest = _b64(raw)
             if digest is None or len(digest) != 16:
-                raise StorageError("The Content-MD5 you specified is not valid.", code="InvalidDigest",
-                                   http_status=400)
+                raise StorageError("The Content-MD5 you specified is not valid.", code="InvalidDigest", http_status=400)
             md5 = digest.hex()
         sent = [header for header in CHECKSUMS if header in headers]
         if len(sent) > 1:
-            raise StorageError("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
-                               code="InvalidRequest", http_status=400)
+            raise StorageError(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+                code="InvalidRequest",
+                http_status=400,
+            )
         checksum = None
         if sent:
             (header,) = sent
@@ -177,16 +191,18 @@ class Integrity:
     async def verify(self, path: Path, md5: str) -> dict[str, str]:
         """Raise BadDigest if the stored bytes (``md5`` already computed) disagree; the headers S3 echoes if not."""
         if self.md5 is not None and self.md5 != md5:
-            raise StorageError("The Content-MD5 you specified did not match what we received.", code="BadDigest",
-                               http_status=400)
+            raise StorageError(
+                "The Content-MD5 you specified did not match what we received.", code="BadDigest", http_status=400
+            )
         if self.checksum is None:
             return {}
         header, expected, sent = self.checksum
         name, _, algorithm = CHECKSUMS[header]
         # a second pass over the file, off the event loop: only when a client asked for this checksum
         if await asyncio.to_thread(algorithm.digest, path) != expected:
-            raise StorageError(f"The {name} you specified did not match the calculated checksum.", code="BadDigest",
-                               http_status=400)
+            raise StorageError(
+                f"The {name} you specified did not match the calculated checksum.", code="BadDigest", http_status=400
+            )
         return {header: sent}
 
 

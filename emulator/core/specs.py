@@ -65,8 +65,13 @@ def merge(base: Any, overlay: Any, where: str = "#") -> Any:
 def _widens_type(where: str, published: Any, other: Any) -> bool:
     """A schema's ``type: string`` that became ``type: [string, "null"]``: the published type kept, types added (the
     one way to say "or null" in OpenAPI 3.1, which has no ``nullable``)."""
-    return (where.endswith("/type") and isinstance(published, str) and isinstance(other, list)
-            and all(isinstance(t, str) for t in other) and published in other)
+    return (
+        where.endswith("/type")
+        and isinstance(published, str)
+        and isinstance(other, list)
+        and all(isinstance(t, str) for t in other)
+        and published in other
+    )
 
 
 def dropped(published: Any, effective: Any, where: str = "#") -> Iterator[str]:
@@ -106,9 +111,14 @@ def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: boo
         base = published.get(key) if isinstance(published, dict) else None
         is_new = base is None
         # a new path item is fine when each operation in it carries its own note
-        meaningful = (
-            key in HTTP_METHODS
-            or parent in ("paths", "responses", "properties", "headers", "schemas", "parameters", "links")
+        meaningful = key in HTTP_METHODS or parent in (
+            "paths",
+            "responses",
+            "properties",
+            "headers",
+            "schemas",
+            "parameters",
+            "links",
         )
         own_note = isinstance(value, dict) and INFERRED_NOTE in value
         if is_new and meaningful and not noted and not own_note and parent != "paths":
@@ -121,9 +131,23 @@ def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: boo
 # Maps whose keys are names (status codes, property names, ...): a note placed directly in one reads as an entry to
 # client generators (openapi-python-client, openapi-typescript crash on a string among Response objects), so notes go
 # on the objects these maps hold, or on the enclosing operation.
-NAMED_MAPS = ("responses", "properties", "headers", "content", "links", "schemas", "parameters", "examples",
-              "requestBodies", "securitySchemes", "callbacks", "encoding", "patternProperties", "$defs",
-              "dependentSchemas")
+NAMED_MAPS = (
+    "responses",
+    "properties",
+    "headers",
+    "content",
+    "links",
+    "schemas",
+    "parameters",
+    "examples",
+    "requestBodies",
+    "securitySchemes",
+    "callbacks",
+    "encoding",
+    "patternProperties",
+    "$defs",
+    "dependentSchemas",
+)
 # A component schema that is the schema at this JSON pointer: load() copies the source's keywords into it (so the copy
 # follows every change of its source), and check() proves the two equal. For generators that resolve only
 # #/components references, where a $ref into paths would do.
@@ -237,11 +261,15 @@ class ProviderSpecs:
             problems.append(f"effective spec is not valid OpenAPI: {exc}".splitlines()[0])
         problems += [f"dropped from the published spec: {p}" for p in dropped(self.published, self.effective)]
         problems += [f"addition without {INFERRED_NOTE}: {p}" for p in unnoted_additions(self.published, self.inferred)]
-        problems += [f"extension key in a map of names (generators read it as an entry): {p}"
-                     for p in misplaced_notes(self.effective)]
+        problems += [
+            f"extension key in a map of names (generators read it as an entry): {p}"
+            for p in misplaced_notes(self.effective)
+        ]
         problems += [f"copy out of date: {p}" for p in copies_that_differ(self.effective)]
-        problems += [f"component outside #/components (generators cannot follow it): {p}"
-                     for p in refs_out_of_components(self.effective)]
+        problems += [
+            f"component outside #/components (generators cannot follow it): {p}"
+            for p in refs_out_of_components(self.effective)
+        ]
         seen: set[str] = set()
         for path, item in self.effective["paths"].items():
             for method in HTTP_METHODS:
@@ -267,10 +295,15 @@ def with_path_aliases(spec: dict[str, Any], provider: str = "") -> dict[str, Any
     for alias, rule in aliases.items():
         source = paths.get(rule.get("path", ""))
         if alias in paths or source is None or not rule.get("operationIds") or INFERRED_NOTE not in rule:
-            raise SpecError(f"{provider}: path alias {alias}: needs a path the spec has, operationIds and a "
-                            f"{INFERRED_NOTE} note, and must not be a path of its own")
-        item = {key: copy.deepcopy(value) for key, value in source.items()
-                if key not in HTTP_METHODS or key in rule["operationIds"]}
+            raise SpecError(
+                f"{provider}: path alias {alias}: needs a path the spec has, operationIds and a "
+                f"{INFERRED_NOTE} note, and must not be a path of its own"
+            )
+        item = {
+            key: copy.deepcopy(value)
+            for key, value in source.items()
+            if key not in HTTP_METHODS or key in rule["operationIds"]
+        }
         for method, operation_id in rule["operationIds"].items():
             if method not in item:
                 raise SpecError(f"{provider}: path alias {alias}: {rule['path']} has no {method} operation")
@@ -300,16 +333,21 @@ def _read_yaml(name: str, source: bytes) -> dict[str, Any]:
 def available() -> list[str]:
     root = resources.files(SPECS_PACKAGE)
     # names starting with "_" are the emulator's own APIs (the control plane), not providers
-    return sorted(node.name for node in root.iterdir()
-                  if node.is_dir() and not node.name.startswith("_") and (node / "published").is_dir())
+    return sorted(
+        node.name
+        for node in root.iterdir()
+        if node.is_dir() and not node.name.startswith("_") and (node / "published").is_dir()
+    )
 
 
 @functools.cache
 def load(provider: str) -> ProviderSpecs:
     root = resources.files(SPECS_PACKAGE) / provider
-    published_sources = [(node.name, node.read_bytes())
-                         for node in sorted((root / "published").iterdir(), key=lambda n: n.name)
-                         if node.name.endswith((".yaml", ".yml"))]
+    published_sources = [
+        (node.name, node.read_bytes())
+        for node in sorted((root / "published").iterdir(), key=lambda n: n.name)
+        if node.name.endswith((".yaml", ".yml"))
+    ]
     inferred_node = root / "inferred.yaml"
     inferred_source = inferred_node.read_bytes() if inferred_node.is_file() else None
     digest = hashlib.sha256(f"{CACHE_FORMAT}\0{provider}".encode())
@@ -342,8 +380,9 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
         data = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
-    if not (isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in ("published", "inferred",
-                                                                                    "effective"))):
+    if not (
+        isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in ("published", "inferred", "effective"))
+    ):
         return None
     return data
 

@@ -96,8 +96,9 @@ class BlobWriter:
         """Count bytes as they arrive, refusing the first byte past ``max_size`` before it is stored."""
         self.size += n
         if self.size > self.max_size:
-            raise TooLarge(f"Body exceeds the maximum allowed size of {self.max_size} bytes.",
-                           details={"max_size": self.max_size})
+            raise TooLarge(
+                f"Body exceeds the maximum allowed size of {self.max_size} bytes.", details={"max_size": self.max_size}
+            )
 
     async def write_stream(self, chunks: AsyncIterator[bytes]) -> None:
         """Write every chunk: counted on arrival, hashed and written by the store's workers a batch behind."""
@@ -210,9 +211,13 @@ class BlobStore:
 
     def _set_aside(self, names: tuple[str, ...]) -> Path | None:
         """Move the store's own folders and ``names`` into ``aside-<time>/``; None when there was nothing."""
-        moving = [path for path in self.root.iterdir()
-                  if (path.is_dir() and _HEX.fullmatch(path.name) and len(path.name) == 2)
-                  or path.name == ".tmp" or path.name in names]
+        moving = [
+            path
+            for path in self.root.iterdir()
+            if (path.is_dir() and _HEX.fullmatch(path.name) and len(path.name) == 2)
+            or path.name == ".tmp"
+            or path.name in names
+        ]
         if not moving:
             return None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -301,8 +306,10 @@ class BlobStore:
                         writer.write(block)
                 if digest.hexdigest() != part.md5:
                     self.damaged.add(part.name)
-                    raise Damaged(f"The stored bytes of {part.name} no longer match their MD5 (damaged on disk "
-                                  "outside the emulator); upload them again.")
+                    raise Damaged(
+                        f"The stored bytes of {part.name} no longer match their MD5 (damaged on disk "
+                        "outside the emulator); upload them again."
+                    )
                 self.verified(part)
         except BaseException:
             writer.abort()
