@@ -8,14 +8,16 @@ way any refused upload's is, and the provider renders the 400 in its own envelop
 because the rest of the body may still be on its way. Once the body is complete, ``receive`` is left alone (it then
 only reports disconnects, which may take as long as a download does).
 
-The wait is bounded with ``asyncio.timeout`` (the emulator runs on asyncio, as uvicorn does). One timer per event
-loop instead of one per read was tried (653b712 to 54a2c56): ~4 % fewer instructions per request (bench/README.md,
-683k to 656k) for four times the code, under the 5 % a speed trick must show to be kept.
+The waits are bounded by one timer per event loop (``_Watch``) rather than a timer per read: on the path of every
+request, a read then costs a dict entry (the emulator runs on asyncio, as uvicorn does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,9 +33,67 @@ def body_timeout_error(seconds: float) -> RequestTimeout:
     )
 
 
+class _Watch:
+    """The body reads waiting on one event loop, and one timer that checks them every ``tick`` seconds.
+
+    ``asyncio.timeout`` around each read arms and cancels a timer per read: a fifth of what a small JSON request
+    costs inside the app, for a body that has almost always arrived whole with its headers. Here a read costs a
+    dict entry; the timer runs only while reads are waiting, and a read that waits longer than ``seconds`` is
+    cancelled within one tick after that (never before).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float) -> None:
+        self.loop, self.tick = loop, tick
+        self.waiting: dict[asyncio.Task[Any], float] = {}  # task → deadline (loop time)
+        self.expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def wait(self, task: asyncio.Task[Any], seconds: float) -> None:
+        self.waiting[task] = self.loop.time() + seconds
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.tick, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        for task, deadline in list(self.waiting.items()):
+            if deadline <= now:
+                del self.waiting[task]
+                self.expired.add(task)
+                task.cancel()
+        if self.waiting:
+            self._timer = self.loop.call_later(self.tick, self._check)
+
+
 class BodyTimeout:
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app, self.seconds = app, seconds
+        self.tick = min(1.0, seconds / 10)
+        self._watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
+        self._thread = threading.local()  # .last: (the loop this thread last ran, its watch)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> _Watch:
+        watch = self._watches.get(loop)
+        if watch is None:
+            watch = self._watches[loop] = _Watch(loop, self.tick)
+        return watch
+
+    def _current(self) -> tuple[_Watch, asyncio.Task[Any]]:
+        """The running loop's watch and the current task.
+
+        On Python 3.11 ``asyncio.get_running_loop()`` is a getpid() system call, which on this VM was 3 % of a
+        JSON request under load. The loop a thread last ran is remembered instead, and asked for its current task:
+        a thread runs one loop at a time, so when that loop is not the running one it has no current task, and the
+        running loop is looked up after all.
+        """
+        last = getattr(self._thread, "last", None)
+        task = asyncio.current_task(last[0]) if last is not None else None
+        if last is None or task is None:
+            loop = asyncio.get_running_loop()
+            last = self._thread.last = (loop, self._watch(loop))
+            task = asyncio.current_task(loop)
+        assert task is not None
+        return last[1], task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.seconds <= 0:
@@ -45,12 +105,19 @@ class BodyTimeout:
             nonlocal body_done
             if body_done:
                 return await receive()
+            watch, task = self._current()
+            watch.wait(task, self.seconds)
             try:
-                async with asyncio.timeout(self.seconds):
-                    message = await receive()
-            except TimeoutError:
-                body_done = True  # refused once; later reads only wait for the disconnect
-                raise body_timeout_error(self.seconds) from None
+                message = await receive()
+            except asyncio.CancelledError:
+                if task in watch.expired:
+                    watch.expired.discard(task)
+                    if task.uncancel() == 0:  # cancelled by the watch alone: the body stopped arriving
+                        body_done = True  # refused once; later reads only wait for the disconnect
+                        raise body_timeout_error(self.seconds) from None
+                raise
+            finally:
+                watch.waiting.pop(task, None)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message
