@@ -21,7 +21,18 @@ class Transport(Protocol):
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
 
 
+# isinstance() against a runtime-checkable Protocol walks the protocol's attributes on every call (~15 µs on Python
+# 3.11, a tenth of a JSON request): the answer depends only on the transport's class, so it is kept per class
+_IS_TRANSPORT: dict[type, bool] = {}
+
+
 def connection_transport(send: Any) -> Transport | None:
     """The transport of the connection that ``send`` answers on, when the server is uvicorn; else ``None``."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    return transport if isinstance(transport, Transport) else None
+    if transport is None:
+        return None
+    kind = type(transport)
+    fits = _IS_TRANSPORT.get(kind)
+    if fits is None:
+        fits = _IS_TRANSPORT[kind] = isinstance(transport, Transport)
+    return transport if fits else None
