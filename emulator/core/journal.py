@@ -117,6 +117,16 @@ class Entry:
     response_body: str | None = None
     wall: float = 0.0  # real time the request arrived, unix seconds (``epoch`` is the virtual clock's)
     weight: int = field(default=0, repr=False, compare=False)  # bytes counted against the journal's budget
+    # body previews still to pass the pattern-based redaction (done when the entry is first read: see ``_preview``)
+    unread: bool = field(default=False, repr=False, compare=False)
+
+    def redacted(self) -> Entry:
+        """This entry with its body previews fully redacted (the journal hands out no entry that is not)."""
+        if self.unread:
+            self.request_body = _redact_body(self.request_body) if self.request_body else self.request_body
+            self.response_body = _redact_body(self.response_body) if self.response_body else self.response_body
+            self.unread = False
+        return self
 
     def weigh(self) -> int:
         strings = [
@@ -138,8 +148,8 @@ class Entry:
         return iso_millis(self.epoch)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["weight"]
+        data = asdict(self.redacted())
+        del data["weight"], data["unread"]
         return {"id": data.pop("id"), "at": self.at, **data}
 
 
@@ -153,7 +163,10 @@ def _preview(head: bytes, content_type: str | None, secrets: list[str]) -> str |
 
     Redacted like the query string: secret query parameters (presigned URLs' signatures) and JSON members named
     like a secret become ``REDACTED``, and so does any credential the request carried in its headers, wherever a
-    body repeats it.
+    body repeats it. The credentials from the headers are replaced here, before the request ends (a plain string
+    replacement); the pattern-based pass waits until the entry is first read (``Entry.redacted``), since it costs
+    more than a tenth of a JSON request and most entries are never read. Until then the preview stays in this
+    process's memory only: every way out of the journal (``query``, ``page``, ``to_dict``) redacts first.
     """
     if not head or not _text_like(content_type):
         return None
@@ -163,7 +176,7 @@ def _preview(head: bytes, content_type: str | None, secrets: list[str]) -> str |
         if len(head) == PREVIEW:  # cut short: the preview may end with the start of the credential
             cut = next((n for n in range(len(secret) - 1, 3, -1) if text.endswith(secret[:n])), 0)
             text = text[: len(text) - cut] + "REDACTED" if cut else text
-    return _redact_body(text)
+    return text
 
 
 def _secrets(raw: Iterable[tuple[bytes, bytes]]) -> list[str]:
@@ -223,6 +236,11 @@ class Journal:
             self._trim()
         return entry
 
+    def hold_previews(self, entry: Entry, request: str | None, response: str | None) -> None:
+        """Keep ``entry``'s body previews, to be redacted by pattern when the entry is first read."""
+        with self._lock:  # a reader in another thread sees both previews and the flag, or none of them
+            entry.request_body, entry.response_body, entry.unread = request, response, True
+
     def settle(self, entry: Entry) -> None:
         """Weigh ``entry`` again now that its response is done, and trim the journal to its bounds."""
         entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
@@ -273,7 +291,8 @@ class Journal:
         with self._lock:
             entries = list(self._entries)
         out = list(filter(self._matching(provider, operation, status, since, key_id, method), entries))
-        return out[-limit:] if limit else out
+        with self._lock:
+            return [entry.redacted() for entry in (out[-limit:] if limit else out)]
 
     def page(
         self,
@@ -303,7 +322,8 @@ class Journal:
                 filter(self._matching(provider, operation, status, since, key_id, method), candidates), limit + 1
             )
         )
-        return found[:limit], len(found) > limit
+        with self._lock:
+            return [entry.redacted() for entry in found[:limit]], len(found) > limit
 
     def clear(self, provider: str | None = None) -> None:
         with self._lock:
@@ -370,6 +390,9 @@ class JournalMiddleware:
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             if heads[0] or heads[1]:  # redacted now, so that no credential outlives the request in memory
                 secrets = _secrets(scope.get("headers", []))
-                entry.request_body = _preview(heads[0], entry.request_headers.get("content-type"), secrets)
-                entry.response_body = _preview(heads[1], response_type[0], secrets)
+                previews = (
+                    _preview(heads[0], entry.request_headers.get("content-type"), secrets),
+                    _preview(heads[1], response_type[0], secrets),
+                )
+                self.journal.hold_previews(entry, *previews)
             self.journal.settle(entry)  # weighed again with its response and previews

@@ -54,7 +54,9 @@ def redact_query(query: str) -> str:
 
 # ``name=value`` anywhere in a text: a query string, a URL, the repr of an ASGI scope's query_string. A value ends
 # where a query value, a word or a quoted repr ends.
-_PAIR = re.compile(r"(?P<name>[A-Za-z0-9_.~%+-]+)=(?P<value>[^&\s'\"]*)")
+# The look-behind starts a match only where a name starts: without it, every position inside a long run of name
+# characters (an id, a hex digest) is tried again, which made one 500-byte body with a signed URL cost ~25 µs.
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.~%+-])(?P<name>[A-Za-z0-9_.~%+-]+)=(?P<value>[^&\s'\"]*)")
 
 
 def _redact_pair(match: re.Match[str]) -> str:
