@@ -25,6 +25,7 @@ from emulator.settings import Settings
 
 if TYPE_CHECKING:
     from emulator.core.provider import Provider
+    from emulator.core.shared import RedisStore
 
 
 @dataclass
@@ -48,11 +49,26 @@ class Runtime:
         # closing; then the blobs, before the state: the store takes the data directory's lock (and with
         # --reset-state moves the old state aside under it)
         self.reclaimer = Reclaimer(self.settings.abandoned_after)
+        shared = self._shared_state()  # before the journal, which reads the (then shared) clock
         self.journal = Journal(self.clock, max_bytes=self.settings.journal_max_bytes)
-        self.blobs = BlobStore(self.settings.data_dir,
-                               set_aside=STATE_FILES if self.settings.reset_state else None)
+        try:
+            self.blobs = BlobStore(self.settings.data_dir, shared=shared is not None,
+                                   set_aside=STATE_FILES if self.settings.reset_state else None)
+        except BaseException:
+            if shared is not None:
+                shared.close()
+            raise
         seed = self.settings.seed
-        if self.store is None and self.settings.data_dir is not None:
+        if shared is not None:
+            try:
+                self.store = shared
+                seed = _seed_for_boot(seed, shared.boot())
+                self.presigner = self.presigner or Presigner(shared.secret())
+            except BaseException:
+                shared.close()
+                self.blobs.close()
+                raise
+        elif self.store is None and self.settings.data_dir is not None:
             try:
                 state_file = self.blobs.root / STATE_FILE
                 if not state_file.exists() and self.blobs.index:  # deleted: the records of those bytes are gone
@@ -70,6 +86,39 @@ class Runtime:
         self.ids = Ids(seed)
         self.keys = KeyRing(strict=self.settings.strict_keys,
                             configured={p: set(k) for p, k in self.settings.keys.items()})
+
+    def _shared_state(self) -> RedisStore | None:
+        """With ``--state redis://…``: the store, and the clock and limiter that go with it, on Redis."""
+        if self.settings.state is None:
+            return None
+        if self.settings.reset_state:
+            raise ValueError("--reset-state keeps the old state aside in --data-dir; with --state redis://… reset "
+                             "through POST /_emulator/reset instead")
+        from emulator.core import shared  # redis is an optional extra: imported only when asked for
+
+        client = shared.connect(self.settings.state)
+        problem = shared.problem(client)
+        if problem is not None:  # at start a usage error: there is nothing to serve from
+            client.close()
+            raise ValueError(f"--state: {problem}")
+        self.clock = shared.SharedClock(client)
+        self.limiter = shared.SharedRateLimiter(client)
+        return shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
+
+    def refresh(self) -> None:
+        """Read what other processes may have changed (the shared clock), once per request; nothing in memory."""
+        refresh = getattr(self.clock, "refresh", None)
+        if refresh is not None:
+            refresh()
+
+    def problem(self) -> str | None:
+        """Why the emulator cannot serve now (shared state unreachable), for the health check; None if it can."""
+        client = getattr(self.store, "client", None)
+        if client is None:
+            return None
+        from emulator.core import shared
+
+        return shared.problem(client)
 
     def limits_for(self, provider: Provider, op_id: str, key: ApiKey | None = None) -> Sequence[Limit]:
         """The provider's documented limits for ``op_id``, with settings overrides, then the key's own, applied.

@@ -15,6 +15,8 @@ from emulator import Settings, create_app
 from emulator.testing import ControlClient, ControlError
 from tests.helpers import AUTH, MP4, PDF, PE, PE_KEY, sample
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 CTL = "/_emulator"
 UPLOAD = f"{PE}/media/upload"
 BODY = {"filename": "a.png", "content_type": "image/png", "size": 10}

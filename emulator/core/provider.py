@@ -208,6 +208,10 @@ class Operation:
 def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler,
               contract: OperationContract, form_contract: FormContract | None) -> Operation:
     async def endpoint(request: Request) -> Response:
+        try:
+            runtime.refresh()  # what other processes changed (the shared clock): one read, before the time is read
+        except EmulatorError as exc:  # the shared state is unreachable: a retryable 503 in the provider's envelope
+            return provider.error(None, request, exc)
         now = runtime.clock.now()
         runtime.reclaim_due(now)
         call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))

@@ -1,0 +1,341 @@
+"""State on Redis (``--state redis://HOST:PORT/DB``): several processes or replicas act as one emulator.
+
+Three pieces replace their in-process counterparts behind the same interfaces, so providers never know which store
+they run on:
+
+- ``RedisStore``: the records of every provider, serialised exactly as ``SqliteStore`` writes them
+  (``core.records``), one Redis hash per namespace plus a sorted set that keeps the order records were first put
+  in (listings page in that order, as they do in memory); the presign secret and the boot count.
+- ``SharedClock``: the virtual clock's offset and frozen instant live in one Redis hash; every change is one Lua
+  script (atomic, so two processes advancing at once both count), and each request reads the hash once
+  (``refresh``) before it looks at the time, so ``POST /_emulator/clock/advance`` on one process is seen by the
+  next request on any.
+- ``SharedRateLimiter``: each limit of each key is a sorted set of admission times; one Lua script drops the
+  expired ones, checks every limit and admits into all of them, so a key's documented limits hold exactly when its
+  requests are spread over processes.
+
+Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
+client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
+MULTI or one script: a failure leaves nothing half-written.
+
+All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) per emulator that should be separate.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from emulator.core import records
+from emulator.core.clock import Clock
+from emulator.core.errors import RateLimited, Unavailable
+from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
+
+PREFIX = "upload-emulator:"
+SCHEMES = ("redis", "rediss", "unix")
+RETRY_AFTER = 1  # seconds a client is told to wait while Redis is away (reconnecting is attempted per request)
+DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def check_url(url: str) -> str:
+    """``url`` if it names a Redis server, else a ``ValueError`` saying the accepted forms (a usage error)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES or (parts.scheme != "unix" and not parts.hostname):
+        raise ValueError(f"--state {url!r}: expected redis://HOST:PORT/DB (or rediss://, unix://)")
+    return url
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for ``url`` with short timeouts: a request waits at most about a second for an absent Redis."""
+    return redis.Redis.from_url(check_url(url), socket_timeout=1.0, socket_connect_timeout=1.0,
+                                health_check_interval=30, decode_responses=True)
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    # the exception's text names host and port only (a URL's password is never in redis-py's connection errors)
+    return Unavailable(f"The service is temporarily unavailable (state store unreachable: {type(exc).__name__}). "
+                       f"Retry after {RETRY_AFTER} seconds.", retry_after=RETRY_AFTER,
+                       headers={"Retry-After": str(RETRY_AFTER)})
+
+
+def problem(client: redis.Redis) -> str | None:
+    """Why the shared state cannot be used right now (for ``/_emulator/health``), or None when Redis answers."""
+    try:
+        client.ping()
+    except DOWN as exc:
+        return f"state store unreachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+# put: store the body; a record new to its namespace gets the next position in the namespace's order
+_PUT = """
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+redis.call('SADD', KEYS[4], ARGV[3])
+"""
+
+
+class RedisStore:
+    """The ``Store`` seam on Redis. A handler's change reaches the other processes when it ``put``s the record,
+    exactly as with ``SqliteStore``.
+
+    Within one process, handlers share live records as they do in memory (a flag set in place, such as an upload
+    being completed, is seen by a concurrent handler): each record decoded is kept with the text it was decoded
+    from, and ``get`` hands out that same object for as long as Redis holds that same text. A record another
+    process has put since is decoded afresh. The cache holds what Redis holds, no more (deletes and resets drop it).
+    """
+
+    def __init__(self, client: redis.Redis, root: Path | None = None) -> None:
+        self.client, self._root = client, root
+        self._put = client.register_script(_PUT)
+        self._live: dict[tuple[str, str], tuple[str, Any]] = {}
+
+    def _decode(self, namespace: str, id: str, body: str) -> Any:
+        known = self._live.get((namespace, id))
+        if known is not None and known[0] == body:
+            return known[1]
+        record = records.loads(body, self._root)
+        self._live[(namespace, id)] = (body, record)
+        return record
+
+    @staticmethod
+    def _keys(namespace: str) -> tuple[str, str]:
+        return f"{PREFIX}records:{namespace}", f"{PREFIX}order:{namespace}"
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+
+    def get(self, namespace: str, id: str) -> Any | None:
+        body = self._call(self.client.hget, self._keys(namespace)[0], id)
+        if body is None:
+            self._live.pop((namespace, id), None)
+            return None
+        return self._decode(namespace, id, body)
+
+    def put(self, namespace: str, id: str, record: Any) -> None:
+        body = records.dumps(record, self._root)
+        table, order = self._keys(namespace)
+        self._call(lambda: self._put(keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                                     args=[id, body, namespace]))
+        self._live[(namespace, id)] = (body, record)
+
+    def delete(self, namespace: str, id: str) -> None:
+        table, order = self._keys(namespace)
+
+        def run() -> None:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hdel(table, id).zrem(order, id).execute()
+        self._call(run)
+        self._live.pop((namespace, id), None)
+
+    def items(self, namespace: str) -> list[tuple[str, Any]]:
+        table, order = self._keys(namespace)
+
+        def run() -> list[tuple[str, str | None]]:
+            with self.client.pipeline(transaction=True) as pipe:
+                ids, bodies = pipe.zrange(order, 0, -1).hgetall(table).execute()
+            return [(id, bodies.get(id)) for id in ids]
+        return [(id, self._decode(namespace, id, body)) for id, body in self._call(run) if body is not None]
+
+    def values(self, namespace: str) -> list[Any]:
+        return [record for _, record in self.items(namespace)]
+
+    def namespaces(self, prefix: str = "") -> list[str]:
+        names: set[str] = self._call(self.client.smembers, f"{PREFIX}namespaces")
+        return sorted(name for name in names if name.startswith(prefix))
+
+    def clear(self, prefix: str = "") -> None:
+        def run() -> None:
+            names = [n for n in self.client.smembers(f"{PREFIX}namespaces") if n.startswith(prefix)]
+            if names:
+                with self.client.pipeline(transaction=True) as pipe:
+                    for name in names:
+                        pipe.delete(*self._keys(name))
+                    pipe.srem(f"{PREFIX}namespaces", *names).execute()
+        self._call(run)
+        for known in [k for k in self._live if k[0].startswith(prefix)]:
+            del self._live[known]
+
+    def secret(self) -> bytes:
+        """The presign secret, made once per Redis database (the first process to start sets it), so a URL signed
+        by one process verifies on every other."""
+        self._call(self.client.set, f"{PREFIX}presign-secret", secrets.token_hex(32), None, None, True)  # NX
+        return bytes.fromhex(self._call(self.client.get, f"{PREFIX}presign-secret"))
+
+    def boot(self) -> int:
+        """Count this start (every process of every replica), so seeded ids of later processes do not repeat."""
+        return int(self._call(self.client.incr, f"{PREFIX}boots"))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# the clock: op, wall time (the caller's), argument; offset and frozen instant are kept as %.17g text (exact doubles)
+_CLOCK = """
+local key, op, wall, arg = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local offset = tonumber(redis.call('HGET', key, 'offset') or '0')
+local frozen = redis.call('HGET', key, 'frozen')
+if frozen then frozen = tonumber(frozen) end
+if op == 'advance' then
+  if frozen then frozen = frozen + arg else offset = offset + arg end
+elseif op == 'freeze' then
+  if arg then frozen = arg elseif not frozen then frozen = wall + offset end
+elseif op == 'resume' then
+  if frozen then offset = frozen - wall; frozen = nil end
+elseif op == 'set' then
+  if frozen then frozen = arg else offset = arg - wall end
+elseif op == 'reset' then
+  offset, frozen = 0, nil
+end
+redis.call('HSET', key, 'offset', string.format('%.17g', offset))
+if frozen then
+  redis.call('HSET', key, 'frozen', string.format('%.17g', frozen))
+else
+  redis.call('HDEL', key, 'frozen')
+end
+return {string.format('%.17g', offset), frozen and string.format('%.17g', frozen) or false}
+"""
+
+
+class SharedClock(Clock):
+    """The virtual clock, shared: changes go to Redis atomically; ``refresh`` reads the shared state (once per
+    request), and ``now`` answers from what was read, at no further cost."""
+
+    KEY = f"{PREFIX}clock"
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__()
+        self.client = client
+        self._script = client.register_script(_CLOCK)
+
+    def refresh(self) -> None:
+        try:
+            offset, frozen = self.client.hmget(self.KEY, ["offset", "frozen"])
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self._apply(offset, frozen)
+
+    def _apply(self, offset: str | None, frozen: str | None) -> None:
+        with self._lock:
+            self._offset = float(offset) if offset is not None else 0.0
+            self._frozen_at = float(frozen) if frozen is not None else None
+
+    def _run(self, op: str, arg: float | None = None) -> None:
+        try:
+            offset, frozen = self._script(keys=[self.KEY], args=[op, repr(self._wall()), "" if arg is None
+                                                                 else repr(float(arg))])
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self._apply(offset, frozen)
+
+    def freeze(self, at: float | None = None) -> None:
+        self._run("freeze", at)
+
+    def resume(self) -> None:
+        self._run("resume")
+
+    def advance(self, seconds: float) -> None:
+        self._run("advance", seconds)
+
+    def set(self, at: float) -> None:
+        self._run("set", at)
+
+    def reset(self) -> None:
+        self._run("reset")
+
+
+# rate limits: KEYS one sorted set per limit; ARGV now, member, then limit and window per key. Returns {0, index of
+# the limit that refuses, wait} or {1, count, oldest admission} per limit. Each set expires an hour (real time) after
+# its window would have emptied, so a key that stops calling leaves nothing behind.
+_TAKE = """
+local now, member = tonumber(ARGV[1]), ARGV[2]
+local counts, worst, worst_wait = {}, nil, nil
+for i = 1, #KEYS do
+  local limit, window = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.17g', now - window))
+  local count = redis.call('ZCARD', KEYS[i])
+  counts[i] = count
+  if count >= limit then
+    local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local wait = window
+    if first[2] then wait = tonumber(first[2]) + window - now end
+    if worst_wait == nil or wait > worst_wait then worst, worst_wait = i, wait end
+  end
+end
+if worst then return {0, worst, string.format('%.17g', worst_wait)} end
+local out = {1}
+for i = 1, #KEYS do
+  local window = tonumber(ARGV[2 + 2 * i])
+  redis.call('ZADD', KEYS[i], string.format('%.17g', now), member)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000) + 3600000)
+  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  out[#out + 1] = counts[i] + 1
+  out[#out + 1] = first[2]
+end
+return out
+"""
+
+
+class SharedRateLimiter(RateLimiter):
+    """Sliding logs in Redis sorted sets, admitted by one script: exact across processes, on the shared clock."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__()
+        self.client = client
+        self._script = client.register_script(_TAKE)
+
+    @staticmethod
+    def _key(bucket: str, name: str) -> str:
+        return f"{PREFIX}limits:{bucket}\x00{name}"
+
+    def reset(self, prefix: str | None = None) -> None:
+        pattern = f"{PREFIX}limits:{_glob_escape(prefix or '')}*"
+        try:
+            doomed = list(self.client.scan_iter(match=pattern, count=500))
+            if doomed:
+                self.client.delete(*doomed)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+
+    def take(self, bucket: str, limits: Sequence[Limit], now: float) -> Quota:
+        if not limits:
+            return Quota(0, 0, 0)
+        args: list[str | int] = [repr(now), uuid.uuid4().hex]
+        for limit in limits:
+            args += [limit.limit, repr(float(limit.window))]
+        try:
+            answer = self._script(keys=[self._key(bucket, limit.name) for limit in limits], args=args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        if answer[0] == 0:
+            limit, wait = limits[int(answer[1]) - 1], float(answer[2])
+            retry_after = max(1, math.ceil(wait))
+            raise RateLimited(f"Rate limit exceeded. Retry after {retry_after} seconds.", retry_after=retry_after,
+                              headers=_headers(Quota(limit.limit, 0, math.ceil(now + wait), retry_after)))
+        tightest: tuple[int, int, int, float] | None = None
+        for i, limit in enumerate(limits):
+            count, oldest = int(answer[1 + 2 * i]), float(answer[2 + 2 * i])
+            frees_at = oldest + limit.window
+            figures = (limit.limit - count, math.ceil(frees_at), limit.limit, frees_at)
+            if tightest is None or figures[:2] < tightest[:2]:
+                tightest = figures
+        assert tightest is not None
+        remaining, reset, most, frees_at = tightest
+        return Quota(most, remaining, reset, frees_at=frees_at)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

@@ -1,0 +1,211 @@
+"""Several ``serve`` processes sharing one state through Redis (``--state redis://…``) and one data directory act as
+one emulator: limits exact over both, an upload moving between them, the clock and reset shared, ``--workers``,
+and Redis going away and coming back. Everything through HTTP against live processes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from emulator.testing import free_port
+from tests.helpers import AUTH, MP4, PE
+from tests.redis_server import RedisServer
+
+pytestmark = [pytest.mark.live, pytest.mark.anyio]
+
+
+class Process:
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc, self.url = proc, url
+
+
+def _start(*flags: str, port: int | None = None) -> Process:
+    port = port or free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_")}
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning", *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/_emulator/health", timeout=1).status_code == 200:
+                return Process(proc, url)
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise RuntimeError(f"serve did not start: {out}\n{err}")
+        time.sleep(0.1)
+
+
+def _stop(process: Process) -> None:
+    process.proc.terminate()
+    try:
+        process.proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.proc.kill()
+        process.proc.communicate()
+
+
+@pytest.fixture
+def pair(redis_url: str, tmp_path: Path) -> Iterator[tuple[Process, Process]]:
+    """Two processes on one Redis database and one data directory."""
+    flags = ("--state", redis_url, "--data-dir", str(tmp_path / "data"), "--rate-limit", "posteverywhere.minute=20")
+    first = _start(*flags)
+    try:
+        second = _start(*flags)
+    except BaseException:
+        _stop(first)
+        raise
+    yield first, second
+    for process in (first, second):
+        _stop(process)
+
+
+def _on(url: str, origin: str) -> str:
+    """``url`` sent to another process: same path and query, that process's host and port."""
+    parts, target = urlsplit(url), urlsplit(origin)
+    return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
+
+
+async def test_limits_are_exact_for_fifty_concurrent_clients_spread_over_two_processes(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(*(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH)
+                                         for n in range(50)))
+    statuses = [r.status_code for r in answers]
+    assert statuses.count(200) == 20 and statuses.count(429) == 30, statuses
+    admitted_on = {r.url.port for r in answers if r.status_code == 200}
+    assert len(admitted_on) == 2  # both processes admitted some: the one limit was shared, not split
+    remaining = sorted(int(r.headers["x-ratelimit-remaining"]) for r in answers if r.status_code == 200)
+    assert remaining == list(range(20))  # each admission counted once, in one window
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited" and int(refused.headers["retry-after"]) >= 1
+
+
+async def test_upload_started_on_one_process_is_sent_to_the_other_completed_on_the_first_read_on_the_second(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(f"{first.url}{PE}/media/upload", headers=AUTH,
+                                  json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        assert started.status_code == 201, started.text
+        data = started.json()["data"]
+        put = await http.put(_on(data["upload_url"], second.url), content=MP4,
+                             headers=data["upload_method"]["headers"])
+        assert put.status_code == 200, put.text  # the URL signed by the first process verifies on the second
+        done = await http.post(f"{first.url}{PE}/media/{data['media_id']}/complete", headers=AUTH)
+        assert done.status_code == 200, done.text
+        assert done.json()["data"]["status"] == "ready" and done.json()["data"]["size"] == len(MP4)
+        seen = await http.get(f"{second.url}{PE}/media/{data['media_id']}", headers=AUTH)
+        assert seen.status_code == 200 and seen.json()["data"]["status"] == "ready"
+        served = await http.get(_on(seen.json()["data"]["url"], second.url))
+        assert served.status_code == 200 and served.content == MP4
+        listed = await http.get(f"{first.url}{PE}/media", headers=AUTH)
+        assert [m["id"] for m in listed.json()["data"]["media"]] == [data["media_id"]]
+
+
+async def test_the_clock_moved_on_one_process_is_the_clock_of_the_other(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        frozen = await http.post(f"{first.url}/_emulator/clock/freeze", json={"time": "2030-01-01T00:00:00Z"})
+        assert frozen.status_code == 200, frozen.text
+        moved = await http.post(f"{second.url}/_emulator/clock/advance", json={"seconds": 90})
+        assert moved.status_code == 200
+        views = [(await http.get(f"{p.url}/_emulator/clock")).json() for p in (first, second)]
+        assert views[0] == views[1] and views[0]["now"].startswith("2030-01-01T00:01:30")
+        # provider timestamps read it too
+        started = await http.post(f"{first.url}{PE}/media/upload", headers=AUTH,
+                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        media = await http.get(f"{second.url}{PE}/media/{started.json()['data']['media_id']}", headers=AUTH)
+        assert media.json()["data"]["created_at"] == "2030-01-01T00:01:30.000Z"
+
+
+async def test_reset_on_one_process_resets_every_process(pair, tmp_path: Path):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(f"{first.url}{PE}/media/upload", headers=AUTH,
+                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        data = started.json()["data"]
+        assert (await http.put(data["upload_url"], content=MP4, headers=data["upload_method"]["headers"])
+                ).status_code == 200
+        assert list((tmp_path / "data").glob("[0-9a-f][0-9a-f]/*"))  # stored by the first process
+        for n in range(5):
+            await http.get(f"{second.url}{PE}/media", headers=AUTH)
+        assert (await http.post(f"{second.url}/_emulator/reset", json={})).status_code in (200, 204)
+        gone = await http.get(f"{first.url}{PE}/media/{data['media_id']}", headers=AUTH)
+        assert gone.status_code == 404
+        fresh = await http.get(f"{first.url}{PE}/media", headers=AUTH)
+        # the shared window was emptied: only the two requests since the reset count
+        assert fresh.headers["x-ratelimit-remaining"] == "18"
+        assert list((tmp_path / "data").glob("[0-9a-f][0-9a-f]/*")) == []  # the bytes the first stored, too
+
+
+async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_service_resumes(
+        pair, redis_server: RedisServer):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(f"{first.url}{PE}/media", headers=AUTH)).status_code == 200
+        redis_server.stop()
+        try:
+            down = await http.get(f"{first.url}{PE}/media", headers=AUTH)
+            assert down.status_code == 503 and down.headers["retry-after"] == "1"
+            error = down.json()["error"]
+            assert down.json()["data"] is None and error["retryable"] is True  # PostEverywhere's own envelope
+            assert "state store unreachable" in error["message"]
+            health = await http.get(f"{second.url}/_emulator/health")
+            assert health.status_code == 503 and "unreachable" in health.json()["message"]
+            assert health.headers["retry-after"] == "1"
+        finally:
+            redis_server.start()
+        # no restart of either process: the next requests are served again (Redis came back empty)
+        for process in (first, second):
+            assert (await http.get(f"{process.url}/_emulator/health")).status_code == 200
+            again = await http.get(f"{process.url}{PE}/media", headers=AUTH)
+            assert again.status_code == 200 and again.json()["data"]["media"] == []
+        started = await http.post(f"{second.url}{PE}/media/upload", headers=AUTH,
+                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        assert started.status_code == 201
+
+
+def test_a_process_with_its_own_state_is_kept_out_of_a_shared_data_directory(pair, tmp_path: Path):
+    done = subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", "--data-dir",
+                           str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "in use by another upload-emulator process" in done.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--workers", "2"), "--workers 2 needs --state redis://HOST:PORT/DB"),
+    (("--workers", "0"), "--workers 0: expected 1 or more"),
+    (("--state", "http://127.0.0.1:1/0"), "expected redis://HOST:PORT/DB"),
+    (("--state", "redis://127.0.0.1:1/0"), "state store unreachable"),
+])
+def test_serve_refuses_settings_that_would_not_act_as_one_emulator(flags, message):
+    done = subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", *flags],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_workers_serve_one_port_as_one_emulator(redis_url: str, tmp_path: Path):
+    port = free_port()
+    process = _start("--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"),
+                     "--rate-limit", "posteverywhere.minute=10", port=port)
+    try:
+        statuses = []
+        for _ in range(14):  # a new connection each time: the kernel spreads them over the workers
+            with httpx.Client(timeout=30) as http:
+                statuses.append(http.get(f"{process.url}{PE}/media", headers=AUTH).status_code)
+        assert statuses == [200] * 10 + [429] * 4
+    finally:
+        _stop(process)
