@@ -25,7 +25,7 @@ from emulator.settings import Settings
 
 if TYPE_CHECKING:
     from emulator.core.provider import Provider
-    from emulator.core.shared import RedisStore
+    from emulator.core.shared import RedisStore, Sync
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Runtime:
     journal: Journal = field(init=False)
     reclaimer: Reclaimer = field(init=False)
     _limits: dict[tuple[str, str], tuple[Limit, ...]] = field(init=False, default_factory=dict, repr=False)
+    _sync: Sync | None = field(init=False, default=None, repr=False)  # with --state redis://…: once per request
 
     def __post_init__(self) -> None:
         # the reclaimer and the journal first, as they check their settings before anything is opened that would need
@@ -84,8 +85,9 @@ class Runtime:
         self.store = self.store or MemoryStore()
         self.presigner = self.presigner or Presigner()
         self.ids = Ids(seed)
-        self.keys = KeyRing(strict=self.settings.strict_keys,
-                            configured={p: set(k) for p, k in self.settings.keys.items()})
+        if shared is None:
+            self.keys = KeyRing(strict=self.settings.strict_keys,
+                                configured={p: set(k) for p, k in self.settings.keys.items()})
 
     def _shared_state(self) -> RedisStore | None:
         """With ``--state redis://…``: the store, and the clock and limiter that go with it, on Redis."""
@@ -101,15 +103,19 @@ class Runtime:
         if problem is not None:  # at start a usage error: there is nothing to serve from
             client.close()
             raise ValueError(f"--state: {problem}")
-        self.clock = shared.SharedClock(client)
-        self.limiter = shared.SharedRateLimiter(client)
+        clock = shared.SharedClock(client)
+        faults = shared.SharedFaultBook(client)
+        self.keys = shared.SharedKeyRing(strict=self.settings.strict_keys,
+                                         configured={p: set(k) for p, k in self.settings.keys.items()}, client=client)
+        self.clock, self.limiter, self.faults = clock, shared.SharedRateLimiter(client), faults
+        self._sync = shared.Sync(client, clock, faults, self.keys)
+        self._sync.refresh()
         return shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
 
     def refresh(self) -> None:
         """Read what other processes may have changed (the shared clock), once per request; nothing in memory."""
-        refresh = getattr(self.clock, "refresh", None)
-        if refresh is not None:
-            refresh()
+        if self._sync is not None:
+            self._sync.refresh()
 
     def problem(self) -> str | None:
         """Why the emulator cannot serve now (shared state unreachable), for the health check; None if it can."""

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from emulator.testing import free_port
+from emulator.testing import ControlClient, free_port
 from tests.helpers import AUTH, MP4, PE
 from tests.redis_server import RedisServer
 
@@ -140,7 +140,7 @@ async def test_reset_on_one_process_resets_every_process(pair, tmp_path: Path):
         assert (await http.put(data["upload_url"], content=MP4, headers=data["upload_method"]["headers"])
                 ).status_code == 200
         assert list((tmp_path / "data").glob("[0-9a-f][0-9a-f]/*"))  # stored by the first process
-        for n in range(5):
+        for _ in range(5):
             await http.get(f"{second.url}{PE}/media", headers=AUTH)
         assert (await http.post(f"{second.url}/_emulator/reset", json={})).status_code in (200, 204)
         gone = await http.get(f"{first.url}{PE}/media/{data['media_id']}", headers=AUTH)
@@ -209,3 +209,38 @@ def test_workers_serve_one_port_as_one_emulator(redis_url: str, tmp_path: Path):
         assert statuses == [200] * 10 + [429] * 4
     finally:
         _stop(process)
+
+
+async def test_fault_rules_and_their_remaining_count_are_shared(pair):
+    first, second = pair
+    with ControlClient(first.url) as control:
+        rule = control.add_fault("status", provider="posteverywhere", operation="listMedia", status=503, times=3,
+                                 retry_after=2)
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(*(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH)
+                                         for n in range(10)))
+        statuses = [r.status_code for r in answers]
+        assert statuses.count(503) == 3 and statuses.count(200) == 7, statuses  # `times` exact over both
+        with ControlClient(second.url) as control:
+            (listed,) = control.faults()
+            assert listed["id"] == rule["id"] and listed["remaining"] == 0
+            control.clear_faults()
+        with ControlClient(first.url) as control:
+            assert control.faults() == []
+
+
+async def test_keys_created_and_revoked_on_one_process_hold_on_the_other(pair):
+    first, second = pair
+    with ControlClient(first.url) as control:
+        created = control.create_key("posteverywhere", scopes=["media:read"])
+    auth = {"Authorization": f"Bearer {created['key']}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(f"{second.url}{PE}/media", headers=auth)).status_code == 200
+        refused = await http.post(f"{second.url}{PE}/media/upload", headers=auth,
+                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        assert refused.status_code == 401 and "scope" in refused.json()["error"]["message"]  # its scopes hold there
+        with ControlClient(second.url) as control:
+            assert [k["id"] for k in control.keys()] == [created["id"]]
+            control.revoke_key("posteverywhere", created["key"])
+        revoked = await http.get(f"{first.url}{PE}/media", headers=auth)
+        assert revoked.status_code == 401

@@ -14,6 +14,10 @@ they run on:
   expired ones, checks every limit and admits into all of them, so a key's documented limits hold exactly when its
   requests are spread over processes.
 
+- ``SharedFaultBook`` and ``SharedKeyRing``: fault rules (and their remaining counts, taken by one script) and the
+  keys created or revoked through the control plane; each process keeps a copy, reloaded when a version counter
+  moves, which the same once-per-request read (``Sync``) checks.
+
 Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
 client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
 MULTI or one script: a failure leaves nothing half-written.
@@ -23,10 +27,13 @@ All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,8 +43,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from emulator.core import records
+from emulator.core.auth import CreatedKey, KeyRing, fingerprint
 from emulator.core.clock import Clock
 from emulator.core.errors import RateLimited, Unavailable
+from emulator.core.faults import FaultBook, FaultRule, rule_from
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
 
 PREFIX = "upload-emulator:"
@@ -339,3 +348,191 @@ class SharedRateLimiter(RateLimiter):
 
 def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+VERSIONS = f"{PREFIX}versions"  # hash: a counter per shared table (faults, keys), bumped on every change to it
+
+
+# a fault rule's use, counted atomically: KEYS counts hash; ARGV rule id, after, times (-1: always). Returns 1 when
+# the rule fires, 0 when this request is let through (``after``), -1 when the rule is used up
+_FAULT = """
+local times = tonumber(ARGV[3])
+local hits = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':hits') or '0')
+if times >= 0 and hits >= times then return -1 end
+if redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':seen', 1) <= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':hits', 1)
+return 1
+"""
+
+
+class SharedFaultBook(FaultBook):
+    """Fault rules in Redis: each process keeps a copy of the rules, reloaded when their version changes (checked
+    once per request, ``Sync``); a rule's remaining count is one counter in Redis, taken by one script, so
+    ``times`` is exact across processes."""
+
+    RULES, COUNTS, IDS = f"{PREFIX}faults:rules", f"{PREFIX}faults:counts", f"{PREFIX}faults:ids"
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__()
+        self.client, self.version = client, None
+        self._take = client.register_script(_FAULT)
+
+    def reload(self, version: str | None = None) -> None:
+        try:
+            stored, counts = self._read()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        rules = []
+        for rule_id, text in sorted(stored.items(), key=lambda item: int(item[0].rpartition("_")[2])):
+            data = json.loads(text)
+            rule = rule_from(data["spec"], rule_id, data["key_id"])
+            rule.hits, rule.seen = int(counts.get(f"{rule_id}:hits", 0)), int(counts.get(f"{rule_id}:seen", 0))
+            rules.append(rule)
+        with self._lock:
+            self._rules, self.version = rules, version if version is not None else self.version
+
+    def _read(self) -> tuple[dict[str, str], dict[str, str]]:
+        with self.client.pipeline(transaction=True) as pipe:
+            stored, counts = pipe.hgetall(self.RULES).hgetall(self.COUNTS).execute()
+        return stored, counts
+
+    def _changed(self, change: Any) -> None:
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                change(pipe)
+                pipe.hincrby(VERSIONS, "faults", 1).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self.reload()
+
+    def add(self, spec: dict[str, Any], key_id: str | None) -> FaultRule:
+        try:
+            rule_id = f"fault_{self.client.incr(self.IDS)}"
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        rule = rule_from(spec, rule_id, key_id)  # refuses a bad rule before anything is stored
+        self._changed(lambda pipe: pipe.hset(self.RULES, rule_id, json.dumps({"spec": spec, "key_id": key_id})))
+        return rule
+
+    def list(self) -> list[FaultRule]:
+        self.reload()  # the counts as they stand now, every process's uses included
+        return super().list()
+
+    def remove(self, rule_id: str) -> bool:
+        try:
+            removed = bool(self.client.hdel(self.RULES, rule_id))
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self._changed(lambda pipe: pipe.hdel(self.COUNTS, f"{rule_id}:hits", f"{rule_id}:seen"))
+        return removed
+
+    def clear(self, provider: str | None = None) -> None:
+        self.reload()
+        doomed = [r.id for r in self._rules if provider is None or r.provider == provider]
+
+        def change(pipe: Any) -> None:
+            if doomed:
+                pipe.hdel(self.RULES, *doomed)
+                pipe.hdel(self.COUNTS, *[f"{rule_id}:{n}" for rule_id in doomed for n in ("hits", "seen")])
+        self._changed(change)
+
+    def take(self, provider: str, operation: str, key_id: str | None, path: str) -> FaultRule | None:
+        for rule in list(self._rules):
+            if not rule.matches(provider, operation, key_id, path):
+                continue
+            try:
+                fired = self._take(keys=[self.COUNTS], args=[rule.id, rule.after, -1 if rule.times is None
+                                                            else rule.times])
+            except DOWN as exc:
+                raise unavailable(exc) from None
+            if fired == 1:
+                rule.hits += 1
+                return rule
+            if fired == -1:
+                rule.hits = rule.times or 0  # used up by other processes
+        return None
+
+
+@dataclass
+class SharedKeyRing(KeyRing):
+    """Keys created and revoked through the control plane, in Redis (created keys as typed JSON, revoked ids as a
+    set); each process authenticates against its copy, reloaded when the keys' version changes (``Sync``)."""
+
+    client: Any = None
+    version: str | None = None
+
+    CREATED, REVOKED = f"{PREFIX}keys:created", f"{PREFIX}keys:revoked"
+
+    def reload(self, version: str | None = None) -> None:
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                created, revoked = pipe.hgetall(self.CREATED).smembers(self.REVOKED).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        keys = {key_id: records.loads(text) for key_id, text in created.items()}
+        with self._lock:
+            self._created, self._revoked = keys, set(revoked)
+            self.version = version if version is not None else self.version
+
+    def _changed(self, change: Any) -> None:
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                change(pipe)
+                pipe.hincrby(VERSIONS, "keys", 1).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self.reload()
+
+    def create(self, provider: str, secret: str, scopes: frozenset[str] | None, rate_limits: dict[str, int],
+               now: float) -> CreatedKey:
+        created = CreatedKey(fingerprint(provider, secret), provider, secret, scopes, dict(rate_limits), now)
+        self._changed(lambda pipe: pipe.hset(self.CREATED, created.id, records.dumps(created))
+                      .srem(self.REVOKED, created.id))
+        return created
+
+    def created(self) -> list[CreatedKey]:
+        self.reload()
+        return super().created()
+
+    def revoke_id(self, key_id: str) -> str:
+        self.reload()
+        known = self._created.get(key_id)
+
+        def change(pipe: Any) -> None:
+            pipe.sadd(self.REVOKED, key_id)
+            if known is not None:
+                pipe.hset(self.CREATED, key_id, records.dumps(dataclasses.replace(known, revoked=True)))
+        self._changed(change)
+        return key_id
+
+    def reset(self, provider: str | None = None) -> None:
+        self.reload()
+        doomed = [k for k, c in self._created.items() if provider is None or c.provider == provider]
+
+        def change(pipe: Any) -> None:
+            if doomed:
+                pipe.hdel(self.CREATED, *doomed)
+            if provider is None:
+                pipe.delete(self.REVOKED)
+        self._changed(change)
+
+
+class Sync:
+    """What each request reads first, in one round trip: the shared clock and the versions of the shared tables;
+    a table whose version moved is reloaded (fault rules and keys change rarely: through the control plane)."""
+
+    def __init__(self, client: redis.Redis, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing) -> None:
+        self.client, self.clock, self.faults, self.keys = client, clock, faults, keys
+
+    def refresh(self) -> None:
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                (offset, frozen), (faults, keys) = (pipe.hmget(SharedClock.KEY, ["offset", "frozen"])
+                                                    .hmget(VERSIONS, ["faults", "keys"]).execute())
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self.clock._apply(offset, frozen)
+        if faults != self.faults.version:
+            self.faults.reload(faults)
+        if keys != self.keys.version:
+            self.keys.reload(keys)
