@@ -52,6 +52,10 @@ class Runtime:
         self.reclaimer = Reclaimer(self.settings.abandoned_after)
         shared = self._shared_state()  # before the journal, which reads the (then shared) clock
         self.journal = Journal(self.clock, max_bytes=self.settings.journal_max_bytes)
+        if shared is not None:
+            from emulator.core.shared import SharedJournal
+
+            self.journal = SharedJournal(shared.client, self.clock, max_bytes=self.settings.journal_max_bytes)
         try:
             self.blobs = BlobStore(self.settings.data_dir, shared=shared is not None,
                                    set_aside=STATE_FILES if self.settings.reset_state else None)
@@ -116,6 +120,11 @@ class Runtime:
         """Read what other processes may have changed (the shared clock), once per request; nothing in memory."""
         if self._sync is not None:
             self._sync.refresh()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the state is shared with other processes (``--state redis://…``)."""
+        return self._sync is not None
 
     def problem(self) -> str | None:
         """Why the emulator cannot serve now (shared state unreachable), for the health check; None if it can."""

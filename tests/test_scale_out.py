@@ -244,3 +244,27 @@ async def test_keys_created_and_revoked_on_one_process_hold_on_the_other(pair):
             control.revoke_key("posteverywhere", created["key"])
         revoked = await http.get(f"{first.url}{PE}/media", headers=auth)
         assert revoked.status_code == 401
+
+
+async def test_the_journal_of_any_process_lists_what_every_process_served(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        for n in range(6):
+            await http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH, params={"n": str(n)})
+        with ControlClient(second.url) as control:
+            entries = control.journal(provider="posteverywhere")
+        assert [e.query for e in entries] == [f"n={n}" for n in range(6)]
+        assert all(e.operation == "listMedia" and e.status == 200 for e in entries)
+        pages, cursor = [], None
+        while True:  # the paged answer keeps its shape and its cursor works across the shared journal
+            answer = (await http.get(f"{first.url}/_emulator/journal", params={"limit": "4", **(
+                {"cursor": cursor} if cursor else {})})).json()
+            assert set(answer) == {"entries", "next_cursor", "has_more"}
+            pages.append([e["query"] for e in answer["entries"]])
+            if not answer["has_more"]:
+                break
+            cursor = answer["next_cursor"]
+        assert [q for page in pages for q in page] == [f"n={n}" for n in range(6)] and len(pages) == 2
+        assert (await http.delete(f"{first.url}/_emulator/journal")).status_code in (200, 204)
+        with ControlClient(second.url) as control:
+            assert control.journal() == []

@@ -45,6 +45,8 @@ from tests.test_reliability_support import (
     xf_image,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 PROVIDERS = ["posteverywhere", "autoposting", "segmentflow", "xenonflare"]
 MALFORMED = {"posteverywhere": "pe_live_NOT-HEX-secret-0001", "autoposting": "sk-social-!!secret!!",

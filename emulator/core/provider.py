@@ -218,6 +218,8 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
         entry: Entry | None = request.scope.get(ENTRY)
         if entry is not None:
             entry.provider, entry.operation = provider.name, op_id
+            if runtime.shared:  # opened before the shared clock was read: the time as every process sees it
+                entry.epoch = now
         fault: FaultRule | None = None
         try:
             if handler.auth:

@@ -17,6 +17,7 @@ they run on:
 - ``SharedFaultBook`` and ``SharedKeyRing``: fault rules (and their remaining counts, taken by one script) and the
   keys created or revoked through the control plane; each process keeps a copy, reloaded when a version counter
   moves, which the same once-per-request read (``Sync``) checks.
+- ``SharedJournal``: the request journal of every process, one capped sorted set, paged as in memory.
 
 Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
 client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
@@ -28,11 +29,12 @@ All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +43,14 @@ from urllib.parse import urlsplit
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.types import Scope
 
 from emulator.core import records
 from emulator.core.auth import CreatedKey, KeyRing, fingerprint
 from emulator.core.clock import Clock
 from emulator.core.errors import RateLimited, Unavailable
 from emulator.core.faults import FaultBook, FaultRule, rule_from
+from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
 
 PREFIX = "upload-emulator:"
@@ -536,3 +540,110 @@ class Sync:
             self.faults.reload(faults)
         if keys != self.keys.version:
             self.keys.reload(keys)
+
+
+# a finished journal entry: KEYS entries (sorted set by id), ids counter, bytes counter; ARGV the entry's JSON with
+# its id left as 0, capacity, max bytes. The id is given here (ids grow in the order entries are finished); past
+# either bound the oldest entries go. Returns the id.
+_JOURNAL = """
+local id = redis.call('INCR', KEYS[2])
+local body = string.gsub(ARGV[1], '^{"id":0,', '{"id":' .. id .. ',', 1)
+redis.call('ZADD', KEYS[1], id, body)
+local total = redis.call('INCRBY', KEYS[3], #body)
+local capacity, most = tonumber(ARGV[2]), tonumber(ARGV[3])
+while redis.call('ZCARD', KEYS[1]) > capacity or total > most do
+  local gone = redis.call('ZPOPMIN', KEYS[1])
+  if #gone == 0 then break end
+  total = redis.call('DECRBY', KEYS[3], #gone[1])
+end
+return id
+"""
+
+
+class SharedJournal(Journal):
+    """The journal of every process, in one Redis sorted set (entries as JSON, scored by id), bounded by count and
+    by the bytes of that JSON like the in-memory journal. An entry is written when its request is finished, and
+    given its id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry
+    that cannot be written while Redis is away is lost (the request itself was answered 503)."""
+
+    ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
+    CHUNK = 500  # entries read per round trip while paging through filtered entries
+
+    def __init__(self, client: redis.Redis, clock: Clock, capacity: int = CAPACITY,
+                 max_bytes: int = MAX_BYTES) -> None:
+        super().__init__(clock, capacity, max_bytes)
+        self.client = client
+        self._write = client.register_script(_JOURNAL)
+
+    def open(self, scope: Scope) -> Entry:
+        entry = super().open(scope)
+        with self._lock:  # held locally only while the request runs
+            self._entries.remove(entry)
+            self._bytes -= entry.weight
+        entry.weight = 0
+        return entry
+
+    def settle(self, entry: Entry) -> None:
+        entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
+        data = {"id": 0, **{k: v for k, v in dataclasses.asdict(entry).items() if k not in ("id", "weight")}}
+        try:
+            entry.id = int(self._write(keys=[self.ENTRIES, self.IDS, self.BYTES],
+                                       args=[json.dumps(data, separators=(",", ":")), self.capacity,
+                                             self.max_bytes]))
+        except DOWN:
+            pass  # nowhere to write it; the client got the 503 that says why
+
+    @property
+    def bytes(self) -> int:
+        try:
+            return int(self.client.get(self.BYTES) or 0)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+
+    def _read(self, newest_first: bool, position: int | None) -> Iterator[Entry]:
+        """Entries from ``position`` (exclusive) on, in the order asked, a chunk per round trip."""
+        bound = position
+        while True:
+            try:
+                if newest_first:
+                    chunk = self.client.zrevrangebyscore(self.ENTRIES, f"({bound}" if bound else "+inf", "-inf",
+                                                         start=0, num=self.CHUNK, withscores=True)
+                else:
+                    chunk = self.client.zrangebyscore(self.ENTRIES, f"({bound or 0}", "+inf", start=0,
+                                                      num=self.CHUNK, withscores=True)
+            except DOWN as exc:
+                raise unavailable(exc) from None
+            for body, _ in chunk:
+                yield Entry(**json.loads(body))
+            if len(chunk) < self.CHUNK:
+                return
+            bound = int(chunk[-1][1])
+
+    def query(self, *, provider: str | None = None, operation: str | None = None, status: int | None = None,
+              since: float | None = None, key_id: str | None = None, method: str | None = None,
+              limit: int | None = None) -> list[Entry]:
+        out = list(filter(self._matching(provider, operation, status, since, key_id, method),
+                          self._read(False, None)))
+        return out[-limit:] if limit else out
+
+    def page(self, *, position: int | None = None, newest_first: bool = False, limit: int = 100,
+             provider: str | None = None, operation: str | None = None, status: int | None = None,
+             since: float | None = None, key_id: str | None = None,
+             method: str | None = None) -> tuple[list[Entry], bool]:
+        found = list(itertools.islice(filter(self._matching(provider, operation, status, since, key_id, method),
+                                             self._read(newest_first, position)), limit + 1))
+        return found[:limit], len(found) > limit
+
+    def clear(self, provider: str | None = None) -> None:
+        try:
+            if provider is None:
+                self.client.delete(self.ENTRIES, self.BYTES)
+                return
+            doomed = [(body, len(body)) for body, _ in self.client.zrange(self.ENTRIES, 0, -1, withscores=True)
+                      if json.loads(body).get("provider") == provider]
+            if doomed:
+                with self.client.pipeline(transaction=True) as pipe:
+                    pipe.zrem(self.ENTRIES, *[body for body, _ in doomed])
+                    pipe.decrby(self.BYTES, sum(size for _, size in doomed)).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None
