@@ -268,3 +268,17 @@ async def test_the_journal_of_any_process_lists_what_every_process_served(pair):
         assert (await http.delete(f"{first.url}/_emulator/journal")).status_code in (200, 204)
         with ControlClient(second.url) as control:
             assert control.journal() == []
+
+
+def test_the_compose_file_shows_two_replicas_on_one_redis_and_one_volume():
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).parent.parent / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = [services["emulator-1"], services["emulator-2"]]
+    states = {r["environment"]["UPLOAD_EMULATOR_STATE"] for r in replicas}
+    assert states == {"redis://redis:6379/0"} and all(r["volumes"] == ["scaled-data:/data"] for r in replicas)
+    assert all(r["depends_on"]["redis"]["condition"] == "service_healthy" for r in replicas)
+    assert "--appendonly" in services["redis"]["command"] and "scaled-data" in compose["volumes"]
+    assert {p for r in replicas for p in r["ports"]} == {"8081:8080", "8082:8080"}
+    assert all(s.get("profiles") == ["scaled"] for name, s in services.items() if name not in ("emulator", "app"))
