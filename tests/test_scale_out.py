@@ -5,6 +5,7 @@ and Redis going away and coming back. Everything through HTTP against live proce
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 import sys
@@ -282,3 +283,29 @@ def test_the_compose_file_shows_two_replicas_on_one_redis_and_one_volume():
     assert "--appendonly" in services["redis"]["command"] and "scaled-data" in compose["volumes"]
     assert {p for r in replicas for p in r["ports"]} == {"8081:8080", "8082:8080"}
     assert all(s.get("profiles") == ["scaled"] for name, s in services.items() if name not in ("emulator", "app"))
+
+
+async def test_a_hundred_concurrent_uploads_over_both_processes_keep_every_byte_and_etag(pair):
+    first, second = pair
+    with ControlClient(first.url) as control:  # a key of its own limits: the pair's 20 a minute are not enough
+        key = control.create_key("posteverywhere", rate_limits={"minute": 1000})["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+
+    async def one(http: httpx.AsyncClient, n: int) -> None:
+        start, other = (first, second) if n % 2 else (second, first)
+        payload = MP4 + os.urandom(1000 + n * 37)
+        started = await http.post(f"{start.url}{PE}/media/upload", headers=auth,
+                                  json={"filename": f"v{n}.mp4", "content_type": "video/mp4", "size": len(payload)})
+        assert started.status_code == 201, started.text
+        data = started.json()["data"]
+        put = await http.put(_on(data["upload_url"], other.url), content=payload,
+                             headers=data["upload_method"]["headers"])
+        assert put.status_code == 200 and put.headers["etag"] == f'"{hashlib.md5(payload).hexdigest()}"'
+        done = await http.post(f"{start.url}{PE}/media/{data['media_id']}/complete", headers=auth)
+        assert done.status_code == 200 and done.json()["data"]["size"] == len(payload), done.text
+        seen = await http.get(f"{other.url}{PE}/media/{data['media_id']}", headers=auth)
+        served = await http.get(_on(seen.json()["data"]["url"], other.url))
+        assert served.status_code == 200 and served.content == payload
+
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=100)) as http:
+        await asyncio.gather(*(one(http, n) for n in range(100)))
