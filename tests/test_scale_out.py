@@ -53,7 +53,9 @@ def _start(*flags: str, port: int | None = None) -> Process:
 def _stop(process: Process) -> None:
     process.proc.terminate()
     try:
-        process.proc.communicate(timeout=20)
+        out, err = process.proc.communicate(timeout=20)
+        if os.environ.get("H19_DEBUG"):
+            print(err[-5000:])
     except subprocess.TimeoutExpired:
         process.proc.kill()
         process.proc.communicate()
@@ -309,3 +311,21 @@ async def test_a_hundred_concurrent_uploads_over_both_processes_keep_every_byte_
 
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=100)) as http:
         await asyncio.gather(*(one(http, n) for n in range(100)))
+
+
+async def test_two_simultaneous_completes_of_one_upload_on_two_processes_one_wins_one_is_409(pair):
+    from tests.test_autoposting_flow import MIB, complete, get_clip, sdk_parts, upload, video
+
+    first, second = pair
+    for attempt in range(3):  # both reading before either writes is the race this proves; any order must hold
+        async with httpx.AsyncClient(base_url=first.url, timeout=60) as one, \
+                httpx.AsyncClient(base_url=second.url, timeout=60) as other:
+            source = video(6 * MIB, seed=attempt)
+            clip, etags = await upload(one, source, [5 * MIB, 1 * MIB])
+            answers = await asyncio.gather(complete(one, clip, sdk_parts(etags)),
+                                           complete(other, clip, sdk_parts(etags)))
+            assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+            loser = next(r for r in answers if r.status_code == 409)
+            assert loser.json()["success"] is False  # Autoposting's own envelope
+            stored = await get_clip(other, clip["clipId"])  # the winner's completion, as every process sees it
+            assert stored.status_code == 200 and stored.json()["data"]["status"] in ("processing", "ready")

@@ -5,7 +5,8 @@ they run on:
 
 - ``RedisStore``: the records of every provider, serialised exactly as ``SqliteStore`` writes them
   (``core.records``), one Redis hash per namespace plus a sorted set that keeps the order records were first put
-  in (listings page in that order, as they do in memory); the presign secret and the boot count.
+  in (listings page in that order, as they do in memory); the presign secret and the boot count. Putting back a
+  record read earlier is a compare-and-set: if another process changed it meanwhile, the put is refused (409).
 - ``SharedClock``: the virtual clock's offset and frozen instant live in one Redis hash; every change is one Lua
   script (atomic, so two processes advancing at once both count), and each request reads the hash once
   (``refresh``) before it looks at the time, so ``POST /_emulator/clock/advance`` on one process is seen by the
@@ -48,7 +49,7 @@ from starlette.types import Scope
 from emulator.core import records
 from emulator.core.auth import CreatedKey, KeyRing, fingerprint
 from emulator.core.clock import Clock
-from emulator.core.errors import RateLimited, Unavailable
+from emulator.core.errors import Conflict, RateLimited, Unavailable
 from emulator.core.faults import FaultBook, FaultRule, rule_from
 from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
@@ -89,12 +90,15 @@ def problem(client: redis.Redis) -> str | None:
     return None
 
 
-# put: store the body; a record new to its namespace gets the next position in the namespace's order
+# put: store the body; a record new to its namespace gets the next position in the namespace's order. With ARGV[4]
+# = '1', only if the stored body is still ARGV[5] (the one this process read): else 0, and nothing is written
 _PUT = """
+if ARGV[4] == '1' and redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[5] then return 0 end
 if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
 end
 redis.call('SADD', KEYS[4], ARGV[3])
+return 1
 """
 
 
@@ -139,10 +143,19 @@ class RedisStore:
         return self._decode(namespace, id, body)
 
     def put(self, namespace: str, id: str, record: Any) -> None:
+        """Store ``record``. When it is the record this process read, only if no other process has changed it
+        since: else ``Conflict`` (409), and nothing is written, so two processes completing one upload at the same
+        moment cannot both succeed, and a change is never silently lost."""
         body = records.dumps(record, self._root)
         table, order = self._keys(namespace)
-        self._call(lambda: self._put(keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
-                                     args=[id, body, namespace]))
+        known = self._live.get((namespace, id))
+        read = known[0] if known is not None and known[1] is record else None
+        written = self._call(lambda: self._put(keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                                               args=[id, body, namespace, "0" if read is None else "1", read or ""]))
+        if not written:
+            self._live.pop((namespace, id), None)
+            raise Conflict("This resource was changed by another request at the same moment; nothing was changed "
+                           "by this one. Read it again, then retry.")
         self._live[(namespace, id)] = (body, record)
 
     def delete(self, namespace: str, id: str) -> None:

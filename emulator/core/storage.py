@@ -53,7 +53,7 @@ try:
 except ImportError:  # Windows: no advisory locks; one process per data directory is then up to the user
     fcntl = None  # type: ignore[assignment]
 
-from emulator.core.errors import NotFound, PayloadTooLarge
+from emulator.core.errors import Conflict, NotFound, PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -321,6 +321,12 @@ class BlobStore:
                     raise Damaged(f"The stored bytes of {part.name} no longer match their MD5 (damaged on disk "
                                   "outside the emulator); upload them again.")
                 self.verified(part)
+        except FileNotFoundError:
+            # removed while being read: another request (on another process, with shared state) completed or
+            # aborted the same upload at the same moment, and kept or dropped the parts itself
+            writer.abort()
+            raise Conflict("A part of this upload is gone: another request completed or aborted it at the same "
+                           "moment. Read the upload again.") from None
         except BaseException:
             writer.abort()
             raise
