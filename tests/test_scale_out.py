@@ -329,3 +329,24 @@ async def test_two_simultaneous_completes_of_one_upload_on_two_processes_one_win
             assert loser.json()["success"] is False  # Autoposting's own envelope
             stored = await get_clip(other, clip["clipId"])  # the winner's completion, as every process sees it
             assert stored.status_code == 200 and stored.json()["data"]["status"] in ("processing", "ready")
+
+
+async def test_parts_of_one_upload_sent_in_parallel_to_both_processes_are_all_kept(pair):
+    from tests.test_autoposting_flow import MIB, complete, get_clip, init, presign, put_part, sdk_parts, split, video
+
+    first, second = pair
+    sizes = [5 * MIB, 5 * MIB, 5 * MIB, 1 * MIB]
+    source = video(sum(sizes), seed=11)
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as one:
+        clip = await init(one, len(source))
+        urls = await presign(one, clip, [1, 2, 3, 4])
+        # parts 1 and 3 to the first process, 2 and 4 to the second, all at once: each adds its part to the one
+        # upload record, and none may be lost (the changes are merged, not overwritten)
+        etags = await asyncio.gather(*(put_part(one, urls[n] if n % 2 else _on(urls[n], second.url), chunk)
+                                       for n, chunk in enumerate(split(source, sizes), start=1)))
+        done = await complete(one, clip, sdk_parts(list(etags)))
+        assert done.status_code == 200, done.text
+        view = (await get_clip(one, clip["clipId"])).json()["data"]
+        assert view["status"] == "ready"
+        served = await one.get(_on(view["url"], second.url))  # the joined object, read on the other process
+        assert served.status_code == 200 and served.content == source

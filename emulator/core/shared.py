@@ -102,6 +102,48 @@ return 1
 """
 
 
+MERGES = 8  # attempts to put a record other processes keep changing (each merges their change in)
+_MISSING, _CONFLICT = object(), object()
+
+
+def merge(base: str, ours: str, theirs: str) -> str | None:
+    """Three-way merge of a record's stored JSON: ``ours`` and ``theirs`` both changed ``base``. Fields (and the
+    entries of mappings, such as an upload's parts by number) changed on one side only are taken from that side,
+    and a mapping both sides only added to (two parts of one upload) gets both additions. Anything else changed on
+    both sides is a conflict (None): two completions of one upload both change its state, and a part stored while
+    a completion took the parts is refused rather than kept beside a completed upload. Lists are merged whole."""
+    merged = _merge(json.loads(base), json.loads(ours), json.loads(theirs))
+    return None if merged is _CONFLICT else json.dumps(merged, ensure_ascii=True, separators=(",", ":"))
+
+
+def _merge(base: Any, ours: Any, theirs: Any) -> Any:
+    if ours == theirs or theirs == base:
+        return ours
+    if ours == base:
+        return theirs
+    if not all(isinstance(v, dict) for v in (base, ours, theirs)):
+        return _CONFLICT
+    if any(records.ITEMS in v for v in (base, ours, theirs)):  # a mapping with keys other than strings
+        if not all(set(v) == {records.ITEMS} for v in (base, ours, theirs)):
+            return _CONFLICT
+        merged = _merge(*({json.dumps(k): item for k, item in v[records.ITEMS]} for v in (base, ours, theirs)))
+        if merged is _CONFLICT:
+            return _CONFLICT
+        return {records.ITEMS: [[json.loads(k), item] for k, item in merged.items()]}
+    if not base.get(records.TYPE) == ours.get(records.TYPE) == theirs.get(records.TYPE):
+        return _CONFLICT
+    if records.TYPE not in base and (set(base) - set(ours) or set(base) - set(theirs)):
+        return _CONFLICT  # a mapping both changed and one emptied or shrank (a completion takes the parts): no merge
+    out = {}
+    for key in dict.fromkeys([*ours, *theirs, *base]):
+        value = _merge(base.get(key, _MISSING), ours.get(key, _MISSING), theirs.get(key, _MISSING))
+        if value is _CONFLICT:
+            return _CONFLICT
+        if value is not _MISSING:
+            out[key] = value
+    return out
+
+
 class RedisStore:
     """The ``Store`` seam on Redis. A handler's change reaches the other processes when it ``put``s the record,
     exactly as with ``SqliteStore``.
@@ -150,12 +192,23 @@ class RedisStore:
         table, order = self._keys(namespace)
         known = self._live.get((namespace, id))
         read = known[0] if known is not None and known[1] is record else None
-        written = self._call(lambda: self._put(keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
-                                               args=[id, body, namespace, "0" if read is None else "1", read or ""]))
-        if not written:
-            self._live.pop((namespace, id), None)
-            raise Conflict("This resource was changed by another request at the same moment; nothing was changed "
-                           "by this one. Read it again, then retry.")
+        for _ in range(MERGES):
+            written = self._call(lambda body=body, read=read: self._put(
+                keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                args=[id, body, namespace, "0" if read is None else "1", read or ""]))
+            if written:
+                break
+            # changed meanwhile: keep both changes when they touch different fields (two parts of one upload)
+            current = self._call(self.client.hget, table, id)
+            merged = None if current is None or read is None else merge(read, body, current)
+            if merged is None:
+                self._live.pop((namespace, id), None)
+                raise Conflict("This resource was changed by another request at the same moment; nothing was "
+                               "changed by this one. Read it again, then retry.")
+            read, body = current, merged
+            record = records.loads(body, self._root)
+        else:
+            raise Conflict("This resource is being changed by many requests at the same moment; retry.")
         self._live[(namespace, id)] = (body, record)
 
     def delete(self, namespace: str, id: str) -> None:
