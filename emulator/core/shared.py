@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -54,6 +54,9 @@ from emulator.core.faults import FaultBook, FaultRule, rule_from
 from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
 
+# redis-py's annotations describe its sync and async clients at once (every command "returns" an awaitable or a
+# value), so the client is typed loosely here rather than cast at each of its calls
+RedisClient = Any
 PREFIX = "upload-emulator:"
 SCHEMES = ("redis", "rediss", "unix")
 RETRY_AFTER = 1  # seconds a client is told to wait while Redis is away (reconnecting is attempted per request)
@@ -68,7 +71,7 @@ def check_url(url: str) -> str:
     return url
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str) -> RedisClient:
     """A client for ``url`` with short timeouts: a request waits at most about a second for an absent Redis."""
     return redis.Redis.from_url(check_url(url), socket_timeout=1.0, socket_connect_timeout=1.0,
                                 health_check_interval=30, decode_responses=True)
@@ -81,7 +84,7 @@ def unavailable(exc: BaseException) -> Unavailable:
                        headers={"Retry-After": str(RETRY_AFTER)})
 
 
-def problem(client: redis.Redis) -> str | None:
+def problem(client: RedisClient) -> str | None:
     """Why the shared state cannot be used right now (for ``/_emulator/health``), or None when Redis answers."""
     try:
         client.ping()
@@ -154,7 +157,7 @@ class RedisStore:
     process has put since is decoded afresh. The cache holds what Redis holds, no more (deletes and resets drop it).
     """
 
-    def __init__(self, client: redis.Redis, root: Path | None = None) -> None:
+    def __init__(self, client: RedisClient, root: Path | None = None) -> None:
         self.client, self._root = client, root
         self._put = client.register_script(_PUT)
         self._live: dict[tuple[str, str], tuple[str, Any]] = {}
@@ -295,7 +298,7 @@ class SharedClock(Clock):
 
     KEY = f"{PREFIX}clock"
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         super().__init__()
         self.client = client
         self._script = client.register_script(_CLOCK)
@@ -371,7 +374,7 @@ return out
 class SharedRateLimiter(RateLimiter):
     """Sliding logs in Redis sorted sets, admitted by one script: exact across processes, on the shared clock."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         super().__init__()
         self.client = client
         self._script = client.register_script(_TAKE)
@@ -442,9 +445,9 @@ class SharedFaultBook(FaultBook):
 
     RULES, COUNTS, IDS = f"{PREFIX}faults:rules", f"{PREFIX}faults:counts", f"{PREFIX}faults:ids"
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         super().__init__()
-        self.client, self.version = client, None
+        self.client, self.version = client, cast(str | None, None)
         self._take = client.register_script(_FAULT)
 
     def reload(self, version: str | None = None) -> None:
@@ -591,7 +594,7 @@ class Sync:
     """What each request reads first, in one round trip: the shared clock and the versions of the shared tables;
     a table whose version moved is reloaded (fault rules and keys change rarely: through the control plane)."""
 
-    def __init__(self, client: redis.Redis, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing) -> None:
+    def __init__(self, client: RedisClient, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing) -> None:
         self.client, self.clock, self.faults, self.keys = client, clock, faults, keys
 
     def refresh(self) -> None:
@@ -635,7 +638,7 @@ class SharedJournal(Journal):
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
     CHUNK = 500  # entries read per round trip while paging through filtered entries
 
-    def __init__(self, client: redis.Redis, clock: Clock, capacity: int = CAPACITY,
+    def __init__(self, client: RedisClient, clock: Clock, capacity: int = CAPACITY,
                  max_bytes: int = MAX_BYTES) -> None:
         super().__init__(clock, capacity, max_bytes)
         self.client = client
