@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import orjson
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -629,6 +630,9 @@ return id
 """
 
 
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry) if f.name not in ("id", "weight"))
+
+
 class SharedJournal(Journal):
     """The journal of every process, in one Redis sorted set (entries as JSON, scored by id), bounded by count and
     by the bytes of that JSON like the in-memory journal. An entry is written when its request is finished, and
@@ -654,11 +658,12 @@ class SharedJournal(Journal):
 
     def settle(self, entry: Entry) -> None:
         entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
-        data = {"id": 0, **{k: v for k, v in dataclasses.asdict(entry).items() if k not in ("id", "weight")}}
+        # the fields as they are (strings, numbers, flat dicts and lists): dataclasses.asdict's deep copy cost a
+        # tenth of a request's time; orjson writes the same compact JSON several times faster than json
+        data = {"id": 0, **{name: getattr(entry, name) for name in _ENTRY_FIELDS}}
         try:
             entry.id = int(self._write(keys=[self.ENTRIES, self.IDS, self.BYTES],
-                                       args=[json.dumps(data, separators=(",", ":")), self.capacity,
-                                             self.max_bytes]))
+                                       args=[orjson.dumps(data), self.capacity, self.max_bytes]))
         except DOWN:
             pass  # nowhere to write it; the client got the 503 that says why
 
