@@ -190,14 +190,15 @@ def test_a_process_with_its_own_state_is_kept_out_of_a_shared_data_directory(pai
 @pytest.mark.parametrize("flags, message", [
     (("--workers", "2"), "--workers 2 needs --state redis://HOST:PORT/DB"),
     (("--workers", "0"), "--workers 0: expected 1 or more"),
-    (("--state", "http://127.0.0.1:1/0"), "expected redis://HOST:PORT/DB"),
-    (("--state", "redis://127.0.0.1:1/0"), "state store unreachable"),
+    (("--state", "http://user:s3cret@127.0.0.1:1/0"), "a http URL; expected redis://HOST:PORT/DB"),
+    (("--state", "redis://:s3cret@127.0.0.1:1/0"), "state store unreachable"),
 ])
 def test_serve_refuses_settings_that_would_not_act_as_one_emulator(flags, message):
     done = subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", *flags],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert "s3cret" not in done.stderr  # a password in the URL is never repeated
 
 
 def test_workers_serve_one_port_as_one_emulator(redis_url: str, tmp_path: Path):

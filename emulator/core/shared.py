@@ -68,7 +68,9 @@ def check_url(url: str) -> str:
     """``url`` if it names a Redis server, else a ``ValueError`` saying the accepted forms (a usage error)."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or (parts.scheme != "unix" and not parts.hostname):
-        raise ValueError(f"--state {url!r}: expected redis://HOST:PORT/DB (or rediss://, unix://)")
+        # the scheme only: a URL may carry a password, which never goes into a message
+        raise ValueError(f"--state: a {parts.scheme or 'schemeless'} URL; expected redis://HOST:PORT/DB "
+                         "(or rediss://, unix://)")
     return url
 
 
