@@ -12,6 +12,7 @@ from starlette.datastructures import URL
 from starlette.requests import Request
 
 from emulator.core.auth import ApiKey, KeyRing
+from emulator.core.errors import Conflict
 from emulator.core.faults import FaultBook
 from emulator.core.journal import Journal
 from emulator.core.clock import Clock
@@ -165,7 +166,10 @@ class Runtime:
     def reclaim_due(self, now: float) -> None:
         """Expire abandoned uploads if a sweep is due (cheap otherwise: one comparison)."""
         if now >= self.reclaimer.due:
-            self.reclaimer.tick(self, self.abandonable(), now)
+            try:
+                self.reclaimer.tick(self, self.abandonable(), now)
+            except Conflict:  # shared state: another process expired the same upload at the same moment
+                self.reclaimer.due = now  # sweep again on the next request; what it expired stays expired
 
     def reclaim(self) -> int:
         """Expire abandoned uploads now (the clock was moved); the number expired."""

@@ -210,10 +210,10 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
     async def endpoint(request: Request) -> Response:
         try:
             runtime.refresh()  # what other processes changed (the shared clock): one read, before the time is read
+            now = runtime.clock.now()
+            runtime.reclaim_due(now)
         except EmulatorError as exc:  # the shared state is unreachable: a retryable 503 in the provider's envelope
             return provider.error(None, request, exc)
-        now = runtime.clock.now()
-        runtime.reclaim_due(now)
         call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))
         entry: Entry | None = request.scope.get(ENTRY)
         if entry is not None:
