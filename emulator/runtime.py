@@ -113,9 +113,10 @@ class Runtime:
         self.keys = shared.SharedKeyRing(strict=self.settings.strict_keys,
                                          configured={p: set(k) for p, k in self.settings.keys.items()}, client=client)
         self.clock, self.limiter, self.faults = clock, shared.SharedRateLimiter(client), faults
-        self._sync = shared.Sync(client, clock, faults, self.keys)
+        store = shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
+        self._sync = shared.Sync(client, clock, faults, self.keys, store)
         self._sync.refresh()
-        return shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
+        return store
 
     def refresh(self) -> None:
         """Read what other processes may have changed (the shared clock), once per request; nothing in memory."""

@@ -163,15 +163,22 @@ class RedisStore:
     def __init__(self, client: RedisClient, root: Path | None = None) -> None:
         self.client, self._root = client, root
         self._put = client.register_script(_PUT)
-        self._live: dict[tuple[str, str], tuple[str, Any]] = {}
+        self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
 
     def _decode(self, namespace: str, id: str, body: str) -> Any:
-        known = self._live.get((namespace, id))
+        known = self._live.get(namespace, {}).get(id)
         if known is not None and known[0] == body:
             return known[1]
         record = records.loads(body, self._root)
-        self._live[(namespace, id)] = (body, record)
+        self._live.setdefault(namespace, {})[id] = (body, record)
         return record
+
+    def forget_all(self) -> None:
+        """Drop the live copies (records cleared elsewhere): the next reads decode what Redis holds."""
+        self._live.clear()
+
+    def _forget(self, namespace: str, id: str) -> None:
+        self._live.get(namespace, {}).pop(id, None)
 
     @staticmethod
     def _keys(namespace: str) -> tuple[str, str]:
@@ -186,7 +193,7 @@ class RedisStore:
     def get(self, namespace: str, id: str) -> Any | None:
         body = self._call(self.client.hget, self._keys(namespace)[0], id)
         if body is None:
-            self._live.pop((namespace, id), None)
+            self._forget(namespace, id)
             return None
         return self._decode(namespace, id, body)
 
@@ -196,7 +203,7 @@ class RedisStore:
         moment cannot both succeed, and a change is never silently lost."""
         body = records.dumps(record, self._root)
         table, order = self._keys(namespace)
-        known = self._live.get((namespace, id))
+        known = self._live.get(namespace, {}).get(id)
         read = known[0] if known is not None and known[1] is record else None
         for _ in range(MERGES):
             written = self._call(lambda body=body, read=read: self._put(
@@ -208,14 +215,14 @@ class RedisStore:
             current = self._call(self.client.hget, table, id)
             merged = None if current is None or read is None else merge(read, body, current)
             if merged is None:
-                self._live.pop((namespace, id), None)
+                self._forget(namespace, id)
                 raise Conflict("This resource was changed by another request at the same moment; nothing was "
                                "changed by this one. Read it again, then retry.")
             read, body = current, merged
             record = records.loads(body, self._root)
         else:
             raise Conflict("This resource is being changed by many requests at the same moment; retry.")
-        self._live[(namespace, id)] = (body, record)
+        self._live.setdefault(namespace, {})[id] = (body, record)
 
     def delete(self, namespace: str, id: str) -> None:
         table, order = self._keys(namespace)
@@ -224,7 +231,7 @@ class RedisStore:
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.hdel(table, id).zrem(order, id).execute()
         self._call(run)
-        self._live.pop((namespace, id), None)
+        self._forget(namespace, id)
 
     def items(self, namespace: str) -> list[tuple[str, Any]]:
         table, order = self._keys(namespace)
@@ -233,7 +240,13 @@ class RedisStore:
             with self.client.pipeline(transaction=True) as pipe:
                 ids, bodies = pipe.zrange(order, 0, -1).hgetall(table).execute()
             return [(id, bodies.get(id)) for id in ids]
-        return [(id, self._decode(namespace, id, body)) for id, body in self._call(run) if body is not None]
+        found = [(id, self._decode(namespace, id, body)) for id, body in self._call(run) if body is not None]
+        live = self._live.get(namespace, {})
+        if len(live) > len(found):  # records other processes deleted: not kept here either
+            present = {id for id, _ in found}
+            for gone in [id for id in live if id not in present]:
+                del live[gone]
+        return found
 
     def values(self, namespace: str) -> list[Any]:
         return [record for _, record in self.items(namespace)]
@@ -249,10 +262,11 @@ class RedisStore:
                 with self.client.pipeline(transaction=True) as pipe:
                     for name in names:
                         pipe.delete(*self._keys(name))
-                    pipe.srem(f"{PREFIX}namespaces", *names).execute()
+                    pipe.srem(f"{PREFIX}namespaces", *names)
+                    pipe.hincrby(f"{PREFIX}versions", "store", 1).execute()  # other processes drop their copies
         self._call(run)
-        for known in [k for k in self._live if k[0].startswith(prefix)]:
-            del self._live[known]
+        for name in [n for n in self._live if n.startswith(prefix)]:
+            del self._live[name]
 
     def secret(self) -> bytes:
         """The presign secret, made once per Redis database (the first process to start sets it), so a URL signed
@@ -595,16 +609,20 @@ class SharedKeyRing(KeyRing):
 
 class Sync:
     """What each request reads first, in one round trip: the shared clock and the versions of the shared tables;
-    a table whose version moved is reloaded (fault rules and keys change rarely: through the control plane)."""
+    a table whose version moved is reloaded (fault rules and keys change rarely: through the control plane), and
+    after a reset the store's live copies are dropped, so a process keeps no copy of a record Redis no longer has."""
 
-    def __init__(self, client: RedisClient, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing) -> None:
-        self.client, self.clock, self.faults, self.keys = client, clock, faults, keys
+    def __init__(self, client: RedisClient, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing,
+                 store: RedisStore) -> None:
+        self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
+        self.cleared: str | None = None
 
     def refresh(self) -> None:
         try:
             with self.client.pipeline(transaction=False) as pipe:
-                (offset, frozen), (faults, keys) = (pipe.hmget(SharedClock.KEY, ["offset", "frozen"])
-                                                    .hmget(VERSIONS, ["faults", "keys"]).execute())
+                (offset, frozen), (faults, keys, cleared) = (
+                    pipe.hmget(SharedClock.KEY, ["offset", "frozen"])
+                    .hmget(VERSIONS, ["faults", "keys", "store"]).execute())
         except DOWN as exc:
             raise unavailable(exc) from None
         self.clock._apply(offset, frozen)
@@ -612,6 +630,9 @@ class Sync:
             self.faults.reload(faults)
         if keys != self.keys.version:
             self.keys.reload(keys)
+        if cleared != self.cleared:  # records were cleared (a reset, perhaps on another process)
+            self.store.forget_all()
+            self.cleared = cleared
 
 
 # a finished journal entry: KEYS entries (sorted set by id), ids counter, bytes counter; ARGV the entry's JSON with
