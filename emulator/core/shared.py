@@ -263,7 +263,7 @@ class RedisStore:
                     for name in names:
                         pipe.delete(*self._keys(name))
                     pipe.srem(f"{PREFIX}namespaces", *names)
-                    pipe.hincrby(f"{PREFIX}versions", "store", 1).execute()  # other processes drop their copies
+                    pipe.hincrby(SharedClock.KEY, "store", 1).execute()  # other processes drop their copies
         self._call(run)
         for name in [n for n in self._live if n.startswith(prefix)]:
             del self._live[name]
@@ -313,7 +313,7 @@ class SharedClock(Clock):
     """The virtual clock, shared: changes go to Redis atomically; ``refresh`` reads the shared state (once per
     request), and ``now`` answers from what was read, at no further cost."""
 
-    KEY = f"{PREFIX}clock"
+    KEY = f"{PREFIX}shared"  # one hash with the tables' versions (VERSIONS), so a request reads both at once
 
     def __init__(self, client: RedisClient) -> None:
         super().__init__()
@@ -440,7 +440,7 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-VERSIONS = f"{PREFIX}versions"  # hash: a counter per shared table (faults, keys), bumped on every change to it
+VERSIONS = SharedClock.KEY  # hash: a counter per shared table (faults, keys, store), bumped on every change to it
 
 
 # a fault rule's use, counted atomically: KEYS counts hash; ARGV rule id, after, times (-1: always). Returns 1 when
@@ -619,10 +619,8 @@ class Sync:
 
     def refresh(self) -> None:
         try:
-            with self.client.pipeline(transaction=False) as pipe:
-                (offset, frozen), (faults, keys, cleared) = (
-                    pipe.hmget(SharedClock.KEY, ["offset", "frozen"])
-                    .hmget(VERSIONS, ["faults", "keys", "store"]).execute())
+            offset, frozen, faults, keys, cleared = self.client.hmget(
+                VERSIONS, ["offset", "frozen", "faults", "keys", "store"])
         except DOWN as exc:
             raise unavailable(exc) from None
         self.clock._apply(offset, frozen)
