@@ -69,7 +69,6 @@ class Runtime:
             try:
                 self.store = shared
                 seed = _seed_for_boot(seed, shared.boot())
-                self.presigner = self.presigner or Presigner(shared.secret())
             except BaseException:
                 shared.close()
                 self.blobs.close()
@@ -115,8 +114,12 @@ class Runtime:
         self.clock, self.limiter, self.faults = clock, shared.SharedRateLimiter(client), faults
         store = shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
         self._sync = shared.Sync(client, clock, faults, self.keys, store)
-        self._sync.refresh()
+        self._sync.on_secret = self._use_secret
+        self._sync.refresh()  # reads (or sets) the presign secret: self.presigner
         return store
+
+    def _use_secret(self, secret: bytes) -> None:
+        self.presigner = Presigner(secret)
 
     def refresh(self) -> None:
         """Read what other processes may have changed (the shared clock), once per request; nothing in memory."""

@@ -268,11 +268,13 @@ class RedisStore:
         for name in [n for n in self._live if n.startswith(prefix)]:
             del self._live[name]
 
-    def secret(self) -> bytes:
-        """The presign secret, made once per Redis database (the first process to start sets it), so a URL signed
-        by one process verifies on every other."""
-        self._call(self.client.set, f"{PREFIX}presign-secret", secrets.token_hex(32), None, None, True)  # NX
-        return bytes.fromhex(self._call(self.client.get, f"{PREFIX}presign-secret"))
+    def secret(self, mine: bytes | None = None) -> bytes:
+        """The presign secret, made once per Redis database (the first process to start sets it, or after Redis lost
+        its data, the first process to notice, with the secret it had: its URLs stay good), so a URL signed by one
+        process verifies on every other. It sits in the hash each request reads (``Sync``)."""
+        offer = (mine or secrets.token_bytes(32)).hex()
+        self._call(self.client.hsetnx, SharedClock.KEY, "secret", offer)
+        return bytes.fromhex(self._call(self.client.hget, SharedClock.KEY, "secret"))
 
     def boot(self) -> int:
         """Count this start (every process of every replica), so seeded ids of later processes do not repeat."""
@@ -616,13 +618,18 @@ class Sync:
                  store: RedisStore) -> None:
         self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
         self.cleared: str | None = None
+        self.secret: str | None = None  # hex, as stored
+        self.on_secret: Any = lambda secret: None  # told the presign secret when it is first read or changes
 
     def refresh(self) -> None:
         try:
-            offset, frozen, faults, keys, cleared = self.client.hmget(
-                VERSIONS, ["offset", "frozen", "faults", "keys", "store"])
+            offset, frozen, faults, keys, cleared, secret = self.client.hmget(
+                VERSIONS, ["offset", "frozen", "faults", "keys", "store", "secret"])
         except DOWN as exc:
             raise unavailable(exc) from None
+        if secret is None or secret != self.secret:  # read at start; missing only when Redis lost its data
+            self.secret = self.store.secret(bytes.fromhex(self.secret) if self.secret else None).hex()
+            self.on_secret(bytes.fromhex(self.secret))
         self.clock._apply(offset, frozen)
         if faults != self.faults.version:
             self.faults.reload(faults)
