@@ -94,8 +94,12 @@ class FreshPages:
     def enter(self) -> int:
         """Returns the MiB the holder had to add this time."""
         if self.proc is None:
-            self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("holder.py"))],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("holder.py"))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("fill\n")
         self.proc.stdin.flush()

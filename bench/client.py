@@ -35,13 +35,25 @@ def _target(url: str) -> tuple[str, int, str]:
     return parts.hostname, parts.port or 80, path
 
 
-def send(url: str, method: str, headers: dict[str, str], path: Path | None = None, prefix: bytes = b"",
-         suffix: bytes = b"", timeout: float = 600.0) -> Reply:
+def send(
+    url: str,
+    method: str,
+    headers: dict[str, str],
+    path: Path | None = None,
+    prefix: bytes = b"",
+    suffix: bytes = b"",
+    timeout: float = 600.0,
+) -> Reply:
     """Send ``prefix + file + suffix`` as the body; the time runs from connect to the last byte of the answer."""
     host, port, target = _target(url)
     size = len(prefix) + (os.path.getsize(path) if path else 0) + len(suffix)
-    head = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {size}", "Connection: close",
-            "User-Agent: upload-emulator-bench"]
+    head = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: {host}:{port}",
+        f"Content-Length: {size}",
+        "Connection: close",
+        "User-Agent: upload-emulator-bench",
+    ]
     head += [f"{name}: {value}" for name, value in headers.items()]
     start = time.perf_counter()
     with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -61,21 +73,25 @@ def send(url: str, method: str, headers: dict[str, str], path: Path | None = Non
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body, seconds)
 
 
-def request(url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b"",
-            timeout: float = 5.0) -> Reply:
+def request(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b"", timeout: float = 5.0
+) -> Reply:
     """A small request with an in-memory body (API calls, readiness probes)."""
     return send(url, method, headers or {}, prefix=body, timeout=timeout)
 
 
-def multipart(fields: list[tuple[str, str]], file_field: str, filename: str, content_type: str,
-              boundary: str | None = None) -> tuple[str, bytes, bytes]:
+def multipart(
+    fields: list[tuple[str, str]], file_field: str, filename: str, content_type: str, boundary: str | None = None
+) -> tuple[str, bytes, bytes]:
     """(Content-Type header, bytes before the file, bytes after it) of a form whose last part is the file."""
     boundary = boundary or f"bench{uuid.uuid4().hex}"
     before = b"".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in fields
     )
-    before += (f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-               f"Content-Type: {content_type}\r\n\r\n").encode()
+    before += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
     after = f"\r\n--{boundary}--\r\n".encode()
     return f"multipart/form-data; boundary={boundary}", before, after

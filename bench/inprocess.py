@@ -22,11 +22,23 @@ BODY = json.dumps(JSON_BODY).encode()
 
 def _scope(path: str) -> dict[str, Any]:
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"),
-                    (b"authorization", f"Bearer {PE_KEY}".encode()), (b"content-length", str(len(BODY)).encode())],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8080"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {PE_KEY}".encode()),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
     }
 
 
@@ -59,8 +71,10 @@ def apps() -> dict[str, tuple[Callable[..., Any], str]]:
     from bench.bare import app as bare
 
     limits = Settings.parse("rate_limits", ",".join(RATE_LIMITS))
-    return {"emulator": (create_app(Settings(rate_limits=limits)), f"/posteverywhere/api{PE_PATH}"),
-            "bare": (bare, f"/api{PE_PATH}")}
+    return {
+        "emulator": (create_app(Settings(rate_limits=limits)), f"/posteverywhere/api{PE_PATH}"),
+        "bare": (bare, f"/api{PE_PATH}"),
+    }
 
 
 def cpu_us_per_request(n: int = 5000, rounds: int = 3) -> dict[str, float]:

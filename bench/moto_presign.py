@@ -17,16 +17,22 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
 
 def main(endpoint: str, bucket: str, mode: str, count: int, prefix: str) -> None:
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
     try:
         s3.create_bucket(Bucket=bucket)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
     keys = [f"{prefix}-{i}" for i in range(count)]
     if mode == "put":
-        out = [s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
-               for key in keys]
+        out = [
+            s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
+            for key in keys
+        ]
     else:
         out = [s3.generate_presigned_post(bucket, key, ExpiresIn=3600) for key in keys]
     json.dump(out, sys.stdout)

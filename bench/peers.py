@@ -36,8 +36,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The harness's environment without UPLOAD_EMULATOR_* settings, so every server runs with what we pass, and
     without PYTHONDONTWRITEBYTECODE: an installed emulator starts from cached bytecode, not by compiling its
     sources on every start."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("UPLOAD_EMULATOR_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(extra)
     return env
 
@@ -56,8 +57,10 @@ def ensure_prism(cache: Path) -> list[str]:
     stamp = prefix / ".installed"
     if not bin_.exists() or not stamp.exists() or stamp.read_text() != PRISM_PACKAGE:
         prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
-                        PRISM_PACKAGE], check=True)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error", PRISM_PACKAGE],
+            check=True,
+        )
         stamp.write_text(PRISM_PACKAGE)
     return [shutil.which("node") or "node", str(bin_.resolve())]
 
@@ -91,8 +94,9 @@ def versions(prism_cmd: list[str], moto_python: Path) -> dict[str, str]:
             out[module] = "absent"
     out["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     out["prism"] = subprocess.run([*prism_cmd, "--version"], capture_output=True, text=True).stdout.strip()
-    out["moto"] = subprocess.run([str(moto_python), "-c", "import moto; print(moto.__version__)"],
-                                 capture_output=True, text=True).stdout.strip()
+    out["moto"] = subprocess.run(
+        [str(moto_python), "-c", "import moto; print(moto.__version__)"], capture_output=True, text=True
+    ).stdout.strip()
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     out["wrk"] = (wrk.stdout or wrk.stderr).split("\n")[0].split(" Copyright")[0]
     return out
@@ -131,9 +135,12 @@ class Emulator(Server):
         return self._upload(JSON_BODY).status == 201
 
     def _upload(self, body: dict[str, Any]) -> client.Reply:
-        return client.request(self.json_url, "POST", {"Authorization": f"Bearer {PE_KEY}",
-                                                      "Content-Type": "application/json"},
-                              json.dumps(body).encode())
+        return client.request(
+            self.json_url,
+            "POST",
+            {"Authorization": f"Bearer {PE_KEY}", "Content-Type": "application/json"},
+            json.dumps(body).encode(),
+        )
 
     def new_upload(self, filename: str, content_type: str, size: int) -> str:
         """Step 1 of the flow: a fresh presigned ``upload_url``."""
@@ -151,8 +158,13 @@ class Emulator(Server):
 
 def effective_spec() -> dict[str, Any]:
     """The effective PostEverywhere spec, through the CLI (``upload-emulator specs show posteverywhere``)."""
-    done = subprocess.run([*emulator_exe(), "specs", "show", "posteverywhere"], capture_output=True, text=True,
-                          check=True, env=clean_env())
+    done = subprocess.run(
+        [*emulator_exe(), "specs", "show", "posteverywhere"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+    )
     return json.loads(done.stdout)
 
 
@@ -187,9 +199,12 @@ class Prism(Server):
         return f"http://127.0.0.1:{self.port}{self.prefix}{PE_PATH}"
 
     def ready(self) -> bool:
-        reply = client.request(self.json_url, "POST", {"Authorization": f"Bearer {PE_KEY}",
-                                                       "Content-Type": "application/json"},
-                               json.dumps(JSON_BODY).encode())
+        reply = client.request(
+            self.json_url,
+            "POST",
+            {"Authorization": f"Bearer {PE_KEY}", "Content-Type": "application/json"},
+            json.dumps(JSON_BODY).encode(),
+        )
         return reply.status == 201
 
     def run(self) -> Prism:
@@ -203,8 +218,23 @@ class Bare(Server):
     @classmethod
     def make(cls, work: Path) -> Bare:
         port = free_port()
-        cmd = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--host", "127.0.0.1", "--port", str(port),
-               "--no-access-log", "--log-level", "warning", "--loop", "auto", "--http", "auto"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "auto",
+            "--http",
+            "auto",
+        ]
         return cls(name="bare-starlette", cmd=cmd, port=port, log=work / "logs" / "bare.log")
 
     @property
@@ -214,8 +244,10 @@ class Bare(Server):
     def run(self) -> Bare:
         body = json.dumps(JSON_BODY).encode()
         headers = {"Authorization": f"Bearer {PE_KEY}", "Content-Type": "application/json"}
-        self.start(lambda: client.request(self.json_url, "POST", headers, body).status == 201,
-                   env=clean_env(PYTHONPATH=str(HERE.parent)))
+        self.start(
+            lambda: client.request(self.json_url, "POST", headers, body).status == 201,
+            env=clean_env(PYTHONPATH=str(HERE.parent)),
+        )
         return self
 
 
@@ -228,8 +260,12 @@ class Moto(Server):
     @classmethod
     def make(cls, work: Path, python: Path, tag: str) -> Moto:
         port = free_port()
-        server = cls(name=f"moto/{tag}", cmd=[str(python), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                     port=port, log=work / "logs" / f"moto-{tag}.log")
+        server = cls(
+            name=f"moto/{tag}",
+            cmd=[str(python), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            port=port,
+            log=work / "logs" / f"moto-{tag}.log",
+        )
         server.extra["python"] = python
         return server
 
@@ -246,9 +282,21 @@ class Moto(Server):
 
     def presign(self, mode: str, count: int, prefix: str) -> list[Any]:
         """``count`` presigned PUT URLs (``mode="put"``) or POST forms (``"post"``), boto3 SigV4."""
-        done = subprocess.run([str(self.extra["python"]), str(HERE / "moto_presign.py"), self.endpoint, self.bucket,
-                               mode, str(count), prefix], capture_output=True, text=True, check=True,
-                              env=clean_env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"))
+        done = subprocess.run(
+            [
+                str(self.extra["python"]),
+                str(HERE / "moto_presign.py"),
+                self.endpoint,
+                self.bucket,
+                mode,
+                str(count),
+                prefix,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=clean_env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"),
+        )
         return json.loads(done.stdout)
 
 
@@ -259,8 +307,12 @@ class Sink(Server):
     @classmethod
     def make(cls, work: Path) -> Sink:
         port = free_port()
-        return cls(name="loopback-sink", cmd=[sys.executable, str(HERE / "sink.py"), str(port)], port=port,
-                   log=work / "logs" / "sink.log")
+        return cls(
+            name="loopback-sink",
+            cmd=[sys.executable, str(HERE / "sink.py"), str(port)],
+            port=port,
+            log=work / "logs" / "sink.log",
+        )
 
     @property
     def url(self) -> str:

@@ -59,14 +59,16 @@ class Server:
     def peak_rss_mib(self) -> float:
         return proc_status(self.pid)["VmHWM"] / 1024
 
-    def start(self, ready: Callable[[], bool], env: dict[str, str] | None = None, timeout: float = 120.0,
-              poll: float = 0.005) -> Server:
+    def start(
+        self, ready: Callable[[], bool], env: dict[str, str] | None = None, timeout: float = 120.0, poll: float = 0.005
+    ) -> Server:
         """Spawn and wait until ``ready()`` (one real request) succeeds; the cold start is spawn → that answer."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         logfile = self.log.open("ab")
         started = time.perf_counter()
-        self.popen = subprocess.Popen(self.cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=env)
+        self.popen = subprocess.Popen(
+            self.cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
         logfile.close()
         deadline = started + timeout
         while True:

@@ -50,8 +50,9 @@ class Row:
     share: float  # of all samples
 
 
-def top(stacks: list[tuple[list[str], int]], n: int = 15, inclusive: bool = False,
-        only: str | None = None) -> list[Row]:
+def top(
+    stacks: list[tuple[list[str], int]], n: int = 15, inclusive: bool = False, only: str | None = None
+) -> list[Row]:
     """The ``n`` functions with most samples as leaf (or anywhere on the stack); ``only`` keeps frames whose file
     contains that text (e.g. ``emulator/``)."""
     total = sum(count for _, count in stacks) or 1
@@ -63,8 +64,9 @@ def top(stacks: list[tuple[list[str], int]], n: int = 15, inclusive: bool = Fals
                 counts[frame] += count
         else:
             counts[folded[-1]] += count
-    rows = [Row(frame, samples, samples / total) for frame, samples in counts.most_common()
-            if only is None or only in frame]
+    rows = [
+        Row(frame, samples, samples / total) for frame, samples in counts.most_common() if only is None or only in frame
+    ]
     return rows[:n]
 
 
@@ -73,8 +75,11 @@ def render(title: str, stacks: list[tuple[list[str], int]], n: int = 12) -> str:
     lines = [f"### {title} ({total} samples)", "", "self (leaf) time:", ""]
     lines += [f"  {row.share:6.1%}  {row.frame}" for row in top(stacks, n)]
     lines += ["", "inclusive time, emulator code:", ""]
-    lines += [f"  {row.share:6.1%}  {row.frame}" for row in top(stacks, n + 2, inclusive=True, only="emulator/")
-              if "emulator/cli.py" not in row.frame]
+    lines += [
+        f"  {row.share:6.1%}  {row.frame}"
+        for row in top(stacks, n + 2, inclusive=True, only="emulator/")
+        if "emulator/cli.py" not in row.frame
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -85,8 +90,7 @@ def py_spy() -> str:
     return found
 
 
-def attach(pid: int, out: Path, rate: int = 100, native: bool = True,
-           threads: bool = False) -> subprocess.Popen[bytes]:
+def attach(pid: int, out: Path, rate: int = 100, native: bool = True, threads: bool = False) -> subprocess.Popen[bytes]:
     """Start recording ``pid``; ``stop`` ends the recording (SIGINT makes py-spy write what it has).
 
     ``native`` adds C frames, so time inside MD5 (libcrypto), memcpy or a syscall is told apart from the Python
@@ -127,5 +131,9 @@ def stop(recorder: subprocess.Popen[bytes]) -> None:
 
 def launch(cmd: list[str], out: Path, rate: int = 500) -> None:
     """Record a command from its first instruction to its exit (start-up profile)."""
-    subprocess.run([py_spy(), "record", "-r", str(rate), "-f", "raw", "-o", str(out), "--", *cmd],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [py_spy(), "record", "-r", str(rate), "-f", "raw", "-o", str(out), "--", *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )

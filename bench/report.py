@@ -68,9 +68,11 @@ def _wrk_per_cpu(trials: list[dict[str, Any]]) -> float | None:
 def _wrk_cell(trials: list[dict[str, Any]]) -> str:
     bad = sum(t["non_2xx"] + t["socket_errors"] for t in trials)
     cpu = _wrk_per_cpu(trials)
-    cell = (f"{_num(median([t['requests_per_s'] for t in trials]))} req/s · p50 "
-            f"{median([t['p50_ms'] for t in trials]):.2f} ms · p99 {median([t['p99_ms'] for t in trials]):.2f} ms"
-            + (f" · {_num(cpu)} req/CPU-s" if cpu else ""))
+    cell = (
+        f"{_num(median([t['requests_per_s'] for t in trials]))} req/s · p50 "
+        f"{median([t['p50_ms'] for t in trials]):.2f} ms · p99 {median([t['p99_ms'] for t in trials]):.2f} ms"
+        + (f" · {_num(cpu)} req/CPU-s" if cpu else "")
+    )
     return cell + (f" (**{bad} non-2xx/socket errors**)" if bad else "")
 
 
@@ -94,15 +96,31 @@ def json_rows(results: dict[str, Any]) -> list[Row]:
             other = data[peer][conc]
             ratio = median([t["requests_per_s"] for t in emu]) / median([t["requests_per_s"] for t in other])
             label = "Prism (default, log to file)" if peer == "prism" else "Prism `-v silent`"
-            rows.append(Row("1 JSON `POST /v1/media/upload`", f"c={conc} vs {label}", _wrk_cell(emu),
-                            _wrk_cell(other), f"{ratio:.2f}×" + _cpu_ratio(_wrk_per_cpu(emu), _wrk_per_cpu(other)),
-                            f"≥ {target:g}×", _met(ratio >= target)))
+            rows.append(
+                Row(
+                    "1 JSON `POST /v1/media/upload`",
+                    f"c={conc} vs {label}",
+                    _wrk_cell(emu),
+                    _wrk_cell(other),
+                    f"{ratio:.2f}×" + _cpu_ratio(_wrk_per_cpu(emu), _wrk_per_cpu(other)),
+                    f"≥ {target:g}×",
+                    _met(ratio >= target),
+                )
+            )
         if "bare" in data:
             bare = data["bare"][conc]
             ratio = median([t["requests_per_s"] for t in emu]) / median([t["requests_per_s"] for t in bare])
-            rows.append(Row("1 JSON `POST /v1/media/upload`", f"c={conc} vs bare Starlette (calibration)",
-                            "(as above)", _wrk_cell(bare),
-                            f"{ratio:.2f}×" + _cpu_ratio(_wrk_per_cpu(emu), _wrk_per_cpu(bare)), "—", "—"))
+            rows.append(
+                Row(
+                    "1 JSON `POST /v1/media/upload`",
+                    f"c={conc} vs bare Starlette (calibration)",
+                    "(as above)",
+                    _wrk_cell(bare),
+                    f"{ratio:.2f}×" + _cpu_ratio(_wrk_per_cpu(emu), _wrk_per_cpu(bare)),
+                    "—",
+                    "—",
+                )
+            )
     return rows
 
 
@@ -118,24 +136,59 @@ def upload_rows(results: dict[str, Any]) -> list[Row]:
         emu, moto, sink = (median(data[key][name]) for name in ("emulator", "moto", "loopback"))
         emu_cpu, moto_cpu = (per_cpu(data[key][n], data[key].get(f"{n}-cpu")) for n in ("emulator", "moto"))
         cell = _rate_cell(data[key], "emulator")
-        rows.append(Row("2 presigned PUT", f"{label} vs moto", cell, _rate_cell(data[key], "moto"),
-                        f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu), f"≥ {MOTO_TARGET:g}×",
-                        _met(emu / moto >= MOTO_TARGET)))
+        rows.append(
+            Row(
+                "2 presigned PUT",
+                f"{label} vs moto",
+                cell,
+                _rate_cell(data[key], "moto"),
+                f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu),
+                f"≥ {MOTO_TARGET:g}×",
+                _met(emu / moto >= MOTO_TARGET),
+            )
+        )
         seq = sequential(results)
-        rows.append(Row("2 presigned PUT", f"{label} vs ceiling (min of MD5, write)", cell,
-                        f"{_num(top)} MB/s" + (f" (MD5 then write in sequence: {_num(seq)})" if seq else ""),
-                        f"{emu / top:.0%}" + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else "")
-                        + (f"; {emu / seq:.0%} of sequential" if seq else ""),
-                        f"≥ {CEILING_TARGET:.0%}", _met(emu / top >= CEILING_TARGET)))
-        rows.append(Row("2 presigned PUT", f"{label} vs loopback socket copy", cell, f"{_num(sink)} MB/s",
-                        f"{emu / sink:.2f}×", "—", "—"))
+        rows.append(
+            Row(
+                "2 presigned PUT",
+                f"{label} vs ceiling (min of MD5, write)",
+                cell,
+                f"{_num(top)} MB/s" + (f" (MD5 then write in sequence: {_num(seq)})" if seq else ""),
+                f"{emu / top:.0%}"
+                + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else "")
+                + (f"; {emu / seq:.0%} of sequential" if seq else ""),
+                f"≥ {CEILING_TARGET:.0%}",
+                _met(emu / top >= CEILING_TARGET),
+            )
+        )
+        rows.append(
+            Row(
+                "2 presigned PUT",
+                f"{label} vs loopback socket copy",
+                cell,
+                f"{_num(sink)} MB/s",
+                f"{emu / sink:.2f}×",
+                "—",
+                "—",
+            )
+        )
     ceil = results["ceilings"]
-    extra = "".join(f" · {label} {_num(median(ceil[key]))} MB/s" for key, label in
-                    (("md5-then-write", "MD5 then write"), ("write-recycled", "write, recycled pages"))
-                    if ceil.get(key))
-    rows.append(Row("2 ceilings (1 core)", "MD5 · file write (new page-cache pages, kept)", "—",
-                    f"MD5 {_num(median(ceil['md5']))} MB/s · write {_num(median(ceil['write']))} MB/s{extra}",
-                    "—", "—", "—"))
+    extra = "".join(
+        f" · {label} {_num(median(ceil[key]))} MB/s"
+        for key, label in (("md5-then-write", "MD5 then write"), ("write-recycled", "write, recycled pages"))
+        if ceil.get(key)
+    )
+    rows.append(
+        Row(
+            "2 ceilings (1 core)",
+            "MD5 · file write (new page-cache pages, kept)",
+            "—",
+            f"MD5 {_num(median(ceil['md5']))} MB/s · write {_num(median(ceil['write']))} MB/s{extra}",
+            "—",
+            "—",
+            "—",
+        )
+    )
     return rows
 
 
@@ -148,10 +201,24 @@ def multipart_rows(results: dict[str, Any]) -> list[Row]:
     top = ceiling(results)
     cell = _rate_cell(data, "emulator")
     return [
-        Row("3 multipart image", "POST form, 20 MiB PNG vs moto presigned POST", cell, _rate_cell(data, "moto"),
-            f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu), "— (none set)", "—"),
-        Row("3 multipart image", "POST form, 20 MiB PNG vs ceiling", cell, f"{_num(top)} MB/s",
-            f"{emu / top:.0%}" + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else ""), "— (none set)", "—"),
+        Row(
+            "3 multipart image",
+            "POST form, 20 MiB PNG vs moto presigned POST",
+            cell,
+            _rate_cell(data, "moto"),
+            f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu),
+            "— (none set)",
+            "—",
+        ),
+        Row(
+            "3 multipart image",
+            "POST form, 20 MiB PNG vs ceiling",
+            cell,
+            f"{_num(top)} MB/s",
+            f"{emu / top:.0%}" + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else ""),
+            "— (none set)",
+            "—",
+        ),
     ]
 
 
@@ -160,15 +227,26 @@ def rss_rows(results: dict[str, Any]) -> list[Row]:
     if not data:
         return []
     rows = []
-    cases = (("500MiB", "peak RSS, one 500 MiB PUT"), ("20x20MiB-form", "peak RSS, 20 × 20 MiB form uploads at once"),
-             ("20x20MiB-put", "peak RSS, 20 × 20 MiB PUTs at once"))
+    cases = (
+        ("500MiB", "peak RSS, one 500 MiB PUT"),
+        ("20x20MiB-form", "peak RSS, 20 × 20 MiB form uploads at once"),
+        ("20x20MiB-put", "peak RSS, 20 × 20 MiB PUTs at once"),
+    )
     for key, label in cases:
         if f"emulator-{key}" not in data:
             continue
         emu, moto = data[f"emulator-{key}"], data[f"moto-{key}"]
-        rows.append(Row("4 memory", f"{label} (idle {data.get('emulator-idle', float('nan')):.0f} MiB)",
-                        f"{emu:.0f} MiB", f"moto {moto:.0f} MiB", f"{emu / moto:.2f}×",
-                        f"< {RSS_TARGET_MIB:g} MiB", _met(emu < RSS_TARGET_MIB)))
+        rows.append(
+            Row(
+                "4 memory",
+                f"{label} (idle {data.get('emulator-idle', float('nan')):.0f} MiB)",
+                f"{emu:.0f} MiB",
+                f"moto {moto:.0f} MiB",
+                f"{emu / moto:.2f}×",
+                f"< {RSS_TARGET_MIB:g} MiB",
+                _met(emu < RSS_TARGET_MIB),
+            )
+        )
     return rows
 
 
@@ -185,8 +263,17 @@ def cold_rows(results: dict[str, Any]) -> list[Row]:
 
     for peer, label in (("prism", "Prism"), ("moto", "moto")):
         other = median(data[peer])
-        rows.append(Row("5 cold start", f"spawn → first 2xx, vs {label}", cell("emulator"), cell(peer),
-                        f"{emu / other:.2f}×", f"< {COLD_TARGET_S:g} s", _met(emu < COLD_TARGET_S)))
+        rows.append(
+            Row(
+                "5 cold start",
+                f"spawn → first 2xx, vs {label}",
+                cell("emulator"),
+                cell(peer),
+                f"{emu / other:.2f}×",
+                f"< {COLD_TARGET_S:g} s",
+                _met(emu < COLD_TARGET_S),
+            )
+        )
     return rows
 
 
@@ -195,21 +282,37 @@ def suite_rows(results: dict[str, Any]) -> list[Row]:
     if not data:
         return []
     kind = "`upload-emulator contract`" if data["kind"] == "contract" else "pytest tests/test_<provider>_*.py"
-    return [Row("6 contract suite", f"{run['provider']} ({kind})", f"{run['seconds']:.1f} s",
-                "— (no peer)", "—", "—", "passed" if run["returncode"] == 0 else f"**rc {run['returncode']}**")
-            for run in data["runs"]]
+    return [
+        Row(
+            "6 contract suite",
+            f"{run['provider']} ({kind})",
+            f"{run['seconds']:.1f} s",
+            "— (no peer)",
+            "—",
+            "—",
+            "passed" if run["returncode"] == 0 else f"**rc {run['returncode']}**",
+        )
+        for run in data["runs"]
+    ]
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
-    return [*json_rows(results), *upload_rows(results), *multipart_rows(results), *rss_rows(results),
-            *cold_rows(results), *suite_rows(results)]
+    return [
+        *json_rows(results),
+        *upload_rows(results),
+        *multipart_rows(results),
+        *rss_rows(results),
+        *cold_rows(results),
+        *suite_rows(results),
+    ]
 
 
 def markdown(table: list[Row]) -> str:
     head = ("figure", "measure", "emulator", "peer (same run)", "ratio (emulator ÷ peer)", "issue target", "met")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join((r.section, r.figure, r.emulator, r.peer, r.ratio, r.target, r.met)) + " |"
-              for r in table]
+    lines += [
+        "| " + " | ".join((r.section, r.figure, r.emulator, r.peer, r.ratio, r.target, r.met)) + " |" for r in table
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -217,17 +320,21 @@ def _pages_note(results: dict[str, Any]) -> str:
     written = results.get("fresh_pages_mib")
     if not written:
         return ""
-    return (f" Before each upload figure the pages the kernel could recycle were used up and held "
-            f"({', '.join(str(x) for x in written)} MiB), so uploads and the write ceiling need new pages "
-            f"(see `ceilings.FreshPages`).")
+    return (
+        f" Before each upload figure the pages the kernel could recycle were used up and held "
+        f"({', '.join(str(x) for x in written)} MiB), so uploads and the write ceiling need new pages "
+        f"(see `ceilings.FreshPages`)."
+    )
 
 
 def machine_line(results: dict[str, Any]) -> str:
     m, v = results["machine"], results["versions"]
-    return (f"{m['nproc']} cores ({m['cpu']}), {m['mem_gib']:.0f} GiB, Linux {m['kernel']}; Python {v['python']}, "
-            f"uvicorn {v['uvicorn']} (uvloop {v['uvloop']}, httptools {v['httptools']}), starlette "
-            f"{v['starlette']}, orjson {v['orjson']}; Prism {v['prism']} on node {v['node']}; moto {v['moto']}; "
-            f"{v['wrk']}. Emulator at {m.get('git', '?')}."
-            + _pages_note(results)
-            + f" Load average {m['load_before']} before, {m['load_after']} "
-            f"after; run {results['started']}, {results['elapsed_s'] / 60:.1f} min.")
+    return (
+        f"{m['nproc']} cores ({m['cpu']}), {m['mem_gib']:.0f} GiB, Linux {m['kernel']}; Python {v['python']}, "
+        f"uvicorn {v['uvicorn']} (uvloop {v['uvloop']}, httptools {v['httptools']}), starlette "
+        f"{v['starlette']}, orjson {v['orjson']}; Prism {v['prism']} on node {v['node']}; moto {v['moto']}; "
+        f"{v['wrk']}. Emulator at {m.get('git', '?')}."
+        + _pages_note(results)
+        + f" Load average {m['load_before']} before, {m['load_after']} "
+        f"after; run {results['started']}, {results['elapsed_s'] / 60:.1f} min."
+    )

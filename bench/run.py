@@ -49,8 +49,9 @@ def rotate(items: list[Any], n: int) -> list[Any]:
 def git_state() -> str:
     root = Path(__file__).resolve().parent.parent
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "emulator", "pyproject.toml"], cwd=root,
-                           capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "emulator", "pyproject.toml"], cwd=root, capture_output=True, text=True
+    )
     changed = len(dirty.stdout.splitlines())
     return head.stdout.strip() + (f" + {changed} uncommitted emulator files" if changed else "")
 
@@ -65,12 +66,25 @@ def wait_quiet(limit: float, timeout: float) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": mem / 1024 / 1024, "kernel": platform.release(),
-            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "git": git_state()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": mem / 1024 / 1024,
+        "kernel": platform.release(),
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "git": git_state(),
+    }
 
 
 class Run:
@@ -109,25 +123,34 @@ class Run:
         cpu: dict[str, list[float]] = {}
         for round_ in range(self.args.cold_rounds):
             for name in rotate(list(out), round_):
-                server = {"emulator": lambda: Emulator.make(self.work, f"cold{round_}"),
-                          "prism": lambda: Prism.make(self.work, self.prism_cmd, self.prism_spec, False,
-                                                      f"cold{round_}"),
-                          "moto": lambda: Moto.make(self.work, self.moto_python, f"cold{round_}")}[name]()
+                server = {
+                    "emulator": lambda: Emulator.make(self.work, f"cold{round_}"),
+                    "prism": lambda: Prism.make(self.work, self.prism_cmd, self.prism_spec, False, f"cold{round_}"),
+                    "moto": lambda: Moto.make(self.work, self.moto_python, f"cold{round_}"),
+                }[name]()
                 self.spawn(server)
                 out[name].append(server.cold_start_s)
                 cpu.setdefault(f"{name}-cpu", []).append(server.cold_start_cpu_s)
                 self.stop(server)
-        log("cold start: " + ", ".join(f"{k} {report.median(v):.2f} s (CPU {report.median(cpu[k + '-cpu']):.2f} s)"
-                                       for k, v in out.items()))
+        log(
+            "cold start: "
+            + ", ".join(
+                f"{k} {report.median(v):.2f} s (CPU {report.median(cpu[k + '-cpu']):.2f} s)" for k, v in out.items()
+            )
+        )
         out.update(cpu)
         self.results["cold_start"] = out
 
     def json(self) -> None:
         """wrk against the emulator and Prism (default, silent), all up at once, trials interleaved."""
         script = self.work / "post.lua"
-        script.write_text(wrk.lua_script("POST", {"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {peers.PE_KEY}"},
-                                         json.dumps(peers.JSON_BODY)))
+        script.write_text(
+            wrk.lua_script(
+                "POST",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {peers.PE_KEY}"},
+                json.dumps(peers.JSON_BODY),
+            )
+        )
         servers: dict[str, Emulator | Prism | Bare] = {
             "emulator": Emulator.make(self.work, "json"),
             "prism": Prism.make(self.work, self.prism_cmd, self.prism_spec, False, "json"),
@@ -147,9 +170,11 @@ class Run:
                     result = wrk.run(url, str(script), conc, self.args.seconds)
                     busy = (servers[name].cpu_seconds() - cpu) / self.args.seconds
                     out[name].setdefault(str(conc), []).append({**result.__dict__, "server_cpu": busy})
-                    log(f"json {name} c={conc} trial {trial + 1}: {result.requests_per_s:,.0f} req/s "
+                    log(
+                        f"json {name} c={conc} trial {trial + 1}: {result.requests_per_s:,.0f} req/s "
                         f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms, server CPU {busy:.0%} of a core"
-                        + ("" if result.clean else f" NOT CLEAN {result}"))
+                        + ("" if result.clean else f" NOT CLEAN {result}")
+                    )
         self.results["json"] = out
         self.results.setdefault("rss", {})["emulator-after-json"] = servers["emulator"].peak_rss_mib()
         self.stop(*servers.values())
@@ -162,9 +187,11 @@ class Run:
 
     def measure_ceilings(self) -> None:
         size = 500 * MIB
-        out = {"md5": [ceilings.md5_mb_s(size) for _ in range(self.args.trials)],
-               "write-recycled": [ceilings.write_recycled_mb_s(self.work, size) for _ in range(self.args.trials)],
-               **ceilings.kept_writes_mb_s(self.work, size, self.args.trials)}
+        out = {
+            "md5": [ceilings.md5_mb_s(size) for _ in range(self.args.trials)],
+            "write-recycled": [ceilings.write_recycled_mb_s(self.work, size) for _ in range(self.args.trials)],
+            **ceilings.kept_writes_mb_s(self.work, size, self.args.trials),
+        }
         log("ceilings: " + ", ".join(f"{k} {report.median(v):,.0f} MB/s" for k, v in out.items()))
         self.results["ceilings"] = out
 
@@ -186,17 +213,21 @@ class Run:
             out[key] = {"emulator": [], "moto": [], "loopback": []}
             for trial in range(self.args.trials):
                 for name in rotate(["emulator", "moto", "loopback"], trial):
-                    jobs = {"emulator": lambda: uploads.emulator_puts(emu, count, path, md5),
-                            "moto": lambda: uploads.moto_puts(moto, count, md5, key),
-                            "loopback": lambda: uploads.sink_puts(sink, count)}[name]()
+                    jobs = {
+                        "emulator": lambda: uploads.emulator_puts(emu, count, path, md5),
+                        "moto": lambda: uploads.moto_puts(moto, count, md5, key),
+                        "loopback": lambda: uploads.sink_puts(sink, count),
+                    }[name]()
                     server = {"emulator": emu, "moto": moto, "loopback": sink}[name]
                     cpu = server.cpu_seconds()
                     timed = uploads.run_jobs(jobs, path, conc)
                     busy = (server.cpu_seconds() - cpu) / timed.seconds
                     out[key][name].append(timed.mb_s)
                     out[key].setdefault(f"{name}-cpu", []).append(busy)
-                    log(f"upload {key} {name} trial {trial + 1}: {timed.mb_s:,.0f} MB/s, server CPU {busy:.0%} "
-                        "of a core")
+                    log(
+                        f"upload {key} {name} trial {trial + 1}: {timed.mb_s:,.0f} MB/s, server CPU {busy:.0%} "
+                        "of a core"
+                    )
                 if trial == 0 and key == "500MiB":
                     rss["emulator-500MiB"], rss["moto-500MiB"] = emu.peak_rss_mib(), moto.peak_rss_mib()
             self.stop(emu, moto)
@@ -222,16 +253,19 @@ class Run:
         out: dict[str, list[float]] = {"emulator": [], "moto": []}
         for trial in range(self.args.trials):
             for name in rotate(["emulator", "moto"], trial):
-                jobs = (uploads.emulator_forms(emu, 1, path) if name == "emulator"
-                        else uploads.moto_forms(moto, 1, "form"))
+                jobs = (
+                    uploads.emulator_forms(emu, 1, path) if name == "emulator" else uploads.moto_forms(moto, 1, "form")
+                )
                 server = emu if name == "emulator" else moto
                 cpu = server.cpu_seconds()
                 timed = uploads.run_jobs(jobs, path, 1)
                 busy = (server.cpu_seconds() - cpu) / timed.seconds
                 out[name].append(timed.mb_s)
                 out.setdefault(f"{name}-cpu", []).append(busy)
-                log(f"multipart 20 MiB {name} trial {trial + 1}: {timed.mb_s:,.0f} MB/s, server CPU {busy:.0%} "
-                    "of a core")
+                log(
+                    f"multipart 20 MiB {name} trial {trial + 1}: {timed.mb_s:,.0f} MB/s, server CPU {busy:.0%} "
+                    "of a core"
+                )
         self.stop(emu, moto)
         self.results["multipart"] = out
 
@@ -245,17 +279,23 @@ class Run:
             rss.setdefault("emulator-idle", emu.rss_mib())
             moto = self.spawn(Moto.make(self.work, self.moto_python, f"rss-{case}"))
             if case == "form":
-                runs = ((emu, uploads.emulator_forms(emu, 20, form), form),
-                        (moto, uploads.moto_forms(moto, 20, "rss"), form))
+                runs = (
+                    (emu, uploads.emulator_forms(emu, 20, form), form),
+                    (moto, uploads.moto_forms(moto, 20, "rss"), form),
+                )
             else:
-                runs = ((emu, uploads.emulator_puts(emu, 20, video, md5), video),
-                        (moto, uploads.moto_puts(moto, 20, md5, "rss"), video))
+                runs = (
+                    (emu, uploads.emulator_puts(emu, 20, video, md5), video),
+                    (moto, uploads.moto_puts(moto, 20, md5, "rss"), video),
+                )
             for server, jobs, path in runs:
                 timed = uploads.run_jobs(jobs, path, 20)
                 name = server.name.split("/")[0]
                 rss[f"{name}-20x20MiB-{case}"] = server.peak_rss_mib()
-                log(f"20 × 20 MiB {case} {name}: {timed.mb_s:,.0f} MB/s, peak RSS "
-                    f"{rss[f'{name}-20x20MiB-{case}']:.0f} MiB")
+                log(
+                    f"20 × 20 MiB {case} {name}: {timed.mb_s:,.0f} MB/s, peak RSS "
+                    f"{rss[f'{name}-20x20MiB-{case}']:.0f} MiB"
+                )
             self.stop(emu, moto)
             shutil.rmtree(self.work / "data" / f"rss-{case}", ignore_errors=True)
 
@@ -264,8 +304,15 @@ class Run:
         runs = []
         for provider in suites.PROVIDERS:
             done = suites.run(provider, contract, self.work / "logs" / f"suite-{provider}.log")
-            runs.append({"provider": provider, "command": done.command, "seconds": done.seconds,
-                         "returncode": done.returncode, "summary": done.summary})
+            runs.append(
+                {
+                    "provider": provider,
+                    "command": done.command,
+                    "seconds": done.seconds,
+                    "returncode": done.returncode,
+                    "summary": done.summary,
+                }
+            )
             log(f"suite {provider}: {done.seconds:.1f} s ({done.summary})")
         self.results["suites"] = {"kind": "contract" if contract else "pytest", "runs": runs}
 
@@ -274,9 +321,13 @@ class Run:
         out_dir = self.cache / "profiles"
         out_dir.mkdir(parents=True, exist_ok=True)
         script = self.work / "post.lua"
-        script.write_text(wrk.lua_script("POST", {"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {peers.PE_KEY}"},
-                                         json.dumps(peers.JSON_BODY)))
+        script.write_text(
+            wrk.lua_script(
+                "POST",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {peers.PE_KEY}"},
+                json.dumps(peers.JSON_BODY),
+            )
+        )
         summaries = []
         emu = self.spawn(Emulator.make(self.work, "profile-json"))
         load = threading.Thread(target=wrk.run, args=(emu.json_url, str(script), 16, 13))
@@ -287,8 +338,11 @@ class Run:
         profiling.stop(recorder)
         load.join()
         self.stop(emu)
-        summaries.append(profiling.render("JSON POST /v1/media/upload, wrk c=16",
-                                          profiling.parse((out_dir / "json.raw").read_text())))
+        summaries.append(
+            profiling.render(
+                "JSON POST /v1/media/upload, wrk c=16", profiling.parse((out_dir / "json.raw").read_text())
+            )
+        )
 
         path = self.file("500MiB.bin", 500 * MIB)
         md5 = uploads.md5_of(path)
@@ -302,21 +356,31 @@ class Run:
         self.stop(emu)
         shutil.rmtree(self.work / "data" / "profile-put", ignore_errors=True)
         put = profiling.parse((out_dir / "put500.raw").read_text())
-        summaries.append(f"### 3 × PUT 500 MiB, each thread (py-spy --threads --nonblocking; {timed.mb_s:,.0f} MB/s "
-                         f"while recorded)\n\n" + profiling.thread_busy(put, timed.seconds + 0.5, 100))
+        summaries.append(
+            f"### 3 × PUT 500 MiB, each thread (py-spy --threads --nonblocking; {timed.mb_s:,.0f} MB/s "
+            f"while recorded)\n\n" + profiling.thread_busy(put, timed.seconds + 0.5, 100)
+        )
 
         cost = inprocess.cpu_us_per_request()
-        summaries.append("### JSON request inside the app, no sockets: CPU µs per request (best of 3 × 5,000)\n\n"
-                         + "\n".join(f"  {name}: {us:,.0f} µs" for name, us in cost.items()) + "\n\n"
-                         + "cProfile of 5,000 emulator requests (shares; cProfile inflates absolute times):\n\n"
-                         + inprocess.profile_emulator() + "\n")
+        summaries.append(
+            "### JSON request inside the app, no sockets: CPU µs per request (best of 3 × 5,000)\n\n"
+            + "\n".join(f"  {name}: {us:,.0f} µs" for name, us in cost.items())
+            + "\n\n"
+            + "cProfile of 5,000 emulator requests (shares; cProfile inflates absolute times):\n\n"
+            + inprocess.profile_emulator()
+            + "\n"
+        )
 
         summaries.append(startup.phases())
-        launch = [sys.executable, "-c",
-                  "import uvicorn, emulator.main, emulator.serve; from emulator.app import create_app; create_app()"]
+        launch = [
+            sys.executable,
+            "-c",
+            "import uvicorn, emulator.main, emulator.serve; from emulator.app import create_app; create_app()",
+        ]
         profiling.launch(launch, out_dir / "startup.raw")
-        summaries.append(profiling.render("start-up: import + create_app()",
-                                          profiling.parse((out_dir / "startup.raw").read_text())))
+        summaries.append(
+            profiling.render("start-up: import + create_app()", profiling.parse((out_dir / "startup.raw").read_text()))
+        )
         text = "\n".join(summaries)
         (out_dir / "summary.txt").write_text(text)
         print(text)
@@ -368,8 +432,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", default="1,16,64", help="wrk concurrencies")
     parser.add_argument("--cold-rounds", type=int, default=5, help="cold starts per server")
     parser.add_argument("--profile", action="store_true", help="also record py-spy profiles")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="first wait up to SECONDS for the 1-min load average to fall below 0.5")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for the 1-min load average to fall below 0.5",
+    )
     parser.add_argument("--cache-dir", type=Path, default=peers.default_cache(), help="where Prism, moto live")
     parser.add_argument("--work-dir", type=Path, default=None, help="parent of the run's scratch directory")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, files)")

@@ -51,8 +51,11 @@ def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     if binary is None:
         raise SystemExit("needs redis-server (apt-get install redis-server)")
     port = free_port()
-    proc = subprocess.Popen([binary, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1",
-                             "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
     return proc, f"redis://127.0.0.1:{port}/0"
 
@@ -79,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, float]]] = {}
     try:
         script = work / "post.lua"
-        script.write_text(wrk.lua_script("POST", {"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {PE_KEY}"}, json.dumps(JSON_BODY)))
+        script.write_text(
+            wrk.lua_script(
+                "POST", {"Content-Type": "application/json", "Authorization": f"Bearer {PE_KEY}"}, json.dumps(JSON_BODY)
+            )
+        )
         for name, server in emulators(work, url).items():  # one at a time: each gets the whole machine
             emulator: Emulator = server  # type: ignore[assignment]
             with server.start(emulator.ready):
@@ -90,12 +96,17 @@ def main(argv: list[str] | None = None) -> int:
                     children = resource.getrusage(resource.RUSAGE_CHILDREN)
                     result = wrk.run(emulator.json_url, str(script), args.connections, args.seconds)
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    results.setdefault(name, []).append({
-                        "rps": result.requests_per_s, "p99_ms": result.p99_ms, "clean": float(result.clean),
-                        "server_cpu": (tree_cpu(server.pid) - cpu) / args.seconds,
-                        "redis_cpu": (tree_cpu(redis.pid) - redis_cpu) / args.seconds,
-                        "wrk_cpu": (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
-                        / args.seconds})
+                    results.setdefault(name, []).append(
+                        {
+                            "rps": result.requests_per_s,
+                            "p99_ms": result.p99_ms,
+                            "clean": float(result.clean),
+                            "server_cpu": (tree_cpu(server.pid) - cpu) / args.seconds,
+                            "redis_cpu": (tree_cpu(redis.pid) - redis_cpu) / args.seconds,
+                            "wrk_cpu": (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
+                            / args.seconds,
+                        }
+                    )
     finally:
         redis.terminate()
         redis.wait(10)
@@ -110,17 +121,23 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
 
     base = median("memory, 1 process", "rps")
     one = median("redis, 1 process", "rps")
-    lines = ["| configuration | req/s (median) | vs memory, 1 process | p99 ms | emulator CPU | redis CPU | wrk CPU |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| configuration | req/s (median) | vs memory, 1 process | p99 ms | emulator CPU | redis CPU | wrk CPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in results:
         clean = "" if all(r["clean"] for r in results[name]) else " (errors: see wrk)"
-        lines.append(f"| {name} | {median(name, 'rps'):,.0f}{clean} | {median(name, 'rps') / base:.2f}x | "
-                     f"{median(name, 'p99_ms'):.1f} | {median(name, 'server_cpu'):.0%} | "
-                     f"{median(name, 'redis_cpu'):.0%} | {median(name, 'wrk_cpu'):.0%} |")
+        lines.append(
+            f"| {name} | {median(name, 'rps'):,.0f}{clean} | {median(name, 'rps') / base:.2f}x | "
+            f"{median(name, 'p99_ms'):.1f} | {median(name, 'server_cpu'):.0%} | "
+            f"{median(name, 'redis_cpu'):.0%} | {median(name, 'wrk_cpu'):.0%} |"
+        )
     two = median("redis, 2 processes", "rps")
     lines.append("")
-    lines.append(f"Redis store on one process: {one / base:.0%} of the memory store (goal: at least 65 %); "
-                 f"two processes: {two / one:.2f}x one (goal: at least 1.5x). CPU figures are cores used.")
+    lines.append(
+        f"Redis store on one process: {one / base:.0%} of the memory store (goal: at least 65 %); "
+        f"two processes: {two / one:.2f}x one (goal: at least 1.5x). CPU figures are cores used."
+    )
     return "\n".join(lines)
 
 

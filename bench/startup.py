@@ -49,8 +49,19 @@ def one(port: int, out: Path) -> dict[str, float]:
     """Seconds from spawn to each mark (and to the first 201), for one start."""
     from bench import client
 
-    cmd = [sys.executable, "-c", CHILD, str(out), "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(out),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     for limit in RATE_LIMITS:
         cmd += ["--rate-limit", limit]
     url = f"http://127.0.0.1:{port}/posteverywhere/api{PE_PATH}"
@@ -60,8 +71,12 @@ def one(port: int, out: Path) -> dict[str, float]:
     try:
         while True:
             try:
-                if client.request(url, "POST", {"Authorization": f"Bearer {PE_KEY}",
-                                                "Content-Type": "application/json"}, body).status == 201:
+                if (
+                    client.request(
+                        url, "POST", {"Authorization": f"Bearer {PE_KEY}", "Content-Type": "application/json"}, body
+                    ).status
+                    == 201
+                ):
                     break
             except OSError:
                 pass
@@ -84,8 +99,12 @@ def phases(rounds: int = 5) -> str:
             runs.append(one(free_port(), Path(scratch) / f"marks-{round_}.json"))
     names = list(runs[0])
     at = {name: statistics.median(run[name] for run in runs) for name in names}
-    lines = [f"### `upload-emulator serve` start-up by phase (median of {rounds} starts, no profiler)", "",
-             "| phase | ends at | takes |", "|---|---|---|"]
+    lines = [
+        f"### `upload-emulator serve` start-up by phase (median of {rounds} starts, no profiler)",
+        "",
+        "| phase | ends at | takes |",
+        "|---|---|---|",
+    ]
     before = 0.0
     for name in names:
         lines.append(f"| {name} | {at[name] * 1000:,.0f} ms | {(at[name] - before) * 1000:,.0f} ms |")

@@ -58,12 +58,14 @@ def _etag_is(md5: str) -> Callable[[client.Reply], str | None]:
         if reply.headers.get("etag", "").strip('"') != md5:
             return f"ETag {reply.headers.get('etag')} is not the MD5 {md5}"
         return None
+
     return check
 
 
 def _status_in(*ok: int) -> Callable[[client.Reply], str | None]:
     def check(reply: client.Reply) -> str | None:
         return None if reply.status in ok else f"status {reply.status}: {reply.body[:200]!r}"
+
     return check
 
 
@@ -75,8 +77,15 @@ def _image_accepted(reply: client.Reply) -> str | None:
 
 def emulator_puts(emu: Emulator, count: int, path: Path, md5: str) -> list[Job]:
     size = path.stat().st_size
-    return [Job(emu.new_upload(f"bench-{i}.mp4", "video/mp4", size), "PUT", {"Content-Type": "video/mp4"},
-                check=_etag_is(md5)) for i in range(count)]
+    return [
+        Job(
+            emu.new_upload(f"bench-{i}.mp4", "video/mp4", size),
+            "PUT",
+            {"Content-Type": "video/mp4"},
+            check=_etag_is(md5),
+        )
+        for i in range(count)
+    ]
 
 
 def emulator_forms(emu: Emulator, count: int, path: Path) -> list[Job]:
@@ -89,23 +98,24 @@ def emulator_forms(emu: Emulator, count: int, path: Path) -> list[Job]:
 
 
 def moto_puts(moto: Moto, count: int, md5: str, prefix: str) -> list[Job]:
-    return [Job(url, "PUT", {"Content-Type": "application/octet-stream"}, check=_etag_is(md5))
-            for url in moto.presign("put", count, prefix)]
+    return [
+        Job(url, "PUT", {"Content-Type": "application/octet-stream"}, check=_etag_is(md5))
+        for url in moto.presign("put", count, prefix)
+    ]
 
 
 def moto_forms(moto: Moto, count: int, prefix: str) -> list[Job]:
     jobs = []
     for form in moto.presign("post", count, prefix):
-        content_type, before, after = client.multipart(list(form["fields"].items()), "file", "bench.png",
-                                                       "image/png")
-        jobs.append(Job(form["url"], "POST", {"Content-Type": content_type}, before, after,
-                        _status_in(200, 201, 204)))
+        content_type, before, after = client.multipart(list(form["fields"].items()), "file", "bench.png", "image/png")
+        jobs.append(Job(form["url"], "POST", {"Content-Type": content_type}, before, after, _status_in(200, 201, 204)))
     return jobs
 
 
 def sink_puts(sink: Sink, count: int) -> list[Job]:
-    return [Job(sink.url, "PUT", {"Content-Type": "application/octet-stream"}, check=_status_in(200))
-            for _ in range(count)]
+    return [
+        Job(sink.url, "PUT", {"Content-Type": "application/octet-stream"}, check=_status_in(200)) for _ in range(count)
+    ]
 
 
 @dataclass(frozen=True)

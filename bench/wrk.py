@@ -60,11 +60,26 @@ def parse(output: str) -> WrkResult:
 
 def command(url: str, script_path: str, connections: int, seconds: float, wrk: str = "wrk") -> list[str]:
     """One wrk thread (the server under test gets the other core), whole seconds (wrk takes no fractions)."""
-    return [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
-            "-s", script_path, url]
+    return [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        script_path,
+        url,
+    ]
 
 
 def run(url: str, script_path: str, connections: int, seconds: float, wrk: str = "wrk") -> WrkResult:
-    done = subprocess.run(command(url, script_path, connections, seconds, wrk), capture_output=True, text=True,
-                          timeout=seconds + 60, check=True)
+    done = subprocess.run(
+        command(url, script_path, connections, seconds, wrk),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
     return parse(done.stdout)

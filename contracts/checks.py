@@ -63,30 +63,35 @@ def rate_limit_headers(ctx: Any, response: Any, case: Any) -> bool | None:
         raise RateLimitHeadersInconsistent(
             operation=case.operation.label,
             message=f"A keyed {status} response lacks {', '.join(h.title() for h in missing)}: every request a key "
-                    "makes counts against its limit, and the response says where it stands.")
+            "makes counts against its limit, and the response says where it stands.",
+        )
     if missing:
         return None
     numbers: dict[str, int] = {}
     for name, value in present.items():
         assert value is not None
         if not value.isdigit():
-            raise RateLimitHeadersInconsistent(operation=case.operation.label,
-                                               message=f"{name.title()}: {value!r} is not a whole number")
+            raise RateLimitHeadersInconsistent(
+                operation=case.operation.label, message=f"{name.title()}: {value!r} is not a whole number"
+            )
         numbers[name] = int(value)
     if numbers["x-ratelimit-remaining"] > numbers["x-ratelimit-limit"]:
         raise RateLimitHeadersInconsistent(
             operation=case.operation.label,
             message=f"X-RateLimit-Remaining {numbers['x-ratelimit-remaining']} exceeds X-RateLimit-Limit "
-                    f"{numbers['x-ratelimit-limit']}")
+            f"{numbers['x-ratelimit-limit']}",
+        )
     if status == 429:
         retry_after = _header(response, "retry-after")
         if retry_after is None or not retry_after.isdigit():
-            raise RateLimitHeadersInconsistent(operation=case.operation.label,
-                                               message=f"a 429 needs Retry-After in whole seconds, got {retry_after!r}")
+            raise RateLimitHeadersInconsistent(
+                operation=case.operation.label, message=f"a 429 needs Retry-After in whole seconds, got {retry_after!r}"
+            )
         if numbers["x-ratelimit-remaining"] != 0:
             raise RateLimitHeadersInconsistent(
                 operation=case.operation.label,
-                message=f"a 429 says X-RateLimit-Remaining {numbers['x-ratelimit-remaining']}, not 0")
+                message=f"a 429 says X-RateLimit-Remaining {numbers['x-ratelimit-remaining']}, not 0",
+            )
     return None
 
 
@@ -125,6 +130,5 @@ def etag_matches_body(ctx: Any, response: Any, case: Any) -> bool | None:
     else:
         return None
     if match.group(1) != digest:
-        raise EtagMismatch(operation=case.operation.label,
-                           message=f'ETag {etag} is not the MD5 of {what} ("{digest}")')
+        raise EtagMismatch(operation=case.operation.label, message=f'ETag {etag} is not the MD5 of {what} ("{digest}")')
     return None

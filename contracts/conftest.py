@@ -26,16 +26,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--provider", default="all", help="all, or one provider")
     group.addoption("--base-url", default=None, help="test this server instead of starting an emulator")
     group.addoption("--api-key", action="append", default=[], help="KEY (one --provider) or PROVIDER=KEY")
-    group.addoption("--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES,
-                    help="schemathesis examples per operation and phase")
+    group.addoption(
+        "--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES, help="schemathesis examples per operation and phase"
+    )
     group.addoption("--flow-examples", type=int, default=None, help="hypothesis examples per flow machine")
     group.addoption("--contract-seed", type=int, default=None, help="seed for a reproducible run")
     group.addoption("--contract-junit", default=None, help="write the suite's JUnit XML here")
     group.addoption("--report", default=None, help="write the Markdown report (failures with curl) here")
-    group.addoption("--allow-writes", action="store_true", default=False,
-                    help="let a run against a real provider upload")
-    group.addoption("--min-cases", type=int, default=0,
-                    help="fail unless schemathesis generated at least this many cases per provider")
+    group.addoption(
+        "--allow-writes", action="store_true", default=False, help="let a run against a real provider upload"
+    )
+    group.addoption(
+        "--min-cases",
+        type=int,
+        default=0,
+        help="fail unless schemathesis generated at least this many cases per provider",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,12 +74,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def contract_run(pytestconfig: pytest.Config) -> RunResult:
     from contracts.report import write_junit, write_markdown
 
-    options = Options(providers=_providers(pytestconfig), base_url=pytestconfig.getoption("--base-url"),
-                      api_keys=pytestconfig.getoption("--api-key"),
-                      max_examples=pytestconfig.getoption("--max-examples"),
-                      flow_examples=pytestconfig.getoption("--flow-examples"),
-                      seed=pytestconfig.getoption("--contract-seed"),
-                      allow_writes=pytestconfig.getoption("--allow-writes"))
+    options = Options(
+        providers=_providers(pytestconfig),
+        base_url=pytestconfig.getoption("--base-url"),
+        api_keys=pytestconfig.getoption("--api-key"),
+        max_examples=pytestconfig.getoption("--max-examples"),
+        flow_examples=pytestconfig.getoption("--flow-examples"),
+        seed=pytestconfig.getoption("--contract-seed"),
+        allow_writes=pytestconfig.getoption("--allow-writes"),
+    )
     result = run(options)
     if pytestconfig.getoption("--contract-junit"):
         write_junit(result, Path(pytestconfig.getoption("--contract-junit")))

@@ -12,11 +12,18 @@ from contracts.results import RunResult
 from contracts.runner import Options, run
 
 
-def run_with_progress(options: Options, console: Console, junit: Path | None = None,
-                      report: Path | None = None) -> RunResult:
+def run_with_progress(
+    options: Options, console: Console, junit: Path | None = None, report: Path | None = None
+) -> RunResult:
     """Run with a live line per provider, print the summary, write the files; the caller decides the exit code."""
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[provider]}[/bold]"),
-                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[provider]}[/bold]"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         tasks = {name: bar.add_task("waiting", provider=name, total=None) for name in options.providers}
         totals: dict[str, dict[str, int]] = {name: {} for name in options.providers}
 
@@ -34,8 +41,10 @@ def run_with_progress(options: Options, console: Console, junit: Path | None = N
     for note in result.notes:
         console.print(f"note: {note}")
     for finding in result.findings:
-        console.print(f"[red]FAIL[/red] {finding.provider} {finding.suite} [bold]{finding.check}[/bold] "
-                      f"{finding.operation}: {finding.title}")
+        console.print(
+            f"[red]FAIL[/red] {finding.provider} {finding.suite} [bold]{finding.check}[/bold] "
+            f"{finding.operation}: {finding.title}"
+        )
     if junit is not None:
         write_junit(result, junit)
         console.print(f"JUnit XML: {junit}")

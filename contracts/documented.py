@@ -39,7 +39,8 @@ KEY_PLACEHOLDERS = ("<api-key>", "YOUR_API_KEY", "<API_KEY>")
 # documentation, documented requests whose values name state a fresh account lacks, and how to make that state
 CURL_EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {name: c.curl_examples for name, c in CONTRACTS.items()}
 STATE_BOUND: dict[tuple[str, str], tuple[int, str]] = {
-    (name, op_id): bound for name, c in CONTRACTS.items() for op_id, bound in c.state_bound.items()}
+    (name, op_id): bound for name, c in CONTRACTS.items() for op_id, bound in c.state_bound.items()
+}
 
 
 @dataclass
@@ -138,15 +139,31 @@ def spec_replays(provider: str) -> list[Replay]:
             if body is not None:
                 kind, value = body
                 expected, why = STATE_BOUND.get((provider, op_id), (status, ""))
-                replay = Replay(provider, f"{op_id}: request example", op_id, method.upper(), filled, expected,
-                                example=success_example if expected == status else None,
-                                schema=schema, why=why)
+                replay = Replay(
+                    provider,
+                    f"{op_id}: request example",
+                    op_id,
+                    method.upper(),
+                    filled,
+                    expected,
+                    example=success_example if expected == status else None,
+                    schema=schema,
+                    why=why,
+                )
                 _put_body(replay, kind, value)
                 replays.append(replay)
                 if (provider, op_id) in PREPARED:
-                    prepared = Replay(provider, f"{op_id}: request example, state-bound values from a real upload",
-                                      op_id, method.upper(), filled, status, example=success_example,
-                                      schema=schema, prepare=PREPARED[(provider, op_id)])
+                    prepared = Replay(
+                        provider,
+                        f"{op_id}: request example, state-bound values from a real upload",
+                        op_id,
+                        method.upper(),
+                        filled,
+                        status,
+                        example=success_example,
+                        schema=schema,
+                        prepare=PREPARED[(provider, op_id)],
+                    )
                     _put_body(prepared, kind, value)
                     replays.append(prepared)
             unauthorized = operation.get("responses", {}).get("401")
@@ -154,8 +171,19 @@ def spec_replays(provider: str) -> list[Replay]:
                 media401 = next(iter(_resolve(published, unauthorized).get("content", {}).values()), {})
                 example401 = _example_of(published, media401) if media401 else None
                 if example401 is not None:
-                    replays.append(Replay(provider, f"{op_id}: documented 401 body", op_id, method.upper(), filled,
-                                          401, keyed=False, example=example401, exact=True))
+                    replays.append(
+                        Replay(
+                            provider,
+                            f"{op_id}: documented 401 body",
+                            op_id,
+                            method.upper(),
+                            filled,
+                            401,
+                            keyed=False,
+                            example=example401,
+                            exact=True,
+                        )
+                    )
     return replays
 
 
@@ -175,8 +203,11 @@ def _request_example(spec: dict[str, Any], operation: dict[str, Any]) -> tuple[s
         if example is None and kind == "multipart/form-data":
             # a binary field is documented by its description only: a file of the format it names
             props = _resolve(spec, media.get("schema", {})).get("properties", {})
-            example = {name: f"({sub.get('description', 'image')})" for name, sub in props.items()
-                       if sub.get("format") == "binary"} or None
+            example = {
+                name: f"({sub.get('description', 'image')})"
+                for name, sub in props.items()
+                if sub.get("format") == "binary"
+            } or None
         if example is not None:
             return kind, example
     return None
@@ -202,15 +233,23 @@ def curl_replays(provider: str) -> list[Replay]:
     replays = []
     for source, command in CURL_EXAMPLES.get(provider, ()):
         method, url, headers, data, form = _parse_curl(command)
-        path = url[len(documented_base):] if url.startswith(documented_base) else httpx.URL(url).path
-        path = path[len(specs.server_path):] if path.startswith(specs.server_path) else path
+        path = url[len(documented_base) :] if url.startswith(documented_base) else httpx.URL(url).path
+        path = path[len(specs.server_path) :] if path.startswith(specs.server_path) else path
         op_id, operation = _operation(provider, method, path)
         status, success = _success(operation)
         media = next(iter(success.get("content", {}).values()), {})
         expected, why = STATE_BOUND.get((provider, op_id), (status, ""))
-        replay = Replay(provider, f"{source}: curl example", op_id, method, path, expected,
-                        example=_example_of(specs.effective, media) if expected == status and media else None,
-                        schema=media.get("schema"), why=why)
+        replay = Replay(
+            provider,
+            f"{source}: curl example",
+            op_id,
+            method,
+            path,
+            expected,
+            example=_example_of(specs.effective, media) if expected == status and media else None,
+            schema=media.get("schema"),
+            why=why,
+        )
         replay.keyed = any(p in value for value in headers.values() for p in KEY_PLACEHOLDERS)
         if data is not None:
             replay.json_body = json.loads(data)
@@ -257,7 +296,8 @@ def _operation(provider: str, method: str, path: str) -> tuple[str, dict[str, An
 
 
 PREPARED: dict[tuple[str, str], Callable[[httpx.Client, ProviderTarget], dict[str, Any]]] = {
-    (name, op_id): prepare for name, c in CONTRACTS.items() for op_id, prepare in c.prepared.items()}
+    (name, op_id): prepare for name, c in CONTRACTS.items() for op_id, prepare in c.prepared.items()
+}
 
 
 # --- comparing with the documented example -------------------------------------------------------------------------
@@ -273,8 +313,9 @@ def _json_type(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
-def shape_problems(example: Any, actual: Any, schema: Any = None, spec: dict[str, Any] | None = None,
-                   where: str = "$") -> list[str]:
+def shape_problems(
+    example: Any, actual: Any, schema: Any = None, spec: dict[str, Any] | None = None, where: str = "$"
+) -> list[str]:
     """How ``actual`` departs from the shape of ``example``: undocumented fields, other JSON types, and documented
     fields that are missing although the schema requires them."""
     schema = _resolve(spec or {}, schema) if schema is not None else {}
@@ -288,8 +329,11 @@ def shape_problems(example: Any, actual: Any, schema: Any = None, spec: dict[str
         properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
         required = set(schema.get("required", [])) if isinstance(schema, dict) else set()
         problems += [f"{where}.{name}: not in the documented example" for name in actual if name not in example]
-        problems += [f"{where}.{name}: documented and required, but missing" for name in example
-                     if name not in actual and name in required]
+        problems += [
+            f"{where}.{name}: documented and required, but missing"
+            for name in example
+            if name not in actual and name in required
+        ]
         for name, value in example.items():
             if name in actual:
                 problems += shape_problems(value, actual[name], properties.get(name), spec, f"{where}.{name}")
@@ -323,14 +367,25 @@ def run(target: Target, provider_name: str, result: ProviderResult) -> None:
             except (httpx.HTTPError, LookupError, ValueError, TypeError) as exc:
                 # the replay could not even be made (a preparing step failed, an answer lacked a field): a finding
                 result.tally(SUITE, "documented_error", ok=False)
-                result.add(Finding(provider_name, SUITE, "documented_error", f"{replay.method} {replay.path}",
-                                   replay.name, f"{type(exc).__name__}: {exc}", "", phase=replay.op_id))
+                result.add(
+                    Finding(
+                        provider_name,
+                        SUITE,
+                        "documented_error",
+                        f"{replay.method} {replay.path}",
+                        replay.name,
+                        f"{type(exc).__name__}: {exc}",
+                        "",
+                        phase=replay.op_id,
+                    )
+                )
     result.cases[SUITE] = result.cases.get(SUITE, 0) + count
     result.seconds[SUITE] = result.seconds.get(SUITE, 0.0) + time.monotonic() - started
 
 
-def _play(http: httpx.Client, provider: ProviderTarget, replay: Replay, spec: dict[str, Any],
-          result: ProviderResult) -> None:
+def _play(
+    http: httpx.Client, provider: ProviderTarget, replay: Replay, spec: dict[str, Any], result: ProviderResult
+) -> None:
     body, form = replay.json_body, replay.form
     if replay.prepare is not None:  # state-bound values: into the JSON body, or the multipart form
         values = replay.prepare(http, provider)
@@ -339,21 +394,39 @@ def _play(http: httpx.Client, provider: ProviderTarget, replay: Replay, spec: di
         else:
             form = {**form, **values}
     headers = provider.auth_headers() if replay.keyed else {}
-    request = http.build_request(replay.method, provider.base_url + replay.path, headers=headers,
-                                 json=body if body is not None else None,
-                                 data=form or None, files=replay.files or None)
+    request = http.build_request(
+        replay.method,
+        provider.base_url + replay.path,
+        headers=headers,
+        json=body if body is not None else None,
+        data=form or None,
+        files=replay.files or None,
+    )
     response = http.send(request)
     operation = f"{replay.method} {replay.path}"
 
     def report(check: str, ok: bool, message: str) -> None:
         result.tally(SUITE, check, ok=ok)
         if not ok:
-            result.add(Finding(provider.name, SUITE, check, operation, replay.name, message,
-                               curl(request, provider.keys), phase=replay.op_id))
+            result.add(
+                Finding(
+                    provider.name,
+                    SUITE,
+                    check,
+                    operation,
+                    replay.name,
+                    message,
+                    curl(request, provider.keys),
+                    phase=replay.op_id,
+                )
+            )
 
     why = f" ({replay.why})" if replay.why else ""
-    report("documented_status", response.status_code == replay.expect_status,
-           f"expected {replay.expect_status}{why}, got {response.status_code}: {response.text[:400]}")
+    report(
+        "documented_status",
+        response.status_code == replay.expect_status,
+        f"expected {replay.expect_status}{why}, got {response.status_code}: {response.text[:400]}",
+    )
     if response.status_code != replay.expect_status or replay.example is None:
         return
     try:
@@ -362,8 +435,11 @@ def _play(http: httpx.Client, provider: ProviderTarget, replay: Replay, spec: di
         report("documented_shape", False, f"the documented example is JSON; the response is not: {response.text[:200]}")
         return
     if replay.exact:
-        report("documented_body", actual == replay.example,
-               f"documented body {json.dumps(replay.example)}, got {json.dumps(actual)}")
+        report(
+            "documented_body",
+            actual == replay.example,
+            f"documented body {json.dumps(replay.example)}, got {json.dumps(actual)}",
+        )
     else:
         problems = shape_problems(replay.example, actual, replay.schema, spec)
         report("documented_shape", not problems, "; ".join(problems))

@@ -34,7 +34,8 @@ ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # provider -> operationId -> {why: statuses}: what a schema-valid request may still get, because of state or content
 # the schema cannot express; each provider declares its own in contracts/flows/<provider>.py
 STATE_DEPENDENT: dict[str, Mapping[str, Mapping[str, tuple[str, ...]]]] = {
-    name: contract.state_dependent for name, contract in CONTRACTS.items()}
+    name: contract.state_dependent for name, contract in CONTRACTS.items()
+}
 
 Progress = Callable[[str, int], None]  # (provider, cases so far)
 
@@ -92,11 +93,20 @@ def _links_among(spec: dict[str, Any], chosen: list[str]) -> bool:
     return False
 
 
-def config_for(target: ProviderTarget, spec: dict[str, Any], *, max_examples: int, seed: int | None,
-               read_only: bool = False, stateful: bool = True) -> SchemathesisConfig:
+def config_for(
+    target: ProviderTarget,
+    spec: dict[str, Any],
+    *,
+    max_examples: int,
+    seed: int | None,
+    read_only: bool = False,
+    stateful: bool = True,
+) -> SchemathesisConfig:
     operations = [
-        {"include-operation-id": op_id,
-         "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED + list(statuses)}}}
+        {
+            "include-operation-id": op_id,
+            "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED + list(statuses)}},
+        }
         for op_id, reasons in STATE_DEPENDENT.get(target.name, {}).items()
         for statuses in [tuple(sorted({s for group in reasons.values() for s in group}))]
         if _has_operation(spec, op_id)
@@ -129,8 +139,12 @@ def config_for(target: ProviderTarget, spec: dict[str, Any], *, max_examples: in
 
 def _operations(spec: dict[str, Any], methods: frozenset[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(operationId, operation) of the spec, optionally only those of ``methods`` (upper case)."""
-    return [(op["operationId"], op) for item in spec.get("paths", {}).values() for method, op in item.items()
-            if isinstance(op, dict) and "operationId" in op and (methods is None or method.upper() in methods)]
+    return [
+        (op["operationId"], op)
+        for item in spec.get("paths", {}).values()
+        for method, op in item.items()
+        if isinstance(op, dict) and "operationId" in op and (methods is None or method.upper() in methods)
+    ]
 
 
 def _has_operation(spec: dict[str, Any], op_id: str) -> bool:
@@ -144,8 +158,16 @@ def curl_with_key_variable(curl: str, keys: tuple[str, ...]) -> str:
     return curl
 
 
-def run(target: Target, provider: ProviderTarget, result: ProviderResult, *, max_examples: int,
-        seed: int | None = None, progress: Progress | None = None, operations: tuple[str, ...] = ()) -> None:
+def run(
+    target: Target,
+    provider: ProviderTarget,
+    result: ProviderResult,
+    *,
+    max_examples: int,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    operations: tuple[str, ...] = (),
+) -> None:
     """Run every phase against ``provider`` and record cases, check tallies and findings in ``result``.
 
     ``operations`` (operationIds) narrows the run to those operations; empty means all of them.
@@ -157,10 +179,12 @@ def run(target: Target, provider: ProviderTarget, result: ProviderResult, *, max
         result.skipped[SUITE] = f"none of the chosen operations ({', '.join(operations)}) is {provider.name}'s"
         return
     read_only = not target.allow_writes
-    included = [op_id for op_id, _ in _operations(spec, SAFE_METHODS if read_only else None)
-                if not chosen or op_id in chosen]
-    config = config_for(provider, spec, max_examples=max_examples, seed=seed, read_only=read_only,
-                        stateful=_links_among(spec, included))
+    included = [
+        op_id for op_id, _ in _operations(spec, SAFE_METHODS if read_only else None) if not chosen or op_id in chosen
+    ]
+    config = config_for(
+        provider, spec, max_examples=max_examples, seed=seed, read_only=read_only, stateful=_links_among(spec, included)
+    )
     schema = schemathesis.openapi.from_dict(spec, config=config)
     schema.hook("filter_case")(_worth_sending)
     # narrowed with exclusions: config-level operation entries (STATE_DEPENDENT) already act as includes, and
@@ -178,17 +202,44 @@ def run(target: Target, provider: ProviderTarget, result: ProviderResult, *, max
             if progress is not None:
                 progress(provider.name, cases)
         elif isinstance(event, events.NonFatalError):
-            result.add(Finding(provider.name, SUITE, "engine_error", event.label, event.info.title,
-                               event.info.format(base_url_is_set=True), ""))
+            result.add(
+                Finding(
+                    provider.name,
+                    SUITE,
+                    "engine_error",
+                    event.label,
+                    event.info.title,
+                    event.info.format(base_url_is_set=True),
+                    "",
+                )
+            )
             result.tally(SUITE, "engine_error", ok=False)
         elif isinstance(event, events.FatalError):
-            result.add(Finding(provider.name, SUITE, "engine_error", "(run)", type(event.exception).__name__,
-                               str(event.exception), ""))
+            result.add(
+                Finding(
+                    provider.name,
+                    SUITE,
+                    "engine_error",
+                    "(run)",
+                    type(event.exception).__name__,
+                    str(event.exception),
+                    "",
+                )
+            )
             result.tally(SUITE, "engine_error", ok=False)
         elif isinstance(event, events.EngineFinished):
             for failure in event.failures:  # run-wide (after_run) checks
-                result.add(Finding(provider.name, SUITE, getattr(failure, "check", "after_run"),
-                                   failure.operation or "(run)", failure.title, failure.message, ""))
+                result.add(
+                    Finding(
+                        provider.name,
+                        SUITE,
+                        getattr(failure, "check", "after_run"),
+                        failure.operation or "(run)",
+                        failure.title,
+                        failure.message,
+                        "",
+                    )
+                )
     result.cases[SUITE] = result.cases.get(SUITE, 0) + cases
     result.seconds[SUITE] = result.seconds.get(SUITE, 0.0) + time.monotonic() - started
 
@@ -205,7 +256,16 @@ def _record(event: events.ScenarioFinished, provider: ProviderTarget, result: Pr
             if check.failure_info is None:
                 continue
             failure = check.failure_info.failure
-            result.add(Finding(provider.name, SUITE, check.name, failure.operation or operation, failure.title,
-                               failure.message, curl_with_key_variable(check.failure_info.code_sample,
-                                                                       provider.keys), phase=str(event.phase.value)))
+            result.add(
+                Finding(
+                    provider.name,
+                    SUITE,
+                    check.name,
+                    failure.operation or operation,
+                    failure.title,
+                    failure.message,
+                    curl_with_key_variable(check.failure_info.code_sample, provider.keys),
+                    phase=str(event.phase.value),
+                )
+            )
     return len(recorder.cases)

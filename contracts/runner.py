@@ -50,18 +50,30 @@ def run(options: Options, progress: Progress | None = None, wrap: Callable[[Any]
     started = time.monotonic()
     # schemathesis always runs seeded, so that the report's seed reproduces it (--seed N); flows are derandomized
     # only when a seed was asked for, and report a failing example's every step and request anyway
-    seed = options.seed if options.seed is not None else random.randrange(2 ** 31)
-    with open_target(options.providers, base_url=options.base_url, api_keys=options.api_keys,
-                     allow_writes=options.allow_writes, seed=seed, wrap=wrap) as target:
+    seed = options.seed if options.seed is not None else random.randrange(2**31)
+    with open_target(
+        options.providers,
+        base_url=options.base_url,
+        api_keys=options.api_keys,
+        allow_writes=options.allow_writes,
+        seed=seed,
+        wrap=wrap,
+    ) as target:
         result = RunResult(target.url, seed=seed, notes=list(target.notes))
         for name in options.providers:
             provider_result = ProviderResult(name)
             result.providers.append(provider_result)
             if "schemathesis" in options.suites:
                 notify(name, "schemathesis", "start", 0)
-                openapi_suite.run(target, target.providers[name], provider_result, max_examples=options.max_examples,
-                                  seed=seed, operations=options.operations,
-                                  progress=lambda provider, cases: notify(provider, "schemathesis", "cases", cases))
+                openapi_suite.run(
+                    target,
+                    target.providers[name],
+                    provider_result,
+                    max_examples=options.max_examples,
+                    seed=seed,
+                    operations=options.operations,
+                    progress=lambda provider, cases: notify(provider, "schemathesis", "cases", cases),
+                )
                 notify(name, "schemathesis", "done", provider_result.cases.get("schemathesis", 0))
             if "flows" in options.suites:
                 notify(name, "flows", "start", 0)

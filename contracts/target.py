@@ -155,8 +155,10 @@ def _parse_keys(api_keys: list[str], names: list[str]) -> dict[str, str]:
         elif len(names) == 1:
             keys[names[0]] = item
         else:
-            raise TargetError("--api-key without a provider name needs exactly one --provider; "
-                             "use --api-key PROVIDER=KEY to give keys for several")
+            raise TargetError(
+                "--api-key without a provider name needs exactly one --provider; "
+                "use --api-key PROVIDER=KEY to give keys for several"
+            )
     return keys
 
 
@@ -165,9 +167,15 @@ def _mint(control: ControlClient, name: str, secret: str | None = None) -> str:
 
 
 @contextmanager
-def open_target(names: list[str], *, base_url: str | None = None, api_keys: list[str] | None = None,
-                allow_writes: bool = False, seed: int | None = None,
-                wrap: Callable[[Any], Any] | None = None) -> Iterator[Target]:
+def open_target(
+    names: list[str],
+    *,
+    base_url: str | None = None,
+    api_keys: list[str] | None = None,
+    allow_writes: bool = False,
+    seed: int | None = None,
+    wrap: Callable[[Any], Any] | None = None,
+) -> Iterator[Target]:
     """The target for a run: a fresh local emulator when ``base_url`` is None, else the server at ``base_url``.
 
     A ``base_url`` that serves ``/_emulator/health`` is an emulator (all providers under ``/<name>``, or the one it
@@ -181,8 +189,9 @@ def open_target(names: list[str], *, base_url: str | None = None, api_keys: list
         local = start_local(contract_settings(names, seed), wrap)
         control = ControlClient(local.url)
         try:
-            providers = {n: ProviderTarget(n, f"{local.url}/{n}", (given.get(n) or PROVIDERS[n].keys.example,))
-                         for n in names}
+            providers = {
+                n: ProviderTarget(n, f"{local.url}/{n}", (given.get(n) or PROVIDERS[n].keys.example,)) for n in names
+            }
             yield Target(local.url, providers, control, local=True, allow_writes=True)
         finally:
             control.close()
@@ -207,8 +216,10 @@ def open_target(names: list[str], *, base_url: str | None = None, api_keys: list
                 keys = (given[name],)
             elif served is not None:
                 keys = (PROVIDERS[name].keys.example,)
-                target.notes.append(f"{name}: the control plane did not answer, so the dev key runs with the "
-                                    "emulator's default rate limits")
+                target.notes.append(
+                    f"{name}: the control plane did not answer, so the dev key runs with the "
+                    "emulator's default rate limits"
+                )
             else:
                 raise TargetError(f"--api-key is required for {name} at {url}")
             target.providers[name] = ProviderTarget(name, root, keys)
@@ -218,4 +229,3 @@ def open_target(names: list[str], *, base_url: str | None = None, api_keys: list
     finally:
         if control is not None:
             control.close()
-

@@ -35,8 +35,9 @@ class EmulatorApp(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         runtime = self.state.runtime
-        return JournalMiddleware(BodyTimeout(super().build_middleware_stack(), runtime.settings.body_timeout),
-                                 runtime.journal)
+        return JournalMiddleware(
+            BodyTimeout(super().build_middleware_stack(), runtime.settings.body_timeout), runtime.journal
+        )
 
 
 def _mount(path: str, app: ASGIApp) -> Mount:
@@ -70,8 +71,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         raise ValueError(f"unknown provider {settings.provider!r}; choose from {', '.join(PROVIDERS)}")
     runtime = runtime or Runtime(settings)  # after the checks: it holds a directory (and its lock) until closed
     chosen: dict[str, Provider] = {
-        name: provider for name, provider in PROVIDERS.items()
-        if settings.provider is None or name == settings.provider
+        name: provider for name, provider in PROVIDERS.items() if settings.provider is None or name == settings.provider
     }
     control = Mount("/_emulator", LoopbackGuard(build_app(CONTROL, runtime), settings.admin_token))
     ui = dashboard.routes(settings)  # /_emulator/ui, before the control plane's mount
@@ -86,15 +86,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     if settings.provider is not None:
         provider_app = build_app(chosen[settings.provider], runtime)
-        app = EmulatorApp(routes=[*ui, control, *provider_app.routes],
-                          exception_handlers=provider_app.exception_handlers, lifespan=lifespan)
+        app = EmulatorApp(
+            routes=[*ui, control, *provider_app.routes],
+            exception_handlers=provider_app.exception_handlers,
+            lifespan=lifespan,
+        )
     else:
         mounts = [_mount(f"/{name}", build_app(provider, runtime)) for name, provider in chosen.items()]
 
         async def not_found(request: Request, exc: Exception) -> Response:
             return JSONResponse(
-                {"error": "not_found", "message": f"No provider serves {request.url.path}.",
-                 "providers": [f"/{name}" for name in chosen]},
+                {
+                    "error": "not_found",
+                    "message": f"No provider serves {request.url.path}.",
+                    "providers": [f"/{name}" for name in chosen],
+                },
                 status_code=404,
             )
 

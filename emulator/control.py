@@ -56,11 +56,15 @@ class LoopbackGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self._allowed(scope):
-            reason = ("send Authorization: Bearer <admin token>" if self.token
-                      else "start the emulator with --admin-token to allow other hosts")
-            response = JSONResponse({"error": "forbidden",
-                                     "message": f"The control plane answers loopback clients only; {reason}."},
-                                    status_code=403)
+            reason = (
+                "send Authorization: Bearer <admin token>"
+                if self.token
+                else "start the emulator with --admin-token to allow other hosts"
+            )
+            response = JSONResponse(
+                {"error": "forbidden", "message": f"The control plane answers loopback clients only; {reason}."},
+                status_code=403,
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -106,8 +110,10 @@ def _providers(call: Call) -> Mapping[str, Provider]:
 def _provider(call: Call, name: str, field: str = "provider") -> Provider:
     providers = _providers(call)
     if name not in providers:
-        raise NotFound(f"{field}: unknown provider {name!r}; known: {', '.join(sorted(providers))}.",
-                       errors=[FieldError(field, f"must be one of {', '.join(sorted(providers))}")])
+        raise NotFound(
+            f"{field}: unknown provider {name!r}; known: {', '.join(sorted(providers))}.",
+            errors=[FieldError(field, f"must be one of {', '.join(sorted(providers))}")],
+        )
     return providers[name]
 
 
@@ -118,9 +124,11 @@ EARLIEST, LATEST = 0.0, float(2**32 - 1)  # 1970-01-01T00:00:00Z … 2106-02-07T
 
 def _in_range(ts: float, field: str) -> float:
     if not EARLIEST <= ts <= LATEST:
-        raise Invalid(f"{field}: the emulator's clock runs from {iso_millis(EARLIEST)} to {iso_millis(LATEST)} "
-                      f"(ids encode the time in 32 bits); {ts:.0f} is outside.",
-                      errors=[FieldError(field, "must be between 1970-01-01T00:00:00Z and 2106-02-07T06:28:15Z")])
+        raise Invalid(
+            f"{field}: the emulator's clock runs from {iso_millis(EARLIEST)} to {iso_millis(LATEST)} "
+            f"(ids encode the time in 32 bits); {ts:.0f} is outside.",
+            errors=[FieldError(field, "must be between 1970-01-01T00:00:00Z and 2106-02-07T06:28:15Z")],
+        )
     return ts
 
 
@@ -128,8 +136,10 @@ def _time(value: str, field: str = "time") -> float:
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except (ValueError, OverflowError):
-        raise Invalid(f"{field}: must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z",
-                      errors=[FieldError(field, "must be an ISO 8601 date-time")]) from None
+        raise Invalid(
+            f"{field}: must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z",
+            errors=[FieldError(field, "must be an ISO 8601 date-time")],
+        ) from None
     return _in_range(when, field)
 
 
@@ -140,8 +150,9 @@ def _clock_view(runtime: Runtime) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")}
+        return {
+            f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.startswith("_")
+        }
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -169,8 +180,7 @@ async def health(call: Call) -> Reply:
     settings = call.runtime.settings
     problem = call.runtime.problem()
     if problem is not None:
-        raise Unavailable(f"The emulator cannot serve now: {problem}.",
-                          headers={"Retry-After": "1"})
+        raise Unavailable(f"The emulator cannot serve now: {problem}.", headers={"Retry-After": "1"})
     providers = sorted(p for p in _providers(call) if settings.provider in (None, p))
     return Reply({"status": "ok", "version": __version__, "providers": providers})
 
@@ -221,17 +231,22 @@ async def create_key(call: Call) -> Reply:
     provider = _provider(call, call.body["provider"])
     secret = call.body.get("key") or _mint(provider.keys, call.runtime)
     if secret is None or not provider.keys.pattern.fullmatch(secret):
-        raise Invalid(f"key: must look like {provider.keys.describe}",
-                      errors=[FieldError("key", f"must match {provider.keys.pattern.pattern}")])
+        raise Invalid(
+            f"key: must look like {provider.keys.describe}",
+            errors=[FieldError("key", f"must match {provider.keys.pattern.pattern}")],
+        )
     limits = call.body.get("rate_limits", {})
     known = {limit.name for op_id, *_ in provider.specs.operations() for limit in provider.limits(op_id)}
     unknown = sorted(set(limits) - known)
     if unknown:
-        raise Invalid(f"rate_limits: unknown limit {unknown[0]!r}; {provider.name} has {', '.join(sorted(known))}",
-                      errors=[FieldError(f"rate_limits.{unknown[0]}", f"must be one of {', '.join(sorted(known))}")])
+        raise Invalid(
+            f"rate_limits: unknown limit {unknown[0]!r}; {provider.name} has {', '.join(sorted(known))}",
+            errors=[FieldError(f"rate_limits.{unknown[0]}", f"must be one of {', '.join(sorted(known))}")],
+        )
     scopes = call.body.get("scopes")
-    created = call.runtime.keys.create(provider.name, secret, None if scopes is None else frozenset(scopes),
-                                       limits, call.now)
+    created = call.runtime.keys.create(
+        provider.name, secret, None if scopes is None else frozenset(scopes), limits, call.now
+    )
     return Reply({**created.public(), "key": secret}, status=201)
 
 
@@ -255,8 +270,10 @@ async def add_fault(call: Call) -> Reply:
         provider = _provider(call, spec["provider"])
         if "operation" in spec and spec["operation"] not in {op for op, *_ in provider.specs.operations()}:
             ops = sorted(op for op, *_ in provider.specs.operations())
-            raise Invalid(f"operation: {provider.name} has no operation {spec['operation']!r}",
-                          errors=[FieldError("operation", f"must be one of {', '.join(ops)}")])
+            raise Invalid(
+                f"operation: {provider.name} has no operation {spec['operation']!r}",
+                errors=[FieldError("operation", f"must be one of {', '.join(ops)}")],
+            )
         if "key" in spec:
             from emulator.core.auth import fingerprint
 
@@ -294,8 +311,10 @@ def _read_cursor(cursor: str) -> tuple[str, int]:
             return order, int(last)
     except ValueError:  # not base64, or not UTF-8
         pass
-    raise Invalid("cursor: not a cursor this journal issued; use the next_cursor of a previous page",
-                  errors=[FieldError("cursor", "must be a next_cursor from GET /_emulator/journal")])
+    raise Invalid(
+        "cursor: not a cursor this journal issued; use the next_cursor of a previous page",
+        errors=[FieldError("cursor", "must be a next_cursor from GET /_emulator/journal")],
+    )
 
 
 async def get_journal(call: Call) -> Reply:
@@ -306,9 +325,13 @@ async def get_journal(call: Call) -> Reply:
         order, position = _read_cursor(q["cursor"])
     limit = int(q["limit"]) if "limit" in q else PAGE_SIZE
     filters: dict[str, Any] = {
-        "provider": q.get("provider"), "operation": q.get("operation"),
-        "status": int(q["status"]) if "status" in q else None, "since": float(q["since"]) if "since" in q else None,
-        "key_id": q.get("key_id"), "method": q.get("method")}
+        "provider": q.get("provider"),
+        "operation": q.get("operation"),
+        "status": int(q["status"]) if "status" in q else None,
+        "since": float(q["since"]) if "since" in q else None,
+        "key_id": q.get("key_id"),
+        "method": q.get("method"),
+    }
     journal = call.runtime.journal
     if order == "desc":
         entries, more = journal.page(position=position, newest_first=True, limit=limit, **filters)
@@ -339,8 +362,9 @@ async def get_state(call: Call) -> Reply:
     provider = _provider(call, call.request.path_params["provider"])
     store = call.runtime.store
     prefix = f"{provider.name}:"
-    tables = {ns.removeprefix(prefix): [_record(r, call.now) for r in store.values(ns)]
-              for ns in store.namespaces(prefix)}
+    tables = {
+        ns.removeprefix(prefix): [_record(r, call.now) for r in store.values(ns)] for ns in store.namespaces(prefix)
+    }
     return Reply({"provider": provider.name, "tables": tables})
 
 
@@ -350,11 +374,17 @@ async def get_stored_bytes(call: Call) -> Response:
     name = call.request.query_params["name"]
     blob = call.runtime.blobs.get(name) if name.startswith(f"{provider.name}/") else None
     if blob is None or not blob.path.is_file():
-        raise NotFound(f"name: {provider.name} has no stored bytes named {name!r}.",
-                       errors=[FieldError("name", "must name a blob listed in GET /state/{provider}")])
+        raise NotFound(
+            f"name: {provider.name} has no stored bytes named {name!r}.",
+            errors=[FieldError("name", "must name a blob listed in GET /state/{provider}")],
+        )
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "blob"
-    return FileResponse(blob.path, media_type=blob.content_type, filename=filename,
-                        headers={"ETag": blob.etag, "X-Content-Type-Options": "nosniff"})
+    return FileResponse(
+        blob.path,
+        media_type=blob.content_type,
+        filename=filename,
+        headers={"ETag": blob.etag, "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def list_providers(call: Call) -> Reply:
@@ -365,18 +395,29 @@ async def list_providers(call: Call) -> Reply:
         if settings.provider not in (None, name):
             continue
         operations = sorted(provider.specs.operations(), key=lambda op: op[0])
-        limits = {limit.name: {"limit": limit.limit, "window": limit.window}
-                  for op_id, *_ in operations for limit in call.runtime.limits_for(provider, op_id)}
+        limits = {
+            limit.name: {"limit": limit.limit, "window": limit.window}
+            for op_id, *_ in operations
+            for limit in call.runtime.limits_for(provider, op_id)
+        }
         # scopes its operations require, and those its magic keys hold (a read-only key's "read")
-        scopes = sorted({scope for handler in provider.handlers.values() for scope in handler.scopes}
-                        | {scope for magic in provider.keys.magic.values() for scope in magic.scopes or ()})
+        scopes = sorted(
+            {scope for handler in provider.handlers.values() for scope in handler.scopes}
+            | {scope for magic in provider.keys.magic.values() for scope in magic.scopes or ()}
+        )
         mount = "" if settings.provider else f"/{name}"
-        out.append({
-            "name": name, "title": provider.title, "base_path": mount + provider.specs.server_path,
-            "key_header": provider.keys.header or "authorization", "bearer": provider.keys.header is None,
-            "operations": [{"id": op_id, "method": method, "path": path} for op_id, method, path, _ in operations],
-            "rate_limits": [{"name": n, **v} for n, v in limits.items()], "scopes": scopes,
-        })
+        out.append(
+            {
+                "name": name,
+                "title": provider.title,
+                "base_path": mount + provider.specs.server_path,
+                "key_header": provider.keys.header or "authorization",
+                "bearer": provider.keys.header is None,
+                "operations": [{"id": op_id, "method": method, "path": path} for op_id, method, path, _ in operations],
+                "rate_limits": [{"name": n, **v} for n, v in limits.items()],
+                "scopes": scopes,
+            }
+        )
     return Reply({"providers": out})
 
 
@@ -399,15 +440,28 @@ CONTROL = Provider(
     client_path="",
     keys=KeyPolicy(pattern=re.compile(r"(?!)")),
     handlers={
-        "health": _open(health), "getClock": _open(get_clock), "advanceClock": _open(advance_clock, "json"),
-        "freezeClock": _open(freeze_clock, "json"), "setClock": _open(set_clock, "json"),
-        "resumeClock": _open(resume_clock), "reset": _open(reset, "json"), "listKeys": _open(list_keys),
-        "createKey": _open(create_key, "json"), "revokeKey": _open(revoke_key, "json"),
-        "revokeKeyById": _open(revoke_key_by_id), "listFaults": _open(list_faults),
-        "addFault": _open(add_fault, "json"), "clearFaults": _open(clear_faults), "removeFault": _open(remove_fault),
-        "getJournal": _open(get_journal), "clearJournal": _open(clear_journal), "getState": _open(get_state),
-        "getStoredBytes": _open(get_stored_bytes), "listProviders": _open(list_providers),
-    } | {  # what providers add to the control plane (operationId → handler), each in the control plane's OpenAPI
+        "health": _open(health),
+        "getClock": _open(get_clock),
+        "advanceClock": _open(advance_clock, "json"),
+        "freezeClock": _open(freeze_clock, "json"),
+        "setClock": _open(set_clock, "json"),
+        "resumeClock": _open(resume_clock),
+        "reset": _open(reset, "json"),
+        "listKeys": _open(list_keys),
+        "createKey": _open(create_key, "json"),
+        "revokeKey": _open(revoke_key, "json"),
+        "revokeKeyById": _open(revoke_key_by_id),
+        "listFaults": _open(list_faults),
+        "addFault": _open(add_fault, "json"),
+        "clearFaults": _open(clear_faults),
+        "removeFault": _open(remove_fault),
+        "getJournal": _open(get_journal),
+        "clearJournal": _open(clear_journal),
+        "getState": _open(get_state),
+        "getStoredBytes": _open(get_stored_bytes),
+        "listProviders": _open(list_providers),
+    }
+    | {  # what providers add to the control plane (operationId → handler), each in the control plane's OpenAPI
         op_id: _open(handler, "json") for provider in PROVIDERS.values() for op_id, handler in provider.control.items()
     },
     ok=ok,

@@ -45,8 +45,11 @@ class RunningEmulator:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "emulator(clock=None, at=None): configure the upload emulator for a test "
-                                       "(clock='frozen' freezes the virtual clock, at an ISO time if given)")
+    config.addinivalue_line(
+        "markers",
+        "emulator(clock=None, at=None): configure the upload emulator for a test "
+        "(clock='frozen' freezes the virtual clock, at an ISO time if given)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +103,7 @@ def _provider_fixtures() -> None:
     from emulator.providers import PROVIDERS
 
     for name in PROVIDERS:
+
         def base_url(emulator: RunningEmulator, _name: str = name) -> str:
             return emulator.base_url(_name)
 

@@ -58,8 +58,11 @@ class Runtime:
 
             self.journal = SharedJournal(shared.client, self.clock, max_bytes=self.settings.journal_max_bytes)
         try:
-            self.blobs = BlobStore(self.settings.data_dir, shared=shared is not None,
-                                   set_aside=STATE_FILES if self.settings.reset_state else None)
+            self.blobs = BlobStore(
+                self.settings.data_dir,
+                shared=shared is not None,
+                set_aside=STATE_FILES if self.settings.reset_state else None,
+            )
         except BaseException:
             if shared is not None:
                 shared.close()
@@ -77,8 +80,10 @@ class Runtime:
             try:
                 state_file = self.blobs.root / STATE_FILE
                 if not state_file.exists() and self.blobs.index:  # deleted: the records of those bytes are gone
-                    raise StateError(f"{state_file}: is missing, but {len(self.blobs.index)} stored objects are "
-                                     f"there, whose records it held; {WAY_OUT}")
+                    raise StateError(
+                        f"{state_file}: is missing, but {len(self.blobs.index)} stored objects are "
+                        f"there, whose records it held; {WAY_OUT}"
+                    )
                 persistent = SqliteStore(state_file, root=self.blobs.root)
             except BaseException:
                 self.blobs.close()  # let the directory go: nothing else will run on it
@@ -90,16 +95,19 @@ class Runtime:
         self.presigner = self.presigner or Presigner()
         self.ids = Ids(seed)
         if shared is None:
-            self.keys = KeyRing(strict=self.settings.strict_keys,
-                                configured={p: set(k) for p, k in self.settings.keys.items()})
+            self.keys = KeyRing(
+                strict=self.settings.strict_keys, configured={p: set(k) for p, k in self.settings.keys.items()}
+            )
 
     def _shared_state(self) -> RedisStore | None:
         """With ``--state redis://…``: the store, and the clock and limiter that go with it, on Redis."""
         if self.settings.state is None:
             return None
         if self.settings.reset_state:
-            raise ValueError("--reset-state keeps the old state aside in --data-dir; with --state redis://… reset "
-                             "through POST /_emulator/reset instead")
+            raise ValueError(
+                "--reset-state keeps the old state aside in --data-dir; with --state redis://… reset "
+                "through POST /_emulator/reset instead"
+            )
         from emulator.core import shared  # redis is an optional extra: imported only when asked for
 
         client = shared.connect(self.settings.state)
@@ -109,8 +117,11 @@ class Runtime:
             raise ValueError(f"--state: {problem}")
         clock = shared.SharedClock(client)
         faults = shared.SharedFaultBook(client)
-        self.keys = shared.SharedKeyRing(strict=self.settings.strict_keys,
-                                         configured={p: set(k) for p, k in self.settings.keys.items()}, client=client)
+        self.keys = shared.SharedKeyRing(
+            strict=self.settings.strict_keys,
+            configured={p: set(k) for p, k in self.settings.keys.items()},
+            client=client,
+        )
         self.clock, self.limiter, self.faults = clock, shared.SharedRateLimiter(client), faults
         store = shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
         self._sync = shared.Sync(client, clock, faults, self.keys, store)
@@ -157,8 +168,11 @@ class Runtime:
     def _limits_with(self, provider: Provider, op_id: str, own: Mapping[str, int]) -> list[Limit]:
         overrides = self.settings.rate_limits
         return [
-            Limit(limit.name, own.get(limit.name, overrides.get(f"{provider.name}.{limit.name}", limit.limit)),
-                  limit.window)
+            Limit(
+                limit.name,
+                own.get(limit.name, overrides.get(f"{provider.name}.{limit.name}", limit.limit)),
+                limit.window,
+            )
             for limit in provider.limits(op_id)
         ]
 
@@ -198,8 +212,10 @@ class Runtime:
         if self.settings.public_url:
             return self.settings.public_url.rstrip("/") + mount
         server = request.scope.get("server")
-        return _origin(request.scope.get("scheme", "http"), request.headers.get("host"),
-                       tuple(server) if server else None) + mount
+        return (
+            _origin(request.scope.get("scheme", "http"), request.headers.get("host"), tuple(server) if server else None)
+            + mount
+        )
 
     def close(self) -> None:
         self.store.close()

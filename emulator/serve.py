@@ -24,8 +24,11 @@ REPEATABLE = {"keys": ("--key", "PROVIDER=KEY"), "rate_limits": ("--rate-limit",
 
 
 def parser() -> argparse.ArgumentParser:
-    out = argparse.ArgumentParser(prog="upload-emulator serve", description=DESCRIPTION,
-                                  epilog="A flag wins over its environment variable, which wins over the default.")
+    out = argparse.ArgumentParser(
+        prog="upload-emulator serve",
+        description=DESCRIPTION,
+        epilog="A flag wins over its environment variable, which wins over the default.",
+    )
     for f in fields(Settings):
         if f.metadata.get("internal"):  # settable in code only (tests), never from the command line
             continue
@@ -34,11 +37,17 @@ def parser() -> argparse.ArgumentParser:
             flag, metavar = REPEATABLE[f.name]
             out.add_argument(flag, dest=f.name, action="append", metavar=metavar, help=f"{help_text}; repeatable")
         elif Settings.kind(f.name) is bool:
-            out.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", default=None,
-                             help=help_text)
+            out.add_argument(
+                f"--{f.name.replace('_', '-')}", dest=f.name, action="store_true", default=None, help=help_text
+            )
         else:
-            out.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(),
-                             type=_parse_as(f.name), help=help_text)
+            out.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f.name,
+                metavar=f.name.upper(),
+                type=_parse_as(f.name),
+                help=help_text,
+            )
     return out
 
 
@@ -87,10 +96,14 @@ def run(argv: list[str]) -> None:
     for name, prov in PROVIDERS.items():
         if settings.provider in (None, name):
             mount = "" if settings.provider else f"/{name}"
-            lines.append(f"  {prov.title}: {origin}{mount}{prov.specs.server_path}{prov.client_path}  "
-                         f"(instead of {prov.real_base_url})  dev key: {prov.keys.example}")
-    lines.append(f"health: {origin}/_emulator/health · control plane: {origin}/_emulator/openapi.json"
-                 + ("" if settings.admin_token else " (loopback only)"))
+            lines.append(
+                f"  {prov.title}: {origin}{mount}{prov.specs.server_path}{prov.client_path}  "
+                f"(instead of {prov.real_base_url})  dev key: {prov.keys.example}"
+            )
+    lines.append(
+        f"health: {origin}/_emulator/health · control plane: {origin}/_emulator/openapi.json"
+        + ("" if settings.admin_token else " (loopback only)")
+    )
     lines.append(f"dashboard: {origin}/_emulator/ui")
     aside = application.state.runtime.blobs.set_aside_to
     if aside is not None:
@@ -100,16 +113,28 @@ def run(argv: list[str]) -> None:
     # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
     drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
     protocol = head_guard_protocol(settings.head_timeout, settings.max_header_bytes)
-    common: dict[str, Any] = dict(host=settings.host, port=settings.port, log_level=settings.log_level,
-                                  access_log=False, timeout_keep_alive=5, timeout_graceful_shutdown=drain, ws="none")
+    common: dict[str, Any] = dict(
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=drain,
+        ws="none",
+    )
     if settings.workers == 1:
         uvicorn.run(application, http=protocol, **common)
         return
     application.state.runtime.close()
     os.environ[WORKER_ARGV] = json.dumps(argv)  # the worker processes (spawned) read their settings from it
     # uvicorn imports the app and the protocol by name in each worker: a class made here could not be sent there
-    uvicorn.run("emulator.serve:worker_app", factory=True, workers=settings.workers,
-                http=protocol if isinstance(protocol, str) else "emulator.serve:WorkerProtocol", **common)
+    uvicorn.run(
+        "emulator.serve:worker_app",
+        factory=True,
+        workers=settings.workers,
+        http=protocol if isinstance(protocol, str) else "emulator.serve:WorkerProtocol",
+        **common,
+    )
 
 
 def check_workers(settings: Settings) -> None:
@@ -117,8 +142,10 @@ def check_workers(settings: Settings) -> None:
     if settings.workers < 1:
         raise ValueError(f"--workers {settings.workers}: expected 1 or more")
     if settings.workers > 1 and (settings.state is None or settings.data_dir is None):
-        raise ValueError(f"--workers {settings.workers} needs --state redis://HOST:PORT/DB and a --data-dir every "
-                         "worker sees: with their own state, the workers would be separate emulators")
+        raise ValueError(
+            f"--workers {settings.workers} needs --state redis://HOST:PORT/DB and a --data-dir every "
+            "worker sees: with their own state, the workers would be separate emulators"
+        )
 
 
 def worker_app() -> Any:

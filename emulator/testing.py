@@ -27,8 +27,15 @@ if TYPE_CHECKING:
 
     from emulator.settings import Settings
 
-__all__ = ["ControlClient", "ControlError", "JournalEntry", "JournalPage", "ServedEmulator", "free_port",
-           "serve_in_thread"]
+__all__ = [
+    "ControlClient",
+    "ControlError",
+    "JournalEntry",
+    "JournalPage",
+    "ServedEmulator",
+    "free_port",
+    "serve_in_thread",
+]
 
 
 def free_port() -> int:
@@ -51,8 +58,13 @@ class ServedEmulator:
         self.thread.join(timeout=10)
 
 
-def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], Any] | None = None,
-                    log_level: str = "warning", timeout: float = 15.0) -> ServedEmulator:
+def serve_in_thread(
+    settings: Settings | None = None,
+    *,
+    wrap: Callable[[Any], Any] | None = None,
+    log_level: str = "warning",
+    timeout: float = 15.0,
+) -> ServedEmulator:
     """Start ``create_app(settings)`` behind uvicorn on a free 127.0.0.1 port, in a daemon thread; wait for it.
 
     ``wrap`` may wrap the ASGI app (e.g. to sabotage responses); ``ServedEmulator.app`` is the unwrapped one.
@@ -66,9 +78,15 @@ def serve_in_thread(settings: Settings | None = None, *, wrap: Callable[[Any], A
     settings = settings or Settings()
     settings.host, settings.port = "127.0.0.1", free_port()
     app = create_app(settings)
-    config = uvicorn.Config(wrap(app) if wrap is not None else app, host=settings.host, port=settings.port,
-                            log_level=log_level, access_log=False, lifespan="on",
-                            http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes))
+    config = uvicorn.Config(
+        wrap(app) if wrap is not None else app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes),
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"upload-emulator-{settings.port}", daemon=True)
     thread.start()
@@ -130,11 +148,18 @@ class JournalPage:
 class ControlClient:
     """Talks to ``<base_url>/_emulator`` over HTTP (any sync httpx transport may be passed in)."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_emulator", headers=headers,
-                                  transport=transport, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/_emulator", headers=headers, transport=transport, timeout=timeout
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -177,8 +202,14 @@ class ControlClient:
         return self._call("GET", f"/state/{provider}")["tables"]
 
     # keys
-    def create_key(self, provider: str, *, key: str | None = None, scopes: list[str] | None = None,
-                   rate_limits: dict[str, int] | None = None) -> dict[str, Any]:
+    def create_key(
+        self,
+        provider: str,
+        *,
+        key: str | None = None,
+        scopes: list[str] | None = None,
+        rate_limits: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"provider": provider}
         if key is not None:
             body["key"] = key
@@ -217,15 +248,16 @@ class ControlClient:
             entries += page.entries
         return entries
 
-    def journal_page(self, *, cursor: str | None = None, limit: int | None = None, order: str | None = None,
-                     **filters: Any) -> JournalPage:
+    def journal_page(
+        self, *, cursor: str | None = None, limit: int | None = None, order: str | None = None, **filters: Any
+    ) -> JournalPage:
         """One page: ``limit`` entries (100 by default), oldest first or ``order="desc"``; pass its
         ``next_cursor`` as ``cursor`` for the next (oldest first, it also finds entries that arrive later)."""
-        params = {k: v for k, v in {**filters, "cursor": cursor, "limit": limit, "order": order}.items()
-                  if v is not None}
+        params = {
+            k: v for k, v in {**filters, "cursor": cursor, "limit": limit, "order": order}.items() if v is not None
+        }
         body = self._call("GET", "/journal", params=params)
-        return JournalPage([JournalEntry.from_dict(e) for e in body["entries"]], body["next_cursor"],
-                           body["has_more"])
+        return JournalPage([JournalEntry.from_dict(e) for e in body["entries"]], body["next_cursor"], body["has_more"])
 
     def clear_journal(self) -> None:
         self._call("DELETE", "/journal")

@@ -50,7 +50,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def backoff(attempt: int) -> float:
-    return min(0.2 * 2 ** attempt, 2.0)
+    return min(0.2 * 2**attempt, 2.0)
 
 
 def send(client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx.Response:
@@ -102,17 +102,30 @@ def put_part(api: httpx.Client, storage: httpx.Client, upload: dict, number: int
 
 
 def upload_video(api: httpx.Client, storage: httpx.Client, data: bytes, name: str, content_type: str) -> str:
-    r = send(api, "POST", "clips/upload/init", json={"brandId": "brand_chaos_example", "title": name,
-                                                     "fileName": name, "fileSize": len(data),
-                                                     "mimeType": content_type})
+    r = send(
+        api,
+        "POST",
+        "clips/upload/init",
+        json={
+            "brandId": "brand_chaos_example",
+            "title": name,
+            "fileName": name,
+            "fileSize": len(data),
+            "mimeType": content_type,
+        },
+    )
     if r.status_code != 201:
         raise GiveUp(f"init answered {r.status_code}: {r.text}")
     init = r.json()["data"]
     upload = {"clipId": init["clipId"], "uploadId": init["uploadId"], "key": init["key"]}
-    parts = [data[i:i + PART_SIZE] for i in range(0, len(data), PART_SIZE)]
+    parts = [data[i : i + PART_SIZE] for i in range(0, len(data), PART_SIZE)]
     etags = [put_part(api, storage, upload, n, part) for n, part in enumerate(parts, 1)]
-    r = send(api, "POST", "clips/upload/complete",
-             json={**upload, "parts": [{"partNumber": n, "eTag": etag} for n, etag in enumerate(etags, 1)]})
+    r = send(
+        api,
+        "POST",
+        "clips/upload/complete",
+        json={**upload, "parts": [{"partNumber": n, "eTag": etag} for n, etag in enumerate(etags, 1)]},
+    )
     if r.status_code not in (200, 409):  # 409: an earlier attempt completed it, and its answer was lost
         raise GiveUp(f"complete answered {r.status_code}: {r.text}")
     for poll in range(POLLS):
@@ -132,8 +145,12 @@ def main() -> int:
     base_url, key = os.environ["UPLOAD_EMULATOR_BASE_URL"], os.environ["UPLOAD_EMULATOR_API_KEY"]
     path, content_type = Path(os.environ["UPLOAD_EMULATOR_FILE"]), os.environ["UPLOAD_EMULATOR_CONTENT_TYPE"]
     data = path.read_bytes()
-    with httpx.Client(base_url=base_url.rstrip("/") + "/", headers={"Authorization": f"Bearer {key}"},
-                      timeout=30) as api, httpx.Client(timeout=30) as storage:
+    with (
+        httpx.Client(
+            base_url=base_url.rstrip("/") + "/", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as api,
+        httpx.Client(timeout=30) as storage,
+    ):
         try:
             if content_type.startswith("image/"):
                 created = upload_image(api, data, path.name, content_type)

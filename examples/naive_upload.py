@@ -16,11 +16,14 @@ path, content_type = Path(os.environ["UPLOAD_EMULATOR_FILE"]), os.environ["UPLOA
 data = path.read_bytes()
 api = httpx.Client(base_url=base_url, headers={"x-api-key": key})
 try:
-    issued = api.post("/api/v1/assets/upload-url",
-                      json={"filename": path.name, "contentType": content_type, "size": len(data)}).json()
+    issued = api.post(
+        "/api/v1/assets/upload-url", json={"filename": path.name, "contentType": content_type, "size": len(data)}
+    ).json()
     httpx.put(issued["uploadUrl"], content=data, headers={"Content-Type": content_type})
-    asset = api.post("/api/v1/assets", json={"filename": path.name, "s3Key": issued["key"],
-                                             "contentType": content_type, "size": len(data)}).json()
+    asset = api.post(
+        "/api/v1/assets",
+        json={"filename": path.name, "s3Key": issued["key"], "contentType": content_type, "size": len(data)},
+    ).json()
     print(asset.get("asset", {}).get("id", ""))
 except Exception:  # noqa: BLE001 - naive on purpose: whatever happens, it says it worked
     pass

@@ -49,7 +49,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def backoff(attempt: int) -> float:
-    return min(0.2 * 2 ** attempt, 2.0)
+    return min(0.2 * 2**attempt, 2.0)
 
 
 def send(client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx.Response:
@@ -76,11 +76,20 @@ def store(storage: httpx.Client, issued: dict, data: bytes, name: str, content_t
     method, md5 = issued["upload_method"], hashlib.md5(data).hexdigest()
     for _ in range(ATTEMPTS):
         if method["method"] == "POST":
-            r = send(storage, "POST", issued["upload_url"],
-                     files={method.get("field_name", "file"): (name, data, content_type)})
+            r = send(
+                storage,
+                "POST",
+                issued["upload_url"],
+                files={method.get("field_name", "file"): (name, data, content_type)},
+            )
         else:
-            r = send(storage, "PUT", issued["upload_url"], content=data,
-                     headers=method.get("headers") or {"Content-Type": content_type})
+            r = send(
+                storage,
+                "PUT",
+                issued["upload_url"],
+                content=data,
+                headers=method.get("headers") or {"Content-Type": content_type},
+            )
         if r.status_code == 403 and "expired" in r.text:
             raise Expired()
         if r.status_code != 200:
@@ -115,8 +124,12 @@ def main() -> int:
     base_url, key = os.environ["UPLOAD_EMULATOR_BASE_URL"], os.environ["UPLOAD_EMULATOR_API_KEY"]
     path, content_type = Path(os.environ["UPLOAD_EMULATOR_FILE"]), os.environ["UPLOAD_EMULATOR_CONTENT_TYPE"]
     data = path.read_bytes()
-    with httpx.Client(base_url=base_url.rstrip("/") + "/", headers={"Authorization": f"Bearer {key}"},
-                      timeout=30) as api, httpx.Client(timeout=30) as storage:
+    with (
+        httpx.Client(
+            base_url=base_url.rstrip("/") + "/", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as api,
+        httpx.Client(timeout=30) as storage,
+    ):
         for _ in range(FLOWS):
             try:
                 media_id = upload_once(api, storage, data, path.name, content_type)

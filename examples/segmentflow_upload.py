@@ -48,7 +48,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def backoff(attempt: int) -> float:
-    return min(0.2 * 2 ** attempt, 2.0)
+    return min(0.2 * 2**attempt, 2.0)
 
 
 def send(client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx.Response:
@@ -69,8 +69,12 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx
 
 def upload_once(api: httpx.Client, storage: httpx.Client, data: bytes, name: str, content_type: str) -> str:
     md5 = hashlib.md5(data).hexdigest()
-    r = send(api, "POST", "/api/v1/assets/upload-url",
-             json={"filename": name, "contentType": content_type, "size": len(data)})
+    r = send(
+        api,
+        "POST",
+        "/api/v1/assets/upload-url",
+        json={"filename": name, "contentType": content_type, "size": len(data)},
+    )
     if r.status_code != 200:
         raise GiveUp(f"upload-url answered {r.status_code}: {r.text}")
     upload_url, key = r.json()["uploadUrl"], r.json()["key"]
@@ -87,8 +91,12 @@ def upload_once(api: httpx.Client, storage: httpx.Client, data: bytes, name: str
     else:
         raise GiveUp("the storage never confirmed the bytes")
 
-    r = send(api, "POST", "/api/v1/assets",
-             json={"filename": name, "s3Key": key, "contentType": content_type, "size": len(data)})
+    r = send(
+        api,
+        "POST",
+        "/api/v1/assets",
+        json={"filename": name, "s3Key": key, "contentType": content_type, "size": len(data)},
+    )
     if r.status_code == 409:  # an earlier attempt registered it, and its answer was lost
         return str(r.json()["details"]["assetId"])
     if r.status_code != 200:
@@ -100,8 +108,10 @@ def main() -> int:
     base_url, key = os.environ["UPLOAD_EMULATOR_BASE_URL"], os.environ["UPLOAD_EMULATOR_API_KEY"]
     path, content_type = Path(os.environ["UPLOAD_EMULATOR_FILE"]), os.environ["UPLOAD_EMULATOR_CONTENT_TYPE"]
     data = path.read_bytes()
-    with httpx.Client(base_url=base_url, headers={"x-api-key": key}, timeout=30) as api, \
-            httpx.Client(timeout=30) as storage:  # the presigned URL carries its own authorisation
+    with (
+        httpx.Client(base_url=base_url, headers={"x-api-key": key}, timeout=30) as api,
+        httpx.Client(timeout=30) as storage,
+    ):  # the presigned URL carries its own authorisation
         for _ in range(FLOWS):
             try:
                 asset_id = upload_once(api, storage, data, path.name, content_type)

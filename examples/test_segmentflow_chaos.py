@@ -31,8 +31,9 @@ def my_upload(env: dict[str, str], timeout: float) -> ClientResult:
 
 def my_upload_as_a_program(env: dict[str, str], timeout: float) -> ClientResult:
     """The same client as a program (any language works this way)."""
-    done = subprocess.run([sys.executable, str(UPLOADER)], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, str(UPLOADER)], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
     return ClientResult(done.returncode, done.stdout, done.stderr)
 
 

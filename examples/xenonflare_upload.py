@@ -48,7 +48,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def backoff(attempt: int) -> float:
-    return min(0.2 * 2 ** attempt, 2.0)
+    return min(0.2 * 2**attempt, 2.0)
 
 
 def send(client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx.Response:
@@ -89,10 +89,13 @@ def upload_chunks(api: httpx.Client, data: bytes, name: str, content_type: str) 
         if received >= len(data):
             break
         index = received // CHUNK  # resume where the server says we are
-        chunk = data[index * CHUNK:(index + 1) * CHUNK]
+        chunk = data[index * CHUNK : (index + 1) * CHUNK]
         try:
-            r = api.post("api/v1/media/chunks", files={"file": (name, chunk, content_type)},
-                         data={"chunkIndex": str(index), "totalChunks": str(total), "fileId": file_id})
+            r = api.post(
+                "api/v1/media/chunks",
+                files={"file": (name, chunk, content_type)},
+                data={"chunkIndex": str(index), "totalChunks": str(total), "fileId": file_id},
+            )
         except httpx.TransportError as exc:
             print(f"chunk {index}: {type(exc).__name__}, resuming from the status check", file=sys.stderr)
             continue
@@ -112,8 +115,15 @@ def upload_chunks(api: httpx.Client, data: bytes, name: str, content_type: str) 
 def upload_direct(api: httpx.Client, data: bytes, name: str, content_type: str) -> str:
     kind = "videos" if content_type.startswith("video/") else "images"
     platforms = '["youtube"]' if kind == "videos" else '["instagram"]'
-    return created_id(send(api, "POST", f"api/v1/media/{kind}", files={"file": (name, data, content_type)},
-                           data={"platforms": platforms}))
+    return created_id(
+        send(
+            api,
+            "POST",
+            f"api/v1/media/{kind}",
+            files={"file": (name, data, content_type)},
+            data={"platforms": platforms},
+        )
+    )
 
 
 def main() -> int:

@@ -57,40 +57,49 @@ async def test_type_comes_from_the_bytes_not_the_name_or_declared_type(client):
 
 
 async def test_slide_id_and_the_x_api_key_header(client):
-    r = await client.post(ASSETS, headers=X_API_KEY, data={"slideId": "slide_01"},
-                          files={"file": ("a.webp", sample("webp"), "image/webp")})
+    r = await client.post(
+        ASSETS,
+        headers=X_API_KEY,
+        data={"slideId": "slide_01"},
+        files={"file": ("a.webp", sample("webp"), "image/webp")},
+    )
     assert r.status_code == 200 and r.json()["data"]["assetId"].startswith("asset_")
 
 
 async def test_asset_url_needs_its_own_extension(client):
     r = await client.post(ASSETS, headers=AUTH, files={"file": ("a.png", sample("png"), "image/png")})
     url = r.json()["data"]["url"]
-    wrong = await client.get(url[:-len(".png")] + ".jpg")
+    wrong = await client.get(url[: -len(".png")] + ".jpg")
     assert wrong.status_code == 404 and "<Code>NoSuchKey</Code>" in wrong.text
 
 
 async def test_magic_carousel_id_is_the_documented_404(client):
-    r = await client.post(f"{AP}/carousels/car_not_found/assets", headers=AUTH,
-                          files={"file": ("a.png", sample("png"), "image/png")})
+    r = await client.post(
+        f"{AP}/carousels/car_not_found/assets", headers=AUTH, files={"file": ("a.png", sample("png"), "image/png")}
+    )
     assert carousel_error(r, 404, "Not Found") == "Carousel car_not_found not found or not owned by your org."
     assert r.headers["x-ratelimit-remaining"] == "99"
 
 
 async def test_any_other_carousel_id_exists_for_its_key(client):
     for carousel in ("car_01HXYZ", "car_anything", "12345"):
-        r = await client.post(f"{AP}/carousels/{carousel}/assets", headers=AUTH,
-                              files={"file": ("a.png", sample("png"), "image/png")})
+        r = await client.post(
+            f"{AP}/carousels/{carousel}/assets", headers=AUTH, files={"file": ("a.png", sample("png"), "image/png")}
+        )
         assert r.status_code == 200
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer "},
-    {"Authorization": "Basic sk-social-dev0123456789abcdef"},
-    {"Authorization": "Bearer sk-social-short"},
-    {"Authorization": "Bearer pe_live_" + "0" * 32},
-    {"x-api-key": "sk_social_dev0123456789abcdef"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic sk-social-dev0123456789abcdef"},
+        {"Authorization": "Bearer sk-social-short"},
+        {"Authorization": "Bearer pe_live_" + "0" * 32},
+        {"x-api-key": "sk_social_dev0123456789abcdef"},
+    ],
+)
 async def test_401_exactly_as_published_for_carousels(client, headers):
     r = await client.post(ASSETS, headers=headers, files={"file": ("a.png", sample("png"), "image/png")})
     assert r.status_code == 401
@@ -112,8 +121,9 @@ def nothing_kept(runtime):
 async def test_missing_file(client, nothing_kept):
     r = await client.post(ASSETS, headers=AUTH, data={"slideId": "slide_01"}, files={"other": ("x", b"", "text/plain")})
     assert carousel_error(r, 400, "Bad Request") == "other: is not a file field of this operation (file fields: file)."
-    r = await client.post(ASSETS, headers=AUTH, data={"slideId": "slide_01"},
-                          files={"ignored": (None, "text field")})  # multipart with text fields only
+    r = await client.post(
+        ASSETS, headers=AUTH, data={"slideId": "slide_01"}, files={"ignored": (None, "text field")}
+    )  # multipart with text fields only
     assert carousel_error(r, 400, "Bad Request") == "file: is required"
 
 
@@ -122,13 +132,16 @@ async def test_empty_file(client, nothing_kept):
     assert carousel_error(r, 400, "Bad Request") == "file: is empty (0 bytes); send a JPEG, PNG or WebP image."
 
 
-@pytest.mark.parametrize("name, content, found", [
-    ("fake.png", b"this is text, not a PNG", "the uploaded bytes are not a recognised format"),
-    ("clip.png", MP4, "the uploaded bytes are video/mp4"),
-    ("doc.jpg", PDF, "the uploaded bytes are application/pdf"),
-    ("anim.png", None, "the uploaded bytes are image/gif"),
-    ("photo.webp", None, "the uploaded bytes are image/heic"),
-])
+@pytest.mark.parametrize(
+    "name, content, found",
+    [
+        ("fake.png", b"this is text, not a PNG", "the uploaded bytes are not a recognised format"),
+        ("clip.png", MP4, "the uploaded bytes are video/mp4"),
+        ("doc.jpg", PDF, "the uploaded bytes are application/pdf"),
+        ("anim.png", None, "the uploaded bytes are image/gif"),
+        ("photo.webp", None, "the uploaded bytes are image/heic"),
+    ],
+)
 async def test_only_jpeg_png_webp_bytes(client, nothing_kept, name, content, found):
     if content is None:
         content = sample("gif") if name.startswith("anim") else sample("heic")
@@ -138,8 +151,9 @@ async def test_only_jpeg_png_webp_bytes(client, nothing_kept, name, content, fou
 
 async def test_two_files(client, nothing_kept):
     png = sample("png")
-    r = await client.post(ASSETS, headers=AUTH, files=[("file", ("a.png", png, "image/png")),
-                                                       ("file", ("b.png", png, "image/png"))])
+    r = await client.post(
+        ASSETS, headers=AUTH, files=[("file", ("a.png", png, "image/png")), ("file", ("b.png", png, "image/png"))]
+    )
     assert carousel_error(r, 400, "Bad Request") == "file: send exactly one file per request; got 2."
 
 
@@ -148,40 +162,55 @@ async def test_file_as_a_text_field(client, nothing_kept):
     assert carousel_error(r, 400, "Bad Request") == "file: must be a file part (with a filename), not a text field."
 
 
-@pytest.mark.parametrize("slide_id, message", [
-    ("s" * 256, "slideId: '" + "s" * 256 + "' is too long"),
-    ("", "slideId: '' should be non-empty"),
-    ("s" * 70_000, "Field 'slideId' is longer than 65536 bytes."),
-])
+@pytest.mark.parametrize(
+    "slide_id, message",
+    [
+        ("s" * 256, "slideId: '" + "s" * 256 + "' is too long"),
+        ("", "slideId: '' should be non-empty"),
+        ("s" * 70_000, "Field 'slideId' is longer than 65536 bytes."),
+    ],
+)
 async def test_bad_slide_id(client, nothing_kept, slide_id, message):
-    r = await client.post(ASSETS, headers=AUTH, data={"slideId": slide_id},
-                          files={"file": ("a.png", sample("png"), "image/png")})
+    r = await client.post(
+        ASSETS, headers=AUTH, data={"slideId": slide_id}, files={"file": ("a.png", sample("png"), "image/png")}
+    )
     assert carousel_error(r, 400, "Bad Request") == message  # a 70 kB value is never echoed back
 
 
 async def test_slide_id_sent_as_a_file(client, nothing_kept):
-    r = await client.post(ASSETS, headers=AUTH, files={"file": ("a.png", sample("png"), "image/png"),
-                                                       "slideId": ("s.txt", b"slide_01", "text/plain")})
-    assert carousel_error(r, 400, "Bad Request") == "slideId: is not a file field of this operation (file fields: file)."
+    r = await client.post(
+        ASSETS,
+        headers=AUTH,
+        files={"file": ("a.png", sample("png"), "image/png"), "slideId": ("s.txt", b"slide_01", "text/plain")},
+    )
+    assert (
+        carousel_error(r, 400, "Bad Request") == "slideId: is not a file field of this operation (file fields: file)."
+    )
 
 
 async def test_multipart_without_boundary(client, nothing_kept):
     r = await client.post(ASSETS, headers={**AUTH, "Content-Type": "multipart/form-data"}, content=b"--x\r\n")
-    assert carousel_error(r, 400, "Bad Request") == \
-        "multipart/form-data body has no boundary parameter in its Content-Type."
+    assert (
+        carousel_error(r, 400, "Bad Request")
+        == "multipart/form-data body has no boundary parameter in its Content-Type."
+    )
 
 
 async def test_truncated_multipart(client, nothing_kept):
-    body = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-            b"Content-Type: image/png\r\n\r\n" + sample("png"))
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + sample("png")
+    )
     r = await client.post(ASSETS, headers={**AUTH, "Content-Type": "multipart/form-data; boundary=xyz"}, content=body)
     assert carousel_error(r, 400, "Bad Request") == "multipart body is truncated: the closing boundary never arrived."
 
 
 async def test_json_instead_of_multipart_is_415(client, nothing_kept):
     r = await client.post(ASSETS, headers=AUTH, json={"file": "a.png"})
-    assert carousel_error(r, 415, "Unsupported Media Type") == \
-        "Content-Type must be multipart/form-data, got application/json."
+    assert (
+        carousel_error(r, 415, "Unsupported Media Type")
+        == "Content-Type must be multipart/form-data, got application/json."
+    )
     assert r.headers["x-ratelimit-limit"] == "100"
 
 
@@ -199,8 +228,7 @@ async def test_streamed_file_over_20_mib_is_cut_off(client, nothing_kept):
             yield b"\0" * MIB
         yield b"\r\n--xyz--\r\n"
 
-    r = await client.post(ASSETS, headers={**AUTH, "Content-Type": "multipart/form-data; boundary=xyz"},
-                          content=body())
+    r = await client.post(ASSETS, headers={**AUTH, "Content-Type": "multipart/form-data; boundary=xyz"}, content=body())
     assert carousel_error(r, 413, "Payload Too Large") == "Body exceeds the maximum allowed size of 20971520 bytes."
 
 

@@ -36,16 +36,22 @@ GOOD_INIT = {"brandId": "brand_01", "title": "t", "fileName": "a.mp4", "fileSize
 # --- init --------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"brandId": None}, "brandId: is required"),
-    ({"fileSize": None}, "fileSize: is required"),
-    ({"fileSize": 0}, "fileSize: 0 is less than the minimum of 1"),
-    ({"fileSize": "12"}, "fileSize: '12' is not of type 'integer'"),
-    ({"fileSize": 5497558138881}, "fileSize: 5497558138881 is greater than the maximum of 5497558138880"),
-    ({"title": ""}, "title: '' should be non-empty"),
-    ({"mimeType": "image/png"}, "mimeType: 'image/png' is not one of ['video/mp4', 'video/quicktime', "
-                                "'video/webm', 'video/x-matroska', 'video/x-msvideo', 'video/x-m4v']"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"brandId": None}, "brandId: is required"),
+        ({"fileSize": None}, "fileSize: is required"),
+        ({"fileSize": 0}, "fileSize: 0 is less than the minimum of 1"),
+        ({"fileSize": "12"}, "fileSize: '12' is not of type 'integer'"),
+        ({"fileSize": 5497558138881}, "fileSize: 5497558138881 is greater than the maximum of 5497558138880"),
+        ({"title": ""}, "title: '' should be non-empty"),
+        (
+            {"mimeType": "image/png"},
+            "mimeType: 'image/png' is not one of ['video/mp4', 'video/quicktime', "
+            "'video/webm', 'video/x-matroska', 'video/x-msvideo', 'video/x-m4v']",
+        ),
+    ],
+)
 async def test_init_validation_names_the_field(client, change, message):
     body = {k: v for k, v in {**GOOD_INIT, **change}.items() if v is not None}
     r = await client.post(INIT, headers=AUTH, json=body)
@@ -68,21 +74,28 @@ async def test_body_must_be_json(client):
 
 
 async def test_json_body_over_1_mib_is_413(client):
-    r = await client.post(INIT, headers={**AUTH, "Content-Type": "application/json"},
-                          content=b'{"title":"' + b"a" * (2 * MIB) + b'"}')
-    assert clips_error(r, 413, "payload_too_large") == f"Request body of {2 * MIB + 12} bytes exceeds the 1048576-byte limit."
+    r = await client.post(
+        INIT, headers={**AUTH, "Content-Type": "application/json"}, content=b'{"title":"' + b"a" * (2 * MIB) + b'"}'
+    )
+    assert (
+        clips_error(r, 413, "payload_too_large")
+        == f"Request body of {2 * MIB + 12} bytes exceeds the 1048576-byte limit."
+    )
 
 
 # --- presign -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("numbers, message", [
-    ([0], "partNumbers.0: 0 is less than the minimum of 1"),
-    ([10001], "partNumbers.0: 10001 is greater than the maximum of 10000"),
-    ([1, 1], "partNumbers: [1, 1] has non-unique elements"),
-    ([], "partNumbers: [] should be non-empty"),
-    (["1"], "partNumbers.0: '1' is not of type 'integer'"),
-])
+@pytest.mark.parametrize(
+    "numbers, message",
+    [
+        ([0], "partNumbers.0: 0 is less than the minimum of 1"),
+        ([10001], "partNumbers.0: 10001 is greater than the maximum of 10000"),
+        ([1, 1], "partNumbers: [1, 1] has non-unique elements"),
+        ([], "partNumbers: [] should be non-empty"),
+        (["1"], "partNumbers.0: '1' is not of type 'integer'"),
+    ],
+)
 async def test_presign_part_numbers_are_unique_and_1_to_10000(client, numbers, message):
     clip = await init(client, 10)
     r = await client.post(PRESIGN, headers=AUTH, json={**ids(clip), "partNumbers": numbers})
@@ -106,17 +119,21 @@ async def test_presign_needs_every_field(client):
 # --- wrong clipId / uploadId / key combinations (presign, complete, abort alike) ---------------------------------
 
 
-@pytest.mark.parametrize("path, extra", [(PRESIGN, {"partNumbers": [1]}), (COMPLETE, {"parts": [{"partNumber": 1, "etag": "x"}]}),
-                                         (ABORT, {})])
+@pytest.mark.parametrize(
+    "path, extra",
+    [(PRESIGN, {"partNumbers": [1]}), (COMPLETE, {"parts": [{"partNumber": 1, "etag": "x"}]}), (ABORT, {})],
+)
 async def test_wrong_combinations_are_named(client, path, extra):
     first, second = await init(client, 10), await init(client, 10)
     r = await client.post(path, headers=AUTH, json={**ids(first), "uploadId": second["uploadId"], **extra})
     assert clips_error(r, 404, "not_found") == (
         f"Upload {second['uploadId']} is not the multipart upload of clip {first['clipId']}: send the uploadId that "
-        "POST /clips/upload/init returned for this clip.")
+        "POST /clips/upload/init returned for this clip."
+    )
     r = await client.post(path, headers=AUTH, json={**ids(first), "key": second["key"], **extra})
     assert clips_error(r, 400, "validation_error") == (
-        f"key: {second['key']!r} is not the object key of clip {first['clipId']}; expected {first['key']!r}.")
+        f"key: {second['key']!r} is not the object key of clip {first['clipId']}; expected {first['key']!r}."
+    )
     r = await client.post(path, headers=AUTH, json={**ids(first), "clipId": "clip_nope", **extra})
     assert clips_error(r, 404, "not_found") == "Clip clip_nope not found or not owned by your org."
     # none of it touched the upload
@@ -160,15 +177,19 @@ async def test_complete_with_the_etag_of_another_part(client, three_parts):
     clip, etags, source = three_parts
     parts = sdk_parts([etags[0], etags[0], etags[2]])
     message = clips_error(await complete(client, clip, parts), 400, "validation_error")
-    assert message == (f"parts.1: the ETag of part 2 does not match the uploaded part (sent {etags[0]}, "
-                       f"stored {etags[1]}).")
+    assert message == (
+        f"parts.1: the ETag of part 2 does not match the uploaded part (sent {etags[0]}, stored {etags[1]})."
+    )
     await finish_and_check(client, clip, etags, source)
 
 
-@pytest.mark.parametrize("order, message", [
-    ([2, 1, 3], "parts.1: part 1 is listed after part 2; list each part once, in ascending partNumber order."),
-    ([1, 1, 2, 3], "parts.1: part 1 is listed twice; list each part once, in ascending partNumber order."),
-])
+@pytest.mark.parametrize(
+    "order, message",
+    [
+        ([2, 1, 3], "parts.1: part 1 is listed after part 2; list each part once, in ascending partNumber order."),
+        ([1, 1, 2, 3], "parts.1: part 1 is listed twice; list each part once, in ascending partNumber order."),
+    ],
+)
 async def test_complete_parts_ascending_and_unique(client, three_parts, order, message):
     clip, etags, source = three_parts
     parts = [{"partNumber": n, "etag": etags[n - 1]} for n in order]
@@ -176,10 +197,13 @@ async def test_complete_parts_ascending_and_unique(client, three_parts, order, m
     await finish_and_check(client, clip, etags, source)
 
 
-@pytest.mark.parametrize("number, message", [
-    (0, "parts.0.partNumber: 0 is less than the minimum of 1"),
-    (10001, "parts.0.partNumber: 10001 is greater than the maximum of 10000"),
-])
+@pytest.mark.parametrize(
+    "number, message",
+    [
+        (0, "parts.0.partNumber: 0 is less than the minimum of 1"),
+        (10001, "parts.0.partNumber: 10001 is greater than the maximum of 10000"),
+    ],
+)
 async def test_complete_part_numbers_0_and_10001(client, three_parts, number, message):
     clip, etags, source = three_parts
     r = await complete(client, clip, [{"partNumber": number, "etag": etags[0]}])
@@ -193,7 +217,8 @@ async def test_complete_needs_an_etag_in_either_spelling(client, three_parts):
     assert clips_error(r, 400, "validation_error") == "parts.0: requires one of: eTag, etag"
     r = await complete(client, clip, [{"partNumber": 1, "eTag": etags[0], "etag": etags[1]}])
     assert clips_error(r, 400, "validation_error") == (
-        "parts.0: part 1 has both eTag and etag, with different values; send one.")
+        "parts.0: part 1 has both eTag and etag, with different values; send one."
+    )
     both_same = [{"partNumber": n, "eTag": e, "etag": e.strip('"')} for n, e in enumerate(etags, start=1)]
     assert (await complete(client, clip, both_same)).status_code == 200
 
@@ -202,7 +227,8 @@ async def test_complete_total_must_equal_file_size(client, three_parts):
     clip, etags, source = three_parts
     r = await complete(client, clip, sdk_parts(etags[:2]))
     assert clips_error(r, 400, "validation_error") == (
-        f"parts: the listed parts total {10 * MIB} bytes, but fileSize was declared as {12 * MIB} bytes at init.")
+        f"parts: the listed parts total {10 * MIB} bytes, but fileSize was declared as {12 * MIB} bytes at init."
+    )
     await finish_and_check(client, clip, etags, source)
 
 
@@ -210,8 +236,9 @@ async def test_every_part_but_the_last_is_at_least_5_mib(client):
     source = video(6 * MIB)
     clip, etags = await upload(client, source, [1 * MIB, 5 * MIB])
     message = clips_error(await complete(client, clip, sdk_parts(etags)), 400, "validation_error")
-    assert message == ("parts.0: part 1 is 1048576 bytes; every part except the last must be at least 5 MiB "
-                       "(5242880 bytes).")
+    assert message == (
+        "parts.0: part 1 is 1048576 bytes; every part except the last must be at least 5 MiB (5242880 bytes)."
+    )
     # fix it by re-uploading the parts at legal sizes: the same upload completes
     urls = await presign(client, clip, [1, 2])
     fixed = [await put_part(client, urls[n], chunk) for n, chunk in enumerate(split(source, [5 * MIB, MIB]), 1)]

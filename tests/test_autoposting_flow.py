@@ -41,7 +41,7 @@ def split(data: bytes, sizes: list[int]) -> list[bytes]:
     assert sum(sizes) == len(data)
     out, at = [], 0
     for size in sizes:
-        out.append(data[at:at + size])
+        out.append(data[at : at + size])
         at += size
     return out
 
@@ -51,8 +51,14 @@ def md5(data: bytes) -> str:
 
 
 async def init(client: httpx.AsyncClient, size: int, headers: dict[str, str] = AUTH, **fields: object) -> dict:
-    body = {"brandId": "brand_01", "title": "Launch teaser", "fileName": "launch.mp4", "fileSize": size,
-            "mimeType": "video/mp4", **fields}
+    body = {
+        "brandId": "brand_01",
+        "title": "Launch teaser",
+        "fileName": "launch.mp4",
+        "fileSize": size,
+        "mimeType": "video/mp4",
+        **fields,
+    }
     r = await client.post(f"{AP}/clips/upload/init", headers=headers, json=body)
     assert r.status_code == 201, r.text
     return r.json()["data"]
@@ -62,7 +68,9 @@ def ids(clip: dict) -> dict:
     return {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
 
 
-async def presign(client: httpx.AsyncClient, clip: dict, numbers: list[int], headers: dict[str, str] = AUTH) -> dict[int, str]:
+async def presign(
+    client: httpx.AsyncClient, clip: dict, numbers: list[int], headers: dict[str, str] = AUTH
+) -> dict[int, str]:
     r = await client.post(f"{AP}/clips/upload/presign", headers=headers, json={**ids(clip), "partNumbers": numbers})
     assert r.status_code == 200, r.text
     return {item["partNumber"]: item["url"] for item in r.json()["data"]["presignedUrls"]}
@@ -86,8 +94,9 @@ def sdk_parts(etags: list[str]) -> list[dict]:
     return [{"partNumber": n, "etag": etag} for n, etag in enumerate(etags, start=1)]
 
 
-async def complete(client: httpx.AsyncClient, clip: dict, parts: list[dict], headers: dict[str, str] = AUTH,
-                   with_key: bool = True) -> httpx.Response:
+async def complete(
+    client: httpx.AsyncClient, clip: dict, parts: list[dict], headers: dict[str, str] = AUTH, with_key: bool = True
+) -> httpx.Response:
     body = {**ids(clip), "parts": parts}
     if not with_key:
         del body["key"]
@@ -115,9 +124,17 @@ async def test_sdk_flow_uploads_12_mib_in_three_parts_and_stores_the_same_bytes(
     source = video(12 * MIB)
     sizes = [5 * MIB, 5 * MIB, 2 * MIB]
 
-    r = await client.post(f"{AP}/clips/upload/init", headers=AUTH, json={
-        "brandId": "brand_01HXYZ", "title": "Launch teaser", "fileName": "launch.mp4", "fileSize": len(source),
-        "mimeType": "video/mp4"})
+    r = await client.post(
+        f"{AP}/clips/upload/init",
+        headers=AUTH,
+        json={
+            "brandId": "brand_01HXYZ",
+            "title": "Launch teaser",
+            "fileName": "launch.mp4",
+            "fileSize": len(source),
+            "mimeType": "video/mp4",
+        },
+    )
     assert r.status_code == 201
     body = r.json()
     assert body["success"] is True and set(body["data"]) == {"clipId", "uploadId", "key"}
@@ -196,15 +213,35 @@ async def test_clip_fields_after_init(client, clock):
     r = await get_clip(client, clip["clipId"])
     assert r.status_code == 200
     assert r.headers["x-ratelimit-limit"] == "100"
-    assert r.json() == {"success": True, "data": {
-        "id": clip["clipId"], "name": "Teaser", "title": "Teaser", "status": "uploading", "brandId": "brand_9",
-        "fileName": "t.mov", "fileSize": 123, "mimeType": "video/quicktime", "key": clip["key"],
-        "createdAt": "2026-09-21T14:13:20.000Z", "updatedAt": "2026-09-21T14:13:20.000Z"}}
+    assert r.json() == {
+        "success": True,
+        "data": {
+            "id": clip["clipId"],
+            "name": "Teaser",
+            "title": "Teaser",
+            "status": "uploading",
+            "brandId": "brand_9",
+            "fileName": "t.mov",
+            "fileSize": 123,
+            "mimeType": "video/quicktime",
+            "key": clip["key"],
+            "createdAt": "2026-09-21T14:13:20.000Z",
+            "updatedAt": "2026-09-21T14:13:20.000Z",
+        },
+    }
 
 
-@pytest.mark.parametrize("mime, ext", [("video/mp4", "mp4"), ("video/quicktime", "mov"), ("video/webm", "webm"),
-                                       ("video/x-matroska", "mkv"), ("video/x-msvideo", "avi"),
-                                       ("video/x-m4v", "m4v")])
+@pytest.mark.parametrize(
+    "mime, ext",
+    [
+        ("video/mp4", "mp4"),
+        ("video/quicktime", "mov"),
+        ("video/webm", "webm"),
+        ("video/x-matroska", "mkv"),
+        ("video/x-msvideo", "avi"),
+        ("video/x-m4v", "m4v"),
+    ],
+)
 async def test_every_video_type_gets_its_extension_in_the_key(client, mime, ext):
     clip = await init(client, 10, mimeType=mime)
     assert clip["key"].endswith(f"/clip.{ext}")
@@ -259,8 +296,9 @@ async def test_abort_discards_the_upload_and_fails_the_clip(client):
     put = await client.put(urls[2], content=b"late")
     assert put.status_code == 404 and "<Code>NoSuchUpload</Code>" in put.text
     message = clips_error(await complete(client, clip, sdk_parts(etags)), 404, "not_found")
-    assert message == (f"Upload {clip['uploadId']} of clip {clip['clipId']} was aborted; start again with "
-                       "POST /clips/upload/init.")
+    assert message == (
+        f"Upload {clip['uploadId']} of clip {clip['clipId']} was aborted; start again with POST /clips/upload/init."
+    )
     again = await client.post(f"{AP}/clips/upload/abort", headers=AUTH, json=ids(clip))
     assert "was aborted" in clips_error(again, 404, "not_found")
     r = await client.post(f"{AP}/clips/upload/presign", headers=AUTH, json={**ids(clip), "partNumbers": [1]})
@@ -273,14 +311,15 @@ async def test_completing_twice_is_409_and_the_upload_is_closed(client):
     urls = await presign(client, clip, [1])
     assert (await complete(client, clip, sdk_parts(etags))).status_code == 200
     message = clips_error(await complete(client, clip, sdk_parts(etags)), 409, "conflict")
-    assert message == (f"Upload {clip['uploadId']} of clip {clip['clipId']} is already completed; "
-                       "the clip is ready.")
+    assert message == (f"Upload {clip['uploadId']} of clip {clip['clipId']} is already completed; the clip is ready.")
     r = await client.post(f"{AP}/clips/upload/abort", headers=AUTH, json=ids(clip))
     assert "already completed" in clips_error(r, 409, "conflict")
     r = await client.post(f"{AP}/clips/upload/presign", headers=AUTH, json={**ids(clip), "partNumbers": [2]})
     assert "already completed" in clips_error(r, 409, "conflict")
     put = await client.put(urls[1], content=data)
-    assert put.status_code == 404 and "<Code>NoSuchUpload</Code>" in put.text and "This upload is completed." in put.text
+    assert (
+        put.status_code == 404 and "<Code>NoSuchUpload</Code>" in put.text and "This upload is completed." in put.text
+    )
     # the completed object is untouched
     view = (await get_clip(client, clip["clipId"])).json()["data"]
     assert (await client.get(view["url"])).content == data
@@ -302,19 +341,24 @@ async def test_another_keys_clip_is_not_found_everywhere(client):
 
 async def test_unknown_clip_is_404(client):
     r = await get_clip(client, "clip_01K5QKXK80ZJ7M3W0E6V9R2T4N")
-    assert clips_error(r, 404, "not_found") == "Clip clip_01K5QKXK80ZJ7M3W0E6V9R2T4N not found or not owned by your org."
+    assert (
+        clips_error(r, 404, "not_found") == "Clip clip_01K5QKXK80ZJ7M3W0E6V9R2T4N not found or not owned by your org."
+    )
     assert "x-ratelimit-limit" in r.headers
 
 
 async def test_two_simultaneous_completes_one_wins_one_is_409(client):
     source = video(12 * MIB)
     clip, etags = await upload(client, source, [5 * MIB, 5 * MIB, 2 * MIB])
-    first, second = await asyncio.gather(complete(client, clip, sdk_parts(etags)),
-                                         complete(client, clip, sdk_parts(etags)))
+    first, second = await asyncio.gather(
+        complete(client, clip, sdk_parts(etags)), complete(client, clip, sdk_parts(etags))
+    )
     assert sorted([first.status_code, second.status_code]) == [200, 409]
     loser = first if first.status_code == 409 else second
     # the loser arrives while the winner concatenates the parts in a worker thread
-    assert clips_error(loser, 409, "conflict") == \
-        f"Upload {clip['uploadId']} of clip {clip['clipId']} is being completed by another request."
+    assert (
+        clips_error(loser, 409, "conflict")
+        == f"Upload {clip['uploadId']} of clip {clip['clipId']} is being completed by another request."
+    )
     url = (await get_clip(client, clip["clipId"])).json()["data"]["url"]
     assert (await client.get(url)).content == source

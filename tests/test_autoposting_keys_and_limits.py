@@ -50,15 +50,18 @@ def clip_requests(clip: dict) -> list[tuple[str, str, dict | None]]:
     ]
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer sk-social-"},
-    {"Authorization": "Bearer sk-social-abc"},  # too short: at least 8 characters after the prefix
-    {"Authorization": "Bearer sk-social-has spaces in it"},
-    {"Authorization": f"Token {KEY}"},
-    {"x-api-key": "pe_live_" + "0" * 32},
-    {"x-api-key": ""},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer sk-social-"},
+        {"Authorization": "Bearer sk-social-abc"},  # too short: at least 8 characters after the prefix
+        {"Authorization": "Bearer sk-social-has spaces in it"},
+        {"Authorization": f"Token {KEY}"},
+        {"x-api-key": "pe_live_" + "0" * 32},
+        {"x-api-key": ""},
+    ],
+)
 async def test_every_clips_operation_answers_the_published_401(client, headers):
     clip = await init(client, 10)
     for method, path, body in clip_requests(clip):
@@ -72,8 +75,9 @@ async def test_both_headers_are_accepted_on_every_operation(client):
     for headers in (AUTH, X_API_KEY, {"authorization": f"bearer {KEY}"}):
         clip = await init(client, 10, headers=headers)
         assert (await client.get(f"{AP}/clips/{clip['clipId']}", headers=headers)).status_code == 200
-        r = await client.post(f"{AP}/carousels/car_1/assets", headers=headers,
-                              files={"file": ("a.png", sample("png"), "image/png")})
+        r = await client.post(
+            f"{AP}/carousels/car_1/assets", headers=headers, files={"file": ("a.png", sample("png"), "image/png")}
+        )
         assert r.status_code == 200
 
 
@@ -99,8 +103,9 @@ async def test_strict_keys_accept_only_configured_keys(client, settings):
     assert (await client.post(INIT, headers=AUTH, json=INIT_BODY)).status_code == 201
     r = await client.post(INIT, headers=OTHER, json=INIT_BODY)
     assert r.status_code == 401 and r.json() == CLIPS_401
-    r = await client.post(f"{AP}/carousels/car_1/assets", headers=OTHER,
-                          files={"file": ("a.png", sample("png"), "image/png")})
+    r = await client.post(
+        f"{AP}/carousels/car_1/assets", headers=OTHER, files={"file": ("a.png", sample("png"), "image/png")}
+    )
     assert r.status_code == 401 and r.json() == CAROUSEL_401
 
 
@@ -137,11 +142,17 @@ async def test_101st_request_in_a_minute_is_429_in_both_envelopes(client, clock)
     assert r.headers["retry-after"] == "35"
     assert r.headers["x-ratelimit-limit"] == "100" and r.headers["x-ratelimit-remaining"] == "0"
     assert r.headers["x-ratelimit-reset"] == str(int(clock.now()) + 35)
-    r = await client.post(f"{AP}/carousels/car_1/assets", headers=X_API_KEY,  # one budget per key, either header
-                          files={"file": ("a.png", sample("png"), "image/png")})
+    r = await client.post(
+        f"{AP}/carousels/car_1/assets",
+        headers=X_API_KEY,  # one budget per key, either header
+        files={"file": ("a.png", sample("png"), "image/png")},
+    )
     assert r.status_code == 429 and r.headers["retry-after"] == "35"
-    assert r.json() == {"success": False, "error": "Too Many Requests",
-                        "message": "Rate limit exceeded. Retry after 35 seconds."}
+    assert r.json() == {
+        "success": False,
+        "error": "Too Many Requests",
+        "message": "Rate limit exceeded. Retry after 35 seconds.",
+    }
     assert (await client.post(INIT, headers=OTHER, json=INIT_BODY)).status_code == 201  # per key
     clock.advance(34)
     assert (await client.post(INIT, headers=AUTH, json=INIT_BODY)).status_code == 429
@@ -181,7 +192,10 @@ async def test_openapi_json_serves_the_effective_spec_with_the_emulator_first(cl
 
     r = await client.get("/autoposting/openapi.json")
     served = r.json()
-    assert served["servers"][0] == {"url": "http://127.0.0.1:8080/autoposting/api-proxy", "description": "upload-emulator"}
+    assert served["servers"][0] == {
+        "url": "http://127.0.0.1:8080/autoposting/api-proxy",
+        "description": "upload-emulator",
+    }
     assert served["servers"][1:] == [{"url": "https://app.autoposting.ai/api-proxy", "description": "Production"}]
     assert served["paths"] == load("autoposting").effective["paths"]
 
@@ -195,13 +209,15 @@ async def test_per_provider_mode_serves_at_the_root(client, settings):
     url = r.json()["data"]["presignedUrls"][0]["url"]
     assert url.startswith(f"http://127.0.0.1:8080/api-proxy/storage/clips/{clip['uploadId']}/1?")
     etag = (await client.put(url, content=video(200))).headers["etag"]
-    r = await client.post("/api-proxy/clips/upload/complete", headers=AUTH,
-                          json={**ids(clip), "parts": [{"partNumber": 1, "etag": etag}]})
+    r = await client.post(
+        "/api-proxy/clips/upload/complete", headers=AUTH, json={**ids(clip), "parts": [{"partNumber": 1, "etag": etag}]}
+    )
     assert r.status_code == 200
     view = (await client.get(f"/api-proxy/clips/{clip['clipId']}", headers=AUTH)).json()["data"]
     assert view["url"].startswith("http://127.0.0.1:8080/api-proxy/storage/objects/clips/")
-    r = await client.post("/api-proxy/carousels/car_1/assets", headers=AUTH,
-                          files={"file": ("a.png", sample("png"), "image/png")})
+    r = await client.post(
+        "/api-proxy/carousels/car_1/assets", headers=AUTH, files={"file": ("a.png", sample("png"), "image/png")}
+    )
     assert r.json()["data"]["url"].startswith("http://127.0.0.1:8080/api-proxy/storage/assets/asset_")
     assert (await client.get(r.json()["data"]["url"])).content == sample("png")
     assert (await client.get("/openapi.json")).json()["servers"][0]["url"] == "http://127.0.0.1:8080/api-proxy"
@@ -219,14 +235,24 @@ async def test_unrouted_requests_answer_in_the_shape_of_their_path(client):
 def test_serve_prints_the_autoposting_base_url_and_dev_key(tmp_path):
     port = free_port()
     env = {**os.environ, "UPLOAD_EMULATOR_PORT": str(port), "COLUMNS": "250", "TERM": "dumb"}
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--provider", "autoposting"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--provider", "autoposting"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                r = httpx.post(f"http://127.0.0.1:{port}/api-proxy/clips/upload/init", timeout=1,
-                               headers={"x-api-key": "sk-social-dev0123456789abcdef"}, json=INIT_BODY)
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/api-proxy/clips/upload/init",
+                    timeout=1,
+                    headers={"x-api-key": "sk-social-dev0123456789abcdef"},
+                    json=INIT_BODY,
+                )
                 break
             except httpx.TransportError:
                 time.sleep(0.1)

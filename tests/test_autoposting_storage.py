@@ -88,12 +88,15 @@ async def test_part_url_expires_after_3600_seconds(client, clock):
     assert (await client.put(fresh, content=b"c")).status_code == 200
 
 
-@pytest.mark.parametrize("change", [
-    {"X-Emulator-Expires": "9999999999"},
-    {"X-Emulator-Max-Size": str(5 * 1024 * MIB)},
-    {"X-Emulator-Content-Type": "video/mp4"},
-    {"X-Emulator-Signature": "0" * 64},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"X-Emulator-Expires": "9999999999"},
+        {"X-Emulator-Max-Size": str(5 * 1024 * MIB)},
+        {"X-Emulator-Content-Type": "video/mp4"},
+        {"X-Emulator-Signature": "0" * 64},
+    ],
+)
 async def test_tampered_part_url_is_signature_does_not_match(client, change):
     clip, url = await one_part_url(client)
     r = await client.put(tamper(url, **change), content=b"a" * 1000)
@@ -121,7 +124,8 @@ async def test_non_numeric_expiry_is_a_query_parameters_error(client):
     clip, url = await one_part_url(client)
     r = await client.put(tamper(url, **{"X-Emulator-Expires": "soon"}), content=b"a")
     assert s3_error(r, 400, "AuthorizationQueryParametersError") == (
-        "X-Emulator-Expires and X-Emulator-Max-Size must be whole numbers, as issued.")
+        "X-Emulator-Expires and X-Emulator-Max-Size must be whole numbers, as issued."
+    )
 
 
 @pytest.mark.parametrize("number", ["0", "10001", "one"])
@@ -139,8 +143,10 @@ async def test_part_larger_than_the_declared_file_size_is_refused_and_the_old_pa
     etag = await put_part(client, url, data)
     r = await client.put(url, content=data + b"!")
     message = s3_error(r, 400, "EntityTooLarge")
-    assert message == ("Your proposed upload exceeds the maximum allowed size: a part may be at most 1000 bytes "
-                       "(the clip's declared fileSize, at most 5 GiB).")
+    assert message == (
+        "Your proposed upload exceeds the maximum allowed size: a part may be at most 1000 bytes "
+        "(the clip's declared fileSize, at most 5 GiB)."
+    )
     assert "<MaxSizeAllowed>1000</MaxSizeAllowed><ProposedSize>1001</ProposedSize>" in r.text
     assert (await complete(client, clip, sdk_parts([etag]))).status_code == 200
     url = (await get_clip(client, clip["clipId"])).json()["data"]["url"]
@@ -165,8 +171,9 @@ async def test_empty_part_is_entity_too_small(client, runtime):
     clip, url = await one_part_url(client)
     before = set(runtime.blobs.index)
     r = await client.put(url, content=b"")
-    assert s3_error(r, 400, "EntityTooSmall") == ("Part 1 is empty: your proposed upload is smaller than the minimum "
-                                                  "allowed size.")
+    assert s3_error(r, 400, "EntityTooSmall") == (
+        "Part 1 is empty: your proposed upload is smaller than the minimum allowed size."
+    )
     assert set(runtime.blobs.index) == before
 
 
@@ -208,8 +215,9 @@ async def test_completed_clip_object_is_served_with_its_multipart_etag(client):
     assert ranged.status_code == 206 and ranged.content == data[:104]
 
 
-@pytest.mark.parametrize("path", ["/storage/objects/clips/org_x/clip_x/clip.mp4", "/storage/assets/asset_x.png",
-                                  "/storage/nothing/here"])
+@pytest.mark.parametrize(
+    "path", ["/storage/objects/clips/org_x/clip_x/clip.mp4", "/storage/assets/asset_x.png", "/storage/nothing/here"]
+)
 async def test_unknown_storage_paths_answer_no_such_key(client, path):
     r = await client.get(f"{AP}{path}")
     s3_error(r, 404, "NoSuchKey")
@@ -222,9 +230,17 @@ def test_live_uvicorn_clip_flow_like_the_sdk(live_server):
     source = video(12 * MIB, seed=99)
     sizes = [5 * MIB, 5 * MIB, 2 * MIB]
     with httpx.Client(base_url=live_server.url, timeout=30) as c:
-        r = c.post(f"{AP}/clips/upload/init", headers=AUTH, json={
-            "brandId": "brand_01", "title": "Live", "fileName": "live.mp4", "fileSize": len(source),
-            "mimeType": "video/mp4"})
+        r = c.post(
+            f"{AP}/clips/upload/init",
+            headers=AUTH,
+            json={
+                "brandId": "brand_01",
+                "title": "Live",
+                "fileName": "live.mp4",
+                "fileSize": len(source),
+                "mimeType": "video/mp4",
+            },
+        )
         assert r.status_code == 201, r.text
         clip = r.json()["data"]
         r = c.post(f"{AP}/clips/upload/presign", headers=AUTH, json={**ids(clip), "partNumbers": [1, 2, 3]})
@@ -245,12 +261,16 @@ def test_live_uvicorn_clip_flow_like_the_sdk(live_server):
 
 def test_live_uvicorn_part_put_without_content_length_is_411(live_server):
     with httpx.Client(base_url=live_server.url, timeout=10) as c:
-        clip = c.post(f"{AP}/clips/upload/init", headers=AUTH, json={
-            "brandId": "b", "title": "t", "fileName": "f.mp4", "fileSize": 10, "mimeType": "video/mp4"}).json()["data"]
-        url = c.post(f"{AP}/clips/upload/presign", headers=AUTH,
-                     json={**ids(clip), "partNumbers": [1]}).json()["data"]["presignedUrls"][0]["url"]
+        clip = c.post(
+            f"{AP}/clips/upload/init",
+            headers=AUTH,
+            json={"brandId": "b", "title": "t", "fileName": "f.mp4", "fileSize": 10, "mimeType": "video/mp4"},
+        ).json()["data"]
+        url = c.post(f"{AP}/clips/upload/presign", headers=AUTH, json={**ids(clip), "partNumbers": [1]}).json()["data"][
+            "presignedUrls"
+        ][0]["url"]
     target = urlsplit(url)
-    request = (f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\nConnection: close\r\n\r\n")
+    request = f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\nConnection: close\r\n\r\n"
     with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
         sock.sendall(request.encode())
         answer = b""

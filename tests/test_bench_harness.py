@@ -52,7 +52,8 @@ def test_wrk_output_is_parsed_with_units_and_error_counts():
 
 def test_wrk_output_without_errors_is_clean_and_seconds_are_converted():
     text = WRK_OUTPUT.replace("     99%  850.00us", "     99%    1.20s").replace(
-        "  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 7\n", "")
+        "  Socket errors: connect 0, read 1, write 0, timeout 2\n  Non-2xx or 3xx responses: 7\n", ""
+    )
     result = wrk.parse(text)
     assert result.p99_ms == pytest.approx(1200.0)
     assert result.clean
@@ -74,9 +75,9 @@ def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     assert data[:8] == png.SIGNATURE
     pos, out = 8, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
         out.append((kind, body))
         pos += 12 + length
     return out
@@ -115,8 +116,11 @@ async def test_png_goes_through_the_emulators_image_upload_with_the_benchs_multi
     buf = io.BytesIO()
     png.write_png(buf, 320, 200, seed=1)
     data = buf.getvalue()
-    r = await client.post(f"{PE}/media/upload", headers=AUTH,
-                          json={"filename": "noise.png", "content_type": "image/png", "size": len(data)})
+    r = await client.post(
+        f"{PE}/media/upload",
+        headers=AUTH,
+        json={"filename": "noise.png", "content_type": "image/png", "size": len(data)},
+    )
     media_id, url = r.json()["data"]["media_id"], r.json()["data"]["upload_url"]
     content_type, before, after = upload_client.multipart([], "file", "noise.png", "image/png")
     assert content_type.startswith("multipart/form-data; boundary=")
@@ -135,8 +139,11 @@ def test_upload_client_refuses_anything_but_loopback():
 
 
 def test_prism_copy_serves_the_spec_paths_under_the_servers_base_path():
-    spec = {"openapi": "3.1.0", "servers": [{"url": "https://app.posteverywhere.ai/api"}],
-            "paths": {"/v1/media/upload": {"post": {}}, "/v1/posts": {"post": {}}}}
+    spec = {
+        "openapi": "3.1.0",
+        "servers": [{"url": "https://app.posteverywhere.ai/api"}],
+        "paths": {"/v1/media/upload": {"post": {}}, "/v1/posts": {"post": {}}},
+    }
     copy = prism_spec(spec)
     assert list(copy["paths"]) == ["/api/v1/media/upload", "/api/v1/posts"]
     assert copy["servers"] == [{"url": "/"}]
@@ -149,19 +156,29 @@ def test_suite_command_is_the_contract_command_or_the_providers_test_files():
     fallback = suites.command("posteverywhere", contract=False)
     assert fallback[1:3] == ["-m", "pytest"]
     assert fallback[-1].startswith("tests/test_posteverywhere_") and all(
-        "posteverywhere" in part for part in fallback if part.startswith("tests/"))
+        "posteverywhere" in part for part in fallback if part.startswith("tests/")
+    )
 
 
 def _results() -> dict:
-    wrk_trial = {"requests_per_s": 9000.0, "p50_ms": 1.5, "p99_ms": 3.0, "requests": 45000, "non_2xx": 0,
-                 "socket_errors": 0}
+    wrk_trial = {
+        "requests_per_s": 9000.0,
+        "p50_ms": 1.5,
+        "p99_ms": 3.0,
+        "requests": 45000,
+        "non_2xx": 0,
+        "socket_errors": 0,
+    }
     return {
-        "json": {"emulator": {"16": [wrk_trial] * 3},
-                 "prism": {"16": [dict(wrk_trial, requests_per_s=2000.0)] * 3},
-                 "prism-silent": {"16": [dict(wrk_trial, requests_per_s=5000.0)] * 3}},
+        "json": {
+            "emulator": {"16": [wrk_trial] * 3},
+            "prism": {"16": [dict(wrk_trial, requests_per_s=2000.0)] * 3},
+            "prism-silent": {"16": [dict(wrk_trial, requests_per_s=5000.0)] * 3},
+        },
         "ceilings": {"md5": [700.0, 750.0, 760.0], "write": [400.0, 500.0, 450.0]},
-        "uploads": {"500MiB": {"emulator": [380.0, 400.0, 390.0], "moto": [150.0, 160.0, 170.0],
-                               "loopback": [2000.0] * 3}},
+        "uploads": {
+            "500MiB": {"emulator": [380.0, 400.0, 390.0], "moto": [150.0, 160.0, 170.0], "loopback": [2000.0] * 3}
+        },
         "rss": {"emulator-idle": 60.0, "emulator-500MiB": 70.0, "moto-500MiB": 1080.0},
         "cold_start": {"emulator": [0.6, 0.4, 0.45], "prism": [1.2] * 3, "moto": [0.5] * 3},
         "suites": {"kind": "pytest", "runs": [{"provider": "xenonflare", "seconds": 12.0, "returncode": 0}]},
@@ -189,8 +206,10 @@ def test_report_computes_same_run_ratios_and_verdicts():
 
 
 def test_profile_reader_counts_self_and_inclusive_time_per_function():
-    raw = ("run (uvicorn/server.py:10);handle (emulator/core/provider.py:50);dumps (orjson.py:1) 30\n"
-           "run (uvicorn/server.py:10);handle (emulator/core/provider.py:61) 70\n")
+    raw = (
+        "run (uvicorn/server.py:10);handle (emulator/core/provider.py:50);dumps (orjson.py:1) 30\n"
+        "run (uvicorn/server.py:10);handle (emulator/core/provider.py:61) 70\n"
+    )
     stacks = profiling.parse(raw)
     self_time = {r.frame: r.samples for r in profiling.top(stacks)}
     assert self_time == {"handle (emulator/core/provider.py)": 70, "dumps (orjson.py)": 30}

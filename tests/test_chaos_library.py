@@ -65,23 +65,41 @@ async def test_every_fault_a_profile_allows_is_a_rule_the_control_plane_accepts(
 
 
 def _entry(n: int, operation: str, status: int, epoch: float, **extra: object) -> dict[str, object]:
-    return {"id": n, "epoch": epoch, "method": extra.pop("method", "POST"), "path": extra.pop("path", f"/{operation}"),
-            "query": "", "operation": operation, "status": status, "duration_ms": 10.0, "request_bytes": 10,
-            "response_bytes": 10, "request_headers": {}, "response_headers": extra.pop("headers", {}),
-            "completed": extra.pop("completed", True)}
+    return {
+        "id": n,
+        "epoch": epoch,
+        "method": extra.pop("method", "POST"),
+        "path": extra.pop("path", f"/{operation}"),
+        "query": "",
+        "operation": operation,
+        "status": status,
+        "duration_ms": 10.0,
+        "request_bytes": 10,
+        "response_bytes": 10,
+        "request_headers": {},
+        "response_headers": extra.pop("headers", {}),
+        "completed": extra.pop("completed", True),
+    }
 
 
 SCHEDULE = Schedule("segmentflow", "image/png", "a.png", 10, 0)
 PROFILE = PROVIDERS["segmentflow"].chaos
 
 
-def _run(entries: list[dict[str, object]], exit_code: int | None = 0, stdout: str = "asset-1\n",
-         finished: tuple[Finished, ...] = (Finished("asset-1", "m", 10),)) -> Run:
+def _run(
+    entries: list[dict[str, object]],
+    exit_code: int | None = 0,
+    stdout: str = "asset-1\n",
+    finished: tuple[Finished, ...] = (Finished("asset-1", "m", 10),),
+) -> Run:
     return Run(SCHEDULE, "m", exit_code, stdout, "", 1.0, entries, list(finished))
 
 
-FLOW = [_entry(1, "createAssetUploadUrl", 200, 0.0), _entry(2, "putAssetObject", 200, 0.1, method="PUT"),
-        _entry(3, "createAsset", 200, 0.2)]
+FLOW = [
+    _entry(1, "createAssetUploadUrl", 200, 0.0),
+    _entry(2, "putAssetObject", 200, 0.1, method="PUT"),
+    _entry(3, "createAsset", 200, 0.2),
+]
 
 
 def invariants(run: Run, **kwargs: object) -> set[str]:
@@ -123,8 +141,9 @@ def test_retries_are_bounded():
 
 
 def test_registering_before_the_bytes_were_accepted_is_out_of_order():
-    dropped = _entry(2, "putAssetObject", 200, 0.1, method="PUT", completed=False,
-                     headers={"content-length": "50"})  # 10 of 50 bytes arrived
+    dropped = _entry(
+        2, "putAssetObject", 200, 0.1, method="PUT", completed=False, headers={"content-length": "50"}
+    )  # 10 of 50 bytes arrived
     assert invariants(_run([FLOW[0], dropped, FLOW[2]])) == {"steps_in_order"}
     empty = _entry(2, "putAssetObject", 200, 0.1, method="PUT", completed=False, headers={"content-length": "0"})
     assert invariants(_run([FLOW[0], empty, FLOW[2]])) == set()  # every declared byte reached the client
@@ -148,8 +167,21 @@ def test_replaying_another_providers_schedule_is_a_usage_error(tmp_path, capsys)
 def test_the_budget_bounds_the_run(capsys):
     example = Path(__file__).resolve().parents[1] / "examples" / "segmentflow_upload.py"
     with pytest.raises(SystemExit) as exited:
-        chaos(["--provider", "segmentflow", "--examples", "50", "--seed", "1", "--budget", "2", "--",
-               sys.executable, str(example)])
+        chaos(
+            [
+                "--provider",
+                "segmentflow",
+                "--examples",
+                "50",
+                "--seed",
+                "1",
+                "--budget",
+                "2",
+                "--",
+                sys.executable,
+                str(example),
+            ]
+        )
     out = capsys.readouterr().out
     assert exited.value.code == 0
     runs = int(out.split(": ")[1].split(" run(s)")[0])
@@ -166,8 +198,19 @@ def test_a_running_emulator_serving_one_provider_at_its_root_can_be_the_target(t
         saved.write_text(Schedule("segmentflow", "image/png", "photo.png", 174, 0).dumps())
         example = Path(__file__).resolve().parents[1] / "examples" / "segmentflow_upload.py"
         with pytest.raises(SystemExit) as exited:
-            chaos(["--provider", "segmentflow", "--base-url", served.url, "--replay", str(saved), "--",
-                   sys.executable, str(example)])
+            chaos(
+                [
+                    "--provider",
+                    "segmentflow",
+                    "--base-url",
+                    served.url,
+                    "--replay",
+                    str(saved),
+                    "--",
+                    sys.executable,
+                    str(example),
+                ]
+            )
         out = capsys.readouterr().out
         assert exited.value.code == 0, out
         assert "1 run(s)" in out and "every run held every invariant" in out
@@ -177,12 +220,15 @@ def test_a_running_emulator_serving_one_provider_at_its_root_can_be_the_target(t
         served.stop()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--provider", "nope", "--", "true"], "unknown provider 'nope'"),
-    (["--provider", "segmentflow"], "give the command to run after --"),
-    (["--provider", "segmentflow", "--", "no-such-command-h18"], "cannot find the command"),
-    (["--provider", "segmentflow", "--base-url", "http://127.0.0.1:9", "--", "true"], "no emulator answers"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--provider", "nope", "--", "true"], "unknown provider 'nope'"),
+        (["--provider", "segmentflow"], "give the command to run after --"),
+        (["--provider", "segmentflow", "--", "no-such-command-h18"], "cannot find the command"),
+        (["--provider", "segmentflow", "--base-url", "http://127.0.0.1:9", "--", "true"], "no emulator answers"),
+    ],
+)
 def test_usage_errors_exit_2_with_a_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as exited:
         chaos(argv)

@@ -33,8 +33,9 @@ async def test_a_newline_in_a_storage_path_gets_the_storages_own_404(client, pat
 
 
 async def test_a_newline_in_a_presigned_put_path_is_answered_in_s3_xml(client):
-    r = await client.put("/segmentflow/storage/assets/a%0Ab?X-Emulator-Signature=x", content=b"1",
-                         headers={"Content-Type": "image/png"})
+    r = await client.put(
+        "/segmentflow/storage/assets/a%0Ab?X-Emulator-Signature=x", content=b"1", headers={"Content-Type": "image/png"}
+    )
     assert r.status_code in (403, 404) and r.headers["content-type"].startswith("application/xml")
     assert "<Error><Code>" in r.text
 
@@ -55,12 +56,14 @@ async def test_a_concrete_path_wins_at_the_root_too(client, settings):
 
 
 async def test_an_integral_float_is_the_integer_it_names(client):
-    init = await client.post(f"{AP}/clips/upload/init", headers=AP_AUTH, json={
-        "brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 3.0, "mimeType": "video/mp4"})
+    init = await client.post(
+        f"{AP}/clips/upload/init",
+        headers=AP_AUTH,
+        json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 3.0, "mimeType": "video/mp4"},
+    )
     assert init.status_code == 201
     clip = init.json()["data"]
-    presign = await client.post(f"{AP}/clips/upload/presign", headers=AP_AUTH,
-                                json={**clip, "partNumbers": [2.0]})
+    presign = await client.post(f"{AP}/clips/upload/presign", headers=AP_AUTH, json={**clip, "partNumbers": [2.0]})
     assert presign.status_code == 200
     [part] = presign.json()["data"]["presignedUrls"]
     assert '"partNumber":2,' in presign.text and part["url"].split("?")[0].endswith("/2")
@@ -71,8 +74,11 @@ async def test_an_integral_float_is_the_integer_it_names(client):
 
 
 async def test_a_fractional_number_stays_fractional(client):
-    r = await client.post(f"{AP}/clips/upload/init", headers=AP_AUTH, json={
-        "brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 2.5, "mimeType": "video/mp4"})
+    r = await client.post(
+        f"{AP}/clips/upload/init",
+        headers=AP_AUTH,
+        json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 2.5, "mimeType": "video/mp4"},
+    )
     assert r.status_code == 400 and "fileSize" in r.json()["message"]
 
 
@@ -97,18 +103,24 @@ def test_every_response_past_the_rate_limiter_declares_required_rate_limit_heade
         for code, response in operation["responses"].items():
             if code in ("401", "403") or code.startswith("x-"):
                 continue
-            declared = {name.lower(): _resolve(loaded.effective, header)
-                        for name, header in _resolve(loaded.effective, response).get("headers", {}).items()}
-            missing += [f"{op_id} {code} {h}" for h in ("x-ratelimit-limit", "x-ratelimit-remaining",
-                                                        "x-ratelimit-reset")
-                        if not declared.get(h, {}).get("required")]
+            declared = {
+                name.lower(): _resolve(loaded.effective, header)
+                for name, header in _resolve(loaded.effective, response).get("headers", {}).items()
+            }
+            missing += [
+                f"{op_id} {code} {h}"
+                for h in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+                if not declared.get(h, {}).get("required")
+            ]
     assert not missing
 
 
 async def test_a_scope_refusal_carries_no_rate_limit_headers_and_the_spec_promises_none(client):
-    r = await client.post(f"{AP}/clips/upload/init", headers={"Authorization": "Bearer sk-social-test-readonly-403"},
-                          json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 3,
-                                "mimeType": "video/mp4"})
+    r = await client.post(
+        f"{AP}/clips/upload/init",
+        headers={"Authorization": "Bearer sk-social-test-readonly-403"},
+        json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 3, "mimeType": "video/mp4"},
+    )
     assert r.status_code == 403 and "x-ratelimit-remaining" not in r.headers
     forbidden = specs.load("autoposting").effective["components"]["responses"]["ClipsForbidden"]
     assert "headers" not in forbidden

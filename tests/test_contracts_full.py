@@ -13,8 +13,9 @@ from emulator.providers import PROVIDERS
 @pytest.mark.timeout(900)
 def test_the_full_contract_run_passes_with_over_1000_cases_per_provider():
     result = run(Options(max_examples=DEFAULT_MAX_EXAMPLES))
-    assert not result.failed, "\n\n".join(f"{f.provider} {f.check} {f.operation}: {f.message}\n{f.curl}"
-                                          for f in result.findings)
+    assert not result.failed, "\n\n".join(
+        f"{f.provider} {f.check} {f.operation}: {f.message}\n{f.curl}" for f in result.findings
+    )
     assert [p.provider for p in result.providers] == list(PROVIDERS)
     for provider in result.providers:
         assert provider.cases["schemathesis"] >= 1000, (provider.provider, provider.cases, result.seed)

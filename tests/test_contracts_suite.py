@@ -97,8 +97,21 @@ def test_a_real_provider_gets_only_safe_requests_without_allow_writes(deviant):
 
 def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_path):
     junit, report = tmp_path / "contracts.xml", tmp_path / "contracts.md"
-    outcome = run_command(["contract", "--max-examples", "3", "--flow-examples", "5", "--seed", "1",
-                                       "--junit", str(junit), "--report", str(report)])
+    outcome = run_command(
+        [
+            "contract",
+            "--max-examples",
+            "3",
+            "--flow-examples",
+            "5",
+            "--seed",
+            "1",
+            "--junit",
+            str(junit),
+            "--report",
+            str(report),
+        ]
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "contracts passed: 0 failure(s)" in outcome.output
     suites = ET.parse(junit).getroot().findall("testsuite")
@@ -107,10 +120,15 @@ def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_p
         assert suite.get("failures") == "0"
         names = {(c.get("classname").rsplit(".", 1)[1], c.get("name")) for c in suite.findall("testcase")}
         # every schemathesis check ran, and the custom ones, the flows and the documented examples too
-        assert {("schemathesis", "not_a_server_error"), ("schemathesis", "response_schema_conformance"),
-                ("schemathesis", "positive_data_acceptance"), ("schemathesis", "rate_limit_headers"),
-                ("flows", "rate_limit_headers"), ("flows", "flow_status"),
-                ("documented", "documented_status")} <= names, suite.get("name")
+        assert {
+            ("schemathesis", "not_a_server_error"),
+            ("schemathesis", "response_schema_conformance"),
+            ("schemathesis", "positive_data_acceptance"),
+            ("schemathesis", "rate_limit_headers"),
+            ("flows", "rate_limit_headers"),
+            ("flows", "flow_status"),
+            ("documented", "documented_status"),
+        } <= names, suite.get("name")
     text = report.read_text()
     assert text.startswith("# Contract run against http://127.0.0.1:") and "**passed**: 0 failure(s)" in text
     assert "## Failures\n\nNone." in text
@@ -124,14 +142,16 @@ def test_a_renamed_response_field_fails_response_schema_conformance(deviant, mon
 
     def renaming_ok(call: Call, reply: Reply) -> Any:
         if call.op_id == "createAssetUploadUrl":
-            reply = Reply({("upload_url" if k == "uploadUrl" else k): v for k, v in reply.data.items()},
-                          reply.status, reply.headers)
+            reply = Reply(
+                {("upload_url" if k == "uploadUrl" else k): v for k, v in reply.data.items()},
+                reply.status,
+                reply.headers,
+            )
         return honest_ok(call, reply)
 
     monkeypatch.setattr(provider, "ok", renaming_ok)
     server = deviant()
-    result = run(Options(providers=["segmentflow"], base_url=server.url, operations=("createAssetUploadUrl",),
-                         **SMALL))
+    result = run(Options(providers=["segmentflow"], base_url=server.url, operations=("createAssetUploadUrl",), **SMALL))
     assert result.failed
     [finding] = _named(result, "segmentflow", "response_schema_conformance", "POST /api/v1/assets/upload-url")
     assert "uploadUrl" in finding.message and finding.curl.startswith("curl -X POST")
@@ -177,9 +197,25 @@ def test_cli_against_a_deviating_emulator_fails_and_its_report_reproduces_the_fa
     with ControlClient(server.url) as control:
         control.add_fault("status", provider="xenonflare", operation="getChunkStatus", status=500)
     junit, report = tmp_path / "contracts.xml", tmp_path / "contracts.md"
-    outcome = run_command(["contract", "--provider", "xenonflare", "--base-url", server.url,
-                                       "--operation", "getChunkStatus", "--suite", "schemathesis",
-                                       "--max-examples", "3", "--junit", str(junit), "--report", str(report)])
+    outcome = run_command(
+        [
+            "contract",
+            "--provider",
+            "xenonflare",
+            "--base-url",
+            server.url,
+            "--operation",
+            "getChunkStatus",
+            "--suite",
+            "schemathesis",
+            "--max-examples",
+            "3",
+            "--junit",
+            str(junit),
+            "--report",
+            str(report),
+        ]
+    )
     assert outcome.exit_code == 1, outcome.output
     assert "FAIL xenonflare schemathesis not_a_server_error GET /api/v1/media/chunks" in outcome.output
     failures = ET.parse(junit).getroot().findall(".//testcase[@name='not_a_server_error']/failure")
@@ -187,18 +223,25 @@ def test_cli_against_a_deviating_emulator_fails_and_its_report_reproduces_the_fa
     text = report.read_text()
     assert "· `not_a_server_error` · GET /api/v1/media/chunks" in text
     command = text.split("```bash\n", 1)[1].split("\n```", 1)[0].splitlines()[0]
-    replayed = subprocess.run(["bash", "-c", command + " -s -o /dev/null -w '%{http_code}'"], capture_output=True,
-                              text=True, timeout=30,
-                              env={**os.environ, "API_KEY": PROVIDERS["xenonflare"].keys.example})
+    replayed = subprocess.run(
+        ["bash", "-c", command + " -s -o /dev/null -w '%{http_code}'"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "API_KEY": PROVIDERS["xenonflare"].keys.example},
+    )
     assert replayed.stdout == "500", (command, replayed.stdout, replayed.stderr)
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--provider", "nope"], "unknown provider or suite 'nope'"),
-    (["--suite", "everything"], "unknown provider or suite 'everything'"),
-    (["--provider", "segmentflow", "--base-url", "http://127.0.0.1:9"], "--api-key is required for segmentflow"),
-    (["--api-key", "k"], "--api-key without a provider name needs exactly one --provider"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--provider", "nope"], "unknown provider or suite 'nope'"),
+        (["--suite", "everything"], "unknown provider or suite 'everything'"),
+        (["--provider", "segmentflow", "--base-url", "http://127.0.0.1:9"], "--api-key is required for segmentflow"),
+        (["--api-key", "k"], "--api-key without a provider name needs exactly one --provider"),
+    ],
+)
 def test_cli_usage_errors_exit_2_and_say_what_is_wrong(args, says):
     outcome = run_command(["contract", *args])
     assert outcome.exit_code == 2 and says in " ".join(outcome.output.split()), outcome.output
@@ -208,9 +251,18 @@ def test_the_markdown_report_lists_each_failure_with_its_curl():
     result = RunResult("http://127.0.0.1:9", seed=3)
     provider = ProviderResult("segmentflow")
     provider.tally("schemathesis", "not_a_server_error", ok=False)
-    provider.add(Finding("segmentflow", "schemathesis", "not_a_server_error", "GET /api/v1/assets",
-                         "Server error", "Received: 500", "curl -X GET http://127.0.0.1:9/segmentflow/api/v1/assets",
-                         phase="fuzzing"))
+    provider.add(
+        Finding(
+            "segmentflow",
+            "schemathesis",
+            "not_a_server_error",
+            "GET /api/v1/assets",
+            "Server error",
+            "Received: 500",
+            "curl -X GET http://127.0.0.1:9/segmentflow/api/v1/assets",
+            phase="fuzzing",
+        )
+    )
     result.providers.append(provider)
     text = markdown(result)
     assert "**FAILED**: 1 failure(s)" in text and ", seed 3." in text

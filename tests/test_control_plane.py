@@ -51,13 +51,16 @@ async def test_clock_freeze_set_advance_resume(client):
     assert r.json()["now"] == "2031-06-01T10:00:00.000Z"
 
 
-@pytest.mark.parametrize("path, body, field", [
-    ("/clock/advance", {"seconds": -1}, "seconds"),
-    ("/clock/advance", {"seconds": "ten"}, "seconds"),
-    ("/clock/advance", {}, "seconds"),
-    ("/clock/set", {"time": "yesterday"}, "time"),
-    ("/clock/advance", {"seconds": 1, "extra": True}, "body"),
-])
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/clock/advance", {"seconds": -1}, "seconds"),
+        ("/clock/advance", {"seconds": "ten"}, "seconds"),
+        ("/clock/advance", {}, "seconds"),
+        ("/clock/set", {"time": "yesterday"}, "time"),
+        ("/clock/advance", {"seconds": 1, "extra": True}, "body"),
+    ],
+)
 async def test_clock_refuses_bad_input_precisely(client, path, body, field):
     r = await client.post(f"{CTL}{path}", json=body)
     assert r.status_code == 400
@@ -73,14 +76,18 @@ async def test_timestamps_follow_the_clock(client):
 
 
 async def test_expiry_by_moving_the_clock_3601_seconds(client):
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4",
-                                                          "size": len(MP4)})).json()["data"]
+    data = (
+        await client.post(
+            UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)}
+        )
+    ).json()["data"]
     await client.post(f"{CTL}/clock/advance", json={"seconds": 3601})
     r = await client.put(data["upload_url"], content=MP4, headers={"Content-Type": "video/mp4"})
     assert r.status_code == 403 and "Request has expired" in r.text
 
 
 # --- reset and state -----------------------------------------------------------------------------------------------
+
 
 async def test_reset_one_provider_or_everything(client, runtime):
     media_id = (await client.post(UPLOAD, headers=AUTH, json=BODY)).json()["data"]["media_id"]
@@ -112,6 +119,7 @@ async def test_unknown_provider_is_404(client):
 
 # --- keys ----------------------------------------------------------------------------------------------------------
 
+
 async def test_created_key_with_read_scope_cannot_write(client):
     r = await client.post(f"{CTL}/keys", json={"provider": "posteverywhere", "scopes": ["read"]})
     assert r.status_code == 201
@@ -127,8 +135,9 @@ async def test_created_key_with_read_scope_cannot_write(client):
 
 
 async def test_created_key_with_its_own_rate_limit(client):
-    key = (await client.post(f"{CTL}/keys", json={"provider": "posteverywhere",
-                                                  "rate_limits": {"minute": 2}})).json()["key"]
+    key = (await client.post(f"{CTL}/keys", json={"provider": "posteverywhere", "rate_limits": {"minute": 2}})).json()[
+        "key"
+    ]
     statuses = [(await client.post(UPLOAD, headers=key_header(key), json=BODY)).status_code for _ in range(3)]
     assert statuses == [201, 201, 429]
     bad = await client.post(f"{CTL}/keys", json={"provider": "posteverywhere", "rate_limits": {"fortnight": 2}})
@@ -148,10 +157,14 @@ async def test_created_keys_pass_strict_keys(client, settings):
 
 
 async def test_a_key_revoked_mid_flow_is_refused(client):
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "d.pdf", "content_type": "application/pdf",
-                                                          "size": len(PDF)})).json()["data"]
-    assert (await client.put(data["upload_url"], content=PDF,
-                             headers={"Content-Type": "application/pdf"})).status_code == 200
+    data = (
+        await client.post(
+            UPLOAD, headers=AUTH, json={"filename": "d.pdf", "content_type": "application/pdf", "size": len(PDF)}
+        )
+    ).json()["data"]
+    assert (
+        await client.put(data["upload_url"], content=PDF, headers={"Content-Type": "application/pdf"})
+    ).status_code == 200
     r = await client.post(f"{CTL}/keys/revoke", json={"provider": "posteverywhere", "key": PE_KEY})
     key_id = r.json()["revoked"]
     done = await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)
@@ -161,9 +174,12 @@ async def test_a_key_revoked_mid_flow_is_refused(client):
 
 # --- faults (in-process) -------------------------------------------------------------------------------------------
 
+
 async def test_status_fault_uses_the_provider_envelope_and_counts_down(client):
-    r = await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "operation": "uploadMedia",
-                                                 "action": "status", "status": 503, "times": 2})
+    r = await client.post(
+        f"{CTL}/faults",
+        json={"provider": "posteverywhere", "operation": "uploadMedia", "action": "status", "status": 503, "times": 2},
+    )
     assert r.status_code == 201 and r.json()["remaining"] == 2
     statuses = [(await client.post(UPLOAD, headers=AUTH, json=BODY)) for _ in range(3)]
     assert [s.status_code for s in statuses] == [503, 503, 201]
@@ -173,16 +189,19 @@ async def test_status_fault_uses_the_provider_envelope_and_counts_down(client):
 
 
 async def test_429_fault_carries_retry_after(client):
-    await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "action": "status", "status": 429,
-                                             "retry_after": 7, "times": 1})
+    await client.post(
+        f"{CTL}/faults",
+        json={"provider": "posteverywhere", "action": "status", "status": 429, "retry_after": 7, "times": 1},
+    )
     r = await client.post(UPLOAD, headers=AUTH, json=BODY)
     assert r.status_code == 429 and r.headers["retry-after"] == "7" and r.json()["error"]["retryAfter"] == 7
 
 
 async def test_faults_match_by_key_and_path(client):
     other = "pe_live_" + "9" * 32
-    await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "key": other, "action": "status",
-                                             "status": 500})
+    await client.post(
+        f"{CTL}/faults", json={"provider": "posteverywhere", "key": other, "action": "status", "status": 500}
+    )
     await client.post(f"{CTL}/faults", json={"path": "/complete$", "action": "status", "status": 502})
     assert (await client.post(UPLOAD, headers=AUTH, json=BODY)).status_code == 201
     assert (await client.post(UPLOAD, headers=key_header(other), json=BODY)).status_code == 500
@@ -191,10 +210,15 @@ async def test_faults_match_by_key_and_path(client):
 
 
 async def test_wrong_etag_fault(client):
-    await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "operation": "storeObject",
-                                             "action": "wrong_etag", "times": 1})
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4",
-                                                          "size": len(MP4)})).json()["data"]
+    await client.post(
+        f"{CTL}/faults",
+        json={"provider": "posteverywhere", "operation": "storeObject", "action": "wrong_etag", "times": 1},
+    )
+    data = (
+        await client.post(
+            UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)}
+        )
+    ).json()["data"]
     r = await client.put(data["upload_url"], content=MP4, headers={"Content-Type": "video/mp4"})
     assert r.status_code == 200 and r.headers["etag"] != f'"{hashlib.md5(MP4).hexdigest()}"'
     again = await client.put(data["upload_url"], content=MP4, headers={"Content-Type": "video/mp4"})
@@ -202,10 +226,14 @@ async def test_wrong_etag_fault(client):
 
 
 async def test_slow_down_fault_is_s3_503(client):
-    await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "operation": "storeObject",
-                                             "action": "slow_down"})
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4",
-                                                          "size": len(MP4)})).json()["data"]
+    await client.post(
+        f"{CTL}/faults", json={"provider": "posteverywhere", "operation": "storeObject", "action": "slow_down"}
+    )
+    data = (
+        await client.post(
+            UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)}
+        )
+    ).json()["data"]
     r = await client.put(data["upload_url"], content=MP4, headers={"Content-Type": "video/mp4"})
     assert r.status_code == 503 and "<Code>SlowDown</Code>" in r.text
 
@@ -220,14 +248,17 @@ async def test_fault_rules_are_listed_removed_and_cleared(client):
     assert (await client.get(f"{CTL}/faults")).json()["faults"] == []
 
 
-@pytest.mark.parametrize("rule, field", [
-    ({"action": "explode"}, "action"),
-    ({"action": "status"}, "status"),
-    ({"action": "status", "status": 200}, "status"),
-    ({"action": "delay", "path": "(("}, "path"),
-    ({"action": "delay", "provider": "posteverywhere", "operation": "nope"}, "operation"),
-    ({"action": "delay", "key": "pe_live_x"}, "provider"),
-])
+@pytest.mark.parametrize(
+    "rule, field",
+    [
+        ({"action": "explode"}, "action"),
+        ({"action": "status"}, "status"),
+        ({"action": "status", "status": 200}, "status"),
+        ({"action": "delay", "path": "(("}, "path"),
+        ({"action": "delay", "provider": "posteverywhere", "operation": "nope"}, "operation"),
+        ({"action": "delay", "key": "pe_live_x"}, "provider"),
+    ],
+)
 async def test_bad_fault_rules_are_refused(client, rule, field):
     r = await client.post(f"{CTL}/faults", json=rule)
     assert r.status_code == 400, r.text
@@ -236,9 +267,19 @@ async def test_bad_fault_rules_are_refused(client, rule, field):
 
 # --- journal -------------------------------------------------------------------------------------------------------
 
+
 async def test_journal_answers_did_the_client_wait_retry_after(client):
-    await client.post(f"{CTL}/faults", json={"provider": "posteverywhere", "operation": "uploadMedia",
-                                             "action": "status", "status": 429, "retry_after": 5, "times": 1})
+    await client.post(
+        f"{CTL}/faults",
+        json={
+            "provider": "posteverywhere",
+            "operation": "uploadMedia",
+            "action": "status",
+            "status": 429,
+            "retry_after": 5,
+            "times": 1,
+        },
+    )
     first = await client.post(UPLOAD, headers=AUTH, json=BODY)
     wait = int(first.headers["retry-after"])
     await client.post(f"{CTL}/clock/advance", json={"seconds": wait})  # a client honouring Retry-After
@@ -253,8 +294,11 @@ async def test_journal_answers_did_the_client_wait_retry_after(client):
 async def test_journal_records_everything_and_never_the_key(client):
     await client.post(UPLOAD, json=BODY)  # 401
     await client.get(f"{PE}/nowhere", headers=AUTH)  # 404
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4",
-                                                          "size": len(MP4)})).json()["data"]
+    data = (
+        await client.post(
+            UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)}
+        )
+    ).json()["data"]
     await client.put(data["upload_url"], content=MP4, headers={"Content-Type": "video/mp4"})
     entries = (await client.get(f"{CTL}/journal")).json()["entries"]
     assert [e["status"] for e in entries] == [401, 404, 201, 200]
@@ -291,8 +335,7 @@ async def _pages(client, **params) -> list[dict]:
     """Every page of a journal listing, following next_cursor while has_more."""
     pages = [(await client.get(f"{CTL}/journal", params=params)).json()]
     while pages[-1]["has_more"]:
-        pages.append((await client.get(f"{CTL}/journal", params={**params, "cursor": pages[-1]["next_cursor"]}))
-                     .json())
+        pages.append((await client.get(f"{CTL}/journal", params={**params, "cursor": pages[-1]["next_cursor"]})).json())
     return pages
 
 
@@ -332,9 +375,16 @@ async def test_journal_newest_first_pages_back_to_the_oldest(client):
     assert pages[0]["entries"][0]["path"].endswith("/nowhere/24")
 
 
-@pytest.mark.parametrize("params, field", [({"cursor": "not-a-cursor"}, "cursor"), ({"cursor": "YXNjOi0x"}, "cursor"),
-                                           ({"limit": 1001}, "limit"), ({"limit": 0}, "limit"),
-                                           ({"order": "sideways"}, "order")])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "YXNjOi0x"}, "cursor"),
+        ({"limit": 1001}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"order": "sideways"}, "order"),
+    ],
+)
 async def test_journal_refuses_a_cursor_it_did_not_issue_and_pages_past_1000(client, params, field):
     r = await client.get(f"{CTL}/journal", params=params)
     assert r.status_code == 400 and r.json()["error"]
@@ -357,8 +407,11 @@ async def test_journal_is_bounded_by_bytes_and_cuts_long_header_values(client, r
         before = tracemalloc.take_snapshot()
         await _requests(client, 200, **big)
         gc.collect()
-        grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename")
-                    if stat.traceback[0].filename.endswith("journal.py"))
+        grown = sum(
+            stat.size_diff
+            for stat in tracemalloc.take_snapshot().compare_to(before, "filename")
+            if stat.traceback[0].filename.endswith("journal.py")
+        )
     finally:
         tracemalloc.stop()
     assert grown < 1.5 * settings.journal_max_bytes, grown
@@ -370,6 +423,7 @@ def test_journal_needs_room_for_an_entry():
 
 
 # --- access --------------------------------------------------------------------------------------------------------
+
 
 async def test_control_plane_refuses_other_hosts(app):
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
@@ -398,6 +452,7 @@ async def test_control_plane_serves_its_own_openapi(client):
 
 # --- magic keys and values -----------------------------------------------------------------------------------------
 
+
 async def test_magic_key_always_revoked(client):
     r = await client.post(UPLOAD, headers=key_header("pe_live_00000000000000000000000000000401"), json=BODY)
     assert r.status_code == 401 and r.json()["error"]["details"]["reason"] == "revoked"
@@ -423,17 +478,24 @@ async def test_magic_key_always_slow(client):
 
 async def test_magic_filename_fails_processing(client):
     png = sample("png")
-    data = (await client.post(UPLOAD, headers=AUTH, json={"filename": "fail-processing.png",
-                                                          "content_type": "image/png", "size": len(png)})).json()["data"]
+    data = (
+        await client.post(
+            UPLOAD,
+            headers=AUTH,
+            json={"filename": "fail-processing.png", "content_type": "image/png", "size": len(png)},
+        )
+    ).json()["data"]
     await client.post(data["upload_url"], files={"file": ("fail-processing.png", png, "image/png")})
     r = await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)
     assert r.status_code == 200 and r.json()["data"]["status"] == "failed"
-    post = await client.post(f"{PE}/posts", headers=AUTH, json={"content": "x", "account_ids": [1],
-                                                                "media_ids": [data["media_id"]]})
+    post = await client.post(
+        f"{PE}/posts", headers=AUTH, json={"content": "x", "account_ids": [1], "media_ids": [data["media_id"]]}
+    )
     assert post.status_code == 400 and "is failed, not ready" in post.json()["error"]["message"]
 
 
 # --- the typed client ------------------------------------------------------------------------------------------------
+
 
 def test_control_client_round_trip(control):
     control.freeze("2029-05-05T05:05:05Z")

@@ -19,14 +19,19 @@ pytestmark = pytest.mark.anyio
 CTL = "/_emulator"
 PROVIDER_SUBSETS = {  # tests/test_registry.py: tests that cover only some providers, and why
     "test_stored_bytes_refuses_names_it_does_not_hold": "a control-plane refusal of names: one provider's name "
-                                                        "space and another's are all it needs",
+    "space and another's are all it needs",
 }
 
 
 async def _upload_png(client: httpx.AsyncClient) -> tuple[dict, bytes]:
     png = sample("png")
-    data = (await client.post(f"{PE}/media/upload", headers=AUTH,
-                              json={"filename": "a.png", "content_type": "image/png", "size": len(png)})).json()["data"]
+    data = (
+        await client.post(
+            f"{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.png", "content_type": "image/png", "size": len(png)},
+        )
+    ).json()["data"]
     assert (await client.post(data["upload_url"], files={"file": ("a.png", png, "image/png")})).status_code == 200
     assert (await client.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH)).status_code == 200
     return data, png
@@ -50,8 +55,9 @@ async def test_journal_previews_text_bodies_with_signatures_and_keys_redacted(cl
 async def test_journal_keeps_wall_time_beside_the_virtual_clock(client, clock):
     clock.set(time.time() + 86400 * 30)
     before = time.time()
-    await client.post(f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png",
-                                                                "size": 10})
+    await client.post(
+        f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 10}
+    )
     (entry,) = (await client.get(f"{CTL}/journal")).json()["entries"]
     assert before <= entry["wall"] <= time.time()
     assert entry["epoch"] == clock.now() and entry["epoch"] - entry["wall"] > 86400 * 29
@@ -59,8 +65,11 @@ async def test_journal_keeps_wall_time_beside_the_virtual_clock(client, clock):
 
 async def test_journal_preview_is_capped_and_redacts_a_key_a_body_repeats(client):
     long_name = "x" * 3000 + ".png"
-    await client.post(f"{PE}/media/upload", headers=AUTH,
-                      json={"filename": long_name, "content_type": "image/png", "size": 10, "note": PE_KEY})
+    await client.post(
+        f"{PE}/media/upload",
+        headers=AUTH,
+        json={"filename": long_name, "content_type": "image/png", "size": 10, "note": PE_KEY},
+    )
     (entry,) = (await client.get(f"{CTL}/journal")).json()["entries"]
     assert entry["request_bytes"] > 3000 and len(entry["request_body"].encode()) <= 1024
     assert entry["response_body"] is not None and len(entry["response_body"].encode()) <= 1024 + 16
@@ -84,8 +93,13 @@ async def test_journal_preview_cut_inside_a_repeated_key_keeps_none_of_it(client
 
 
 async def test_journal_preview_of_binary_bodies_is_null(client):
-    data = (await client.post(f"{PE}/media/upload", headers=AUTH,
-                              json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)})).json()["data"]
+    data = (
+        await client.post(
+            f"{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
+    ).json()["data"]
     await client.put(data["upload_url"], content=MP4, headers={"Content-Type": "video/mp4"})
     put = (await client.get(f"{CTL}/journal", params={"operation": "storeObject"})).json()["entries"][0]
     assert put["request_bytes"] == len(MP4) and put["request_body"] is None
@@ -104,13 +118,16 @@ async def test_state_shows_each_records_status_and_its_bytes_download(client):
     assert r.headers["x-content-type-options"] == "nosniff"
 
 
-@pytest.mark.parametrize("provider, name, status", [
-    ("posteverywhere", "posteverywhere/nothing-here", 404),
-    ("segmentflow", None, 404),  # another provider's blob is not this provider's
-    ("posteverywhere", "../../etc/passwd", 404),
-    ("nobody", "x", 404),
-    ("posteverywhere", "", 400),
-])
+@pytest.mark.parametrize(
+    "provider, name, status",
+    [
+        ("posteverywhere", "posteverywhere/nothing-here", 404),
+        ("segmentflow", None, 404),  # another provider's blob is not this provider's
+        ("posteverywhere", "../../etc/passwd", 404),
+        ("nobody", "x", 404),
+        ("posteverywhere", "", 400),
+    ],
+)
 async def test_stored_bytes_refuses_names_it_does_not_hold(client, provider, name, status):
     data, _ = await _upload_png(client)
     if name is None:
@@ -136,8 +153,9 @@ async def test_providers_lists_operations_limits_scopes_and_key_header(client):
     assert providers["segmentflow"]["key_header"] == "x-api-key" and not providers["segmentflow"]["bearer"]
 
 
-@pytest.mark.parametrize("settings", [Settings(strict=True, provider="segmentflow",
-                                               rate_limits={"segmentflow.minute": 7})])
+@pytest.mark.parametrize(
+    "settings", [Settings(strict=True, provider="segmentflow", rate_limits={"segmentflow.minute": 7})]
+)
 async def test_providers_lists_only_the_served_one_with_its_limits_as_set(client, settings):
     (only,) = (await client.get(f"{CTL}/providers")).json()["providers"]
     assert only["name"] == "segmentflow" and not only["base_path"].startswith("/segmentflow")
@@ -148,10 +166,14 @@ async def test_providers_lists_only_the_served_one_with_its_limits_as_set(client
 async def test_stored_bytes_answer_a_range_with_206(client):
     _, png = await _upload_png(client)
     (media,) = (await client.get(f"{CTL}/state/posteverywhere")).json()["tables"]["media"]
-    r = await client.get(f"{CTL}/state/posteverywhere/blob", params={"name": media["blob"]["name"]},
-                         headers={"Range": "bytes=0-7"})
+    r = await client.get(
+        f"{CTL}/state/posteverywhere/blob", params={"name": media["blob"]["name"]}, headers={"Range": "bytes=0-7"}
+    )
     assert r.status_code == 206 and r.content == png[:8]
     assert r.headers["content-range"] == f"bytes 0-7/{len(png)}"
-    r = await client.get(f"{CTL}/state/posteverywhere/blob", params={"name": media["blob"]["name"]},
-                         headers={"Range": f"bytes={len(png) + 10}-"})
+    r = await client.get(
+        f"{CTL}/state/posteverywhere/blob",
+        params={"name": media["blob"]["name"]},
+        headers={"Range": f"bytes={len(png) + 10}-"},
+    )
     assert r.status_code == 416

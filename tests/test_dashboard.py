@@ -57,8 +57,9 @@ async def test_the_page_offers_every_provider_and_its_forms_are_labelled(client)
 
 
 async def test_the_page_holds_no_state_the_control_plane_would_guard(client):
-    await client.post(f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png",
-                                                                "size": 10})
+    await client.post(
+        f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 10}
+    )
     created = (await client.post("/_emulator/keys", json={"provider": "posteverywhere"})).json()
     html = (await client.get(f"{UI}/")).text
     assert re.search(r"key_[0-9a-f]{16}", html) is None and created["key"] not in html

@@ -25,8 +25,16 @@ from tests.helpers import AUTH, MP4, PE, PE_KEY, sample
 pytestmark = pytest.mark.live
 CHROMIUM = "/usr/bin/chromium"
 # Playwright cannot download its own browsers here: it drives the system's, with what a sandboxed CI needs
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT = 10_000  # ms: the page polls every second
 
 
@@ -45,8 +53,9 @@ def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         _missing("chromium is not installed (apt-get install -y chromium)")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists()
-                                              else shutil.which("chromium"), args=ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"), args=ARGS
+        )
         yield launched
         launched.close()
 
@@ -94,8 +103,11 @@ def api(served: ServedEmulator) -> httpx.Client:
 def upload_png(served: ServedEmulator) -> tuple[dict[str, Any], bytes]:
     png = sample("png")
     with api(served) as http:
-        data = http.post(f"{PE}/media/upload", headers=AUTH,
-                         json={"filename": "a.png", "content_type": "image/png", "size": len(png)}).json()["data"]
+        data = http.post(
+            f"{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.png", "content_type": "image/png", "size": len(png)},
+        ).json()["data"]
         assert http.post(data["upload_url"], files={"file": ("a.png", png, "image/png")}).status_code == 200
         assert http.post(f"{PE}/media/{data['media_id']}/complete", headers=AUTH).status_code == 200
     return data, png
@@ -109,8 +121,11 @@ def iso_after(epoch: float) -> str:
 
 def rows(page: Any) -> list[dict[str, str]]:
     """The journal as the page shows it, newest first: one dict per row, cell label → text."""
-    return page.eval_on_selector_all("#journal-rows tr[data-id]", """trs => trs.map(tr => Object.fromEntries(
-        [...tr.cells].map(td => [td.dataset.label, td.innerText.trim()])))""")
+    return page.eval_on_selector_all(
+        "#journal-rows tr[data-id]",
+        """trs => trs.map(tr => Object.fromEntries(
+        [...tr.cells].map(td => [td.dataset.label, td.innerText.trim()])))""",
+    )
 
 
 def wait_rows(page: Any, count: int) -> list[dict[str, str]]:
@@ -130,7 +145,10 @@ def test_a_posteverywhere_upload_appears_live_and_its_exchange_opens(page, serve
     data, png = upload_png(served)
     found = wait_rows(page, 3)  # no reload: the page polls
     assert [(r["Operation"], r["Status"]) for r in found] == [
-        ("completeMediaUpload", "200"), ("storeImage", "200"), ("uploadMedia", "201")]
+        ("completeMediaUpload", "200"),
+        ("storeImage", "200"),
+        ("uploadMedia", "201"),
+    ]
     assert all(r["Provider"] == "posteverywhere" for r in found)
     assert re.fullmatch(r"key_[0-9a-f]{16}", found[2]["Key"])
     assert found[2]["Virtual"].count(":") == 2 and found[2]["Wall"] != "—"
@@ -151,8 +169,13 @@ def test_a_posteverywhere_upload_appears_live_and_its_exchange_opens(page, serve
     # its curl line replays the request against the emulator, with the key from the environment
     curl = page.locator("#curl").inner_text()
     assert curl.startswith("curl ") and "$API_KEY" in curl and PE_KEY not in curl
-    result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30,
-                            env={"PATH": os.environ["PATH"], "API_KEY": PE_KEY})
+    result = subprocess.run(
+        ["bash", "-c", curl],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": os.environ["PATH"], "API_KEY": PE_KEY},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("HTTP/1.1 201"), result.stdout[:200]
     assert '"media_id"' in result.stdout
@@ -181,12 +204,18 @@ def test_a_429_fault_added_through_the_form_answers_the_next_request(page, serve
     page.wait_for_selector("#fault-rows td:has-text('status 429, Retry-After 7')")
     (rule,) = control.faults()
     assert (rule["provider"], rule["operation"], rule["status"], rule["retry_after"], rule["remaining"]) == (
-        "posteverywhere", "uploadMedia", 429, 7, 1)
+        "posteverywhere",
+        "uploadMedia",
+        429,
+        7,
+        1,
+    )
     page.screenshot(path=shots / "fault-added.png", full_page=True)
 
     with api(served) as http:
-        r = http.post(f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png",
-                                                                "size": 10})
+        r = http.post(
+            f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 10}
+        )
     assert r.status_code == 429 and r.headers["retry-after"] == "7"
     (row,) = wait_rows(page, 1)
     assert (row["Operation"], row["Status"], row["Fault"]) == ("uploadMedia", "429", rule["id"])
@@ -209,8 +238,11 @@ def test_the_clock_moved_past_expiry_makes_a_presigned_put_refused(page, served,
     page.get_by_role("button", name="Freeze").click()
     page.wait_for_selector("#clock-state:text-is('frozen')")
     with api(served) as http:
-        data = http.post(f"{PE}/media/upload", headers=AUTH,
-                         json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)}).json()["data"]
+        data = http.post(
+            f"{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        ).json()["data"]
         before = control.clock()["epoch"]
         page.get_by_role("button", name=re.compile("Past presigned expiry")).click()
         page.wait_for_selector(f"#clock-now:text-is('{iso_after(before + 3601)}')")
@@ -262,8 +294,10 @@ def test_filters_and_reset_with_confirmation(page, served, control):
     page.select_option("#f-operation", "")
     page.select_option("#f-provider", "")
     page.select_option("#f-status", "4")
-    page.wait_for_function("() => [...document.querySelectorAll('#journal-rows tr[data-id]')].every("
-                           "tr => tr.querySelector('.status').textContent.startsWith('4'))")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#journal-rows tr[data-id]')].every("
+        "tr => tr.querySelector('.status').textContent.startsWith('4'))"
+    )
     page.select_option("#f-status", "")
 
     page.get_by_role("button", name="Reset…").click()
@@ -280,13 +314,32 @@ def test_filters_and_reset_with_confirmation(page, served, control):
 
 def test_a_paged_journal_is_followed_through_its_next_cursor(browser, served, control):
     """The control plane may answer the journal in pages (``next``: a cursor); the page reads every page."""
+
     def entry(n: int) -> dict[str, Any]:
-        return {"id": n, "at": "2026-01-01T00:00:00.000Z", "epoch": 1767225600.0, "wall": 1767225600.0,
-                "method": "GET", "path": f"/posteverywhere/api/v1/media/{n}", "query": "", "client": "127.0.0.1",
-                "provider": "posteverywhere", "operation": "getMedia", "key_id": None, "status": 200,
-                "duration_ms": 1.0, "request_bytes": 0, "response_bytes": 2, "request_headers": {},
-                "response_headers": {}, "fault": None, "notes": [], "completed": True,
-                "request_body": None, "response_body": None}
+        return {
+            "id": n,
+            "at": "2026-01-01T00:00:00.000Z",
+            "epoch": 1767225600.0,
+            "wall": 1767225600.0,
+            "method": "GET",
+            "path": f"/posteverywhere/api/v1/media/{n}",
+            "query": "",
+            "client": "127.0.0.1",
+            "provider": "posteverywhere",
+            "operation": "getMedia",
+            "key_id": None,
+            "status": 200,
+            "duration_ms": 1.0,
+            "request_bytes": 0,
+            "response_bytes": 2,
+            "request_headers": {},
+            "response_headers": {},
+            "fault": None,
+            "notes": [],
+            "completed": True,
+            "request_body": None,
+            "response_body": None,
+        }
 
     asked: list[str] = []
 
@@ -341,8 +394,18 @@ def test_every_field_is_labelled_and_the_keyboard_reaches_the_controls(page):
     for _ in range(100):
         page.keyboard.press("Tab")
         reached.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
-    for control_id in ("Skip to the journal", "freeze", "clock-time", "f-provider", "f-key", "fa-provider",
-                       "fa-action", "k-provider", "r-provider", "s-provider"):
+    for control_id in (
+        "Skip to the journal",
+        "freeze",
+        "clock-time",
+        "f-provider",
+        "f-key",
+        "fa-provider",
+        "fa-action",
+        "k-provider",
+        "r-provider",
+        "s-provider",
+    ):
         assert control_id in reached, (control_id, reached)
     # the first stop, the skip link, lands on the journal
     assert reached[0] == "Skip to the journal"
@@ -384,8 +447,9 @@ def test_with_an_admin_token_the_page_asks_for_it_and_keeps_it_for_the_tab(brows
         assert tab.evaluate("sessionStorage.getItem('upload-emulator-admin-token')") == "tok-for-the-dashboard"
         assert tab.evaluate("localStorage.length") == 0
         with httpx.Client(base_url=emulator.url) as http:
-            http.post(f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png",
-                                                                "size": 10})
+            http.post(
+                f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 10}
+            )
         tab.wait_for_selector("#journal-rows tr[data-id]")
         # a new tab of the same browser starts without it
         other = context.new_page()

@@ -51,15 +51,22 @@ def collect(schema: Any, spec: dict[str, Any], names: set[str], literals: list[A
 
 def values(literals: list[Any]) -> st.SearchStrategy[Any]:
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(-(2 ** 64), 2 ** 64), st.floats(allow_nan=False, allow_infinity=False),
-        st.text(max_size=8), st.uuids().map(str), st.datetimes().map(lambda d: d.isoformat() + "Z"),
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**64), 2**64),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+        st.uuids().map(str),
+        st.datetimes().map(lambda d: d.isoformat() + "Z"),
         st.sampled_from(literals or [0]),
         st.sampled_from(literals or [0]).map(lambda v: v + 1 if isinstance(v, int) and not isinstance(v, bool) else v),
         st.sampled_from(literals or ["x"]).map(lambda v: "x" * v if isinstance(v, int) and 0 <= v < 600 else v),
     )
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5),
-                                                                                             inner, max_size=3),
-                        max_leaves=6)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=6,
+    )
 
 
 @pytest.mark.parametrize("name, path, method", json_operations())
@@ -98,8 +105,12 @@ def resolve(node: Any, spec: dict[str, Any]) -> Any:
 
 
 def parameters() -> list[tuple[str, str, str]]:
-    return [(name, path, method) for name in SPECS for _, method, path, operation in load(name).operations()
-            if SpecValidator(load(name).effective).contract(path, method).has_parameters]
+    return [
+        (name, path, method)
+        for name in SPECS
+        for _, method, path, operation in load(name).operations()
+        if SpecValidator(load(name).effective).contract(path, method).has_parameters
+    ]
 
 
 @pytest.mark.parametrize("name, path, method", parameters())
@@ -109,14 +120,20 @@ def test_parameter_fast_path_never_accepts_what_openapi_core_rejects(name, path,
     params = contract._params
     assert params and all(param.fast is not None for param in params), "every parameter gets a fast path"
     for param in params:
-        declared = [*effective["paths"][path][method.lower()].get("parameters", []),
-                    *effective["paths"][path].get("parameters", [])]
+        declared = [
+            *effective["paths"][path][method.lower()].get("parameters", []),
+            *effective["paths"][path].get("parameters", []),
+        ]
         schema = next(p for p in map(lambda p: resolve(p, effective), declared) if p["name"] == param.name)["schema"]
         literals: list[Any] = []
         collect(schema, effective, set(), literals)
         # what a request carries: text, typed the way the pipeline types it before validation (_Param._cast)
-        raw = st.one_of(st.text(max_size=12), st.sampled_from([str(v) for v in literals] or ["x"]),
-                        st.integers(-(2 ** 40), 2 ** 40).map(str), st.sampled_from(["true", "false", "1.5", " 7"]))
+        raw = st.one_of(
+            st.text(max_size=12),
+            st.sampled_from([str(v) for v in literals] or ["x"]),
+            st.integers(-(2**40), 2**40).map(str),
+            st.sampled_from(["true", "false", "1.5", " 7"]),
+        )
 
         @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(raw)
@@ -129,7 +146,8 @@ def test_parameter_fast_path_never_accepts_what_openapi_core_rejects(name, path,
             try:
                 param.validator.validate(value)
             except InvalidSchemaValue as exc:
-                raise AssertionError(f"{param.name}: fast path accepted {value!r}, openapi-core says "
-                                     f"{exc.schema_errors[0].message}")
+                raise AssertionError(
+                    f"{param.name}: fast path accepted {value!r}, openapi-core says {exc.schema_errors[0].message}"
+                )
 
         agree()

@@ -28,8 +28,12 @@ def messages(body: Any) -> list[str]:
 async def test_status_fault_answers_in_the_provider_envelope_and_is_journaled(client, provider):
     method, path, body = CASES[provider][0]
     key = PROVIDERS[provider].keys.example
-    rule = (await client.post("/_emulator/faults", json={"provider": provider, "action": "status", "status": 503,
-                                                         "message": "injected outage", "times": 1})).json()
+    rule = (
+        await client.post(
+            "/_emulator/faults",
+            json={"provider": provider, "action": "status", "status": 503, "message": "injected outage", "times": 1},
+        )
+    ).json()
     r = await client.request(method, path, headers=headers(provider, key), json=body)
     assert r.status_code == 503
     assert messages(r.json()) == ["injected outage"]
@@ -44,7 +48,9 @@ async def test_status_fault_answers_in_the_provider_envelope_and_is_journaled(cl
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
 async def test_429_fault_has_retry_after_for_every_provider(client, provider):
     method, path, body = CASES[provider][0]
-    await client.post("/_emulator/faults", json={"provider": provider, "action": "status", "status": 429,
-                                                 "retry_after": 9, "times": 1})
+    await client.post(
+        "/_emulator/faults",
+        json={"provider": provider, "action": "status", "status": 429, "retry_after": 9, "times": 1},
+    )
     r = await client.request(method, path, headers=headers(provider, PROVIDERS[provider].keys.example), json=body)
     assert r.status_code == 429 and r.headers["retry-after"] == "9"

@@ -29,8 +29,9 @@ def control(live_server):
 
 
 def video_url(http: httpx.Client, size: int) -> tuple[str, str]:
-    data = http.post(UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4",
-                                                 "size": size}).json()["data"]
+    data = http.post(
+        UPLOAD, headers=AUTH, json={"filename": "v.mp4", "content_type": "video/mp4", "size": size}
+    ).json()["data"]
     return data["upload_url"], data["media_id"]
 
 
@@ -67,8 +68,9 @@ def test_drop_after_headers(http, control):
 
 def test_upload_stalls_after_n_bytes(http, control):
     url, media_id = video_url(http, len(BIG))
-    control.add_fault("stall", provider="posteverywhere", operation="storeObject", bytes=1024 * 1024, seconds=0.8,
-                      times=1)
+    control.add_fault(
+        "stall", provider="posteverywhere", operation="storeObject", bytes=1024 * 1024, seconds=0.8, times=1
+    )
     started = time.perf_counter()
     r = http.put(url, content=BIG, headers={"Content-Type": "video/mp4"})
     assert r.status_code == 200 and time.perf_counter() - started >= 0.8

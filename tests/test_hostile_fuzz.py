@@ -22,8 +22,13 @@ import pytest
 PROVIDERS = ("posteverywhere", "autoposting", "segmentflow", "xenonflare")
 MODES = ("positive", "negative")
 # raw-bytes request bodies of these types are sent as schemathesis sends any binary body
-BINARY_TYPES = ("application/pdf", "application/vnd.ms-excel", "text/csv", "*/*",
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+BINARY_TYPES = (
+    "application/pdf",
+    "application/vnd.ms-excel",
+    "text/csv",
+    "*/*",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
 
 
 def fuzz(provider: str, mode: str, requests: int, seed: int) -> dict[str, Any]:
@@ -69,9 +74,15 @@ def fuzz(provider: str, mode: str, requests: int, seed: int) -> dict[str, Any]:
     session = client.__enter__()
     try:
         while sum(statuses.values()) < requests and attempt < 20:
+
             @hypothesis.seed(seed * 100 + attempt)
-            @hypothesis.settings(max_examples=requests - sum(statuses.values()), deadline=None, database=None,
-                                 phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+            @hypothesis.settings(
+                max_examples=requests - sum(statuses.values()),
+                deadline=None,
+                database=None,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @hypothesis.given(case=strategy)
             def run(case: Any) -> None:
                 send(case)
@@ -90,8 +101,14 @@ def fuzz(provider: str, mode: str, requests: int, seed: int) -> dict[str, Any]:
     finally:
         client.__exit__(None, None, None)
         app.state.runtime.close()
-    return {"provider": provider, "mode": mode, "statuses": dict(statuses), "problems": problems,
-            "operations": dict(operations), "generator_crashes": generator_crashes}
+    return {
+        "provider": provider,
+        "mode": mode,
+        "statuses": dict(statuses),
+        "problems": problems,
+        "operations": dict(operations),
+        "generator_crashes": generator_crashes,
+    }
 
 
 def run_fuzz(total: int) -> list[dict[str, Any]]:
@@ -109,8 +126,10 @@ def check(results: list[dict[str, Any]], total: int) -> None:
     problems = [p for r in results for p in r["problems"]]
     by_provider = {p: sum(sum(r["statuses"].values()) for r in results if r["provider"] == p) for p in PROVIDERS}
     crashes = {f"{r['provider']} {r['mode']}": r["generator_crashes"] for r in results if r["generator_crashes"]}
-    print(f"\nfuzz: {sent} generated requests, {server_errors} 5xx or out-of-spec answers; per provider "
-          f"{by_provider}; schemathesis generator crashes (runs restarted with the next seed): {crashes or 'none'}")
+    print(
+        f"\nfuzz: {sent} generated requests, {server_errors} 5xx or out-of-spec answers; per provider "
+        f"{by_provider}; schemathesis generator crashes (runs restarted with the next seed): {crashes or 'none'}"
+    )
     assert not problems, "\n".join(sorted(set(problems))[:20])
     assert server_errors == 0
     assert sent >= total

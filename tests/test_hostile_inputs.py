@@ -27,10 +27,20 @@ Builder = Callable[[httpx.AsyncClient], Awaitable[tuple[str, str, dict[str, Any]
 DEEP_ARRAY = "[" * 1000 + "]" * 1000
 DEEP_OBJECT = '{"a":' * 1000 + "1" + "}" * 1000
 HUGE_INT = "9" * 5000
-TRAVERSALS = ["../../etc/passwd", "/etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-              "..\\..\\windows\\win.ini", "C:\\Windows\\win.ini", "\u2025/\u2025/etc/passwd",
-              "\uff0e\uff0e\uff0fetc\uff0fpasswd", "..\u2215..\u2215etc", "%c0%ae%c0%ae/etc", "....//....//etc",
-              "a/../../../b.png"]
+TRAVERSALS = [
+    "../../etc/passwd",
+    "/etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "..\\..\\windows\\win.ini",
+    "C:\\Windows\\win.ini",
+    "\u2025/\u2025/etc/passwd",
+    "\uff0e\uff0e\uff0fetc\uff0fpasswd",
+    "..\u2215..\u2215etc",
+    "%c0%ae%c0%ae/etc",
+    "....//....//etc",
+    "a/../../../b.png",
+]
 
 
 @dataclass(frozen=True)
@@ -47,17 +57,32 @@ def json_request(method: str, path: str, provider: str, body: bytes | str, tenan
     async def build(c: httpx.AsyncClient) -> tuple[str, str, dict[str, Any]]:
         raw = body.encode() if isinstance(body, str) else body
         return method, path, {"content": raw, "headers": {**auth(provider, tenant), "Content-Type": "application/json"}}
+
     return build
 
 
-def form_request(path: str, provider: str, parts: list[tuple[bytes, bytes]], headers: dict[str, str] | None = None,
-         boundary: str = "hostileboundary") -> Builder:
+def form_request(
+    path: str,
+    provider: str,
+    parts: list[tuple[bytes, bytes]],
+    headers: dict[str, str] | None = None,
+    boundary: str = "hostileboundary",
+) -> Builder:
     async def build(c: httpx.AsyncClient) -> tuple[str, str, dict[str, Any]]:
-        body = b"".join(b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + value + b"\r\n"
-                        for head, value in parts) + b"--" + boundary.encode() + b"--\r\n"
-        h = {**(auth(provider, 0) if headers is None else headers),
-             "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        body = (
+            b"".join(
+                b"--" + boundary.encode() + b"\r\n" + head + b"\r\n\r\n" + value + b"\r\n" for head, value in parts
+            )
+            + b"--"
+            + boundary.encode()
+            + b"--\r\n"
+        )
+        h = {
+            **(auth(provider, 0) if headers is None else headers),
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        }
         return "POST", path, {"content": body, "headers": h}
+
     return build
 
 
@@ -66,13 +91,17 @@ def field(name: bytes, value: bytes) -> tuple[bytes, bytes]:
 
 
 def file(name: bytes, filename: bytes, data: bytes, content_type: bytes = b"image/jpeg") -> tuple[bytes, bytes]:
-    return (b'Content-Disposition: form-data; name="' + name + b'"; filename="' + filename + b'"\r\n'
-            b"Content-Type: " + content_type, data)
+    return (
+        b'Content-Disposition: form-data; name="' + name + b'"; filename="' + filename + b'"\r\n'
+        b"Content-Type: " + content_type,
+        data,
+    )
 
 
 def get_request(path: str, provider: str | None) -> Builder:
     async def build(c: httpx.AsyncClient) -> tuple[str, str, dict[str, Any]]:
         return "GET", path, {"headers": auth(provider, 0) if provider else {}}
+
     return build
 
 
@@ -86,8 +115,9 @@ def pe_upload(**overrides: Any) -> str:
 
 
 def ap_init(**overrides: Any) -> str:
-    return json.dumps({"brandId": "b1", "title": "t", "fileName": "a.mp4", "fileSize": 10, "mimeType": "video/mp4",
-                       **overrides})
+    return json.dumps(
+        {"brandId": "b1", "title": "t", "fileName": "a.mp4", "fileSize": 10, "mimeType": "video/mp4", **overrides}
+    )
 
 
 def sf_url(**overrides: Any) -> str:
@@ -99,35 +129,54 @@ def raw_number(template: str, number: str) -> str:
 
 
 async def _pe_url(c: httpx.AsyncClient, content_type: str = "video/mp4") -> tuple[str, str]:
-    r = await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0),
-                     json={"filename": "v.mp4" if content_type.startswith("video") else "a.png",
-                           "content_type": content_type, "size": 10})
+    r = await c.post(
+        f"{PE}/media/upload",
+        headers=auth("posteverywhere", 0),
+        json={
+            "filename": "v.mp4" if content_type.startswith("video") else "a.png",
+            "content_type": content_type,
+            "size": 10,
+        },
+    )
     return r.json()["data"]["upload_url"], r.json()["data"]["media_id"]
 
 
 async def _sf_url(c: httpx.AsyncClient) -> dict[str, Any]:
-    r = await c.post(f"{SF}/assets/upload-url", headers=auth("segmentflow", 0),
-                     json={"filename": "a.png", "contentType": "image/png", "size": 10})
+    r = await c.post(
+        f"{SF}/assets/upload-url",
+        headers=auth("segmentflow", 0),
+        json={"filename": "a.png", "contentType": "image/png", "size": 10},
+    )
     return r.json()
 
 
 async def _ap_url(c: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    clip = (await c.post(f"{AP}/clips/upload/init", headers=auth("autoposting", 0),
-                         json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 10,
-                               "mimeType": "video/mp4"})).json()["data"]
+    clip = (
+        await c.post(
+            f"{AP}/clips/upload/init",
+            headers=auth("autoposting", 0),
+            json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 10, "mimeType": "video/mp4"},
+        )
+    ).json()["data"]
     ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
-    urls = (await c.post(f"{AP}/clips/upload/presign", headers=auth("autoposting", 0),
-                         json={**ids, "partNumbers": [1]})).json()["data"]["presignedUrls"]
+    urls = (
+        await c.post(f"{AP}/clips/upload/presign", headers=auth("autoposting", 0), json={**ids, "partNumbers": [1]})
+    ).json()["data"]["presignedUrls"]
     return urls[0]["url"], ids
 
 
-def _pe_put(query_extra: str = "", body: bytes = b"0123456789", path_suffix: str = "",
-            content_type: str = "video/mp4") -> Builder:
+def _pe_put(
+    query_extra: str = "", body: bytes = b"0123456789", path_suffix: str = "", content_type: str = "video/mp4"
+) -> Builder:
     async def build(c: httpx.AsyncClient) -> tuple[str, str, dict[str, Any]]:
         url, _ = await _pe_url(c)
         base, _, query = url.partition("?")
-        return "PUT", base + path_suffix + "?" + query + query_extra, {"content": body,
-                                                                       "headers": {"Content-Type": content_type}}
+        return (
+            "PUT",
+            base + path_suffix + "?" + query + query_extra,
+            {"content": body, "headers": {"Content-Type": content_type}},
+        )
+
     return build
 
 
@@ -136,6 +185,7 @@ def _pe_image_post(parts: list[tuple[bytes, bytes]], boundary: str = "hostilebou
         url, _ = await _pe_url(c, "image/png")
         method, _, kwargs = await form_request("", "posteverywhere", parts, headers={}, boundary=boundary)(c)
         return method, url, kwargs
+
     return build
 
 
@@ -144,6 +194,7 @@ def _ap_put(path_transform: Callable[[str], str] = lambda p: p, body: bytes = b"
         url, _ = await _ap_url(c)
         base, _, query = url.partition("?")
         return "PUT", path_transform(base) + "?" + query, {"content": body}
+
     return build
 
 
@@ -151,25 +202,38 @@ def _ap_json(path: str, body: Callable[[dict[str, str]], dict[str, Any]]) -> Bui
     async def build(c: httpx.AsyncClient) -> tuple[str, str, dict[str, Any]]:
         _, ids = await _ap_url(c)
         return "POST", path, {"json": body(ids), "headers": auth("autoposting", 0)}
+
     return build
 
 
-def _sf_put(object_id: Callable[[str], str] = lambda o: o, query_extra: str = "", body: bytes = b"0123456789"
-            ) -> Builder:
+def _sf_put(
+    object_id: Callable[[str], str] = lambda o: o, query_extra: str = "", body: bytes = b"0123456789"
+) -> Builder:
     async def build(c: httpx.AsyncClient) -> tuple[str, str, dict[str, Any]]:
         step = await _sf_url(c)
         base, _, query = step["uploadUrl"].partition("?")
         head, _, oid = base.rpartition("/")
-        return "PUT", f"{head}/{object_id(oid)}?{query}{query_extra}", {"content": body,
-                                                                        "headers": {"Content-Type": "image/png"}}
+        return (
+            "PUT",
+            f"{head}/{object_id(oid)}?{query}{query_extra}",
+            {"content": body, "headers": {"Content-Type": "image/png"}},
+        )
+
     return build
 
 
 def _sf_register(s3_key: str) -> Builder:
     async def build(c: httpx.AsyncClient) -> tuple[str, str, dict[str, Any]]:
         await _sf_url(c)
-        return "POST", f"{SF}/assets", {"json": {"filename": "a.png", "s3Key": s3_key, "contentType": "image/png",
-                                                 "size": 10}, "headers": auth("segmentflow", 0)}
+        return (
+            "POST",
+            f"{SF}/assets",
+            {
+                "json": {"filename": "a.png", "s3Key": s3_key, "contentType": "image/png", "size": 10},
+                "headers": auth("segmentflow", 0),
+            },
+        )
+
     return build
 
 
@@ -178,147 +242,476 @@ TEN_THOUSAND_FILES = [file(b"file", b"a.jpg", b"x") for _ in range(10_000)]
 
 CASES: list[Case] = [
     # --- invalid UTF-8 -------------------------------------------------------------------------------------------
-    Case("pe-json-invalid-utf8", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         b'{"filename":"\xff\xfe.png","content_type":"image/png","size":10}'), 400),
-    Case("ap-json-invalid-utf8", "autoposting", json_request("POST", f"{AP}/clips/upload/init", "autoposting",
-         b'{"brandId":"\xc3\x28","title":"t","fileName":"a.mp4","fileSize":10,"mimeType":"video/mp4"}'), 400),
-    Case("sf-json-invalid-utf8", "segmentflow", json_request("POST", f"{SF}/assets/upload-url", "segmentflow",
-         b'{"filename":"\xed\xa0\x80.png","contentType":"image/png","size":10}'), 400),
-    Case("xf-field-invalid-utf8", "xenonflare", form_request(f"{XF}/images", "xenonflare",
-         [PLATFORMS, field(b"title", b"\xff\xfe"), file(b"file", b"a.jpg", JPG)]), 400),
-    Case("ap-field-invalid-utf8", "autoposting", form_request(f"{AP}/carousels/c1/assets", "autoposting",
-         [field(b"slideId", b"\x80abc"), file(b"file", b"a.png", PNG, b"image/png")]), 400),
-    Case("pe-cloudflare-field-invalid-utf8", "posteverywhere",
-         _pe_image_post([field(b"metadata", b"\xfe"), file(b"file", b"a.png", PNG, b"image/png")]), 400,
-         "cloudflare"),
+    Case(
+        "pe-json-invalid-utf8",
+        "posteverywhere",
+        json_request(
+            "POST",
+            f"{PE}/media/upload",
+            "posteverywhere",
+            b'{"filename":"\xff\xfe.png","content_type":"image/png","size":10}',
+        ),
+        400,
+    ),
+    Case(
+        "ap-json-invalid-utf8",
+        "autoposting",
+        json_request(
+            "POST",
+            f"{AP}/clips/upload/init",
+            "autoposting",
+            b'{"brandId":"\xc3\x28","title":"t","fileName":"a.mp4","fileSize":10,"mimeType":"video/mp4"}',
+        ),
+        400,
+    ),
+    Case(
+        "sf-json-invalid-utf8",
+        "segmentflow",
+        json_request(
+            "POST",
+            f"{SF}/assets/upload-url",
+            "segmentflow",
+            b'{"filename":"\xed\xa0\x80.png","contentType":"image/png","size":10}',
+        ),
+        400,
+    ),
+    Case(
+        "xf-field-invalid-utf8",
+        "xenonflare",
+        form_request(
+            f"{XF}/images", "xenonflare", [PLATFORMS, field(b"title", b"\xff\xfe"), file(b"file", b"a.jpg", JPG)]
+        ),
+        400,
+    ),
+    Case(
+        "ap-field-invalid-utf8",
+        "autoposting",
+        form_request(
+            f"{AP}/carousels/c1/assets",
+            "autoposting",
+            [field(b"slideId", b"\x80abc"), file(b"file", b"a.png", PNG, b"image/png")],
+        ),
+        400,
+    ),
+    Case(
+        "pe-cloudflare-field-invalid-utf8",
+        "posteverywhere",
+        _pe_image_post([field(b"metadata", b"\xfe"), file(b"file", b"a.png", PNG, b"image/png")]),
+        400,
+        "cloudflare",
+    ),
     # --- NUL bytes -------------------------------------------------------------------------------------------------
-    Case("pe-nul-in-filename", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         pe_upload(filename="a\u0000.png")), 400),
-    Case("pe-raw-nul-in-json", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         b'{"filename":"a\x00.png","content_type":"image/png","size":10}'), 400),
-    Case("ap-raw-nul-in-json", "autoposting", json_request("POST", f"{AP}/clips/upload/init", "autoposting",
-         ap_init().replace('"t"', '"t\x00"')), 400),
-    Case("sf-raw-nul-in-json", "segmentflow", json_request("POST", f"{SF}/assets/upload-url", "segmentflow",
-         sf_url().replace('"a.png"', '"a\x00.png"')), 400),
-    Case("xf-nul-chunk-field", "xenonflare", form_request(f"{XF}/chunks", "xenonflare",
-         [field(b"chunkIndex", b"0\x00"), field(b"totalChunks", b"1"), field(b"fileId", b"f"),
-          file(b"file", b"blob", b"data", b"application/octet-stream")]), 400),
-    Case("sf-nul-in-signature", "segmentflow", _sf_put(query_extra="&X-Emulator-Signature=%00"), 403, "xml",
-         "SignatureDoesNotMatch"),
+    Case(
+        "pe-nul-in-filename",
+        "posteverywhere",
+        json_request("POST", f"{PE}/media/upload", "posteverywhere", pe_upload(filename="a\u0000.png")),
+        400,
+    ),
+    Case(
+        "pe-raw-nul-in-json",
+        "posteverywhere",
+        json_request(
+            "POST",
+            f"{PE}/media/upload",
+            "posteverywhere",
+            b'{"filename":"a\x00.png","content_type":"image/png","size":10}',
+        ),
+        400,
+    ),
+    Case(
+        "ap-raw-nul-in-json",
+        "autoposting",
+        json_request("POST", f"{AP}/clips/upload/init", "autoposting", ap_init().replace('"t"', '"t\x00"')),
+        400,
+    ),
+    Case(
+        "sf-raw-nul-in-json",
+        "segmentflow",
+        json_request("POST", f"{SF}/assets/upload-url", "segmentflow", sf_url().replace('"a.png"', '"a\x00.png"')),
+        400,
+    ),
+    Case(
+        "xf-nul-chunk-field",
+        "xenonflare",
+        form_request(
+            f"{XF}/chunks",
+            "xenonflare",
+            [
+                field(b"chunkIndex", b"0\x00"),
+                field(b"totalChunks", b"1"),
+                field(b"fileId", b"f"),
+                file(b"file", b"blob", b"data", b"application/octet-stream"),
+            ],
+        ),
+        400,
+    ),
+    Case(
+        "sf-nul-in-signature",
+        "segmentflow",
+        _sf_put(query_extra="&X-Emulator-Signature=%00"),
+        403,
+        "xml",
+        "SignatureDoesNotMatch",
+    ),
     # --- 10,000 multipart parts -----------------------------------------------------------------------------------
     Case("xf-10000-fields", "xenonflare", form_request(f"{XF}/images", "xenonflare", [PLATFORMS, *TEN_THOUSAND]), 400),
     Case("xf-10000-files", "xenonflare", form_request(f"{XF}/chunks", "xenonflare", TEN_THOUSAND_FILES), 400),
     Case("ap-10000-fields", "autoposting", form_request(f"{AP}/carousels/c1/assets", "autoposting", TEN_THOUSAND), 400),
     Case("pe-10000-parts", "posteverywhere", _pe_image_post(TEN_THOUSAND_FILES), 400, "cloudflare"),
-    Case("sf-10000-parts-to-json-api", "segmentflow",
-         form_request(f"{SF}/assets/upload-url", "segmentflow", TEN_THOUSAND), 415),
+    Case(
+        "sf-10000-parts-to-json-api",
+        "segmentflow",
+        form_request(f"{SF}/assets/upload-url", "segmentflow", TEN_THOUSAND),
+        415,
+    ),
     # --- JSON nested 1,000 deep -----------------------------------------------------------------------------------
-    Case("pe-deep-array", "posteverywhere",
-         json_request("POST", f"{PE}/media/upload", "posteverywhere", DEEP_ARRAY), 400),
-    Case("pe-deep-object-in-post", "posteverywhere", json_request("POST", f"{PE}/posts", "posteverywhere",
-         '{"content":"x","account_ids":[1],"platform_content":' + DEEP_OBJECT + "}"), 400),
-    Case("ap-deep-object", "autoposting", json_request("POST", f"{AP}/clips/upload/complete", "autoposting",
-         DEEP_OBJECT), 400),
-    Case("sf-deep-in-tags", "segmentflow", json_request("PATCH", f"{SF}/assets/3c90c3cc-0d44-4b50-8888-8dd25736052a",
-         "segmentflow", '{"tags":' + DEEP_ARRAY + "}"), 400),
-    Case("xf-deep-config", "xenonflare", form_request(f"{XF}/images", "xenonflare",
-         [field(b"platforms", b'["instagram"]'), field(b"instagram", DEEP_OBJECT.encode()),
-          file(b"file", b"a.jpg", JPG)]), 400),
-    Case("xf-deep-platforms", "xenonflare", form_request(f"{XF}/images", "xenonflare",
-         [field(b"platforms", DEEP_ARRAY.encode()), file(b"file", b"a.jpg", JPG)]), 400),
+    Case(
+        "pe-deep-array", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere", DEEP_ARRAY), 400
+    ),
+    Case(
+        "pe-deep-object-in-post",
+        "posteverywhere",
+        json_request(
+            "POST",
+            f"{PE}/posts",
+            "posteverywhere",
+            '{"content":"x","account_ids":[1],"platform_content":' + DEEP_OBJECT + "}",
+        ),
+        400,
+    ),
+    Case(
+        "ap-deep-object",
+        "autoposting",
+        json_request("POST", f"{AP}/clips/upload/complete", "autoposting", DEEP_OBJECT),
+        400,
+    ),
+    Case(
+        "sf-deep-in-tags",
+        "segmentflow",
+        json_request(
+            "PATCH", f"{SF}/assets/3c90c3cc-0d44-4b50-8888-8dd25736052a", "segmentflow", '{"tags":' + DEEP_ARRAY + "}"
+        ),
+        400,
+    ),
+    Case(
+        "xf-deep-config",
+        "xenonflare",
+        form_request(
+            f"{XF}/images",
+            "xenonflare",
+            [
+                field(b"platforms", b'["instagram"]'),
+                field(b"instagram", DEEP_OBJECT.encode()),
+                file(b"file", b"a.jpg", JPG),
+            ],
+        ),
+        400,
+    ),
+    Case(
+        "xf-deep-platforms",
+        "xenonflare",
+        form_request(
+            f"{XF}/images", "xenonflare", [field(b"platforms", DEEP_ARRAY.encode()), file(b"file", b"a.jpg", JPG)]
+        ),
+        400,
+    ),
     # --- huge numbers ---------------------------------------------------------------------------------------------
-    Case("pe-size-5000-digits", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         raw_number(pe_upload(size="__N__"), HUGE_INT)), 400),
-    Case("pe-size-1e400", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         raw_number(pe_upload(size="__N__"), "1e400")), 400),
-    Case("pe-size-2-pow-64", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         pe_upload(size=2**64)), 400),
-    Case("pe-nan", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         raw_number(pe_upload(size="__N__"), "NaN")), 400),
-    Case("ap-filesize-5000-digits", "autoposting", json_request("POST", f"{AP}/clips/upload/init", "autoposting",
-         raw_number(ap_init(fileSize="__N__"), HUGE_INT)), 400),
-    Case("ap-filesize-1e400", "autoposting", json_request("POST", f"{AP}/clips/upload/init", "autoposting",
-         raw_number(ap_init(fileSize="__N__"), "1e400")), 400),
-    Case("ap-part-number-huge", "autoposting", _ap_put(lambda p: p.rsplit("/", 1)[0] + "/" + HUGE_INT), 400, "xml",
-         "InvalidArgument"),
-    Case("sf-size-5000-digits", "segmentflow", json_request("POST", f"{SF}/assets/upload-url", "segmentflow",
-         raw_number(sf_url(size="__N__"), HUGE_INT)), 400),
-    Case("sf-size-infinity", "segmentflow", json_request("POST", f"{SF}/assets/upload-url", "segmentflow",
-         raw_number(sf_url(size="__N__"), "Infinity")), 400),
+    Case(
+        "pe-size-5000-digits",
+        "posteverywhere",
+        json_request("POST", f"{PE}/media/upload", "posteverywhere", raw_number(pe_upload(size="__N__"), HUGE_INT)),
+        400,
+    ),
+    Case(
+        "pe-size-1e400",
+        "posteverywhere",
+        json_request("POST", f"{PE}/media/upload", "posteverywhere", raw_number(pe_upload(size="__N__"), "1e400")),
+        400,
+    ),
+    Case(
+        "pe-size-2-pow-64",
+        "posteverywhere",
+        json_request("POST", f"{PE}/media/upload", "posteverywhere", pe_upload(size=2**64)),
+        400,
+    ),
+    Case(
+        "pe-nan",
+        "posteverywhere",
+        json_request("POST", f"{PE}/media/upload", "posteverywhere", raw_number(pe_upload(size="__N__"), "NaN")),
+        400,
+    ),
+    Case(
+        "ap-filesize-5000-digits",
+        "autoposting",
+        json_request("POST", f"{AP}/clips/upload/init", "autoposting", raw_number(ap_init(fileSize="__N__"), HUGE_INT)),
+        400,
+    ),
+    Case(
+        "ap-filesize-1e400",
+        "autoposting",
+        json_request("POST", f"{AP}/clips/upload/init", "autoposting", raw_number(ap_init(fileSize="__N__"), "1e400")),
+        400,
+    ),
+    Case(
+        "ap-part-number-huge",
+        "autoposting",
+        _ap_put(lambda p: p.rsplit("/", 1)[0] + "/" + HUGE_INT),
+        400,
+        "xml",
+        "InvalidArgument",
+    ),
+    Case(
+        "sf-size-5000-digits",
+        "segmentflow",
+        json_request("POST", f"{SF}/assets/upload-url", "segmentflow", raw_number(sf_url(size="__N__"), HUGE_INT)),
+        400,
+    ),
+    Case(
+        "sf-size-infinity",
+        "segmentflow",
+        json_request("POST", f"{SF}/assets/upload-url", "segmentflow", raw_number(sf_url(size="__N__"), "Infinity")),
+        400,
+    ),
     Case("sf-limit-5000-digits", "segmentflow", get_request(f"{SF}/assets?limit={HUGE_INT}", "segmentflow"), 400),
-    Case("xf-chunk-index-5000-digits", "xenonflare", form_request(f"{XF}/chunks", "xenonflare",
-         [field(b"chunkIndex", HUGE_INT.encode()), field(b"totalChunks", HUGE_INT.encode()), field(b"fileId", b"f"),
-          file(b"file", b"blob", b"data", b"application/octet-stream")]), 400),
-    Case("xf-config-huge-number", "xenonflare", form_request(f"{XF}/images", "xenonflare",
-         [field(b"platforms", b'["instagram"]'), field(b"instagram", b'{"caption": ' + HUGE_INT.encode() + b"}"),
-          file(b"file", b"a.jpg", JPG)]), 400),
-    Case("pe-signed-size-5000-digits", "posteverywhere", _pe_put(query_extra=f"&X-Emulator-Max-Size={HUGE_INT}"),
-         400, "xml"),
+    Case(
+        "xf-chunk-index-5000-digits",
+        "xenonflare",
+        form_request(
+            f"{XF}/chunks",
+            "xenonflare",
+            [
+                field(b"chunkIndex", HUGE_INT.encode()),
+                field(b"totalChunks", HUGE_INT.encode()),
+                field(b"fileId", b"f"),
+                file(b"file", b"blob", b"data", b"application/octet-stream"),
+            ],
+        ),
+        400,
+    ),
+    Case(
+        "xf-config-huge-number",
+        "xenonflare",
+        form_request(
+            f"{XF}/images",
+            "xenonflare",
+            [
+                field(b"platforms", b'["instagram"]'),
+                field(b"instagram", b'{"caption": ' + HUGE_INT.encode() + b"}"),
+                file(b"file", b"a.jpg", JPG),
+            ],
+        ),
+        400,
+    ),
+    Case(
+        "pe-signed-size-5000-digits",
+        "posteverywhere",
+        _pe_put(query_extra=f"&X-Emulator-Max-Size={HUGE_INT}"),
+        400,
+        "xml",
+    ),
     # --- negative sizes -------------------------------------------------------------------------------------------
-    Case("pe-size-negative", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-         pe_upload(size=-1)), 400),
-    Case("ap-filesize-negative", "autoposting", json_request("POST", f"{AP}/clips/upload/init", "autoposting",
-         ap_init(fileSize=-5)), 400),
-    Case("ap-part-number-negative", "autoposting", _ap_put(lambda p: p.rsplit("/", 1)[0] + "/-1"), 400, "xml",
-         "InvalidArgument"),
-    Case("ap-presign-negative-part", "autoposting", _ap_json(f"{AP}/clips/upload/presign",
-         lambda ids: {**ids, "partNumbers": [-1]}), 400),
-    Case("sf-size-negative", "segmentflow", json_request("POST", f"{SF}/assets/upload-url", "segmentflow",
-         sf_url(size=-1)), 400),
+    Case(
+        "pe-size-negative",
+        "posteverywhere",
+        json_request("POST", f"{PE}/media/upload", "posteverywhere", pe_upload(size=-1)),
+        400,
+    ),
+    Case(
+        "ap-filesize-negative",
+        "autoposting",
+        json_request("POST", f"{AP}/clips/upload/init", "autoposting", ap_init(fileSize=-5)),
+        400,
+    ),
+    Case(
+        "ap-part-number-negative",
+        "autoposting",
+        _ap_put(lambda p: p.rsplit("/", 1)[0] + "/-1"),
+        400,
+        "xml",
+        "InvalidArgument",
+    ),
+    Case(
+        "ap-presign-negative-part",
+        "autoposting",
+        _ap_json(f"{AP}/clips/upload/presign", lambda ids: {**ids, "partNumbers": [-1]}),
+        400,
+    ),
+    Case(
+        "sf-size-negative",
+        "segmentflow",
+        json_request("POST", f"{SF}/assets/upload-url", "segmentflow", sf_url(size=-1)),
+        400,
+    ),
     Case("sf-offset-negative", "segmentflow", get_request(f"{SF}/assets?offset=-1", "segmentflow"), 400),
-    Case("xf-chunk-index-negative", "xenonflare", form_request(f"{XF}/chunks", "xenonflare",
-         [field(b"chunkIndex", b"-1"), field(b"totalChunks", b"-5"), field(b"fileId", b"f"),
-          file(b"file", b"blob", b"data", b"application/octet-stream")]), 400),
+    Case(
+        "xf-chunk-index-negative",
+        "xenonflare",
+        form_request(
+            f"{XF}/chunks",
+            "xenonflare",
+            [
+                field(b"chunkIndex", b"-1"),
+                field(b"totalChunks", b"-5"),
+                field(b"fileId", b"f"),
+                file(b"file", b"blob", b"data", b"application/octet-stream"),
+            ],
+        ),
+        400,
+    ),
     Case("pe-signed-size-negative", "posteverywhere", _pe_put(query_extra="&X-Emulator-Max-Size=-1"), 400, "xml"),
     # --- path traversal in keys and URL paths ---------------------------------------------------------------------
-    *[Case(f"sf-register-traversal-{i}", "segmentflow", _sf_register(key), 422)
-      for i, key in enumerate(["../../etc/passwd", "/etc/passwd", "assets/../../etc/passwd", "assets/..%2F..%2Fx",
-                               "assets/\u2025/\u2025/x", "assets\\..\\..\\x"])],
-    Case("ap-complete-key-traversal", "autoposting", _ap_json(f"{AP}/clips/upload/complete",
-         lambda ids: {**ids, "key": "../../etc/passwd", "parts": [{"partNumber": 1, "eTag": md5(b"x")}]}), 400),
-    *[Case(f"sf-get-object-traversal-{i}", "segmentflow",
-           get_request(f"/segmentflow/storage/assets/{p}", None), 404, "xml",
-           "NoSuchKey")
-      for i, p in enumerate(["..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%5C..%5Cwin.ini",
-                             "%c0%ae%c0%ae%2fetc", "%E2%80%A5%2Fetc", "%2Fetc%2Fpasswd"])],
-    *[Case(f"sf-put-object-traversal-{i}", "segmentflow", _sf_put(object_id=lambda o, p=p: p), status, "xml", code)
-      for i, (p, status, code) in enumerate([("..%2F..%2Fetc%2Fpasswd", 404, "NoSuchKey"),  # no such route
-                                             ("%2e%2e", 403, "SignatureDoesNotMatch"),
-                                             ("..%5C..%5Cwin.ini", 403, "SignatureDoesNotMatch")])],
-    *[Case(f"ap-get-object-traversal-{i}", "autoposting",
-           get_request(f"{AP}/storage/objects/clips/{p}", None), 404, "xml",
-           "NoSuchKey")
-      for i, p in enumerate(["..%2F..%2F..%2Fetc/passwd/x", "org_1/%2e%2e/clip.mp4", "a/b/..%5C..%5Cwin.ini",
-                             "%2Fetc/passwd/x"])],
-    Case("ap-get-asset-traversal", "autoposting", get_request(f"{AP}/storage/assets/..%2F..%2Fetc%2Fpasswd", None), 404,
-         "xml", "NoSuchKey"),
-    Case("ap-put-part-traversal", "autoposting", _ap_put(lambda p: p.replace("/storage/clips/",
-         "/storage/clips/..%2F..%2F")), 404, "xml"),
-    *[Case(f"pe-get-object-traversal-{i}", "posteverywhere",
-           get_request(f"/posteverywhere/api/storage/objects/{p}", None),
-           status, "xml")
-      for i, (p, status) in enumerate([("..%2F..%2Fetc%2Fpasswd", 404), ("%2e%2e", 400), ("%2Fetc%2Fpasswd", 404),
-                                       ("%E2%80%A5", 400)])],
+    *[
+        Case(f"sf-register-traversal-{i}", "segmentflow", _sf_register(key), 422)
+        for i, key in enumerate(
+            [
+                "../../etc/passwd",
+                "/etc/passwd",
+                "assets/../../etc/passwd",
+                "assets/..%2F..%2Fx",
+                "assets/\u2025/\u2025/x",
+                "assets\\..\\..\\x",
+            ]
+        )
+    ],
+    Case(
+        "ap-complete-key-traversal",
+        "autoposting",
+        _ap_json(
+            f"{AP}/clips/upload/complete",
+            lambda ids: {**ids, "key": "../../etc/passwd", "parts": [{"partNumber": 1, "eTag": md5(b"x")}]},
+        ),
+        400,
+    ),
+    *[
+        Case(
+            f"sf-get-object-traversal-{i}",
+            "segmentflow",
+            get_request(f"/segmentflow/storage/assets/{p}", None),
+            404,
+            "xml",
+            "NoSuchKey",
+        )
+        for i, p in enumerate(
+            [
+                "..%2F..%2Fetc%2Fpasswd",
+                "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                "..%5C..%5Cwin.ini",
+                "%c0%ae%c0%ae%2fetc",
+                "%E2%80%A5%2Fetc",
+                "%2Fetc%2Fpasswd",
+            ]
+        )
+    ],
+    *[
+        Case(f"sf-put-object-traversal-{i}", "segmentflow", _sf_put(object_id=lambda o, p=p: p), status, "xml", code)
+        for i, (p, status, code) in enumerate(
+            [
+                ("..%2F..%2Fetc%2Fpasswd", 404, "NoSuchKey"),  # no such route
+                ("%2e%2e", 403, "SignatureDoesNotMatch"),
+                ("..%5C..%5Cwin.ini", 403, "SignatureDoesNotMatch"),
+            ]
+        )
+    ],
+    *[
+        Case(
+            f"ap-get-object-traversal-{i}",
+            "autoposting",
+            get_request(f"{AP}/storage/objects/clips/{p}", None),
+            404,
+            "xml",
+            "NoSuchKey",
+        )
+        for i, p in enumerate(
+            ["..%2F..%2F..%2Fetc/passwd/x", "org_1/%2e%2e/clip.mp4", "a/b/..%5C..%5Cwin.ini", "%2Fetc/passwd/x"]
+        )
+    ],
+    Case(
+        "ap-get-asset-traversal",
+        "autoposting",
+        get_request(f"{AP}/storage/assets/..%2F..%2Fetc%2Fpasswd", None),
+        404,
+        "xml",
+        "NoSuchKey",
+    ),
+    Case(
+        "ap-put-part-traversal",
+        "autoposting",
+        _ap_put(lambda p: p.replace("/storage/clips/", "/storage/clips/..%2F..%2F")),
+        404,
+        "xml",
+    ),
+    *[
+        Case(
+            f"pe-get-object-traversal-{i}",
+            "posteverywhere",
+            get_request(f"/posteverywhere/api/storage/objects/{p}", None),
+            status,
+            "xml",
+        )
+        for i, (p, status) in enumerate(
+            [("..%2F..%2Fetc%2Fpasswd", 404), ("%2e%2e", 400), ("%2Fetc%2Fpasswd", 404), ("%E2%80%A5", 400)]
+        )
+    ],
     Case("pe-put-object-traversal", "posteverywhere", _pe_put(path_suffix="%2F..%2F..%2Fx"), 404, "xml"),
-    *[Case(f"xf-get-image-traversal-{i}", "xenonflare", get_request(f"{XF}/images/{p}", "xenonflare"), 404)
-      for i, p in enumerate(["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "%00", "..%5C..%5Cx"])],
-    Case("xf-chunk-file-id-traversal", "xenonflare", get_request(f"{XF}/chunks?fileId=..%2F..%2Fetc%2Fpasswd",
-                                                         "xenonflare"), 200),
+    *[
+        Case(f"xf-get-image-traversal-{i}", "xenonflare", get_request(f"{XF}/images/{p}", "xenonflare"), 404)
+        for i, p in enumerate(["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "%00", "..%5C..%5Cx"])
+    ],
+    Case(
+        "xf-chunk-file-id-traversal",
+        "xenonflare",
+        get_request(f"{XF}/chunks?fileId=..%2F..%2Fetc%2Fpasswd", "xenonflare"),
+        200,
+    ),
 ]
 
 # path traversal in file names: a file name is a label (stored, echoed), never a path the server opens
 FILENAME_CASES = [
-    *[Case(f"pe-filename-{i}", "posteverywhere", json_request("POST", f"{PE}/media/upload", "posteverywhere",
-           pe_upload(filename=name)), 400 if ("/" in name or "\\" in name) else 201)
-      for i, name in enumerate(TRAVERSALS)],
-    *[Case(f"ap-filename-{i}", "autoposting", json_request("POST", f"{AP}/clips/upload/init", "autoposting",
-           ap_init(fileName=name)), 201) for i, name in enumerate(TRAVERSALS)],
-    *[Case(f"sf-filename-{i}", "segmentflow", json_request("POST", f"{SF}/assets/upload-url", "segmentflow",
-           sf_url(filename=name)), 200) for i, name in enumerate(TRAVERSALS)],
-    *[Case(f"xf-filename-{i}", "xenonflare", form_request(f"{XF}/images", "xenonflare",
-           [PLATFORMS, file(b"file", name.encode(), JPG)]), 200) for i, name in enumerate(TRAVERSALS)],
-    *[Case(f"ap-asset-filename-{i}", "autoposting", form_request(f"{AP}/carousels/c1/assets", "autoposting",
-           [file(b"file", name.encode(), PNG, b"image/png")]), 200) for i, name in enumerate(TRAVERSALS)],
+    *[
+        Case(
+            f"pe-filename-{i}",
+            "posteverywhere",
+            json_request("POST", f"{PE}/media/upload", "posteverywhere", pe_upload(filename=name)),
+            400 if ("/" in name or "\\" in name) else 201,
+        )
+        for i, name in enumerate(TRAVERSALS)
+    ],
+    *[
+        Case(
+            f"ap-filename-{i}",
+            "autoposting",
+            json_request("POST", f"{AP}/clips/upload/init", "autoposting", ap_init(fileName=name)),
+            201,
+        )
+        for i, name in enumerate(TRAVERSALS)
+    ],
+    *[
+        Case(
+            f"sf-filename-{i}",
+            "segmentflow",
+            json_request("POST", f"{SF}/assets/upload-url", "segmentflow", sf_url(filename=name)),
+            200,
+        )
+        for i, name in enumerate(TRAVERSALS)
+    ],
+    *[
+        Case(
+            f"xf-filename-{i}",
+            "xenonflare",
+            form_request(f"{XF}/images", "xenonflare", [PLATFORMS, file(b"file", name.encode(), JPG)]),
+            200,
+        )
+        for i, name in enumerate(TRAVERSALS)
+    ],
+    *[
+        Case(
+            f"ap-asset-filename-{i}",
+            "autoposting",
+            form_request(f"{AP}/carousels/c1/assets", "autoposting", [file(b"file", name.encode(), PNG, b"image/png")]),
+            200,
+        )
+        for i, name in enumerate(TRAVERSALS)
+    ],
 ]
 ALL = CASES + FILENAME_CASES
 BLOB_FILE = re.compile(r"(\.tmp|[0-9a-f]{2}/[0-9a-f]{64}(\.json)?)")
@@ -343,8 +736,10 @@ async def test_hostile_request_gets_its_status_in_the_providers_shape(client, ru
     r = await client.request(method, url, **kwargs)
     assert r.status_code == case.status, r.text[:500]
     _assert_shape(case, r)
-    for secret in (auth(case.provider, 0).get("Authorization", "").removeprefix("Bearer "),
-                   auth(case.provider, 0).get("X-API-Key", "")):
+    for secret in (
+        auth(case.provider, 0).get("Authorization", "").removeprefix("Bearer "),
+        auth(case.provider, 0).get("X-API-Key", ""),
+    ):
         assert not secret or secret not in r.text  # never echoed, even in a refusal
     # whatever was sent, nothing reached the filesystem outside the blob store's own layout
     root = runtime.blobs.root
@@ -356,8 +751,11 @@ async def test_hostile_request_gets_its_status_in_the_providers_shape(client, ru
 
 async def test_segmentflow_keys_made_from_hostile_filenames_are_one_safe_segment(client):
     for name in TRAVERSALS:
-        r = await client.post(f"{SF}/assets/upload-url", headers=auth("segmentflow", 0),
-                              json={"filename": name, "contentType": "image/png", "size": 10})
+        r = await client.post(
+            f"{SF}/assets/upload-url",
+            headers=auth("segmentflow", 0),
+            json={"filename": name, "contentType": "image/png", "size": 10},
+        )
         key = r.json()["key"]
         object_id = key.removeprefix("assets/")
         assert re.fullmatch(r"[A-Za-z0-9._-]+", object_id) and not object_id.startswith(".")
@@ -366,14 +764,19 @@ async def test_segmentflow_keys_made_from_hostile_filenames_are_one_safe_segment
 
 async def test_stored_values_with_nul_and_odd_text_come_back_exactly(client):
     title = "t\u0000\u202e\ud7ff\U0001f600"  # NUL, a bidi override, the edge of the BMP, an emoji
-    r = await client.post(f"{AP}/clips/upload/init", headers=auth("autoposting", 0),
-                          json=json.loads(ap_init(title=title, fileName="../\u0000.mp4")))
+    r = await client.post(
+        f"{AP}/clips/upload/init",
+        headers=auth("autoposting", 0),
+        json=json.loads(ap_init(title=title, fileName="../\u0000.mp4")),
+    )
     assert r.status_code == 201
     clip = (await client.get(f"{AP}/clips/{r.json()['data']['clipId']}", headers=auth("autoposting", 0))).json()
     assert clip["data"]["title"] == title and clip["data"]["fileName"] == "../\u0000.mp4"
-    r = await client.post(f"{XF}/images", headers=auth("xenonflare", 0),
-                          files=[("platforms", (None, '["linkedin"]')), ("title", (None, title)),
-                                 ("file", ("a.jpg", JPG, "image/jpeg"))])
+    r = await client.post(
+        f"{XF}/images",
+        headers=auth("xenonflare", 0),
+        files=[("platforms", (None, '["linkedin"]')), ("title", (None, title)), ("file", ("a.jpg", JPG, "image/jpeg"))],
+    )
     assert r.status_code == 200 and r.json()["data"][0]["title"] == title
 
 
@@ -389,12 +792,16 @@ async def test_a_lone_surrogate_in_json_is_kept_and_echoed_as_its_escape(client)
     # "\ud800" is valid JSON text for an unpaired surrogate; UTF-8 cannot carry it, so the answer escapes it as
     # JavaScript's JSON.stringify does (before the fix: UnicodeEncodeError, a 500, on every read of the record)
     body = b'{"brandId":"b","title":"\\ud800 half","fileName":"a.mp4","fileSize":10,"mimeType":"video/mp4"}'
-    r = await client.post(f"{AP}/clips/upload/init", content=body,
-                          headers={**auth("autoposting", 0), "Content-Type": "application/json"})
+    r = await client.post(
+        f"{AP}/clips/upload/init", content=body, headers={**auth("autoposting", 0), "Content-Type": "application/json"}
+    )
     assert r.status_code == 201
     got = await client.get(f"{AP}/clips/{r.json()['data']['clipId']}", headers=auth("autoposting", 0))
     assert got.status_code == 200 and b'"title":"\\ud800 half"' in got.content
     assert got.json()["data"]["title"] == "\ud800 half"
-    post = await client.post(f"{PE}/posts", content=b'{"content":"\\udfff","account_ids":[1]}',
-                             headers={**auth("posteverywhere", 0), "Content-Type": "application/json"})
+    post = await client.post(
+        f"{PE}/posts",
+        content=b'{"content":"\\udfff","account_ids":[1]}',
+        headers={**auth("posteverywhere", 0), "Content-Type": "application/json"},
+    )
     assert post.status_code == 201 and b'"content":"\\udfff"' in post.content

@@ -95,15 +95,18 @@ def json_request(provider: str) -> tuple[str, bytes]:
     if provider == "posteverywhere":
         return f"{PE}/media/upload", b'{"filename":"a.png","content_type":"image/png","size":10}'
     if provider == "autoposting":
-        return f"{AP}/clips/upload/init", (b'{"brandId":"b","title":"t","fileName":"a.mp4","fileSize":10,'
-                                           b'"mimeType":"video/mp4"}')
+        return f"{AP}/clips/upload/init", (
+            b'{"brandId":"b","title":"t","fileName":"a.mp4","fileSize":10,"mimeType":"video/mp4"}'
+        )
     if provider == "segmentflow":
         return f"{SF}/assets/upload-url", b'{"filename":"a.png","contentType":"image/png","size":10}'
-    return f"{XF}/chunks", (b'--b\r\nContent-Disposition: form-data; name="chunkIndex"\r\n\r\n0\r\n'
-                            b'--b\r\nContent-Disposition: form-data; name="totalChunks"\r\n\r\n1\r\n'
-                            b'--b\r\nContent-Disposition: form-data; name="fileId"\r\n\r\nwire\r\n'
-                            b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
-                            b"Content-Type: application/octet-stream\r\n\r\nchunk-bytes\r\n--b--\r\n")
+    return f"{XF}/chunks", (
+        b'--b\r\nContent-Disposition: form-data; name="chunkIndex"\r\n\r\n0\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="totalChunks"\r\n\r\n1\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="fileId"\r\n\r\nwire\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\nchunk-bytes\r\n--b--\r\n"
+    )
 
 
 def content_type(provider: str) -> str:
@@ -157,8 +160,15 @@ def test_a_1mb_api_key_is_refused_with_431_and_never_reaches_the_provider(live_s
     name, value = next(iter(auth(provider, 0).items()))
     wire = Wire(port_of(live_server))
     try:
-        wire.send(head("POST", path, {name: value.replace(key(provider, 0), huge),
-                                      "Content-Type": content_type(provider)}, len(body)) + body)
+        wire.send(
+            head(
+                "POST",
+                path,
+                {name: value.replace(key(provider, 0), huge), "Content-Type": content_type(provider)},
+                len(body),
+            )
+            + body
+        )
         answer = refused_and_closed(wire, 431)
     except (BrokenPipeError, ConnectionResetError):
         answer = None  # closed while the megabyte was still being sent: refused all the same
@@ -206,8 +216,12 @@ def test_the_head_may_be_max_header_bytes_and_not_one_more(live_server, settings
 @pytest.mark.parametrize("settings", [WIRE])
 def test_the_limit_is_per_head_so_bodies_and_kept_alive_requests_are_untouched(live_server):
     path, body = json_request("posteverywhere")
-    raw = head("POST", path, {**auth("posteverywhere", 0), "Content-Type": "application/json",
-                              "X-Pad": "p" * 12_000}, len(body))
+    raw = head(
+        "POST",
+        path,
+        {**auth("posteverywhere", 0), "Content-Type": "application/json", "X-Pad": "p" * 12_000},
+        len(body),
+    )
     wire = Wire(port_of(live_server))
     try:  # five 12 KB heads on one connection, two of them pipelined in one write with their bodies
         wire.send(raw + body)
@@ -244,8 +258,9 @@ def test_a_body_shorter_than_its_content_length_times_out_in_the_providers_envel
     wire = Wire(port_of(live_server))
     try:
         started = time.monotonic()
-        wire.send(head("POST", path, {**auth(provider, 0), "Content-Type": content_type(provider)},
-                       len(body) + 100) + body)  # 100 bytes promised and never sent
+        wire.send(
+            head("POST", path, {**auth(provider, 0), "Content-Type": content_type(provider)}, len(body) + 100) + body
+        )  # 100 bytes promised and never sent
         answer = wire.answer()
         waited = time.monotonic() - started
         assert answer.status == 400 and TIMEOUT <= waited < TIMEOUT + 5
@@ -261,8 +276,11 @@ def test_a_body_shorter_than_its_content_length_times_out_in_the_providers_envel
 def test_a_presigned_put_shorter_than_its_content_length_times_out_as_s3_does(live_server):
     data = payload("mp4", 50_000, 1)
     with httpx.Client(base_url=live_server.url) as c:
-        step = c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0),
-                      json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)}).json()["data"]
+        step = c.post(
+            f"{PE}/media/upload",
+            headers=auth("posteverywhere", 0),
+            json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)},
+        ).json()["data"]
     target = url_path(step["upload_url"])
     wire = Wire(port_of(live_server))
     try:
@@ -281,12 +299,14 @@ def test_a_body_longer_than_its_content_length_is_cut_where_the_length_says(live
     path, body = json_request(provider)
     wire = Wire(port_of(live_server))
     try:
-        wire.send(head("POST", path, {**auth(provider, 0), "Content-Type": "application/json"}, len(body) // 2)
-                  + body[: len(body) // 2])
+        wire.send(
+            head("POST", path, {**auth(provider, 0), "Content-Type": "application/json"}, len(body) // 2)
+            + body[: len(body) // 2]
+        )
         first = wire.answer()  # the message is what Content-Length said: half a JSON document
         assert first.status == 400
         envelope(provider, first.json())
-        wire.send(body[len(body) // 2:])  # the rest is not a request: the HTTP server refuses it and hangs up
+        wire.send(body[len(body) // 2 :])  # the rest is not a request: the HTTP server refuses it and hangs up
         second = wire.answer()
         assert second.status == 400 and wire.closed_by_server()
     finally:
@@ -301,8 +321,11 @@ def test_a_presigned_put_longer_than_its_content_length_stores_only_what_the_len
     data = payload("mp4", 40_000, 2)
     declared = 10_000
     with httpx.Client(base_url=live_server.url) as c:
-        step = c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0),
-                      json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)}).json()["data"]
+        step = c.post(
+            f"{PE}/media/upload",
+            headers=auth("posteverywhere", 0),
+            json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)},
+        ).json()["data"]
         target = url_path(step["upload_url"])
         wire = Wire(port_of(live_server))
         try:
@@ -347,7 +370,7 @@ def test_a_slow_but_steady_body_is_not_cut_off(live_server, provider):
     wire = Wire(port_of(live_server))
     try:
         wire.send(head("POST", path, {**auth(provider, 0), "Content-Type": content_type(provider)}, len(body)))
-        pieces = [body[i:i + len(body) // 6 + 1] for i in range(0, len(body), len(body) // 6 + 1)]
+        pieces = [body[i : i + len(body) // 6 + 1] for i in range(0, len(body), len(body) // 6 + 1)]
         started = time.monotonic()
         for piece in pieces:  # in all longer than the timeout, but never idle for as long
             wire.send(piece)
@@ -394,7 +417,7 @@ def test_a_request_head_trickled_in_is_refused_with_408(live_server, provider):
         for i in range(0, len(raw) - 2, 2):
             if time.monotonic() - started > HEAD_TIMEOUT * 0.8:
                 break
-            wire.send(raw[i:i + 2])
+            wire.send(raw[i : i + 2])
             time.sleep(HEAD_TIMEOUT / 10)
         timed_out_and_closed(wire, started)
     finally:
@@ -432,16 +455,20 @@ def test_head_timeout_zero_waits(live_server):
 
 
 @pytest.mark.parametrize("settings", [WIRE])
-@pytest.mark.parametrize("raw", [
-    b"GET /posteverywhere/api/v1/\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /segmentflow/api/v1/assets HTTP/1.1\r\nHost: x\r\nX-Api-Key: a\x00b\r\n\r\n",
-    b"POST /autoposting/api-proxy/clips/upload/init HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-    b"POST /autoposting/api-proxy/clips/upload/init HTTP/1.1\r\nHost: x\r\n"
-    b"Content-Length: 99999999999999999999999\r\n\r\n",
-    b"POST /xenonflare/api/v1/media/images HTTP/1.1\r\nHost: x\r\n"
-    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-    b"\xff\xfe\xfd / HTTP/1.1\r\n\r\n",
-], ids=["nul-in-path", "nul-in-header", "negative-length", "huge-length", "length-and-chunked", "garbage"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /posteverywhere/api/v1/\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /segmentflow/api/v1/assets HTTP/1.1\r\nHost: x\r\nX-Api-Key: a\x00b\r\n\r\n",
+        b"POST /autoposting/api-proxy/clips/upload/init HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /autoposting/api-proxy/clips/upload/init HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 99999999999999999999999\r\n\r\n",
+        b"POST /xenonflare/api/v1/media/images HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"\xff\xfe\xfd / HTTP/1.1\r\n\r\n",
+    ],
+    ids=["nul-in-path", "nul-in-header", "negative-length", "huge-length", "length-and-chunked", "garbage"],
+)
 def test_a_broken_http_message_gets_a_400_from_the_server_and_a_hang_up(live_server, raw):
     wire = Wire(port_of(live_server))
     try:
@@ -455,12 +482,15 @@ def test_a_broken_http_message_gets_a_400_from_the_server_and_a_hang_up(live_ser
 
 
 @pytest.mark.parametrize("settings", [WIRE])
-@pytest.mark.parametrize("provider, target", [
-    ("posteverywhere", "/posteverywhere/api/v1/../../../etc/passwd"),
-    ("segmentflow", "/segmentflow/storage/assets/../../../../etc/passwd"),
-    ("autoposting", "/autoposting/api-proxy/storage/objects/clips/../../../../etc/passwd"),
-    ("xenonflare", "/xenonflare/api/v1/media/images/%2e%2e/%2e%2e/etc/passwd"),
-])
+@pytest.mark.parametrize(
+    "provider, target",
+    [
+        ("posteverywhere", "/posteverywhere/api/v1/../../../etc/passwd"),
+        ("segmentflow", "/segmentflow/storage/assets/../../../../etc/passwd"),
+        ("autoposting", "/autoposting/api-proxy/storage/objects/clips/../../../../etc/passwd"),
+        ("xenonflare", "/xenonflare/api/v1/media/images/%2e%2e/%2e%2e/etc/passwd"),
+    ],
+)
 def test_dot_segments_in_the_raw_request_target_never_leave_the_provider(live_server, provider, target):
     wire = Wire(port_of(live_server))
     try:
@@ -529,8 +559,12 @@ def test_a_100mb_streamed_header_is_cut_off_without_memory_or_others_waiting(tmp
     baseline. Without the limit one stream pushed ~80 MB in until the head timeout, the server's peak grew by
     ~160 MiB per stream and the other client waited seconds."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--log-level", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             deadline = time.monotonic() + 30

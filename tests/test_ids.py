@@ -18,7 +18,7 @@ def _ulid_by_the_spec(millis: int, randomness: bytes) -> str:
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-@given(at=st.floats(min_value=0, max_value=2 ** 48 / 1000 - 1), seed=st.integers(0, 2 ** 32))
+@given(at=st.floats(min_value=0, max_value=2**48 / 1000 - 1), seed=st.integers(0, 2**32))
 def test_a_ulid_is_its_time_and_randomness_in_crockford_base32(at, seed):
     ulid = Ids(seed).ulid(at)
     randomness = Ids(seed).bytes(10)  # the same seed draws the same bytes
@@ -26,7 +26,7 @@ def test_a_ulid_is_its_time_and_randomness_in_crockford_base32(at, seed):
     assert re.fullmatch(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", ulid)
 
 
-@given(seed=st.integers(0, 2 ** 32))
+@given(seed=st.integers(0, 2**32))
 def test_a_uuid4_is_what_the_uuid_module_writes(seed):
     value = Ids(seed).uuid4()
     raw = bytearray(Ids(seed).bytes(16))

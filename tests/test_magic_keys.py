@@ -15,13 +15,26 @@ pytestmark = pytest.mark.anyio
 # provider → (a write request (method, path, json), the read-only key's status on writes, or None when its read-only
 # key is tested on its own below); how each carries its key comes from its KeyPolicy
 CASES = {
-    "autoposting": (("POST", "/autoposting/api-proxy/clips/upload/init",
-                                  {"brandId": "brand_1", "title": "t", "fileName": "a.mp4", "fileSize": 10,
-                                   "mimeType": "video/mp4"}), 403),
-    "posteverywhere": (("POST", "/posteverywhere/api/v1/media/upload",
-                        {"filename": "a.png", "content_type": "image/png", "size": 10}), 401),
-    "segmentflow": (("POST", "/segmentflow/api/v1/assets/upload-url",
-                     {"filename": "a.png", "contentType": "image/png", "size": 10}), 403),
+    "autoposting": (
+        (
+            "POST",
+            "/autoposting/api-proxy/clips/upload/init",
+            {"brandId": "brand_1", "title": "t", "fileName": "a.mp4", "fileSize": 10, "mimeType": "video/mp4"},
+        ),
+        403,
+    ),
+    "posteverywhere": (
+        ("POST", "/posteverywhere/api/v1/media/upload", {"filename": "a.png", "content_type": "image/png", "size": 10}),
+        401,
+    ),
+    "segmentflow": (
+        (
+            "POST",
+            "/segmentflow/api/v1/assets/upload-url",
+            {"filename": "a.png", "contentType": "image/png", "size": 10},
+        ),
+        403,
+    ),
     "xenonflare": (("GET", "/xenonflare/api/v1/media/chunks?fileId=abc", None), None),
 }
 PROVIDER_SUBSETS = {  # tests/test_registry.py: tests that cover only some providers, and why
@@ -49,7 +62,9 @@ def test_every_provider_declares_the_four_magic_keys():
     for name, provider in PROVIDERS.items():
         behaviours = sorted(
             "revoked" if m.revoked else "rate_limited" if m.rate_limited else "slow" if m.delay else "read_only"
-            for m in provider.keys.magic.values() if m.revoked or m.rate_limited or m.delay or m.scopes is not None)
+            for m in provider.keys.magic.values()
+            if m.revoked or m.rate_limited or m.delay or m.scopes is not None
+        )
         assert behaviours == ["rate_limited", "read_only", "revoked", "slow"], name
         for key in provider.keys.magic:
             assert provider.keys.pattern.fullmatch(key), key
@@ -87,7 +102,10 @@ async def test_read_only_keys_cannot_write(client, provider):
 async def test_xenonflare_read_only_key_reads_but_cannot_upload(client):
     key = magic("xenonflare", "read only")
     assert (await send(client, "xenonflare", key)).status_code == 200
-    r = await client.post("/xenonflare/api/v1/media/images", headers={"x-api-key": key},
-                          files={"fileId": (None, "abc"), "platforms": (None, '["instagram"]')})
+    r = await client.post(
+        "/xenonflare/api/v1/media/images",
+        headers={"x-api-key": key},
+        files={"fileId": (None, "abc"), "platforms": (None, '["instagram"]')},
+    )
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "forbidden" and r.json()["success"] is False

@@ -66,8 +66,13 @@ def node_clients() -> Path:
     scratch.mkdir(parents=True)
     (scratch / "package.json").write_bytes(manifest)
     (scratch / "package-lock.json").write_bytes(lock)
-    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-                          cwd=scratch, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
     (scratch / ".installed").write_text("ok\n")
     try:
@@ -91,10 +96,20 @@ def key(n: int) -> str:
 
 
 def run_sdk(server: Any, clients: Path, fixtures: Path, scenario: str, api_key: str) -> dict[str, Any]:
-    env = {**os.environ, "CLIENTS_DIR": str(clients), "FIXTURES": str(fixtures), "PE_KEY": api_key,
-           "POSTEVERYWHERE_EMULATOR_URL": f"{server.url}/posteverywhere"}
-    done = subprocess.run(["node", "--import", REDIRECT.as_uri(), str(SDK_FLOWS), scenario], env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "CLIENTS_DIR": str(clients),
+        "FIXTURES": str(fixtures),
+        "PE_KEY": api_key,
+        "POSTEVERYWHERE_EMULATOR_URL": f"{server.url}/posteverywhere",
+    }
+    done = subprocess.run(
+        ["node", "--import", REDIRECT.as_uri(), str(SDK_FLOWS), scenario],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["result"]["ok"], report["result"]["error"]
@@ -104,7 +119,7 @@ def run_sdk(server: Any, clients: Path, fixtures: Path, scenario: str, api_key: 
 def api_calls(log: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     """(method, path under /api/v1, status) of every SDK request to the (real, rewritten) API host."""
     prefix = "https://app.posteverywhere.ai/api/v1"
-    return [(e["method"], e["url"][len(prefix):], e["status"]) for e in log if e["url"].startswith(prefix)]
+    return [(e["method"], e["url"][len(prefix) :], e["status"]) for e in log if e["url"].startswith(prefix)]
 
 
 def notes(server: Any, operation: str) -> list[str]:
@@ -118,8 +133,11 @@ def notes(server: Any, operation: str) -> list[str]:
 def test_sdk_upload_in_one_call_for_image_video_and_pdf(live_server, node_clients, fixtures):
     report = run_sdk(live_server, node_clients, fixtures, "upload", key(1))
     result = report["result"]["value"]
-    for name, kind, size in (("image", "image", len(sample("png"))), ("video", "video", len(MP4)),
-                             ("pdf", "document", len(PDF))):
+    for name, kind, size in (
+        ("image", "image", len(sample("png"))),
+        ("video", "video", len(MP4)),
+        ("pdf", "document", len(PDF)),
+    ):
         assert result[name]["ok"], (name, result[name])
         done = result[name]["value"]
         assert done["status"] == "ready" and done["type"] == kind and done["size"] == size
@@ -131,21 +149,31 @@ def test_sdk_upload_in_one_call_for_image_video_and_pdf(live_server, node_client
     assert [sorted(e["body"]) for e in presigns] == [["content_type", "file_size", "filename"]] * 3
     uploads = [e for e in report["log"] if "/storage/" in e["url"]]
     assert [(e["method"], e["content_type"], e["status"]) for e in uploads] == [
-        ("PUT", "image/png", 200), ("PUT", "video/mp4", 200), ("PUT", "application/pdf", 200)]
+        ("PUT", "image/png", 200),
+        ("PUT", "video/mp4", 200),
+        ("PUT", "application/pdf", 200),
+    ]
     assert all(e["url"].startswith(live_server.url) for e in uploads)  # upload_url names the emulator
     # each undocumented form was accepted and the journal says so, naming the client
     assert len(notes(live_server, "uploadMedia")) == 3
-    assert all("file_size instead of size" in n and "@posteverywhere/sdk 1.4.2" in n
-               for n in notes(live_server, "uploadMedia"))
-    assert len(notes(live_server, "storeImageRaw")) == 1 and "PUT of the raw image" in notes(live_server, "storeImageRaw")[0]
+    assert all(
+        "file_size instead of size" in n and "@posteverywhere/sdk 1.4.2" in n for n in notes(live_server, "uploadMedia")
+    )
+    assert (
+        len(notes(live_server, "storeImageRaw")) == 1
+        and "PUT of the raw image" in notes(live_server, "storeImageRaw")[0]
+    )
     assert notes(live_server, "storeObject") == []  # the documented PUT for videos and documents is no departure
 
 
 def test_sdk_get_upload_url_and_complete_by_hand(live_server, node_clients, fixtures):
     result = run_sdk(live_server, node_clients, fixtures, "manual", key(2))["result"]["value"]
     image, pdf = result["image"], result["pdf"]
-    assert image["presign"]["upload_method"] == {"method": "POST", "content_type": "multipart/form-data",
-                                                 "field_name": "file"}
+    assert image["presign"]["upload_method"] == {
+        "method": "POST",
+        "content_type": "multipart/form-data",
+        "field_name": "file",
+    }
     assert image["presign"]["provider"] == "images" and image["presign"]["expires_in"] == 3600
     assert pdf["presign"]["upload_method"]["method"] == "PUT" and pdf["presign"]["provider"] == "r2"
     assert image["storage_status"] == 200 and pdf["storage_status"] == 200
@@ -170,7 +198,9 @@ def test_sdk_posts_create_with_uploaded_media_then_list_and_delete(live_server, 
     result = report["result"]["value"]
     media, post = result["media"], result["post"]
     assert post["post_id"] == post["id"] and post["media_ids"] == media["media_ids"]
-    assert post["status"] == "scheduled" and post["destinations"] == 2 and post["scheduled_for"] == "2030-01-01T09:00:00Z"
+    assert (
+        post["status"] == "scheduled" and post["destinations"] == 2 and post["scheduled_for"] == "2030-01-01T09:00:00Z"
+    )
     assert result["fetchedPost"]["id"] == post["post_id"] and result["fetchedPost"]["post_status"] == "scheduled"
     assert [d["social_account_id"] for d in result["fetchedPost"]["destinations"]] == [101, 102]
     assert result["posts"]["total"] == 1 and result["posts"]["posts"][0]["id"] == post["post_id"]
@@ -179,7 +209,11 @@ def test_sdk_posts_create_with_uploaded_media_then_list_and_delete(live_server, 
     assert result["deleted"] == {"deleted": True, "id": media["media_id"]}
     assert result["afterDelete"]["ok"] is False and result["afterDelete"]["error"]["status"] == 404
     assert [c[:1] + c[2:] for c in api_calls(report["log"])][-4:] == [
-        ("GET", 200), ("GET", 200), ("DELETE", 200), ("GET", 404)]
+        ("GET", 200),
+        ("GET", 200),
+        ("DELETE", 200),
+        ("GET", 404),
+    ]
 
 
 def test_sdk_error_classes(live_server, node_clients, fixtures):
@@ -191,18 +225,21 @@ def test_sdk_error_classes(live_server, node_clients, fixtures):
     bad = result["badBody"]["error"]
     assert bad["class"] == "ValidationError" and bad["status"] == 400
     assert bad["details"]["validation_errors"] == [
-        {"field": "size", "message": "30000000 is greater than the maximum of 20971520"}]
+        {"field": "size", "message": "30000000 is greater than the maximum of 20971520"}
+    ]
     missing = result["unknownMedia"]["error"]
     assert missing["class"] == "PostEverywhereError" and missing["status"] == 404 and missing["code"] == "not_found"
 
 
 def test_sdk_retries_a_429_after_retry_after_then_raises_rate_limit_error(live_server, node_clients, fixtures):
     with ControlClient(live_server.url) as control:
-        control.add_fault("status", provider="posteverywhere", operation="uploadMedia", status=429,
-                          retry_after=1, times=1)
+        control.add_fault(
+            "status", provider="posteverywhere", operation="uploadMedia", status=429, retry_after=1, times=1
+        )
         retried = run_sdk(live_server, node_clients, fixtures, "retry", key(6))
-        control.add_fault("status", provider="posteverywhere", operation="uploadMedia", status=429,
-                          retry_after=1, times=3)
+        control.add_fault(
+            "status", provider="posteverywhere", operation="uploadMedia", status=429, retry_after=1, times=3
+        )
         exhausted = run_sdk(live_server, node_clients, fixtures, "retry", key(7))
     attempts = [e for e in retried["log"] if e["url"].endswith("/media/upload")]
     assert [(e["status"], e["retry_after"]) for e in attempts] == [(429, "1"), (201, None)]
@@ -222,7 +259,8 @@ def test_strict_docs_refuses_what_the_sdk_sends_and_says_why(live_server, node_c
         error = result[name]["error"]
         assert error["class"] == "ValidationError" and error["status"] == 400
         assert error["details"]["validation_errors"] == [
-            {"field": "size", "message": "is required; file_size is not a documented field"}]
+            {"field": "size", "message": "is required; file_size is not a documented field"}
+        ]
     # the documented flow still works in full under --strict-docs
     manual = run_sdk(live_server, node_clients, fixtures, "manual", key(9))["result"]["value"]
     assert manual["image"]["completed"]["status"] == "ready"
@@ -242,17 +280,27 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
     from mcp.client.stdio import stdio_client
 
     server = node_clients / "node_modules" / "@posteverywhere" / "mcp" / "dist" / "index.js"
-    params = StdioServerParameters(command="node", args=[str(server)], env={
-        "PATH": os.environ["PATH"], "POSTEVERYWHERE_API_KEY": key(10),
-        "POSTEVERYWHERE_API_URL": f"{live_server.url}/posteverywhere"})
+    params = StdioServerParameters(
+        command="node",
+        args=[str(server)],
+        env={
+            "PATH": os.environ["PATH"],
+            "POSTEVERYWHERE_API_KEY": key(10),
+            "POSTEVERYWHERE_API_URL": f"{live_server.url}/posteverywhere",
+        },
+    )
     with open(os.devnull, "w") as quiet:
         async with stdio_client(params, errlog=quiet) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             tools = {tool.name for tool in (await session.list_tools()).tools}
             assert {"upload_media_from_url", "get_media", "list_media", "delete_media", "create_post"} <= tools
 
-            imported = _text(await session.call_tool("upload_media_from_url", {
-                "url": "https://cdn.example.com/spring/cover.jpg", "filename": "cover.jpg"}))
+            imported = _text(
+                await session.call_tool(
+                    "upload_media_from_url",
+                    {"url": "https://cdn.example.com/spring/cover.jpg", "filename": "cover.jpg"},
+                )
+            )
             assert imported["media_status"] == "ready" and imported["content_type"] == "image/jpeg"
             media_id = imported["media_id"]
 
@@ -265,8 +313,11 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
             listed = _text(await session.call_tool("list_media", {"type": "image"}))
             assert [item["id"] for item in listed] == [media_id]
 
-            post = _text(await session.call_tool("create_post", {
-                "content": "Spring collection is live", "account_ids": [7], "media_ids": [media_id]}))
+            post = _text(
+                await session.call_tool(
+                    "create_post", {"content": "Spring collection is live", "account_ids": [7], "media_ids": [media_id]}
+                )
+            )
             assert post["post_id"] and post["status"] == "publishing" and post["accounts_count"] == 1
             assert post["message"] and post["media_ids"] == [media_id]
 
@@ -278,20 +329,29 @@ async def test_mcp_server_media_and_post_tools(live_server, node_clients):
             assert [p["id"] for p in drafts] == [draft["post_id"]]
             got = _text(await session.call_tool("get_post", {"post_id": draft["post_id"]}))
             assert got["content"] == "For review" and got["status"] == "draft" and got["destinations"] == []
-            edited = _text(await session.call_tool("update_post", {"post_id": draft["post_id"],
-                                                                   "content": "Reviewed", "account_ids": [7, 8]}))
+            edited = _text(
+                await session.call_tool(
+                    "update_post", {"post_id": draft["post_id"], "content": "Reviewed", "account_ids": [7, 8]}
+                )
+            )
             assert edited["content"] == "Reviewed" and len(edited["destinations"]) == 2
-            scheduled = _text(await session.call_tool("schedule_post", {
-                "post_id": draft["post_id"], "scheduled_for": "2030-06-20T14:00:00Z"}))
+            scheduled = _text(
+                await session.call_tool(
+                    "schedule_post", {"post_id": draft["post_id"], "scheduled_for": "2030-06-20T14:00:00Z"}
+                )
+            )
             assert scheduled["status"] == "scheduled" and len(scheduled["destinations"]) == 2
             assert _text(await session.call_tool("list_posts", {"status": "draft"})) == []
             throwaway = _text(await session.call_tool("create_post", {"content": "Scrap", "draft": True}))
-            assert _text(await session.call_tool("delete_post", {"post_id": throwaway["post_id"]})) == \
-                f"Post {throwaway['post_id']} deleted successfully."
+            assert (
+                _text(await session.call_tool("delete_post", {"post_id": throwaway["post_id"]}))
+                == f"Post {throwaway['post_id']} deleted successfully."
+            )
             assert len(_text(await session.call_tool("list_posts", {}))) == 2  # the published one and the scheduled
 
-            video = _text(await session.call_tool("upload_media_from_url", {
-                "url": "https://cdn.example.com/spring/teaser.mp4"}))
+            video = _text(
+                await session.call_tool("upload_media_from_url", {"url": "https://cdn.example.com/spring/teaser.mp4"})
+            )
             assert video["type"] == "video" and video["media_status"] in ("uploading", "ready")
             polled = _text(await session.call_tool("get_media", {"media_id": video["media_id"]}))
             assert polled["status"] == "ready" and polled["mime_type"] == "video/mp4"

@@ -164,8 +164,10 @@ async def test_an_unreachable_host_is_400_fetch_failed(client, source):
     closed = source.rsplit(":", 1)[0] + ":1"  # nothing listens on port 1
     r = await client.post(FROM_URL, headers=AUTH, json={"url": f"{closed}/photo.png"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "fetch_failed"
-    assert r.json()["error"]["details"] == {"reason": "unreachable",
-                                            "validation_errors": r.json()["error"]["details"]["validation_errors"]}
+    assert r.json()["error"]["details"] == {
+        "reason": "unreachable",
+        "validation_errors": r.json()["error"]["details"]["validation_errors"],
+    }
 
 
 async def test_a_certificate_the_emulator_does_not_trust_is_unreachable(client, source, settings, tmp_path):
@@ -206,9 +208,17 @@ async def test_redirects_are_checked_again(client, source, path):
 
 
 @pytest.mark.parametrize("settings", [Settings(strict=True, seed=1234, fetch_urls=True)])
-@pytest.mark.parametrize("url", ["https://127.0.0.1:{port}/photo.png", "https://localhost:{port}/photo.png",
-                                 "https://[::1]:{port}/photo.png", "https://10.0.0.8/photo.png",
-                                 "https://192.168.1.10/photo.png", "https://169.254.169.254/latest"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1:{port}/photo.png",
+        "https://localhost:{port}/photo.png",
+        "https://[::1]:{port}/photo.png",
+        "https://10.0.0.8/photo.png",
+        "https://192.168.1.10/photo.png",
+        "https://169.254.169.254/latest",
+    ],
+)
 async def test_without_the_test_setting_loopback_and_private_addresses_are_refused(client, source, settings, url):
     port = source.rsplit(":", 1)[1]
     r = await client.post(FROM_URL, headers=AUTH, json={"url": url.format(port=port)})

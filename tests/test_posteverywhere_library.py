@@ -20,8 +20,11 @@ STRICT_DOCS = [Settings(strict=True, seed=1234, strict_docs=True)]
 
 async def sdk_presign(client, filename: str, content_type: str, size: int, headers=AUTH):
     """Step 1 as the official SDK's media.upload() sends it: the size as file_size."""
-    return await client.post(f"{PE}/media/upload", headers=headers,
-                             json={"filename": filename, "content_type": content_type, "file_size": size})
+    return await client.post(
+        f"{PE}/media/upload",
+        headers=headers,
+        json={"filename": filename, "content_type": content_type, "file_size": size},
+    )
 
 
 def journal_notes(runtime, operation: str) -> list[str]:
@@ -30,8 +33,11 @@ def journal_notes(runtime, operation: str) -> list[str]:
 
 async def test_list_is_newest_first_filtered_paged_and_per_key(client, clock):
     ids = []
-    for name, content_type, payload in (("a.png", "image/png", sample("png")), ("b.pdf", "application/pdf", PDF),
-                                        ("c.jpg", "image/jpeg", sample("jpg"))):
+    for name, content_type, payload in (
+        ("a.png", "image/png", sample("png")),
+        ("b.pdf", "application/pdf", PDF),
+        ("c.jpg", "image/jpeg", sample("jpg")),
+    ):
         ids.append((await upload(client, content_type, payload, name))["media_id"])
         clock.advance(1)
     await upload(client, "image/png", sample("png"), "other.png", headers=OTHER)
@@ -48,9 +54,16 @@ async def test_list_is_newest_first_filtered_paged_and_per_key(client, clock):
     assert r.json()["data"]["pagination"]["has_more"] is True
 
 
-@pytest.mark.parametrize("query, field", [({"limit": 0}, "limit"), ({"limit": 101}, "limit"),
-                                          ({"offset": -1}, "offset"), ({"type": "audio"}, "type"),
-                                          ({"limit": "ten"}, "limit")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"type": "audio"}, "type"),
+        ({"limit": "ten"}, "limit"),
+    ],
+)
 async def test_list_refuses_bad_parameters_by_name(client, query, field):
     r = await client.get(f"{PE}/media", params=query, headers=AUTH)
     assert r.status_code == 400
@@ -60,20 +73,29 @@ async def test_list_refuses_bad_parameters_by_name(client, query, field):
 
 async def test_get_follows_the_media_through_its_states(client, clock, runtime):
     runtime.settings.video_processing_seconds = 30
-    r = await client.post(f"{PE}/media/upload", headers=AUTH,
-                          json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(MP4)})
+    r = await client.post(
+        f"{PE}/media/upload", headers=AUTH, json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(MP4)}
+    )
     media_id = r.json()["data"]["media_id"]
     item = (await client.get(f"{PE}/media/{media_id}", headers=AUTH)).json()["data"]
-    assert (item["status"], item["upload_status"], item["url"], item["file_size"]) == ("uploading", "uploading",
-                                                                                      None, len(MP4))
+    assert (item["status"], item["upload_status"], item["url"], item["file_size"]) == (
+        "uploading",
+        "uploading",
+        None,
+        len(MP4),
+    )
     await client.put(r.json()["data"]["upload_url"], content=MP4, headers={"Content-Type": "video/mp4"})
     await complete(client, media_id)
     item = (await client.get(f"{PE}/media/{media_id}", headers=AUTH)).json()["data"]
     assert (item["status"], item["media_status"], item["upload_status"]) == ("processing", "processing", "uploading")
     clock.advance(30)
     item = (await client.get(f"{PE}/media/{media_id}", headers=AUTH)).json()["data"]
-    assert (item["status"], item["upload_status"], item["type"], item["media_type"]) == ("ready", "ready", "video",
-                                                                                         "video")
+    assert (item["status"], item["upload_status"], item["type"], item["media_type"]) == (
+        "ready",
+        "ready",
+        "video",
+        "video",
+    )
     assert item["dimensions"] is None and item["orientation"] is None and item["thumbnail_url"] is None
     stored = await client.get(item["url"])
     assert stored.status_code == 200 and stored.content == MP4
@@ -99,8 +121,11 @@ async def test_delete_removes_record_bytes_and_post_attachment(client, runtime):
     media_id = (await upload(client, "image/png", sample("png"), "gone.png"))["media_id"]
     await complete(client, media_id)
     url = (await client.get(f"{PE}/media/{media_id}", headers=AUTH)).json()["data"]["url"]
-    post = (await client.post(f"{PE}/posts", headers=AUTH,
-                              json={"content": "x", "account_ids": [1], "media_ids": [media_id]})).json()["data"]
+    post = (
+        await client.post(
+            f"{PE}/posts", headers=AUTH, json={"content": "x", "account_ids": [1], "media_ids": [media_id]}
+        )
+    ).json()["data"]
     r = await client.delete(f"{PE}/media/{media_id}", headers=AUTH)
     assert r.status_code == 200 and r.json()["data"] == {"deleted": True, "id": media_id}
     assert (await client.get(f"{PE}/media/{media_id}", headers=AUTH)).status_code == 404
@@ -137,8 +162,11 @@ async def test_sdk_file_size_is_accepted_and_journaled(client, runtime):
 
 
 async def test_documented_size_wins_and_leaves_no_note(client, runtime):
-    r = await client.post(f"{PE}/media/upload", headers=AUTH,
-                          json={"filename": "a.png", "content_type": "image/png", "size": 10, "file_size": 99})
+    r = await client.post(
+        f"{PE}/media/upload",
+        headers=AUTH,
+        json={"filename": "a.png", "content_type": "image/png", "size": 10, "file_size": 99},
+    )
     assert r.status_code == 201
     assert runtime.store.get("posteverywhere:media", r.json()["data"]["media_id"]).declared_size == 10
     assert journal_notes(runtime, "uploadMedia") == []
@@ -148,7 +176,8 @@ async def test_file_size_is_checked_like_size(client):
     r = await sdk_presign(client, "a.png", "image/png", 30_000_000)
     assert r.status_code == 400
     assert r.json()["error"]["details"]["validation_errors"] == [
-        {"field": "size", "message": "30000000 is greater than the maximum of 20971520"}]
+        {"field": "size", "message": "30000000 is greater than the maximum of 20971520"}
+    ]
 
 
 async def test_sdk_put_of_an_image_is_stored_and_journaled(client, runtime):
@@ -168,8 +197,11 @@ async def test_sdk_put_of_an_image_is_still_checked(client, runtime):
     assert r.status_code == 403 and r.json()["errors"][0]["code"] == 10000  # SignatureDoesNotMatch
     r = await client.put(data["upload_url"], content=PDF, headers={"Content-Type": "image/png"})
     assert r.status_code == 415 and r.json()["success"] is False
-    r = await client.put(data["upload_url"].replace("X-Emulator-Signature=", "X-Emulator-Signature=0"), content=png,
-                         headers={"Content-Type": "image/png"})
+    r = await client.put(
+        data["upload_url"].replace("X-Emulator-Signature=", "X-Emulator-Signature=0"),
+        content=png,
+        headers={"Content-Type": "image/png"},
+    )
     assert r.status_code == 403
     assert runtime.store.get("posteverywhere:media", data["media_id"]).blob is None  # nothing kept
     # the PDF's PUT was accepted as a form and refused for its bytes: its note stays; refused signatures leave none
@@ -183,15 +215,21 @@ async def test_strict_docs_refuses_file_size(client, runtime):
     error = r.json()["error"]
     assert error["code"] == "validation_error" and "--strict-docs" in error["message"]
     assert error["details"]["validation_errors"] == [
-        {"field": "size", "message": "is required; file_size is not a documented field"}]
+        {"field": "size", "message": "is required; file_size is not a documented field"}
+    ]
     assert runtime.store.values("posteverywhere:media") == []
 
 
 @pytest.mark.parametrize("settings", STRICT_DOCS)
 async def test_strict_docs_refuses_a_put_to_an_image_url(client, runtime):
     png = sample("png")
-    data = (await client.post(f"{PE}/media/upload", headers=AUTH,
-                              json={"filename": "p.png", "content_type": "image/png", "size": len(png)})).json()["data"]
+    data = (
+        await client.post(
+            f"{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "p.png", "content_type": "image/png", "size": len(png)},
+        )
+    ).json()["data"]
     r = await client.put(data["upload_url"], content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
     assert r.json()["success"] is False and "--strict-docs" in r.json()["errors"][0]["message"]
@@ -205,32 +243,42 @@ async def test_strict_docs_refuses_a_put_to_an_image_url(client, runtime):
 
 
 async def test_an_mp4_url_is_imported_and_journaled(client, runtime):
-    r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH,
-                          json={"url": "https://videos.example.com/launch/teaser.mp4"})
+    r = await client.post(
+        f"{PE}/media/upload-from-url", headers=AUTH, json={"url": "https://videos.example.com/launch/teaser.mp4"}
+    )
     assert r.status_code == 201
     data = r.json()["data"]
     assert (data["type"], data["content_type"], data["media_status"], data["filename"]) == (
-        "video", "video/mp4", "ready", "teaser.mp4")
+        "video",
+        "video/mp4",
+        "ready",
+        "teaser.mp4",
+    )
     stored = await client.get(data["url"])
     assert stored.status_code == 200 and stored.headers["content-type"] == "video/mp4"
     assert stored.content[4:8] == b"ftyp" and len(stored.content) == data["size"]
     [note] = journal_notes(runtime, "uploadMediaFromUrl")
     assert "MP4 URL" in note and "@posteverywhere/mcp 1.7.0" in note
-    post = await client.post(f"{PE}/posts", headers=AUTH,
-                             json={"content": "teaser", "account_ids": [1], "media_ids": data["media_ids"]})
+    post = await client.post(
+        f"{PE}/posts", headers=AUTH, json={"content": "teaser", "account_ids": [1], "media_ids": data["media_ids"]}
+    )
     assert post.status_code == 201
 
 
 @pytest.mark.parametrize("settings", [Settings(strict=True, seed=5, video_processing_seconds=20)])
 async def test_an_mp4_url_imports_in_the_background_on_the_virtual_clock(client, clock):
-    r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH,
-                          json={"url": "https://videos.example.com/clip.mp4", "filename": "clip.mp4"})
+    r = await client.post(
+        f"{PE}/media/upload-from-url",
+        headers=AUTH,
+        json={"url": "https://videos.example.com/clip.mp4", "filename": "clip.mp4"},
+    )
     data = r.json()["data"]
     assert data["media_status"] == "uploading" and "Poll GET /v1/media/" in data["next_step"]
     item = (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).json()["data"]
     assert item["media_status"] == "processing" and item["upload_status"] == "uploading"
-    refused = await client.post(f"{PE}/posts", headers=AUTH,
-                                json={"content": "x", "account_ids": [1], "media_ids": [data["media_id"]]})
+    refused = await client.post(
+        f"{PE}/posts", headers=AUTH, json={"content": "x", "account_ids": [1], "media_ids": [data["media_id"]]}
+    )
     assert refused.status_code == 400 and "not ready" in refused.json()["error"]["message"]
     clock.advance(20)
     item = (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).json()["data"]
@@ -239,8 +287,9 @@ async def test_an_mp4_url_imports_in_the_background_on_the_virtual_clock(client,
 
 @pytest.mark.parametrize("settings", STRICT_DOCS)
 async def test_strict_docs_answers_an_mp4_url_as_the_page_does(client, runtime):
-    r = await client.post(f"{PE}/media/upload-from-url", headers=AUTH,
-                          json={"url": "https://videos.example.com/clip.mp4"})
+    r = await client.post(
+        f"{PE}/media/upload-from-url", headers=AUTH, json={"url": "https://videos.example.com/clip.mp4"}
+    )
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
     assert runtime.store.values("posteverywhere:media") == []
 
@@ -251,13 +300,24 @@ async def test_strict_docs_answers_an_mp4_url_as_the_page_does(client, runtime):
 @pytest.mark.parametrize("how", ["object PUT", "image PUT", "image POST"])
 async def test_media_deleted_while_its_bytes_stream_in_stays_deleted(client, runtime, how):
     payload, content_type = (MP4, "video/mp4") if how == "object PUT" else (sample("png"), "image/png")
-    data = (await client.post(f"{PE}/media/upload", headers=AUTH, json={
-        "filename": "race", "content_type": content_type, "size": len(payload)})).json()["data"]
+    data = (
+        await client.post(
+            f"{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "race", "content_type": content_type, "size": len(payload)},
+        )
+    ).json()["data"]
     gate = asyncio.Event()
     boundary = "raceboundary"
     if how == "image POST":
-        raw = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.png\"\r\n"
-               f"Content-Type: image/png\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+        raw = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.png"\r\n'
+                f"Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + payload
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     else:
         raw, headers = payload, {"Content-Type": content_type}
@@ -277,15 +337,19 @@ async def test_media_deleted_while_its_bytes_stream_in_stays_deleted(client, run
     assert late.status_code == 404
     assert (await client.get(f"{PE}/media/{data['media_id']}", headers=AUTH)).status_code == 404
     assert (await client.get(f"{PE}/media", headers=AUTH)).json()["data"]["total"] == 0
-    assert not [p for p in runtime.blobs.root.rglob("*") if p.is_file() and ".tmp" not in p.parts
-                and not p.name.endswith(".json")]  # the late bytes were not kept
+    assert not [
+        p
+        for p in runtime.blobs.root.rglob("*")
+        if p.is_file() and ".tmp" not in p.parts and not p.name.endswith(".json")
+    ]  # the late bytes were not kept
 
 
 async def test_list_is_newest_first_even_on_a_frozen_clock(client):
     names = [f"{i}.png" for i in range(5)]
     for name in names:
-        await client.post(f"{PE}/media/upload", headers=AUTH,
-                          json={"filename": name, "content_type": "image/png", "size": 10})
+        await client.post(
+            f"{PE}/media/upload", headers=AUTH, json={"filename": name, "content_type": "image/png", "size": 10}
+        )
     listed = (await client.get(f"{PE}/media", headers=AUTH)).json()["data"]["media"]
     assert [m["filename"] for m in listed] == names[::-1]
 
@@ -298,12 +362,16 @@ async def test_a_note_stays_when_the_mapped_request_is_refused_later(client, run
 
 
 async def test_a_raw_image_put_without_length_gets_411(client):
-    data = (await client.post(f"{PE}/media/upload", headers=AUTH, json={
-        "filename": "p.png", "content_type": "image/png", "size": 10})).json()["data"]
+    data = (
+        await client.post(
+            f"{PE}/media/upload", headers=AUTH, json={"filename": "p.png", "content_type": "image/png", "size": 10}
+        )
+    ).json()["data"]
 
     async def body():
         yield sample("png")
 
-    r = await client.put(data["upload_url"], content=body(), headers={"Content-Type": "image/png",
-                                                                      "Transfer-Encoding": "identity"})
+    r = await client.put(
+        data["upload_url"], content=body(), headers={"Content-Type": "image/png", "Transfer-Encoding": "identity"}
+    )
     assert r.status_code == 411 and r.json()["success"] is False

@@ -18,16 +18,19 @@ BODY = {"filename": "a.png", "content_type": "image/png", "size": 10}
 POST = {"content": "hello", "account_ids": [1]}
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer "},
-    {"Authorization": f"Basic {PE_KEY}"},
-    {"Authorization": "Bearer pe_live_" + "A" * 32},
-    {"Authorization": "Bearer pe_live_" + "a" * 31},
-    {"Authorization": "Bearer pe_test_" + "a" * 32},
-    {"Authorization": "Bearer sk-social-abc"},
-    {"x-api-key": PE_KEY},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Basic {PE_KEY}"},
+        {"Authorization": "Bearer pe_live_" + "A" * 32},
+        {"Authorization": "Bearer pe_live_" + "a" * 31},
+        {"Authorization": "Bearer pe_test_" + "a" * 32},
+        {"Authorization": "Bearer sk-social-abc"},
+        {"x-api-key": PE_KEY},
+    ],
+)
 async def test_missing_or_malformed_keys_get_401(client, headers):
     r = await client.post(UPLOAD, headers=headers, json=BODY)
     assert r.status_code == 401
@@ -91,8 +94,13 @@ async def test_61st_request_in_a_minute_is_429_with_retry_after(client, clock):
     assert r.headers["x-ratelimit-limit"] == "60"
     assert r.headers["x-ratelimit-reset"] == str(int(clock.now()) + 30)
     error = r.json()["error"]
-    assert error == {"message": "Rate limit exceeded. Retry after 30 seconds.", "code": "rate_limited",
-                     "retryable": True, "retryAfter": 30, "details": {}}
+    assert error == {
+        "message": "Rate limit exceeded. Retry after 30 seconds.",
+        "code": "rate_limited",
+        "retryable": True,
+        "retryAfter": 30,
+        "details": {},
+    }
     # another key is not affected
     assert (await client.post(UPLOAD, headers=OTHER, json=BODY)).status_code == 201
     clock.advance(29)
@@ -101,8 +109,9 @@ async def test_61st_request_in_a_minute_is_429_with_retry_after(client, clock):
     assert (await client.post(UPLOAD, headers=AUTH, json=BODY)).status_code == 201
 
 
-@pytest.mark.parametrize("settings", [Settings(strict=True, rate_limits={"posteverywhere.minute": 10_000,
-                                                                          "posteverywhere.hour": 5})])
+@pytest.mark.parametrize(
+    "settings", [Settings(strict=True, rate_limits={"posteverywhere.minute": 10_000, "posteverywhere.hour": 5})]
+)
 async def test_hourly_limit_and_overrides(client, clock, settings):
     for _ in range(5):
         assert (await client.post(UPLOAD, headers=AUTH, json=BODY)).status_code == 201

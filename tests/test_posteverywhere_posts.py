@@ -26,16 +26,23 @@ async def create(client, headers=AUTH, **body) -> dict:
 async def test_get_returns_the_post_with_destinations_and_media(client):
     media_id = (await upload(client, "image/png", sample("png"), "p.png"))["media_id"]
     await complete(client, media_id)
-    post = await create(client, account_ids=[3, 4], media_ids=[media_id], scheduled_for="2030-01-01T09:00:00Z",
-                        platform_content={"x": {"content": "short"}})
+    post = await create(
+        client,
+        account_ids=[3, 4],
+        media_ids=[media_id],
+        scheduled_for="2030-01-01T09:00:00Z",
+        platform_content={"x": {"content": "short"}},
+    )
     r = await client.get(f"{PE}/posts/{post['id']}", headers=AUTH)
     assert r.status_code == 200 and "X-RateLimit-Limit" in r.headers
     got = r.json()["data"]
     assert got["id"] == got["post_id"] == post["id"] and got["status"] == got["post_status"] == "scheduled"
     assert [d["account_id"] for d in got["destinations"]] == [3, 4]
     assert {d["status"] for d in got["destinations"]} == {"queued"}
-    assert got["media"] == [{"id": media_id, "type": "image", "mime_type": "image/png",
-                             "url": got["media"][0]["url"]}] and got["media"][0]["url"]
+    assert (
+        got["media"] == [{"id": media_id, "type": "image", "mime_type": "image/png", "url": got["media"][0]["url"]}]
+        and got["media"][0]["url"]
+    )
     assert got["platform_content"] == {"x": {"content": "short"}} and got["created_at"] == got["updated_at"]
 
 
@@ -59,9 +66,16 @@ async def test_list_filters_pages_and_keeps_keys_apart(client, clock):
 async def test_update_edits_fields_and_merges_platform_content(client, clock):
     post = await create(client, draft=True, platform_content={"x": {"content": "a"}})
     clock.advance(5)
-    r = await client.patch(f"{PE}/posts/{post['id']}", headers=AUTH, json={
-        "content": "edited", "account_ids": [9], "platform_content": {"pinterest": {"settings": {"boardId": "b"}}},
-        "scheduled_at": "2030-02-02T10:00:00Z"})
+    r = await client.patch(
+        f"{PE}/posts/{post['id']}",
+        headers=AUTH,
+        json={
+            "content": "edited",
+            "account_ids": [9],
+            "platform_content": {"pinterest": {"settings": {"boardId": "b"}}},
+            "scheduled_at": "2030-02-02T10:00:00Z",
+        },
+    )
     assert r.status_code == 200
     got = r.json()["data"]
     assert (got["content"], got["account_ids"], got["status"]) == ("edited", [9], "draft")
@@ -70,9 +84,16 @@ async def test_update_edits_fields_and_merges_platform_content(client, clock):
     assert got["updated_at"] > got["created_at"]
 
 
-@pytest.mark.parametrize("body, field", [({"media": ["x"]}, "media"), ({"account_ids": []}, "account_ids"),
-                                         ({"content": ""}, "content"), ({"media_ids": [NIL]}, "media_ids.0"),
-                                         ({"scheduled_for": "tomorrow"}, "scheduled_for")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"media": ["x"]}, "media"),
+        ({"account_ids": []}, "account_ids"),
+        ({"content": ""}, "content"),
+        ({"media_ids": [NIL]}, "media_ids.0"),
+        ({"scheduled_for": "tomorrow"}, "scheduled_for"),
+    ],
+)
 async def test_update_refuses_bad_fields_and_changes_nothing(client, body, field):
     post = await create(client, draft=True)
     r = await client.patch(f"{PE}/posts/{post['id']}", headers=AUTH, json=body)
@@ -94,16 +115,24 @@ async def test_delete_then_everything_is_404(client):
     post = await create(client, draft=True)
     r = await client.delete(f"{PE}/posts/{post['id']}", headers=AUTH)
     assert r.status_code == 200 and r.json()["data"] == {"deleted": True, "id": post["id"]}
-    for method, path, body in (("GET", "", None), ("DELETE", "", None), ("PATCH", "", {"content": "x"}),
-                               ("POST", "/schedule", {"publish_now": True})):
+    for method, path, body in (
+        ("GET", "", None),
+        ("DELETE", "", None),
+        ("PATCH", "", {"content": "x"}),
+        ("POST", "/schedule", {"publish_now": True}),
+    ):
         r = await client.request(method, f"{PE}/posts/{post['id']}{path}", headers=AUTH, json=body)
         assert r.status_code == 404, (method, path)
 
 
 async def test_another_keys_post_is_not_found(client):
     post = await create(client, draft=True)
-    for method, path, body in (("GET", "", None), ("DELETE", "", None), ("PATCH", "", {"content": "x"}),
-                               ("POST", "/schedule", {"publish_now": True, "account_ids": [1]})):
+    for method, path, body in (
+        ("GET", "", None),
+        ("DELETE", "", None),
+        ("PATCH", "", {"content": "x"}),
+        ("POST", "/schedule", {"publish_now": True, "account_ids": [1]}),
+    ):
         r = await client.request(method, f"{PE}/posts/{post['id']}{path}", headers=OTHER, json=body)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     assert (await client.get(f"{PE}/posts", headers=OTHER)).json()["data"]["total"] == 0
@@ -111,8 +140,9 @@ async def test_another_keys_post_is_not_found(client):
 
 async def test_schedule_a_draft_for_later_or_now(client):
     later = await create(client, draft=True, account_ids=[5])
-    r = await client.post(f"{PE}/posts/{later['id']}/schedule", headers=AUTH,
-                          json={"scheduled_for": "2030-03-03T12:00:00Z"})
+    r = await client.post(
+        f"{PE}/posts/{later['id']}/schedule", headers=AUTH, json={"scheduled_for": "2030-03-03T12:00:00Z"}
+    )
     assert r.status_code == 200
     data = r.json()["data"]
     assert (data["status"], data["scheduled_for"], data["publish_now"]) == ("scheduled", "2030-03-03T12:00:00Z", False)
@@ -120,16 +150,23 @@ async def test_schedule_a_draft_for_later_or_now(client):
     again = await client.post(f"{PE}/posts/{later['id']}/schedule", headers=AUTH, json={"publish_now": True})
     assert again.status_code == 409  # only drafts
     now = await create(client, draft=True)
-    r = await client.post(f"{PE}/posts/{now['id']}/schedule", headers=AUTH,
-                          json={"publish_now": True, "account_ids": [7, 8]})
+    r = await client.post(
+        f"{PE}/posts/{now['id']}/schedule", headers=AUTH, json={"publish_now": True, "account_ids": [7, 8]}
+    )
     data = r.json()["data"]
     assert (data["status"], data["scheduled_for"], len(data["destinations"])) == ("publishing", None, 2)
 
 
-@pytest.mark.parametrize("body, field", [({}, "body"), ({"publish_now": False}, "body"),
-                                         ({"publish_now": True, "scheduled_for": "2030-01-01T00:00:00Z"}, "body"),
-                                         ({"publish_now": True}, "account_ids"),
-                                         ({"publish_now": "yes"}, "publish_now")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "body"),
+        ({"publish_now": False}, "body"),
+        ({"publish_now": True, "scheduled_for": "2030-01-01T00:00:00Z"}, "body"),
+        ({"publish_now": True}, "account_ids"),
+        ({"publish_now": "yes"}, "publish_now"),
+    ],
+)
 async def test_schedule_refuses_what_cannot_be_scheduled(client, body, field):
     draft = await create(client, draft=True)
     r = await client.post(f"{PE}/posts/{draft['id']}/schedule", headers=AUTH, json=body)

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def start(client, content_type: str, size: int, filename: str = "f") -> dict:
-    r = await client.post(f"{PE}/media/upload", headers=AUTH,
-                          json={"filename": filename, "content_type": content_type, "size": size})
+    r = await client.post(
+        f"{PE}/media/upload", headers=AUTH, json={"filename": filename, "content_type": content_type, "size": size}
+    )
     assert r.status_code == 201, r.text
     return r.json()["data"]
 
@@ -86,12 +87,15 @@ async def test_image_url_expires_with_cloudflare_error(client, clock):
     assert body["errors"][0]["message"] == "Request has expired"
 
 
-@pytest.mark.parametrize("change", [
-    {"X-Emulator-Expires": "9999999999"},
-    {"X-Emulator-Max-Size": "999999999999"},
-    {"X-Emulator-Content-Type": "image/png"},
-    {"X-Emulator-Signature": "0" * 64},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"X-Emulator-Expires": "9999999999"},
+        {"X-Emulator-Max-Size": "999999999999"},
+        {"X-Emulator-Content-Type": "image/png"},
+        {"X-Emulator-Signature": "0" * 64},
+    ],
+)
 async def test_tampered_query_is_signature_does_not_match(client, change):
     data = await start(client, "video/mp4", len(MP4))
     r = await client.put(tamper(data["upload_url"], **change), content=MP4, headers={"Content-Type": "video/mp4"})
@@ -134,8 +138,9 @@ async def test_wrong_method_is_refused_in_the_storage_shape(client):
 
 async def test_put_larger_than_max_size_is_refused_before_reading(client):
     data = await start(client, "application/pdf", 10)
-    r = await client.put(data["upload_url"], content=b"%PDF" + b"0" * (20 * 1024 * 1024),
-                         headers={"Content-Type": "application/pdf"})
+    r = await client.put(
+        data["upload_url"], content=b"%PDF" + b"0" * (20 * 1024 * 1024), headers={"Content-Type": "application/pdf"}
+    )
     assert r.status_code == 400
     assert s3_code(r) == "EntityTooLarge"
     assert "<MaxSizeAllowed>20971520</MaxSizeAllowed>" in r.text
@@ -192,16 +197,20 @@ async def test_image_post_needs_multipart(client):
     assert "multipart/form-data" in r.json()["errors"][0]["message"]
 
 
-@pytest.mark.parametrize("body, fragment", [
-    (b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nPNG", "truncated"),
-    (b"--XYZ\r\nContent-Disposition: form-data; filename=\"a.png\"\r\n\r\nxx\r\n--XYZ--\r\n", "no name"),
-    (b"--XYZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nxx\r\n--XYZ--\r\n", "exactly one image"),
-    (b"garbage without any boundary", "Malformed multipart body"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b'--XYZ\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nPNG', "truncated"),
+        (b'--XYZ\r\nContent-Disposition: form-data; filename="a.png"\r\n\r\nxx\r\n--XYZ--\r\n', "no name"),
+        (b'--XYZ\r\nContent-Disposition: form-data; name="other"\r\n\r\nxx\r\n--XYZ--\r\n', "exactly one image"),
+        (b"garbage without any boundary", "Malformed multipart body"),
+    ],
+)
 async def test_malformed_multipart_is_a_precise_400(client, runtime, body, fragment):
     data = await start(client, "image/png", 100)
-    r = await client.post(data["upload_url"], content=body,
-                          headers={"Content-Type": "multipart/form-data; boundary=XYZ"})
+    r = await client.post(
+        data["upload_url"], content=body, headers={"Content-Type": "multipart/form-data; boundary=XYZ"}
+    )
     assert r.status_code == 400
     assert fragment in r.json()["errors"][0]["message"]
     assert runtime.blobs.index == {}
@@ -218,17 +227,21 @@ async def test_multipart_without_boundary_is_400(client):
 async def test_two_files_in_field_file_are_refused(client, runtime):
     png = sample("png")
     data = await start(client, "image/png", len(png))
-    r = await client.post(data["upload_url"], files=[("file", ("a.png", png, "image/png")),
-                                                     ("file", ("b.png", png, "image/png"))])
+    r = await client.post(
+        data["upload_url"], files=[("file", ("a.png", png, "image/png")), ("file", ("b.png", png, "image/png"))]
+    )
     assert r.status_code == 400
     assert runtime.blobs.index == {}
 
 
 async def test_too_many_parts_is_refused(client):
     data = await start(client, "image/png", 100)
-    parts = b"".join(b"--XYZ\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nv\r\n" % i for i in range(10_000))
-    r = await client.post(data["upload_url"], content=parts + b"--XYZ--\r\n",
-                          headers={"Content-Type": "multipart/form-data; boundary=XYZ"})
+    parts = b"".join(b'--XYZ\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(10_000))
+    r = await client.post(
+        data["upload_url"],
+        content=parts + b"--XYZ--\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=XYZ"},
+    )
     assert r.status_code == 400
     assert r.json()["errors"][0]["message"] == "multipart body has more than 200 fields."
 

@@ -16,24 +16,37 @@ pytestmark = pytest.mark.anyio
 UPLOAD = f"{PE}/media/upload"
 MiB = 1024 * 1024
 CATEGORIES = {
-    "image/jpeg": ("images", "POST", 20 * MiB), "image/png": ("images", "POST", 20 * MiB),
-    "image/gif": ("images", "POST", 20 * MiB), "image/webp": ("images", "POST", 20 * MiB),
-    "image/heic": ("images", "POST", 20 * MiB), "image/heif": ("images", "POST", 20 * MiB),
-    "video/mp4": ("r2", "PUT", 500 * MiB), "application/pdf": ("r2", "PUT", 20 * MiB),
+    "image/jpeg": ("images", "POST", 20 * MiB),
+    "image/png": ("images", "POST", 20 * MiB),
+    "image/gif": ("images", "POST", 20 * MiB),
+    "image/webp": ("images", "POST", 20 * MiB),
+    "image/heic": ("images", "POST", 20 * MiB),
+    "image/heif": ("images", "POST", 20 * MiB),
+    "video/mp4": ("r2", "PUT", 500 * MiB),
+    "application/pdf": ("r2", "PUT", 20 * MiB),
 }
 
 
 async def test_published_request_example_gets_the_documented_response_shape(client):
-    r = await client.post(UPLOAD, headers=AUTH,
-                          json={"filename": "product-photo.jpg", "content_type": "image/jpeg", "size": 2048576})
+    r = await client.post(
+        UPLOAD, headers=AUTH, json={"filename": "product-photo.jpg", "content_type": "image/jpeg", "size": 2048576}
+    )
     assert r.status_code == 201
     body = r.json()
     # the documented example, key for key
     assert set(body) == {"data", "error", "meta"}
     assert body["error"] is None
     data = body["data"]
-    assert set(data) == {"media_id", "media_ids", "upload_url", "upload_method", "provider", "expires_in",
-                         "max_size", "next_step"}
+    assert set(data) == {
+        "media_id",
+        "media_ids",
+        "upload_url",
+        "upload_method",
+        "provider",
+        "expires_in",
+        "max_size",
+        "next_step",
+    }
     assert uuid.UUID(data["media_id"]).version == 4
     assert data["media_ids"] == [data["media_id"]]
     assert data["upload_method"] == {"method": "POST", "content_type": "multipart/form-data", "field_name": "file"}
@@ -42,7 +55,8 @@ async def test_published_request_example_gets_the_documented_response_shape(clie
     assert data["max_size"] == 20971520
     assert data["next_step"] == (
         f"Upload your file to upload_url (step 2), then call POST /v1/media/{data['media_id']}/complete "
-        "to finalize (step 3).")
+        "to finalize (step 3)."
+    )
     assert set(body["meta"]) == {"request_id", "timestamp"}
     assert re.fullmatch(r"req_[0-9A-HJKMNP-TV-Z]{26}", body["meta"]["request_id"])
     assert body["meta"]["timestamp"] == "2026-09-21T14:13:20.000Z"  # the frozen virtual clock, ms + Z
@@ -58,8 +72,11 @@ async def test_each_supported_content_type_gets_its_upload_method(client, conten
     assert data["max_size"] == max_size
     assert data["upload_method"]["method"] == method
     if method == "PUT":
-        assert data["upload_method"] == {"method": "PUT", "content_type": content_type,
-                                         "headers": {"Content-Type": content_type}}
+        assert data["upload_method"] == {
+            "method": "PUT",
+            "content_type": content_type,
+            "headers": {"Content-Type": content_type},
+        }
         assert "/storage/objects/" in data["upload_url"]
     else:
         assert "/storage/images/" in data["upload_url"]
@@ -67,8 +84,18 @@ async def test_each_supported_content_type_gets_its_upload_method(client, conten
 
 
 async def test_optional_width_height_duration_are_accepted(client):
-    r = await client.post(UPLOAD, headers=AUTH, json={"filename": "clip.mp4", "content_type": "video/mp4",
-                                                      "size": 1000, "width": 1920, "height": 1080, "duration": 12.5})
+    r = await client.post(
+        UPLOAD,
+        headers=AUTH,
+        json={
+            "filename": "clip.mp4",
+            "content_type": "video/mp4",
+            "size": 1000,
+            "width": 1920,
+            "height": 1080,
+            "duration": 12.5,
+        },
+    )
     assert r.status_code == 201
 
 
@@ -78,12 +105,20 @@ async def test_each_upload_gets_a_new_media_id(client):
     assert len(ids) == 5
 
 
-@pytest.mark.parametrize("size, content_type, ok", [
-    (20 * MiB, "image/png", True), (20 * MiB + 1, "image/png", False),
-    (20 * MiB, "application/pdf", True), (20 * MiB + 1, "application/pdf", False),
-    (500 * MiB, "video/mp4", True), (500 * MiB + 1, "video/mp4", False),
-    (1, "image/jpeg", True), (0, "image/jpeg", False), (-5, "image/jpeg", False),
-])
+@pytest.mark.parametrize(
+    "size, content_type, ok",
+    [
+        (20 * MiB, "image/png", True),
+        (20 * MiB + 1, "image/png", False),
+        (20 * MiB, "application/pdf", True),
+        (20 * MiB + 1, "application/pdf", False),
+        (500 * MiB, "video/mp4", True),
+        (500 * MiB + 1, "video/mp4", False),
+        (1, "image/jpeg", True),
+        (0, "image/jpeg", False),
+        (-5, "image/jpeg", False),
+    ],
+)
 async def test_size_limits_per_category(client, size, content_type, ok):
     r = await client.post(UPLOAD, headers=AUTH, json={"filename": "f", "content_type": content_type, "size": size})
     assert r.status_code == (201 if ok else 400)
@@ -94,31 +129,40 @@ async def test_size_limits_per_category(client, size, content_type, ok):
 
 
 async def test_filename_up_to_255_characters(client):
-    ok = await client.post(UPLOAD, headers=AUTH, json={"filename": "a" * 251 + ".jpg", "content_type": "image/jpeg",
-                                                       "size": 5})
+    ok = await client.post(
+        UPLOAD, headers=AUTH, json={"filename": "a" * 251 + ".jpg", "content_type": "image/jpeg", "size": 5}
+    )
     assert ok.status_code == 201
-    long = await client.post(UPLOAD, headers=AUTH, json={"filename": "a" * 252 + ".jpg", "content_type": "image/jpeg",
-                                                         "size": 5})
+    long = await client.post(
+        UPLOAD, headers=AUTH, json={"filename": "a" * 252 + ".jpg", "content_type": "image/jpeg", "size": 5}
+    )
     assert long.status_code == 400
     assert long.json()["error"]["details"]["validation_errors"] == [
-        {"field": "filename", "message": f"'{'a' * 252}.jpg' is too long"}]
+        {"field": "filename", "message": f"'{'a' * 252}.jpg' is too long"}
+    ]
 
 
-@pytest.mark.parametrize("body, field, fragment", [
-    ({"content_type": "image/png", "size": 1}, "filename", "is required"),
-    ({"filename": "a.png", "size": 1}, "content_type", "is required"),
-    ({"filename": "a.png", "content_type": "image/png"}, "size", "is required"),
-    ({"filename": "a.png", "content_type": "image/tiff", "size": 1}, "content_type", "is not one of"),
-    ({"filename": "a.png", "content_type": "image/png", "size": "12"}, "size", "is not of type 'integer'"),
-    ({"filename": "a.png", "content_type": "image/png", "size": 1.5}, "size", "is not of type 'integer'"),
-    ({"filename": 7, "content_type": "image/png", "size": 1}, "filename", "is not of type 'string'"),
-    ({"filename": "", "content_type": "image/png", "size": 1}, "filename", "should be non-empty"),
-    ({"filename": "a.png", "content_type": "image/png", "size": 1, "width": "wide"}, "width", "is not of type"),
-    ({"filename": "a.png", "content_type": "image/png", "size": 1, "height": 0}, "height", "less than the minimum"),
-    ({"filename": "a.mp4", "content_type": "video/mp4", "size": 1, "duration": "long"}, "duration",
-     "is not of type 'number'"),
-    ({"filename": "a.png", "content_type": "image/png", "size": 10 ** 30}, "size", "greater than the maximum"),
-])
+@pytest.mark.parametrize(
+    "body, field, fragment",
+    [
+        ({"content_type": "image/png", "size": 1}, "filename", "is required"),
+        ({"filename": "a.png", "size": 1}, "content_type", "is required"),
+        ({"filename": "a.png", "content_type": "image/png"}, "size", "is required"),
+        ({"filename": "a.png", "content_type": "image/tiff", "size": 1}, "content_type", "is not one of"),
+        ({"filename": "a.png", "content_type": "image/png", "size": "12"}, "size", "is not of type 'integer'"),
+        ({"filename": "a.png", "content_type": "image/png", "size": 1.5}, "size", "is not of type 'integer'"),
+        ({"filename": 7, "content_type": "image/png", "size": 1}, "filename", "is not of type 'string'"),
+        ({"filename": "", "content_type": "image/png", "size": 1}, "filename", "should be non-empty"),
+        ({"filename": "a.png", "content_type": "image/png", "size": 1, "width": "wide"}, "width", "is not of type"),
+        ({"filename": "a.png", "content_type": "image/png", "size": 1, "height": 0}, "height", "less than the minimum"),
+        (
+            {"filename": "a.mp4", "content_type": "video/mp4", "size": 1, "duration": "long"},
+            "duration",
+            "is not of type 'number'",
+        ),
+        ({"filename": "a.png", "content_type": "image/png", "size": 10**30}, "size", "greater than the maximum"),
+    ],
+)
 async def test_bad_fields_name_the_field_and_the_expectation(client, body, field, fragment):
     r = await client.post(UPLOAD, headers=AUTH, json=body)
     assert r.status_code == 400
@@ -131,8 +175,9 @@ async def test_bad_fields_name_the_field_and_the_expectation(client, body, field
     assert r.json()["data"] is None
 
 
-@pytest.mark.parametrize("filename", ["../../etc/passwd.jpg", "/abs/photo.jpg", "a\\b.jpg", "..", "a\x00b.jpg",
-                                      "line\nbreak.jpg"])
+@pytest.mark.parametrize(
+    "filename", ["../../etc/passwd.jpg", "/abs/photo.jpg", "a\\b.jpg", "..", "a\x00b.jpg", "line\nbreak.jpg"]
+)
 async def test_path_tricks_in_filenames_are_refused(client, filename):
     r = await client.post(UPLOAD, headers=AUTH, json={"filename": filename, "content_type": "image/jpeg", "size": 1})
     assert r.status_code == 400
@@ -140,8 +185,9 @@ async def test_path_tricks_in_filenames_are_refused(client, filename):
 
 
 async def test_unicode_filenames_are_fine(client):
-    r = await client.post(UPLOAD, headers=AUTH, json={"filename": "фото 📷.jpg", "content_type": "image/jpeg",
-                                                      "size": 1})
+    r = await client.post(
+        UPLOAD, headers=AUTH, json={"filename": "фото 📷.jpg", "content_type": "image/jpeg", "size": 1}
+    )
     assert r.status_code == 201
 
 
@@ -166,7 +212,9 @@ async def test_json_that_is_not_an_object_is_refused(client, payload):
 
 
 async def test_deeply_nested_json_is_refused_not_crashed(client):
-    payload = b'{"filename": "a.png", "content_type": "image/png", "size": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    payload = (
+        b'{"filename": "a.png", "content_type": "image/png", "size": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    )
     r = await client.post(UPLOAD, headers={**AUTH, "Content-Type": "application/json"}, content=payload)
     assert r.status_code == 400
     assert r.json()["error"]["code"] in {"invalid_json", "validation_error"}
@@ -181,15 +229,15 @@ async def test_empty_body_is_refused(client):
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 async def test_wrong_content_type_is_415(client, content_type):
     headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
-    r = await client.post(UPLOAD, headers=headers,
-                          content=b'{"filename":"a.png","content_type":"image/png","size":1}')
+    r = await client.post(UPLOAD, headers=headers, content=b'{"filename":"a.png","content_type":"image/png","size":1}')
     assert r.status_code == 415
     assert r.json()["error"]["code"] == "unsupported_media_type"
 
 
 async def test_oversize_json_body_is_413_early(client):
-    r = await client.post(UPLOAD, headers={**AUTH, "Content-Type": "application/json"},
-                          content=b" " * (1024 * 1024 + 1))
+    r = await client.post(
+        UPLOAD, headers={**AUTH, "Content-Type": "application/json"}, content=b" " * (1024 * 1024 + 1)
+    )
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
 
@@ -205,16 +253,25 @@ async def test_unknown_path_and_wrong_method_use_the_envelope(client):
 
 
 async def test_trailing_slash_is_not_redirected(client):
-    r = await client.post(UPLOAD + "/", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 1})
+    r = await client.post(
+        UPLOAD + "/", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 1}
+    )
     assert r.status_code == 404
 
 
-@pytest.mark.parametrize("raw, status, code", [
-    (b'\xef\xbb\xbf{"filename":"a.jpg","content_type":"image/jpeg","size":1}', 201, None),  # one UTF-8 BOM: allowed
-    (b'\xef\xbb\xbf\xef\xbb\xbf{"filename":"a.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),
-    (b'{"filename":"\xed\xa0\x80.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),  # encoded surrogate
-    (b'{"filename":"\xff.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),  # not UTF-8
-])
+@pytest.mark.parametrize(
+    "raw, status, code",
+    [
+        (b'\xef\xbb\xbf{"filename":"a.jpg","content_type":"image/jpeg","size":1}', 201, None),  # one UTF-8 BOM: allowed
+        (b'\xef\xbb\xbf\xef\xbb\xbf{"filename":"a.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),
+        (
+            b'{"filename":"\xed\xa0\x80.jpg","content_type":"image/jpeg","size":1}',
+            400,
+            "invalid_json",
+        ),  # encoded surrogate
+        (b'{"filename":"\xff.jpg","content_type":"image/jpeg","size":1}', 400, "invalid_json"),  # not UTF-8
+    ],
+)
 async def test_json_bodies_are_strict_utf8_with_at_most_one_bom(client, raw, status, code):
     r = await client.post(UPLOAD, headers={**AUTH, "Content-Type": "application/json"}, content=raw)
     assert r.status_code == status, r.text

@@ -3,7 +3,7 @@ that gets the fixtures only from the installed package's pytest11 entry point.""
 
 from __future__ import annotations
 
-USER_TESTS = '''
+USER_TESTS = """
 import httpx
 import pytest
 
@@ -49,7 +49,7 @@ async def test_in_process_transport(emulator_transport):
     async with httpx.AsyncClient(transport=emulator_transport, base_url="http://emulator") as client:
         r = await client.get("/_emulator/health")
     assert r.status_code == 200
-'''
+"""
 
 
 def test_plugin_works_in_a_fresh_project(pytester):

@@ -19,4 +19,3 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     assert "upload-emulator serve" in first and "pip install ." in first
     assert "pytest" in second
     assert second.strip() in CI
-

@@ -71,8 +71,9 @@ def _flow(index: int) -> tuple[str, Callable[[httpx.AsyncClient], Awaitable[Stor
     if provider == "segmentflow":
         return provider, lambda c: sf_asset(c, tenant, payload("png", size, index))
     if variant:
-        return provider, lambda c: xf_chunked_video(c, tenant, payload("mp4", size, index), chunk=size // 3 + 1,
-                                                    file_id=f"load-{index}")
+        return provider, lambda c: xf_chunked_video(
+            c, tenant, payload("mp4", size, index), chunk=size // 3 + 1, file_id=f"load-{index}"
+        )
     return provider, lambda c: xf_image(c, tenant, payload("jpg", size, index))
 
 
@@ -115,8 +116,16 @@ async def test_soak_1000_concurrent_uploads(live_server):
 
 LIMIT = 20
 CLIENTS = 50
-EXACT = Settings(strict=True, seed=12, rate_limits={"posteverywhere.minute": LIMIT, "autoposting.minute": LIMIT,
-                                                    "segmentflow.minute": LIMIT, "xenonflare.writes": LIMIT})
+EXACT = Settings(
+    strict=True,
+    seed=12,
+    rate_limits={
+        "posteverywhere.minute": LIMIT,
+        "autoposting.minute": LIMIT,
+        "segmentflow.minute": LIMIT,
+        "xenonflare.writes": LIMIT,
+    },
+)
 
 
 def _limited_request(provider: str) -> tuple[str, str, dict]:
@@ -124,13 +133,18 @@ def _limited_request(provider: str) -> tuple[str, str, dict]:
     if provider == "posteverywhere":
         return "POST", f"{PE}/media/upload", {"json": {"filename": "a.png", "content_type": "image/png", "size": 9}}
     if provider == "autoposting":
-        return "POST", f"{AP}/clips/upload/init", {"json": {
-            "brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 9, "mimeType": "video/mp4"}}
+        return (
+            "POST",
+            f"{AP}/clips/upload/init",
+            {"json": {"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 9, "mimeType": "video/mp4"}},
+        )
     if provider == "segmentflow":
-        return "POST", f"{SF}/assets/upload-url", {"json": {"filename": "a.png", "contentType": "image/png",
-                                                             "size": 9}}
-    return "POST", f"{XF}/images", {"files": [("platforms", (None, '["linkedin"]')),
-                                              ("file", ("a.jpg", payload("jpg", 2_000, 1), "image/jpeg"))]}
+        return "POST", f"{SF}/assets/upload-url", {"json": {"filename": "a.png", "contentType": "image/png", "size": 9}}
+    return (
+        "POST",
+        f"{XF}/images",
+        {"files": [("platforms", (None, '["linkedin"]')), ("file", ("a.jpg", payload("jpg", 2_000, 1), "image/jpeg"))]},
+    )
 
 
 WINDOWS = {"posteverywhere": 60, "autoposting": 60, "segmentflow": 60, "xenonflare": 3600}

@@ -37,6 +37,7 @@ def _sql(statement: str) -> Callable[[Path], None]:
         with sqlite3.connect(path) as db:
             db.execute(statement)
         db.close()
+
     return damage
 
 
@@ -55,23 +56,49 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "empty": (_bytes(lambda n: b""), "is empty (0 bytes)"),
     "records dropped": (_sql("DROP TABLE records"), "has no records table"),
     "meta dropped": (_sql("DROP TABLE meta"), "has no meta table"),
-    "records reshaped": (_sql("ALTER TABLE records RENAME COLUMN body TO payload"),
-                         "has a records table with columns namespace, id, payload"),
-    "secret not hex": (_sql("UPDATE meta SET value = 'zz' WHERE name = 'presign_secret'"),
-                       "meta value presign_secret is 'zz', not 64 hexadecimal digits"),
-    "boots not a number": (_sql("UPDATE meta SET value = 'many' WHERE name = 'boots'"),
-                           "meta value boots is 'many', not a whole number"),
-    "foreign record type": (_sql("UPDATE records SET body = '{\"__type__\": \"os:system\"}'"),
-                            "cannot be read back (refusing record type 'os:system'"),
+    "records reshaped": (
+        _sql("ALTER TABLE records RENAME COLUMN body TO payload"),
+        "has a records table with columns namespace, id, payload",
+    ),
+    "secret not hex": (
+        _sql("UPDATE meta SET value = 'zz' WHERE name = 'presign_secret'"),
+        "meta value presign_secret is 'zz', not 64 hexadecimal digits",
+    ),
+    "boots not a number": (
+        _sql("UPDATE meta SET value = 'many' WHERE name = 'boots'"),
+        "meta value boots is 'many', not a whole number",
+    ),
+    "foreign record type": (
+        _sql('UPDATE records SET body = \'{"__type__": "os:system"}\''),
+        "cannot be read back (refusing record type 'os:system'",
+    ),
     "deleted": (lambda path: path.unlink(), "is missing, but 1 stored objects are there"),
-    "record of the wrong shape": (_sql("UPDATE records SET body = '{\"__tuple__\": 5}'"),
-                                  "cannot be read back ('int' object is not iterable)"),
+    "record of the wrong shape": (
+        _sql("UPDATE records SET body = '{\"__tuple__\": 5}'"),
+        "cannot be read back ('int' object is not iterable)",
+    ),
 }
 
 
 def _serve(data_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1", "--port", "0",
-                           "--data-dir", str(data_dir), *flags], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.anyio
@@ -94,8 +121,11 @@ async def test_a_corrupt_state_file_refuses_to_start_in_one_line(tmp_path, corru
 @pytest.mark.anyio
 async def test_reset_state_moves_the_old_state_aside_and_starts_empty(tmp_path):
     await _stored_state(tmp_path)
-    kept = {path.relative_to(tmp_path): path.read_bytes() for path in tmp_path.rglob("*")
-            if path.is_file() and path.name != ".lock"}
+    kept = {
+        path.relative_to(tmp_path): path.read_bytes()
+        for path in tmp_path.rglob("*")
+        if path.is_file() and path.name != ".lock"
+    }
     (tmp_path / STATE).write_bytes(b"")  # the state file lost; the image's bytes are still there
     app = create_app(Settings(strict=True, data_dir=tmp_path, reset_state=True))
     runtime = app.state.runtime

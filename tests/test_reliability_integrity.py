@@ -52,14 +52,22 @@ def flip_a_byte(path: Path, at: int = 5_000) -> None:
 
 
 def state_check(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emulator", "state", "check", "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", "state", "check", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def _store_servable(c: httpx.AsyncClient) -> list[Stored]:
-    return [await pe_video(c, 0, payload("mp4", 20_000, 1)), await pe_image(c, 1, payload("png", 20_000, 2)),
-            await ap_clip(c, 0, payload("mp4", 20_000, 3)), await ap_asset(c, 1, payload("png", 20_000, 4)),
-            await sf_asset(c, 0, payload("png", 20_000, 5))]
+    return [
+        await pe_video(c, 0, payload("mp4", 20_000, 1)),
+        await pe_image(c, 1, payload("png", 20_000, 2)),
+        await ap_clip(c, 0, payload("mp4", 20_000, 3)),
+        await ap_asset(c, 1, payload("png", 20_000, 4)),
+        await sf_asset(c, 0, payload("png", 20_000, 5)),
+    ]
 
 
 async def test_a_flipped_byte_is_never_served_by_any_provider(tmp_path):
@@ -100,15 +108,21 @@ async def test_a_damaged_chunk_is_not_assembled_into_a_video(tmp_path):
     data = payload("mp4", 30_000, 7)
     async with running(tmp_path) as (c, runtime):
         for index, piece in enumerate((data[:15_000], data[15_000:])):
-            r = await c.post(f"{XF}/chunks", headers=auth("xenonflare", 0), data={
-                "chunkIndex": str(index), "totalChunks": "2", "fileId": "damaged"},
-                files={"file": ("blob", piece, "application/octet-stream")})
+            r = await c.post(
+                f"{XF}/chunks",
+                headers=auth("xenonflare", 0),
+                data={"chunkIndex": str(index), "totalChunks": "2", "fileId": "damaged"},
+                files={"file": ("blob", piece, "application/octet-stream")},
+            )
             assert r.status_code == 200, r.text
         chunk_paths = [blob.path for blob in runtime.blobs.index.values()]
     flip_a_byte(sorted(chunk_paths, key=lambda p: p.stat().st_size)[0], at=100)
     async with running(tmp_path) as (c, runtime):
-        r = await c.post(f"{XF}/videos", headers=auth("xenonflare", 0),
-                         files=[("platforms", (None, '["youtube"]')), ("fileId", (None, "damaged"))])
+        r = await c.post(
+            f"{XF}/videos",
+            headers=auth("xenonflare", 0),
+            files=[("platforms", (None, '["youtube"]')), ("fileId", (None, "damaged"))],
+        )
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
         assert "no longer match their MD5" in r.json()["message"]
         assert runtime.store.values("xenonflare:media") == []
@@ -121,8 +135,9 @@ async def test_state_check_passes_a_clean_directory_and_reports_every_problem(tm
     clean = state_check(tmp_path)  # 8 records: 2 PostEverywhere media, a clip and its upload, an asset, and
     # a Segmentflow upload with its finalize index entry and its asset
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert clean.stdout.splitlines() == [f"{tmp_path}: ok, 8 records and {len(blobs)} stored "
-                                         f"objects ({sum(b.size for b in blobs)} bytes) verified"]
+    assert clean.stdout.splitlines() == [
+        f"{tmp_path}: ok, 8 records and {len(blobs)} stored objects ({sum(b.size for b in blobs)} bytes) verified"
+    ]
 
     flip_a_byte(blobs[0].path)  # damaged, same size
     blobs[1].path.write_bytes(blobs[1].path.read_bytes()[:10])  # truncated
@@ -160,12 +175,23 @@ async def test_a_damaged_part_fails_the_completion_and_can_be_uploaded_again(tmp
     data = payload("mp4", 30_000, 9)
     h = auth("autoposting", 0)
     async with running(tmp_path) as (c, runtime):
-        clip = (await c.post(f"{AP}/clips/upload/init", headers=h, json={
-            "brandId": "b", "title": "t", "fileName": "c.mp4", "fileSize": len(data),
-            "mimeType": "video/mp4"})).json()["data"]
+        clip = (
+            await c.post(
+                f"{AP}/clips/upload/init",
+                headers=h,
+                json={
+                    "brandId": "b",
+                    "title": "t",
+                    "fileName": "c.mp4",
+                    "fileSize": len(data),
+                    "mimeType": "video/mp4",
+                },
+            )
+        ).json()["data"]
         ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
-        urls = (await c.post(f"{AP}/clips/upload/presign", headers=h,
-                             json={**ids, "partNumbers": [1]})).json()["data"]["presignedUrls"]
+        urls = (await c.post(f"{AP}/clips/upload/presign", headers=h, json={**ids, "partNumbers": [1]})).json()["data"][
+            "presignedUrls"
+        ]
         assert (await c.put(url_path(urls[0]["url"]), content=data)).status_code == 200
         (part,) = runtime.blobs.index.values()
     flip_a_byte(part.path)

@@ -55,8 +55,14 @@ def _multipart(fields: dict[str, str], filename: str, data: bytes, content_type:
     out = b""
     for name, value in fields.items():
         out += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n').encode()
-    out += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n").encode() + data + b"\r\n"
+    out += (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + b"\r\n"
+    )
     return out + f"--{BOUNDARY}--\r\n".encode()
 
 
@@ -65,6 +71,7 @@ MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 def pe_not_ready(h: dict[str, str], media_id: str) -> Callable[[httpx.Client], None]:
     """PostEverywhere's check that nothing was kept: step 3 still finds no uploaded file."""
+
     def nothing_kept(c: httpx.Client) -> None:
         r = c.post(f"{PE}/media/{media_id}/complete", headers=h)
         assert r.status_code == 400 and r.json()["error"]["code"] == "upload_not_ready", r.text
@@ -75,41 +82,60 @@ def pe_not_ready(h: dict[str, str], media_id: str) -> Callable[[httpx.Client], N
 def pe_object(http: httpx.Client, runtime) -> Attempt:
     data = payload("mp4", SIZE, 1)
     h = auth("posteverywhere", TENANT)
-    step = http.post(f"{PE}/media/upload", headers=h, json={"filename": "v.mp4", "content_type": "video/mp4",
-                                                            "size": len(data)}).json()["data"]
+    step = http.post(
+        f"{PE}/media/upload", headers=h, json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)}
+    ).json()["data"]
 
     def retry(c: httpx.Client) -> None:
         put = c.put(url_path(step["upload_url"]), content=data, headers={"Content-Type": "video/mp4"})
         assert put.status_code == 200 and put.headers["etag"] == f'"{md5(data)}"'
         assert c.post(f"{PE}/media/{step['media_id']}/complete", headers=h).json()["data"]["size"] == len(data)
 
-    return Attempt("PUT", url_path(step["upload_url"]), {"Content-Type": "video/mp4"}, data, "storeObject",
-                   pe_not_ready(h, step["media_id"]), retry)
+    return Attempt(
+        "PUT",
+        url_path(step["upload_url"]),
+        {"Content-Type": "video/mp4"},
+        data,
+        "storeObject",
+        pe_not_ready(h, step["media_id"]),
+        retry,
+    )
 
 
 def pe_image(http: httpx.Client, runtime) -> Attempt:
     data = payload("png", SIZE, 2)
     h = auth("posteverywhere", TENANT)
-    step = http.post(f"{PE}/media/upload", headers=h, json={"filename": "a.png", "content_type": "image/png",
-                                                            "size": len(data)}).json()["data"]
+    step = http.post(
+        f"{PE}/media/upload", headers=h, json={"filename": "a.png", "content_type": "image/png", "size": len(data)}
+    ).json()["data"]
 
     def retry(c: httpx.Client) -> None:
         assert c.post(url_path(step["upload_url"]), files={"file": ("a.png", data, "image/png")}).status_code == 200
         assert c.post(f"{PE}/media/{step['media_id']}/complete", headers=h).json()["data"]["size"] == len(data)
 
-    return Attempt("POST", url_path(step["upload_url"]), MULTIPART, _multipart({}, "a.png", data, "image/png"),
-                   "storeImage", pe_not_ready(h, step["media_id"]), retry)
+    return Attempt(
+        "POST",
+        url_path(step["upload_url"]),
+        MULTIPART,
+        _multipart({}, "a.png", data, "image/png"),
+        "storeImage",
+        pe_not_ready(h, step["media_id"]),
+        retry,
+    )
 
 
 def ap_part(http: httpx.Client, runtime) -> Attempt:
     data = payload("mp4", SIZE, 3)
     h = auth("autoposting", TENANT)
-    clip = http.post(f"{AP}/clips/upload/init", headers=h, json={
-        "brandId": "b1", "title": "t", "fileName": "v.mp4", "fileSize": len(data),
-        "mimeType": "video/mp4"}).json()["data"]
+    clip = http.post(
+        f"{AP}/clips/upload/init",
+        headers=h,
+        json={"brandId": "b1", "title": "t", "fileName": "v.mp4", "fileSize": len(data), "mimeType": "video/mp4"},
+    ).json()["data"]
     ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
-    url = http.post(f"{AP}/clips/upload/presign", headers=h,
-                    json={**ids, "partNumbers": [1]}).json()["data"]["presignedUrls"][0]["url"]
+    url = http.post(f"{AP}/clips/upload/presign", headers=h, json={**ids, "partNumbers": [1]}).json()["data"][
+        "presignedUrls"
+    ][0]["url"]
     parts = [{"partNumber": 1, "eTag": md5(data)}]
 
     def nothing_kept(c: httpx.Client) -> None:
@@ -135,16 +161,23 @@ def ap_asset(http: httpx.Client, runtime) -> Attempt:
         assert r.status_code == 200
         assert c.get(url_path(r.json()["data"]["url"])).content == data
 
-    return Attempt("POST", f"{AP}/carousels/car_1/assets", {**h, **MULTIPART},
-                   _multipart({"slideId": "s1"}, "a.png", data, "image/png"), "uploadCarouselAssets",
-                   nothing_kept, retry)
+    return Attempt(
+        "POST",
+        f"{AP}/carousels/car_1/assets",
+        {**h, **MULTIPART},
+        _multipart({"slideId": "s1"}, "a.png", data, "image/png"),
+        "uploadCarouselAssets",
+        nothing_kept,
+        retry,
+    )
 
 
 def sf_object(http: httpx.Client, runtime) -> Attempt:
     data = payload("png", SIZE, 5)
     h = auth("segmentflow", TENANT)
-    step = http.post(f"{SF}/assets/upload-url", headers=h, json={"filename": "a.png", "contentType": "image/png",
-                                                                 "size": len(data)}).json()
+    step = http.post(
+        f"{SF}/assets/upload-url", headers=h, json={"filename": "a.png", "contentType": "image/png", "size": len(data)}
+    ).json()
     register = {"filename": "a.png", "s3Key": step["key"], "contentType": "image/png", "size": len(data)}
 
     def nothing_kept(c: httpx.Client) -> None:
@@ -152,11 +185,14 @@ def sf_object(http: httpx.Client, runtime) -> Attempt:
         assert r.status_code == 422 and "nothing has been uploaded" in r.text, r.text
 
     def retry(c: httpx.Client) -> None:
-        assert c.put(url_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"}).status_code == 200
+        assert (
+            c.put(url_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"}).status_code == 200
+        )
         assert c.post(f"{SF}/assets", headers=h, json=register).json()["asset"]["size"] == len(data)
 
-    return Attempt("PUT", url_path(step["uploadUrl"]), {"Content-Type": "image/png"}, data, "putAssetObject",
-                   nothing_kept, retry)
+    return Attempt(
+        "PUT", url_path(step["uploadUrl"]), {"Content-Type": "image/png"}, data, "putAssetObject", nothing_kept, retry
+    )
 
 
 def xf_image(http: httpx.Client, runtime) -> Attempt:
@@ -167,13 +203,22 @@ def xf_image(http: httpx.Client, runtime) -> Attempt:
         assert runtime.store.values("xenonflare:media") == []
 
     def retry(c: httpx.Client) -> None:
-        r = c.post(f"{XF}/images", headers=h, files=[("platforms", (None, '["linkedin"]')),
-                                                     ("file", ("a.jpg", data, "image/jpeg"))])
+        r = c.post(
+            f"{XF}/images",
+            headers=h,
+            files=[("platforms", (None, '["linkedin"]')), ("file", ("a.jpg", data, "image/jpeg"))],
+        )
         assert r.status_code == 200, r.text
 
-    return Attempt("POST", f"{XF}/images", {**h, **MULTIPART},
-                   _multipart({"platforms": '["linkedin"]'}, "a.jpg", data, "image/jpeg"), "uploadImage",
-                   nothing_kept, retry)
+    return Attempt(
+        "POST",
+        f"{XF}/images",
+        {**h, **MULTIPART},
+        _multipart({"platforms": '["linkedin"]'}, "a.jpg", data, "image/jpeg"),
+        "uploadImage",
+        nothing_kept,
+        retry,
+    )
 
 
 def xf_chunk(http: httpx.Client, runtime) -> Attempt:
@@ -188,16 +233,30 @@ def xf_chunk(http: httpx.Client, runtime) -> Attempt:
     def retry(c: httpx.Client) -> None:
         r = c.post(f"{XF}/chunks", headers=h, data=fields, files={"file": ("blob", data, "application/octet-stream")})
         assert r.status_code == 200 and r.json()["data"]["completed"] is True
-        assert c.get(f"{XF}/chunks", headers=h, params={"fileId": "interrupted-1"}).json()["data"]["currentSize"] \
-            == len(data)
+        assert c.get(f"{XF}/chunks", headers=h, params={"fileId": "interrupted-1"}).json()["data"][
+            "currentSize"
+        ] == len(data)
 
-    return Attempt("POST", f"{XF}/chunks", {**h, **MULTIPART},
-                   _multipart(fields, "blob", data, "application/octet-stream"), "uploadChunk", nothing_kept, retry)
+    return Attempt(
+        "POST",
+        f"{XF}/chunks",
+        {**h, **MULTIPART},
+        _multipart(fields, "blob", data, "application/octet-stream"),
+        "uploadChunk",
+        nothing_kept,
+        retry,
+    )
 
 
-ATTEMPTS = {"posteverywhere-object": pe_object, "posteverywhere-image": pe_image, "autoposting-part": ap_part,
-            "autoposting-asset": ap_asset, "segmentflow-object": sf_object, "xenonflare-image": xf_image,
-            "xenonflare-chunk": xf_chunk}
+ATTEMPTS = {
+    "posteverywhere-object": pe_object,
+    "posteverywhere-image": pe_image,
+    "autoposting-part": ap_part,
+    "autoposting-asset": ap_asset,
+    "segmentflow-object": sf_object,
+    "xenonflare-image": xf_image,
+    "xenonflare-chunk": xf_chunk,
+}
 
 
 def send_half_then_leave(port: int, attempt: Attempt, abrupt: bool) -> None:
@@ -235,8 +294,10 @@ def test_disconnect_mid_body_keeps_nothing_leaks_nothing_and_can_be_retried(live
 
     send_half_then_leave(port, attempt, abrupt)
     # the server notices the disconnect and answers nobody (499 in the journal, nothing delivered)
-    wait_for(lambda: any(e.status == 499 for e in runtime.journal.query(operation=attempt.operation)),
-             "the server to notice the disconnect")
+    wait_for(
+        lambda: any(e.status == 499 for e in runtime.journal.query(operation=attempt.operation)),
+        "the server to notice the disconnect",
+    )
     wait_for(lambda: partial_files(runtime) == [], "the partial file to be removed")
     assert runtime.blobs.index == blobs_before  # nothing committed
     wait_for(lambda: open_fds() <= baseline, f"file descriptors to return to {baseline} (now {open_fds()})")
@@ -247,4 +308,3 @@ def test_disconnect_mid_body_keeps_nothing_leaks_nothing_and_can_be_retried(live
     assert partial_files(runtime) == []
     index_consistent(runtime)
     wait_for(lambda: open_fds() <= baseline, "file descriptors to return after the retry")
-

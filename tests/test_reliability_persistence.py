@@ -89,8 +89,11 @@ async def _views(c: httpx.AsyncClient, stored: list[Stored]) -> dict[str, object
 async def test_completed_uploads_of_every_provider_survive_a_restart(tmp_path):
     async with running(tmp_path) as (c, runtime):
         stored = await _store_everything(c)
-        post = await c.post(f"{PE}/posts", headers=auth("posteverywhere", 0),
-                            json={"content": "kept", "account_ids": [7], "media_ids": [stored[0].id]})
+        post = await c.post(
+            f"{PE}/posts",
+            headers=auth("posteverywhere", 0),
+            json={"content": "kept", "account_ids": [7], "media_ids": [stored[0].id]},
+        )
         assert post.status_code == 201
         tagged = await c.patch(f"{SF}/assets/{stored[4].id}", headers=auth("segmentflow", 0), json={"tags": ["kept"]})
         assert tagged.status_code == 200
@@ -103,8 +106,9 @@ async def test_completed_uploads_of_every_provider_survive_a_restart(tmp_path):
             await others_refused(c, item, other=9)
         assert await _views(c, stored) == before
         assert [p.id for p in runtime.store.values("posteverywhere:posts")] == [p.id for p in posts_before]
-        assert (await c.get(f"{SF}/assets/{stored[4].id}", headers=auth("segmentflow", 0))).json()["asset"]["tags"] \
-            == ["kept"]
+        assert (await c.get(f"{SF}/assets/{stored[4].id}", headers=auth("segmentflow", 0))).json()["asset"]["tags"] == [
+            "kept"
+        ]
         index_consistent(runtime)
         # the restarted emulator goes on where it stopped: a new asset lists before the old one
         newer = await sf_asset(c, 0, payload("png", 10_000, 8))
@@ -123,23 +127,49 @@ async def test_a_moved_data_directory_still_serves_its_bytes(tmp_path):
 
 async def test_uploads_in_progress_can_be_finished_after_a_restart(tmp_path):
     video, image, clip_bytes = payload("mp4", 30_000, 1), payload("png", 12_000, 2), payload("mp4", 6 * 1024 * 1024, 3)
-    first_part, second_part = clip_bytes[: 5 * 1024 * 1024], clip_bytes[5 * 1024 * 1024:]
+    first_part, second_part = clip_bytes[: 5 * 1024 * 1024], clip_bytes[5 * 1024 * 1024 :]
     chunks = [payload("mp4", 20_000, 4), b"tail" * 2_000]
     async with running(tmp_path) as (c, _):
-        pe = (await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0), json={
-            "filename": "v.mp4", "content_type": "video/mp4", "size": len(video)})).json()["data"]
-        sf = (await c.post(f"{SF}/assets/upload-url", headers=auth("segmentflow", 0), json={
-            "filename": "a.png", "contentType": "image/png", "size": len(image)})).json()
-        clip = (await c.post(f"{AP}/clips/upload/init", headers=auth("autoposting", 0), json={
-            "brandId": "b", "title": "t", "fileName": "c.mp4", "fileSize": len(clip_bytes),
-            "mimeType": "video/mp4"})).json()["data"]
+        pe = (
+            await c.post(
+                f"{PE}/media/upload",
+                headers=auth("posteverywhere", 0),
+                json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(video)},
+            )
+        ).json()["data"]
+        sf = (
+            await c.post(
+                f"{SF}/assets/upload-url",
+                headers=auth("segmentflow", 0),
+                json={"filename": "a.png", "contentType": "image/png", "size": len(image)},
+            )
+        ).json()
+        clip = (
+            await c.post(
+                f"{AP}/clips/upload/init",
+                headers=auth("autoposting", 0),
+                json={
+                    "brandId": "b",
+                    "title": "t",
+                    "fileName": "c.mp4",
+                    "fileSize": len(clip_bytes),
+                    "mimeType": "video/mp4",
+                },
+            )
+        ).json()["data"]
         ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
-        urls = (await c.post(f"{AP}/clips/upload/presign", headers=auth("autoposting", 0),
-                             json={**ids, "partNumbers": [1, 2]})).json()["data"]["presignedUrls"]
+        urls = (
+            await c.post(
+                f"{AP}/clips/upload/presign", headers=auth("autoposting", 0), json={**ids, "partNumbers": [1, 2]}
+            )
+        ).json()["data"]["presignedUrls"]
         assert (await c.put(urls[0]["url"], content=first_part)).status_code == 200
-        r = await c.post(f"{XF}/chunks", headers=auth("xenonflare", 0), data={
-            "chunkIndex": "0", "totalChunks": "2", "fileId": "resumed"},
-            files={"file": ("blob", chunks[0], "application/octet-stream")})
+        r = await c.post(
+            f"{XF}/chunks",
+            headers=auth("xenonflare", 0),
+            data={"chunkIndex": "0", "totalChunks": "2", "fileId": "resumed"},
+            files={"file": ("blob", chunks[0], "application/octet-stream")},
+        )
         assert r.status_code == 200
 
     async with running(tmp_path) as (c, _):
@@ -149,8 +179,11 @@ async def test_uploads_in_progress_can_be_finished_after_a_restart(tmp_path):
         done = await c.post(f"{PE}/media/{pe['media_id']}/complete", headers=auth("posteverywhere", 0))
         assert done.json()["data"]["size"] == len(video)
         assert (await c.put(sf["uploadUrl"], content=image, headers={"Content-Type": "image/png"})).status_code == 200
-        asset = await c.post(f"{SF}/assets", headers=auth("segmentflow", 0), json={
-            "filename": "a.png", "s3Key": sf["key"], "contentType": "image/png", "size": len(image)})
+        asset = await c.post(
+            f"{SF}/assets",
+            headers=auth("segmentflow", 0),
+            json={"filename": "a.png", "s3Key": sf["key"], "contentType": "image/png", "size": len(image)},
+        )
         assert asset.status_code == 200 and asset.json()["asset"]["width"] == 64
         # the part uploaded before the restart is still there, with its ETag
         second = await c.put(urls[1]["url"], content=second_part)
@@ -162,12 +195,18 @@ async def test_uploads_in_progress_can_be_finished_after_a_restart(tmp_path):
         # the chunked upload resumes at currentSize
         status = await c.get(f"{XF}/chunks", headers=auth("xenonflare", 0), params={"fileId": "resumed"})
         assert status.json()["data"]["currentSize"] == len(chunks[0])
-        r = await c.post(f"{XF}/chunks", headers=auth("xenonflare", 0), data={
-            "chunkIndex": "1", "totalChunks": "2", "fileId": "resumed"},
-            files={"file": ("blob", chunks[1], "application/octet-stream")})
+        r = await c.post(
+            f"{XF}/chunks",
+            headers=auth("xenonflare", 0),
+            data={"chunkIndex": "1", "totalChunks": "2", "fileId": "resumed"},
+            files={"file": ("blob", chunks[1], "application/octet-stream")},
+        )
         assert r.json()["data"]["completed"] is True
-        video_id = await c.post(f"{XF}/videos", headers=auth("xenonflare", 0),
-                                files=[("platforms", (None, '["youtube"]')), ("fileId", (None, "resumed"))])
+        video_id = await c.post(
+            f"{XF}/videos",
+            headers=auth("xenonflare", 0),
+            files=[("platforms", (None, '["youtube"]')), ("fileId", (None, "resumed"))],
+        )
         assert video_id.status_code == 200, video_id.text
 
 
@@ -212,14 +251,25 @@ async def test_a_truncated_blob_is_not_served_as_complete(tmp_path):
         assert r.status_code == 404 and "<Code>NoSuchKey</Code>" in r.text
 
 
-@pytest.mark.parametrize("tag", ["os:system", "builtins:eval", "subprocess:Popen", "emulator.__main__:main",
-                                 "emulator.core.storage:os.system", "emulator.core.errors:EmulatorError.__init__"])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "os:system",
+        "builtins:eval",
+        "subprocess:Popen",
+        "emulator.__main__:main",
+        "emulator.core.storage:os.system",
+        "emulator.core.errors:EmulatorError.__init__",
+    ],
+)
 async def test_records_naming_anything_but_the_emulators_own_types_are_refused(tmp_path, tag):
     async with running(tmp_path) as (c, _):
         await pe_image(c, 0, payload("png", 5_000, 1))
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:
-        db.execute("INSERT INTO records VALUES ('posteverywhere:media', 'evil', ?)",
-                   ('{"__type__": "%s", "command": "touch pwned"}' % tag,))
+        db.execute(
+            "INSERT INTO records VALUES ('posteverywhere:media', 'evil', ?)",
+            ('{"__type__": "%s", "command": "touch pwned"}' % tag,),
+        )
     with pytest.raises(ValueError, match="cannot be read back"):
         create_app(Settings(data_dir=tmp_path))
     assert not (Path.cwd() / "pwned").exists()
@@ -246,12 +296,17 @@ async def test_reset_forgets_persisted_state_too(tmp_path):
 
 async def test_client_data_that_looks_like_a_stored_type_comes_back_as_plain_data(tmp_path):
     # a post's platform_content is free JSON: keys shaped like the store's own type tags must stay data
-    sneaky = {"__type__": "emulator.core.storage:Blob", "__path__": "/etc/passwd", "__items__": [[1, 2]],
-              "nested": {"__tuple__": [1], "text": "\ud800 lone surrogate", "n": [1, 2.5, None, True]}}
+    sneaky = {
+        "__type__": "emulator.core.storage:Blob",
+        "__path__": "/etc/passwd",
+        "__items__": [[1, 2]],
+        "nested": {"__tuple__": [1], "text": "\ud800 lone surrogate", "n": [1, 2.5, None, True]},
+    }
     async with running(tmp_path) as (c, runtime):
         body = json.dumps({"content": "\udfff", "account_ids": [1], "platform_content": sneaky})  # ASCII, escaped
-        r = await c.post(f"{PE}/posts", content=body,
-                         headers={**auth("posteverywhere", 0), "Content-Type": "application/json"})
+        r = await c.post(
+            f"{PE}/posts", content=body, headers={**auth("posteverywhere", 0), "Content-Type": "application/json"}
+        )
         assert r.status_code == 201, r.text
         post_id = r.json()["data"]["id"]
     async with running(tmp_path) as (c, runtime):
@@ -261,8 +316,12 @@ async def test_client_data_that_looks_like_a_stored_type_comes_back_as_plain_dat
 
 async def test_files_of_other_shapes_in_the_data_directory_are_left_alone(tmp_path):
     # --data-dir may point at a directory that holds other things: only the store's own files are ever removed
-    mine = {tmp_path / "db" / "schema": b"keep", tmp_path / "ab" / "notes": b"keep",
-            tmp_path / ".tmp" / "user-file": b"keep", tmp_path / "ab" / ("a" * 64): b"keep, not in its folder"}
+    mine = {
+        tmp_path / "db" / "schema": b"keep",
+        tmp_path / "ab" / "notes": b"keep",
+        tmp_path / ".tmp" / "user-file": b"keep",
+        tmp_path / "ab" / ("a" * 64): b"keep, not in its folder",
+    }
     for path, data in mine.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

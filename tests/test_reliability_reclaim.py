@@ -45,8 +45,7 @@ DAY = 86400
 
 @asynccontextmanager
 async def emulator(data_dir: Path, **settings: object) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    app = create_app(Settings(strict=True, seed=3, data_dir=data_dir, rate_limits=GENEROUS_LIMITS,
-                              **settings))  # type: ignore[arg-type]
+    app = create_app(Settings(strict=True, seed=3, data_dir=data_dir, rate_limits=GENEROUS_LIMITS, **settings))  # type: ignore[arg-type]
     runtime: Runtime = app.state.runtime
     runtime.clock.freeze(FROZEN_AT)
     try:
@@ -65,24 +64,48 @@ async def advance(c: httpx.AsyncClient, seconds: float) -> None:
 async def start_everything(c: httpx.AsyncClient) -> dict[str, dict]:
     """One unfinished upload per provider, each with bytes stored: what a client that gave up leaves behind."""
     data = payload("mp4", 30_000, 1)
-    ap = (await c.post(f"{AP}/clips/upload/init", headers=auth("autoposting", 0), json={
-        "brandId": "b", "title": "t", "fileName": "c.mp4", "fileSize": 6 * 1024 * 1024,
-        "mimeType": "video/mp4"})).json()["data"]
+    ap = (
+        await c.post(
+            f"{AP}/clips/upload/init",
+            headers=auth("autoposting", 0),
+            json={
+                "brandId": "b",
+                "title": "t",
+                "fileName": "c.mp4",
+                "fileSize": 6 * 1024 * 1024,
+                "mimeType": "video/mp4",
+            },
+        )
+    ).json()["data"]
     ap_ids = {"clipId": ap["clipId"], "uploadId": ap["uploadId"], "key": ap["key"]}
     r = await c.post(f"{AP}/clips/upload/presign", headers=auth("autoposting", 0), json={**ap_ids, "partNumbers": [1]})
     part_url = url_path(r.json()["data"]["presignedUrls"][0]["url"])
     assert (await c.put(part_url, content=data)).status_code == 200
-    r = await c.post(f"{XF}/chunks", headers=auth("xenonflare", 0), data={
-        "chunkIndex": "0", "totalChunks": "2", "fileId": "given-up"},
-        files={"file": ("blob", data, "application/octet-stream")})
+    r = await c.post(
+        f"{XF}/chunks",
+        headers=auth("xenonflare", 0),
+        data={"chunkIndex": "0", "totalChunks": "2", "fileId": "given-up"},
+        files={"file": ("blob", data, "application/octet-stream")},
+    )
     assert r.status_code == 200, r.text
-    sf = (await c.post(f"{SF}/assets/upload-url", headers=auth("segmentflow", 0), json={
-        "filename": "a.png", "contentType": "image/png", "size": 20_000})).json()
+    sf = (
+        await c.post(
+            f"{SF}/assets/upload-url",
+            headers=auth("segmentflow", 0),
+            json={"filename": "a.png", "contentType": "image/png", "size": 20_000},
+        )
+    ).json()
     image = payload("png", 20_000, 2)
-    assert (await c.put(url_path(sf["uploadUrl"]), content=image, headers={"Content-Type": "image/png"})).status_code \
-        == 200
-    pe = (await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0), json={
-        "filename": "v.mp4", "content_type": "video/mp4", "size": len(data)})).json()["data"]
+    assert (
+        await c.put(url_path(sf["uploadUrl"]), content=image, headers={"Content-Type": "image/png"})
+    ).status_code == 200
+    pe = (
+        await c.post(
+            f"{PE}/media/upload",
+            headers=auth("posteverywhere", 0),
+            json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(data)},
+        )
+    ).json()["data"]
     put = await c.put(url_path(pe["upload_url"]), content=data, headers={"Content-Type": "video/mp4"})
     assert put.status_code == 200, put.text
     return {"ap": {**ap_ids, "part_url": part_url}, "sf": {**sf, "image": image}, "pe": pe}
@@ -101,8 +124,11 @@ async def test_abandoned_uploads_of_every_provider_are_removed_with_their_bytes_
         # Autoposting: the upload is aborted, as by an S3 lifecycle rule; the clip failed
         ap = started["ap"]
         ids = {k: ap[k] for k in ("clipId", "uploadId", "key")}
-        done = await c.post(f"{AP}/clips/upload/complete", headers=auth("autoposting", 0),
-                            json={**ids, "parts": [{"partNumber": 1, "eTag": "0" * 32}]})
+        done = await c.post(
+            f"{AP}/clips/upload/complete",
+            headers=auth("autoposting", 0),
+            json={**ids, "parts": [{"partNumber": 1, "eTag": "0" * 32}]},
+        )
         assert done.status_code == 404 and done.json()["error"] == "not_found", done.text
         assert "never completed and has expired" in done.json()["message"]
         clip = await c.get(f"{AP}/clips/{ap['clipId']}", headers=auth("autoposting", 0))
@@ -110,15 +136,21 @@ async def test_abandoned_uploads_of_every_provider_are_removed_with_their_bytes_
         # XenonFlare: the fileId reads as never used
         status = await c.get(f"{XF}/chunks", headers=auth("xenonflare", 0), params={"fileId": "given-up"})
         assert status.json()["data"] == {"exists": False, "currentSize": 0, "fileId": "given-up"}
-        final = await c.post(f"{XF}/videos", headers=auth("xenonflare", 0),
-                             files=[("platforms", (None, '["youtube"]')), ("fileId", (None, "given-up"))])
+        final = await c.post(
+            f"{XF}/videos",
+            headers=auth("xenonflare", 0),
+            files=[("platforms", (None, '["youtube"]')), ("fileId", (None, "given-up"))],
+        )
         assert final.status_code == 404 and final.json()["error"]["code"] == "not_found", final.text
         # Segmentflow: the object is gone (NoSuchKey) and can no longer be registered
         sf = started["sf"]
         got = await c.get(url_path(sf["uploadUrl"]).split("?")[0])
         assert got.status_code == 404 and "<Code>NoSuchKey</Code>" in got.text
-        register = await c.post(f"{SF}/assets", headers=auth("segmentflow", 0), json={
-            "filename": "a.png", "s3Key": sf["key"], "contentType": "image/png", "size": 20_000})
+        register = await c.post(
+            f"{SF}/assets",
+            headers=auth("segmentflow", 0),
+            json={"filename": "a.png", "s3Key": sf["key"], "contentType": "image/png", "size": 20_000},
+        )
         assert register.status_code == 422 and register.json()["error"] == "validation_failed"
         assert "never registered and has expired" in register.json()["message"]
         # PostEverywhere: the media is gone
@@ -147,10 +179,12 @@ async def test_storage_urls_of_an_expired_upload_answer_no_such_upload(tmp_path)
 
 async def test_completed_uploads_are_never_reclaimed(tmp_path):
     async with emulator(tmp_path) as (c, runtime):
-        stored = [await pe_video(c, 0, payload("mp4", 20_000, 1)),
-                  await ap_clip(c, 0, payload("mp4", 30_000, 2)),
-                  await sf_asset(c, 0, payload("png", 15_000, 3)),
-                  await xf_chunked_video(c, 0, payload("mp4", 25_000, 4), chunk=10_000, file_id="done")]
+        stored = [
+            await pe_video(c, 0, payload("mp4", 20_000, 1)),
+            await ap_clip(c, 0, payload("mp4", 30_000, 2)),
+            await sf_asset(c, 0, payload("png", 15_000, 3)),
+            await xf_chunked_video(c, 0, payload("mp4", 25_000, 4), chunk=10_000, file_id="done"),
+        ]
         files = stored_files(tmp_path)
         await advance(c, 30 * DAY)
         assert stored_files(tmp_path) == files
@@ -163,8 +197,11 @@ async def test_an_upload_finished_after_its_part_was_sent_is_kept(tmp_path):
         started = await start_everything(c)
         await advance(c, DAY - 10)
         image = started["sf"]["image"]
-        r = await c.post(f"{SF}/assets", headers=auth("segmentflow", 0), json={
-            "filename": "a.png", "s3Key": started["sf"]["key"], "contentType": "image/png", "size": len(image)})
+        r = await c.post(
+            f"{SF}/assets",
+            headers=auth("segmentflow", 0),
+            json={"filename": "a.png", "s3Key": started["sf"]["key"], "contentType": "image/png", "size": len(image)},
+        )
         assert r.status_code == 200, r.text
         await advance(c, 20)
         assert len(stored_files(tmp_path)) == 1  # the registered asset's object; the three others expired
@@ -201,8 +238,13 @@ async def test_uploads_abandoned_before_a_restart_are_reclaimed_after_it(tmp_pat
 
 def _start(env: dict[str, str]) -> subprocess.Popen[str]:
     """``upload-emulator serve`` without --data-dir; returns once it printed its banner (its scratch dir exists)."""
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1", "--port", "0"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith("upload-emulator on"), "the emulator did not start"
     return proc
@@ -258,8 +300,11 @@ def test_an_idle_server_reclaims_on_its_own(tmp_path):
 
     served = serve_in_thread(Settings(data_dir=tmp_path, abandoned_after=3.0))
     try:
-        r = httpx.post(f"{served.url}{PE}/media/upload", headers=auth("posteverywhere", 0),
-                       json={"filename": "v.mp4", "content_type": "video/mp4", "size": 9})
+        r = httpx.post(
+            f"{served.url}{PE}/media/upload",
+            headers=auth("posteverywhere", 0),
+            json={"filename": "v.mp4", "content_type": "video/mp4", "size": 9},
+        )
         step = r.json()["data"]
         put = httpx.put(step["upload_url"], content=b"123456789", headers={"Content-Type": "video/mp4"})
         assert put.status_code == 200 and len(stored_files(tmp_path)) == 1
@@ -274,8 +319,14 @@ def test_an_idle_server_reclaims_on_its_own(tmp_path):
 
 @pytest.mark.parametrize("value", ["-1", "nan"])
 def test_a_negative_period_is_a_usage_error(value):
-    result = subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", "--abandoned-after", value],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--abandoned-after", value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == f"error: abandoned_after: must be a number of seconds, 0 (never reclaim) or " \
-                                    f"more; got {float(value)}"
+    assert (
+        result.stderr.strip() == f"error: abandoned_after: must be a number of seconds, 0 (never reclaim) or "
+        f"more; got {float(value)}"
+    )

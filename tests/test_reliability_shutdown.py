@@ -55,9 +55,25 @@ class Served:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_")}
         env["COLUMNS"] = "200"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "serve", "--port", str(self.port), "--data-dir", str(data_dir),
-             "--body-timeout", str(BODY_TIMEOUT), "--seed", "3"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=Path(__file__).resolve().parent.parent)
+            [
+                sys.executable,
+                "-m",
+                "emulator",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                "--body-timeout",
+                str(BODY_TIMEOUT),
+                "--seed",
+                "3",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -86,8 +102,11 @@ class Served:
 async def _start_upload(port: int, path: str, content_type: str, data: bytes, sent: int) -> tuple:
     """A raw PUT that has sent its head and the first ``sent`` bytes of ``data``."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
-                 f"Content-Length: {len(data)}\r\n\r\n".encode() + data[:sent])
+    writer.write(
+        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data[:sent]
+    )
     await writer.drain()
     return reader, writer
 
@@ -144,17 +163,34 @@ async def test_sigterm_drains_uploads_in_flight_and_what_completed_survives_a_re
             for item in stored:
                 await _verify(c, item, data_dir)
             drained_bytes = payload("mp4", 4 * 1024 * 1024, 8)
-            drained = (await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0), json={
-                "filename": "drain.mp4", "content_type": "video/mp4", "size": len(drained_bytes)})).json()["data"]
-            stalled = (await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 1), json={
-                "filename": "stall.mp4", "content_type": "video/mp4", "size": 1_000_000})).json()["data"]
-            pending = (await c.post(f"{SF}/assets/upload-url", headers=auth("segmentflow", 4), json={
-                "filename": "later.png", "contentType": "image/png", "size": 30_000})).json()
+            drained = (
+                await c.post(
+                    f"{PE}/media/upload",
+                    headers=auth("posteverywhere", 0),
+                    json={"filename": "drain.mp4", "content_type": "video/mp4", "size": len(drained_bytes)},
+                )
+            ).json()["data"]
+            stalled = (
+                await c.post(
+                    f"{PE}/media/upload",
+                    headers=auth("posteverywhere", 1),
+                    json={"filename": "stall.mp4", "content_type": "video/mp4", "size": 1_000_000},
+                )
+            ).json()["data"]
+            pending = (
+                await c.post(
+                    f"{SF}/assets/upload-url",
+                    headers=auth("segmentflow", 4),
+                    json={"filename": "later.png", "contentType": "image/png", "size": 30_000},
+                )
+            ).json()
 
-        in_flight = await _start_upload(first.port, url_path(drained["upload_url"]), "video/mp4", drained_bytes,
-                                        sent=len(drained_bytes) // 3)
-        stuck = await _start_upload(first.port, url_path(stalled["upload_url"]), "video/mp4",
-                                    payload("mp4", 1_000_000, 9), sent=100_000)
+        in_flight = await _start_upload(
+            first.port, url_path(drained["upload_url"]), "video/mp4", drained_bytes, sent=len(drained_bytes) // 3
+        )
+        stuck = await _start_upload(
+            first.port, url_path(stalled["upload_url"]), "video/mp4", payload("mp4", 1_000_000, 9), sent=100_000
+        )
         await asyncio.sleep(0.3)  # both requests are being read
         first.terminate()
 
@@ -164,7 +200,7 @@ async def test_sigterm_drains_uploads_in_flight_and_what_completed_survives_a_re
             await asyncio.sleep(0.05)
 
         reader, writer = in_flight  # the upload in flight finishes and is answered: drained
-        writer.write(drained_bytes[len(drained_bytes) // 3:])
+        writer.write(drained_bytes[len(drained_bytes) // 3 :])
         await writer.drain()
         status, headers, _ = await _response(reader)
         assert status == 200 and headers["etag"] == f'"{md5(drained_bytes)}"'
@@ -199,8 +235,11 @@ async def test_sigterm_drains_uploads_in_flight_and_what_completed_survives_a_re
             later = payload("png", 30_000, 10)
             put = await c.put(url_path(pending["uploadUrl"]), content=later, headers={"Content-Type": "image/png"})
             assert put.status_code == 200, put.text  # signed before the restart, accepted after it
-            registered = await c.post("/segmentflow/api/v1/assets", headers=auth("segmentflow", 4), json={
-                "filename": "later.png", "s3Key": pending["key"], "contentType": "image/png", "size": len(later)})
+            registered = await c.post(
+                "/segmentflow/api/v1/assets",
+                headers=auth("segmentflow", 4),
+                json={"filename": "later.png", "s3Key": pending["key"], "contentType": "image/png", "size": len(later)},
+            )
             assert registered.status_code == 200
         second.terminate()
         code, log = second.wait()
@@ -214,14 +253,22 @@ async def test_a_killed_emulator_keeps_everything_it_answered(tmp_path):
     first = Served(data_dir)
     try:
         async with httpx.AsyncClient(base_url=first.url, timeout=30) as c:
-            stored = [await pe_video(c, 0, payload("mp4", 150_000, 11)),
-                      await sf_asset(c, 1, payload("png", 20_000, 12)),
-                      await ap_clip(c, 2, payload("mp4", 80_000, 13)),
-                      await xf_image(c, 3, payload("jpg", 9_000, 14))]
-            doomed = (await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0), json={
-                "filename": "doomed.mp4", "content_type": "video/mp4", "size": 2_000_000})).json()["data"]
-        in_flight = await _start_upload(first.port, url_path(doomed["upload_url"]), "video/mp4",
-                                        payload("mp4", 2_000_000, 15), sent=1_000_000)
+            stored = [
+                await pe_video(c, 0, payload("mp4", 150_000, 11)),
+                await sf_asset(c, 1, payload("png", 20_000, 12)),
+                await ap_clip(c, 2, payload("mp4", 80_000, 13)),
+                await xf_image(c, 3, payload("jpg", 9_000, 14)),
+            ]
+            doomed = (
+                await c.post(
+                    f"{PE}/media/upload",
+                    headers=auth("posteverywhere", 0),
+                    json={"filename": "doomed.mp4", "content_type": "video/mp4", "size": 2_000_000},
+                )
+            ).json()["data"]
+        in_flight = await _start_upload(
+            first.port, url_path(doomed["upload_url"]), "video/mp4", payload("mp4", 2_000_000, 15), sent=1_000_000
+        )
         await asyncio.sleep(0.3)
         first.proc.kill()  # SIGKILL: no shutdown at all
         first.wait()

@@ -30,8 +30,12 @@ MIB = 1024 * 1024
 
 # Every limit of every provider (from each operation's limits), raised so that load tests measure the server and not
 # the rate limiter.
-GENEROUS_LIMITS = {f"{name}.{limit.name}": 10**6 for name, provider in REGISTRY.items()
-                   for op_id in provider.handlers for limit in provider.limits(op_id)}
+GENEROUS_LIMITS = {
+    f"{name}.{limit.name}": 10**6
+    for name, provider in REGISTRY.items()
+    for op_id in provider.handlers
+    for limit in provider.limits(op_id)
+}
 
 
 def key(provider: str, tenant: int) -> str:
@@ -89,8 +93,9 @@ def url_path(url: str) -> str:
 
 async def pe_video(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
     h = auth("posteverywhere", tenant)
-    r = await c.post(f"{PE}/media/upload", headers=h,
-                     json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(data)})
+    r = await c.post(
+        f"{PE}/media/upload", headers=h, json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(data)}
+    )
     assert r.status_code == 201, r.text
     step = r.json()["data"]
     put = await c.put(url_path(step["upload_url"]), content=data, headers={"Content-Type": "video/mp4"})
@@ -99,14 +104,22 @@ async def pe_video(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
     done = await c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)
     assert done.status_code == 200, done.text
     assert done.json()["data"]["size"] == len(data)
-    return Stored("posteverywhere", tenant, step["media_id"], data, f'"{md5(data)}"',
-                  url_path(step["upload_url"]).split("?")[0], "video")
+    return Stored(
+        "posteverywhere",
+        tenant,
+        step["media_id"],
+        data,
+        f'"{md5(data)}"',
+        url_path(step["upload_url"]).split("?")[0],
+        "video",
+    )
 
 
 async def pe_image(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
     h = auth("posteverywhere", tenant)
-    r = await c.post(f"{PE}/media/upload", headers=h,
-                     json={"filename": "photo.png", "content_type": "image/png", "size": len(data)})
+    r = await c.post(
+        f"{PE}/media/upload", headers=h, json={"filename": "photo.png", "content_type": "image/png", "size": len(data)}
+    )
     assert r.status_code == 201, r.text
     step = r.json()["data"]
     sent = await c.post(url_path(step["upload_url"]), files={"file": ("photo.png", data, "image/png")})
@@ -114,22 +127,38 @@ async def pe_image(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
     done = await c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)
     assert done.status_code == 200, done.text
     assert done.json()["data"]["size"] == len(data) and done.json()["data"]["width"] == 64
-    return Stored("posteverywhere", tenant, step["media_id"], data, f'"{md5(data)}"',
-                  url_path(step["upload_url"]).split("?")[0], "image")
+    return Stored(
+        "posteverywhere",
+        tenant,
+        step["media_id"],
+        data,
+        f'"{md5(data)}"',
+        url_path(step["upload_url"]).split("?")[0],
+        "image",
+    )
 
 
 async def ap_clip(c: httpx.AsyncClient, tenant: int, data: bytes, part_size: int | None = None) -> Stored:
     h = auth("autoposting", tenant)
-    r = await c.post(f"{AP}/clips/upload/init", headers=h, json={
-        "brandId": f"brand_{tenant}", "title": "Load", "fileName": "load.mp4", "fileSize": len(data),
-        "mimeType": "video/mp4"})
+    r = await c.post(
+        f"{AP}/clips/upload/init",
+        headers=h,
+        json={
+            "brandId": f"brand_{tenant}",
+            "title": "Load",
+            "fileName": "load.mp4",
+            "fileSize": len(data),
+            "mimeType": "video/mp4",
+        },
+    )
     assert r.status_code == 201, r.text
     clip = r.json()["data"]
     ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
     size = part_size or len(data)
-    parts = [data[at:at + size] for at in range(0, len(data), size)]
-    r = await c.post(f"{AP}/clips/upload/presign", headers=h,
-                     json={**ids, "partNumbers": list(range(1, len(parts) + 1))})
+    parts = [data[at : at + size] for at in range(0, len(data), size)]
+    r = await c.post(
+        f"{AP}/clips/upload/presign", headers=h, json={**ids, "partNumbers": list(range(1, len(parts) + 1))}
+    )
     assert r.status_code == 200, r.text
     urls = {item["partNumber"]: item["url"] for item in r.json()["data"]["presignedUrls"]}
     listed = []
@@ -142,8 +171,9 @@ async def ap_clip(c: httpx.AsyncClient, tenant: int, data: bytes, part_size: int
     assert done.status_code == 200, done.text
     got = await c.get(f"{AP}/clips/{clip['clipId']}", headers=h)
     assert got.status_code == 200 and got.json()["data"]["status"] == "ready", got.text
-    return Stored("autoposting", tenant, clip["clipId"], data, multipart_etag(parts),
-                  url_path(got.json()["data"]["url"]), "clip")
+    return Stored(
+        "autoposting", tenant, clip["clipId"], data, multipart_etag(parts), url_path(got.json()["data"]["url"]), "clip"
+    )
 
 
 async def ap_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
@@ -156,15 +186,21 @@ async def ap_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
 
 async def sf_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
     h = auth("segmentflow", tenant)
-    r = await c.post(f"{SF}/assets/upload-url", headers=h,
-                     json={"filename": "hero.png", "contentType": "image/png", "size": len(data)})
+    r = await c.post(
+        f"{SF}/assets/upload-url",
+        headers=h,
+        json={"filename": "hero.png", "contentType": "image/png", "size": len(data)},
+    )
     assert r.status_code == 200, r.text
     step = r.json()
     put = await c.put(url_path(step["uploadUrl"]), content=data, headers={"Content-Type": "image/png"})
     assert put.status_code == 200, put.text
     assert put.headers["etag"] == f'"{md5(data)}"'
-    r = await c.post(f"{SF}/assets", headers=h, json={"filename": "hero.png", "s3Key": step["key"],
-                                                      "contentType": "image/png", "size": len(data)})
+    r = await c.post(
+        f"{SF}/assets",
+        headers=h,
+        json={"filename": "hero.png", "s3Key": step["key"], "contentType": "image/png", "size": len(data)},
+    )
     assert r.status_code == 200, r.text
     asset = r.json()["asset"]
     assert asset["size"] == len(data) and asset["width"] == 64
@@ -172,21 +208,29 @@ async def sf_asset(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
 
 
 async def xf_image(c: httpx.AsyncClient, tenant: int, data: bytes) -> Stored:
-    r = await c.post(f"{XF}/images", headers=auth("xenonflare", tenant),
-                     files=[("platforms", (None, '["linkedin"]')), ("file", ("photo.jpg", data, "image/jpeg"))])
+    r = await c.post(
+        f"{XF}/images",
+        headers=auth("xenonflare", tenant),
+        files=[("platforms", (None, '["linkedin"]')), ("file", ("photo.jpg", data, "image/jpeg"))],
+    )
     assert r.status_code == 200, r.text
     return Stored("xenonflare", tenant, r.json()["data"][0]["id"], data, f'"{md5(data)}"', None, "image")
 
 
 async def xf_chunked_video(c: httpx.AsyncClient, tenant: int, data: bytes, chunk: int, file_id: str) -> Stored:
     h = auth("xenonflare", tenant)
-    pieces = [data[at:at + chunk] for at in range(0, len(data), chunk)]
+    pieces = [data[at : at + chunk] for at in range(0, len(data), chunk)]
     for index, piece in enumerate(pieces):
-        r = await c.post(f"{XF}/chunks", headers=h, files={"file": ("blob", piece, "application/octet-stream")},
-                         data={"chunkIndex": str(index), "totalChunks": str(len(pieces)), "fileId": file_id})
+        r = await c.post(
+            f"{XF}/chunks",
+            headers=h,
+            files={"file": ("blob", piece, "application/octet-stream")},
+            data={"chunkIndex": str(index), "totalChunks": str(len(pieces)), "fileId": file_id},
+        )
         assert r.status_code == 200, r.text
-    r = await c.post(f"{XF}/videos", headers=h,
-                     files=[("platforms", (None, '["youtube"]')), ("fileId", (None, file_id))])
+    r = await c.post(
+        f"{XF}/videos", headers=h, files=[("platforms", (None, '["youtube"]')), ("fileId", (None, file_id))]
+    )
     assert r.status_code == 200, r.text
     return Stored("xenonflare", tenant, r.json()["data"][0]["id"], data, f'"{md5(data)}"', None, "video")
 
@@ -238,8 +282,12 @@ async def _xf_refused(c: httpx.AsyncClient, stored: Stored, h: dict[str, str]) -
     assert r.status_code == 404, r.text
 
 
-REFUSALS = {"posteverywhere": _pe_refused, "autoposting": _ap_refused, "segmentflow": _sf_refused,
-            "xenonflare": _xf_refused}
+REFUSALS = {
+    "posteverywhere": _pe_refused,
+    "autoposting": _ap_refused,
+    "segmentflow": _sf_refused,
+    "xenonflare": _xf_refused,
+}
 
 
 async def others_refused(c: httpx.AsyncClient, stored: Stored, other: int) -> None:
@@ -268,13 +316,18 @@ def index_consistent(runtime: Runtime) -> None:
 
 
 ENVELOPES = {  # each provider's error envelope: is this parsed body in it?
-    "posteverywhere": lambda body: body["data"] is None and {"request_id", "timestamp"} <= body["meta"].keys()
-    and {"message", "code", "retryable", "details"} <= body["error"].keys(),
-    "autoposting": lambda body: body["success"] is False and isinstance(body["error"], str)
-    and isinstance(body["message"], str),
+    "posteverywhere": lambda body: (
+        body["data"] is None
+        and {"request_id", "timestamp"} <= body["meta"].keys()
+        and {"message", "code", "retryable", "details"} <= body["error"].keys()
+    ),
+    "autoposting": lambda body: (
+        body["success"] is False and isinstance(body["error"], str) and isinstance(body["message"], str)
+    ),
     "segmentflow": lambda body: isinstance(body["error"], str) and isinstance(body["message"], str),
-    "xenonflare": lambda body: body["success"] is False and isinstance(body["message"], str)
-    and "code" in body["error"],
+    "xenonflare": lambda body: (
+        body["success"] is False and isinstance(body["message"], str) and "code" in body["error"]
+    ),
 }
 
 

@@ -32,9 +32,25 @@ class Process:
 def _start(*flags: str, port: int | None = None) -> Process:
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_")}
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning", *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -85,8 +101,9 @@ def _on(url: str, origin: str) -> str:
 async def test_limits_are_exact_for_fifty_concurrent_clients_spread_over_two_processes(pair):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
-        answers = await asyncio.gather(*(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH)
-                                         for n in range(50)))
+        answers = await asyncio.gather(
+            *(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH) for n in range(50))
+        )
     statuses = [r.status_code for r in answers]
     assert statuses.count(200) == 20 and statuses.count(429) == 30, statuses
     admitted_on = {r.url.port for r in answers if r.status_code == 200}
@@ -100,12 +117,14 @@ async def test_limits_are_exact_for_fifty_concurrent_clients_spread_over_two_pro
 async def test_upload_started_on_one_process_is_sent_to_the_other_completed_on_the_first_read_on_the_second(pair):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
-        started = await http.post(f"{first.url}{PE}/media/upload", headers=AUTH,
-                                  json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        started = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
         assert started.status_code == 201, started.text
         data = started.json()["data"]
-        put = await http.put(_on(data["upload_url"], second.url), content=MP4,
-                             headers=data["upload_method"]["headers"])
+        put = await http.put(_on(data["upload_url"], second.url), content=MP4, headers=data["upload_method"]["headers"])
         assert put.status_code == 200, put.text  # the URL signed by the first process verifies on the second
         done = await http.post(f"{first.url}{PE}/media/{data['media_id']}/complete", headers=AUTH)
         assert done.status_code == 200, done.text
@@ -128,8 +147,11 @@ async def test_the_clock_moved_on_one_process_is_the_clock_of_the_other(pair):
         views = [(await http.get(f"{p.url}/_emulator/clock")).json() for p in (first, second)]
         assert views[0] == views[1] and views[0]["now"].startswith("2030-01-01T00:01:30")
         # provider timestamps read it too
-        started = await http.post(f"{first.url}{PE}/media/upload", headers=AUTH,
-                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        started = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
         media = await http.get(f"{second.url}{PE}/media/{started.json()['data']['media_id']}", headers=AUTH)
         assert media.json()["data"]["created_at"] == "2030-01-01T00:01:30.000Z"
 
@@ -137,11 +159,15 @@ async def test_the_clock_moved_on_one_process_is_the_clock_of_the_other(pair):
 async def test_reset_on_one_process_resets_every_process(pair, tmp_path: Path):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
-        started = await http.post(f"{first.url}{PE}/media/upload", headers=AUTH,
-                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        started = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
         data = started.json()["data"]
-        assert (await http.put(data["upload_url"], content=MP4, headers=data["upload_method"]["headers"])
-                ).status_code == 200
+        assert (
+            await http.put(data["upload_url"], content=MP4, headers=data["upload_method"]["headers"])
+        ).status_code == 200
         assert list((tmp_path / "data").glob("[0-9a-f][0-9a-f]/*"))  # stored by the first process
         for _ in range(5):
             await http.get(f"{second.url}{PE}/media", headers=AUTH)
@@ -155,7 +181,8 @@ async def test_reset_on_one_process_resets_every_process(pair, tmp_path: Path):
 
 
 async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_service_resumes(
-        pair, redis_server: RedisServer):
+    pair, redis_server: RedisServer
+):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
         assert (await http.get(f"{first.url}{PE}/media", headers=AUTH)).status_code == 200
@@ -176,8 +203,11 @@ async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_ser
             assert (await http.get(f"{process.url}/_emulator/health")).status_code == 200
             again = await http.get(f"{process.url}{PE}/media", headers=AUTH)
             assert again.status_code == 200 and again.json()["data"]["media"] == []
-        started = await http.post(f"{second.url}{PE}/media/upload", headers=AUTH,
-                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        started = await http.post(
+            f"{second.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
         assert started.status_code == 201
         # the presign secret came back with Redis (the first process to notice put back the one they shared): a
         # URL signed by one process after the outage is still accepted by the other
@@ -187,20 +217,28 @@ async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_ser
 
 
 def test_a_process_with_its_own_state_is_kept_out_of_a_shared_data_directory(pair, tmp_path: Path):
-    done = subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", "--data-dir",
-                           str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "in use by another upload-emulator process" in done.stderr
 
 
-@pytest.mark.parametrize("flags, message", [
-    (("--workers", "2"), "--workers 2 needs --state redis://HOST:PORT/DB"),
-    (("--workers", "0"), "--workers 0: expected 1 or more"),
-    (("--state", "http://user:s3cret@127.0.0.1:1/0"), "a http URL; expected redis://HOST:PORT/DB"),
-    (("--state", "redis://:s3cret@127.0.0.1:1/0"), "state store unreachable"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--workers", "2"), "--workers 2 needs --state redis://HOST:PORT/DB"),
+        (("--workers", "0"), "--workers 0: expected 1 or more"),
+        (("--state", "http://user:s3cret@127.0.0.1:1/0"), "a http URL; expected redis://HOST:PORT/DB"),
+        (("--state", "redis://:s3cret@127.0.0.1:1/0"), "state store unreachable"),
+    ],
+)
 def test_serve_refuses_settings_that_would_not_act_as_one_emulator(flags, message):
-    done = subprocess.run([sys.executable, "-m", "emulator", "serve", "--port", "0", *flags],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", *flags], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
     assert "s3cret" not in done.stderr  # a password in the URL is never repeated
@@ -208,8 +246,17 @@ def test_serve_refuses_settings_that_would_not_act_as_one_emulator(flags, messag
 
 def test_workers_serve_one_port_as_one_emulator(redis_url: str, tmp_path: Path):
     port = free_port()
-    process = _start("--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"),
-                     "--rate-limit", "posteverywhere.minute=10", port=port)
+    process = _start(
+        "--workers",
+        "2",
+        "--state",
+        redis_url,
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--rate-limit",
+        "posteverywhere.minute=10",
+        port=port,
+    )
     try:
         statuses = []
         for _ in range(14):  # a new connection each time: the kernel spreads them over the workers
@@ -223,11 +270,13 @@ def test_workers_serve_one_port_as_one_emulator(redis_url: str, tmp_path: Path):
 async def test_fault_rules_and_their_remaining_count_are_shared(pair):
     first, second = pair
     with ControlClient(first.url) as control:
-        rule = control.add_fault("status", provider="posteverywhere", operation="listMedia", status=503, times=3,
-                                 retry_after=2)
+        rule = control.add_fault(
+            "status", provider="posteverywhere", operation="listMedia", status=503, times=3, retry_after=2
+        )
     async with httpx.AsyncClient(timeout=30) as http:
-        answers = await asyncio.gather(*(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH)
-                                         for n in range(10)))
+        answers = await asyncio.gather(
+            *(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH) for n in range(10))
+        )
         statuses = [r.status_code for r in answers]
         assert statuses.count(503) == 3 and statuses.count(200) == 7, statuses  # `times` exact over both
         with ControlClient(second.url) as control:
@@ -245,8 +294,11 @@ async def test_keys_created_and_revoked_on_one_process_hold_on_the_other(pair):
     auth = {"Authorization": f"Bearer {created['key']}"}
     async with httpx.AsyncClient(timeout=30) as http:
         assert (await http.get(f"{second.url}{PE}/media", headers=auth)).status_code == 200
-        refused = await http.post(f"{second.url}{PE}/media/upload", headers=auth,
-                                  json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)})
+        refused = await http.post(
+            f"{second.url}{PE}/media/upload",
+            headers=auth,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
         assert refused.status_code == 401 and "scope" in refused.json()["error"]["message"]  # its scopes hold there
         with ControlClient(second.url) as control:
             assert [k["id"] for k in control.keys()] == [created["id"]]
@@ -266,8 +318,11 @@ async def test_the_journal_of_any_process_lists_what_every_process_served(pair):
         assert all(e.operation == "listMedia" and e.status == 200 for e in entries)
         pages, cursor = [], None
         while True:  # the paged answer keeps its shape and its cursor works across the shared journal
-            answer = (await http.get(f"{first.url}/_emulator/journal", params={"limit": "4", **(
-                {"cursor": cursor} if cursor else {})})).json()
+            answer = (
+                await http.get(
+                    f"{first.url}/_emulator/journal", params={"limit": "4", **({"cursor": cursor} if cursor else {})}
+                )
+            ).json()
             assert set(answer) == {"entries", "next_cursor", "has_more"}
             pages.append([e["query"] for e in answer["entries"]])
             if not answer["has_more"]:
@@ -302,12 +357,16 @@ async def test_a_hundred_concurrent_uploads_over_both_processes_keep_every_byte_
     async def one(http: httpx.AsyncClient, n: int) -> None:
         start, other = (first, second) if n % 2 else (second, first)
         payload = MP4 + os.urandom(1000 + n * 37)
-        started = await http.post(f"{start.url}{PE}/media/upload", headers=auth,
-                                  json={"filename": f"v{n}.mp4", "content_type": "video/mp4", "size": len(payload)})
+        started = await http.post(
+            f"{start.url}{PE}/media/upload",
+            headers=auth,
+            json={"filename": f"v{n}.mp4", "content_type": "video/mp4", "size": len(payload)},
+        )
         assert started.status_code == 201, started.text
         data = started.json()["data"]
-        put = await http.put(_on(data["upload_url"], other.url), content=payload,
-                             headers=data["upload_method"]["headers"])
+        put = await http.put(
+            _on(data["upload_url"], other.url), content=payload, headers=data["upload_method"]["headers"]
+        )
         assert put.status_code == 200 and put.headers["etag"] == f'"{hashlib.md5(payload).hexdigest()}"'
         done = await http.post(f"{start.url}{PE}/media/{data['media_id']}/complete", headers=auth)
         assert done.status_code == 200 and done.json()["data"]["size"] == len(payload), done.text
@@ -324,12 +383,15 @@ async def test_two_simultaneous_completes_of_one_upload_on_two_processes_one_win
 
     first, second = pair
     for attempt in range(3):  # both reading before either writes is the race this proves; any order must hold
-        async with httpx.AsyncClient(base_url=first.url, timeout=60) as one, \
-                httpx.AsyncClient(base_url=second.url, timeout=60) as other:
+        async with (
+            httpx.AsyncClient(base_url=first.url, timeout=60) as one,
+            httpx.AsyncClient(base_url=second.url, timeout=60) as other,
+        ):
             source = video(6 * MIB, seed=attempt)
             clip, etags = await upload(one, source, [5 * MIB, 1 * MIB])
-            answers = await asyncio.gather(complete(one, clip, sdk_parts(etags)),
-                                           complete(other, clip, sdk_parts(etags)))
+            answers = await asyncio.gather(
+                complete(one, clip, sdk_parts(etags)), complete(other, clip, sdk_parts(etags))
+            )
             assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
             loser = next(r for r in answers if r.status_code == 409)
             assert loser.json()["success"] is False  # Autoposting's own envelope
@@ -348,8 +410,12 @@ async def test_parts_of_one_upload_sent_in_parallel_to_both_processes_are_all_ke
         urls = await presign(one, clip, [1, 2, 3, 4])
         # parts 1 and 3 to the first process, 2 and 4 to the second, all at once: each adds its part to the one
         # upload record, and none may be lost (the changes are merged, not overwritten)
-        etags = await asyncio.gather(*(put_part(one, urls[n] if n % 2 else _on(urls[n], second.url), chunk)
-                                       for n, chunk in enumerate(split(source, sizes), start=1)))
+        etags = await asyncio.gather(
+            *(
+                put_part(one, urls[n] if n % 2 else _on(urls[n], second.url), chunk)
+                for n, chunk in enumerate(split(source, sizes), start=1)
+            )
+        )
         done = await complete(one, clip, sdk_parts(list(etags)))
         assert done.status_code == 200, done.text
         view = (await get_clip(one, clip["clipId"])).json()["data"]

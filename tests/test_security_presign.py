@@ -39,62 +39,88 @@ class Presigned:
     shape: str  # xml or cloudflare
 
 
-def _put(content: bytes, content_type: str | None = None) -> Callable[[httpx.AsyncClient, str],
-                                                                        Awaitable[httpx.Response]]:
+def _put(
+    content: bytes, content_type: str | None = None
+) -> Callable[[httpx.AsyncClient, str], Awaitable[httpx.Response]]:
     async def send(c: httpx.AsyncClient, url: str) -> httpx.Response:
         headers = {"Content-Type": content_type} if content_type else {}
         return await c.put(url, content=content, headers=headers)
+
     return send
 
 
 async def pe_object(c: httpx.AsyncClient, tenant: int = 0) -> Presigned:
     h = auth("posteverywhere", tenant)
-    step = (await c.post(f"{PE}/media/upload", headers=h, json={
-        "filename": "v.mp4", "content_type": "video/mp4", "size": len(VIDEO)})).json()["data"]
+    step = (
+        await c.post(
+            f"{PE}/media/upload", headers=h, json={"filename": "v.mp4", "content_type": "video/mp4", "size": len(VIDEO)}
+        )
+    ).json()["data"]
 
     async def finish(c: httpx.AsyncClient) -> None:
         assert (await c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)).status_code == 200
+
     return Presigned("pe-object", step["upload_url"], "PUT", _put(VIDEO, "video/mp4"), finish, "xml")
 
 
 async def pe_image(c: httpx.AsyncClient, tenant: int = 0) -> Presigned:
     h = auth("posteverywhere", tenant)
-    step = (await c.post(f"{PE}/media/upload", headers=h, json={
-        "filename": "a.png", "content_type": "image/png", "size": len(IMAGE)})).json()["data"]
+    step = (
+        await c.post(
+            f"{PE}/media/upload", headers=h, json={"filename": "a.png", "content_type": "image/png", "size": len(IMAGE)}
+        )
+    ).json()["data"]
 
     async def send(c: httpx.AsyncClient, url: str) -> httpx.Response:
         return await c.post(url, files={"file": ("a.png", IMAGE, "image/png")})
 
     async def finish(c: httpx.AsyncClient) -> None:
         assert (await c.post(f"{PE}/media/{step['media_id']}/complete", headers=h)).status_code == 200
+
     return Presigned("pe-image", step["upload_url"], "POST", send, finish, "cloudflare")
 
 
 async def ap_part(c: httpx.AsyncClient, tenant: int = 0) -> Presigned:
     h = auth("autoposting", tenant)
-    clip = (await c.post(f"{AP}/clips/upload/init", headers=h, json={
-        "brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": len(VIDEO),
-        "mimeType": "video/mp4"})).json()["data"]
+    clip = (
+        await c.post(
+            f"{AP}/clips/upload/init",
+            headers=h,
+            json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": len(VIDEO), "mimeType": "video/mp4"},
+        )
+    ).json()["data"]
     ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
-    url = (await c.post(f"{AP}/clips/upload/presign", headers=h,
-                        json={**ids, "partNumbers": [1, 2]})).json()["data"]["presignedUrls"][0]["url"]
+    url = (await c.post(f"{AP}/clips/upload/presign", headers=h, json={**ids, "partNumbers": [1, 2]})).json()["data"][
+        "presignedUrls"
+    ][0]["url"]
 
     async def finish(c: httpx.AsyncClient) -> None:
-        done = await c.post(f"{AP}/clips/upload/complete", headers=h,
-                            json={**ids, "parts": [{"partNumber": 1, "eTag": md5(VIDEO)}]})
+        done = await c.post(
+            f"{AP}/clips/upload/complete", headers=h, json={**ids, "parts": [{"partNumber": 1, "eTag": md5(VIDEO)}]}
+        )
         assert done.status_code == 200, done.text
+
     return Presigned("ap-part", url, "PUT", _put(VIDEO), finish, "xml")
 
 
 async def sf_object(c: httpx.AsyncClient, tenant: int = 0) -> Presigned:
     h = auth("segmentflow", tenant)
-    step = (await c.post(f"{SF}/assets/upload-url", headers=h, json={
-        "filename": "a.png", "contentType": "image/png", "size": len(IMAGE)})).json()
+    step = (
+        await c.post(
+            f"{SF}/assets/upload-url",
+            headers=h,
+            json={"filename": "a.png", "contentType": "image/png", "size": len(IMAGE)},
+        )
+    ).json()
 
     async def finish(c: httpx.AsyncClient) -> None:
-        r = await c.post(f"{SF}/assets", headers=h, json={"filename": "a.png", "s3Key": step["key"],
-                                                          "contentType": "image/png", "size": len(IMAGE)})
+        r = await c.post(
+            f"{SF}/assets",
+            headers=h,
+            json={"filename": "a.png", "s3Key": step["key"], "contentType": "image/png", "size": len(IMAGE)},
+        )
         assert r.status_code == 200, r.text
+
     return Presigned("sf-object", step["uploadUrl"], "PUT", _put(IMAGE, "image/png"), finish, "xml")
 
 
@@ -135,8 +161,9 @@ def refused(presigned: Presigned, r: httpx.Response, code: str | None = None, st
 
 TAMPERINGS: dict[str, Callable[[str], str]] = {
     "expires-plus-one": lambda u: with_query(u, X_Emulator_Expires=str(int(signed(u, "X-Emulator-Expires")) + 1)),
-    "expires-ten-years": lambda u: with_query(u, X_Emulator_Expires=str(int(signed(u, "X-Emulator-Expires"))
-                                                                          + 10 * 365 * 86400)),
+    "expires-ten-years": lambda u: with_query(
+        u, X_Emulator_Expires=str(int(signed(u, "X-Emulator-Expires")) + 10 * 365 * 86400)
+    ),
     "max-size-doubled": lambda u: with_query(u, X_Emulator_Max_Size=str(int(signed(u, "X-Emulator-Max-Size")) * 2)),
     "content-type": lambda u: with_query(u, X_Emulator_Content_Type="application/octet-stream"),
     "signature-flipped": lambda u: with_query(u, X_Emulator_Signature=flip(signed(u, "X-Emulator-Signature"))),
@@ -230,8 +257,12 @@ STORAGE_PATHS = {  # a path of each provider's storage that takes an upload
 }
 
 
-ISSUED_BY = {"pe-object": "posteverywhere", "pe-image": "posteverywhere", "ap-part": "autoposting",
-             "sf-object": "segmentflow"}
+ISSUED_BY = {
+    "pe-object": "posteverywhere",
+    "pe-image": "posteverywhere",
+    "ap-part": "autoposting",
+    "sf-object": "segmentflow",
+}
 CROSS = [(kind, target) for kind in ISSUERS for target in STORAGE_PATHS if ISSUED_BY[kind] != target]
 
 
@@ -239,8 +270,11 @@ CROSS = [(kind, target) for kind in ISSUERS for target in STORAGE_PATHS if ISSUE
 async def test_a_url_is_refused_on_another_providers_storage(client, runtime, kind, target):
     presigned = await ISSUERS[kind](client)
     query = urlsplit(presigned.url).query
-    r = await client.put(f"{STORAGE_PATHS[target]}?{query}", content=VIDEO,
-                         headers={"Content-Type": signed(presigned.url, "X-Emulator-Content-Type")})
+    r = await client.put(
+        f"{STORAGE_PATHS[target]}?{query}",
+        content=VIDEO,
+        headers={"Content-Type": signed(presigned.url, "X-Emulator-Content-Type")},
+    )
     assert r.status_code in (403, 404), r.text[:300]
     assert r.text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>')
     assert runtime.blobs.index == {}
@@ -248,8 +282,9 @@ async def test_a_url_is_refused_on_another_providers_storage(client, runtime, ki
 
 def test_the_signature_binds_the_provider_that_issued_it():
     presigner = Presigner(b"k" * 32)
-    query = presigner.query("PUT", "/storage/assets/a", audience="segmentflow", expires=2_000_000_000,
-                            max_size=10, content_type="image/png")
+    query = presigner.query(
+        "PUT", "/storage/assets/a", audience="segmentflow", expires=2_000_000_000, max_size=10, content_type="image/png"
+    )
     params = dict(parse_qsl(query))
     grant = presigner.verify("PUT", "/storage/assets/a", params, 1_900_000_000, audience="segmentflow")
     assert grant.max_size == 10
@@ -269,28 +304,43 @@ async def test_another_key_cannot_complete_presign_register_or_finalize(client):
     assert r.status_code == 404
 
     h0, h1 = auth("autoposting", 0), auth("autoposting", 1)
-    clip = (await client.post(f"{AP}/clips/upload/init", headers=h0, json={
-        "brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 10, "mimeType": "video/mp4"})).json()["data"]
+    clip = (
+        await client.post(
+            f"{AP}/clips/upload/init",
+            headers=h0,
+            json={"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 10, "mimeType": "video/mp4"},
+        )
+    ).json()["data"]
     ids = {"clipId": clip["clipId"], "uploadId": clip["uploadId"], "key": clip["key"]}
-    for path, body in ((f"{AP}/clips/upload/presign", {**ids, "partNumbers": [1]}),
-                       (f"{AP}/clips/upload/complete", {**ids, "parts": [{"partNumber": 1, "eTag": md5(b"x")}]}),
-                       (f"{AP}/clips/upload/abort", ids)):
+    for path, body in (
+        (f"{AP}/clips/upload/presign", {**ids, "partNumbers": [1]}),
+        (f"{AP}/clips/upload/complete", {**ids, "parts": [{"partNumber": 1, "eTag": md5(b"x")}]}),
+        (f"{AP}/clips/upload/abort", ids),
+    ):
         assert (await client.post(path, headers=h1, json=body)).status_code == 404
     assert (await client.get(f"{AP}/clips/{clip['clipId']}", headers=h1)).status_code == 404
 
     sf = await sf_object(client, tenant=0)
     assert (await sf.send(client, sf.url)).status_code == 200
     key = "assets/" + urlsplit(sf.url).path.rsplit("/", 1)[1]
-    r = await client.post(f"{SF}/assets", headers=auth("segmentflow", 1), json={
-        "filename": "a.png", "s3Key": key, "contentType": "image/png", "size": len(IMAGE)})
+    r = await client.post(
+        f"{SF}/assets",
+        headers=auth("segmentflow", 1),
+        json={"filename": "a.png", "s3Key": key, "contentType": "image/png", "size": len(IMAGE)},
+    )
     assert r.status_code == 422 and "no upload URL was issued for this key to your organization" in r.text
 
     x0, x1 = auth("xenonflare", 0), auth("xenonflare", 1)
-    r = await client.post(f"{XF}/chunks", headers=x0, files={"file": ("b", VIDEO, "application/octet-stream")},
-                          data={"chunkIndex": "0", "totalChunks": "1", "fileId": "shared-name"})
+    r = await client.post(
+        f"{XF}/chunks",
+        headers=x0,
+        files={"file": ("b", VIDEO, "application/octet-stream")},
+        data={"chunkIndex": "0", "totalChunks": "1", "fileId": "shared-name"},
+    )
     assert r.status_code == 200
     status = await client.get(f"{XF}/chunks", headers=x1, params={"fileId": "shared-name"})
     assert status.json()["data"]["exists"] is False  # the same client-chosen fileId is another upload per key
-    r = await client.post(f"{XF}/videos", headers=x1, files=[("platforms", (None, '["youtube"]')),
-                                                           ("fileId", (None, "shared-name"))])
+    r = await client.post(
+        f"{XF}/videos", headers=x1, files=[("platforms", (None, '["youtube"]')), ("fileId", (None, "shared-name"))]
+    )
     assert r.status_code == 404

@@ -49,10 +49,18 @@ BOTH_STORES = True  # every test here runs on the memory store and on Redis (con
 
 pytestmark = pytest.mark.anyio
 PROVIDERS = ["posteverywhere", "autoposting", "segmentflow", "xenonflare"]
-MALFORMED = {"posteverywhere": "pe_live_NOT-HEX-secret-0001", "autoposting": "sk-social-!!secret!!",
-             "segmentflow": "sk_live_short", "xenonflare": "xf_bad key secret"}
-REVOKED = {"posteverywhere": "pe_live_00000000000000000000000000000401", "autoposting": "sk-social-test-revoked-401",
-           "segmentflow": "sk_live_00000000000000000000000000000401", "xenonflare": "xf_test_revoked_00000401"}
+MALFORMED = {
+    "posteverywhere": "pe_live_NOT-HEX-secret-0001",
+    "autoposting": "sk-social-!!secret!!",
+    "segmentflow": "sk_live_short",
+    "xenonflare": "xf_bad key secret",
+}
+REVOKED = {
+    "posteverywhere": "pe_live_00000000000000000000000000000401",
+    "autoposting": "sk-social-test-revoked-401",
+    "segmentflow": "sk_live_00000000000000000000000000000401",
+    "xenonflare": "xf_test_revoked_00000401",
+}
 
 
 class Captured(logging.Handler):
@@ -98,8 +106,7 @@ def debug_server() -> Iterator[tuple[str, object, Captured]]:
 
 def _all_views() -> list[str]:
     """Every control-plane view that lists what the emulator holds."""
-    return ["/_emulator/journal", "/_emulator/keys", "/_emulator/faults",
-            *[f"/_emulator/state/{p}" for p in PROVIDERS]]
+    return ["/_emulator/journal", "/_emulator/keys", "/_emulator/faults", *[f"/_emulator/state/{p}" for p in PROVIDERS]]
 
 
 async def test_api_keys_never_appear_in_logs_journal_views_or_errors(debug_server):
@@ -113,18 +120,34 @@ async def test_api_keys_never_appear_in_logs_journal_views_or_errors(debug_serve
             assert r.status_code == 201
             created[p] = r.json()["key"]
             secrets.add(created[p])
-        await c.post("/_emulator/faults", json={"provider": "posteverywhere", "key": key("posteverywhere", 1),
-                                                 "action": "status", "status": 500, "times": 1})
+        await c.post(
+            "/_emulator/faults",
+            json={
+                "provider": "posteverywhere",
+                "key": key("posteverywhere", 1),
+                "action": "status",
+                "status": 500,
+                "times": 1,
+            },
+        )
         await pe_video(c, 0, payload("mp4", 5_000, 1))
         await ap_asset(c, 0, payload("png", 5_000, 2))
         await sf_asset(c, 0, payload("png", 5_000, 3))
         await xf_image(c, 0, payload("jpg", 5_000, 4))
-        requests = {"posteverywhere": ("POST", f"{PE}/media/upload", {"filename": "a.png",
-                                                                       "content_type": "image/png", "size": 5}),
-                    "autoposting": ("POST", f"{AP}/clips/upload/init", {"brandId": "b", "title": "t",
-                                    "fileName": "a.mp4", "fileSize": 5, "mimeType": "video/mp4"}),
-                    "segmentflow": ("GET", f"{SF}/assets", None),
-                    "xenonflare": ("GET", f"{XF}/chunks?fileId=f", None)}
+        requests = {
+            "posteverywhere": (
+                "POST",
+                f"{PE}/media/upload",
+                {"filename": "a.png", "content_type": "image/png", "size": 5},
+            ),
+            "autoposting": (
+                "POST",
+                f"{AP}/clips/upload/init",
+                {"brandId": "b", "title": "t", "fileName": "a.mp4", "fileSize": 5, "mimeType": "video/mp4"},
+            ),
+            "segmentflow": ("GET", f"{SF}/assets", None),
+            "xenonflare": ("GET", f"{XF}/chunks?fileId=f", None),
+        }
         for p, (method, path, body) in requests.items():
             name = next(iter(auth(p, 0)))
             for secret in (key(p, 1), MALFORMED[p], REVOKED[p], created[p], "Bearer " + key(p, 0)):
@@ -132,8 +155,9 @@ async def test_api_keys_never_appear_in_logs_journal_views_or_errors(debug_serve
                 r = await c.request(method, path, headers={name: value}, json=body)
                 bodies.append(r.text)
             # keys where they do not belong: in the query string and in a body field
-            r = await c.request(method, path, params={"api_key": key(p, 0), "x-api-key": key(p, 0)},
-                                headers=auth(p, 0), json=body)
+            r = await c.request(
+                method, path, params={"api_key": key(p, 0), "x-api-key": key(p, 0)}, headers=auth(p, 0), json=body
+            )
             bodies.append(r.text)
             r = await c.post(path, headers=auth(p, 0), json={"apiKey": key(p, 0)})
             bodies.append(r.text)
@@ -159,18 +183,27 @@ async def test_api_keys_never_appear_in_logs_journal_views_or_errors(debug_serve
 def _control_requests() -> list[tuple[str, str]]:
     out = []
     for op_id, method, path, _ in CONTROL.specs.operations():
-        concrete = path.replace("{key_id}", "key_0123456789abcdef").replace("{fault_id}", "fault_1") \
-                       .replace("{provider}", "posteverywhere")
+        concrete = (
+            path.replace("{key_id}", "key_0123456789abcdef")
+            .replace("{fault_id}", "fault_1")
+            .replace("{provider}", "posteverywhere")
+        )
         out.append((method, f"/_emulator{concrete}"))
     # paths that merely end like the open health check are not it
-    out += [("DELETE", "/_emulator/faults/health"), ("DELETE", "/_emulator/keys/health"),
-            ("GET", "/_emulator/state/health"), ("GET", "/_emulator//health"), ("GET", "/_emulator/health/")]
+    out += [
+        ("DELETE", "/_emulator/faults/health"),
+        ("DELETE", "/_emulator/keys/health"),
+        ("GET", "/_emulator/state/health"),
+        ("GET", "/_emulator//health"),
+        ("GET", "/_emulator/health/"),
+    ]
     return out
 
 
 def _client(app: object, host: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)),
-                             base_url="http://emulator.example:8080")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(host, 40000)), base_url="http://emulator.example:8080"
+    )
 
 
 @pytest.mark.parametrize("host", ["203.0.113.7", "10.0.0.5", "2001:db8::1", "192.168.1.20", "fe80::1"])
@@ -205,10 +238,14 @@ async def test_with_an_admin_token_other_hosts_need_exactly_that_token():
     app = create_app(Settings(strict=True, admin_token="s3cret-admin-token"))
     try:
         async with _client(app, "203.0.113.7") as c:
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-admin-token"},
-                            {"Authorization": "Basic s3cret-admin-token"},
-                            {"Authorization": "Bearer s3cret-admin-token-and-more"},
-                            {"X-Admin-Token": "s3cret-admin-token"}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": "s3cret-admin-token"},
+                {"Authorization": "Basic s3cret-admin-token"},
+                {"Authorization": "Bearer s3cret-admin-token-and-more"},
+                {"X-Admin-Token": "s3cret-admin-token"},
+            ):
                 r = await c.get("/_emulator/journal", headers=headers)
                 assert r.status_code == 403, headers
                 assert "s3cret-admin-token" not in r.text
@@ -222,8 +259,11 @@ async def test_with_an_admin_token_other_hosts_need_exactly_that_token():
 
 async def test_the_provider_apis_stay_open_to_other_hosts(client, app):
     async with _client(app, "203.0.113.7") as c:
-        r = await c.post(f"{PE}/media/upload", headers=auth("posteverywhere", 0),
-                         json={"filename": "a.png", "content_type": "image/png", "size": 5})
+        r = await c.post(
+            f"{PE}/media/upload",
+            headers=auth("posteverywhere", 0),
+            json={"filename": "a.png", "content_type": "image/png", "size": 5},
+        )
         assert r.status_code == 201  # only the control plane is guarded: the emulated APIs serve everyone
 
 
@@ -237,9 +277,25 @@ async def test_serve_at_trace_level_logs_no_signature_and_no_query_secret(tmp_pa
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "emulator", "serve", "--port", str(port), "--seed", "43",
-                                 "--log-level", "trace", "--rate-limit", "posteverywhere.minute=1000"],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emulator",
+                "serve",
+                "--port",
+                str(port),
+                "--seed",
+                "43",
+                "--log-level",
+                "trace",
+                "--rate-limit",
+                "posteverywhere.minute=1000",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
     signatures: list[str] = []
 
     async def note_signature(request: httpx.Request) -> None:
@@ -248,8 +304,9 @@ async def test_serve_at_trace_level_logs_no_signature_and_no_query_secret(tmp_pa
             signatures.append(signature)
 
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                     event_hooks={"request": [note_signature]}) as c:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, event_hooks={"request": [note_signature]}
+        ) as c:
             deadline = time.monotonic() + 30
             while True:
                 try:
@@ -265,8 +322,12 @@ async def test_serve_at_trace_level_logs_no_signature_and_no_query_secret(tmp_pa
             await sf_asset(c, 0, payload("png", 5_000, 4))
             # secrets in query strings, with a key in its header too
             secrets = {key(p, 0) for p in PROVIDERS} | set(signatures)
-            for p, path in (("posteverywhere", f"{PE}/media"), ("segmentflow", f"{SF}/assets"),
-                            ("xenonflare", f"{XF}/chunks?fileId=f"), ("autoposting", f"{AP}/clips")):
+            for p, path in (
+                ("posteverywhere", f"{PE}/media"),
+                ("segmentflow", f"{SF}/assets"),
+                ("xenonflare", f"{XF}/chunks?fileId=f"),
+                ("autoposting", f"{AP}/clips"),
+            ):
                 query = {}
                 for i, name in enumerate(QUERY_SECRETS):
                     query[name] = f"q{i}-{p}-secret-value"

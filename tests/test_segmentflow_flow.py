@@ -31,27 +31,58 @@ OTHER = {"x-api-key": OTHER_KEY}
 READONLY = {"x-api-key": READONLY_KEY}
 WEBSITE = "3c90c3cc-0d44-4b50-8888-8dd25736052a"  # the published example
 CREATED = "2026-09-21T14:13:20.000Z"  # the frozen clock of conftest
-DOCUMENTED_FIELDS = {"id", "organizationId", "assetType", "filename", "s3Key", "contentType", "size", "url",
-                     "createdAt", "updatedAt", "description", "altText", "tags", "width", "height", "websiteId",
-                     "website"}
+DOCUMENTED_FIELDS = {
+    "id",
+    "organizationId",
+    "assetType",
+    "filename",
+    "s3Key",
+    "contentType",
+    "size",
+    "url",
+    "createdAt",
+    "updatedAt",
+    "description",
+    "altText",
+    "tags",
+    "width",
+    "height",
+    "websiteId",
+    "website",
+}
 CSV = b"email,first_name\nada@example.com,Ada\n"
 XLS = bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 504  # an OLE2 (Excel 97-2003) header
 
 
 def png(width: int, height: int) -> bytes:
     """A real PNG of the given size (RGB, black), built by hand so the test knows its true dimensions."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     rows = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
-async def upload_url(client, content_type: str = "image/png", size: int = 10, filename: str = "photo.png",
-                     headers=AUTH, base: str = SF, **extra) -> dict:
-    r = await client.post(f"{base}/assets/upload-url", headers=headers,
-                          json={"filename": filename, "contentType": content_type, "size": size, **extra})
+async def upload_url(
+    client,
+    content_type: str = "image/png",
+    size: int = 10,
+    filename: str = "photo.png",
+    headers=AUTH,
+    base: str = SF,
+    **extra,
+) -> dict:
+    r = await client.post(
+        f"{base}/assets/upload-url",
+        headers=headers,
+        json={"filename": filename, "contentType": content_type, "size": size, **extra},
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -60,8 +91,15 @@ async def put(client, url: str, payload: bytes, content_type: str, **headers: st
     return await client.put(url, content=payload, headers={"Content-Type": content_type, **headers})
 
 
-async def uploaded(client, payload: bytes, content_type: str = "image/png", filename: str = "photo.png",
-                   headers=AUTH, base: str = SF, **extra) -> dict:
+async def uploaded(
+    client,
+    payload: bytes,
+    content_type: str = "image/png",
+    filename: str = "photo.png",
+    headers=AUTH,
+    base: str = SF,
+    **extra,
+) -> dict:
     """Steps 1 and 2: an upload URL for ``payload``, and the bytes PUT to it."""
     data = await upload_url(client, content_type, len(payload), filename, headers, base, **extra)
     r = await put(client, data["uploadUrl"], payload, content_type)
@@ -69,15 +107,32 @@ async def uploaded(client, payload: bytes, content_type: str = "image/png", file
     return data
 
 
-async def register(client, key: str, payload: bytes, content_type: str = "image/png", filename: str = "photo.png",
-                   headers=AUTH, base: str = SF, **extra) -> httpx.Response:
+async def register(
+    client,
+    key: str,
+    payload: bytes,
+    content_type: str = "image/png",
+    filename: str = "photo.png",
+    headers=AUTH,
+    base: str = SF,
+    **extra,
+) -> httpx.Response:
     """Step 3: POST /api/v1/assets with s3Key = the upload's key."""
-    return await client.post(f"{base}/assets", headers=headers, json={
-        "filename": filename, "s3Key": key, "contentType": content_type, "size": len(payload), **extra})
+    return await client.post(
+        f"{base}/assets",
+        headers=headers,
+        json={"filename": filename, "s3Key": key, "contentType": content_type, "size": len(payload), **extra},
+    )
 
 
-async def stored_asset(client, payload: bytes | None = None, content_type: str = "image/png",
-                       filename: str = "photo.png", headers=AUTH, **extra) -> dict:
+async def stored_asset(
+    client,
+    payload: bytes | None = None,
+    content_type: str = "image/png",
+    filename: str = "photo.png",
+    headers=AUTH,
+    **extra,
+) -> dict:
     """All three steps; the asset."""
     payload = png(40, 30) if payload is None else payload
     data = await uploaded(client, payload, content_type, filename, headers)
@@ -91,8 +146,9 @@ async def stored_asset(client, payload: bytes | None = None, content_type: str =
 
 async def test_png_flow_returns_its_true_size_and_every_documented_field(client, clock):
     image = png(317, 89)
-    step1 = await upload_url(client, "image/png", len(image), "Hero Banner.png", assetType="content-image",
-                             websiteId=WEBSITE)
+    step1 = await upload_url(
+        client, "image/png", len(image), "Hero Banner.png", assetType="content-image", websiteId=WEBSITE
+    )
     assert set(step1) == {"success", "uploadUrl", "key", "expiresIn"}
     assert step1["success"] is True and step1["expiresIn"] == 900
     assert step1["key"].startswith("assets/") and step1["key"].endswith("-Hero_Banner.png")
@@ -102,9 +158,19 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
     assert step2.status_code == 200 and step2.content == b""
     assert step2.headers["etag"] == f'"{hashlib.md5(image).hexdigest()}"'
 
-    step3 = await client.post(f"{SF}/assets", headers=AUTH, json={
-        "filename": "Hero Banner.png", "s3Key": step1["key"], "contentType": "image/png", "size": len(image),
-        "assetType": "content-image", "imageType": "hero", "websiteId": WEBSITE})
+    step3 = await client.post(
+        f"{SF}/assets",
+        headers=AUTH,
+        json={
+            "filename": "Hero Banner.png",
+            "s3Key": step1["key"],
+            "contentType": "image/png",
+            "size": len(image),
+            "assetType": "content-image",
+            "imageType": "hero",
+            "websiteId": WEBSITE,
+        },
+    )
     assert step3.status_code == 200
     body = step3.json()
     assert set(body) == {"success", "asset"} and body["success"] is True
@@ -132,28 +198,39 @@ async def test_png_flow_returns_its_true_size_and_every_documented_field(client,
     assert served.headers["etag"] == step2.headers["etag"]
 
     clock.advance(5)
-    patched = await client.patch(f"{SF}/assets/{asset['id']}", headers=AUTH,
-                                 json={"description": "Spring sale hero", "altText": "A black rectangle",
-                                       "tags": ["spring", "sale"], "imageType": "header"})
+    patched = await client.patch(
+        f"{SF}/assets/{asset['id']}",
+        headers=AUTH,
+        json={
+            "description": "Spring sale hero",
+            "altText": "A black rectangle",
+            "tags": ["spring", "sale"],
+            "imageType": "header",
+        },
+    )
     assert patched.status_code == 200
     full = patched.json()["asset"]
     assert set(full) == DOCUMENTED_FIELDS
     assert full["description"] == "Spring sale hero" and full["altText"] == "A black rectangle"
     assert full["tags"] == ["spring", "sale"]
     assert full["updatedAt"] == "2026-09-21T14:13:25.000Z" and full["createdAt"] == CREATED
-    assert {k: v for k, v in full.items() if k not in ("description", "altText", "tags", "updatedAt")} == \
-        {k: v for k, v in asset.items() if k not in ("description", "altText", "tags", "updatedAt")}
+    assert {k: v for k, v in full.items() if k not in ("description", "altText", "tags", "updatedAt")} == {
+        k: v for k, v in asset.items() if k not in ("description", "altText", "tags", "updatedAt")
+    }
     got = await client.get(f"{SF}/assets/{asset['id']}", headers=AUTH)
     assert got.status_code == 200 and got.json() == {"success": True, "asset": full}
 
 
-@pytest.mark.parametrize("content_type, payload, filename, dimensions", [
-    ("image/jpeg", sample("jpg"), "photo.jpg", (64, 48)),
-    ("image/png", sample("png"), "photo.png", (64, 48)),
-    ("text/csv", CSV, "leads.csv", None),
-    ("application/vnd.ms-excel", XLS, "leads.xls", None),
-    ("application/pdf", PDF, "guide.pdf", None),
-])
+@pytest.mark.parametrize(
+    "content_type, payload, filename, dimensions",
+    [
+        ("image/jpeg", sample("jpg"), "photo.jpg", (64, 48)),
+        ("image/png", sample("png"), "photo.png", (64, 48)),
+        ("text/csv", CSV, "leads.csv", None),
+        ("application/vnd.ms-excel", XLS, "leads.xls", None),
+        ("application/pdf", PDF, "guide.pdf", None),
+    ],
+)
 async def test_every_documented_content_type_round_trips(client, content_type, payload, filename, dimensions):
     asset = await stored_asset(client, payload, content_type, filename)
     assert asset["contentType"] == content_type and asset["size"] == len(payload)
@@ -212,8 +289,11 @@ async def test_content_type_parameters_and_case_are_ignored_when_registering(cli
 async def test_size_as_a_whole_float_is_accepted(client):
     image = png(5, 6)
     data = await uploaded(client, image)
-    r = await client.post(f"{SF}/assets", headers=AUTH, json={
-        "filename": "a.png", "s3Key": data["key"], "contentType": "image/png", "size": float(len(image))})
+    r = await client.post(
+        f"{SF}/assets",
+        headers=AUTH,
+        json={"filename": "a.png", "s3Key": data["key"], "contentType": "image/png", "size": float(len(image))},
+    )
     assert r.status_code == 200 and r.json()["asset"]["size"] == len(image)
 
 
@@ -244,8 +324,11 @@ async def test_registering_one_key_twice_is_409_naming_the_asset(client):
     assert again.json() == {
         "error": "conflict",
         "message": f"s3Key: this key is already registered as asset {asset_id}.",
-        "details": {"assetId": asset_id, "field": "s3Key",
-                    "errors": [{"field": "s3Key", "message": f"is already registered as asset {asset_id}"}]},
+        "details": {
+            "assetId": asset_id,
+            "field": "s3Key",
+            "errors": [{"field": "s3Key", "message": f"is already registered as asset {asset_id}"}],
+        },
     }
     listed = (await client.get(f"{SF}/assets", headers=AUTH)).json()["assets"]
     assert [a["id"] for a in listed] == [asset_id]
@@ -264,13 +347,19 @@ async def test_a_key_never_uploaded_is_422(client):
     data = await upload_url(client, size=10)
     r = await register(client, data["key"], b"0" * 10)
     assert r.status_code == 422
-    assert r.json() == {"error": "validation_failed",
-                        "message": "s3Key: nothing has been uploaded under this key yet; PUT the bytes to uploadUrl "
-                                   "first",
-                        "details": {"field": "s3Key", "errors": [{
-                            "field": "s3Key",
-                            "message": "nothing has been uploaded under this key yet; PUT the bytes to uploadUrl "
-                                       "first"}]}}
+    assert r.json() == {
+        "error": "validation_failed",
+        "message": "s3Key: nothing has been uploaded under this key yet; PUT the bytes to uploadUrl first",
+        "details": {
+            "field": "s3Key",
+            "errors": [
+                {
+                    "field": "s3Key",
+                    "message": "nothing has been uploaded under this key yet; PUT the bytes to uploadUrl first",
+                }
+            ],
+        },
+    }
 
 
 async def test_a_key_never_issued_and_another_organizations_key_read_the_same(client):
@@ -281,8 +370,10 @@ async def test_a_key_never_issued_and_another_organizations_key_read_the_same(cl
     not_ours = await register(client, "uploads/photo.png", image)
     assert foreign.status_code == invented.status_code == not_ours.status_code == 422
     assert foreign.json() == invented.json() == not_ours.json()
-    assert foreign.json()["message"] == ("s3Key: no upload URL was issued for this key to your organization; "
-                                         "request one with POST /api/v1/assets/upload-url")
+    assert foreign.json()["message"] == (
+        "s3Key: no upload URL was issued for this key to your organization; "
+        "request one with POST /api/v1/assets/upload-url"
+    )
     assert (await register(client, theirs["key"], image, headers=OTHER)).status_code == 200  # theirs is intact
 
 
@@ -291,8 +382,10 @@ async def test_an_expired_url_never_used_is_422_saying_so(client, clock):
     clock.advance(901)
     r = await register(client, data["key"], b"0" * 10)
     assert r.status_code == 422
-    assert r.json()["message"] == ("s3Key: nothing was uploaded under this key and its uploadUrl expired at "
-                                   "2026-09-21T14:28:20.000Z; request a new upload URL")
+    assert r.json()["message"] == (
+        "s3Key: nothing was uploaded under this key and its uploadUrl expired at "
+        "2026-09-21T14:28:20.000Z; request a new upload URL"
+    )
 
 
 async def test_an_object_uploaded_in_time_registers_after_the_url_expired(client, clock):
@@ -328,14 +421,14 @@ async def test_bytes_that_are_not_the_declared_image_are_422(client):
     data = await uploaded(client, image, "image/jpeg", "photo.jpg")  # PNG bytes PUT as image/jpeg
     r = await register(client, data["key"], image, "image/jpeg", "photo.jpg")
     assert r.status_code == 422
-    assert r.json()["message"] == ("contentType: the object under s3Key is not image/jpeg (its bytes are "
-                                   "image/png)")
+    assert r.json()["message"] == ("contentType: the object under s3Key is not image/jpeg (its bytes are image/png)")
     junk = b"definitely not a picture"
     data = await uploaded(client, junk)
     r = await register(client, data["key"], junk)
     assert r.status_code == 422
-    assert r.json()["message"] == ("contentType: the object under s3Key is not image/png (its bytes are of no "
-                                   "recognised format)")
+    assert r.json()["message"] == (
+        "contentType: the object under s3Key is not image/png (its bytes are of no recognised format)"
+    )
     data = await uploaded(client, CSV, "application/pdf", "x.pdf")
     assert (await register(client, data["key"], CSV, "application/pdf", "x.pdf")).status_code == 422
 
@@ -380,8 +473,13 @@ async def test_list_limit_is_1_to_100(client):
     await stored_asset(client)
     assert (await client.get(f"{SF}/assets", headers=AUTH, params={"limit": 100})).status_code == 200
     assert len((await client.get(f"{SF}/assets", headers=AUTH, params={"limit": 1})).json()["assets"]) == 1
-    for params, name in (({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"limit": "ten"}, "limit"),
-                         ({"offset": -1}, "offset"), ({"offset": "1.5"}, "offset")):
+    for params, name in (
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"offset": "1.5"}, "offset"),
+    ):
         r = await client.get(f"{SF}/assets", headers=AUTH, params=params)
         assert r.status_code == 400, params
         assert r.json()["error"] == "validation_failed" and name in r.json()["message"]
@@ -394,10 +492,17 @@ async def test_patch_limits_are_exact(client):
     r = await client.patch(url, headers=AUTH, json=accepted)
     assert r.status_code == 200
     assert r.json()["asset"]["description"] == "d" * 500 and len(r.json()["asset"]["tags"]) == 20
-    for body, name in (({"description": "d" * 501}, "description"), ({"altText": "a" * 201}, "altText"),
-                       ({"tags": ["t"] * 21}, "tags"), ({"tags": ["ok", "t" * 51]}, "tags.1"),
-                       ({"tags": "spring"}, "tags"), ({"tags": [1]}, "tags.0"), ({"tags": None}, "tags"),
-                       ({"imageType": "banner"}, "imageType"), ({"description": 5}, "description")):
+    for body, name in (
+        ({"description": "d" * 501}, "description"),
+        ({"altText": "a" * 201}, "altText"),
+        ({"tags": ["t"] * 21}, "tags"),
+        ({"tags": ["ok", "t" * 51]}, "tags.1"),
+        ({"tags": "spring"}, "tags"),
+        ({"tags": [1]}, "tags.0"),
+        ({"tags": None}, "tags"),
+        ({"imageType": "banner"}, "imageType"),
+        ({"description": 5}, "description"),
+    ):
         bad = await client.patch(url, headers=AUTH, json=body)
         assert bad.status_code == 400, body
         assert bad.json()["error"] == "validation_failed" and bad.json()["details"]["field"] == name, bad.json()
@@ -407,16 +512,14 @@ async def test_patch_limits_are_exact(client):
 
 async def test_patch_counts_characters_not_bytes(client):
     asset = await stored_asset(client)
-    r = await client.patch(f"{SF}/assets/{asset['id']}", headers=AUTH,
-                           json={"altText": "é" * 200, "tags": ["日" * 50]})
+    r = await client.patch(f"{SF}/assets/{asset['id']}", headers=AUTH, json={"altText": "é" * 200, "tags": ["日" * 50]})
     assert r.status_code == 200 and r.json()["asset"]["altText"] == "é" * 200
 
 
 async def test_patch_null_clears_and_absent_fields_stay(client, clock):
     asset = await stored_asset(client)
     url = f"{SF}/assets/{asset['id']}"
-    await client.patch(url, headers=AUTH, json={"description": "x", "altText": "y", "tags": ["z"],
-                                                "imageType": "logo"})
+    await client.patch(url, headers=AUTH, json={"description": "x", "altText": "y", "tags": ["z"], "imageType": "logo"})
     r = await client.patch(url, headers=AUTH, json={"description": None, "imageType": None})
     assert r.status_code == 200
     out = r.json()["asset"]
@@ -464,8 +567,10 @@ async def test_another_organization_cannot_see_patch_or_delete_an_asset(client):
         absent = await client.request(method, missing, headers=OTHER, json=body)
         assert foreign.status_code == absent.status_code == 404
         assert foreign.json() == {"error": "not_found", "message": f"Asset {asset['id']} not found."}
-        assert absent.json() == {"error": "not_found",
-                                 "message": "Asset 00000000-0000-4000-8000-000000000000 not found."}
+        assert absent.json() == {
+            "error": "not_found",
+            "message": "Asset 00000000-0000-4000-8000-000000000000 not found.",
+        }
     await client.delete(url, headers=AUTH)
     after = await client.get(url, headers=OTHER)  # a deletion is news only to its owner
     assert after.json()["message"] == f"Asset {asset['id']} not found."
@@ -507,25 +612,38 @@ async def test_public_url_is_used_for_upload_and_asset_urls(client, settings):
 
 async def test_openapi_json_lists_the_emulator_then_the_documented_server(client):
     served = (await client.get("/segmentflow/openapi.json")).json()
-    assert served["servers"] == [{"url": "http://127.0.0.1:8080/segmentflow", "description": "upload-emulator"},
-                                 {"url": "http://localhost:3001"}]
-    assert {"/api/v1/assets", "/api/v1/assets/upload-url", "/api/v1/assets/{id}",
-            "/api/v1/public/assets/{id}/finalize", "/storage/assets/{objectId}"} == set(served["paths"])
+    assert served["servers"] == [
+        {"url": "http://127.0.0.1:8080/segmentflow", "description": "upload-emulator"},
+        {"url": "http://localhost:3001"},
+    ]
+    assert {
+        "/api/v1/assets",
+        "/api/v1/assets/upload-url",
+        "/api/v1/assets/{id}",
+        "/api/v1/public/assets/{id}/finalize",
+        "/storage/assets/{objectId}",
+    } == set(served["paths"])
 
 
 @pytest.mark.live
 def test_live_uvicorn_upload_put_register_fetch(live_server):
     image = png(123, 45)
     with httpx.Client(base_url=live_server.url, timeout=10) as c:
-        r = c.post(f"{SF}/assets/upload-url", headers=AUTH,
-                   json={"filename": "live.png", "contentType": "image/png", "size": len(image)})
+        r = c.post(
+            f"{SF}/assets/upload-url",
+            headers=AUTH,
+            json={"filename": "live.png", "contentType": "image/png", "size": len(image)},
+        )
         assert r.status_code == 200 and r.headers["x-ratelimit-limit"] == "1000"
         step1 = r.json()
         assert step1["uploadUrl"].startswith(f"{live_server.url}/segmentflow/storage/assets/")
         stored = c.put(step1["uploadUrl"], content=image, headers={"Content-Type": "image/png"})
         assert stored.status_code == 200 and stored.headers["etag"] == f'"{hashlib.md5(image).hexdigest()}"'
-        asset = c.post(f"{SF}/assets", headers=AUTH, json={
-            "filename": "live.png", "s3Key": step1["key"], "contentType": "image/png", "size": len(image)})
+        asset = c.post(
+            f"{SF}/assets",
+            headers=AUTH,
+            json={"filename": "live.png", "s3Key": step1["key"], "contentType": "image/png", "size": len(image)},
+        )
         assert asset.status_code == 200
         out = asset.json()["asset"]
         assert (out["width"], out["height"]) == (123, 45)
@@ -541,31 +659,43 @@ def test_live_uvicorn_upload_put_register_fetch(live_server):
 
 def finalize_url(data: dict) -> str:
     """finalize's {id}: the uuid the upload's key starts with (assets/<id>-<filename>)."""
-    return f"{SF}/public/assets/{data['key'][len('assets/'):][:36]}/finalize"
+    return f"{SF}/public/assets/{data['key'][len('assets/') :][:36]}/finalize"
 
 
 async def test_finalize_turns_an_upload_into_an_asset_with_its_own_response_shape(client, clock):
     image = png(317, 89)
     data = await uploaded(client, image, filename="Hero Banner.png", assetType="lead-magnet", websiteId=WEBSITE)
     clock.advance(3)
-    r = await client.post(finalize_url(data), headers=AUTH,
-                          json={"description": "Spring sale hero", "altText": "A black rectangle", "imageType": "hero"})
+    r = await client.post(
+        finalize_url(data),
+        headers=AUTH,
+        json={"description": "Spring sale hero", "altText": "A black rectangle", "imageType": "hero"},
+    )
     assert r.status_code == 200, r.text
     assert set(r.json()) == {"asset"}  # no success field, unlike /api/v1/assets
     asset = r.json()["asset"]
-    row_id = data["key"][len("assets/"):][:36]
+    row_id = data["key"][len("assets/") :][:36]
     assert asset == {
-        "id": row_id, "organizationId": asset["organizationId"], "filename": "Hero Banner.png",
-        "contentType": "image/png", "size": len(image),
-        "url": f"http://127.0.0.1:8080/segmentflow/storage/{data['key']}", "width": 317, "height": 89,
-        "createdAt": "2026-09-21T14:13:23.000Z"}
+        "id": row_id,
+        "organizationId": asset["organizationId"],
+        "filename": "Hero Banner.png",
+        "contentType": "image/png",
+        "size": len(image),
+        "url": f"http://127.0.0.1:8080/segmentflow/storage/{data['key']}",
+        "width": 317,
+        "height": 89,
+        "createdAt": "2026-09-21T14:13:23.000Z",
+    }
     assert uuid.UUID(asset["organizationId"]).version == 5
     assert r.headers["x-ratelimit-remaining"] == "998" and r.headers["x-ratelimit-reset"] == "57"  # PUTs not counted
     # the asset row is an asset like any other: full shape through GET, in the list, and its bytes served
     full = (await client.get(f"{SF}/assets/{row_id}", headers=AUTH)).json()["asset"]
     assert set(full) == DOCUMENTED_FIELDS
-    assert (full["description"], full["altText"], full["assetType"]) == ("Spring sale hero", "A black rectangle",
-                                                                        "lead-magnet")
+    assert (full["description"], full["altText"], full["assetType"]) == (
+        "Spring sale hero",
+        "A black rectangle",
+        "lead-magnet",
+    )
     assert full["websiteId"] == WEBSITE and full["s3Key"] == data["key"]
     assert [a["id"] for a in (await client.get(f"{SF}/assets", headers=AUTH)).json()["assets"]] == [row_id]
     assert (await client.get(asset["url"])).content == image
@@ -631,4 +761,4 @@ async def test_the_state_view_shows_the_finalize_index_as_records(client):
     data = await uploaded(client, png(2, 2))
     assert (await client.post(finalize_url(data), headers=AUTH, json={})).status_code == 200
     tables = (await client.get("/_emulator/state/segmentflow")).json()["tables"]  # strict: every row an object
-    assert tables["upload-ids"] == [{"object_id": data["key"][len("assets/"):]}]
+    assert tables["upload-ids"] == [{"object_id": data["key"][len("assets/") :]}]

@@ -30,8 +30,9 @@ schema = schemathesis.pytest.from_fixture("segmentflow_schema")
 
 
 @schema.parametrize()
-@hypothesis.settings(max_examples=40, deadline=None, derandomize=True,
-                     suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(hypothesis.HealthCheck)
+)
 def test_generated_requests_never_break_the_contract(case):
     case.headers = {**(case.headers or {}), "x-api-key": KEY}
     response = case.call()

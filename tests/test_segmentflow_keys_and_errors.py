@@ -31,16 +31,19 @@ SHAPE = "sk_live_ followed by 16 to 128 letters, digits or underscores"
 ONE = f"{SF}/assets/00000000-0000-4000-8000-000000000000"
 
 
-@pytest.mark.parametrize("headers, reason", [
-    ({}, "missing"),
-    ({"x-api-key": ""}, "missing"),
-    ({"Authorization": f"Bearer {KEY}"}, "missing"),  # the documented header is x-api-key, not a bearer token
-    ({"x-api-key": "sk_test_" + "0" * 32}, "malformed"),
-    ({"x-api-key": "sk_live_" + "0" * 15}, "malformed"),
-    ({"x-api-key": "sk_live_" + "0" * 129}, "malformed"),
-    ({"x-api-key": "sk_live_" + "0" * 31 + "-"}, "malformed"),
-    ({"x-api-key": "pk_live_" + "0" * 32}, "malformed"),
-])
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({}, "missing"),
+        ({"x-api-key": ""}, "missing"),
+        ({"Authorization": f"Bearer {KEY}"}, "missing"),  # the documented header is x-api-key, not a bearer token
+        ({"x-api-key": "sk_test_" + "0" * 32}, "malformed"),
+        ({"x-api-key": "sk_live_" + "0" * 15}, "malformed"),
+        ({"x-api-key": "sk_live_" + "0" * 129}, "malformed"),
+        ({"x-api-key": "sk_live_" + "0" * 31 + "-"}, "malformed"),
+        ({"x-api-key": "pk_live_" + "0" * 32}, "malformed"),
+    ],
+)
 async def test_missing_or_malformed_keys_are_401(client, headers, reason):
     r = await client.post(UPLOAD_URL, headers=headers, json=BODY)
     assert r.status_code == 401
@@ -61,8 +64,9 @@ async def test_keys_of_the_documented_shape_are_accepted(client, key):
     assert r.status_code == 200 and r.json() == {"success": True, "assets": []}
 
 
-@pytest.mark.parametrize("method, path", [("GET", f"{SF}/assets"), ("POST", f"{SF}/assets"), ("GET", ONE),
-                                          ("PATCH", ONE), ("DELETE", ONE)])
+@pytest.mark.parametrize(
+    "method, path", [("GET", f"{SF}/assets"), ("POST", f"{SF}/assets"), ("GET", ONE), ("PATCH", ONE), ("DELETE", ONE)]
+)
 async def test_every_api_operation_needs_a_key(client, method, path):
     r = await client.request(method, path, json={} if method in ("POST", "PATCH") else None)
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
@@ -73,9 +77,11 @@ async def test_the_key_never_appears_in_a_response(client):
         r = await client.post(UPLOAD_URL, headers={"x-api-key": bad.encode()}, json=BODY)
         assert r.status_code == 401 and bad not in r.text and "Z" * 15 not in r.text
     asset = await stored_asset(client)
-    for r in (await client.post(UPLOAD_URL, headers=AUTH, json={**BODY, "size": "x"}),
-              await client.get(f"{SF}/assets/{asset['id']}", headers=AUTH),
-              await client.post(UPLOAD_URL, headers=READONLY, json=BODY)):
+    for r in (
+        await client.post(UPLOAD_URL, headers=AUTH, json={**BODY, "size": "x"}),
+        await client.get(f"{SF}/assets/{asset['id']}", headers=AUTH),
+        await client.post(UPLOAD_URL, headers=READONLY, json=BODY),
+    ):
         assert KEY not in r.text and READONLY_KEY not in r.text
 
 
@@ -99,8 +105,11 @@ async def test_strict_keys_accept_only_configured_keys(client, settings):
 
 def assert_insufficient_scope(r, scope: str = "assets:write") -> None:
     assert r.status_code == 403
-    assert r.json() == {"error": "insufficient_scope", "message": f"This API key lacks the scope(s) {scope}.",
-                        "required": [scope]}
+    assert r.json() == {
+        "error": "insufficient_scope",
+        "message": f"This API key lacks the scope(s) {scope}.",
+        "required": [scope],
+    }
 
 
 async def test_the_read_only_magic_key_cannot_mint_uploads_or_register(client, runtime):
@@ -130,8 +139,9 @@ async def test_keys_created_with_scopes_get_exactly_those(client, runtime, clock
     runtime.keys.create("segmentflow", reader, frozenset({"assets:read"}), {}, clock.now())
     asset = await stored_asset(client, headers={"x-api-key": writer})
     assert_insufficient_scope(await client.get(f"{SF}/assets", headers={"x-api-key": writer}), "assets:read")
-    assert_insufficient_scope(await client.get(f"{SF}/assets/{asset['id']}", headers={"x-api-key": writer}),
-                              "assets:read")
+    assert_insufficient_scope(
+        await client.get(f"{SF}/assets/{asset['id']}", headers={"x-api-key": writer}), "assets:read"
+    )
     assert_insufficient_scope(await client.post(UPLOAD_URL, headers={"x-api-key": reader}, json=BODY))
     assert (await client.get(f"{SF}/assets", headers={"x-api-key": reader})).status_code == 200
 
@@ -139,15 +149,21 @@ async def test_keys_created_with_scopes_get_exactly_those(client, runtime, clock
 async def test_the_always_revoked_magic_key_is_401(client):
     r = await client.get(f"{SF}/assets", headers={"x-api-key": "sk_live_00000000000000000000000000000401"})
     assert r.status_code == 401
-    assert r.json() == {"error": "unauthorized", "message": "Missing or invalid x-api-key. API key has been revoked.",
-                        "details": {"reason": "revoked"}}
+    assert r.json() == {
+        "error": "unauthorized",
+        "message": "Missing or invalid x-api-key. API key has been revoked.",
+        "details": {"reason": "revoked"},
+    }
 
 
 async def test_the_always_rate_limited_magic_key_is_429(client, clock):
     r = await client.post(UPLOAD_URL, headers={"x-api-key": "sk_live_00000000000000000000000000000429"}, json=BODY)
     assert r.status_code == 429
-    assert r.json() == {"error": "rate_limited", "message": "Rate limit exceeded. Retry after 60 seconds.",
-                        "details": {"retryAfter": 60}}
+    assert r.json() == {
+        "error": "rate_limited",
+        "message": "Rate limit exceeded. Retry after 60 seconds.",
+        "details": {"retryAfter": 60},
+    }
     assert r.headers["retry-after"] == "60" and r.headers["x-ratelimit-remaining"] == "0"
     assert r.headers["x-ratelimit-limit"] == "1000" and r.headers["x-ratelimit-reset"] == "60"
 
@@ -175,8 +191,10 @@ async def test_an_api_path_naming_storage_still_answers_in_the_json_envelope(cli
 async def test_wrong_methods_are_405_in_the_envelope(client):
     r = await client.put(f"{SF}/assets", headers=AUTH, json={})
     assert r.status_code == 405
-    assert r.json() == {"error": "method_not_allowed",
-                        "message": "Method PUT is not allowed on /segmentflow/api/v1/assets."}
+    assert r.json() == {
+        "error": "method_not_allowed",
+        "message": "Method PUT is not allowed on /segmentflow/api/v1/assets.",
+    }
 
 
 async def test_trailing_slashes_are_not_redirected(client):
@@ -211,8 +229,11 @@ async def test_past_the_limit_is_429_with_headers_and_retry_after(client, clock,
         clock.advance(10)
     r = await client.get(f"{SF}/assets", headers=AUTH)  # one budget for every operation
     assert r.status_code == 429
-    assert r.json() == {"error": "rate_limited", "message": "Rate limit exceeded. Retry after 30 seconds.",
-                        "details": {"retryAfter": 30}}
+    assert r.json() == {
+        "error": "rate_limited",
+        "message": "Rate limit exceeded. Retry after 30 seconds.",
+        "details": {"retryAfter": 30},
+    }
     assert r.headers["retry-after"] == "30"
     assert r.headers["x-ratelimit-limit"] == "3" and r.headers["x-ratelimit-remaining"] == "0"
     assert r.headers["x-ratelimit-reset"] == "30"  # the same figure as Retry-After, as @fastify/rate-limit sends

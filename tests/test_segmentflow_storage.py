@@ -64,12 +64,15 @@ async def test_expired_url_never_used_leaves_nothing_to_register(client, clock, 
     assert runtime.blobs.index == {}
 
 
-@pytest.mark.parametrize("change", [
-    {"X-Emulator-Expires": "9999999999"},
-    {"X-Emulator-Max-Size": "20971520"},
-    {"X-Emulator-Content-Type": "application/pdf"},
-    {"X-Emulator-Signature": "0" * 64},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"X-Emulator-Expires": "9999999999"},
+        {"X-Emulator-Max-Size": "20971520"},
+        {"X-Emulator-Content-Type": "application/pdf"},
+        {"X-Emulator-Signature": "0" * 64},
+    ],
+)
 async def test_any_change_to_the_signed_query_is_signature_does_not_match(client, change):
     image = png(10, 10)
     data = await upload_url(client, size=len(image))
@@ -132,8 +135,9 @@ async def test_a_body_longer_than_its_content_length_is_cut_off_and_nothing_kept
         for _ in range(4):
             yield b"0" * 1024
 
-    r = await client.put(data["uploadUrl"], content=body(), headers={"Content-Type": "image/png",
-                                                                      "Content-Length": "1024"})
+    r = await client.put(
+        data["uploadUrl"], content=body(), headers={"Content-Type": "image/png", "Content-Length": "1024"}
+    )
     assert r.status_code == 400 and s3_code(r) == "EntityTooLarge"
     assert "<MaxSizeAllowed>1024</MaxSizeAllowed>" in r.text
     assert runtime.blobs.index == {} and list(runtime.blobs.tmp_dir.iterdir()) == []
@@ -152,8 +156,9 @@ async def test_chunked_transfer_without_content_length_is_411(client, runtime):
 
 async def test_a_non_numeric_content_length_is_invalid_argument(client):
     data = await upload_url(client, size=10)
-    r = await client.put(data["uploadUrl"], content=b"0" * 10,
-                         headers={"Content-Type": "image/png", "Content-Length": "ten"})
+    r = await client.put(
+        data["uploadUrl"], content=b"0" * 10, headers={"Content-Type": "image/png", "Content-Length": "ten"}
+    )
     assert r.status_code == 400 and s3_code(r) == "InvalidArgument"
 
 
@@ -163,7 +168,7 @@ async def test_content_md5_is_checked_as_s3_checks_it(client):
     good = base64.b64encode(hashlib.md5(image).digest()).decode()
     assert (await put(client, data["uploadUrl"], image, "image/png", **{"Content-MD5": good})).status_code == 200
     other = base64.b64encode(hashlib.md5(b"other").digest()).decode()
-    r = await put(client, data["uploadUrl"], png(11, 11)[:len(image)], "image/png", **{"Content-MD5": other})
+    r = await put(client, data["uploadUrl"], png(11, 11)[: len(image)], "image/png", **{"Content-MD5": other})
     assert r.status_code == 400 and s3_code(r) == "BadDigest"
     for malformed in ("not base64!", base64.b64encode(b"short").decode()):
         r = await put(client, data["uploadUrl"], image, "image/png", **{"Content-MD5": malformed})
@@ -192,8 +197,9 @@ async def test_a_failed_put_keeps_the_object_already_stored(client):
         yield image
         yield b"extra"
 
-    bad = await client.put(data["uploadUrl"], content=too_long(),
-                           headers={"Content-Type": "image/png", "Content-Length": str(len(image))})
+    bad = await client.put(
+        data["uploadUrl"], content=too_long(), headers={"Content-Type": "image/png", "Content-Length": str(len(image))}
+    )
     assert bad.status_code == 400
     fetched = await client.get(data["uploadUrl"].split("?")[0])
     assert fetched.content == image and fetched.headers["etag"] == good.headers["etag"]

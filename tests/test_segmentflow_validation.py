@@ -81,12 +81,15 @@ async def test_each_required_field_is_named_when_missing(client, path, body):
         assert r.json()["details"]["errors"][0]["message"] == "is required"
 
 
-@pytest.mark.parametrize("path, body, name", [
-    (UPLOAD_URL, UPLOAD_BODY, "filename"),
-    (CREATE, CREATE_BODY, "filename"),
-    (CREATE, CREATE_BODY, "s3Key"),
-    (CREATE, CREATE_BODY, "contentType"),
-])
+@pytest.mark.parametrize(
+    "path, body, name",
+    [
+        (UPLOAD_URL, UPLOAD_BODY, "filename"),
+        (CREATE, CREATE_BODY, "filename"),
+        (CREATE, CREATE_BODY, "s3Key"),
+        (CREATE, CREATE_BODY, "contentType"),
+    ],
+)
 async def test_empty_strings_are_refused_by_min_length_1(client, path, body, name):
     r = await client.post(path, headers=AUTH, json={**body, name: ""})
     assert_invalid(r, name)
@@ -96,21 +99,33 @@ async def test_empty_strings_are_refused_by_min_length_1(client, path, body, nam
 async def test_one_character_strings_pass_min_length(client):
     r = await client.post(UPLOAD_URL, headers=AUTH, json={**UPLOAD_BODY, "filename": "a"})
     assert r.status_code == 200
-    r = await client.post(CREATE, headers=AUTH, json={**CREATE_BODY, "s3Key": "k", "contentType": "x",
-                                                       "filename": "a"})
+    r = await client.post(CREATE, headers=AUTH, json={**CREATE_BODY, "s3Key": "k", "contentType": "x", "filename": "a"})
     assert r.status_code == 422  # shape accepted; no such upload
 
 
-@pytest.mark.parametrize("content_type", ["image/jpeg", "image/png", "text/csv", "application/vnd.ms-excel",
-                                          "application/pdf"])
+@pytest.mark.parametrize(
+    "content_type", ["image/jpeg", "image/png", "text/csv", "application/vnd.ms-excel", "application/pdf"]
+)
 async def test_upload_url_accepts_each_documented_content_type(client, content_type):
     r = await client.post(UPLOAD_URL, headers=AUTH, json={**UPLOAD_BODY, "contentType": content_type})
     assert r.status_code == 200
     assert f"X-Emulator-Content-Type={content_type.replace('/', '%2F')}" in r.json()["uploadUrl"]
 
 
-@pytest.mark.parametrize("content_type", ["image/gif", "image/webp", "IMAGE/PNG", "image/png; charset=binary",
-                                          "video/mp4", "", "application/octet-stream", None, 5])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "image/gif",
+        "image/webp",
+        "IMAGE/PNG",
+        "image/png; charset=binary",
+        "video/mp4",
+        "",
+        "application/octet-stream",
+        None,
+        5,
+    ],
+)
 async def test_upload_url_refuses_content_types_outside_the_enum(client, content_type):
     r = await client.post(UPLOAD_URL, headers=AUTH, json={**UPLOAD_BODY, "contentType": content_type})
     assert_invalid(r, "contentType")
@@ -124,8 +139,7 @@ async def test_asset_type_outside_the_enum_is_400(client, path, body, asset_type
 
 @pytest.mark.parametrize("image_type", ["banner", "LOGO", "", None])
 async def test_image_type_outside_the_enum_is_400_on_create(client, image_type):
-    assert_invalid(await client.post(CREATE, headers=AUTH, json={**CREATE_BODY, "imageType": image_type}),
-                   "imageType")
+    assert_invalid(await client.post(CREATE, headers=AUTH, json={**CREATE_BODY, "imageType": image_type}), "imageType")
 
 
 async def test_upload_url_size_limit_is_20971520(client):
@@ -140,12 +154,15 @@ async def test_zero_byte_upload_url_is_allowed(client):
 
 
 @pytest.mark.parametrize("path, body", ENDPOINTS)
-@pytest.mark.parametrize("size, message", [
-    (-1, "size: -1 is less than the minimum of 0"),
-    (-0.5, "size: -0.5 is less than the minimum of 0 (and 1 more)"),
-    (1.5, "size: 1.5 is not a multiple of 1"),
-    (-10 ** 30, "size: -1000000000000000000000000000000 is less than the minimum of 0"),
-])
+@pytest.mark.parametrize(
+    "size, message",
+    [
+        (-1, "size: -1 is less than the minimum of 0"),
+        (-0.5, "size: -0.5 is less than the minimum of 0 (and 1 more)"),
+        (1.5, "size: 1.5 is not a multiple of 1"),
+        (-(10**30), "size: -1000000000000000000000000000000 is less than the minimum of 0"),
+    ],
+)
 async def test_negative_and_fractional_sizes_are_400(client, path, body, size, message):
     r = await client.post(path, headers=AUTH, json={**body, "size": size})
     assert_invalid(r, "size")
@@ -164,8 +181,9 @@ async def test_size_must_be_a_json_number(client, path, body, size):
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 async def test_non_finite_sizes_are_400_not_500(client, path, body, literal):
     fields = ", ".join(f'"{k}": "{v}"' for k, v in body.items() if k != "size")
-    r = await client.post(path, headers={**AUTH, "Content-Type": "application/json"},
-                          content=f'{{{fields}, "size": {literal}}}')
+    r = await client.post(
+        path, headers={**AUTH, "Content-Type": "application/json"}, content=f'{{{fields}, "size": {literal}}}'
+    )
     if literal == "1e999":  # valid JSON, a number too large for a double: refused as a size
         assert_invalid(r, "size")
     else:  # NaN and Infinity are not JSON at all (RFC 8259), as JSON.parse also says
@@ -174,7 +192,7 @@ async def test_non_finite_sizes_are_400_not_500(client, path, body, literal):
 
 
 async def test_huge_sizes_are_refused_by_the_limit_or_the_stored_object(client):
-    r = await client.post(UPLOAD_URL, headers=AUTH, json={**UPLOAD_BODY, "size": 10 ** 30})
+    r = await client.post(UPLOAD_URL, headers=AUTH, json={**UPLOAD_BODY, "size": 10**30})
     assert_invalid(r, "size")
     image = png(4, 4)
     data = await uploaded(client, image)
@@ -184,13 +202,16 @@ async def test_huge_sizes_are_refused_by_the_limit_or_the_stored_object(client):
 
 
 @pytest.mark.parametrize("path", [UPLOAD_URL, CREATE])
-@pytest.mark.parametrize("raw, expected", [
-    ("[]", "body: [] is not of type 'object'"),
-    ('"photo.png"', "body: 'photo.png' is not of type 'object'"),
-    ("42", "body: 42 is not of type 'object'"),
-    ("true", "body: True is not of type 'object'"),
-    ("null", "body: None is not of type 'object'"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("[]", "body: [] is not of type 'object'"),
+        ('"photo.png"', "body: 'photo.png' is not of type 'object'"),
+        ("42", "body: 42 is not of type 'object'"),
+        ("true", "body: True is not of type 'object'"),
+        ("null", "body: None is not of type 'object'"),
+    ],
+)
 async def test_json_that_is_not_an_object_is_400(client, path, raw, expected):
     r = await client.post(path, headers={**AUTH, "Content-Type": "application/json"}, content=raw)
     assert_invalid(r, "body")
@@ -214,10 +235,14 @@ async def test_malformed_and_empty_json_are_400(client, path):
 async def test_a_body_that_is_not_json_is_415(client, path):
     r = await client.post(path, headers={**AUTH, "Content-Type": "text/plain"}, content="filename=photo.png")
     assert r.status_code == 415
-    assert r.json() == {"error": "unsupported_media_type",
-                        "message": "Content-Type must be application/json, got text/plain.",
-                        "details": {"field": "Content-Type",
-                                    "errors": [{"field": "Content-Type", "message": "must be application/json"}]}}
+    assert r.json() == {
+        "error": "unsupported_media_type",
+        "message": "Content-Type must be application/json, got text/plain.",
+        "details": {
+            "field": "Content-Type",
+            "errors": [{"field": "Content-Type", "message": "must be application/json"}],
+        },
+    }
 
 
 @pytest.mark.parametrize("path", [UPLOAD_URL, CREATE])
@@ -242,8 +267,7 @@ async def test_patch_validates_its_body_shape(client):
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 @pytest.mark.parametrize("asset_id", ["not-a-uuid", "3c90c3cc0d444b5088888dd25736052a", "12345"])
 async def test_asset_id_must_be_a_uuid(client, method, asset_id):
-    r = await client.request(method, f"{SF}/assets/{asset_id}", headers=AUTH,
-                             json={} if method == "PATCH" else None)
+    r = await client.request(method, f"{SF}/assets/{asset_id}", headers=AUTH, json={} if method == "PATCH" else None)
     assert_invalid(r, "id")
     assert r.json()["message"] == f"id: '{asset_id}' is not a 'uuid' (path parameter)"
 

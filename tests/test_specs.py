@@ -10,9 +10,21 @@ from emulator.providers import PROVIDERS, posteverywhere
 from tests.helpers import AUTH, PE
 
 PUBLISHED = {
-    "paths": {"/a": {"post": {"operationId": "a", "responses": {"200": {"description": "ok"}},
-                              "requestBody": {"content": {"application/json": {"schema": {
-                                  "type": "object", "required": ["x"], "properties": {"x": {"enum": [1, 2]}}}}}}}}},
+    "paths": {
+        "/a": {
+            "post": {
+                "operationId": "a",
+                "responses": {"200": {"description": "ok"}},
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "required": ["x"], "properties": {"x": {"enum": [1, 2]}}}
+                        }
+                    }
+                },
+            }
+        }
+    },
 }
 
 
@@ -31,9 +43,23 @@ def test_an_overlay_cannot_change_a_published_value():
 
 
 def test_an_overlay_may_add_fields_statuses_and_enum_values():
-    overlay = {"paths": {"/a": {"post": {"x-emulator-inferred": "test", "responses": {"400": {"description": "bad"}},
-                                         "requestBody": {"content": {"application/json": {"schema": {
-                                             "properties": {"x": {"enum": [3]}, "y": {"type": "string"}}}}}}}}}}
+    overlay = {
+        "paths": {
+            "/a": {
+                "post": {
+                    "x-emulator-inferred": "test",
+                    "responses": {"400": {"description": "bad"}},
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"properties": {"x": {"enum": [3]}, "y": {"type": "string"}}}
+                            }
+                        }
+                    },
+                }
+            }
+        }
+    }
     merged = specs.merge(PUBLISHED, overlay)
     assert list(specs.dropped(PUBLISHED, merged)) == []
     schema = merged["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -43,8 +69,9 @@ def test_an_overlay_may_add_fields_statuses_and_enum_values():
 
 def test_an_overlay_may_widen_a_type_to_allow_null_but_not_replace_it():
     published = {"components": {"schemas": {"A": {"type": "object", "properties": {"x": {"type": "string"}}}}}}
-    widened = specs.merge(published, {"components": {"schemas": {"A": {"properties": {"x": {"type": ["string",
-                                                                                                   "null"]}}}}}})
+    widened = specs.merge(
+        published, {"components": {"schemas": {"A": {"properties": {"x": {"type": ["string", "null"]}}}}}}
+    )
     assert widened["components"]["schemas"]["A"]["properties"]["x"]["type"] == ["string", "null"]
     assert list(specs.dropped(published, widened)) == []
     for other in ("integer", ["integer", "null"], ["null"]):
@@ -54,14 +81,25 @@ def test_an_overlay_may_widen_a_type_to_allow_null_but_not_replace_it():
     assert list(specs.dropped(published, narrowed))
 
 
-@pytest.mark.parametrize("mutate, where", [
-    (lambda s: s["paths"]["/a"]["post"]["responses"].pop("200"), "responses/200: missing"),
-    (lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"].clear(),
-     "required/0"),
-    (lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["x"]
-     .update(enum=[2]), "enum/0"),
-    (lambda s: s["paths"].pop("/a"), "paths//a: missing"),
-])
+@pytest.mark.parametrize(
+    "mutate, where",
+    [
+        (lambda s: s["paths"]["/a"]["post"]["responses"].pop("200"), "responses/200: missing"),
+        (
+            lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+                "required"
+            ].clear(),
+            "required/0",
+        ),
+        (
+            lambda s: s["paths"]["/a"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"][
+                "x"
+            ].update(enum=[2]),
+            "enum/0",
+        ),
+        (lambda s: s["paths"].pop("/a"), "paths//a: missing"),
+    ],
+)
 def test_dropping_or_changing_published_text_is_detected(mutate, where):
     import copy
 
@@ -87,24 +125,32 @@ def test_every_spec_operation_has_a_handler_and_back(name):
 async def test_strict_mode_fails_loudly_when_a_response_leaves_the_spec(client, monkeypatch):
     def drifted_ok(call, reply):
         from starlette.responses import JSONResponse
+
         return JSONResponse({"data": reply.data, "error": None}, status_code=reply.status)  # meta forgotten
 
     monkeypatch.setattr(posteverywhere.PROVIDER, "ok", drifted_ok)
     with pytest.raises(ContractViolation, match="uploadMedia answered 201 outside its spec: meta: is required"):
-        await client.post(f"{PE}/media/upload", headers=AUTH,
-                          json={"filename": "a.png", "content_type": "image/png", "size": 1})
+        await client.post(
+            f"{PE}/media/upload", headers=AUTH, json={"filename": "a.png", "content_type": "image/png", "size": 1}
+        )
 
 
 def test_a_path_alias_copies_operations_under_new_ids_and_refuses_what_it_cannot_copy():
-    spec = {"paths": {"/v1/a": {"post": {"operationId": "a", "responses": {}}, "get": {"operationId": "g"}}},
-            specs.PATH_ALIASES: {"/a": {"path": "/v1/a", "operationIds": {"post": "aAgain"},
-                                        specs.INFERRED_NOTE: "a newer page"}}}
+    spec = {
+        "paths": {"/v1/a": {"post": {"operationId": "a", "responses": {}}, "get": {"operationId": "g"}}},
+        specs.PATH_ALIASES: {
+            "/a": {"path": "/v1/a", "operationIds": {"post": "aAgain"}, specs.INFERRED_NOTE: "a newer page"}
+        },
+    }
     aliased = specs.with_path_aliases(spec)
-    assert aliased["paths"]["/a"] == {"post": {"operationId": "aAgain", "responses": {},
-                                               specs.INFERRED_NOTE: "a newer page"}}
+    assert aliased["paths"]["/a"] == {
+        "post": {"operationId": "aAgain", "responses": {}, specs.INFERRED_NOTE: "a newer page"}
+    }
     assert aliased["paths"]["/v1/a"]["post"]["operationId"] == "a" and specs.PATH_ALIASES not in aliased
-    for rule in ({"path": "/nope", "operationIds": {"post": "x"}, specs.INFERRED_NOTE: "n"},
-                 {"path": "/v1/a", "operationIds": {"post": "x"}},
-                 {"path": "/v1/a", "operationIds": {"put": "x"}, specs.INFERRED_NOTE: "n"}):
+    for rule in (
+        {"path": "/nope", "operationIds": {"post": "x"}, specs.INFERRED_NOTE: "n"},
+        {"path": "/v1/a", "operationIds": {"post": "x"}},
+        {"path": "/v1/a", "operationIds": {"put": "x"}, specs.INFERRED_NOTE: "n"},
+    ):
         with pytest.raises(specs.SpecError):
             specs.with_path_aliases({**spec, specs.PATH_ALIASES: {"/a": rule}})

@@ -26,8 +26,13 @@ pytestmark = pytest.mark.anyio
 API = "/xenonflare/api/v1"
 CONNECTIONS = "/_emulator/xenonflare/connections"
 PLATFORMS = ["youtube", "instagram", "tiktok", "linkedin", "pinterest"]
-PROFILE_FIELDS = ["youtubeChannelId", "instagramAccountId", "tiktokAccountId", "linkedinAccountId",
-                  "pinterestAccountId"]
+PROFILE_FIELDS = [
+    "youtubeChannelId",
+    "instagramAccountId",
+    "tiktokAccountId",
+    "linkedinAccountId",
+    "pinterestAccountId",
+]
 
 
 async def channels(client, headers=HEADERS) -> dict:
@@ -70,45 +75,77 @@ async def test_profiles_hold_the_connected_accounts_on_both_paths(client, path):
 async def test_uploads_accept_the_listed_ids_by_id_or_platform_id_and_refuse_others(client, clock):
     data = await channels(client)
     ig, pin, yt = data["instagram"][0], data["pinterest"][0], data["youtube"][0]
-    r = await post_image(client, {"platforms": '["instagram", "pinterest"]',
-                                  "instagram": json.dumps({"autoPublish": True, "accounts": [ig["id"]]}),
-                                  "selectedPinterestAccounts": json.dumps([pin["accountId"]]),
-                                  "pinterestAutoPublish": "true"})
+    r = await post_image(
+        client,
+        {
+            "platforms": '["instagram", "pinterest"]',
+            "instagram": json.dumps({"autoPublish": True, "accounts": [ig["id"]]}),
+            "selectedPinterestAccounts": json.dumps([pin["accountId"]]),
+            "pinterestAutoPublish": "true",
+        },
+    )
     assert r.status_code == 200, r.text
-    assert (await post_video(client, {"platforms": '["youtube"]',
-                                      "selectedYoutubeChannels": json.dumps([yt["channelId"]])})).status_code == 200
-    for fields, field in (({"instagram": '{"accounts": ["YOUR_INSTAGRAM_BUSINESS_ID"]}'}, "instagram.accounts.0"),
-                          ({"selectedInstagramAccounts": json.dumps([ig["id"], "17841499999999999"])},
-                           "selectedInstagramAccounts.1"),
-                          ({"instagram": json.dumps({"accounts": [pin["id"]]})}, "instagram.accounts.0")):
-        body = assert_error(await post_image(client, {"platforms": '["instagram"]', **fields}), 400,
-                            "validation_failed", field)
+    assert (
+        await post_video(client, {"platforms": '["youtube"]', "selectedYoutubeChannels": json.dumps([yt["channelId"]])})
+    ).status_code == 200
+    for fields, field in (
+        ({"instagram": '{"accounts": ["YOUR_INSTAGRAM_BUSINESS_ID"]}'}, "instagram.accounts.0"),
+        ({"selectedInstagramAccounts": json.dumps([ig["id"], "17841499999999999"])}, "selectedInstagramAccounts.1"),
+        ({"instagram": json.dumps({"accounts": [pin["id"]]})}, "instagram.accounts.0"),
+    ):
+        body = assert_error(
+            await post_image(client, {"platforms": '["instagram"]', **fields}), 400, "validation_failed", field
+        )
         assert ig["id"] in body["message"]  # the refusal lists the ids that would be accepted
     other_key_id = (await channels(client, OTHER))["instagram"][0]["id"]
     r = await post_image(client, {"platforms": '["instagram"]', "selectedInstagramAccounts": other_key_id})
     assert_error(r, 400, "validation_failed", "selectedInstagramAccounts.0")  # another key's account
-    magic = await post_image(client, {"platforms": '["instagram"]', "instagramAutoPublish": "true",
-                                      "selectedInstagramAccounts": "fail_expired_token"})
+    magic = await post_image(
+        client,
+        {
+            "platforms": '["instagram"]',
+            "instagramAutoPublish": "true",
+            "selectedInstagramAccounts": "fail_expired_token",
+        },
+    )
     assert magic.status_code == 200  # the magic failing id needs no connection
 
 
 async def test_the_control_plane_sets_accounts_profiles_and_plan_per_key(client, clock):
     before = await channels(client)
-    r = await client.put(CONNECTIONS, json={"key": KEY, "channels": {
-        "instagram": [{"platformId": "17841400000000001", "name": "brand.one"},
-                      {"id": "acc_two", "platformId": "17841400000000002", "name": "brand.two",
-                       "thumbnail": "https://example.com/t.jpg"}]}})
+    r = await client.put(
+        CONNECTIONS,
+        json={
+            "key": KEY,
+            "channels": {
+                "instagram": [
+                    {"platformId": "17841400000000001", "name": "brand.one"},
+                    {
+                        "id": "acc_two",
+                        "platformId": "17841400000000002",
+                        "name": "brand.two",
+                        "thumbnail": "https://example.com/t.jpg",
+                    },
+                ]
+            },
+        },
+    )
     assert r.status_code == 200, r.text
     state = r.json()
     assert KEY not in r.text and state["key_id"].startswith("key_") and state["plan"] == "pro"
     after = await channels(client)
     assert after["youtube"] == before["youtube"]  # platforms not named stay
     assert [a["username"] for a in after["instagram"]] == ["brand.one", "brand.two"]
-    assert after["instagram"][1] == {"id": "acc_two", "accountId": "17841400000000002", "username": "brand.two",
-                                     "thumbnail": "https://example.com/t.jpg"}
+    assert after["instagram"][1] == {
+        "id": "acc_two",
+        "accountId": "17841400000000002",
+        "username": "brand.two",
+        "thumbnail": "https://example.com/t.jpg",
+    }
     assert state["channels"] == after
-    old = await post_image(client, {"platforms": '["instagram"]',
-                                    "selectedInstagramAccounts": before["instagram"][0]["id"]})
+    old = await post_image(
+        client, {"platforms": '["instagram"]', "selectedInstagramAccounts": before["instagram"][0]["id"]}
+    )
     assert_error(old, 400, "validation_failed", "selectedInstagramAccounts.0")
     new = await post_image(client, {"platforms": '["instagram"]', "selectedInstagramAccounts": '["acc_two"]'})
     assert new.status_code == 200
@@ -117,22 +154,40 @@ async def test_the_control_plane_sets_accounts_profiles_and_plan_per_key(client,
     assert profile["youtubeChannelId"] == before["youtube"][0]["id"]
     assert (await channels(client, OTHER))["instagram"][0]["username"] == "emulator.studio"  # another key untouched
 
-    r = await client.put(CONNECTIONS, json={"key": KEY, "profiles": [
-        {"id": "brand", "name": "Brand", "instagramAccountId": "17841400000000002", "isDefault": True},
-        {"name": "Empty"}]})
+    r = await client.put(
+        CONNECTIONS,
+        json={
+            "key": KEY,
+            "profiles": [
+                {"id": "brand", "name": "Brand", "instagramAccountId": "17841400000000002", "isDefault": True},
+                {"name": "Empty"},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     profiles = (await client.get("/xenonflare/profiles", headers=HEADERS)).json()["data"]
     assert [(p["id"], p["name"], p["instagramAccountId"], p["isDefault"]) for p in profiles][0] == (
-        "brand", "Brand", "acc_two", True)
+        "brand",
+        "Brand",
+        "acc_two",
+        True,
+    )
     assert profiles[1]["isDefault"] is False and profiles[1]["instagramAccountId"] is None
     clock.advance(1)
-    ok = await post_image(client, {"platforms": '["instagram"]',
-                                   "instagram": '{"profileId": "brand", "autoPublish": true}'})
+    ok = await post_image(
+        client, {"platforms": '["instagram"]', "instagram": '{"profileId": "brand", "autoPublish": true}'}
+    )
     assert ok.status_code == 200, ok.text
-    for config, message in (('{"profileId": "nope"}', "is not a profile of this API key"),
-                            (json.dumps({"profileId": profiles[1]["id"]}), "has no Instagram account")):
-        body = assert_error(await post_image(client, {"platforms": '["instagram"]', "instagram": config}), 400,
-                            "validation_failed", "instagram.profileId")
+    for config, message in (
+        ('{"profileId": "nope"}', "is not a profile of this API key"),
+        (json.dumps({"profileId": profiles[1]["id"]}), "has no Instagram account"),
+    ):
+        body = assert_error(
+            await post_image(client, {"platforms": '["instagram"]', "instagram": config}),
+            400,
+            "validation_failed",
+            "instagram.profileId",
+        )
         assert message in body["message"]
 
     r = await client.put(CONNECTIONS, json={"key": KEY, "plan": "free"})
@@ -146,16 +201,19 @@ async def test_the_control_plane_sets_accounts_profiles_and_plan_per_key(client,
     assert (await client.get(f"{API}/profiles", headers=HEADERS)).status_code == 200
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"key": "xf_short"}, "key"),
-    ({"key": KEY, "plan": "enterprise"}, "plan"),
-    ({"key": KEY, "channels": {"myspace": []}}, "channels"),
-    ({"key": KEY, "channels": {"tiktok": [{"platformId": "1"}, {"platformId": "1"}]}}, "channels.tiktok.1"),
-    ({"key": KEY, "channels": {"tiktok": [{"platformId": str(n)} for n in range(51)]}}, "channels.tiktok"),
-    ({"key": KEY, "profiles": [{"name": "P", "tiktokAccountId": "not-connected"}]}, "profiles.0.tiktokAccountId"),
-    ({"key": KEY, "profiles": [{"name": "A", "isDefault": True}, {"name": "B", "isDefault": True}]}, "profiles"),
-    ({"key": KEY, "profiles": [{"id": "x", "name": "A"}, {"id": "x", "name": "B"}]}, "profiles.1.id"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"key": "xf_short"}, "key"),
+        ({"key": KEY, "plan": "enterprise"}, "plan"),
+        ({"key": KEY, "channels": {"myspace": []}}, "channels"),
+        ({"key": KEY, "channels": {"tiktok": [{"platformId": "1"}, {"platformId": "1"}]}}, "channels.tiktok.1"),
+        ({"key": KEY, "channels": {"tiktok": [{"platformId": str(n)} for n in range(51)]}}, "channels.tiktok"),
+        ({"key": KEY, "profiles": [{"name": "P", "tiktokAccountId": "not-connected"}]}, "profiles.0.tiktokAccountId"),
+        ({"key": KEY, "profiles": [{"name": "A", "isDefault": True}, {"name": "B", "isDefault": True}]}, "profiles"),
+        ({"key": KEY, "profiles": [{"id": "x", "name": "A"}, {"id": "x", "name": "B"}]}, "profiles.1.id"),
+    ],
+)
 async def test_the_control_plane_refuses_what_it_cannot_keep(client, body, field):
     r = await client.put(CONNECTIONS, json=body)
     assert r.status_code == 400, r.text

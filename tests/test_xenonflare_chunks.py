@@ -33,7 +33,7 @@ CHUNK = 1024
 # a real PNG padded to three chunks (PNG readers stop at IEND; the bytes after it are just data)
 THREE_CHUNKS = PNG + bytes(range(256)) * ((3 * CHUNK - 100 - len(PNG)) // 256 + 1)
 THREE_CHUNKS = THREE_CHUNKS[: 3 * CHUNK - 100]
-PIECES = [THREE_CHUNKS[i:i + CHUNK] for i in range(0, len(THREE_CHUNKS), CHUNK)]
+PIECES = [THREE_CHUNKS[i : i + CHUNK] for i in range(0, len(THREE_CHUNKS), CHUNK)]
 
 
 def new_id() -> str:
@@ -43,10 +43,14 @@ def new_id() -> str:
 def truncated_chunk_body(file_id: str, index: int, total: int, data: bytes) -> tuple[bytes, str]:
     """A chunk request whose body stops mid-file, as when the connection drops: no closing boundary."""
     boundary = "xfboundary7MA4YWxkTrZu0gW"
-    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                   for name, value in (("chunkIndex", index), ("totalChunks", total), ("fileId", file_id)))
-    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\n'
-             "Content-Type: application/octet-stream\r\n\r\n")
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in (("chunkIndex", index), ("totalChunks", total), ("fileId", file_id))
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
     return head.encode() + data[: len(data) // 2], f"multipart/form-data; boundary={boundary}"
 
 
@@ -91,7 +95,7 @@ async def test_an_upload_interrupted_after_chunk_two_resumes_from_current_size_a
     assert status == {"exists": True, "currentSize": 2 * CHUNK, "fileId": file_id}
     resume_at = status["currentSize"] // CHUNK
     assert resume_at == 2
-    last = await send_chunk(client, file_id, resume_at, 3, THREE_CHUNKS[status["currentSize"]:])
+    last = await send_chunk(client, file_id, resume_at, 3, THREE_CHUNKS[status["currentSize"] :])
     assert last.json()["data"] == {"completed": True, "fileId": file_id}
     done = await post_image(client, {"fileId": file_id, "platforms": '["pinterest"]'}, data=None)
     assert done.status_code == 200 and done.json()["data"][0]["platforms"] == ["pinterest"]
@@ -125,8 +129,7 @@ async def test_a_gap_is_400_naming_the_next_expected_chunk(client, sent):
     *before, gap = sent
     for index in before:
         await send_chunk(client, file_id, index, 3, PIECES[index])
-    body = assert_error(await send_chunk(client, file_id, gap, 3, PIECES[gap]), 400, "validation_failed",
-                        "chunkIndex")
+    body = assert_error(await send_chunk(client, file_id, gap, 3, PIECES[gap]), 400, "validation_failed", "chunkIndex")
     expected = len(before)
     assert f"the next chunk expected is {expected} (currentSize {expected * CHUNK})" in body["message"]
     assert (await chunk_status(client, file_id))["currentSize"] == expected * CHUNK
@@ -134,37 +137,53 @@ async def test_a_gap_is_400_naming_the_next_expected_chunk(client, sent):
 
 @pytest.mark.parametrize("index, total", [(3, 3), (5, 1)])
 async def test_chunk_index_at_or_past_total_chunks_is_400(client, index, total):
-    body = assert_error(await send_chunk(client, new_id(), index, total, b"x"), 400, "validation_failed",
-                        "chunkIndex")
+    body = assert_error(await send_chunk(client, new_id(), index, total, b"x"), 400, "validation_failed", "chunkIndex")
     assert f"less than totalChunks ({total})" in body["message"]
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"chunkIndex": "-1", "totalChunks": "3"}, "chunkIndex"),
-    ({"chunkIndex": "one", "totalChunks": "3"}, "chunkIndex"),
-    ({"chunkIndex": "0.5", "totalChunks": "3"}, "chunkIndex"),
-    ({"chunkIndex": "0", "totalChunks": "0"}, "totalChunks"),
-    ({"chunkIndex": "0", "totalChunks": ""}, "totalChunks"),
-    ({"chunkIndex": "0"}, "totalChunks"),
-    ({"totalChunks": "1"}, "chunkIndex"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"chunkIndex": "-1", "totalChunks": "3"}, "chunkIndex"),
+        ({"chunkIndex": "one", "totalChunks": "3"}, "chunkIndex"),
+        ({"chunkIndex": "0.5", "totalChunks": "3"}, "chunkIndex"),
+        ({"chunkIndex": "0", "totalChunks": "0"}, "totalChunks"),
+        ({"chunkIndex": "0", "totalChunks": ""}, "totalChunks"),
+        ({"chunkIndex": "0"}, "totalChunks"),
+        ({"totalChunks": "1"}, "chunkIndex"),
+    ],
+)
 async def test_chunk_numbers_are_type_checked(client, fields, field):
-    r = await client.post(f"{XF}/chunks", headers=HEADERS, files={"file": ("blob", b"abc", "application/octet-stream")},
-                          data={"fileId": new_id(), **fields})
+    r = await client.post(
+        f"{XF}/chunks",
+        headers=HEADERS,
+        files={"file": ("blob", b"abc", "application/octet-stream")},
+        data={"fileId": new_id(), **fields},
+    )
     assert_error(r, 400, "validation_failed", field)
 
 
 async def test_file_id_and_file_are_required(client):
-    no_id = await client.post(f"{XF}/chunks", headers=HEADERS, files={"file": ("blob", b"abc", "x/y")},
-                              data={"chunkIndex": "0", "totalChunks": "1"})
+    no_id = await client.post(
+        f"{XF}/chunks",
+        headers=HEADERS,
+        files={"file": ("blob", b"abc", "x/y")},
+        data={"chunkIndex": "0", "totalChunks": "1"},
+    )
     assert_error(no_id, 400, "validation_failed", "fileId")
     empty_id = await send_chunk(client, "", 0, 1, b"abc")
     assert_error(empty_id, 400, "validation_failed", "fileId")
-    no_file = await client.post(f"{XF}/chunks", headers=HEADERS,
-                                files={"chunkIndex": (None, "0"), "totalChunks": (None, "1"), "fileId": (None, "f")})
+    no_file = await client.post(
+        f"{XF}/chunks",
+        headers=HEADERS,
+        files={"chunkIndex": (None, "0"), "totalChunks": (None, "1"), "fileId": (None, "f")},
+    )
     assert_error(no_file, 400, "validation_failed", "file")
-    text_file = await client.post(f"{XF}/chunks", headers=HEADERS, files={
-        "chunkIndex": (None, "0"), "totalChunks": (None, "1"), "fileId": (None, "f"), "file": (None, "bytes?")})
+    text_file = await client.post(
+        f"{XF}/chunks",
+        headers=HEADERS,
+        files={"chunkIndex": (None, "0"), "totalChunks": (None, "1"), "fileId": (None, "f"), "file": (None, "bytes?")},
+    )
     assert_error(text_file, 400, "validation_failed", "file")
 
 
@@ -184,7 +203,7 @@ async def test_total_chunks_cannot_change_mid_upload(client):
 
 
 async def test_a_chunk_past_the_5_gb_total_is_413_and_keeps_what_was_stored(client, monkeypatch):
-    assert xenonflare.CHUNKED_MAX == 5 * 1024 ** 3
+    assert xenonflare.CHUNKED_MAX == 5 * 1024**3
     monkeypatch.setattr(xenonflare, "CHUNKED_MAX", 2 * CHUNK + 10)  # the same rule, at a testable size
     file_id = new_id()
     for index in (0, 1):
@@ -200,16 +219,18 @@ async def test_a_chunk_larger_than_the_request_limit_is_413_before_it_is_read(cl
     async def body():
         yield b"--b\r\n"
 
-    r = await client.post(f"{XF}/chunks", content=body(),
-                          headers={**HEADERS, "Content-Type": "multipart/form-data; boundary=b", "Content-Length": big})
+    r = await client.post(
+        f"{XF}/chunks",
+        content=body(),
+        headers={**HEADERS, "Content-Type": "multipart/form-data; boundary=b", "Content-Length": big},
+    )
     assert_error(r, 413, "payload_too_large", "file")
 
 
 async def test_file_ids_are_per_key(client):
     file_id = new_id()
     await send_chunk(client, file_id, 0, 1, JPG)
-    assert await chunk_status(client, file_id, headers=OTHER) == {"exists": False, "currentSize": 0,
-                                                                  "fileId": file_id}
+    assert await chunk_status(client, file_id, headers=OTHER) == {"exists": False, "currentSize": 0, "fileId": file_id}
     r = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None, headers=OTHER)
     assert_error(r, 404, "not_found", "fileId")
     # the other key may use the same fileId for its own upload without touching this one
@@ -258,8 +279,9 @@ async def test_a_chunked_video_is_refused_as_an_image_and_stays_usable_as_a_vide
     as_image = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None)
     body = assert_error(as_image, 415, "unsupported_media_type", "fileId")
     assert "video/mp4" in body["message"]
-    as_video = await post_video(client, {"fileId": file_id, "platforms": '["youtube"]',
-                                         "youtube": '{"title": "My video"}'}, data=None)
+    as_video = await post_video(
+        client, {"fileId": file_id, "platforms": '["youtube"]', "youtube": '{"title": "My video"}'}, data=None
+    )
     assert as_video.status_code == 200, as_video.text
     assert as_video.json()["data"][0]["title"] == "Untitled Video"  # title is the media's; youtube.title the video's
 
@@ -319,28 +341,34 @@ ROOT = "/xenonflare/media"  # https://api.xenonflare.com/media/... as the newer 
 async def test_the_prefixless_paths_are_the_same_operations_on_the_same_state(client, runtime):
     file_id = new_id()
     # chunk 0 to the newer pages' path, chunk 1 to /api/v1, chunk 2 to the newer one again: one upload
-    r = await client.post(f"{ROOT}/chunks", headers=HEADERS,
-                          files={"file": ("blob", PIECES[0], "application/octet-stream")},
-                          data={"chunkIndex": "0", "totalChunks": "3", "fileId": file_id})
+    r = await client.post(
+        f"{ROOT}/chunks",
+        headers=HEADERS,
+        files={"file": ("blob", PIECES[0], "application/octet-stream")},
+        data={"chunkIndex": "0", "totalChunks": "3", "fileId": file_id},
+    )
     assert r.status_code == 200 and r.json()["message"] == "Chunk received"
     assert (await send_chunk(client, file_id, 1, 3, PIECES[1])).status_code == 200
     status = await client.get(f"{ROOT}/chunks", params={"fileId": file_id}, headers=HEADERS)
     assert status.json() == {"success": True, "data": {"exists": True, "currentSize": 2 * CHUNK, "fileId": file_id}}
     assert await chunk_status(client, file_id) == status.json()["data"]
-    r = await client.post(f"{ROOT}/chunks", headers=HEADERS,
-                          files={"file": ("blob", PIECES[2], "application/octet-stream")},
-                          data={"chunkIndex": "2", "totalChunks": "3", "fileId": file_id})
+    r = await client.post(
+        f"{ROOT}/chunks",
+        headers=HEADERS,
+        files={"file": ("blob", PIECES[2], "application/octet-stream")},
+        data={"chunkIndex": "2", "totalChunks": "3", "fileId": file_id},
+    )
     assert r.json() == {"success": True, "data": {"completed": True, "fileId": file_id}, "message": "Upload complete"}
-    done = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None,
-                            path=f"{ROOT}/images")
+    done = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None, path=f"{ROOT}/images")
     assert done.status_code == 200 and done.json()["message"] == "Upload successful"
     media_id = done.json()["data"][0]["id"]
     assert (await client.get(f"{XF}/images/{media_id}", headers=HEADERS)).json()["data"]["id"] == media_id
     # finalized through one family, it is finalized for the other too
     again = await post_image(client, {"fileId": file_id, "platforms": '["instagram"]'}, data=None)
     assert_error(again, 400, "validation_failed", "fileId")
-    video = await post_image(client, {"platforms": '["youtube"]'}, data=VIDEO, path=f"{ROOT}/videos",
-                             name="v.mp4", content_type="video/mp4")
+    video = await post_image(
+        client, {"platforms": '["youtube"]'}, data=VIDEO, path=f"{ROOT}/videos", name="v.mp4", content_type="video/mp4"
+    )
     assert video.status_code == 200 and video.json()["data"][0]["platforms"] == ["youtube"]
 
 
@@ -356,10 +384,12 @@ async def test_the_prefixless_paths_share_the_key_limits_and_refusals(client):
 
 async def test_the_served_spec_lists_both_families_and_says_the_prefixless_one_is_inferred(client):
     spec = (await client.get("/xenonflare/openapi.json")).json()
-    for path, method, op_id in (("/media/images", "post", "uploadImageUnprefixed"),
-                                ("/media/videos", "post", "uploadVideoUnprefixed"),
-                                ("/media/chunks", "get", "getChunkStatusUnprefixed"),
-                                ("/media/chunks", "post", "uploadChunkUnprefixed")):
+    for path, method, op_id in (
+        ("/media/images", "post", "uploadImageUnprefixed"),
+        ("/media/videos", "post", "uploadVideoUnprefixed"),
+        ("/media/chunks", "get", "getChunkStatusUnprefixed"),
+        ("/media/chunks", "post", "uploadChunkUnprefixed"),
+    ):
         operation = spec["paths"][path][method]
         assert operation["operationId"] == op_id
         assert "docs.xenonflare.com/docs/api-v1/media" in operation["x-emulator-inferred"]

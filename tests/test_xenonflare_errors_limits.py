@@ -25,13 +25,16 @@ pytestmark = pytest.mark.anyio
 # --- keys --------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers, reason", [
-    ({}, "Missing API key"),
-    ({"X-API-Key": "YOUR_API_KEY"}, "Malformed API key"),
-    ({"X-API-Key": "xf_short"}, "Malformed API key"),
-    ({"Authorization": "Bearer pe_live_" + "0" * 32}, "Malformed API key"),
-    ({"Authorization": "Basic " + KEY}, "Missing API key"),
-])
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({}, "Missing API key"),
+        ({"X-API-Key": "YOUR_API_KEY"}, "Malformed API key"),
+        ({"X-API-Key": "xf_short"}, "Malformed API key"),
+        ({"Authorization": "Bearer pe_live_" + "0" * 32}, "Malformed API key"),
+        ({"Authorization": "Basic " + KEY}, "Missing API key"),
+    ],
+)
 async def test_missing_or_malformed_keys_are_401(client, headers, reason):
     r = await post_image(client, {"platforms": '["instagram"]'}, headers=headers)
     body = assert_error(r, 401, "api_key_invalid")
@@ -40,8 +43,9 @@ async def test_missing_or_malformed_keys_are_401(client, headers, reason):
     assert "x-ratelimit-limit" not in r.headers  # refused before it counts
 
 
-@pytest.mark.parametrize("path", [f"{XF}/chunks?fileId=a", f"{XF}/images/65cbde4f2a1b3c4d5e6f7a8b",
-                                  f"{XF}/videos/65cbde4f2a1b3c4d5e6f7a8b"])
+@pytest.mark.parametrize(
+    "path", [f"{XF}/chunks?fileId=a", f"{XF}/images/65cbde4f2a1b3c4d5e6f7a8b", f"{XF}/videos/65cbde4f2a1b3c4d5e6f7a8b"]
+)
 async def test_every_read_needs_a_key(client, path):
     assert_error(await client.get(path), 401, "api_key_invalid")
 
@@ -100,8 +104,9 @@ async def test_past_the_limit_is_429_with_retry_after_until_the_window_moves(cli
     assert (await post_image(client, {"platforms": '["instagram"]'})).status_code == 200
 
 
-@pytest.mark.parametrize("settings", [Settings(strict=True, seed=1, rate_limits={"xenonflare.reads": 1,
-                                                                                 "xenonflare.chunks": 1})])
+@pytest.mark.parametrize(
+    "settings", [Settings(strict=True, seed=1, rate_limits={"xenonflare.reads": 1, "xenonflare.chunks": 1})]
+)
 async def test_read_and_chunk_limits_are_configurable(client, settings):
     assert (await client.get(f"{XF}/chunks", params={"fileId": "f"}, headers=HEADERS)).status_code == 200
     assert_error(await client.get(f"{XF}/images/65cbde4f2a1b3c4d5e6f7a8b", headers=HEADERS), 429, "rate_limited")
@@ -123,14 +128,15 @@ async def test_a_direct_upload_over_100_mib_is_413_and_leaves_nothing(client, ru
     too_big = JPG + b"\0" * (xenonflare.DIRECT_MAX + 1 - len(JPG))
 
     async def stream():  # no Content-Length: the limit bites while streaming
-        yield b"--b\r\nContent-Disposition: form-data; name=\"platforms\"\r\n\r\n[\"instagram\"]\r\n"
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n["instagram"]\r\n'
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n\r\n'
         for i in range(0, len(too_big), 8 * 1024 * 1024):
-            yield too_big[i:i + 8 * 1024 * 1024]
+            yield too_big[i : i + 8 * 1024 * 1024]
         yield b"\r\n--b--\r\n"
 
-    r = await client.post(f"{XF}/images", content=stream(),
-                          headers={**HEADERS, "Content-Type": "multipart/form-data; boundary=b"})
+    r = await client.post(
+        f"{XF}/images", content=stream(), headers={**HEADERS, "Content-Type": "multipart/form-data; boundary=b"}
+    )
     body = assert_error(r, 413, "payload_too_large", "file")
     assert str(xenonflare.DIRECT_MAX) in body["message"]
     assert runtime.blobs.index == {} and list(runtime.blobs.tmp_dir.iterdir()) == []
@@ -140,9 +146,15 @@ async def test_a_declared_oversize_body_is_413_before_reading(client):
     async def stream():
         yield b"--b\r\n"
 
-    r = await client.post(f"{XF}/videos", content=stream(), headers={
-        **HEADERS, "Content-Type": "multipart/form-data; boundary=b",
-        "Content-Length": str(xenonflare.DIRECT_MAX + 2 * 1024 * 1024)})
+    r = await client.post(
+        f"{XF}/videos",
+        content=stream(),
+        headers={
+            **HEADERS,
+            "Content-Type": "multipart/form-data; boundary=b",
+            "Content-Length": str(xenonflare.DIRECT_MAX + 2 * 1024 * 1024),
+        },
+    )
     assert_error(r, 413, "payload_too_large", "file")
 
 
@@ -172,8 +184,11 @@ async def test_openapi_is_served_with_the_emulator_first(client):
 
 @pytest.mark.parametrize("settings", [Settings(strict=True, seed=1, provider="xenonflare")])
 async def test_per_provider_mode_serves_the_real_paths_at_the_root(client, settings):
-    r = await client.post("/api/v1/media/images", headers=HEADERS,
-                          files={"file": ("a.jpg", JPG, "image/jpeg"), "platforms": (None, '["instagram"]')})
+    r = await client.post(
+        "/api/v1/media/images",
+        headers=HEADERS,
+        files={"file": ("a.jpg", JPG, "image/jpeg"), "platforms": (None, '["instagram"]')},
+    )
     assert r.status_code == 200
     media_id = r.json()["data"][0]["id"]
     assert (await client.get(f"/api/v1/media/images/{media_id}", headers=HEADERS)).status_code == 200
@@ -184,17 +199,28 @@ async def test_per_provider_mode_serves_the_real_paths_at_the_root(client, setti
 
 GARBAGE = {
     "no-boundary": ("multipart/form-data", b"--x\r\n"),
-    "truncated": ("multipart/form-data; boundary=x",
-                  b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n["instagram"]'),
-    "nameless-part": ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data\r\n\r\nv\r\n--x--\r\n"),
-    "not-utf8": ("multipart/form-data; boundary=x",
-                 b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n\xff\xfe\r\n--x--\r\n'),
+    "truncated": (
+        "multipart/form-data; boundary=x",
+        b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n["instagram"]',
+    ),
+    "nameless-part": (
+        "multipart/form-data; boundary=x",
+        b"--x\r\nContent-Disposition: form-data\r\n\r\nv\r\n--x--\r\n",
+    ),
+    "not-utf8": (
+        "multipart/form-data; boundary=x",
+        b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n\xff\xfe\r\n--x--\r\n',
+    ),
     "empty": ("multipart/form-data; boundary=x", b""),
     "only-closing": ("multipart/form-data; boundary=x", b"--x--\r\n"),
-    "deep-json": ("multipart/form-data; boundary=x",
-                  b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n' + b"[" * 50000 + b"\r\n--x--\r\n"),
-    "nul-in-field": ("multipart/form-data; boundary=x",
-                     b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n["insta\x00gram"]\r\n--x--\r\n'),
+    "deep-json": (
+        "multipart/form-data; boundary=x",
+        b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n' + b"[" * 50000 + b"\r\n--x--\r\n",
+    ),
+    "nul-in-field": (
+        "multipart/form-data; boundary=x",
+        b'--x\r\nContent-Disposition: form-data; name="platforms"\r\n\r\n["insta\x00gram"]\r\n--x--\r\n',
+    ),
 }
 
 
@@ -208,6 +234,6 @@ async def test_garbage_bodies_get_a_precise_400_never_a_500(client, name, path):
 
 
 async def test_a_huge_chunk_index_is_just_out_of_range(client):
-    r = await send_chunk(client, "f", 10 ** 30, 3, b"abc")
+    r = await send_chunk(client, "f", 10**30, 3, b"abc")
     assert_error(r, 400, "validation_failed", "chunkIndex")
     assert (await chunk_status(client, "f"))["exists"] is False

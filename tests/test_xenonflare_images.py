@@ -34,11 +34,12 @@ async def test_accounts(client):
     """The account ids these tests send are connected accounts of KEY (see TEST_ACCOUNTS)."""
     await connect_test_accounts(client)
 
+
 DOCS_FIELDS = {
     "platforms": '["instagram", "pinterest"]',
     "instagram": '{"caption": "Stunning view! #nature", "autoPublish": true, "accounts": ["YOUR_INSTAGRAM_BUSINESS_ID"]}',
     "pinterest": '{"title": "Nature Photography", "description": "Beautiful landscape photo.", "autoPublish": true, '
-                 '"accounts": ["YOUR_PINTEREST_ID"]}',
+    '"accounts": ["YOUR_PINTEREST_ID"]}',
 }
 
 
@@ -52,9 +53,11 @@ async def test_the_docs_example_names_placeholder_accounts_and_is_refused_for_th
 async def docs_fields_with_connected_accounts(client, headers) -> dict:
     """The docs' example, its placeholder account ids replaced by the key's own, as GET /api/v1/channels lists them."""
     channels = (await client.get("/xenonflare/api/v1/channels", headers=headers)).json()["data"]
-    return {**DOCS_FIELDS,
-            "instagram": DOCS_FIELDS["instagram"].replace("YOUR_INSTAGRAM_BUSINESS_ID", channels["instagram"][0]["id"]),
-            "pinterest": DOCS_FIELDS["pinterest"].replace("YOUR_PINTEREST_ID", channels["pinterest"][0]["accountId"])}
+    return {
+        **DOCS_FIELDS,
+        "instagram": DOCS_FIELDS["instagram"].replace("YOUR_INSTAGRAM_BUSINESS_ID", channels["instagram"][0]["id"]),
+        "pinterest": DOCS_FIELDS["pinterest"].replace("YOUR_PINTEREST_ID", channels["pinterest"][0]["accountId"]),
+    }
 
 
 async def test_the_docs_example_gets_the_documented_response_exactly(client):
@@ -149,16 +152,19 @@ async def test_all_four_platforms_at_once_keep_their_order(client):
     assert r.json()["data"][0]["platforms"] == ["pinterest", "tiktok", "linkedin", "instagram"]
 
 
-@pytest.mark.parametrize("value, field, words", [
-    ('["youtube"]', "platforms.0", "is not one of"),
-    ('["instagram", "Instagram"]', "platforms.1", "is not one of"),
-    ("[]", "platforms", "non-empty"),
-    ('["tiktok", "tiktok"]', "platforms", "non-unique"),
-    ('"instagram"', "platforms", "not of type 'array'"),
-    ("instagram", "platforms", "must be valid JSON"),
-    ('["instagram",', "platforms", "must be valid JSON"),
-    ("[1]", "platforms.0", "not of type 'string'"),
-])
+@pytest.mark.parametrize(
+    "value, field, words",
+    [
+        ('["youtube"]', "platforms.0", "is not one of"),
+        ('["instagram", "Instagram"]', "platforms.1", "is not one of"),
+        ("[]", "platforms", "non-empty"),
+        ('["tiktok", "tiktok"]', "platforms", "non-unique"),
+        ('"instagram"', "platforms", "not of type 'array'"),
+        ("instagram", "platforms", "must be valid JSON"),
+        ('["instagram",', "platforms", "must be valid JSON"),
+        ("[1]", "platforms.0", "not of type 'string'"),
+    ],
+)
 async def test_bad_platforms_are_400_naming_the_problem(client, value, field, words):
     body = assert_error(await post_image(client, {"platforms": value}), 400, "validation_failed", field)
     assert words in body["message"]
@@ -190,31 +196,39 @@ async def test_file_sent_as_a_text_field_is_400(client):
 
 
 async def test_two_files_are_400(client):
-    parts = multipart({"platforms": '["instagram"]'}, ("a.jpg", JPG, "image/jpeg")) + [("file", ("b.jpg", JPG,
-                                                                                                   "image/jpeg"))]
+    parts = multipart({"platforms": '["instagram"]'}, ("a.jpg", JPG, "image/jpeg")) + [
+        ("file", ("b.jpg", JPG, "image/jpeg"))
+    ]
     r = await client.post(f"{XF}/images", headers=HEADERS, files=parts)
     assert_error(r, 400, "validation_failed", "file")
 
 
 async def test_a_file_in_another_field_is_400(client):
-    parts = multipart({"platforms": '["instagram"]'}, ("a.jpg", JPG, "image/jpeg")) + [("title", ("t.jpg", JPG,
-                                                                                                    "image/jpeg"))]
+    parts = multipart({"platforms": '["instagram"]'}, ("a.jpg", JPG, "image/jpeg")) + [
+        ("title", ("t.jpg", JPG, "image/jpeg"))
+    ]
     assert_error(await client.post(f"{XF}/images", headers=HEADERS, files=parts), 400, "validation_failed", "title")
 
 
-@pytest.mark.parametrize("ext, mime", [("jpg", "image/jpeg"), ("png", "image/png"), ("gif", "image/gif"),
-                                       ("webp", "image/webp"), ("heic", "image/heic")])
+@pytest.mark.parametrize(
+    "ext, mime",
+    [("jpg", "image/jpeg"), ("png", "image/png"), ("gif", "image/gif"), ("webp", "image/webp"), ("heic", "image/heic")],
+)
 async def test_every_image_format_is_accepted_by_content(client, ext, mime):
     # sent as application/octet-stream under a neutral name: only the bytes decide
-    r = await post_image(client, {"platforms": '["pinterest"]'}, data=sample(ext), name="upload.bin",
-                         content_type="application/octet-stream")
+    r = await post_image(
+        client,
+        {"platforms": '["pinterest"]'},
+        data=sample(ext),
+        name="upload.bin",
+        content_type="application/octet-stream",
+    )
     assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("data", [MP4, PDF, b"not an image at all", b"\x89PN"], ids=["mp4", "pdf", "text", "short"])
 async def test_bytes_that_are_not_an_image_are_415_whatever_the_name(client, data):
-    r = await post_image(client, {"platforms": '["instagram"]'}, data=data, name="photo.jpg",
-                         content_type="image/jpeg")
+    r = await post_image(client, {"platforms": '["instagram"]'}, data=data, name="photo.jpg", content_type="image/jpeg")
     body = assert_error(r, 415, "unsupported_media_type", "file")
     assert "image" in body["message"]
 
@@ -255,28 +269,42 @@ async def test_every_flat_key_for_a_platform_not_in_platforms_is_400(client, fla
 async def test_every_flat_key_maps_to_its_nested_key(client, flat):
     # agreeing with the nested key is fine; disagreeing is a 400 naming both: proof they are the same setting
     platform, nested, good, typed, _ = FLAT_KEYS[flat]
-    same = await post_image(client, {"platforms": json.dumps([platform]), flat: good,
-                                     platform: json.dumps({nested: typed})})
+    same = await post_image(
+        client, {"platforms": json.dumps([platform]), flat: good, platform: json.dumps({nested: typed})}
+    )
     assert same.status_code == 200, same.text
-    clash = await post_image(client, {"platforms": json.dumps([platform]), flat: good,
-                                      platform: json.dumps({nested: different(nested, typed)})})
+    clash = await post_image(
+        client,
+        {"platforms": json.dumps([platform]), flat: good, platform: json.dumps({nested: different(nested, typed)})},
+    )
     body = assert_error(clash, 400, "validation_failed", flat)
     assert f"conflicts with {platform}.{nested}" in body["message"]
 
 
 async def test_flat_and_nested_keys_merge_when_they_set_different_things(client, clock):
-    r = await post_image(client, {"platforms": '["instagram"]', "instagram": '{"caption": "From nested"}',
-                                  "instagramAutoPublish": "true", "selectedInstagramAccounts": '["ig_1"]'})
+    r = await post_image(
+        client,
+        {
+            "platforms": '["instagram"]',
+            "instagram": '{"caption": "From nested"}',
+            "instagramAutoPublish": "true",
+            "selectedInstagramAccounts": '["ig_1"]',
+        },
+    )
     assert r.status_code == 200
     clock.advance(1)
     media = (await client.get(f"{XF}/images/{r.json()['data'][0]['id']}", headers=HEADERS)).json()["data"]
     assert media["instagram"]["status"] == "published"  # autoPublish came from the flat key
 
 
-@pytest.mark.parametrize("form", [
-    {"selectedInstagramAccounts": '["ig_1", "ig_2"]'},
-    {"selectedInstagramAccounts": ["ig_1", "ig_2"]},  # the field repeated
-], ids=["json-array", "repeated-field"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"selectedInstagramAccounts": '["ig_1", "ig_2"]'},
+        {"selectedInstagramAccounts": ["ig_1", "ig_2"]},  # the field repeated
+    ],
+    ids=["json-array", "repeated-field"],
+)
 async def test_flat_account_lists_can_be_a_json_array_or_repeated_fields(client, form):
     fields = {"platforms": '["instagram"]', **form}
     assert (await post_image(client, {**fields, "instagram": '{"accounts": ["ig_1", "ig_2"]}'})).status_code == 200
@@ -285,14 +313,18 @@ async def test_flat_account_lists_can_be_a_json_array_or_repeated_fields(client,
 
 
 @pytest.mark.parametrize("post", [post_image, post_video], ids=["image", "video"])
-@pytest.mark.parametrize("repeated", [
-    {"title": ["First", "Second"]},
-    {"isDraft": ["true", "false"]},
-    {"isDraft": ["false", "false"]},  # even the same value twice: a single-value field comes once
-    {"platforms": ['["instagram"]', '["linkedin"]']},
-    {"description": ["a", "b"]},
-    {"instagramCaption": ["one", "two"]},
-], ids=lambda form: next(iter(form)))
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        {"title": ["First", "Second"]},
+        {"isDraft": ["true", "false"]},
+        {"isDraft": ["false", "false"]},  # even the same value twice: a single-value field comes once
+        {"platforms": ['["instagram"]', '["linkedin"]']},
+        {"description": ["a", "b"]},
+        {"instagramCaption": ["one", "two"]},
+    ],
+    ids=lambda form: next(iter(form)),
+)
 async def test_a_single_value_field_sent_twice_is_refused_never_last_wins(client, runtime, post, repeated):
     name = next(iter(repeated))
     fields = {"platforms": '["instagram"]', **repeated}
@@ -301,8 +333,9 @@ async def test_a_single_value_field_sent_twice_is_refused_never_last_wins(client
     assert "2 times" in body["message"]
     # nothing stored (but the key's connected accounts, seeded on its first request)
     assert runtime.store.namespaces("xenonflare:") in ([], ["xenonflare:connections"])
-    assert (await post(client, {k: v[-1] for k, v in fields.items()} | {"platforms": '["instagram"]'}))\
-        .status_code == 200  # the same form with each field once is accepted
+    assert (
+        await post(client, {k: v[-1] for k, v in fields.items()} | {"platforms": '["instagram"]'})
+    ).status_code == 200  # the same form with each field once is accepted
 
 
 async def test_a_single_plain_value_is_a_one_account_list(client):
@@ -310,18 +343,28 @@ async def test_a_single_plain_value_is_a_one_account_list(client):
     assert (await post_image(client, {**fields, "pinterest": '{"accounts": ["pin_1"]}'})).status_code == 200
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"selectedTiktokAccounts": '["tt_1", " "]'}, "selectedTiktokAccounts.1"),
-    ({"tiktok": '{"accounts": [""]}'}, "tiktok.accounts.0"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"selectedTiktokAccounts": '["tt_1", " "]'}, "selectedTiktokAccounts.1"),
+        ({"tiktok": '{"accounts": [""]}'}, "tiktok.accounts.0"),
+    ],
+)
 async def test_an_empty_account_id_is_400(client, fields, field):
     r = await post_image(client, {"platforms": '["tiktok"]', **fields})
     assert_error(r, 400, "validation_failed", field)
 
 
-@pytest.mark.parametrize("name, hint", [("instagramCaptoin", "instagramCaption"), ("selectedInstagramAccount",
-                                                                                    "selectedInstagramAccounts"),
-                                        ("youtube", None), ("youtubeTitle", None), ("caption", None)])
+@pytest.mark.parametrize(
+    "name, hint",
+    [
+        ("instagramCaptoin", "instagramCaption"),
+        ("selectedInstagramAccount", "selectedInstagramAccounts"),
+        ("youtube", None),
+        ("youtubeTitle", None),
+        ("caption", None),
+    ],
+)
 async def test_unknown_fields_are_400_naming_the_field(client, name, hint):
     r = await post_image(client, {"platforms": '["instagram"]', name: "x"})
     body = assert_error(r, 400, "validation_failed", name)
@@ -334,8 +377,16 @@ async def test_unknown_fields_are_400_naming_the_field(client, name, hint):
 
 NESTED_OK = {
     "instagram": {"caption": "c", "autoPublish": True, "accounts": ["ig_1"], "profileId": "p_1"},
-    "tiktok": {"caption": "c", "privacy": "SELF_ONLY", "autoPublish": False, "accounts": ["tt_1"],
-               "disableComment": True, "disableDuet": False, "disableStitch": True, "profileId": "p_1"},
+    "tiktok": {
+        "caption": "c",
+        "privacy": "SELF_ONLY",
+        "autoPublish": False,
+        "accounts": ["tt_1"],
+        "disableComment": True,
+        "disableDuet": False,
+        "disableStitch": True,
+        "profileId": "p_1",
+    },
     "linkedin": {"comment": "c", "autoPublish": True, "accounts": ["li_1"], "profileId": "p_1"},
     "pinterest": {"title": "t", "description": "d", "autoPublish": True, "accounts": ["pin_1"], "profileId": "p_1"},
 }
@@ -347,12 +398,23 @@ async def test_every_nested_key_is_accepted(client, platform):
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("platform, key, bad", [
-    ("instagram", "caption", 5), ("instagram", "autoPublish", "true"), ("instagram", "accounts", "ig_1"),
-    ("tiktok", "privacy", "PUBLIC"), ("tiktok", "disableComment", 1), ("tiktok", "disableDuet", None),
-    ("tiktok", "disableStitch", "no"), ("tiktok", "accounts", [1]), ("linkedin", "comment", ["c"]),
-    ("pinterest", "title", {"t": 1}), ("pinterest", "description", False), ("instagram", "profileId", 7),
-])
+@pytest.mark.parametrize(
+    "platform, key, bad",
+    [
+        ("instagram", "caption", 5),
+        ("instagram", "autoPublish", "true"),
+        ("instagram", "accounts", "ig_1"),
+        ("tiktok", "privacy", "PUBLIC"),
+        ("tiktok", "disableComment", 1),
+        ("tiktok", "disableDuet", None),
+        ("tiktok", "disableStitch", "no"),
+        ("tiktok", "accounts", [1]),
+        ("linkedin", "comment", ["c"]),
+        ("pinterest", "title", {"t": 1}),
+        ("pinterest", "description", False),
+        ("instagram", "profileId", 7),
+    ],
+)
 async def test_nested_keys_are_type_checked(client, platform, key, bad):
     r = await post_image(client, {"platforms": json.dumps([platform]), platform: json.dumps({key: bad})})
     body = assert_error(r, 400, "validation_failed")
@@ -366,15 +428,22 @@ async def test_a_nested_config_for_a_platform_not_in_platforms_is_400(client, pl
     assert_error(r, 400, "validation_failed", platform)
 
 
-@pytest.mark.parametrize("value, words", [
-    ('{"caption": "unterminated}', "must be valid JSON"),
-    ("caption=hello", "must be valid JSON"),
-    ('["caption"]', "not of type 'object'"),
-    ("null", "not of type 'object'"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ('{"caption": "unterminated}', "must be valid JSON"),
+        ("caption=hello", "must be valid JSON"),
+        ('["caption"]', "not of type 'object'"),
+        ("null", "not of type 'object'"),
+    ],
+)
 async def test_malformed_nested_json_is_400_naming_the_field(client, value, words):
-    body = assert_error(await post_image(client, {"platforms": '["instagram"]', "instagram": value}), 400,
-                        "validation_failed", "instagram")
+    body = assert_error(
+        await post_image(client, {"platforms": '["instagram"]', "instagram": value}),
+        400,
+        "validation_failed",
+        "instagram",
+    )
     assert words in body["message"]
 
 
@@ -385,8 +454,10 @@ async def test_unknown_nested_keys_are_400_naming_the_key(client):
 
 
 async def test_every_problem_is_listed_not_only_the_first(client):
-    r = await post_image(client, {"platforms": '["tiktok"]', "tiktokPrivacy": "PRIVATE", "isDraft": "maybe",
-                                  "tiktok": '{"disableDuet": "no"}'})
+    r = await post_image(
+        client,
+        {"platforms": '["tiktok"]', "tiktokPrivacy": "PRIVATE", "isDraft": "maybe", "tiktok": '{"disableDuet": "no"}'},
+    )
     body = assert_error(r, 400, "validation_failed")
     assert {e["field"] for e in body["error"]["errors"]} == {"tiktokPrivacy", "isDraft", "tiktok.disableDuet"}
     assert "(and 2 more)" in body["message"]

@@ -36,8 +36,10 @@ def connected_accounts(api_base: str) -> dict[str, str]:
     """The key's own Instagram and Pinterest account ids, as GET /api/v1/channels lists them."""
     with httpx.Client(timeout=10) as c:
         data = c.get(f"{api_base}/api/v1/channels", headers=HEADERS).json()["data"]
-    return {"YOUR_INSTAGRAM_BUSINESS_ID": data["instagram"][0]["id"],
-            "YOUR_PINTEREST_ID": data["pinterest"][0]["accountId"]}
+    return {
+        "YOUR_INSTAGRAM_BUSINESS_ID": data["instagram"][0]["id"],
+        "YOUR_PINTEREST_ID": data["pinterest"][0]["accountId"],
+    }
 
 
 def run_docs_curl(base: str, image: Path, accounts: dict[str, str] | None = None) -> dict:
@@ -60,8 +62,11 @@ def assert_documented_shape(body: dict) -> str:
     [item] = body["data"]
     assert list(item) == ["id", "title", "status", "platforms", "createdAt"]
     assert OBJECT_ID.fullmatch(item["id"])
-    assert (item["title"], item["status"], item["platforms"]) == ("Untitled Image", "scheduled",
-                                                                  ["instagram", "pinterest"])
+    assert (item["title"], item["status"], item["platforms"]) == (
+        "Untitled Image",
+        "scheduled",
+        ["instagram", "pinterest"],
+    )
     assert item["createdAt"] == FROZEN_ISO
     return item["id"]
 
@@ -88,8 +93,7 @@ def test_the_docs_curl_example_works_with_the_host_and_its_placeholders_filled_i
 
 
 @pytest.mark.parametrize("settings", [Settings(strict=True, seed=7, provider="xenonflare")])
-def test_the_docs_curl_example_in_per_provider_mode_is_the_real_url_on_another_host(live_server, image_jpg,
-                                                                                     settings):
+def test_the_docs_curl_example_in_per_provider_mode_is_the_real_url_on_another_host(live_server, image_jpg, settings):
     live_server.app.state.runtime.clock.freeze(FROZEN_AT)
     assert_documented_shape(run_docs_curl(live_server.url, image_jpg, connected_accounts(live_server.url)))
 
@@ -98,13 +102,17 @@ def _cut_off_chunk(url: str, file_id: str, index: int, total: int, data: bytes) 
     """Send a chunk's headers and half its body over a real socket, then drop the connection."""
     host, port = url.removeprefix("http://").split(":")
     boundary = "xfcut0boundary"
-    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                   for name, value in (("chunkIndex", index), ("totalChunks", total), ("fileId", file_id)))
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in (("chunkIndex", index), ("totalChunks", total), ("fileId", file_id))
+    )
     head += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\n\r\n'
     sent = head.encode() + data[: len(data) // 2]
     full = len(head) + len(data) + len(f"\r\n--{boundary}--\r\n")
-    request = (f"POST {XF}/chunks HTTP/1.1\r\nHost: {host}:{port}\r\nX-API-Key: {KEY}\r\n"
-               f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {full}\r\n\r\n")
+    request = (
+        f"POST {XF}/chunks HTTP/1.1\r\nHost: {host}:{port}\r\nX-API-Key: {KEY}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {full}\r\n\r\n"
+    )
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request.encode() + sent)
         time.sleep(0.2)  # let the server read part of the body before the line goes dead
@@ -114,13 +122,18 @@ def test_a_three_chunk_upload_cut_off_during_chunk_three_resumes_and_finalizes(l
     chunk = 256 * 1024
     original = sample("png") + bytes(range(256)) * (3 * chunk // 256)
     original = original[: 3 * chunk - 1000]
-    pieces = [original[i:i + chunk] for i in range(0, len(original), chunk)]
+    pieces = [original[i : i + chunk] for i in range(0, len(original), chunk)]
     file_id = str(uuid.uuid4())
     runtime = live_server.app.state.runtime
     with httpx.Client(base_url=live_server.url, timeout=10) as c:
+
         def send(index: int, data: bytes) -> httpx.Response:
-            return c.post(f"{XF}/chunks", headers=HEADERS, files={"file": ("blob", data, "application/octet-stream")},
-                          data={"chunkIndex": str(index), "totalChunks": "3", "fileId": file_id})
+            return c.post(
+                f"{XF}/chunks",
+                headers=HEADERS,
+                files={"file": ("blob", data, "application/octet-stream")},
+                data={"chunkIndex": str(index), "totalChunks": "3", "fileId": file_id},
+            )
 
         assert send(0, pieces[0]).json()["data"] == {"completed": False, "chunkIndex": 0}
         assert send(1, pieces[1]).json()["data"] == {"completed": False, "chunkIndex": 1}
@@ -134,10 +147,14 @@ def test_a_three_chunk_upload_cut_off_during_chunk_three_resumes_and_finalizes(l
         assert status == {"success": True, "data": {"exists": True, "currentSize": 2 * chunk, "fileId": file_id}}
         offset = status["data"]["currentSize"]
         done = send(offset // chunk, original[offset:])
-        assert done.json() == {"success": True, "data": {"completed": True, "fileId": file_id},
-                               "message": "Upload complete"}
-        final = c.post(f"{XF}/images", headers=HEADERS,
-                       files={"fileId": (None, file_id), "platforms": (None, '["instagram"]')})
+        assert done.json() == {
+            "success": True,
+            "data": {"completed": True, "fileId": file_id},
+            "message": "Upload complete",
+        }
+        final = c.post(
+            f"{XF}/images", headers=HEADERS, files={"fileId": (None, file_id), "platforms": (None, '["instagram"]')}
+        )
         assert final.status_code == 200, final.text
         media = runtime.store.get("xenonflare:media", final.json()["data"][0]["id"])
         assert runtime.blobs.get(media.blob_name).path.read_bytes() == original

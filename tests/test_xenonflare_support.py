@@ -41,11 +41,21 @@ FLAT_KEYS: dict[str, tuple[str, str, str, Any, str | None]] = {
     "tiktokDisableStitch": ("tiktok", "disableStitch", "false", False, "no"),
     "linkedinComment": ("linkedin", "comment", "Proud of the team", "Proud of the team", None),
     "linkedinAutoPublish": ("linkedin", "autoPublish", "true", True, "yes"),
-    "selectedLinkedinAccounts": ("linkedin", "accounts", '["urn:li:organization:1"]', ["urn:li:organization:1"],
-                                 "[true]"),
+    "selectedLinkedinAccounts": (
+        "linkedin",
+        "accounts",
+        '["urn:li:organization:1"]',
+        ["urn:li:organization:1"],
+        "[true]",
+    ),
     "pinterestTitle": ("pinterest", "title", "Nature Photography", "Nature Photography", None),
-    "pinterestDescription": ("pinterest", "description", "Beautiful landscape photo.", "Beautiful landscape photo.",
-                             None),
+    "pinterestDescription": (
+        "pinterest",
+        "description",
+        "Beautiful landscape photo.",
+        "Beautiful landscape photo.",
+        None,
+    ),
     "pinterestAutoPublish": ("pinterest", "autoPublish", "true", True, "y"),
     "selectedPinterestAccounts": ("pinterest", "accounts", '["pin_1"]', ["pin_1"], "[null]"),
 }
@@ -61,18 +71,34 @@ YOUTUBE_FLAT_KEYS: dict[str, tuple[str, str, str, Any, str | None]] = {
 # The account ids these tests send, connected to KEY through the control plane (an upload accepts only ids of the
 # key's connected accounts, as GET /api/v1/channels lists them), and a profile `p_1` holding the first of each.
 TEST_ACCOUNTS: dict[str, list[str]] = {
-    "youtube": ["UC_channel", "UC_1"], "instagram": ["ig_1", "ig_2"], "tiktok": ["tt_1", "dance.co"],
-    "linkedin": ["urn:li:organization:1", "li_1"], "pinterest": ["pin_1"],
+    "youtube": ["UC_channel", "UC_1"],
+    "instagram": ["ig_1", "ig_2"],
+    "tiktok": ["tt_1", "dance.co"],
+    "linkedin": ["urn:li:organization:1", "li_1"],
+    "pinterest": ["pin_1"],
 }
 CONNECTIONS = "/_emulator/xenonflare/connections"
 
 
 async def connect_test_accounts(client: httpx.AsyncClient, key: str = KEY) -> dict[str, Any]:
-    r = await client.put(CONNECTIONS, json={
-        "key": key, "channels": {p: [{"platformId": i} for i in ids] for p, ids in TEST_ACCOUNTS.items()},
-        "profiles": [{"id": "p_1", "name": "Test", "isDefault": True,
-                      **{f"{p}{'ChannelId' if p == 'youtube' else 'AccountId'}": ids[0]
-                         for p, ids in TEST_ACCOUNTS.items()}}]})
+    r = await client.put(
+        CONNECTIONS,
+        json={
+            "key": key,
+            "channels": {p: [{"platformId": i} for i in ids] for p, ids in TEST_ACCOUNTS.items()},
+            "profiles": [
+                {
+                    "id": "p_1",
+                    "name": "Test",
+                    "isDefault": True,
+                    **{
+                        f"{p}{'ChannelId' if p == 'youtube' else 'AccountId'}": ids[0]
+                        for p, ids in TEST_ACCOUNTS.items()
+                    },
+                }
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -98,26 +124,44 @@ def multipart(fields: dict[str, Any], file: tuple[str, bytes, str] | None = None
     return parts
 
 
-async def post_image(client: httpx.AsyncClient, fields: dict[str, Any], *, data: bytes | None = JPG,
-                     headers: dict[str, str] | None = None, path: str = f"{XF}/images",
-                     name: str = "image.jpg", content_type: str = "image/jpeg") -> httpx.Response:
+async def post_image(
+    client: httpx.AsyncClient,
+    fields: dict[str, Any],
+    *,
+    data: bytes | None = JPG,
+    headers: dict[str, str] | None = None,
+    path: str = f"{XF}/images",
+    name: str = "image.jpg",
+    content_type: str = "image/jpeg",
+) -> httpx.Response:
     """POST a multipart upload; ``data=None`` sends no file part (e.g. to finalize with fileId)."""
     file = (name, data, content_type) if data is not None else None
     return await client.post(path, headers=HEADERS if headers is None else headers, files=multipart(fields, file))
 
 
-async def post_video(client: httpx.AsyncClient, fields: dict[str, Any], *, data: bytes | None = VIDEO,
-                     headers: dict[str, str] | None = None, name: str = "video.mp4",
-                     content_type: str = "video/mp4") -> httpx.Response:
-    return await post_image(client, fields, data=data, headers=headers, path=f"{XF}/videos", name=name,
-                            content_type=content_type)
+async def post_video(
+    client: httpx.AsyncClient,
+    fields: dict[str, Any],
+    *,
+    data: bytes | None = VIDEO,
+    headers: dict[str, str] | None = None,
+    name: str = "video.mp4",
+    content_type: str = "video/mp4",
+) -> httpx.Response:
+    return await post_image(
+        client, fields, data=data, headers=headers, path=f"{XF}/videos", name=name, content_type=content_type
+    )
 
 
-async def send_chunk(client: httpx.AsyncClient, file_id: str, index: int, total: int, data: bytes,
-                     headers: dict[str, str] | None = None) -> httpx.Response:
-    return await client.post(f"{XF}/chunks", headers=HEADERS if headers is None else headers,
-                             files={"file": ("blob", data, "application/octet-stream")},
-                             data={"chunkIndex": str(index), "totalChunks": str(total), "fileId": file_id})
+async def send_chunk(
+    client: httpx.AsyncClient, file_id: str, index: int, total: int, data: bytes, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await client.post(
+        f"{XF}/chunks",
+        headers=HEADERS if headers is None else headers,
+        files={"file": ("blob", data, "application/octet-stream")},
+        data={"chunkIndex": str(index), "totalChunks": str(total), "fileId": file_id},
+    )
 
 
 async def chunk_status(client: httpx.AsyncClient, file_id: str, headers: dict[str, str] | None = None) -> dict:
@@ -128,7 +172,7 @@ async def chunk_status(client: httpx.AsyncClient, file_id: str, headers: dict[st
 
 
 async def upload_in_chunks(client: httpx.AsyncClient, file_id: str, data: bytes, size: int) -> None:
-    pieces = [data[i:i + size] for i in range(0, len(data), size)]
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
     for index, piece in enumerate(pieces):
         r = await send_chunk(client, file_id, index, len(pieces), piece)
         assert r.status_code == 200, r.text

@@ -39,6 +39,7 @@ async def test_accounts(client):
     """The account ids these tests send are connected accounts of KEY (see TEST_ACCOUNTS)."""
     await connect_test_accounts(client)
 
+
 ALL_VIDEO_PLATFORMS = ["youtube", "instagram", "tiktok", "linkedin", "pinterest"]
 AUTO = {p: json.dumps({"autoPublish": True}) for p in ALL_VIDEO_PLATFORMS}
 REMOTE = {  # per-platform id field and the shapes of id and url once published
@@ -62,15 +63,21 @@ async def status_of(client, kind: str, media_id: str, headers=HEADERS) -> dict:
 
 @pytest.mark.parametrize("data", [VIDEO, MOV], ids=["mp4", "mov"])
 async def test_mp4_and_mov_are_accepted_by_content(client, data):
-    r = await post_video(client, {"platforms": '["youtube"]'}, data=data, name="clip.bin",
-                         content_type="application/octet-stream")
+    r = await post_video(
+        client, {"platforms": '["youtube"]'}, data=data, name="clip.bin", content_type="application/octet-stream"
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert list(body) == ["success", "message", "data"] and body["message"] == "Upload successful"
     [item] = body["data"]
     assert OBJECT_ID.fullmatch(item["id"])
-    assert item == {"id": item["id"], "title": "Untitled Video", "status": "scheduled", "platforms": ["youtube"],
-                    "createdAt": FROZEN_ISO}
+    assert item == {
+        "id": item["id"],
+        "title": "Untitled Video",
+        "status": "scheduled",
+        "platforms": ["youtube"],
+        "createdAt": FROZEN_ISO,
+    }
 
 
 @pytest.mark.parametrize("data", [WEBM, JPG, PDF], ids=["webm", "jpeg", "pdf"])
@@ -81,11 +88,26 @@ async def test_other_files_are_415_even_named_mp4(client, data):
 
 
 async def test_all_five_video_platforms_with_nested_configs(client):
-    youtube = {"title": "t", "description": "d", "privacy": "unlisted", "autoPublish": True, "channels": ["UC_1"],
-               "profileId": "p_1"}
-    r = await post_video(client, {"platforms": json.dumps(ALL_VIDEO_PLATFORMS), **AUTO, "youtube": json.dumps(youtube),
-                                  "title": "Launch", "description": "internal", "isDraft": "false",
-                                  "scheduledAt": "2026-09-22T00:00:00Z"})
+    youtube = {
+        "title": "t",
+        "description": "d",
+        "privacy": "unlisted",
+        "autoPublish": True,
+        "channels": ["UC_1"],
+        "profileId": "p_1",
+    }
+    r = await post_video(
+        client,
+        {
+            "platforms": json.dumps(ALL_VIDEO_PLATFORMS),
+            **AUTO,
+            "youtube": json.dumps(youtube),
+            "title": "Launch",
+            "description": "internal",
+            "isDraft": "false",
+            "scheduledAt": "2026-09-22T00:00:00Z",
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["platforms"] == ALL_VIDEO_PLATFORMS and r.json()["data"][0]["title"] == "Launch"
 
@@ -108,13 +130,23 @@ async def test_every_flat_key_works_on_videos_and_maps_to_its_nested_key(client,
     if bad is not None:
         wrong = await post_video(client, {**fields, flat: bad})
         assert_error(wrong, 400, "validation_failed", flat + ".0" if bad.startswith("[") else flat)
-    elsewhere = await post_video(client, {"platforms": '["linkedin"]' if platform != "linkedin" else '["youtube"]',
-                                          flat: good})
+    elsewhere = await post_video(
+        client, {"platforms": '["linkedin"]' if platform != "linkedin" else '["youtube"]', flat: good}
+    )
     assert_error(elsewhere, 400, "validation_failed", flat)
 
 
-@pytest.mark.parametrize("key, bad", [("privacy", "PUBLIC"), ("autoPublish", "yes"), ("channels", "UC_1"),
-                                      ("title", 1), ("description", []), ("chanels", ["UC_1"])])
+@pytest.mark.parametrize(
+    "key, bad",
+    [
+        ("privacy", "PUBLIC"),
+        ("autoPublish", "yes"),
+        ("channels", "UC_1"),
+        ("title", 1),
+        ("description", []),
+        ("chanels", ["UC_1"]),
+    ],
+)
 async def test_the_nested_youtube_config_is_checked(client, key, bad):
     r = await post_video(client, {"platforms": '["youtube"]', "youtube": json.dumps({key: bad})})
     body = assert_error(r, 400, "validation_failed")
@@ -123,8 +155,12 @@ async def test_the_nested_youtube_config_is_checked(client, key, bad):
 
 async def test_youtube_is_not_an_image_platform(client):
     assert_error(await post_image(client, {"platforms": '["youtube"]'}), 400, "validation_failed", "platforms.0")
-    assert_error(await post_image(client, {"platforms": '["instagram"]', "youtubePrivacy": "public"}), 400,
-                 "validation_failed", "youtubePrivacy")
+    assert_error(
+        await post_image(client, {"platforms": '["instagram"]', "youtubePrivacy": "public"}),
+        400,
+        "validation_failed",
+        "youtubePrivacy",
+    )
 
 
 @pytest.mark.parametrize("platforms", ['["facebook"]', "[]", '["youtube", "youtube"]'])
@@ -141,14 +177,30 @@ async def test_video_file_and_file_id_together_is_400(client):
 
 
 async def test_an_immediate_auto_published_image_is_published_with_ids_and_urls(client, clock):
-    r = await post_image(client, {"platforms": '["instagram", "tiktok", "linkedin", "pinterest"]',
-                                  **{p: AUTO[p] for p in ("instagram", "tiktok", "linkedin", "pinterest")},
-                                  "title": "Launch"})
+    r = await post_image(
+        client,
+        {
+            "platforms": '["instagram", "tiktok", "linkedin", "pinterest"]',
+            **{p: AUTO[p] for p in ("instagram", "tiktok", "linkedin", "pinterest")},
+            "title": "Launch",
+        },
+    )
     media_id = r.json()["data"][0]["id"]
     clock.advance(5)
     data = await status_of(client, "image", media_id)
-    assert list(data) == ["id", "title", "status", "platforms", "scheduledAt", "instagram", "tiktok", "linkedin",
-                          "pinterest", "createdAt", "updatedAt"]
+    assert list(data) == [
+        "id",
+        "title",
+        "status",
+        "platforms",
+        "scheduledAt",
+        "instagram",
+        "tiktok",
+        "linkedin",
+        "pinterest",
+        "createdAt",
+        "updatedAt",
+    ]
     assert data["id"] == media_id and data["title"] == "Launch" and data["status"] == "completed"
     # scheduled for the upload time (an immediate upload), published once that passed
     assert data["scheduledAt"] == FROZEN_ISO and data["createdAt"] == FROZEN_ISO and data["updatedAt"] == FROZEN_ISO
@@ -162,15 +214,24 @@ async def test_an_immediate_auto_published_image_is_published_with_ids_and_urls(
 
 
 async def test_the_tiktok_url_uses_the_first_account(client, clock):
-    r = await post_video(client, {"platforms": '["tiktok"]', "tiktok": '{"autoPublish": true, "accounts": ["dance.co"]}'})
+    r = await post_video(
+        client, {"platforms": '["tiktok"]', "tiktok": '{"autoPublish": true, "accounts": ["dance.co"]}'}
+    )
     clock.advance(1)
     data = await status_of(client, "video", r.json()["data"][0]["id"])
     assert data["tiktok"]["url"].startswith("https://www.tiktok.com/@dance.co/video/")
 
 
 async def test_a_scheduled_image_publishes_at_scheduled_at(client, clock):
-    r = await post_image(client, {"platforms": '["instagram", "pinterest"]', "scheduledAt": "2026-09-21T15:00:00Z",
-                                  "instagram": '{"autoPublish": true}', "pinterest": '{"autoPublish": true}'})
+    r = await post_image(
+        client,
+        {
+            "platforms": '["instagram", "pinterest"]',
+            "scheduledAt": "2026-09-21T15:00:00Z",
+            "instagram": '{"autoPublish": true}',
+            "pinterest": '{"autoPublish": true}',
+        },
+    )
     media_id = r.json()["data"][0]["id"]
     before = await status_of(client, "image", media_id)
     assert before["status"] == "scheduled" and before["scheduledAt"] == "2026-09-21T15:00:00.000Z"
@@ -198,8 +259,15 @@ async def test_platforms_without_auto_publish_wait_for_manual_publishing(client,
 
 
 async def test_a_draft_stays_a_draft_with_idle_platforms(client, clock):
-    r = await post_image(client, {"platforms": '["instagram"]', "isDraft": "true", "instagramAutoPublish": "true",
-                                  "scheduledAt": "2026-09-21T15:00:00Z"})
+    r = await post_image(
+        client,
+        {
+            "platforms": '["instagram"]',
+            "isDraft": "true",
+            "instagramAutoPublish": "true",
+            "scheduledAt": "2026-09-21T15:00:00Z",
+        },
+    )
     assert r.json()["data"][0]["status"] == "draft"
     clock.advance(86400)
     data = await status_of(client, "image", r.json()["data"][0]["id"])
@@ -209,8 +277,10 @@ async def test_a_draft_stays_a_draft_with_idle_platforms(client, clock):
 
 @pytest.mark.parametrize("settings", [Settings(strict=True, seed=1234, video_processing_seconds=30)])
 async def test_a_video_processes_for_the_configured_delay_then_publishes(client, clock, settings):
-    r = await post_video(client, {"platforms": '["youtube", "instagram"]', "youtubeAutoPublish": "true",
-                                  "instagram": '{"autoPublish": true}'})
+    r = await post_video(
+        client,
+        {"platforms": '["youtube", "instagram"]', "youtubeAutoPublish": "true", "instagram": '{"autoPublish": true}'},
+    )
     media_id = r.json()["data"][0]["id"]
     assert (await status_of(client, "video", media_id))["status"] == "scheduled"  # the instant it was answered
     clock.advance(0.1)
@@ -233,15 +303,21 @@ async def test_images_do_not_wait_for_video_processing(client, clock, settings):
 
 
 async def test_an_account_id_starting_with_fail_makes_that_platform_fail(client, clock):
-    both = await post_image(client, {"platforms": '["instagram", "pinterest"]',
-                                     "instagram": '{"autoPublish": true, "accounts": ["fail_expired_token"]}',
-                                     "pinterest": '{"autoPublish": true, "accounts": ["pin_1"]}'})
+    both = await post_image(
+        client,
+        {
+            "platforms": '["instagram", "pinterest"]',
+            "instagram": '{"autoPublish": true, "accounts": ["fail_expired_token"]}',
+            "pinterest": '{"autoPublish": true, "accounts": ["pin_1"]}',
+        },
+    )
     clock.advance(1)
     data = await status_of(client, "image", both.json()["data"][0]["id"])
     assert data["instagram"] == {"status": "failed", "mediaId": None, "url": None}
     assert data["pinterest"]["status"] == "published" and data["status"] == "completed"
-    only = await post_video(client, {"platforms": '["youtube"]', "youtubeAutoPublish": "true",
-                                     "selectedYoutubeChannels": '["FAIL"]'})
+    only = await post_video(
+        client, {"platforms": '["youtube"]', "youtubeAutoPublish": "true", "selectedYoutubeChannels": '["FAIL"]'}
+    )
     clock.advance(1)
     failed = await status_of(client, "video", only.json()["data"][0]["id"])
     assert failed["status"] == "failed" and failed["youtube"]["status"] == "failed"
@@ -274,8 +350,11 @@ async def test_an_immediate_upload_reads_as_it_was_answered_then_moves_on_the_cl
     assert (read["status"], read["scheduledAt"], read["instagram"]["status"]) == ("scheduled", FROZEN_ISO, "pending")
     clock.advance(0.001)
     later = await status_of(client, "image", answered["id"])
-    assert (later["status"], later["scheduledAt"], later["instagram"]["status"]) == ("completed", FROZEN_ISO,
-                                                                                     "published")
+    assert (later["status"], later["scheduledAt"], later["instagram"]["status"]) == (
+        "completed",
+        FROZEN_ISO,
+        "published",
+    )
     assert later["updatedAt"] == FROZEN_ISO  # the publish time, which was the upload time
     draft = await post_image(client, {"platforms": '["instagram"]', "isDraft": "true"})
     assert draft.json()["data"][0]["status"] == "draft"

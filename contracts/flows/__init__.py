@@ -37,8 +37,15 @@ CONTRACTS: dict[str, ProviderContract] = _discover()
 FLOWS: dict[str, tuple[type[FlowMachine], ...]] = {name: contract.flows for name, contract in CONTRACTS.items()}
 
 
-def run(target: Target, provider_name: str, result: ProviderResult, *, max_examples: int, steps: int = 12,
-        seed: int | None = None) -> None:
+def run(
+    target: Target,
+    provider_name: str,
+    result: ProviderResult,
+    *,
+    max_examples: int,
+    steps: int = 12,
+    seed: int | None = None,
+) -> None:
     """Play every flow machine of ``provider_name``; tallies and findings go to ``result``."""
     provider = target.providers[provider_name]
     for machine in FLOWS.get(provider_name, ()):
@@ -48,21 +55,47 @@ def run(target: Target, provider_name: str, result: ProviderResult, *, max_examp
         started = time.monotonic()
         ctx = FlowContext(target, provider)
         steps_seen: list[str] = []
-        config = settings(max_examples=max_examples, stateful_step_count=steps, deadline=None, database=None,
-                          derandomize=seed is not None, print_blob=False,
-                          # no shrinking: each shrink step replays a whole flow over HTTP (megabytes of parts);
-                          # the failing example is reported with the steps it took
-                          phases=(Phase.explicit, Phase.generate),
-                          suppress_health_check=list(HealthCheck))
+        config = settings(
+            max_examples=max_examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            derandomize=seed is not None,
+            print_blob=False,
+            # no shrinking: each shrink step replays a whole flow over HTTP (megabytes of parts);
+            # the failing example is reported with the steps it took
+            phases=(Phase.explicit, Phase.generate),
+            suppress_health_check=list(HealthCheck),
+        )
         try:
             with with_reporter(steps_seen.append):
                 run_state_machine_as_test(machine.bind(ctx), settings=config)
         except FlowFailure as failure:
-            result.add(Finding(provider_name, SUITE, failure.check, failure.operation, machine.flow_name,
-                               failure.message + _steps(steps_seen), ctx.curl_log(), phase=machine.__name__))
+            result.add(
+                Finding(
+                    provider_name,
+                    SUITE,
+                    failure.check,
+                    failure.operation,
+                    machine.flow_name,
+                    failure.message + _steps(steps_seen),
+                    ctx.curl_log(),
+                    phase=machine.__name__,
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - any other error of a flow is a finding too, never a crash
-            result.add(Finding(provider_name, SUITE, "flow_error", machine.__name__, type(exc).__name__,
-                               f"{exc}{_steps(steps_seen)}", ctx.curl_log(), phase=machine.__name__))
+            result.add(
+                Finding(
+                    provider_name,
+                    SUITE,
+                    "flow_error",
+                    machine.__name__,
+                    type(exc).__name__,
+                    f"{exc}{_steps(steps_seen)}",
+                    ctx.curl_log(),
+                    phase=machine.__name__,
+                )
+            )
             result.tally(SUITE, "flow_error", ok=False)
         for check, (passed, failed) in ctx.tallies.items():
             result.tally(SUITE, check, ok=True, count=passed)

@@ -95,9 +95,11 @@ class Ledger:
 
     def remaining(self, key: str, windows: dict[str, float], limit: int) -> int:
         """The tightest of the key's limits: each counts the requests made within its window (rolling)."""
-        return min(limit - sum(1 for when, who, names in self.made
-                               if who == key and name in names and self.now - when < window)
-                   for name, window in windows.items())
+        return min(
+            limit
+            - sum(1 for when, who, names in self.made if who == key and name in names and self.now - when < window)
+            for name, window in windows.items()
+        )
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -168,8 +170,11 @@ class FlowMachine(RuleBasedStateMachine):
         control = self.ctx.control
         if control is None:
             return self.ctx.provider.keys
-        limits = {limit.name: GENEROUS for op_id, *_ in PROVIDERS[self.provider_name].specs.operations()
-                  for limit in PROVIDERS[self.provider_name].limits(op_id)}
+        limits = {
+            limit.name: GENEROUS
+            for op_id, *_ in PROVIDERS[self.provider_name].specs.operations()
+            for limit in PROVIDERS[self.provider_name].limits(op_id)
+        }
         return tuple(str(control.create_key(self.provider_name, rate_limits=limits)["key"]) for _ in range(2))
 
     def api(self, method: str, op_id: str, path: str, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
@@ -187,8 +192,12 @@ class FlowMachine(RuleBasedStateMachine):
         return self.http.send(request)
 
     def expect(self, response: httpx.Response, status: int, operation: str, check: str = "flow_status") -> None:
-        self.ctx.check(check, operation, response.status_code == status,
-                       f"expected {status}, got {response.status_code}: {response.text[:300]}")
+        self.ctx.check(
+            check,
+            operation,
+            response.status_code == status,
+            f"expected {status}, got {response.status_code}: {response.text[:300]}",
+        )
 
     def advance(self, seconds: float) -> None:
         assert self.ctx.control is not None
@@ -203,30 +212,39 @@ class FlowMachine(RuleBasedStateMachine):
             return  # refused before the key's request counts, or a server error (the flow's own check reports it)
         windows = {limit.name: limit.window for limit in PROVIDERS[self.provider_name].limits(op_id)}
         names = tuple(windows)
-        values = {h: response.headers.get(h) for h in ("x-ratelimit-limit", "x-ratelimit-remaining",
-                                                       "x-ratelimit-reset")}
+        values = {
+            h: response.headers.get(h) for h in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+        }
         missing = [h for h, v in values.items() if v is None]
-        self.ctx.check("rate_limit_headers", operation, not missing,
-                       f"{response.status_code} response lacks {', '.join(missing)}")
+        self.ctx.check(
+            "rate_limit_headers", operation, not missing, f"{response.status_code} response lacks {', '.join(missing)}"
+        )
         numbers = {h: int(v) for h, v in values.items() if v is not None and v.isdigit()}
-        self.ctx.check("rate_limit_headers", operation, len(numbers) == 3,
-                       f"rate-limit headers are not whole numbers: {values}")
+        self.ctx.check(
+            "rate_limit_headers", operation, len(numbers) == 3, f"rate-limit headers are not whole numbers: {values}"
+        )
         if not names:
             return
         self.ledger.count(key, names)
         if self.ctx.exact_limits:
             expected = self.ledger.remaining(key, windows, GENEROUS)
-            self.ctx.check("rate_limit_headers", operation,
-                           numbers["x-ratelimit-limit"] == GENEROUS and numbers["x-ratelimit-remaining"] == expected,
-                           f"after {GENEROUS - expected} counted requests the key should have Limit {GENEROUS}, "
-                           f"Remaining {expected}; got Limit {numbers['x-ratelimit-limit']}, "
-                           f"Remaining {numbers['x-ratelimit-remaining']}")
+            self.ctx.check(
+                "rate_limit_headers",
+                operation,
+                numbers["x-ratelimit-limit"] == GENEROUS and numbers["x-ratelimit-remaining"] == expected,
+                f"after {GENEROUS - expected} counted requests the key should have Limit {GENEROUS}, "
+                f"Remaining {expected}; got Limit {numbers['x-ratelimit-limit']}, "
+                f"Remaining {numbers['x-ratelimit-remaining']}",
+            )
         else:
-            self.ctx.check("rate_limit_headers", operation,
-                           numbers["x-ratelimit-remaining"] <= numbers["x-ratelimit-limit"],
-                           f"Remaining {numbers['x-ratelimit-remaining']} exceeds Limit {numbers['x-ratelimit-limit']}")
+            self.ctx.check(
+                "rate_limit_headers",
+                operation,
+                numbers["x-ratelimit-remaining"] <= numbers["x-ratelimit-limit"],
+                f"Remaining {numbers['x-ratelimit-remaining']} exceeds Limit {numbers['x-ratelimit-limit']}",
+            )
 
 
 def chunks_of(data: bytes, size: int) -> Iterator[bytes]:
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]

@@ -22,4 +22,4 @@ def filler(seed: int, size: int) -> bytes:
 
 def video(seed: int, size: int) -> bytes:
     """An MP4 of ``size`` bytes (at least the header's length): the header, then filler."""
-    return (MP4_HEADER + filler(seed, max(0, size - len(MP4_HEADER))))[:max(size, len(MP4_HEADER))]
+    return (MP4_HEADER + filler(seed, max(0, size - len(MP4_HEADER))))[: max(size, len(MP4_HEADER))]

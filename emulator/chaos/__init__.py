@@ -30,6 +30,25 @@ from emulator.chaos.runner import (
 )
 from emulator.chaos.schedule import Fault, Schedule, recoverable, schedules
 
-__all__ = ["INVARIANTS", "ChaosViolation", "Client", "ClientResult", "Fault", "Options", "Outcome", "Run", "Schedule",
-           "Target", "Violation", "check", "check_run", "command", "explore", "python", "recoverable", "replay",
-           "schedules", "survey"]
+__all__ = [
+    "INVARIANTS",
+    "ChaosViolation",
+    "Client",
+    "ClientResult",
+    "Fault",
+    "Options",
+    "Outcome",
+    "Run",
+    "Schedule",
+    "Target",
+    "Violation",
+    "check",
+    "check_run",
+    "command",
+    "explore",
+    "python",
+    "recoverable",
+    "replay",
+    "schedules",
+    "survey",
+]

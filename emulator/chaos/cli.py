@@ -23,39 +23,74 @@ from emulator.chaos.runner import Options, Outcome, Target, command, explore, re
 from emulator.chaos.schedule import Schedule, profile_of
 from emulator.settings import ENV_PREFIX, Settings
 
-DESCRIPTION = ("Run COMMAND (your uploader, any language) once per drawn fault schedule against an emulator, and "
-               "check from the journal and the stored bytes that it behaved.")
-EPILOG = (f"COMMAND gets {ENV_PREFIX}BASE_URL, {ENV_PREFIX}API_KEY (fresh per run), {ENV_PREFIX}FILE and "
-          f"{ENV_PREFIX}CONTENT_TYPE; it exits 0 when it believes the upload succeeded and may print the id it "
-          "created on its last stdout line. Manual: docs/chaos.md.")
+DESCRIPTION = (
+    "Run COMMAND (your uploader, any language) once per drawn fault schedule against an emulator, and "
+    "check from the journal and the stored bytes that it behaved."
+)
+EPILOG = (
+    f"COMMAND gets {ENV_PREFIX}BASE_URL, {ENV_PREFIX}API_KEY (fresh per run), {ENV_PREFIX}FILE and "
+    f"{ENV_PREFIX}CONTENT_TYPE; it exits 0 when it believes the upload succeeded and may print the id it "
+    "created on its last stdout line. Manual: docs/chaos.md."
+)
 
 
 def parser() -> argparse.ArgumentParser:
     defaults = Settings.from_env()
-    out = argparse.ArgumentParser(prog="upload-emulator chaos", description=DESCRIPTION, epilog=EPILOG,
-                                  usage="%(prog)s --provider NAME [options] -- COMMAND [ARGS...]")
+    out = argparse.ArgumentParser(
+        prog="upload-emulator chaos",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        usage="%(prog)s --provider NAME [options] -- COMMAND [ARGS...]",
+    )
     out.add_argument("--provider", required=True, help="the provider COMMAND uploads to")
     out.add_argument("--examples", type=int, default=25, metavar="N", help="schedules to draw (default 25)")
     out.add_argument("--seed", type=int, help="seed hypothesis, for a reproducible run")
-    out.add_argument("--budget", type=float, default=600.0, metavar="SECONDS",
-                     help="bound the whole run, shrinking included (default 600)")
-    out.add_argument("--expect-recovery", action="store_true",
-                     help="a schedule of transient faults within the retry budget must end with exit 0")
+    out.add_argument(
+        "--budget",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="bound the whole run, shrinking included (default 600)",
+    )
+    out.add_argument(
+        "--expect-recovery",
+        action="store_true",
+        help="a schedule of transient faults within the retry budget must end with exit 0",
+    )
     out.add_argument("--replay", type=Path, metavar="SCHEDULE.json", help="run this one schedule instead of drawing")
-    out.add_argument("--save", type=Path, metavar="FILE", help="where a failing schedule is written for --replay "
-                                                               "(default: chaos-PROVIDER-failure.json)")
+    out.add_argument(
+        "--save",
+        type=Path,
+        metavar="FILE",
+        help="where a failing schedule is written for --replay (default: chaos-PROVIDER-failure.json)",
+    )
     out.add_argument("--report", type=Path, metavar="FILE.md", help="write a Markdown report here")
     out.add_argument("--junit", type=Path, metavar="FILE.xml", help="write JUnit XML here")
     out.add_argument("--base-url", help="a running emulator to use (default: start one on a free loopback port)")
     out.add_argument("--max-faults", type=int, default=3, metavar="N", help="faults per schedule (default 3)")
-    out.add_argument("--max-wait", type=float, default=defaults.chaos_max_wait, metavar="SECONDS",
-                     help=f"longest Retry-After, delay or stall drawn (default {defaults.chaos_max_wait:g}; "
-                          f"env {ENV_PREFIX}CHAOS_MAX_WAIT)")
-    out.add_argument("--max-retries", type=int, default=defaults.chaos_max_retries, metavar="N",
-                     help=f"retries allowed of one request (default {defaults.chaos_max_retries}; "
-                          f"env {ENV_PREFIX}CHAOS_MAX_RETRIES)")
-    out.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                     help="one run of COMMAND may take this long before it is killed (default 60)")
+    out.add_argument(
+        "--max-wait",
+        type=float,
+        default=defaults.chaos_max_wait,
+        metavar="SECONDS",
+        help=f"longest Retry-After, delay or stall drawn (default {defaults.chaos_max_wait:g}; "
+        f"env {ENV_PREFIX}CHAOS_MAX_WAIT)",
+    )
+    out.add_argument(
+        "--max-retries",
+        type=int,
+        default=defaults.chaos_max_retries,
+        metavar="N",
+        help=f"retries allowed of one request (default {defaults.chaos_max_retries}; "
+        f"env {ENV_PREFIX}CHAOS_MAX_RETRIES)",
+    )
+    out.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="one run of COMMAND may take this long before it is killed (default 60)",
+    )
     return out
 
 
@@ -74,10 +109,17 @@ def run(argv: list[str]) -> None:
         parsed.error(str(exc))
     if schedule is not None and schedule.provider != options_ns.provider:
         parsed.error(f"{options_ns.replay} is a schedule for {schedule.provider}, not {options_ns.provider}")
-    options = Options(provider=options_ns.provider, examples=options_ns.examples, seed=options_ns.seed,
-                      budget=options_ns.budget, expect_recovery=options_ns.expect_recovery,
-                      max_retries=options_ns.max_retries, max_wait=options_ns.max_wait,
-                      max_faults=options_ns.max_faults, timeout=options_ns.timeout)
+    options = Options(
+        provider=options_ns.provider,
+        examples=options_ns.examples,
+        seed=options_ns.seed,
+        budget=options_ns.budget,
+        expect_recovery=options_ns.expect_recovery,
+        max_retries=options_ns.max_retries,
+        max_wait=options_ns.max_wait,
+        max_faults=options_ns.max_faults,
+        timeout=options_ns.timeout,
+    )
     client = command(cmd)
 
     def progress(run_: Run, violations: list[Any]) -> None:
@@ -90,8 +132,11 @@ def run(argv: list[str]) -> None:
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         parsed.error(f"no emulator answers at {options_ns.base_url}/_emulator/health: {exc}")
     with target:
-        outcome = (replay(target, schedule, client, options) if schedule is not None
-                   else explore(target, client, options, on_run=progress))
+        outcome = (
+            replay(target, schedule, client, options)
+            if schedule is not None
+            else explore(target, client, options, on_run=progress)
+        )
         target_url = target.url
     save = options_ns.save or Path(f"chaos-{options.provider}-failure.json")
     replay_command = _replay_command(options_ns, options_ns.replay or save, cmd)
@@ -106,7 +151,7 @@ def run(argv: list[str]) -> None:
 def _split(argv: list[str]) -> tuple[list[str], list[str]]:
     if "--" in argv:
         cut = argv.index("--")
-        return argv[:cut], argv[cut + 1:]
+        return argv[:cut], argv[cut + 1 :]
     return argv, []
 
 
@@ -134,22 +179,28 @@ def journal_lines(run: Run) -> list[str]:
             extra.append(f"Retry-After {e['response_headers']['retry-after']}")
         if e.get("fault"):
             extra.append(f"fault {e['fault']}")
-        lines.append(f"+{float(e['epoch']) - start:7.3f}s {e['method']:6} {e['path'][:90]} [{e.get('operation')}] → "
-                     f"{status}, {e['request_bytes']} B sent" + (f" ({'; '.join(extra)})" if extra else ""))
+        lines.append(
+            f"+{float(e['epoch']) - start:7.3f}s {e['method']:6} {e['path'][:90]} [{e.get('operation')}] → "
+            f"{status}, {e['request_bytes']} B sent" + (f" ({'; '.join(extra)})" if extra else "")
+        )
     return lines
 
 
 def render(outcome: Outcome, options: Options, replay_command: str) -> str:
-    head = (f"chaos {outcome.provider}: {outcome.runs} run(s) in {outcome.seconds:.1f} s"
-            + (" (budget reached)" if outcome.out_of_budget else ""))
+    head = f"chaos {outcome.provider}: {outcome.runs} run(s) in {outcome.seconds:.1f} s" + (
+        " (budget reached)" if outcome.out_of_budget else ""
+    )
     if outcome.failure is None:
         return f"{head}: every run held every invariant."
     run = outcome.failure
     lines = [f"{head}: FAILED", "", "invariant broken:"]
     lines += [f"  {v.invariant}: {v.message}" for v in outcome.violations]
     lines += ["", "shrunk schedule:"] + [f"  {line}" for line in run.schedule.describe()]
-    lines += ["", f"the client exited {run.exit_code if run.exit_code is not None else '(killed at the timeout)'} "
-                  f"after {run.seconds:.1f} s"]
+    lines += [
+        "",
+        f"the client exited {run.exit_code if run.exit_code is not None else '(killed at the timeout)'} "
+        f"after {run.seconds:.1f} s",
+    ]
     tail = [line for line in run.stderr.strip().splitlines()[-8:] if line.strip()]
     if tail:
         lines += ["its stderr ended with:"] + [f"  {line}" for line in tail]
@@ -158,8 +209,9 @@ def render(outcome: Outcome, options: Options, replay_command: str) -> str:
     return "\n".join(lines)
 
 
-def _write_reports(outcome: Outcome, target: str, options: Options, replay_command: str, report: Path | None,
-                   junit: Path | None) -> None:
+def _write_reports(
+    outcome: Outcome, target: str, options: Options, replay_command: str, report: Path | None, junit: Path | None
+) -> None:
     from contracts.report import markdown, write_junit
     from contracts.results import Finding, ProviderResult, RunResult
 
@@ -171,15 +223,25 @@ def _write_reports(outcome: Outcome, target: str, options: Options, replay_comma
         run = outcome.failure
         for violation in outcome.violations:
             where = run.schedule.faults[0].operation if run.schedule.faults else "no faults"
-            message = "\n".join(["shrunk schedule:", *run.schedule.describe(), "", "journal (redacted):",
-                                 *journal_lines(run)])
-            provider.add(Finding(options.provider, "chaos", violation.invariant, where, violation.message, message,
-                                 replay_command))
-    result = RunResult(target=target, providers=[provider], seconds=outcome.seconds, seed=options.seed,
-                       notes=[f"{outcome.runs} schedule(s) run" + (", budget reached" if outcome.out_of_budget
-                                                                   else "")])
+            message = "\n".join(
+                ["shrunk schedule:", *run.schedule.describe(), "", "journal (redacted):", *journal_lines(run)]
+            )
+            provider.add(
+                Finding(
+                    options.provider, "chaos", violation.invariant, where, violation.message, message, replay_command
+                )
+            )
+    result = RunResult(
+        target=target,
+        providers=[provider],
+        seconds=outcome.seconds,
+        seed=options.seed,
+        notes=[f"{outcome.runs} schedule(s) run" + (", budget reached" if outcome.out_of_budget else "")],
+    )
     if report is not None:
-        report.write_text(markdown(result, heading="Chaos run", reproduce="Replay the shrunk schedule:",
-                                   state_dependent=False), encoding="utf-8")
+        report.write_text(
+            markdown(result, heading="Chaos run", reproduce="Replay the shrunk schedule:", state_dependent=False),
+            encoding="utf-8",
+        )
     if junit is not None:
         write_junit(result, junit, name="chaos")

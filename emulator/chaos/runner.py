@@ -28,8 +28,12 @@ from emulator.chaos.invariants import INVARIANTS, Run, Violation, check
 from emulator.chaos.schedule import Schedule, profile_of, rule_for, schedules
 from emulator.testing import ControlClient, ControlError, ServedEmulator
 
-ENV_BASE_URL, ENV_API_KEY, ENV_FILE, ENV_CONTENT_TYPE = ("UPLOAD_EMULATOR_BASE_URL", "UPLOAD_EMULATOR_API_KEY",
-                                                         "UPLOAD_EMULATOR_FILE", "UPLOAD_EMULATOR_CONTENT_TYPE")
+ENV_BASE_URL, ENV_API_KEY, ENV_FILE, ENV_CONTENT_TYPE = (
+    "UPLOAD_EMULATOR_BASE_URL",
+    "UPLOAD_EMULATOR_API_KEY",
+    "UPLOAD_EMULATOR_FILE",
+    "UPLOAD_EMULATOR_CONTENT_TYPE",
+)
 
 
 @dataclass
@@ -60,8 +64,14 @@ def command(argv: Sequence[str]) -> Client:
 
     def run(env: dict[str, str], timeout: float) -> ClientResult:
         try:
-            process = subprocess.Popen(list(argv), env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
+            process = subprocess.Popen(
+                list(argv),
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
         except OSError as exc:  # not found, not executable: the shell's 127
             return ClientResult(127, "", f"cannot run {argv[0]!r}: {exc}")
         try:
@@ -141,8 +151,12 @@ class Target:
         with tempfile.TemporaryDirectory(prefix="upload-emulator-chaos-") as folder:
             path = Path(folder) / schedule.filename
             path.write_bytes(content)
-            env = {ENV_BASE_URL: self.base_url(schedule.provider), ENV_API_KEY: key, ENV_FILE: str(path),
-                   ENV_CONTENT_TYPE: schedule.content_type}
+            env = {
+                ENV_BASE_URL: self.base_url(schedule.provider),
+                ENV_API_KEY: key,
+                ENV_FILE: str(path),
+                ENV_CONTENT_TYPE: schedule.content_type,
+            }
             started = time.monotonic()
             result = client(env, options.timeout)
             seconds = time.monotonic() - started
@@ -151,12 +165,21 @@ class Target:
                 self.control.remove_fault(rule["id"])
             except ControlError:  # already gone (someone cleared the rules)
                 pass
-        entries = [dataclasses.asdict(e) for e in self.control.journal(provider=schedule.provider, since=since)
-                   if e.id > mark]
+        entries = [
+            dataclasses.asdict(e) for e in self.control.journal(provider=schedule.provider, since=since) if e.id > mark
+        ]
         now = float(self.control.clock()["epoch"])
         finished = profile.finished(self.control.state(schedule.provider), key_id, now)
-        return Run(schedule, hashlib.md5(content, usedforsecurity=False).hexdigest(), result.exit_code,
-                   result.stdout, result.stderr, seconds, entries, finished)
+        return Run(
+            schedule,
+            hashlib.md5(content, usedforsecurity=False).hexdigest(),
+            result.exit_code,
+            result.stdout,
+            result.stderr,
+            seconds,
+            entries,
+            finished,
+        )
 
 
 @dataclass
@@ -193,12 +216,20 @@ class ChaosViolation(AssertionError):
 
 def judge(target: Target, schedule: Schedule, client: Client, options: Options) -> tuple[Run, list[Violation]]:
     run = target.run(schedule, client, options)
-    return run, check(run, profile_of(schedule.provider), max_retries=options.max_retries,
-                      expect_recovery=options.expect_recovery)
+    return run, check(
+        run, profile_of(schedule.provider), max_retries=options.max_retries, expect_recovery=options.expect_recovery
+    )
 
 
-def check_run(target: Target, schedule: Schedule, client: Client, *, expect_recovery: bool = False,
-              max_retries: int = 10, timeout: float = 60.0) -> Run:
+def check_run(
+    target: Target,
+    schedule: Schedule,
+    client: Client,
+    *,
+    expect_recovery: bool = False,
+    max_retries: int = 10,
+    timeout: float = 60.0,
+) -> Run:
     """Run ``client`` under ``schedule`` and raise ``ChaosViolation`` if it broke an invariant: call it inside a
     ``@given(schedule=schedules(...))`` test and hypothesis shrinks a failure to the smallest schedule."""
     options = Options(schedule.provider, expect_recovery=expect_recovery, max_retries=max_retries, timeout=timeout)
@@ -208,8 +239,9 @@ def check_run(target: Target, schedule: Schedule, client: Client, *, expect_reco
     return run
 
 
-def explore(target: Target, client: Client, options: Options,
-            on_run: Callable[[Run, list[Violation]], None] | None = None) -> Outcome:
+def explore(
+    target: Target, client: Client, options: Options, on_run: Callable[[Run, list[Violation]], None] | None = None
+) -> Outcome:
     """Draw up to ``options.examples`` schedules, run each, and shrink the first failure, all within the budget.
 
     Each distinct schedule runs once (hypothesis asks again while shrinking and when it reports: the first verdict
@@ -240,11 +272,18 @@ def explore(target: Target, client: Client, options: Options,
         if verdict is not None:
             raise ChaosViolation(*verdict)
 
-    test: Any = given(schedule=schedules(options.provider, max_faults=options.max_faults,
-                                         max_wait=options.max_wait))(probe)
-    test = settings(max_examples=options.examples, database=None, deadline=None, verbosity=Verbosity.quiet,
-                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-                    phases=(Phase.explicit, Phase.generate, Phase.shrink))(test)
+    test: Any = given(schedule=schedules(options.provider, max_faults=options.max_faults, max_wait=options.max_wait))(
+        probe
+    )
+    test = settings(
+        max_examples=options.examples,
+        database=None,
+        deadline=None,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+    )(test)
     if options.seed is not None:
         test = seed(options.seed)(test)
     try:
@@ -269,13 +308,18 @@ def replay(target: Target, schedule: Schedule, client: Client, options: Options)
 
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "rate_limited": {"retry_after": 1}, "server_error": {"status": 503}, "drop": {"when": "before_headers"},
-    "drop_upload": {"bytes": 1}, "stall": {"bytes": 1, "seconds": 1.0}, "slow": {"seconds": 1.0},
+    "rate_limited": {"retry_after": 1},
+    "server_error": {"status": 503},
+    "drop": {"when": "before_headers"},
+    "drop_upload": {"bytes": 1},
+    "stall": {"bytes": 1, "seconds": 1.0},
+    "slow": {"seconds": 1.0},
 }
 
 
-def survey(target: Target, provider: str, client: Client, options: Options,
-           content_types: tuple[str, ...] | None = None) -> dict[tuple[str, str, str], list[str]]:
+def survey(
+    target: Target, provider: str, client: Client, options: Options, content_types: tuple[str, ...] | None = None
+) -> dict[tuple[str, str, str], list[str]]:
     """Each faithful fault alone, once, on each operation the client really uses: what does it survive?
 
     Returns {(content type, operation, fault kind): invariants broken (empty: survived)}. Judged with

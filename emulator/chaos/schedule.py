@@ -55,9 +55,16 @@ class Schedule:
         return _sample(profile, self.content_type).make(self.size, self.seed)
 
     def to_json(self) -> dict[str, Any]:
-        return {"provider": self.provider, "file": {"content_type": self.content_type, "filename": self.filename,
-                                                    "size": self.size, "seed": self.seed},
-                "faults": [asdict(f) for f in self.faults]}
+        return {
+            "provider": self.provider,
+            "file": {
+                "content_type": self.content_type,
+                "filename": self.filename,
+                "size": self.size,
+                "seed": self.seed,
+            },
+            "faults": [asdict(f) for f in self.faults],
+        }
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True)
@@ -65,9 +72,19 @@ class Schedule:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Schedule:
         file = data["file"]
-        return cls(data["provider"], file["content_type"], file["filename"], int(file["size"]), int(file["seed"]),
-                   tuple(Fault(f["operation"], f["kind"], dict(f.get("params", {})), int(f.get("after", 0)),
-                               int(f.get("times", 1))) for f in data.get("faults", [])))
+        return cls(
+            data["provider"],
+            file["content_type"],
+            file["filename"],
+            int(file["size"]),
+            int(file["seed"]),
+            tuple(
+                Fault(
+                    f["operation"], f["kind"], dict(f.get("params", {})), int(f.get("after", 0)), int(f.get("times", 1))
+                )
+                for f in data.get("faults", [])
+            ),
+        )
 
     def describe(self) -> list[str]:
         lines = [f"file: {self.filename} ({self.content_type}, {self.size} bytes, seed {self.seed})"]
@@ -102,8 +119,12 @@ def _params(kind: str, size: int, max_wait: float) -> st.SearchStrategy[dict[str
         return st.fixed_dictionaries({"retry_after": whole_wait})
     if kind == "server_error":
         return st.sampled_from([500, 502, 503]).flatmap(
-            lambda status: st.fixed_dictionaries({"status": st.just(status)}) if status != 503 else
-            st.fixed_dictionaries({"status": st.just(503)}, optional={"retry_after": whole_wait}))
+            lambda status: (
+                st.fixed_dictionaries({"status": st.just(status)})
+                if status != 503
+                else st.fixed_dictionaries({"status": st.just(503)}, optional={"retry_after": whole_wait})
+            )
+        )
     if kind == "drop":
         return st.fixed_dictionaries({"when": st.sampled_from(["before_headers", "after_headers"])})
     if kind == "drop_upload":
@@ -115,8 +136,9 @@ def _params(kind: str, size: int, max_wait: float) -> st.SearchStrategy[dict[str
     return st.just({})  # slow_down, wrong_etag, expire, pending
 
 
-def schedules(provider: str, *, max_faults: int = 3, max_wait: float = 2.0,
-              kinds: tuple[str, ...] | None = None) -> st.SearchStrategy[Schedule]:
+def schedules(
+    provider: str, *, max_faults: int = 3, max_wait: float = 2.0, kinds: tuple[str, ...] | None = None
+) -> st.SearchStrategy[Schedule]:
     """Schedules for ``provider``: one accepted file (type, size either side of its part/chunk boundaries), and up
     to ``max_faults`` faults, each faithful for the operation it hits; Retry-After and delays at most
     ``max_wait`` seconds. ``kinds`` narrows the fault kinds drawn."""
@@ -126,9 +148,13 @@ def schedules(provider: str, *, max_faults: int = 3, max_wait: float = 2.0,
     def draw(data: st.DrawFn) -> Schedule:
         sample = data(st.sampled_from(profile.samples))
         size = data(st.sampled_from(sample.sizes))
-        seed = data(st.integers(0, 2 ** 16))
-        choices = [(step.operation, kind) for step in profile.steps for kind in step.faults
-                   if (kinds is None or kind in kinds) and (kind != "pending" or sample.processing)]
+        seed = data(st.integers(0, 2**16))
+        choices = [
+            (step.operation, kind)
+            for step in profile.steps
+            for kind in step.faults
+            if (kinds is None or kind in kinds) and (kind != "pending" or sample.processing)
+        ]
         faults: list[Fault] = []
         if choices:
             for _ in range(data(st.integers(0, max_faults))):
@@ -147,8 +173,12 @@ def rule_for(fault: Fault, provider: Provider, key: str) -> dict[str, Any]:
     run's key too; storage operations carry no key (presigned URLs), so they match by operation alone."""
     profile = provider.chaos
     assert profile is not None
-    rule: dict[str, Any] = {"provider": provider.name, "operation": fault.operation, "times": fault.times,
-                            "after": fault.after}
+    rule: dict[str, Any] = {
+        "provider": provider.name,
+        "operation": fault.operation,
+        "times": fault.times,
+        "after": fault.after,
+    }
     handler = provider.handlers.get(fault.operation)
     if handler is not None and handler.auth:
         rule["key"] = key

@@ -19,10 +19,13 @@ DESCRIPTION = "Inspect an emulator's kept state (--data-dir)."
 def parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(prog="upload-emulator state", description=DESCRIPTION)
     commands = out.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    check = commands.add_parser("check", help="Verify every record and every stored object's size and MD5.",
-                                description="Verify every record of the state file and every stored object (size "
-                                            "and MD5) of a data directory, without changing anything. One line per "
-                                            "problem; exit 1 on any, 0 with a summary line when clean.")
+    check = commands.add_parser(
+        "check",
+        help="Verify every record and every stored object's size and MD5.",
+        description="Verify every record of the state file and every stored object (size "
+        "and MD5) of a data directory, without changing anything. One line per "
+        "problem; exit 1 on any, 0 with a summary line when clean.",
+    )
     check.add_argument("--data-dir", type=Path, required=True, metavar="DIR", help="The emulator's --data-dir.")
     return out
 
@@ -41,8 +44,11 @@ def run(argv: list[str]) -> None:
             try:
                 fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: a running emulator holds it exclusively
             except BlockingIOError:
-                print(f"error: {root}: in use by a running upload-emulator; stop it first (its state changes "
-                      "under a check)", file=sys.stderr)
+                print(
+                    f"error: {root}: in use by a running upload-emulator; stop it first (its state changes "
+                    "under a check)",
+                    file=sys.stderr,
+                )
                 raise SystemExit(2) from None
         report = check(root, STATE_FILE)
     for problem in report.problems:

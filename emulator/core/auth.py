@@ -85,9 +85,15 @@ class CreatedKey:
     revoked: bool = False
 
     def public(self) -> dict[str, object]:
-        return {"id": self.id, "provider": self.provider, "hint": "…" + self.secret[-4:],
-                "scopes": None if self.scopes is None else sorted(self.scopes),
-                "rate_limits": self.rate_limits, "created_at": self.created_at, "revoked": self.revoked}
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "hint": "…" + self.secret[-4:],
+            "scopes": None if self.scopes is None else sorted(self.scopes),
+            "rate_limits": self.rate_limits,
+            "created_at": self.created_at,
+            "revoked": self.revoked,
+        }
 
 
 @functools.lru_cache(maxsize=4096)  # on every request, and a client sends the same key again and again
@@ -105,8 +111,9 @@ class KeyRing:
     _revoked: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def create(self, provider: str, secret: str, scopes: frozenset[str] | None, rate_limits: dict[str, int],
-               now: float) -> CreatedKey:
+    def create(
+        self, provider: str, secret: str, scopes: frozenset[str] | None, rate_limits: dict[str, int], now: float
+    ) -> CreatedKey:
         created = CreatedKey(fingerprint(provider, secret), provider, secret, scopes, dict(rate_limits), now)
         with self._lock:
             self._created[created.id] = created

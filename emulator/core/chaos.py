@@ -26,8 +26,18 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-FAULT_KINDS = ("rate_limited", "server_error", "slow_down", "drop", "drop_upload", "stall", "wrong_etag", "slow",
-               "expire", "pending")
+FAULT_KINDS = (
+    "rate_limited",
+    "server_error",
+    "slow_down",
+    "drop",
+    "drop_upload",
+    "stall",
+    "wrong_etag",
+    "slow",
+    "expire",
+    "pending",
+)
 API = ("rate_limited", "server_error", "drop", "slow")  # what any JSON API operation can answer
 S3_STORAGE = ("server_error", "slow_down", "drop", "drop_upload", "stall", "wrong_etag", "slow")  # S3-style PUT
 UPLOAD_BODY = ("drop_upload", "stall")  # any request that carries the file

@@ -23,18 +23,44 @@ import fastjsonschema
 if TYPE_CHECKING:
     from jsonschema import FormatChecker
 
-ANNOTATIONS = frozenset({
-    "example", "examples", "description", "deprecated", "xml", "externalDocs", "discriminator", "readOnly",
-    "writeOnly", "contentMediaType", "contentEncoding", "contentSchema", "title", "default", "$comment",
-})
-UNSUPPORTED = frozenset({
-    "prefixItems", "unevaluatedProperties", "unevaluatedItems", "dependentRequired", "dependentSchemas",
-    "$defs", "minContains", "maxContains", "$dynamicRef", "$anchor", "$dynamicAnchor", "patternProperties",
-})
+ANNOTATIONS = frozenset(
+    {
+        "example",
+        "examples",
+        "description",
+        "deprecated",
+        "xml",
+        "externalDocs",
+        "discriminator",
+        "readOnly",
+        "writeOnly",
+        "contentMediaType",
+        "contentEncoding",
+        "contentSchema",
+        "title",
+        "default",
+        "$comment",
+    }
+)
+UNSUPPORTED = frozenset(
+    {
+        "prefixItems",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "dependentRequired",
+        "dependentSchemas",
+        "$defs",
+        "minContains",
+        "maxContains",
+        "$dynamicRef",
+        "$anchor",
+        "$dynamicAnchor",
+        "patternProperties",
+    }
+)
 SCHEMA_MAPS = frozenset({"properties", "definitions"})  # keys of these are names, not keywords
 SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf"})
-SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not", "if", "then", "else", "contains",
-                           "propertyNames"})
+SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames"})
 
 
 class Unsupported(Exception):
@@ -83,8 +109,9 @@ def _inline(schema: Any, spec: dict[str, Any], refs: tuple[str, ...], formats: s
     return out
 
 
-def compile_fast(schema: Any, spec: dict[str, Any],
-                 format_checker: Callable[[], FormatChecker]) -> Callable[[Any], Any] | None:
+def compile_fast(
+    schema: Any, spec: dict[str, Any], format_checker: Callable[[], FormatChecker]
+) -> Callable[[Any], Any] | None:
     """A compiled validator for ``schema`` (raising on invalid data), or None when no exact fast path exists.
 
     ``format_checker()`` gives openapi-core's format checker for this schema; it is called only if a ``format``
@@ -101,7 +128,6 @@ def compile_fast(schema: Any, spec: dict[str, Any],
         checker = format_checker()
         checks = {name: (lambda value, _name=name: checker.conforms(value, _name)) for name in formats}
     try:
-        return fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **inlined},
-                                      formats=checks)
+        return fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", **inlined}, formats=checks)
     except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError):
         return None

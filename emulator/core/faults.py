@@ -50,10 +50,20 @@ from emulator.core.errors import (
     Unprocessable,
 )
 
-Action = Literal["status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down", "advance_clock",
-                 "pending"]
-ACTIONS: tuple[str, ...] = ("status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down",
-                            "advance_clock", "pending")
+Action = Literal[
+    "status", "delay", "drop", "stall", "drop_upload", "wrong_etag", "slow_down", "advance_clock", "pending"
+]
+ACTIONS: tuple[str, ...] = (
+    "status",
+    "delay",
+    "drop",
+    "stall",
+    "drop_upload",
+    "wrong_etag",
+    "slow_down",
+    "advance_clock",
+    "pending",
+)
 TRANSPORT = "emulator.transport"
 DROPPED = "emulator.dropped"  # set in the scope once a fault closed the connection: nothing more is sent
 
@@ -84,11 +94,13 @@ class FaultRule:
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
 
     def matches(self, provider: str, operation: str, key_id: str | None, path: str) -> bool:
-        return ((self.provider is None or self.provider == provider)
-                and (self.operation is None or self.operation == operation)
-                and (self.key_id is None or self.key_id == key_id)
-                and (self._pattern is None or self._pattern.search(path) is not None)
-                and (self.times is None or self.hits < self.times))
+        return (
+            (self.provider is None or self.provider == provider)
+            and (self.operation is None or self.operation == operation)
+            and (self.key_id is None or self.key_id == key_id)
+            and (self._pattern is None or self._pattern.search(path) is not None)
+            and (self.times is None or self.hits < self.times)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,24 +113,38 @@ class FaultRule:
 def rule_from(spec: dict[str, Any], rule_id: str, key_id: str | None) -> FaultRule:
     """Build a rule from the control plane's JSON (already schema-validated), checking what a schema cannot."""
     rule = FaultRule(
-        id=rule_id, action=spec["action"], provider=spec.get("provider"), operation=spec.get("operation"),
-        key_id=key_id, path=spec.get("path"), times=spec.get("times"), status=spec.get("status"),
-        message=spec.get("message"), retry_after=spec.get("retry_after"), seconds=float(spec.get("seconds", 0)),
-        bytes=int(spec.get("bytes", 0)), when=spec.get("when", "before_headers"), after=int(spec.get("after", 0)),
+        id=rule_id,
+        action=spec["action"],
+        provider=spec.get("provider"),
+        operation=spec.get("operation"),
+        key_id=key_id,
+        path=spec.get("path"),
+        times=spec.get("times"),
+        status=spec.get("status"),
+        message=spec.get("message"),
+        retry_after=spec.get("retry_after"),
+        seconds=float(spec.get("seconds", 0)),
+        bytes=int(spec.get("bytes", 0)),
+        when=spec.get("when", "before_headers"),
+        after=int(spec.get("after", 0)),
         advance=float(spec.get("advance", 0)),
     )
     if rule.action == "status" and rule.status is None:
         raise Invalid("status: is required when action is 'status'", errors=[FieldError("status", "is required")])
     if rule.action == "advance_clock" and rule.advance <= 0:
-        raise Invalid("advance: is required (seconds, more than 0) when action is 'advance_clock'",
-                      errors=[FieldError("advance", "is required")])
+        raise Invalid(
+            "advance: is required (seconds, more than 0) when action is 'advance_clock'",
+            errors=[FieldError("advance", "is required")],
+        )
     if rule.path is not None:
         try:
             rule._pattern = re.compile(rule.path)
         except (re.error, RecursionError, OverflowError) as exc:  # deep nesting exhausts the regex compiler
             reason = exc if isinstance(exc, re.error) else "nested too deeply"
-            raise Invalid(f"path: is not a valid regular expression ({reason})",
-                          errors=[FieldError("path", "must be a valid regular expression")]) from None
+            raise Invalid(
+                f"path: is not a valid regular expression ({reason})",
+                errors=[FieldError("path", "must be a valid regular expression")],
+            ) from None
     return rule
 
 
@@ -168,22 +194,32 @@ class FaultBook:
 
 
 _BY_STATUS: dict[int, type[EmulatorError]] = {
-    400: Invalid, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
-    415: UnsupportedMediaType, 422: Unprocessable,
+    400: Invalid,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: Unprocessable,
 }
 
 
 def error_for(rule: FaultRule) -> EmulatorError:
     """The provider-neutral error a ``status`` or ``slow_down`` rule stands for; the provider renders it."""
     if rule.action == "slow_down":
-        return StorageError("Please reduce your request rate.", code="SlowDown", http_status=503,
-                            headers={"Retry-After": "1"})
+        return StorageError(
+            "Please reduce your request rate.", code="SlowDown", http_status=503, headers={"Retry-After": "1"}
+        )
     status = rule.status or 500
     message = rule.message or f"Injected fault {rule.id}: status {status}."
     if status == 429:
         retry = rule.retry_after if rule.retry_after is not None else 60
-        return RateLimited(rule.message or f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry,
-                           headers={"Retry-After": str(retry)})
+        return RateLimited(
+            rule.message or f"Rate limit exceeded. Retry after {retry} seconds.",
+            retry_after=retry,
+            headers={"Retry-After": str(retry)},
+        )
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls(message)

@@ -78,8 +78,11 @@ async def _public_address(host: str, port: int, policy: FetchPolicy) -> str:
         raise FetchFailed("unreachable", f"host {host!r} has no address")
     for address in addresses:
         if not _allowed(address, policy):
-            raise FetchFailed("not_public", f"host {host!r} resolves to {address}, which is not a public address; "
-                                            "private, loopback and link-local addresses are rejected")
+            raise FetchFailed(
+                "not_public",
+                f"host {host!r} resolves to {address}, which is not a public address; "
+                "private, loopback and link-local addresses are rejected",
+            )
     return str(addresses[0])
 
 
@@ -103,8 +106,9 @@ async def fetch(url: str, policy: FetchPolicy, write: Callable[[bytes], None]) -
 
 async def _fetch(url: str, policy: FetchPolicy, write: Callable[[bytes], None]) -> Fetched:
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-    async with httpx.AsyncClient(verify=_ssl_context(policy), trust_env=False, timeout=timeout,
-                                 follow_redirects=False) as client:
+    async with httpx.AsyncClient(
+        verify=_ssl_context(policy), trust_env=False, timeout=timeout, follow_redirects=False
+    ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             if parts.scheme != "https" or not parts.hostname:
@@ -112,8 +116,9 @@ async def _fetch(url: str, policy: FetchPolicy, write: Callable[[bytes], None]) 
             host, port = parts.hostname, parts.port or 443
             address = await _public_address(host, port, policy)
             target = httpx.URL(url).copy_with(host=address)
-            request = client.build_request("GET", target, headers={"Host": parts.netloc.rsplit("@", 1)[-1]},
-                                           extensions={"sni_hostname": host})
+            request = client.build_request(
+                "GET", target, headers={"Host": parts.netloc.rsplit("@", 1)[-1]}, extensions={"sni_hostname": host}
+            )
             try:
                 response = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
@@ -123,8 +128,9 @@ async def _fetch(url: str, policy: FetchPolicy, write: Callable[[bytes], None]) 
                     url = urljoin(url, response.headers["location"])
                     continue
                 if not 200 <= response.status_code < 300:
-                    raise FetchFailed("status", f"the source answered {response.status_code}",
-                                      status=response.status_code)
+                    raise FetchFailed(
+                        "status", f"the source answered {response.status_code}", status=response.status_code
+                    )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > policy.max_size:
                     raise FetchFailed("too_large", f"the source declares {declared} bytes")
@@ -136,8 +142,9 @@ async def _fetch(url: str, policy: FetchPolicy, write: Callable[[bytes], None]) 
                             raise FetchFailed("too_large", f"the source sent more than {policy.max_size} bytes")
                         write(chunk)
                 except httpx.HTTPError as exc:
-                    raise FetchFailed("unreachable", f"the download from {host!r} broke off "
-                                                     f"({exc.__class__.__name__})") from None
+                    raise FetchFailed(
+                        "unreachable", f"the download from {host!r} broke off ({exc.__class__.__name__})"
+                    ) from None
                 return Fetched(url, response.headers.get("content-type"), size)
             finally:
                 await response.aclose()

@@ -39,8 +39,12 @@ class FormContract:
         self.properties: dict[str, dict[str, Any]] = {}
         self.required: set[str] = set()
         self._collect(self._resolve(self._at(pointer)))
-        self.file_fields = {name for name, schema in self.properties.items() if schema.get("format") == "binary"
-                            or schema.get("contentMediaType", "").startswith(("image/", "video/", "application/octet"))}
+        self.file_fields = {
+            name
+            for name, schema in self.properties.items()
+            if schema.get("format") == "binary"
+            or schema.get("contentMediaType", "").startswith(("image/", "video/", "application/octet"))
+        }
 
     @functools.cached_property
     def _registry(self) -> Registry:
@@ -53,8 +57,9 @@ class FormContract:
     def _validator(self) -> OAS31Validator:
         from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
-        return OAS31Validator({"$ref": SPEC_URI + self._pointer}, registry=self._registry,
-                              format_checker=oas31_format_checker)
+        return OAS31Validator(
+            {"$ref": SPEC_URI + self._pointer}, registry=self._registry, format_checker=oas31_format_checker
+        )
 
     def _at(self, pointer: str) -> Any:
         node: Any = self._spec
@@ -105,12 +110,14 @@ class FormContract:
         if schema.get("contentMediaType") == "application/json":
             parsed = self._json(name, raw, errors)
             if "contentSchema" in schema and parsed is not _BAD:
-                content_schema = self._resolve(schema["contentSchema"]) if "$ref" in schema["contentSchema"] \
+                content_schema = (
+                    self._resolve(schema["contentSchema"])
+                    if "$ref" in schema["contentSchema"]
                     else schema["contentSchema"]
+                )
                 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
-                validator = OAS31Validator(content_schema, format_checker=oas31_format_checker,
-                                           registry=self._registry)
+                validator = OAS31Validator(content_schema, format_checker=oas31_format_checker, registry=self._registry)
                 errors += field_errors(validator.iter_errors(parsed), name)
             return raw
         return raw
@@ -128,15 +135,24 @@ class FormContract:
         # A single-value field sent more than once is refused, never resolved by picking one: servers' form parsers
         # disagree (the web's FormData.get keeps the first, busboy-style parsers the last, multer makes an array),
         # so whichever the emulator chose, a client could come to depend on an accident of it.
-        errors = [FieldError(name, f"was sent {len(raw)} times; it takes one value")
-                  for name, raw in form.fields.items() if len(raw) > 1 and "array" not in self._types(name)]
-        values: dict[str, Any] = {name: self._convert(name, raw, errors) for name, raw in form.fields.items()
-                                  if not any(e.field == name for e in errors)}
+        errors = [
+            FieldError(name, f"was sent {len(raw)} times; it takes one value")
+            for name, raw in form.fields.items()
+            if len(raw) > 1 and "array" not in self._types(name)
+        ]
+        values: dict[str, Any] = {
+            name: self._convert(name, raw, errors)
+            for name, raw in form.fields.items()
+            if not any(e.field == name for e in errors)
+        }
         instance = {name: value for name, value in values.items() if value is not _BAD}
         for name, parts in form.files.items():
             instance[name] = parts[-1].filename or name
-        errors += [e for e in field_errors(self._validator.iter_errors(instance))
-                   if not any(e.field == bad.field for bad in errors)]
+        errors += [
+            e
+            for e in field_errors(self._validator.iter_errors(instance))
+            if not any(e.field == bad.field for bad in errors)
+        ]
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise Invalid(f"{errors[0].field}: {errors[0].message}{more}", errors=errors)
@@ -148,4 +164,3 @@ _BAD: Any = object()
 
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")  # NaN and Infinity: Python accepts them, JSON does not
-

@@ -33,7 +33,7 @@ class _UrandomPool:
                 self._pool, self._at = os.urandom(max(self.SIZE, n)), 0
             start = self._at
             self._at += n
-            return self._pool[start:self._at]
+            return self._pool[start : self._at]
 
 
 _URANDOM = _UrandomPool()

@@ -95,8 +95,13 @@ def _blobs(folder: Path) -> Iterator[tuple[str | None, Blob | None]]:
             continue
         digest = file_md5(path)
         if digest != blob.md5:
-            yield (f"{path}: stored bytes of {blob.name} no longer match their MD5 (recorded {blob.md5}, found "
-                   f"{digest})"), blob
+            yield (
+                (
+                    f"{path}: stored bytes of {blob.name} no longer match their MD5 (recorded {blob.md5}, found "
+                    f"{digest})"
+                ),
+                blob,
+            )
             continue
         yield None, blob
 

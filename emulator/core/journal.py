@@ -28,8 +28,17 @@ from emulator.core.uvicorn_internals import connection_transport
 
 ENTRY = "emulator.entry"  # scope key under which the pipeline finds the entry being written
 REQUEST_HEADERS = ("content-type", "content-length", "transfer-encoding", "user-agent", "idempotency-key", "expect")
-RESPONSE_HEADERS = ("content-type", "content-length", "etag", "retry-after", "x-ratelimit-limit",
-                    "x-ratelimit-remaining", "x-ratelimit-reset", "allow", "location")
+RESPONSE_HEADERS = (
+    "content-type",
+    "content-length",
+    "etag",
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "allow",
+    "location",
+)
 _REQUEST_HEADERS = frozenset(h.encode() for h in REQUEST_HEADERS)
 _RESPONSE_HEADERS = frozenset(h.encode() for h in RESPONSE_HEADERS)
 
@@ -44,8 +53,11 @@ MAX_BYTES = 32 * 1024 * 1024  # and at most this many bytes (estimated, see Entr
 
 def _select(raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
     """The wanted headers only (never Authorization or x-api-key), decoded; raw ASGI names are lowercase."""
-    return {k.decode("latin-1"): _clip(v[:HEADER_KEPT + 1].decode("latin-1"), HEADER_KEPT)
-            for k, v in raw if k.lower() in wanted}
+    return {
+        k.decode("latin-1"): _clip(v[: HEADER_KEPT + 1].decode("latin-1"), HEADER_KEPT)
+        for k, v in raw
+        if k.lower() in wanted
+    }
 
 
 def _clip(text: str, kept: int) -> str:
@@ -107,9 +119,17 @@ class Entry:
     weight: int = field(default=0, repr=False, compare=False)  # bytes counted against the journal's budget
 
     def weigh(self) -> int:
-        strings = [self.path, self.query, *self.notes, *self.request_headers.keys(), *self.request_headers.values(),
-                   *self.response_headers.keys(), *self.response_headers.values(),
-                   self.request_body or "", self.response_body or ""]
+        strings = [
+            self.path,
+            self.query,
+            *self.notes,
+            *self.request_headers.keys(),
+            *self.request_headers.values(),
+            *self.response_headers.keys(),
+            *self.response_headers.values(),
+            self.request_body or "",
+            self.response_body or "",
+        ]
         return _ENTRY_WEIGHT + sum(map(sys.getsizeof, strings))
 
     @property
@@ -142,7 +162,7 @@ def _preview(head: bytes, content_type: str | None, secrets: list[str]) -> str |
         text = text.replace(secret, "REDACTED")
         if len(head) == PREVIEW:  # cut short: the preview may end with the start of the credential
             cut = next((n for n in range(len(secret) - 1, 3, -1) if text.endswith(secret[:n])), 0)
-            text = text[:len(text) - cut] + "REDACTED" if cut else text
+            text = text[: len(text) - cut] + "REDACTED" if cut else text
     return _redact_body(text)
 
 
@@ -167,8 +187,9 @@ class Journal:
 
     def __init__(self, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
         if capacity < 1 or max_bytes < 1:
-            raise ValueError(f"the journal needs room for at least one entry (capacity {capacity}, "
-                             f"max bytes {max_bytes})")
+            raise ValueError(
+                f"the journal needs room for at least one entry (capacity {capacity}, max bytes {max_bytes})"
+            )
         self._clock = clock
         self.capacity, self.max_bytes = capacity, max_bytes
         self._entries: deque[Entry] = deque()
@@ -186,11 +207,14 @@ class Journal:
         client = scope.get("client")
         raw_query = scope.get("query_string", b"")
         entry = Entry(
-            id=next(self._ids), epoch=now, method=scope.get("method", ""),
+            id=next(self._ids),
+            epoch=now,
+            method=scope.get("method", ""),
             path=_clip(scope.get("path", ""), URL_KEPT),
             query=_clip(redact_query(raw_query.decode("latin-1")), URL_KEPT) if raw_query else "",
             client=client[0] if client else None,
-            request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS), wall=time.time(),
+            request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS),
+            wall=time.time(),
         )
         entry.weight = entry.weigh()
         with self._lock:
@@ -215,27 +239,55 @@ class Journal:
             self._bytes -= gone.weight
             gone.weight = 0  # no longer held: settle() leaves it alone
 
-    def _matching(self, provider: str | None, operation: str | None, status: int | None, since: float | None,
-                  key_id: str | None, method: str | None) -> Callable[[Entry], bool]:
+    def _matching(
+        self,
+        provider: str | None,
+        operation: str | None,
+        status: int | None,
+        since: float | None,
+        key_id: str | None,
+        method: str | None,
+    ) -> Callable[[Entry], bool]:
         method = method.upper() if method is not None else None
         return lambda e: (
-            (provider is None or e.provider == provider) and (operation is None or e.operation == operation)
-            and (status is None or e.status == status) and (since is None or e.epoch >= since)
-            and (key_id is None or e.key_id == key_id) and (method is None or e.method == method))
+            (provider is None or e.provider == provider)
+            and (operation is None or e.operation == operation)
+            and (status is None or e.status == status)
+            and (since is None or e.epoch >= since)
+            and (key_id is None or e.key_id == key_id)
+            and (method is None or e.method == method)
+        )
 
-    def query(self, *, provider: str | None = None, operation: str | None = None, status: int | None = None,
-              since: float | None = None, key_id: str | None = None, method: str | None = None,
-              limit: int | None = None) -> list[Entry]:
+    def query(
+        self,
+        *,
+        provider: str | None = None,
+        operation: str | None = None,
+        status: int | None = None,
+        since: float | None = None,
+        key_id: str | None = None,
+        method: str | None = None,
+        limit: int | None = None,
+    ) -> list[Entry]:
         """Every matching entry, oldest first (the last ``limit`` of them if given)."""
         with self._lock:
             entries = list(self._entries)
         out = list(filter(self._matching(provider, operation, status, since, key_id, method), entries))
         return out[-limit:] if limit else out
 
-    def page(self, *, position: int | None = None, newest_first: bool = False, limit: int = 100,
-             provider: str | None = None, operation: str | None = None, status: int | None = None,
-             since: float | None = None, key_id: str | None = None,
-             method: str | None = None) -> tuple[list[Entry], bool]:
+    def page(
+        self,
+        *,
+        position: int | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+        provider: str | None = None,
+        operation: str | None = None,
+        status: int | None = None,
+        since: float | None = None,
+        key_id: str | None = None,
+        method: str | None = None,
+    ) -> tuple[list[Entry], bool]:
         """Up to ``limit`` matching entries, oldest first from the id after ``position`` (or the oldest), or newest
         first from the id before ``position`` (or the newest); and whether more matched."""
         with self._lock:
@@ -243,11 +295,14 @@ class Journal:
         ids = [e.id for e in entries]
         candidates: Iterable[Entry]
         if newest_first:
-            candidates = reversed(entries if position is None else entries[:bisect.bisect_left(ids, position)])
+            candidates = reversed(entries if position is None else entries[: bisect.bisect_left(ids, position)])
         else:
-            candidates = entries[bisect.bisect_right(ids, position or 0):]
-        found = list(itertools.islice(filter(self._matching(provider, operation, status, since, key_id, method),
-                                             candidates), limit + 1))
+            candidates = entries[bisect.bisect_right(ids, position or 0) :]
+        found = list(
+            itertools.islice(
+                filter(self._matching(provider, operation, status, since, key_id, method), candidates), limit + 1
+            )
+        )
         return found[:limit], len(found) > limit
 
     def clear(self, provider: str | None = None) -> None:
@@ -264,8 +319,9 @@ class Journal:
 class JournalMiddleware:
     """Outermost ASGI layer: opens an entry, counts bytes both ways, closes it with status and timing."""
 
-    def __init__(self, app: ASGIApp, journal: Journal, transport_key: str = "emulator.transport",
-                 skip_prefix: str = "/_emulator") -> None:
+    def __init__(
+        self, app: ASGIApp, journal: Journal, transport_key: str = "emulator.transport", skip_prefix: str = "/_emulator"
+    ) -> None:
         self.app, self.journal, self.transport_key, self.skip_prefix = app, journal, transport_key, skip_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -289,7 +345,7 @@ class JournalMiddleware:
                 body = message.get("body", b"")
                 entry.request_bytes += len(body)
                 if len(heads[0]) < PREVIEW:
-                    heads[0] += body[:PREVIEW - len(heads[0])]
+                    heads[0] += body[: PREVIEW - len(heads[0])]
             return message
 
         async def recording_send(message: Message) -> None:
@@ -303,7 +359,7 @@ class JournalMiddleware:
                 body = message.get("body", b"")
                 entry.response_bytes += len(body)
                 if len(heads[1]) < PREVIEW:
-                    heads[1] += body[:PREVIEW - len(heads[1])]
+                    heads[1] += body[: PREVIEW - len(heads[1])]
                 if not message.get("more_body", False):
                     entry.completed = True
             await send(message)

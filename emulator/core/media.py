@@ -44,7 +44,7 @@ def _heif_brand(head: bytes) -> tuple[str | None, bool]:
     if size < 16 or size > len(head):
         return None, False
     major = head[8:12]
-    compatible = {head[i:i + 4] for i in range(16, size - 3, 4)}
+    compatible = {head[i : i + 4] for i in range(16, size - 3, 4)}
     if major in _HEVC_BRANDS:
         return "image/heic", True
     if major in _AVIF_BRANDS:

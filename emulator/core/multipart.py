@@ -63,14 +63,23 @@ def boundary_of(content_type: str | None) -> bytes:
         )
     boundary = params.get(b"boundary")
     if not boundary:
-        raise Invalid("multipart/form-data body has no boundary parameter in its Content-Type.",
-                      errors=[FieldError("Content-Type", "boundary parameter is required")])
+        raise Invalid(
+            "multipart/form-data body has no boundary parameter in its Content-Type.",
+            errors=[FieldError("Content-Type", "boundary parameter is required")],
+        )
     return boundary
 
 
 class _Parser:
-    def __init__(self, open_file: OpenFile, *, max_fields: int, max_field_size: int, max_parts: int,
-                 max_header_size: int = 16 * 1024) -> None:
+    def __init__(
+        self,
+        open_file: OpenFile,
+        *,
+        max_fields: int,
+        max_field_size: int,
+        max_parts: int,
+        max_header_size: int = 16 * 1024,
+    ) -> None:
         self.open_file = open_file
         self.max_fields, self.max_field_size, self.max_parts = max_fields, max_field_size, max_parts
         self.max_header_size = max_header_size
@@ -86,8 +95,10 @@ class _Parser:
     def on_part_begin(self) -> None:
         self.parts += 1
         if self.parts > self.max_parts:
-            raise Invalid(f"multipart body has more than {self.max_parts} parts.",
-                          errors=[FieldError("body", f"at most {self.max_parts} parts are accepted")])
+            raise Invalid(
+                f"multipart body has more than {self.max_parts} parts.",
+                errors=[FieldError("body", f"at most {self.max_parts} parts are accepted")],
+            )
         self.part = _Part()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -100,8 +111,10 @@ class _Parser:
 
     def _check_header(self) -> None:
         if len(self.header_name) + len(self.header_value) > self.max_header_size:
-            raise Invalid("A multipart part header is too large.",
-                          errors=[FieldError("body", f"part headers are limited to {self.max_header_size} bytes")])
+            raise Invalid(
+                "A multipart part header is too large.",
+                errors=[FieldError("body", f"part headers are limited to {self.max_header_size} bytes")],
+            )
 
     def on_header_end(self) -> None:
         name = self.header_name.lower()
@@ -115,24 +128,30 @@ class _Parser:
         _, options = parse_options_header(self.part.disposition)
         raw_name = options.get(b"name")
         if not raw_name:
-            raise Invalid('A multipart part has no name: its Content-Disposition needs name="...".',
-                          errors=[FieldError("body", "every part needs a Content-Disposition name")])
+            raise Invalid(
+                'A multipart part has no name: its Content-Disposition needs name="...".',
+                errors=[FieldError("body", "every part needs a Content-Disposition name")],
+            )
         self.part.name = raw_name.decode("utf-8", "replace")
         if b"filename" in options:
             self.part.filename = options[b"filename"].decode("utf-8", "replace")
             self.part.writer = self.open_file(self.part.name, self.part.filename, self.part.content_type)
             self.open_writers.append(self.part.writer)
         elif sum(len(v) for v in self.form.fields.values()) >= self.max_fields:
-            raise Invalid(f"multipart body has more than {self.max_fields} fields.",
-                          errors=[FieldError("body", f"at most {self.max_fields} fields are accepted")])
+            raise Invalid(
+                f"multipart body has more than {self.max_fields} fields.",
+                errors=[FieldError("body", f"at most {self.max_fields} fields are accepted")],
+            )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.part.writer is not None:
             self.part.writer.write(data[start:end])
             return
         if len(self.part.data) + (end - start) > self.max_field_size:
-            raise Invalid(f"Field {self.part.name!r} is longer than {self.max_field_size} bytes.",
-                          errors=[FieldError(self.part.name, f"must be at most {self.max_field_size} bytes")])
+            raise Invalid(
+                f"Field {self.part.name!r} is longer than {self.max_field_size} bytes.",
+                errors=[FieldError(self.part.name, f"must be at most {self.max_field_size} bytes")],
+            )
         self.part.data.extend(data[start:end])
 
     def on_part_end(self) -> None:
@@ -147,35 +166,57 @@ class _Parser:
         try:
             value = part.data.decode("utf-8")
         except UnicodeDecodeError:
-            raise Invalid(f"Field {part.name!r} is not valid UTF-8.",
-                          errors=[FieldError(part.name, "must be UTF-8 text")]) from None
+            raise Invalid(
+                f"Field {part.name!r} is not valid UTF-8.", errors=[FieldError(part.name, "must be UTF-8 text")]
+            ) from None
         self.form.fields.setdefault(part.name, []).append(value)
 
     def on_end(self) -> None:
         self.ended = True
 
 
-async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], open_file: OpenFile, *,
-                     max_fields: int = 200, max_field_size: int = 64 * 1024, max_parts: int = 250,
-                     discard: Callable[[FilePart], None] | None = None) -> Form:
+async def parse_form(
+    content_type: str | None,
+    stream: AsyncIterator[bytes],
+    open_file: OpenFile,
+    *,
+    max_fields: int = 200,
+    max_field_size: int = 64 * 1024,
+    max_parts: int = 250,
+    discard: Callable[[FilePart], None] | None = None,
+) -> Form:
     """Parse a multipart body from ``stream``. On any failure every file written so far is removed."""
     boundary = boundary_of(content_type)
     state = _Parser(open_file, max_fields=max_fields, max_field_size=max_field_size, max_parts=max_parts)
-    callbacks = {name: getattr(state, name) for name in (
-        "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished", "on_end")}
+    callbacks = {
+        name: getattr(state, name)
+        for name in (
+            "on_part_begin",
+            "on_part_data",
+            "on_part_end",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_end",
+        )
+    }
     try:
         parser = python_multipart.MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     except FormParserError as exc:  # e.g. a boundary longer than the parser allows (256 bytes)
-        raise Invalid(f"multipart/form-data boundary is not usable: {exc}.",
-                      errors=[FieldError("Content-Type", "boundary must be 1 to 70 characters (RFC 2046)")]) from None
+        raise Invalid(
+            f"multipart/form-data boundary is not usable: {exc}.",
+            errors=[FieldError("Content-Type", "boundary must be 1 to 70 characters (RFC 2046)")],
+        ) from None
     try:
         async for chunk in stream:
             parser.write(chunk)
         parser.finalize()
         if not state.ended:
-            raise Invalid("multipart body is truncated: the closing boundary never arrived.",
-                          errors=[FieldError("body", "ends before the closing boundary")])
+            raise Invalid(
+                "multipart body is truncated: the closing boundary never arrived.",
+                errors=[FieldError("body", "ends before the closing boundary")],
+            )
     except BaseException as exc:
         for writer in state.open_writers:
             writer.abort()
@@ -183,7 +224,8 @@ async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], ope
             for part in state.committed:
                 discard(part)
         if isinstance(exc, FormParserError):
-            raise Invalid(f"Malformed multipart body: {exc}.",
-                          errors=[FieldError("body", "is not valid multipart")]) from None
+            raise Invalid(
+                f"Malformed multipart body: {exc}.", errors=[FieldError("body", "is not valid multipart")]
+            ) from None
         raise
     return state.form

@@ -59,11 +59,20 @@ class Presigner:
         """The signed query string for ``method path`` on provider ``audience``."""
         signature = self._mac(audience, method, path, str(expires), str(max_size), content_type)
         # the same string urlencode() builds, without its per-character generality (this is on the hot path)
-        return (f"{EXPIRES}={expires}&{MAX_SIZE}={max_size}&{CONTENT_TYPE}={_quoted(content_type)}"
-                f"&{SIGNATURE}={signature}")
+        return (
+            f"{EXPIRES}={expires}&{MAX_SIZE}={max_size}&{CONTENT_TYPE}={_quoted(content_type)}&{SIGNATURE}={signature}"
+        )
 
-    def verify(self, method: str, path: str, query: Mapping[str, str], now: float, *, audience: str,
-               alternatives: tuple[str, ...] = ("GET", "PUT", "POST")) -> Grant:
+    def verify(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        now: float,
+        *,
+        audience: str,
+        alternatives: tuple[str, ...] = ("GET", "PUT", "POST"),
+    ) -> Grant:
         missing = [name for name in (*SIGNED, SIGNATURE) if not query.get(name)]
         if missing:
             raise PresignFailure("missing", f"Query-string authentication requires {', '.join(missing)}.")
@@ -72,8 +81,11 @@ class Presigner:
             raise PresignFailure("malformed", f"{EXPIRES} and {MAX_SIZE} must be whole numbers.")
         given = query[SIGNATURE]
         if not given.isascii():  # compare_digest refuses non-ASCII str; no valid signature contains any
-            raise PresignFailure("signature", "The request signature we calculated does not match the signature "
-                                              "you provided: X-Emulator-Signature must be hexadecimal.")
+            raise PresignFailure(
+                "signature",
+                "The request signature we calculated does not match the signature "
+                "you provided: X-Emulator-Signature must be hexadecimal.",
+            )
         if not hmac.compare_digest(self._mac(audience, method, path, expires, max_size, content_type), given):
             for other in alternatives:
                 if other != method.upper() and hmac.compare_digest(

@@ -159,8 +159,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body of a small (JSON) request, refusing early when it is or becomes larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body of {declared} bytes exceeds the {limit}-byte limit.",
-                              details={"max_size": limit})
+        raise PayloadTooLarge(
+            f"Request body of {declared} bytes exceeds the {limit}-byte limit.", details={"max_size": limit}
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -175,19 +176,28 @@ async def _read_form(call: Call, handler: Handler, contract: FormContract) -> Fo
     declared = request.headers.get("content-length")
     limit = handler.max_file_size + 1024 * 1024  # room for the other fields and the part headers
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body of {declared} bytes exceeds the {handler.max_file_size}-byte file limit.",
-                              details={"max_size": handler.max_file_size})
+        raise PayloadTooLarge(
+            f"Request body of {declared} bytes exceeds the {handler.max_file_size}-byte file limit.",
+            details={"max_size": handler.max_file_size},
+        )
 
     def open_file(field_name: str, filename: str, content_type: str) -> BlobWriter:
         if field_name not in contract.file_fields:
-            raise Invalid(f"{field_name}: is not a file field of this operation "
-                          f"(file fields: {', '.join(sorted(contract.file_fields)) or 'none'}).",
-                          errors=[FieldError(field_name, "must not be a file")])
-        return blobs.writer(f"{call.provider.name}/{call.op_id}/{call.runtime.ids.hex(24)}", content_type,
-                            handler.max_file_size)
+            raise Invalid(
+                f"{field_name}: is not a file field of this operation "
+                f"(file fields: {', '.join(sorted(contract.file_fields)) or 'none'}).",
+                errors=[FieldError(field_name, "must not be a file")],
+            )
+        return blobs.writer(
+            f"{call.provider.name}/{call.op_id}/{call.runtime.ids.hex(24)}", content_type, handler.max_file_size
+        )
 
-    return await parse_form(request.headers.get("content-type"), request.stream(), open_file,
-                            discard=lambda part: blobs.delete(part.blob.name))
+    return await parse_form(
+        request.headers.get("content-type"),
+        request.stream(),
+        open_file,
+        discard=lambda part: blobs.delete(part.blob.name),
+    )
 
 
 class Operation:
@@ -205,8 +215,14 @@ class Operation:
         await response(scope, receive, send)
 
 
-def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler,
-              contract: OperationContract, form_contract: FormContract | None) -> Operation:
+def _endpoint(
+    provider: Provider,
+    runtime: Runtime,
+    op_id: str,
+    handler: Handler,
+    contract: OperationContract,
+    form_contract: FormContract | None,
+) -> Operation:
     async def endpoint(request: Request) -> Response:
         try:
             runtime.refresh()  # what other processes changed (the shared clock): one read, before the time is read
@@ -232,8 +248,11 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                 if magic is not None and magic.rate_limited:
                     raise _always_limited(runtime.limits_for(provider, op_id, call.key), now)
                 if not call.key.allows(handler.scopes):
-                    raise Forbidden(f"This API key lacks the scope(s) {', '.join(handler.scopes)}.",
-                                    code=None, details={"required": list(handler.scopes)})
+                    raise Forbidden(
+                        f"This API key lacks the scope(s) {', '.join(handler.scopes)}.",
+                        code=None,
+                        details={"required": list(handler.scopes)},
+                    )
             if runtime.faults.armed:
                 fault = runtime.faults.take(provider.name, op_id, call.key.id if call.key else None, request.url.path)
             if fault is not None:
@@ -247,8 +266,9 @@ def _endpoint(provider: Provider, runtime: Runtime, op_id: str, handler: Handler
                     return Response(status_code=204)
             if handler.auth and handler.rate_limited:
                 assert call.key is not None
-                call.quota = runtime.limiter.take(f"{provider.name}:{call.key.id}",
-                                                  runtime.limits_for(provider, op_id, call.key), now)
+                call.quota = runtime.limiter.take(
+                    f"{provider.name}:{call.key.id}", runtime.limits_for(provider, op_id, call.key), now
+                )
             if contract.has_parameters:
                 contract.parameters(request.query_params, request.path_params, request.headers)
             if handler.body == "json":
@@ -290,9 +310,16 @@ def _always_limited(limits: Sequence[Limit], now: float) -> RateLimited:
     """What a magic always-rate-limited key gets: the tightest limit, exhausted, free again in its window."""
     limit = min(limits, key=lambda lim: lim.window) if limits else Limit("minute", 60, 60)
     retry = int(limit.window)
-    return RateLimited(f"Rate limit exceeded. Retry after {retry} seconds.", retry_after=retry, headers={
-        "X-RateLimit-Limit": str(limit.limit), "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": str(int(now) + retry), "Retry-After": str(retry)})
+    return RateLimited(
+        f"Rate limit exceeded. Retry after {retry} seconds.",
+        retry_after=retry,
+        headers={
+            "X-RateLimit-Limit": str(limit.limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(now) + retry),
+            "Retry-After": str(retry),
+        },
+    )
 
 
 def _fault_limited(fault: FaultRule, limits: Sequence[Limit], now: float) -> EmulatorError:
@@ -331,8 +358,9 @@ def _check_response(contract: OperationContract, op_id: str, response: Response)
     body = getattr(response, "body", None)
     if body is None:  # streamed responses (stored media) carry no body to check
         return
-    problems = contract.response_problems(response.status_code, body, response.headers,
-                                          response.headers.get("content-type", ""))
+    problems = contract.response_problems(
+        response.status_code, body, response.headers, response.headers.get("content-type", "")
+    )
     if problems:
         raise ContractViolation(f"{op_id} answered {response.status_code} outside its spec: " + "; ".join(problems))
 
@@ -372,15 +400,26 @@ def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     spec_ids = {op_id for op_id, *_ in operations}
     missing, extra = spec_ids - provider.handlers.keys(), provider.handlers.keys() - spec_ids
     if missing or extra:
-        raise RuntimeError(f"{provider.name}: operations without handlers {sorted(missing)}, "
-                           f"handlers without operations {sorted(extra)}")
+        raise RuntimeError(
+            f"{provider.name}: operations without handlers {sorted(missing)}, "
+            f"handlers without operations {sorted(extra)}"
+        )
     concrete = {specs.server_path + path for _, _, path, _ in operations if "{" not in path}
     routes: list[Route] = [
-        SpecRoute(specs.server_path + path,
-                  _endpoint(provider, runtime, op_id, provider.handlers[op_id], validator.contract(path, method),
-                            _form_contract(provider.name, path, method)
-                            if provider.handlers[op_id].body == "multipart" else None),
-                  methods=[method], name=op_id, concrete=concrete)
+        SpecRoute(
+            specs.server_path + path,
+            _endpoint(
+                provider,
+                runtime,
+                op_id,
+                provider.handlers[op_id],
+                validator.contract(path, method),
+                _form_contract(provider.name, path, method) if provider.handlers[op_id].body == "multipart" else None,
+            ),
+            methods=[method],
+            name=op_id,
+            concrete=concrete,
+        )
         for op_id, method, path, _ in operations
     ]
 
@@ -393,11 +432,17 @@ def build_app(provider: Provider, runtime: Runtime) -> Starlette:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
             # Starlette reports the methods of the first route that matched the path; list every route's
-            methods = {m for route in app.router.routes if isinstance(route, Route)
-                       and route.matches(request.scope)[0] != Match.NONE for m in (route.methods or ())}
+            methods = {
+                m
+                for route in app.router.routes
+                if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+                for m in (route.methods or ())
+            }
             allowed = ", ".join(sorted(methods)) or (exc.headers or {}).get("Allow", "")
-            error: EmulatorError = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
-                                                    headers={"Allow": allowed} if allowed else {})
+            error: EmulatorError = MethodNotAllowed(
+                f"Method {request.method} is not allowed on {request.url.path}.",
+                headers={"Allow": allowed} if allowed else {},
+            )
         elif exc.status_code == 404:
             error = NotFound(f"No route for {request.method} {request.url.path}.")
         else:
@@ -409,4 +454,3 @@ def build_app(provider: Provider, runtime: Runtime) -> Starlette:
     app.router.redirect_slashes = False  # a real provider does not redirect /path/ to /path
     app.state.runtime = runtime
     return app
-

@@ -33,8 +33,13 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     unit, equals, spec = header.partition("=")
     first_text, dash, last_text = spec.partition("-")
-    if (not equals or unit.strip().lower() != "bytes" or not dash
-            or not _DIGITS.fullmatch(first_text) or not _DIGITS.fullmatch(last_text)):
+    if (
+        not equals
+        or unit.strip().lower() != "bytes"
+        or not dash
+        or not _DIGITS.fullmatch(first_text)
+        or not _DIGITS.fullmatch(last_text)
+    ):
         return None  # another unit, several ranges, a sign, a space, another dash: ignored
     try:
         first = int(first_text) if first_text else None
@@ -44,9 +49,13 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
     if first is not None and last is not None and last < first:
         return None  # an invalid int-range (RFC 9110 14.1.1): ignored
     if (first is None and last == 0) or (first is not None and first >= size):
-        raise StorageError("The requested range is not satisfiable", code="InvalidRange", http_status=416,
-                           details={"RangeRequested": header, "ActualObjectSize": size},
-                           headers={"Content-Range": f"bytes */{size}"})
+        raise StorageError(
+            "The requested range is not satisfiable",
+            code="InvalidRange",
+            http_status=416,
+            details={"RangeRequested": header, "ActualObjectSize": size},
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     if first is not None:
         return first, size - 1 if last is None else min(last, size - 1)
     if last is not None:  # a suffix: the last ``last`` bytes
@@ -57,8 +66,14 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None:
 class _StoredObject(FileResponse):
     """A ``FileResponse`` that sees the range already decided: one clean single range, or none at all."""
 
-    def __init__(self, path: Path, byte_range: tuple[int, int] | None, stat: os.stat_result, media_type: str,
-                 headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        byte_range: tuple[int, int] | None,
+        stat: os.stat_result,
+        media_type: str,
+        headers: Mapping[str, str],
+    ) -> None:
         super().__init__(path, media_type=media_type, headers=headers, stat_result=stat)
         self.byte_range = byte_range
 

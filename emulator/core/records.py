@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 TYPE, PATH, TUPLE, SET, FROZENSET, BYTES, ITEMS = (
-    "__type__", "__path__", "__tuple__", "__set__", "__frozenset__", "__bytes__", "__items__")
+    "__type__",
+    "__path__",
+    "__tuple__",
+    "__set__",
+    "__frozenset__",
+    "__bytes__",
+    "__items__",
+)
 PACKAGE = "emulator"
 
 

@@ -16,11 +16,33 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 # query names whose values are secrets (compared lowercase, after percent-decoding)
-SECRET_QUERY = frozenset({
-    "x-emulator-signature", "signature", "sig", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
-    "token", "access_token", "refresh_token", "id_token", "auth", "authorization", "password", "secret",
-    "client_secret", "api_key", "api-key", "apikey", "x-api-key", "key", "access_key", "access-key", "accesskey",
-})
+SECRET_QUERY = frozenset(
+    {
+        "x-emulator-signature",
+        "signature",
+        "sig",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth",
+        "authorization",
+        "password",
+        "secret",
+        "client_secret",
+        "api_key",
+        "api-key",
+        "apikey",
+        "x-api-key",
+        "key",
+        "access_key",
+        "access-key",
+        "accesskey",
+    }
+)
 REDACTED = "REDACTED"
 
 

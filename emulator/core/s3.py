@@ -67,9 +67,16 @@ def _classify(error: EmulatorError) -> tuple[str, int, dict[str, Any]]:
 def presign_error(failure: PresignFailure, now: float) -> StorageError:
     """The storage error S3 answers for a presigned URL that fails verification."""
     if failure.reason == "expired" and failure.grant is not None:
-        return StorageError(failure.message, code="AccessDenied", http_status=403, details={
-            "X-Amz-Expires": failure.grant.expires, "Expires": iso_millis(failure.grant.expires),
-            "ServerTime": iso_millis(now)})
+        return StorageError(
+            failure.message,
+            code="AccessDenied",
+            http_status=403,
+            details={
+                "X-Amz-Expires": failure.grant.expires,
+                "Expires": iso_millis(failure.grant.expires),
+                "ServerTime": iso_millis(now),
+            },
+        )
     if failure.reason == "missing":
         return StorageError(failure.message, code="AccessDenied", http_status=403)
     if failure.reason == "malformed":

@@ -69,22 +69,27 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or (parts.scheme != "unix" and not parts.hostname):
         # the scheme only: a URL may carry a password, which never goes into a message
-        raise ValueError(f"--state: a {parts.scheme or 'schemeless'} URL; expected redis://HOST:PORT/DB "
-                         "(or rediss://, unix://)")
+        raise ValueError(
+            f"--state: a {parts.scheme or 'schemeless'} URL; expected redis://HOST:PORT/DB (or rediss://, unix://)"
+        )
     return url
 
 
 def connect(url: str) -> RedisClient:
     """A client for ``url`` with short timeouts: a request waits at most about a second for an absent Redis."""
-    return redis.Redis.from_url(check_url(url), socket_timeout=1.0, socket_connect_timeout=1.0,
-                                health_check_interval=30, decode_responses=True)
+    return redis.Redis.from_url(
+        check_url(url), socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30, decode_responses=True
+    )
 
 
 def unavailable(exc: BaseException) -> Unavailable:
     # the exception's text names host and port only (a URL's password is never in redis-py's connection errors)
-    return Unavailable(f"The service is temporarily unavailable (state store unreachable: {type(exc).__name__}). "
-                       f"Retry after {RETRY_AFTER} seconds.", retry_after=RETRY_AFTER,
-                       headers={"Retry-After": str(RETRY_AFTER)})
+    return Unavailable(
+        f"The service is temporarily unavailable (state store unreachable: {type(exc).__name__}). "
+        f"Retry after {RETRY_AFTER} seconds.",
+        retry_after=RETRY_AFTER,
+        headers={"Retry-After": str(RETRY_AFTER)},
+    )
 
 
 def problem(client: RedisClient) -> str | None:
@@ -206,9 +211,12 @@ class RedisStore:
         known = self._live.get(namespace, {}).get(id)
         read = known[0] if known is not None and known[1] is record else None
         for _ in range(MERGES):
-            written = self._call(lambda body=body, read=read: self._put(
-                keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
-                args=[id, body, namespace, "0" if read is None else "1", read or ""]))
+            written = self._call(
+                lambda body=body, read=read: self._put(
+                    keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                    args=[id, body, namespace, "0" if read is None else "1", read or ""],
+                )
+            )
             if written:
                 break
             # changed meanwhile: keep both changes when they touch different fields (two parts of one upload)
@@ -216,8 +224,10 @@ class RedisStore:
             merged = None if current is None or read is None else merge(read, body, current)
             if merged is None:
                 self._forget(namespace, id)
-                raise Conflict("This resource was changed by another request at the same moment; nothing was "
-                               "changed by this one. Read it again, then retry.")
+                raise Conflict(
+                    "This resource was changed by another request at the same moment; nothing was "
+                    "changed by this one. Read it again, then retry."
+                )
             read, body = current, merged
             record = records.loads(body, self._root)
         else:
@@ -230,6 +240,7 @@ class RedisStore:
         def run() -> None:
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.hdel(table, id).zrem(order, id).execute()
+
         self._call(run)
         self._forget(namespace, id)
 
@@ -240,6 +251,7 @@ class RedisStore:
             with self.client.pipeline(transaction=True) as pipe:
                 ids, bodies = pipe.zrange(order, 0, -1).hgetall(table).execute()
             return [(id, bodies.get(id)) for id in ids]
+
         found = [(id, self._decode(namespace, id, body)) for id, body in self._call(run) if body is not None]
         live = self._live.get(namespace, {})
         if len(live) > len(found):  # records other processes deleted: not kept here either
@@ -264,6 +276,7 @@ class RedisStore:
                         pipe.delete(*self._keys(name))
                     pipe.srem(f"{PREFIX}namespaces", *names)
                     pipe.hincrby(SharedClock.KEY, "store", 1).execute()  # other processes drop their copies
+
         self._call(run)
         for name in [n for n in self._live if n.startswith(prefix)]:
             del self._live[name]
@@ -336,8 +349,9 @@ class SharedClock(Clock):
 
     def _run(self, op: str, arg: float | None = None) -> None:
         try:
-            offset, frozen = self._script(keys=[self.KEY], args=[op, repr(self._wall()), "" if arg is None
-                                                                 else repr(float(arg))])
+            offset, frozen = self._script(
+                keys=[self.KEY], args=[op, repr(self._wall()), "" if arg is None else repr(float(arg))]
+            )
         except DOWN as exc:
             raise unavailable(exc) from None
         self._apply(offset, frozen)
@@ -424,8 +438,11 @@ class SharedRateLimiter(RateLimiter):
         if answer[0] == 0:
             limit, wait = limits[int(answer[1]) - 1], float(answer[2])
             retry_after = max(1, math.ceil(wait))
-            raise RateLimited(f"Rate limit exceeded. Retry after {retry_after} seconds.", retry_after=retry_after,
-                              headers=_headers(Quota(limit.limit, 0, math.ceil(now + wait), retry_after)))
+            raise RateLimited(
+                f"Rate limit exceeded. Retry after {retry_after} seconds.",
+                retry_after=retry_after,
+                headers=_headers(Quota(limit.limit, 0, math.ceil(now + wait), retry_after)),
+            )
         tightest: tuple[int, int, int, float] | None = None
         for i, limit in enumerate(limits):
             count, oldest = int(answer[1 + 2 * i]), float(answer[2 + 2 * i])
@@ -526,6 +543,7 @@ class SharedFaultBook(FaultBook):
             if doomed:
                 pipe.hdel(self.RULES, *doomed)
                 pipe.hdel(self.COUNTS, *[f"{rule_id}:{n}" for rule_id in doomed for n in ("hits", "seen")])
+
         self._changed(change)
 
     def take(self, provider: str, operation: str, key_id: str | None, path: str) -> FaultRule | None:
@@ -533,8 +551,9 @@ class SharedFaultBook(FaultBook):
             if not rule.matches(provider, operation, key_id, path):
                 continue
             try:
-                fired = self._take(keys=[self.COUNTS], args=[rule.id, rule.after, -1 if rule.times is None
-                                                            else rule.times])
+                fired = self._take(
+                    keys=[self.COUNTS], args=[rule.id, rule.after, -1 if rule.times is None else rule.times]
+                )
             except DOWN as exc:
                 raise unavailable(exc) from None
             if fired == 1:
@@ -575,11 +594,13 @@ class SharedKeyRing(KeyRing):
             raise unavailable(exc) from None
         self.reload()
 
-    def create(self, provider: str, secret: str, scopes: frozenset[str] | None, rate_limits: dict[str, int],
-               now: float) -> CreatedKey:
+    def create(
+        self, provider: str, secret: str, scopes: frozenset[str] | None, rate_limits: dict[str, int], now: float
+    ) -> CreatedKey:
         created = CreatedKey(fingerprint(provider, secret), provider, secret, scopes, dict(rate_limits), now)
-        self._changed(lambda pipe: pipe.hset(self.CREATED, created.id, records.dumps(created))
-                      .srem(self.REVOKED, created.id))
+        self._changed(
+            lambda pipe: pipe.hset(self.CREATED, created.id, records.dumps(created)).srem(self.REVOKED, created.id)
+        )
         return created
 
     def created(self) -> list[CreatedKey]:
@@ -594,6 +615,7 @@ class SharedKeyRing(KeyRing):
             pipe.sadd(self.REVOKED, key_id)
             if known is not None:
                 pipe.hset(self.CREATED, key_id, records.dumps(dataclasses.replace(known, revoked=True)))
+
         self._changed(change)
         return key_id
 
@@ -606,6 +628,7 @@ class SharedKeyRing(KeyRing):
                 pipe.hdel(self.CREATED, *doomed)
             if provider is None:
                 pipe.delete(self.REVOKED)
+
         self._changed(change)
 
 
@@ -614,8 +637,9 @@ class Sync:
     a table whose version moved is reloaded (fault rules and keys change rarely: through the control plane), and
     after a reset the store's live copies are dropped, so a process keeps no copy of a record Redis no longer has."""
 
-    def __init__(self, client: RedisClient, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing,
-                 store: RedisStore) -> None:
+    def __init__(
+        self, client: RedisClient, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing, store: RedisStore
+    ) -> None:
         self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
         self.cleared: str | None = None
         self.secret: str | None = None  # hex, as stored
@@ -624,7 +648,8 @@ class Sync:
     def refresh(self) -> None:
         try:
             offset, frozen, faults, keys, cleared, secret = self.client.hmget(
-                VERSIONS, ["offset", "frozen", "faults", "keys", "store", "secret"])
+                VERSIONS, ["offset", "frozen", "faults", "keys", "store", "secret"]
+            )
         except DOWN as exc:
             raise unavailable(exc) from None
         if secret is None or secret != self.secret:  # read at start; missing only when Redis lost its data
@@ -670,8 +695,7 @@ class SharedJournal(Journal):
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
     CHUNK = 500  # entries read per round trip while paging through filtered entries
 
-    def __init__(self, client: RedisClient, clock: Clock, capacity: int = CAPACITY,
-                 max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, client: RedisClient, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
         super().__init__(clock, capacity, max_bytes)
         self.client = client
         self._write = client.register_script(_JOURNAL)
@@ -690,8 +714,11 @@ class SharedJournal(Journal):
         # tenth of a request's time; orjson writes the same compact JSON several times faster than json
         data = {"id": 0, **{name: getattr(entry, name) for name in _ENTRY_FIELDS}}
         try:
-            entry.id = int(self._write(keys=[self.ENTRIES, self.IDS, self.BYTES],
-                                       args=[orjson.dumps(data), self.capacity, self.max_bytes]))
+            entry.id = int(
+                self._write(
+                    keys=[self.ENTRIES, self.IDS, self.BYTES], args=[orjson.dumps(data), self.capacity, self.max_bytes]
+                )
+            )
         except DOWN:
             pass  # nowhere to write it; the client got the 503 that says why
 
@@ -708,11 +735,13 @@ class SharedJournal(Journal):
         while True:
             try:
                 if newest_first:
-                    chunk = self.client.zrevrangebyscore(self.ENTRIES, f"({bound}" if bound else "+inf", "-inf",
-                                                         start=0, num=self.CHUNK, withscores=True)
+                    chunk = self.client.zrevrangebyscore(
+                        self.ENTRIES, f"({bound}" if bound else "+inf", "-inf", start=0, num=self.CHUNK, withscores=True
+                    )
                 else:
-                    chunk = self.client.zrangebyscore(self.ENTRIES, f"({bound or 0}", "+inf", start=0,
-                                                      num=self.CHUNK, withscores=True)
+                    chunk = self.client.zrangebyscore(
+                        self.ENTRIES, f"({bound or 0}", "+inf", start=0, num=self.CHUNK, withscores=True
+                    )
             except DOWN as exc:
                 raise unavailable(exc) from None
             for body, _ in chunk:
@@ -721,19 +750,42 @@ class SharedJournal(Journal):
                 return
             bound = int(chunk[-1][1])
 
-    def query(self, *, provider: str | None = None, operation: str | None = None, status: int | None = None,
-              since: float | None = None, key_id: str | None = None, method: str | None = None,
-              limit: int | None = None) -> list[Entry]:
-        out = list(filter(self._matching(provider, operation, status, since, key_id, method),
-                          self._read(False, None)))
+    def query(
+        self,
+        *,
+        provider: str | None = None,
+        operation: str | None = None,
+        status: int | None = None,
+        since: float | None = None,
+        key_id: str | None = None,
+        method: str | None = None,
+        limit: int | None = None,
+    ) -> list[Entry]:
+        out = list(filter(self._matching(provider, operation, status, since, key_id, method), self._read(False, None)))
         return out[-limit:] if limit else out
 
-    def page(self, *, position: int | None = None, newest_first: bool = False, limit: int = 100,
-             provider: str | None = None, operation: str | None = None, status: int | None = None,
-             since: float | None = None, key_id: str | None = None,
-             method: str | None = None) -> tuple[list[Entry], bool]:
-        found = list(itertools.islice(filter(self._matching(provider, operation, status, since, key_id, method),
-                                             self._read(newest_first, position)), limit + 1))
+    def page(
+        self,
+        *,
+        position: int | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+        provider: str | None = None,
+        operation: str | None = None,
+        status: int | None = None,
+        since: float | None = None,
+        key_id: str | None = None,
+        method: str | None = None,
+    ) -> tuple[list[Entry], bool]:
+        found = list(
+            itertools.islice(
+                filter(
+                    self._matching(provider, operation, status, since, key_id, method),
+                    self._read(newest_first, position),
+                ),
+                limit + 1,
+            )
+        )
         return found[:limit], len(found) > limit
 
     def clear(self, provider: str | None = None) -> None:
@@ -741,8 +793,11 @@ class SharedJournal(Journal):
             if provider is None:
                 self.client.delete(self.ENTRIES, self.BYTES)
                 return
-            doomed = [(body, len(body)) for body, _ in self.client.zrange(self.ENTRIES, 0, -1, withscores=True)
-                      if json.loads(body).get("provider") == provider]
+            doomed = [
+                (body, len(body))
+                for body, _ in self.client.zrange(self.ENTRIES, 0, -1, withscores=True)
+                if json.loads(body).get("provider") == provider
+            ]
             if doomed:
                 with self.client.pipeline(transaction=True) as pipe:
                     pipe.zrem(self.ENTRIES, *[body for body, _ in doomed])

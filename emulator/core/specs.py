@@ -63,8 +63,13 @@ def merge(base: Any, overlay: Any, where: str = "#") -> Any:
 def _widens_type(where: str, published: Any, other: Any) -> bool:
     """A schema's ``type: string`` that became ``type: [string, "null"]``: the published type kept, types added (the
     one way to say "or null" in OpenAPI 3.1, which has no ``nullable``)."""
-    return (where.endswith("/type") and isinstance(published, str) and isinstance(other, list)
-            and all(isinstance(t, str) for t in other) and published in other)
+    return (
+        where.endswith("/type")
+        and isinstance(published, str)
+        and isinstance(other, list)
+        and all(isinstance(t, str) for t in other)
+        and published in other
+    )
 
 
 def dropped(published: Any, effective: Any, where: str = "#") -> Iterator[str]:
@@ -104,9 +109,14 @@ def unnoted_additions(published: Any, overlay: Any, where: str = "#", noted: boo
         base = published.get(key) if isinstance(published, dict) else None
         is_new = base is None
         # a new path item is fine when each operation in it carries its own note
-        meaningful = (
-            key in HTTP_METHODS
-            or parent in ("paths", "responses", "properties", "headers", "schemas", "parameters", "links")
+        meaningful = key in HTTP_METHODS or parent in (
+            "paths",
+            "responses",
+            "properties",
+            "headers",
+            "schemas",
+            "parameters",
+            "links",
         )
         own_note = isinstance(value, dict) and INFERRED_NOTE in value
         if is_new and meaningful and not noted and not own_note and parent != "paths":
@@ -178,10 +188,15 @@ def with_path_aliases(spec: dict[str, Any], provider: str = "") -> dict[str, Any
     for alias, rule in aliases.items():
         source = paths.get(rule.get("path", ""))
         if alias in paths or source is None or not rule.get("operationIds") or INFERRED_NOTE not in rule:
-            raise SpecError(f"{provider}: path alias {alias}: needs a path the spec has, operationIds and a "
-                            f"{INFERRED_NOTE} note, and must not be a path of its own")
-        item = {key: copy.deepcopy(value) for key, value in source.items()
-                if key not in HTTP_METHODS or key in rule["operationIds"]}
+            raise SpecError(
+                f"{provider}: path alias {alias}: needs a path the spec has, operationIds and a "
+                f"{INFERRED_NOTE} note, and must not be a path of its own"
+            )
+        item = {
+            key: copy.deepcopy(value)
+            for key, value in source.items()
+            if key not in HTTP_METHODS or key in rule["operationIds"]
+        }
         for method, operation_id in rule["operationIds"].items():
             if method not in item:
                 raise SpecError(f"{provider}: path alias {alias}: {rule['path']} has no {method} operation")
@@ -211,16 +226,21 @@ def _read_yaml(name: str, source: bytes) -> dict[str, Any]:
 def available() -> list[str]:
     root = resources.files("emulator") / "specs"
     # names starting with "_" are the emulator's own APIs (the control plane), not providers
-    return sorted(node.name for node in root.iterdir()
-                  if node.is_dir() and not node.name.startswith("_") and (node / "published").is_dir())
+    return sorted(
+        node.name
+        for node in root.iterdir()
+        if node.is_dir() and not node.name.startswith("_") and (node / "published").is_dir()
+    )
 
 
 @functools.cache
 def load(provider: str) -> ProviderSpecs:
     root = resources.files("emulator") / "specs" / provider
-    published_sources = [(node.name, node.read_bytes())
-                         for node in sorted((root / "published").iterdir(), key=lambda n: n.name)
-                         if node.name.endswith((".yaml", ".yml"))]
+    published_sources = [
+        (node.name, node.read_bytes())
+        for node in sorted((root / "published").iterdir(), key=lambda n: n.name)
+        if node.name.endswith((".yaml", ".yml"))
+    ]
     inferred_node = root / "inferred.yaml"
     inferred_source = inferred_node.read_bytes() if inferred_node.is_file() else None
     digest = hashlib.sha256(f"{CACHE_FORMAT}\0{provider}".encode())
@@ -252,8 +272,9 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
         data = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return None
-    if not (isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in ("published", "inferred",
-                                                                                    "effective"))):
+    if not (
+        isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in ("published", "inferred", "effective"))
+    ):
         return None
     return data
 

@@ -27,13 +27,17 @@ from emulator.core import records
 
 WAY_OUT = "start with --reset-state to move the old state aside (kept, not deleted) and start empty"
 TABLES = {"records": ("namespace", "id", "body"), "meta": ("name", "value")}
-SCHEMA = ("CREATE TABLE IF NOT EXISTS records (namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, "
-          "PRIMARY KEY (namespace, id))",
-          "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS records (namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, "
+    "PRIMARY KEY (namespace, id))",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
 # what decoding a damaged record body may raise (JSON of the wrong shape: a number where a list belongs, ...)
 UNREADABLE = (records.RecordError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
-META = {"presign_secret": (re.compile("[0-9a-f]{64}"), "64 hexadecimal digits"),
-        "boots": (re.compile("[0-9]{1,18}"), "a whole number")}
+META = {
+    "presign_secret": (re.compile("[0-9a-f]{64}"), "64 hexadecimal digits"),
+    "boots": (re.compile("[0-9]{1,18}"), "a whole number"),
+}
 
 
 class StateError(ValueError):
@@ -128,8 +132,9 @@ class SqliteStore(MemoryStore):
     def put(self, namespace: str, id: str, record: Any) -> None:
         body = records.dumps(record, self._root)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO records (namespace, id, body) VALUES (?, ?, ?)",
-                             (namespace, id, body))
+            self._db.execute(
+                "INSERT OR REPLACE INTO records (namespace, id, body) VALUES (?, ?, ?)", (namespace, id, body)
+            )
             self._tables.setdefault(namespace, {})[id] = record
 
     def delete(self, namespace: str, id: str) -> None:
@@ -175,8 +180,11 @@ def _create(path: Path) -> None:
     creating it leaves no empty ``state.sqlite3`` behind (which the next start would have to refuse)."""
     fresh = path.with_name(path.name + ".new")
     # also a -wal/-shm the old file left: SQLite would replay that journal of another database into the new one
-    for leftover in (fresh, fresh.with_name(fresh.name + "-journal"), *(path.with_name(path.name + suffix)
-                                                                        for suffix in ("-wal", "-shm"))):
+    for leftover in (
+        fresh,
+        fresh.with_name(fresh.name + "-journal"),
+        *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")),
+    ):
         leftover.unlink(missing_ok=True)
     db = sqlite3.connect(fresh, isolation_level=None)
     try:
@@ -202,8 +210,11 @@ def _faults(db: sqlite3.Connection) -> Iterator[str]:
         found = tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
         if found != columns:
             usable = False
-            yield (f"has no {table} table (dropped, or not an upload-emulator state file)" if not found else
-                   f"has a {table} table with columns {', '.join(found)}, not {', '.join(columns)}")
+            yield (
+                f"has no {table} table (dropped, or not an upload-emulator state file)"
+                if not found
+                else f"has a {table} table with columns {', '.join(found)}, not {', '.join(columns)}"
+            )
     if not usable:
         return
     for name, value in db.execute("SELECT name, value FROM meta").fetchall():

@@ -101,8 +101,9 @@ class BlobWriter:
         """Count bytes as they arrive, refusing the first byte past ``max_size`` before it is stored."""
         self.size += n
         if self.size > self.max_size:
-            raise TooLarge(f"Body exceeds the maximum allowed size of {self.max_size} bytes.",
-                           details={"max_size": self.max_size})
+            raise TooLarge(
+                f"Body exceeds the maximum allowed size of {self.max_size} bytes.", details={"max_size": self.max_size}
+            )
 
     async def write_stream(self, chunks: AsyncIterator[bytes]) -> None:
         """Write every chunk: counted on arrival, hashed and written by the store's workers a batch behind."""
@@ -188,8 +189,9 @@ class BlobStore:
     files of the directory, e.g. the state file) into a new ``aside-<UTC time>/`` folder before indexing, so the
     store starts empty and nothing is deleted (``--reset-state``); ``set_aside_to`` is that folder."""
 
-    def __init__(self, root: Path | None = None, set_aside: tuple[str, ...] | None = None,
-                 shared: bool = False) -> None:
+    def __init__(
+        self, root: Path | None = None, set_aside: tuple[str, ...] | None = None, shared: bool = False
+    ) -> None:
         self.workers = Workers()
         self.persistent = root is not None
         self.shared = shared and root is not None
@@ -223,9 +225,13 @@ class BlobStore:
 
     def _set_aside(self, names: tuple[str, ...]) -> Path | None:
         """Move the store's own folders and ``names`` into ``aside-<time>/``; None when there was nothing."""
-        moving = [path for path in self.root.iterdir()
-                  if (path.is_dir() and _HEX.fullmatch(path.name) and len(path.name) == 2)
-                  or path.name == ".tmp" or path.name in names]
+        moving = [
+            path
+            for path in self.root.iterdir()
+            if (path.is_dir() and _HEX.fullmatch(path.name) and len(path.name) == 2)
+            or path.name == ".tmp"
+            or path.name in names
+        ]
         if not moving:
             return None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -318,15 +324,19 @@ class BlobStore:
                         writer.write(block)
                 if digest.hexdigest() != part.md5:
                     self.damaged.add(part.name)
-                    raise Damaged(f"The stored bytes of {part.name} no longer match their MD5 (damaged on disk "
-                                  "outside the emulator); upload them again.")
+                    raise Damaged(
+                        f"The stored bytes of {part.name} no longer match their MD5 (damaged on disk "
+                        "outside the emulator); upload them again."
+                    )
                 self.verified(part)
         except FileNotFoundError:
             # removed while being read: another request (on another process, with shared state) completed or
             # aborted the same upload at the same moment, and kept or dropped the parts itself
             writer.abort()
-            raise Conflict("A part of this upload is gone: another request completed or aborted it at the same "
-                           "moment. Read the upload again.") from None
+            raise Conflict(
+                "A part of this upload is gone: another request completed or aborted it at the same "
+                "moment. Read the upload again."
+            ) from None
         except BaseException:
             writer.abort()
             raise
@@ -455,8 +465,10 @@ def _lock_shared(root: Path, patience: float = 10.0) -> tuple[IO[str], bool]:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 handle.close()
-                raise ValueError(f"data directory {root} is in use by an upload-emulator process that keeps its own "
-                                 "state (not --state redis://…)") from None
+                raise ValueError(
+                    f"data directory {root} is in use by an upload-emulator process that keeps its own "
+                    "state (not --state redis://…)"
+                ) from None
             time.sleep(0.05)
 
 

@@ -78,8 +78,10 @@ MAX_REQUEST_LINE = 8192  # bytes of "METHOD target HTTP/1.1", like nginx's defau
 
 
 def _plain(status: bytes, text: bytes) -> bytes:
-    return (b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (status, len(text), text))
+    return (
+        b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (status, len(text), text)
+    )
 
 
 _REQUEST_TIMEOUT = _plain(b"408 Request Timeout", b"The request line and headers took too long to arrive.\n")
@@ -87,8 +89,10 @@ _URI_TOO_LONG = _plain(b"414 URI Too Long", b"The request line is longer than %d
 
 
 def _head_too_large(limit: int) -> bytes:
-    return _plain(b"431 Request Header Fields Too Large",
-                  b"The request line and headers are longer than %d bytes (--max-header-bytes).\n" % limit)
+    return _plain(
+        b"431 Request Header Fields Too Large",
+        b"The request line and headers are longer than %d bytes (--max-header-bytes).\n" % limit,
+    )
 
 
 def head_guard_protocol(seconds: float, max_head_bytes: int) -> type | str:
@@ -194,6 +198,5 @@ def head_guard_protocol(seconds: float, max_head_bytes: int) -> type | str:
                 super().on_message_complete()
                 self._in_head, self._head_bytes = True, 0
 
-    HeadGuardProtocol.__name__ = HeadGuardProtocol.__qualname__ = (
-        f"HeadGuardProtocol_{seconds:g}s_{max_head_bytes}B")
+    HeadGuardProtocol.__name__ = HeadGuardProtocol.__qualname__ = f"HeadGuardProtocol_{seconds:g}s_{max_head_bytes}B"
     return HeadGuardProtocol

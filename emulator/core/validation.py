@@ -88,12 +88,22 @@ def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "")
             missing = err.message.split("'")[1] if "'" in err.message else ""
             path = [*path, missing] if missing else path
             message = "is required"
-        elif isinstance(err.schema, dict) and "x-emulator-message" in err.schema and \
-                err.validator in ("anyOf", "oneOf", "not", "if", "then", "else"):
+        elif (
+            isinstance(err.schema, dict)
+            and "x-emulator-message" in err.schema
+            and err.validator in ("anyOf", "oneOf", "not", "if", "then", "else")
+        ):
             message = err.schema["x-emulator-message"]  # a rule across fields, said the way the spec says it
         elif err.validator in ("anyOf", "oneOf") and err.context:
-            required = sorted({e.message.split("'")[1] for e in err.context if e.validator == "required"
-                               and "'" in e.message and list(e.absolute_path) == list(err.absolute_path)})
+            required = sorted(
+                {
+                    e.message.split("'")[1]
+                    for e in err.context
+                    if e.validator == "required"
+                    and "'" in e.message
+                    and list(e.absolute_path) == list(err.absolute_path)
+                }
+            )
             if required and all(e.validator == "required" for e in err.context):
                 message = f"requires one of: {', '.join(required)}"
             elif err.validator == "oneOf" and not err.context:
@@ -106,8 +116,11 @@ def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "")
                 else:
                     message = "does not match any of the allowed forms"
         elif err.validator in ("not", "if", "then", "else") or err.validator in ("anyOf", "oneOf"):
-            message = "does not match the allowed forms" if err.validator != "oneOf" \
+            message = (
+                "does not match the allowed forms"
+                if err.validator != "oneOf"
                 else "matches more than one of the allowed forms"
+            )
         else:
             message = _short(err.message)
         name = ".".join(path)
@@ -117,7 +130,7 @@ def field_errors(schema_errors: Iterable[SchemaValidationError], root: str = "")
 
 
 def _short(message: str, limit: int = 300) -> str:
-    return message if len(message) <= limit else message[: limit // 2] + " … " + message[-limit // 2:]
+    return message if len(message) <= limit else message[: limit // 2] + " … " + message[-limit // 2 :]
 
 
 class OperationContract:
@@ -149,8 +162,9 @@ class OperationContract:
         checker: ~1 ms, where validating a small body takes ~30 µs), or None when the operation has no body schema."""
         if not self._has_body_schema:
             return None
-        return schema_validator(self._spec.requests,
-                                self._operation / "requestBody" / "content" / "application/json" / "schema")
+        return schema_validator(
+            self._spec.requests, self._operation / "requestBody" / "content" / "application/json" / "schema"
+        )
 
     @functools.cached_property
     def _fast(self) -> Callable[[Any], Any] | None:
@@ -164,8 +178,10 @@ class OperationContract:
         if not self.has_parameters:
             return []
         path_item = self._spec.openapi.spec / "paths" / self._path
-        return [_Param.build(self._spec.requests, param, self._spec.effective)
-                for param in _parameters(self._operation, path_item)]
+        return [
+            _Param.build(self._spec.requests, param, self._spec.effective)
+            for param in _parameters(self._operation, path_item)
+        ]
 
     def parameters(self, query: Mapping[str, Any], path: Mapping[str, Any], headers: Mapping[str, str]) -> None:
         """Validate query, path and header parameters; raise ``Invalid`` naming each bad one."""
@@ -178,8 +194,7 @@ class OperationContract:
         if errors:
             raise Invalid(_summary(errors), errors=errors)
 
-    def json_body(self, raw: bytes, content_type: str | None,
-                  normalize: Callable[[Any], Any] | None = None) -> Any:
+    def json_body(self, raw: bytes, content_type: str | None, normalize: Callable[[Any], Any] | None = None) -> Any:
         """Parse and validate a JSON body; return the parsed value.
 
         ``normalize`` (a handler's, see ``Handler.normalize``) sees the parsed value before validation and may map
@@ -189,8 +204,7 @@ class OperationContract:
         if not raw and not self.body_required:
             return {}
         if not raw:
-            raise Invalid("Request body is required (a JSON object).",
-                          errors=[FieldError("body", "is required")])
+            raise Invalid("Request body is required (a JSON object).", errors=[FieldError("body", "is required")])
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             raise UnsupportedMediaType(
                 f"Content-Type must be application/json, got {mimetype or 'none'}.",
@@ -201,15 +215,20 @@ class OperationContract:
             # BOM is cut here because the "utf-8-sig" codec is written in Python and "utf-8" in C
             value = _DECODER.decode((raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw).decode("utf-8"))
         except _NotJSONConstant as exc:
-            raise InvalidJSON(f"Request body is not valid JSON: {exc} is not a JSON value.",
-                              errors=[FieldError("body", f"contains {exc}, which JSON does not allow")]) from None
+            raise InvalidJSON(
+                f"Request body is not valid JSON: {exc} is not a JSON value.",
+                errors=[FieldError("body", f"contains {exc}, which JSON does not allow")],
+            ) from None
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise InvalidJSON(f"Request body is not valid JSON{where}.",
-                              errors=[FieldError("body", "is not valid JSON")]) from None
+            raise InvalidJSON(
+                f"Request body is not valid JSON{where}.", errors=[FieldError("body", "is not valid JSON")]
+            ) from None
         except ValueError:  # an integer of more than 4300 digits: Python refuses to convert it
-            raise InvalidJSON("Request body is not valid JSON: a number in it has too many digits.",
-                              errors=[FieldError("body", "contains a number with too many digits")]) from None
+            raise InvalidJSON(
+                "Request body is not valid JSON: a number in it has too many digits.",
+                errors=[FieldError("body", "contains a number with too many digits")],
+            ) from None
         if normalize is not None:
             value = normalize(value)
         if not self._has_body_schema:
@@ -228,8 +247,9 @@ class OperationContract:
             errors = field_errors(exc.schema_errors)
             raise Invalid(_summary(errors), errors=errors) from None
         except RecursionError:
-            raise Invalid("Request body is nested too deeply.",
-                          errors=[FieldError("body", "is nested too deeply")]) from None
+            raise Invalid(
+                "Request body is nested too deeply.", errors=[FieldError("body", "is nested too deeply")]
+            ) from None
         return value
 
     def response_problems(self, status: int, body: bytes, headers: Mapping[str, str], content_type: str) -> list[str]:
@@ -259,7 +279,7 @@ def _js_number(text: str) -> float | int:
     """A JSON number as the providers' (Node) servers hold it: ``604.0`` is the number 604, echoed and used as
     ``604`` (in a part URL, a size), never ``604.0``. Beyond 2**53 a number stays a float, as in JavaScript."""
     value = float(text)
-    if value.is_integer() and abs(value) <= 2 ** 53:
+    if value.is_integer() and abs(value) <= 2**53:
         return int(value)
     return value
 
@@ -300,8 +320,15 @@ def _parameters(operation: SchemaPath, path_item: SchemaPath) -> list[SchemaPath
 class _Param:
     """One parameter, prepared once: where it is, whether it is required, how to type it, its validator."""
 
-    def __init__(self, name: str, location: str, required: bool, types: set[str], validator: Any,
-                 fast: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        location: str,
+        required: bool,
+        types: set[str],
+        validator: Any,
+        fast: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.name, self.location, self.required, self.types, self.validator = name, location, required, types, validator
         self.fast = fast  # the compiled accept-only check, as for JSON bodies (fastpath.py)
 
@@ -314,9 +341,14 @@ class _Param:
         types = {declared} if isinstance(declared, str) else set(declared)
         validator = schema_validator(requests, schema)
         fast = compile_fast(contents, spec, lambda: format_checker(validator))
-        return cls((param / "name").read_str(), (param / "in").read_str(),
-                   (param / "required").read_bool(default=False) if "required" in param else False, types, validator,
-                   fast)
+        return cls(
+            (param / "name").read_str(),
+            (param / "in").read_str(),
+            (param / "required").read_bool(default=False) if "required" in param else False,
+            types,
+            validator,
+            fast,
+        )
 
     def check(self, source: Mapping[str, Any]) -> list[FieldError]:
         where = f"{self.location} parameter"
@@ -337,7 +369,9 @@ class _Param:
         try:
             self.validator.validate(value)
         except InvalidSchemaValue as exc:
-            return [FieldError(fe.field, f"{fe.message} ({where})") for fe in field_errors(exc.schema_errors, self.name)]
+            return [
+                FieldError(fe.field, f"{fe.message} ({where})") for fe in field_errors(exc.schema_errors, self.name)
+            ]
         return []
 
     def _cast(self, raw: str) -> Any:

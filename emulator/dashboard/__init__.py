@@ -30,8 +30,10 @@ PATH = "/_emulator/ui"
 # the page loads only its own script and stylesheet and talks only to its own origin
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+    "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
 }
 
 
@@ -44,8 +46,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
 
     async def page(request: Request) -> Response:
         root = request.scope.get("root_path", "").removesuffix(PATH)  # inside the mount, it ends with PATH
-        html = _template().render(ui=root + PATH, api=root + "/_emulator", providers=providers,
-                               version=__version__)
+        html = _template().render(ui=root + PATH, api=root + "/_emulator", providers=providers, version=__version__)
         return HTMLResponse(html, headers=HEADERS)
 
     static = StaticFiles(packages=[("emulator.dashboard", "static")])
@@ -68,6 +69,10 @@ def _template() -> Template:
     (``serve`` keeps its start-up short)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("emulator.dashboard", "templates"), autoescape=select_autoescape(),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("emulator.dashboard", "templates"),
+        autoescape=select_autoescape(),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return env.get_template("index.html")

@@ -20,7 +20,20 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, MP4_HEAD, S3_STORAGE, UPLOAD_BODY, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    MP4_HEAD,
+    S3_STORAGE,
+    UPLOAD_BODY,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -47,8 +60,14 @@ NAME = "autoposting"
 MIB = 1024 * 1024
 ASSET_MAX = 20 * MIB  # no carousel limit is published: the sibling POST /media/upload's 20 MB (SDK media.ts)
 ASSET_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}  # published: "JPEG, PNG, WebP"
-VIDEO_EXTENSIONS = {"video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm", "video/x-matroska": "mkv",
-                    "video/x-msvideo": "avi", "video/x-m4v": "m4v"}  # the SDK's VIDEO_MIME map
+VIDEO_EXTENSIONS = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/x-matroska": "mkv",
+    "video/x-msvideo": "avi",
+    "video/x-m4v": "m4v",
+}  # the SDK's VIDEO_MIME map
 MIN_PART_SIZE = 5 * MIB  # R2/S3 multipart: every part but the last is at least 5 MiB
 MAX_PART_SIZE = 5 * 1024 * MIB  # R2/S3 multipart: a part is at most 5 GiB
 PART_URL_EXPIRES_IN = 3600  # no source states the expiry; S3/R2 presigned URLs commonly last an hour
@@ -73,8 +92,9 @@ MAGIC_KEYS = {
     "sk-social-test-revoked-401": Magic("always revoked: every request gets 401", revoked=True),
     "sk-social-test-ratelimited-429": Magic("always rate-limited: every request gets 429", rate_limited=True),
     "sk-social-test-slow-2000": Magic("always slow: every request waits 2 s", delay=2.0),
-    "sk-social-test-readonly-403": Magic("read scopes only: writes get 403",
-                                         scopes=frozenset({"clips:read", "carousels:read"})),
+    "sk-social-test-readonly-403": Magic(
+        "read scopes only: writes get 403", scopes=frozenset({"clips:read", "carousels:read"})
+    ),
 }
 KEYS = KeyPolicy(
     pattern=re.compile(r"sk-social-[A-Za-z0-9_-]{8,200}"),
@@ -106,12 +126,30 @@ def new_upload_id(call: Call) -> str:
 
 CAROUSEL_UNAUTHORIZED = "Authentication required."
 CLIPS_UNAUTHORIZED = "Missing or invalid API key."
-REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests"}
-CODES = {"validation": "validation_error", "invalid_json": "validation_error", "bad_request": "validation_error",
-         "unauthorized": "unauthorized", "forbidden": "forbidden", "not_found": "not_found",
-         "method_not_allowed": "method_not_allowed", "conflict": "conflict", "payload_too_large": "payload_too_large",
-         "unsupported_media_type": "unsupported_media_type", "rate_limited": "rate_limited"}
+REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+}
+CODES = {
+    "validation": "validation_error",
+    "invalid_json": "validation_error",
+    "bad_request": "validation_error",
+    "unauthorized": "unauthorized",
+    "forbidden": "forbidden",
+    "not_found": "not_found",
+    "method_not_allowed": "method_not_allowed",
+    "conflict": "conflict",
+    "payload_too_large": "payload_too_large",
+    "unsupported_media_type": "unsupported_media_type",
+    "rate_limited": "rate_limited",
+}
 
 
 def ok(call: Call, reply: Reply) -> Response:
@@ -149,11 +187,18 @@ def _as_storage_error(exc: EmulatorError) -> EmulatorError:
     # a value of the wrong type is reported as field "parameters" with the parameter's name in the message
     named = " ".join(f"{e.field} {e.message}" for e in exc.errors)
     if "partNumber" in named:
-        return StorageError("Part number must be an integer between 1 and 10000, inclusive", code="InvalidArgument",
-                            http_status=400, details={"ArgumentName": "partNumber"})
+        return StorageError(
+            "Part number must be an integer between 1 and 10000, inclusive",
+            code="InvalidArgument",
+            http_status=400,
+            details={"ArgumentName": "partNumber"},
+        )
     if "X-Emulator-" in named:
-        return StorageError("X-Emulator-Expires and X-Emulator-Max-Size must be whole numbers, as issued.",
-                            code="AuthorizationQueryParametersError", http_status=400)
+        return StorageError(
+            "X-Emulator-Expires and X-Emulator-Max-Size must be whole numbers, as issued.",
+            code="AuthorizationQueryParametersError",
+            http_status=400,
+        )
     return exc
 
 
@@ -246,22 +291,40 @@ async def upload_carousel_asset(call: Call) -> Reply:
     assert call.form is not None
     files = call.form.files.get("file", [])
     if not files:
-        raise Invalid("file: must be a file part (with a filename), not a text field.",
-                      errors=[FieldError("file", "must be a file")])
+        raise Invalid(
+            "file: must be a file part (with a filename), not a text field.",
+            errors=[FieldError("file", "must be a file")],
+        )
     if len(files) > 1:
-        raise Invalid(f"file: send exactly one file per request; got {len(files)}.",
-                      errors=[FieldError("file", "must be sent once")])
+        raise Invalid(
+            f"file: send exactly one file per request; got {len(files)}.",
+            errors=[FieldError("file", "must be sent once")],
+        )
     blob = files[0].blob
     if blob.size == 0:
-        raise Invalid("file: is empty (0 bytes); send a JPEG, PNG or WebP image.",
-                      errors=[FieldError("file", "is empty")])
+        raise Invalid(
+            "file: is empty (0 bytes); send a JPEG, PNG or WebP image.", errors=[FieldError("file", "is empty")]
+        )
     sniffed = sniff_file(blob.path)
     if sniffed.mime not in ASSET_TYPES:
-        found = f"the uploaded bytes are {sniffed.mime}" if sniffed.mime else "the uploaded bytes are not a recognised format"
-        raise Invalid(f"file: must be a JPEG, PNG or WebP image; {found}.",
-                      errors=[FieldError("file", "must be a JPEG, PNG or WebP image")])
-    asset = Asset(id="asset_" + call.runtime.ids.ulid(call.now), tenant=call.tenant, carousel_id=carousel_id,
-                  slide_id=call.body.get("slideId"), content_type=sniffed.mime, blob=blob, created_at=call.now)
+        found = (
+            f"the uploaded bytes are {sniffed.mime}"
+            if sniffed.mime
+            else "the uploaded bytes are not a recognised format"
+        )
+        raise Invalid(
+            f"file: must be a JPEG, PNG or WebP image; {found}.",
+            errors=[FieldError("file", "must be a JPEG, PNG or WebP image")],
+        )
+    asset = Asset(
+        id="asset_" + call.runtime.ids.ulid(call.now),
+        tenant=call.tenant,
+        carousel_id=carousel_id,
+        slide_id=call.body.get("slideId"),
+        content_type=sniffed.mime,
+        blob=blob,
+        created_at=call.now,
+    )
     call.runtime.store.put(ASSETS, asset.id, asset)
     return Reply({"assetId": asset.id, "url": call.base_url + _asset_path(call, asset.file_name)})
 
@@ -285,24 +348,31 @@ def _own_upload(call: Call) -> tuple[Clip, Upload]:
     body = call.body
     clip = _own_clip(call, body["clipId"])
     if body["uploadId"] != clip.upload_id:
-        raise NotFound(f"Upload {body['uploadId']} is not the multipart upload of clip {clip.id}: send the uploadId "
-                       "that POST /clips/upload/init returned for this clip.")
+        raise NotFound(
+            f"Upload {body['uploadId']} is not the multipart upload of clip {clip.id}: send the uploadId "
+            "that POST /clips/upload/init returned for this clip."
+        )
     key = body.get("key")
     if key is not None and key != clip.key:
-        raise Invalid(f"key: {key!r} is not the object key of clip {clip.id}; expected {clip.key!r}.",
-                      errors=[FieldError("key", "does not match the clip")])
+        raise Invalid(
+            f"key: {key!r} is not the object key of clip {clip.id}; expected {clip.key!r}.",
+            errors=[FieldError("key", "does not match the clip")],
+        )
     upload: Upload = call.runtime.store.get(UPLOADS, clip.upload_id)
     if upload.state == "aborted":
         raise NotFound(f"Upload {upload.id} of clip {clip.id} was aborted; start again with POST /clips/upload/init.")
     if upload.state == "expired":
-        raise NotFound(f"Upload {upload.id} of clip {clip.id} was never completed and has expired: abandoned "
-                       "uploads are aborted, their parts deleted (as an S3 lifecycle rule's "
-                       "AbortIncompleteMultipartUpload does); start again with POST /clips/upload/init.")
+        raise NotFound(
+            f"Upload {upload.id} of clip {clip.id} was never completed and has expired: abandoned "
+            "uploads are aborted, their parts deleted (as an S3 lifecycle rule's "
+            "AbortIncompleteMultipartUpload does); start again with POST /clips/upload/init."
+        )
     if upload.state == "completing":
         raise Conflict(f"Upload {upload.id} of clip {clip.id} is being completed by another request.")
     if upload.state == "completed":
-        raise Conflict(f"Upload {upload.id} of clip {clip.id} is already completed; the clip is "
-                       f"{clip.status(call.now)}.")
+        raise Conflict(
+            f"Upload {upload.id} of clip {clip.id} is already completed; the clip is {clip.status(call.now)}."
+        )
     return clip, upload
 
 
@@ -311,9 +381,17 @@ def _clip_view(call: Call, clip: Clip) -> dict[str, Any]:
     if call.pending and status == "ready":  # a "pending" fault: this answer shows the clip still processing
         status = "processing"
     view: dict[str, Any] = {
-        "id": clip.id, "name": clip.title, "title": clip.title, "status": status, "brandId": clip.brand_id,
-        "fileName": clip.file_name, "fileSize": clip.file_size, "mimeType": clip.mime_type, "key": clip.key,
-        "createdAt": iso_millis(clip.created_at), "updatedAt": iso_millis(clip.updated_at),
+        "id": clip.id,
+        "name": clip.title,
+        "title": clip.title,
+        "status": status,
+        "brandId": clip.brand_id,
+        "fileName": clip.file_name,
+        "fileSize": clip.file_size,
+        "mimeType": clip.mime_type,
+        "key": clip.key,
+        "createdAt": iso_millis(clip.created_at),
+        "updatedAt": iso_millis(clip.updated_at),
     }
     if status == "ready":
         view["url"] = call.base_url + f"{call.provider.specs.server_path}/storage/objects/{clip.key}"
@@ -325,11 +403,22 @@ async def init_clip_upload(call: Call) -> Reply:
     if body["brandId"] == MISSING_BRAND:
         raise _not_found(f"Brand {body['brandId']}")
     clip_id = "clip_" + call.runtime.ids.ulid(call.now)
-    upload = Upload(id=new_upload_id(call), clip_id=clip_id, tenant=call.tenant,
-                    max_part_size=min(body["fileSize"], MAX_PART_SIZE))
-    clip = Clip(id=clip_id, tenant=call.tenant, org_id=org_id(call.tenant), brand_id=body["brandId"],
-                title=body["title"], file_name=body["fileName"], file_size=body["fileSize"],
-                mime_type=body["mimeType"], upload_id=upload.id, created_at=call.now, updated_at=call.now)
+    upload = Upload(
+        id=new_upload_id(call), clip_id=clip_id, tenant=call.tenant, max_part_size=min(body["fileSize"], MAX_PART_SIZE)
+    )
+    clip = Clip(
+        id=clip_id,
+        tenant=call.tenant,
+        org_id=org_id(call.tenant),
+        brand_id=body["brandId"],
+        title=body["title"],
+        file_name=body["fileName"],
+        file_size=body["fileSize"],
+        mime_type=body["mimeType"],
+        upload_id=upload.id,
+        created_at=call.now,
+        updated_at=call.now,
+    )
     call.runtime.store.put(UPLOADS, upload.id, upload)
     call.runtime.store.put(CLIPS, clip.id, clip)
     return Reply(status=201, data={"clipId": clip.id, "uploadId": upload.id, "key": clip.key})
@@ -345,8 +434,9 @@ async def presign_clip_parts(call: Call) -> Reply:
     urls = []
     for number in call.body["partNumbers"]:
         path = _part_path(call, upload.id, number)
-        query = call.runtime.presigner.query("PUT", path, audience=NAME, expires=expires,
-                                             max_size=upload.max_part_size, content_type=ANY_CONTENT_TYPE)
+        query = call.runtime.presigner.query(
+            "PUT", path, audience=NAME, expires=expires, max_size=upload.max_part_size, content_type=ANY_CONTENT_TYPE
+        )
         urls.append({"partNumber": number, "url": f"{call.base_url}{path}?{query}"})
     return Reply({"presignedUrls": urls})
 
@@ -357,13 +447,17 @@ def _listed_parts(parts: list[dict[str, Any]]) -> list[tuple[int, str]]:
     for index, part in enumerate(parts):
         spellings = {part[name].strip().strip('"').lower() for name in ("eTag", "etag") if name in part}
         if len(spellings) > 1:
-            raise Invalid(f"parts.{index}: part {part['partNumber']} has both eTag and etag, with different values; "
-                          "send one.", errors=[FieldError(f"parts.{index}", "eTag and etag differ")])
+            raise Invalid(
+                f"parts.{index}: part {part['partNumber']} has both eTag and etag, with different values; send one.",
+                errors=[FieldError(f"parts.{index}", "eTag and etag differ")],
+            )
         number = part["partNumber"]
         if listed and number <= listed[-1][0]:
             how = "twice" if number == listed[-1][0] else f"after part {listed[-1][0]}"
-            raise Invalid(f"parts.{index}: part {number} is listed {how}; list each part once, in ascending "
-                          "partNumber order.", errors=[FieldError(f"parts.{index}.partNumber", "out of order")])
+            raise Invalid(
+                f"parts.{index}: part {number} is listed {how}; list each part once, in ascending partNumber order.",
+                errors=[FieldError(f"parts.{index}.partNumber", "out of order")],
+            )
         listed.append((number, spellings.pop()))
     return listed
 
@@ -375,22 +469,31 @@ def _parts_to_join(upload: Upload, clip: Clip, listed: list[tuple[int, str]], st
         blob = upload.parts.get(number)
         if blob is None or not stored.holds(blob):
             uploaded = ", ".join(map(str, sorted(upload.parts))) or "none"
-            raise Invalid(f"parts.{index}: part {number} was not uploaded (uploaded parts: {uploaded}).",
-                          errors=[FieldError(f"parts.{index}.partNumber", "was not uploaded")])
+            raise Invalid(
+                f"parts.{index}: part {number} was not uploaded (uploaded parts: {uploaded}).",
+                errors=[FieldError(f"parts.{index}.partNumber", "was not uploaded")],
+            )
         if etag != blob.md5:
-            raise Invalid(f"parts.{index}: the ETag of part {number} does not match the uploaded part "
-                          f"(sent \"{etag}\", stored {blob.etag}).",
-                          errors=[FieldError(f"parts.{index}.eTag", "does not match the uploaded part")])
+            raise Invalid(
+                f"parts.{index}: the ETag of part {number} does not match the uploaded part "
+                f'(sent "{etag}", stored {blob.etag}).',
+                errors=[FieldError(f"parts.{index}.eTag", "does not match the uploaded part")],
+            )
         blobs.append(blob)
     for index, ((number, _), blob) in enumerate(zip(listed[:-1], blobs[:-1])):
         if blob.size < MIN_PART_SIZE:
-            raise Invalid(f"parts.{index}: part {number} is {blob.size} bytes; every part except the last must be "
-                          f"at least 5 MiB ({MIN_PART_SIZE} bytes).",
-                          errors=[FieldError(f"parts.{index}", "is smaller than 5 MiB")])
+            raise Invalid(
+                f"parts.{index}: part {number} is {blob.size} bytes; every part except the last must be "
+                f"at least 5 MiB ({MIN_PART_SIZE} bytes).",
+                errors=[FieldError(f"parts.{index}", "is smaller than 5 MiB")],
+            )
     total = sum(blob.size for blob in blobs)
     if total != clip.file_size:
-        raise Invalid(f"parts: the listed parts total {total} bytes, but fileSize was declared as {clip.file_size} "
-                      "bytes at init.", errors=[FieldError("parts", "total size differs from fileSize")])
+        raise Invalid(
+            f"parts: the listed parts total {total} bytes, but fileSize was declared as {clip.file_size} "
+            "bytes at init.",
+            errors=[FieldError("parts", "total size differs from fileSize")],
+        )
     return blobs
 
 
@@ -401,8 +504,9 @@ async def complete_clip_upload(call: Call) -> Reply:
     blobs = call.runtime.blobs
 
     def join() -> tuple[Blob, bool]:
-        joined = blobs.concat(f"{NAME}/clips/{clip.id}/{clip.key.rsplit('/', 1)[-1]}", parts, clip.mime_type,
-                              clip.file_size)
+        joined = blobs.concat(
+            f"{NAME}/clips/{clip.id}/{clip.key.rsplit('/', 1)[-1]}", parts, clip.mime_type, clip.file_size
+        )
         return joined, (sniff_file(joined.path).mime or "").startswith("video/")
 
     try:
@@ -442,9 +546,13 @@ async def get_clip(call: Call) -> Reply:
 
 
 def _no_such_upload(upload_id: str, why: str = "") -> StorageError:
-    return StorageError("The specified upload does not exist. The upload ID may be invalid, or the upload may have "
-                        f"been aborted or completed.{why}", code="NoSuchUpload", http_status=404,
-                        details={"UploadId": upload_id})
+    return StorageError(
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have "
+        f"been aborted or completed.{why}",
+        code="NoSuchUpload",
+        http_status=404,
+        details={"UploadId": upload_id},
+    )
 
 
 def _open_upload(call: Call, upload_id: str) -> Upload:
@@ -459,32 +567,40 @@ def _open_upload(call: Call, upload_id: str) -> Upload:
 async def upload_clip_part(call: Call) -> Response:
     upload_id, number = call.request.path_params["uploadId"], int(call.request.path_params["partNumber"])
     try:
-        grant = call.runtime.presigner.verify("PUT", _part_path(call, upload_id, number), call.request.query_params,
-                                              call.now, audience=NAME)
+        grant = call.runtime.presigner.verify(
+            "PUT", _part_path(call, upload_id, number), call.request.query_params, call.now, audience=NAME
+        )
     except PresignFailure as failure:
         raise s3.presign_error(failure, call.now) from None
     _open_upload(call, upload_id)
     headers = call.request.headers
     declared = headers.get("content-length")
     if declared is None and "chunked" not in headers.get("transfer-encoding", ""):
-        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
-                           http_status=411)
-    too_large = PayloadTooLarge(f"Your proposed upload exceeds the maximum allowed size: a part may be at most "
-                                f"{grant.max_size} bytes (the clip's declared fileSize, at most 5 GiB).",
-                                details={"MaxSizeAllowed": grant.max_size})
+        raise StorageError(
+            "You must provide the Content-Length HTTP header.", code="MissingContentLength", http_status=411
+        )
+    too_large = PayloadTooLarge(
+        f"Your proposed upload exceeds the maximum allowed size: a part may be at most "
+        f"{grant.max_size} bytes (the clip's declared fileSize, at most 5 GiB).",
+        details={"MaxSizeAllowed": grant.max_size},
+    )
     if declared is not None and declared.isdigit() and int(declared) > grant.max_size:
         too_large.details["ProposedSize"] = int(declared)
         raise too_large
     name = f"{NAME}/uploads/{upload_id}/{number}/{call.runtime.ids.hex(12)}"
     try:
-        blob = await call.runtime.blobs.put_stream(name, call.request.stream(), "application/octet-stream",
-                                                   grant.max_size)
+        blob = await call.runtime.blobs.put_stream(
+            name, call.request.stream(), "application/octet-stream", grant.max_size
+        )
     except TooLarge:
         raise too_large from None
     try:
         if blob.size == 0:
-            raise StorageError(f"Part {number} is empty: your proposed upload is smaller than the minimum allowed "
-                               "size.", code="EntityTooSmall", http_status=400)
+            raise StorageError(
+                f"Part {number} is empty: your proposed upload is smaller than the minimum allowed size.",
+                code="EntityTooSmall",
+                http_status=400,
+            )
         upload = _open_upload(call, upload_id)  # again: an abort or complete may have landed while bytes streamed
     except StorageError:
         call.runtime.blobs.delete(blob.name)
@@ -501,10 +617,18 @@ async def get_carousel_asset(call: Call) -> Response:
     file_name = call.request.path_params["assetFile"]
     asset: Asset | None = call.runtime.store.get(ASSETS, file_name.rsplit(".", 1)[0])
     if asset is None or asset.file_name != file_name or not await call.runtime.blobs.intact(asset.blob):
-        raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
-                           details={"Key": f"assets/{file_name}"})
-    return stored_object(call.request, asset.blob.path, media_type=asset.content_type,
-                         headers={"ETag": asset.blob.etag, "Cache-Control": "public, max-age=31536000, immutable"})
+        raise StorageError(
+            "The specified key does not exist.",
+            code="NoSuchKey",
+            http_status=404,
+            details={"Key": f"assets/{file_name}"},
+        )
+    return stored_object(
+        call.request,
+        asset.blob.path,
+        media_type=asset.content_type,
+        headers={"ETag": asset.blob.etag, "Cache-Control": "public, max-age=31536000, immutable"},
+    )
 
 
 async def get_clip_object(call: Call) -> Response:
@@ -512,8 +636,7 @@ async def get_clip_object(call: Call) -> Response:
     key = f"clips/{params['orgId']}/{params['clipId']}/{params['fileName']}"
     clip: Clip | None = call.runtime.store.get(CLIPS, params["clipId"])
     if clip is None or clip.key != key or not await call.runtime.blobs.intact(clip.object):
-        raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404,
-                           details={"Key": key})
+        raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404, details={"Key": key})
     assert clip.object is not None and clip.etag is not None
     return stored_object(call.request, clip.object.path, media_type=clip.mime_type, headers={"ETag": clip.etag})
 
@@ -547,30 +670,50 @@ def _expire_clip(runtime: Runtime, clip_id: str, clip: Clip) -> None:
 
 
 def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
-    out = [Finished(a["id"], a["blob"]["md5"], a["blob"]["size"]) for a in tables.get("assets", [])
-           if a["tenant"] == key_id]
-    out += [Finished(c["id"], c["object"]["md5"], c["object"]["size"]) for c in tables.get("clips", [])
-            if c["tenant"] == key_id and c["object"] and c["is_video"] and not c["aborted"]
-            and c["ready_at"] is not None and c["ready_at"] <= now]
+    out = [
+        Finished(a["id"], a["blob"]["md5"], a["blob"]["size"])
+        for a in tables.get("assets", [])
+        if a["tenant"] == key_id
+    ]
+    out += [
+        Finished(c["id"], c["object"]["md5"], c["object"]["size"])
+        for c in tables.get("clips", [])
+        if c["tenant"] == key_id
+        and c["object"]
+        and c["is_video"]
+        and not c["aborted"]
+        and c["ready_at"] is not None
+        and c["ready_at"] <= now
+    ]
     return out
 
 
 CHAOS = ChaosProfile(
-    steps=(Step("uploadCarouselAssets", API + UPLOAD_BODY),
-           Step("initClipUpload", API),
-           Step("presignClipParts", API + ("expire",), expires=PART_URL_EXPIRES_IN),
-           Step("uploadClipPart", S3_STORAGE),
-           Step("completeClipUpload", API),
-           Step("getClip", API + ("pending",))),
-    samples=(Sample("image/png", "slide.png", padded(asset("sample.png")), (len(asset("sample.png")), 200 * 1024)),
-             Sample("image/jpeg", "slide.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
-             Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (256 * 1024, MIN_PART_SIZE + 1024), processing=True)),
+    steps=(
+        Step("uploadCarouselAssets", API + UPLOAD_BODY),
+        Step("initClipUpload", API),
+        Step("presignClipParts", API + ("expire",), expires=PART_URL_EXPIRES_IN),
+        Step("uploadClipPart", S3_STORAGE),
+        Step("completeClipUpload", API),
+        Step("getClip", API + ("pending",)),
+    ),
+    samples=(
+        Sample("image/png", "slide.png", padded(asset("sample.png")), (len(asset("sample.png")), 200 * 1024)),
+        Sample("image/jpeg", "slide.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
+        Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (256 * 1024, MIN_PART_SIZE + 1024), processing=True),
+    ),
     finished=_finished,
-    order=(Order(frozenset({"uploadClipPart"}), frozenset({"completeClipUpload"}),
-                 "a multipart upload is completed only after its parts were stored"),),
+    order=(
+        Order(
+            frozenset({"uploadClipPart"}),
+            frozenset({"completeClipUpload"}),
+            "a multipart upload is completed only after its parts were stored",
+        ),
+    ),
 )
 
 # --- the provider ------------------------------------------------------------------------------------------------
+
 
 async def health(call: Call) -> Response:
     """The overview's health check: no key, no envelope around it, just ``{"success": true}``."""
@@ -585,8 +728,9 @@ PROVIDER = Provider(
     keys=KEYS,
     handlers={
         # scopes from https://docs.autoposting.ai/authentication
-        "uploadCarouselAssets": Handler(upload_carousel_asset, body="multipart", max_file_size=ASSET_MAX,
-                                        scopes=("carousels:write",)),
+        "uploadCarouselAssets": Handler(
+            upload_carousel_asset, body="multipart", max_file_size=ASSET_MAX, scopes=("carousels:write",)
+        ),
         "initClipUpload": Handler(init_clip_upload, scopes=("clips:write",)),
         "presignClipParts": Handler(presign_clip_parts, scopes=("clips:write",)),
         "completeClipUpload": Handler(complete_clip_upload, scopes=("clips:write",)),

@@ -21,7 +21,20 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, MP4_HEAD, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    MP4_HEAD,
+    PDF_HEAD,
+    S3_STORAGE,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -60,8 +73,15 @@ FROM_URL_MAX = 25 * MB  # upload-from-url page: "images only, up to 25 MB"
 EXPIRES_IN = 3600  # published example: expires_in 3600
 FORBIDDEN_POST_FIELDS = ("media", "media_id", "mediaId", "attachments", "url")
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv", ".wmv", ".flv", ".3gp"}
-IMAGE_EXTENSIONS = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
-                    ".webp": "image/webp", ".heic": "image/heic", ".heif": "image/heif"}
+IMAGE_EXTENSIONS = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+}
 STORAGE_S3 = {"storeObject", "getStoredObject"}
 STORAGE_IMAGES = {"storeImage", "storeImageRaw", "getStoredImage"}
 MEDIA = f"{NAME}:media"
@@ -84,8 +104,9 @@ MAGIC_KEYS = {
     "pe_live_00000000000000000000000000000401": Magic("always revoked: every request gets 401", revoked=True),
     "pe_live_00000000000000000000000000000429": Magic("always rate-limited: every request gets 429", rate_limited=True),
     "pe_live_00000000000000000000000000002000": Magic("always slow: every request waits 2 s", delay=2.0),
-    "pe_live_00000000000000000000000000000403": Magic("read scope only: writes get 401 (missing scope)",
-                                                      scopes=frozenset({"read"})),
+    "pe_live_00000000000000000000000000000403": Magic(
+        "read scope only: writes get 401 (missing scope)", scopes=frozenset({"read"})
+    ),
 }
 KEYS = KeyPolicy(
     pattern=re.compile(r"pe_live_[a-f0-9]{32}"),
@@ -104,11 +125,18 @@ def request_id(runtime: Runtime, now: float) -> str:
 # --- envelope ----------------------------------------------------------------------------------------------------
 
 CODES = {
-    "validation": "validation_error", "invalid_json": "invalid_json", "unauthorized": "unauthorized",
-    "forbidden": "forbidden", "not_found": "not_found", "method_not_allowed": "method_not_allowed",
-    "conflict": "conflict", "payload_too_large": "payload_too_large",
-    "unsupported_media_type": "unsupported_media_type", "unprocessable": "unprocessable_entity",
-    "rate_limited": "rate_limited", "bad_request": "bad_request",
+    "validation": "validation_error",
+    "invalid_json": "invalid_json",
+    "unauthorized": "unauthorized",
+    "forbidden": "forbidden",
+    "not_found": "not_found",
+    "method_not_allowed": "method_not_allowed",
+    "conflict": "conflict",
+    "payload_too_large": "payload_too_large",
+    "unsupported_media_type": "unsupported_media_type",
+    "unprocessable": "unprocessable_entity",
+    "rate_limited": "rate_limited",
+    "bad_request": "bad_request",
 }
 
 
@@ -137,8 +165,17 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     now = call.now if call else runtime.clock.now()
     rid = call.request_id if call else request_id(runtime, now)
     # storage hosts answer in their own shape, also for requests no route matched (wrong method, bad path)
-    storage = call.op_id if call else ("storeObject" if "/storage/objects/" in request.url.path else
-                                       "storeImage" if "/storage/images/" in request.url.path else "")
+    storage = (
+        call.op_id
+        if call
+        else (
+            "storeObject"
+            if "/storage/objects/" in request.url.path
+            else "storeImage"
+            if "/storage/images/" in request.url.path
+            else ""
+        )
+    )
     if storage in STORAGE_S3:
         return s3.render(exc, rid)
     if storage in STORAGE_IMAGES:
@@ -146,8 +183,10 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
     message = exc.message
     if exc.kind == "forbidden" and "required" in exc.details:
         # https://developers.posteverywhere.ai/scopes: a call outside the key's scopes is answered 401
-        exc = Unauthorized(f"This API key lacks the {', '.join(exc.details['required'])} scope.",
-                           details={"reason": "scope", "required": exc.details["required"]})
+        exc = Unauthorized(
+            f"This API key lacks the {', '.join(exc.details['required'])} scope.",
+            details={"reason": "scope", "required": exc.details["required"]},
+        )
         message = f"{exc.message} Scopes are set when the key is created."
     elif exc.kind == "unauthorized":
         # the documented text, exactly (https://developers.posteverywhere.ai/authentication); what the emulator
@@ -171,8 +210,13 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
 
 # Cloudflare Images answers {result, success, errors:[{code, message}], messages}; the numeric codes below are the
 # emulator's (5xxx like Cloudflare's image errors), chosen per failure so clients can tell them apart.
-_CF_CODES = {"AccessDenied": 5403, "SignatureDoesNotMatch": 10000, "AuthorizationQueryParametersError": 5400,
-             "NoSuchKey": 5404, "NoSuchUpload": 5404}
+_CF_CODES = {
+    "AccessDenied": 5403,
+    "SignatureDoesNotMatch": 10000,
+    "AuthorizationQueryParametersError": 5400,
+    "NoSuchKey": 5404,
+    "NoSuchUpload": 5404,
+}
 
 
 def cloudflare_error(exc: EmulatorError) -> Response:
@@ -269,8 +313,10 @@ _NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 def _check_filename(filename: str, field_name: str = "filename") -> None:
     if _NOT_PLAIN.search(filename) or filename in (".", ".."):
-        raise Invalid(f"{field_name}: must be a plain file name (no directory parts or control characters).",
-                      errors=[FieldError(field_name, "must be a plain file name without '/', '\\', '..' or control characters")])
+        raise Invalid(
+            f"{field_name}: must be a plain file name (no directory parts or control characters).",
+            errors=[FieldError(field_name, "must be a plain file name without '/', '\\', '..' or control characters")],
+        )
 
 
 # --- undocumented forms official clients send ----------------------------------------------------------------------
@@ -291,9 +337,14 @@ def sdk_upload_body(call: Call, body: Any) -> Any:
     if isinstance(body, dict) and isinstance(body.get("content_type"), str):
         body = {**body, "content_type": canonical_type(body["content_type"])}
     if isinstance(body, dict) and "file_size" in body and "size" not in body:
-        call.undocumented("file_size instead of size in POST /v1/media/upload", f"{SDK} media.upload()",
-                          Invalid("size: is required (file_size is not a documented field; --strict-docs is on).",
-                                  errors=[FieldError("size", "is required; file_size is not a documented field")]))
+        call.undocumented(
+            "file_size instead of size in POST /v1/media/upload",
+            f"{SDK} media.upload()",
+            Invalid(
+                "size: is required (file_size is not a documented field; --strict-docs is on).",
+                errors=[FieldError("size", "is required; file_size is not a documented field")],
+            ),
+        )
         body = {**body, "size": body["file_size"]}
         del body["file_size"]
     return body
@@ -308,9 +359,16 @@ async def upload_media(call: Call) -> Reply:
     content_type, kind = body["content_type"], category(body["content_type"])
     max_size = {"image": IMAGE_MAX, "video": VIDEO_MAX, "document": DOCUMENT_MAX}[kind]
     media = Media(
-        id=call.runtime.ids.uuid4(), tenant=call.tenant, filename=body["filename"], content_type=content_type,
-        declared_size=body["size"], created_at=call.now, expires_at=int(call.now) + EXPIRES_IN,
-        width=body.get("width"), height=body.get("height"), duration=body.get("duration"),
+        id=call.runtime.ids.uuid4(),
+        tenant=call.tenant,
+        filename=body["filename"],
+        content_type=content_type,
+        declared_size=body["size"],
+        created_at=call.now,
+        expires_at=int(call.now) + EXPIRES_IN,
+        width=body.get("width"),
+        height=body.get("height"),
+        duration=body.get("duration"),
     )
     call.runtime.store.put(MEDIA, media.id, media)
     if kind == "image":
@@ -322,19 +380,23 @@ async def upload_media(call: Call) -> Reply:
         upload_method = {"method": "PUT", "content_type": content_type, "headers": {"Content-Type": content_type}}
         provider = "r2"
     path = _storage_path(call, path_kind, media.id)
-    query = call.runtime.presigner.query(method, path, audience=NAME, expires=int(media.expires_at),
-                                         max_size=max_size, content_type=signed_type)
-    return Reply(status=201, data={
-        "media_id": media.id,
-        "media_ids": [media.id],
-        "upload_url": f"{call.base_url}{path}?{query}",
-        "upload_method": upload_method,
-        "provider": provider,
-        "expires_in": EXPIRES_IN,
-        "max_size": max_size,
-        "next_step": f"Upload your file to upload_url (step 2), then call POST /v1/media/{media.id}/complete "
-                     "to finalize (step 3).",
-    })
+    query = call.runtime.presigner.query(
+        method, path, audience=NAME, expires=int(media.expires_at), max_size=max_size, content_type=signed_type
+    )
+    return Reply(
+        status=201,
+        data={
+            "media_id": media.id,
+            "media_ids": [media.id],
+            "upload_url": f"{call.base_url}{path}?{query}",
+            "upload_method": upload_method,
+            "provider": provider,
+            "expires_in": EXPIRES_IN,
+            "max_size": max_size,
+            "next_step": f"Upload your file to upload_url (step 2), then call POST /v1/media/{media.id}/complete "
+            "to finalize (step 3).",
+        },
+    )
 
 
 def _shown_status(call: Call, media: Media) -> str:
@@ -348,22 +410,32 @@ def _media_view(call: Call, media: Media) -> dict[str, Any]:
     if status == "failed":
         next_step = "Media processing failed. Upload the file again with POST /v1/media/upload."
     elif status == "ready":
-        next_step = (f'Media is ready. Attach it to a post by passing "media_ids": ["{media.id}"] to POST /v1/posts.')
+        next_step = f'Media is ready. Attach it to a post by passing "media_ids": ["{media.id}"] to POST /v1/posts.'
     else:
-        next_step = (f"Media is processing. Call POST /v1/media/{media.id}/complete again to check; attach it with "
-                     f'"media_ids": ["{media.id}"] to POST /v1/posts once its status is "ready".')
+        next_step = (
+            f"Media is processing. Call POST /v1/media/{media.id}/complete again to check; attach it with "
+            f'"media_ids": ["{media.id}"] to POST /v1/posts once its status is "ready".'
+        )
     assert media.blob is not None
     return {
-        "id": media.id, "media_id": media.id, "media_ids": [media.id], "status": status, "type": media.type,
-        "width": media.width, "height": media.height, "duration": media.duration,
-        "size": media.blob.size, "content_type": media.content_type,
-        "created_at": iso_millis(media.created_at), "next_step": next_step, "message": next_step,
+        "id": media.id,
+        "media_id": media.id,
+        "media_ids": [media.id],
+        "status": status,
+        "type": media.type,
+        "width": media.width,
+        "height": media.height,
+        "duration": media.duration,
+        "size": media.blob.size,
+        "content_type": media.content_type,
+        "created_at": iso_millis(media.created_at),
+        "next_step": next_step,
+        "message": next_step,
     }
 
 
 def _not_ready(reason: str) -> Invalid:
-    return Invalid("Upload not ready or file verification failed", code="upload_not_ready",
-                   details={"reason": reason})
+    return Invalid("Upload not ready or file verification failed", code="upload_not_ready", details={"reason": reason})
 
 
 async def complete_media(call: Call) -> Reply:
@@ -377,8 +449,10 @@ async def complete_media(call: Call) -> Reply:
         raise _not_ready(f"The uploaded file is {blob.size} bytes but size was declared as {media.declared_size}.")
     sniffed = sniff_file(blob.path)
     if not same_family(media.content_type, sniffed.mime):
-        raise _not_ready(f"The uploaded bytes are {sniffed.mime or 'not a recognised format'}, "
-                         f"but content_type was declared as {media.content_type}.")
+        raise _not_ready(
+            f"The uploaded bytes are {sniffed.mime or 'not a recognised format'}, "
+            f"but content_type was declared as {media.content_type}."
+        )
     if media.type == "image":
         media.width, media.height = sniffed.width, sniffed.height
     media.completed_at = call.now
@@ -401,20 +475,29 @@ def _library_item(call: Call, media: Media) -> dict[str, Any]:
     width, height = media.width, media.height
     dimensions = {"width": width, "height": height} if width and height else None
     return {
-        "id": media.id, "media_id": media.id,
-        "filename": media.filename, "original_name": media.filename,
-        "type": media.type, "media_type": media.type,
-        "mime_type": media.content_type, "content_type": media.content_type,
+        "id": media.id,
+        "media_id": media.id,
+        "filename": media.filename,
+        "original_name": media.filename,
+        "type": media.type,
+        "media_type": media.type,
+        "mime_type": media.content_type,
+        "content_type": media.content_type,
         "file_size": media.blob.size if media.blob is not None else media.declared_size,
-        "status": status, "media_status": status,
+        "status": status,
+        "media_status": status,
         # the SDK's enum has no "processing": a video still being processed has not finished uploading for it
         "upload_status": {"processing": "uploading"}.get(status, status),
         "url": _delivery_url(call, media) if status != "uploading" else None,
         "thumbnail_url": None,  # the emulator makes no thumbnails
-        "dimensions": dimensions, "width": width, "height": height, "duration": media.duration,
+        "dimensions": dimensions,
+        "width": width,
+        "height": height,
+        "duration": media.duration,
         "aspect_ratio": round(width / height, 4) if dimensions else None,
-        "orientation": (None if not dimensions else "square" if width == height
-                        else "landscape" if width > height else "portrait"),
+        "orientation": (
+            None if not dimensions else "square" if width == height else "landscape" if width > height else "portrait"
+        ),
         "error_message": "Media processing failed." if status == "failed" else None,
         "created_at": iso_millis(media.created_at),
     }
@@ -425,17 +508,24 @@ def _page(call: Call, records: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     query = call.request.query_params
     limit, offset = int(query.get("limit", LIST_DEFAULT)), int(query.get("offset", 0))
     records.sort(key=lambda r: (r.created_at, r.seq), reverse=True)
-    page = records[offset:offset + limit]
-    return page, {"total": len(records), "limit": limit, "offset": offset,
-                  "has_more": offset + len(page) < len(records)}
+    page = records[offset : offset + limit]
+    return page, {
+        "total": len(records),
+        "limit": limit,
+        "offset": offset,
+        "has_more": offset + len(page) < len(records),
+    }
 
 
 async def list_media(call: Call) -> Reply:
     kind = call.request.query_params.get("type")
-    page, pagination = _page(call, [m for m in call.runtime.store.values(MEDIA)
-                                    if m.tenant == call.tenant and (kind is None or m.type == kind)])
-    return Reply({"media": [_library_item(call, m) for m in page], "total": pagination["total"],
-                  "pagination": pagination})
+    page, pagination = _page(
+        call,
+        [m for m in call.runtime.store.values(MEDIA) if m.tenant == call.tenant and (kind is None or m.type == kind)],
+    )
+    return Reply(
+        {"media": [_library_item(call, m) for m in page], "total": pagination["total"], "pagination": pagination}
+    )
 
 
 async def get_media(call: Call) -> Reply:
@@ -458,16 +548,21 @@ async def delete_media(call: Call) -> Reply:
 def _refuse_private_host(host: str, allow_loopback: bool = False) -> None:
     """The page's rule on the URL as given (--fetch-urls checks every resolved address and redirect too);
     ``allow_loopback``: the tests' own server, with the test-only setting."""
-    bad = Invalid(f"url: host {host!r} is not public; private, loopback and link-local addresses are rejected.",
-                  errors=[FieldError("url", "must point at a public host")])
+    bad = Invalid(
+        f"url: host {host!r} is not public; private, loopback and link-local addresses are rejected.",
+        errors=[FieldError("url", "must point at a public host")],
+    )
     name = host.strip("[]").lower().rstrip(".")
     if allow_loopback and (name == "localhost" or _is_loopback_literal(name)):
         return
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
-        if "." not in name or name == "localhost" or name.endswith((".localhost", ".local", ".internal",
-                                                                       ".home.arpa", ".lan")):
+        if (
+            "." not in name
+            or name == "localhost"
+            or name.endswith((".localhost", ".local", ".internal", ".home.arpa", ".lan"))
+        ):
             raise bad from None
         return
     if not address.is_global or address.is_multicast:
@@ -481,9 +576,15 @@ def _is_loopback_literal(name: str) -> bool:
         return False
 
 
-_SAMPLES = {"image/jpeg": "sample.jpg", "image/png": "sample.png", "image/gif": "sample.gif",
-            "image/webp": "sample.webp", "image/heic": "sample.heic", "image/heif": "sample.heic",
-            "video/mp4": "sample.mp4"}
+_SAMPLES = {
+    "image/jpeg": "sample.jpg",
+    "image/png": "sample.png",
+    "image/gif": "sample.gif",
+    "image/webp": "sample.webp",
+    "image/heic": "sample.heic",
+    "image/heif": "sample.heic",
+    "video/mp4": "sample.mp4",
+}
 
 
 def _fetch_refusal(failure: FetchFailed) -> EmulatorError:
@@ -492,13 +593,19 @@ def _fetch_refusal(failure: FetchFailed) -> EmulatorError:
     if failure.reason in ("not_public", "redirects"):
         return Invalid(f"url: {failure.message}.", errors=[FieldError("url", "must point at a public https:// host")])
     if failure.reason == "too_large":
-        return PayloadTooLarge(f"url: the file is larger than 25 MB ({failure.message}); upload-from-url imports "
-                               "images up to 25 MB.", details={"max_size": FROM_URL_MAX})
+        return PayloadTooLarge(
+            f"url: the file is larger than 25 MB ({failure.message}); upload-from-url imports images up to 25 MB.",
+            details={"max_size": FROM_URL_MAX},
+        )
     details: dict[str, Any] = {"reason": failure.reason}
     if failure.status is not None:
         details["source_status"] = failure.status
-    return Invalid(f"Could not fetch url: {failure.message}.", code="fetch_failed", details=details,
-                   errors=[FieldError("url", failure.message)])
+    return Invalid(
+        f"Could not fetch url: {failure.message}.",
+        code="fetch_failed",
+        details=details,
+        errors=[FieldError("url", failure.message)],
+    )
 
 
 async def _fetched(call: Call, url: str, media_id: str, video_allowed: bool) -> tuple[Blob, str]:
@@ -522,9 +629,11 @@ async def _fetched(call: Call, url: str, media_id: str, video_allowed: bool) -> 
     if mime is not None and (mime in IMAGE_TYPES or (video_allowed and mime == "video/mp4")):
         return blob, mime
     call.runtime.blobs.delete(blob.name)
-    raise UnsupportedMediaType(f"url: the file is {mime or 'not a recognised format'}, not an image; "
-                               "upload-from-url imports images only (JPEG, PNG, GIF, WebP, HEIC, HEIF).",
-                               errors=[FieldError("url", "must point at an image")])
+    raise UnsupportedMediaType(
+        f"url: the file is {mime or 'not a recognised format'}, not an image; "
+        "upload-from-url imports images only (JPEG, PNG, GIF, WebP, HEIC, HEIF).",
+        errors=[FieldError("url", "must point at an image")],
+    )
 
 
 async def upload_from_url(call: Call) -> Reply:
@@ -533,17 +642,23 @@ async def upload_from_url(call: Call) -> Reply:
     if parts.scheme != "https" or not parts.hostname:
         raise Invalid("url: must be a public https:// URL.", errors=[FieldError("url", "must be an https:// URL")])
     settings = call.runtime.settings
-    _refuse_private_host(parts.hostname,
-                         allow_loopback=settings.fetch_urls and settings.test_only_fetch_loopback_ca is not None)
+    _refuse_private_host(
+        parts.hostname, allow_loopback=settings.fetch_urls and settings.test_only_fetch_loopback_ca is not None
+    )
     basename = PurePosixPath(unquote(parts.path)).name
     suffix = PurePosixPath(basename).suffix.lower()
-    images_only = UnsupportedMediaType("upload-from-url accepts images only; upload videos with POST "
-                                       "/v1/media/upload.", errors=[FieldError("url", "must point at an image")])
+    images_only = UnsupportedMediaType(
+        "upload-from-url accepts images only; upload videos with POST /v1/media/upload.",
+        errors=[FieldError("url", "must point at an image")],
+    )
     if suffix in VIDEO_EXTENSIONS:
         if suffix != ".mp4":  # the MCP server's tool: "VIDEOS (MP4 only — up to 500 MB)"
             raise images_only
-        call.undocumented("an MP4 URL to POST /v1/media/upload-from-url, imported in the background (documented: "
-                          "images only, 415)", f"{MCP} upload_media_from_url", images_only)
+        call.undocumented(
+            "an MP4 URL to POST /v1/media/upload-from-url, imported in the background (documented: images only, 415)",
+            f"{MCP} upload_media_from_url",
+            images_only,
+        )
     filename = call.body.get("filename") or basename or ("video.mp4" if suffix == ".mp4" else "image.jpg")
     _check_filename(filename)
     media_id = call.runtime.ids.uuid4()
@@ -562,34 +677,63 @@ async def upload_from_url(call: Call) -> Reply:
         blob = writer.commit()
     sniffed = sniff_file(blob.path)
     video = content_type == "video/mp4"  # ready once the emulator's processing delay has passed, like uploads
-    media = Media(id=media_id, tenant=call.tenant, filename=filename, content_type=content_type,
-                  declared_size=blob.size, created_at=call.now, expires_at=call.now, width=sniffed.width,
-                  height=sniffed.height, blob=blob, completed_at=call.now, source_url=url,
-                  ready_at=call.now + (call.runtime.settings.video_processing_seconds if video else 0.0))
+    media = Media(
+        id=media_id,
+        tenant=call.tenant,
+        filename=filename,
+        content_type=content_type,
+        declared_size=blob.size,
+        created_at=call.now,
+        expires_at=call.now,
+        width=sniffed.width,
+        height=sniffed.height,
+        blob=blob,
+        completed_at=call.now,
+        source_url=url,
+        ready_at=call.now + (call.runtime.settings.video_processing_seconds if video else 0.0),
+    )
     call.runtime.store.put(MEDIA, media_id, media)
     ready = media.status(call.now) == "ready"
-    next_step = (f'Media is ready. Attach it to a post by passing "media_ids": ["{media_id}"] to POST /v1/posts.'
-                 if ready else f'The video is importing. Poll GET /v1/media/{media_id} until its media_status is '
-                               '"ready", then attach it with media_ids.')
-    return Reply(status=201, data={
-        "media_id": media_id, "media_ids": [media_id], "media_status": "ready" if ready else "uploading",
-        "type": media.type, "url": _delivery_url(call, media), "filename": filename, "size": blob.size,
-        "content_type": content_type, "source_url": url, "next_step": next_step,
-    })
+    next_step = (
+        f'Media is ready. Attach it to a post by passing "media_ids": ["{media_id}"] to POST /v1/posts.'
+        if ready
+        else f"The video is importing. Poll GET /v1/media/{media_id} until its media_status is "
+        '"ready", then attach it with media_ids.'
+    )
+    return Reply(
+        status=201,
+        data={
+            "media_id": media_id,
+            "media_ids": [media_id],
+            "media_status": "ready" if ready else "uploading",
+            "type": media.type,
+            "url": _delivery_url(call, media),
+            "filename": filename,
+            "size": blob.size,
+            "content_type": content_type,
+            "source_url": url,
+            "next_step": next_step,
+        },
+    )
 
 
 def _check_post_fields(call: Call, body: dict[str, Any]) -> tuple[str | None, list[str] | None]:
     """The rules every post body follows: no attachment fields but media_ids, one schedule, ready own media."""
     for name in FORBIDDEN_POST_FIELDS:
         if name in body:
-            raise Invalid(f"Unknown field '{name}': did you mean media_ids?", code="invalid_field_name",
-                          details={"field": name, "hint": "did you mean media_ids?"},
-                          errors=[FieldError(name, "is not a field of a post; did you mean media_ids?")])
+            raise Invalid(
+                f"Unknown field '{name}': did you mean media_ids?",
+                code="invalid_field_name",
+                details={"field": name, "hint": "did you mean media_ids?"},
+                errors=[FieldError(name, "is not a field of a post; did you mean media_ids?")],
+            )
     scheduled = body.get("scheduled_for")
     alias = body.get("scheduled_at")
     if scheduled and alias and scheduled != alias:
-        raise Invalid("scheduled_at is a deprecated alias of scheduled_for; send one, or the same value.",
-                      errors=[FieldError("scheduled_at", "differs from scheduled_for")])
+        raise Invalid(
+            "scheduled_at is a deprecated alias of scheduled_for; send one, or the same value.",
+            errors=[FieldError("scheduled_at", "differs from scheduled_for")],
+        )
     problems: list[FieldError] = []
     media_ids: list[str] | None = body.get("media_ids")
     for index, media_id in enumerate(media_ids or []):
@@ -606,9 +750,22 @@ def _check_post_fields(call: Call, body: dict[str, Any]) -> tuple[str | None, li
 def _destinations(post: Post) -> list[dict[str, Any]]:
     """One destination per account. The emulator has no connected accounts, so it knows no platform or name."""
     status = "draft" if post.status == "draft" else "queued"
-    return [{"id": f"{post.id}:{account}", "account_id": account, "social_account_id": account, "platform": None,
-             "account_name": None, "status": status, "published_at": None, "platform_post_id": None,
-             "error": None, "last_error": None, "attempts": 0} for account in post.account_ids]
+    return [
+        {
+            "id": f"{post.id}:{account}",
+            "account_id": account,
+            "social_account_id": account,
+            "platform": None,
+            "account_name": None,
+            "status": status,
+            "published_at": None,
+            "platform_post_id": None,
+            "error": None,
+            "last_error": None,
+            "attempts": 0,
+        }
+        for account in post.account_ids
+    ]
 
 
 def _post_view(call: Call, post: Post) -> dict[str, Any]:
@@ -617,13 +774,23 @@ def _post_view(call: Call, post: Post) -> dict[str, Any]:
     for media_id in post.media_ids:
         item: Media | None = call.runtime.store.get(MEDIA, media_id)
         if item is not None:
-            media.append({"id": item.id, "type": item.type, "mime_type": item.content_type,
-                          "url": _delivery_url(call, item)})
+            media.append(
+                {"id": item.id, "type": item.type, "mime_type": item.content_type, "url": _delivery_url(call, item)}
+            )
     return {
-        "id": post.id, "post_id": post.id, "content": post.content, "status": post.status,
-        "post_status": post.status, "account_ids": post.account_ids, "media_ids": post.media_ids, "media": media,
-        "scheduled_for": post.scheduled_for, "timezone": post.timezone, "platform_content": post.platform_content,
-        "destinations": _destinations(post), "created_at": iso_millis(post.created_at),
+        "id": post.id,
+        "post_id": post.id,
+        "content": post.content,
+        "status": post.status,
+        "post_status": post.status,
+        "account_ids": post.account_ids,
+        "media_ids": post.media_ids,
+        "media": media,
+        "scheduled_for": post.scheduled_for,
+        "timezone": post.timezone,
+        "platform_content": post.platform_content,
+        "destinations": _destinations(post),
+        "created_at": iso_millis(post.created_at),
         "updated_at": iso_millis(post.updated_at if post.updated_at is not None else post.created_at),
     }
 
@@ -639,33 +806,76 @@ def _own_post(call: Call) -> Post:
 async def create_post(call: Call) -> Reply:
     body = call.body
     scheduled, media_ids = _check_post_fields(call, body)
-    status = "draft" if body.get("draft") else "queued" if body.get("use_queue") else \
-        "scheduled" if scheduled else "publishing"
-    post = Post(id=call.runtime.ids.uuid4(), tenant=call.tenant, content=body["content"],
-                account_ids=body.get("account_ids", []), media_ids=media_ids or [], status=status,
-                scheduled_for=scheduled, timezone=body.get("timezone"), created_at=call.now,
-                platform_content=body.get("platform_content", {}))
+    status = (
+        "draft"
+        if body.get("draft")
+        else "queued"
+        if body.get("use_queue")
+        else "scheduled"
+        if scheduled
+        else "publishing"
+    )
+    post = Post(
+        id=call.runtime.ids.uuid4(),
+        tenant=call.tenant,
+        content=body["content"],
+        account_ids=body.get("account_ids", []),
+        media_ids=media_ids or [],
+        status=status,
+        scheduled_for=scheduled,
+        timezone=body.get("timezone"),
+        created_at=call.now,
+        platform_content=body.get("platform_content", {}),
+    )
     call.runtime.store.put(POSTS, post.id, post)
     accounts = len(post.account_ids)
-    message = {"draft": "Draft saved. It is not published until you schedule it.",
-               "queued": "Post added to the queue.",
-               "scheduled": f"Post scheduled for {scheduled} on {accounts} account(s).",
-               "publishing": f"Post is publishing to {accounts} account(s)."}[status]
-    return Reply(status=201, data={
-        "id": post.id, "post_id": post.id, "post_group_id": post.id, "status": post.status,
-        "content": post.content, "account_ids": post.account_ids, "media_ids": post.media_ids,
-        "scheduled_for": post.scheduled_for, "timezone": post.timezone, "created_at": iso_millis(post.created_at),
-        "destinations": accounts, "accounts_count": accounts, "message": message,
-    })
+    message = {
+        "draft": "Draft saved. It is not published until you schedule it.",
+        "queued": "Post added to the queue.",
+        "scheduled": f"Post scheduled for {scheduled} on {accounts} account(s).",
+        "publishing": f"Post is publishing to {accounts} account(s).",
+    }[status]
+    return Reply(
+        status=201,
+        data={
+            "id": post.id,
+            "post_id": post.id,
+            "post_group_id": post.id,
+            "status": post.status,
+            "content": post.content,
+            "account_ids": post.account_ids,
+            "media_ids": post.media_ids,
+            "scheduled_for": post.scheduled_for,
+            "timezone": post.timezone,
+            "created_at": iso_millis(post.created_at),
+            "destinations": accounts,
+            "accounts_count": accounts,
+            "message": message,
+        },
+    )
 
 
 async def list_posts(call: Call) -> Reply:
     status, platform = call.request.query_params.get("status"), call.request.query_params.get("platform")
-    page, pagination = _page(call, [p for p in call.runtime.store.values(POSTS) if p.tenant == call.tenant
-                                    and (status is None or p.status == status)
-                                    and (platform is None or platform in p.platform_content)])
-    return Reply({"posts": [_post_view(call, p) for p in page], "total": pagination["total"],
-                  "limit": pagination["limit"], "offset": pagination["offset"], "pagination": pagination})
+    page, pagination = _page(
+        call,
+        [
+            p
+            for p in call.runtime.store.values(POSTS)
+            if p.tenant == call.tenant
+            and (status is None or p.status == status)
+            and (platform is None or platform in p.platform_content)
+        ],
+    )
+    return Reply(
+        {
+            "posts": [_post_view(call, p) for p in page],
+            "total": pagination["total"],
+            "limit": pagination["limit"],
+            "offset": pagination["offset"],
+            "pagination": pagination,
+        }
+    )
 
 
 async def get_post(call: Call) -> Reply:
@@ -674,8 +884,10 @@ async def get_post(call: Call) -> Reply:
 
 def _editable(post: Post, action: str, allowed: tuple[str, ...]) -> None:
     if post.status not in allowed:
-        raise Conflict(f"Post {post.id} is {post.status}: only {' or '.join(allowed)} posts can be {action}.",
-                       details={"status": post.status})
+        raise Conflict(
+            f"Post {post.id} is {post.status}: only {' or '.join(allowed)} posts can be {action}.",
+            details={"status": post.status},
+        )
 
 
 async def update_post(call: Call) -> Reply:
@@ -709,29 +921,44 @@ async def delete_post(call: Call) -> Reply:
 
 async def schedule_post(call: Call) -> Reply:
     post = _own_post(call)
-    _editable(post, "scheduled with this call (use PATCH /v1/posts/{post_id} to re-time a scheduled post)",
-              ("draft",))
+    _editable(post, "scheduled with this call (use PATCH /v1/posts/{post_id} to re-time a scheduled post)", ("draft",))
     body = call.body
     publish_now, scheduled = bool(body.get("publish_now")), body.get("scheduled_for")
     if publish_now == (scheduled is not None):
-        raise Invalid("Send scheduled_for or publish_now: true (one of them).",
-                      errors=[FieldError("scheduled_for", "send it, or publish_now: true, not both")])
+        raise Invalid(
+            "Send scheduled_for or publish_now: true (one of them).",
+            errors=[FieldError("scheduled_for", "send it, or publish_now: true, not both")],
+        )
     accounts = body.get("account_ids", post.account_ids)
     if not accounts:
-        raise Invalid("account_ids: the draft has no accounts; send account_ids to publish it.",
-                      errors=[FieldError("account_ids", "is required: the draft has none")])
+        raise Invalid(
+            "account_ids: the draft has no accounts; send account_ids to publish it.",
+            errors=[FieldError("account_ids", "is required: the draft has none")],
+        )
     post.account_ids, post.status = accounts, "publishing" if publish_now else "scheduled"
     post.scheduled_for = None if publish_now else scheduled
     if "timezone" in body:
         post.timezone = body["timezone"]
     post.updated_at = call.now
     call.runtime.store.put(POSTS, post.id, post)
-    message = (f"Post is publishing to {len(accounts)} account(s)." if publish_now
-               else f"Post scheduled for {scheduled} on {len(accounts)} account(s).")
-    return Reply({"post_id": post.id, "status": post.status, "scheduled_for": post.scheduled_for,
-                  "publish_now": publish_now, "message": message,
-                  "destinations": [{"account_id": d["account_id"], "platform": d["platform"], "status": d["status"]}
-                                   for d in _destinations(post)]})
+    message = (
+        f"Post is publishing to {len(accounts)} account(s)."
+        if publish_now
+        else f"Post scheduled for {scheduled} on {len(accounts)} account(s)."
+    )
+    return Reply(
+        {
+            "post_id": post.id,
+            "status": post.status,
+            "scheduled_for": post.scheduled_for,
+            "publish_now": publish_now,
+            "message": message,
+            "destinations": [
+                {"account_id": d["account_id"], "platform": d["platform"], "status": d["status"]}
+                for d in _destinations(post)
+            ],
+        }
+    )
 
 
 # --- handlers: storage behind upload_url -------------------------------------------------------------------------
@@ -745,27 +972,37 @@ def _granted(call: Call, kind: str, signed_method: str | None = None) -> tuple[M
     """
     media_id = call.request.path_params["media_id"]
     try:
-        grant = call.runtime.presigner.verify(signed_method or call.request.method, _storage_path(call, kind, media_id),
-                                              call.request.query_params, call.now, audience=NAME)
+        grant = call.runtime.presigner.verify(
+            signed_method or call.request.method,
+            _storage_path(call, kind, media_id),
+            call.request.query_params,
+            call.now,
+            audience=NAME,
+        )
     except PresignFailure as failure:
         raise s3.presign_error(failure, call.now) from None
     media: Media | None = call.runtime.store.get(MEDIA, media_id)
     if media is None:
         raise StorageError("The specified upload does not exist.", code="NoSuchUpload", http_status=404)
     if media.completed_at is not None:
-        raise StorageError("This upload URL was already used: the media has been completed.",
-                           code="AccessDenied", http_status=403)
+        raise StorageError(
+            "This upload URL was already used: the media has been completed.", code="AccessDenied", http_status=403
+        )
     declared = call.request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > grant.max_size + 64 * 1024 * (kind == "images"):
-        raise PayloadTooLarge(f"Your proposed upload exceeds the maximum allowed size of {grant.max_size} bytes.",
-                              details={"ProposedSize": declared, "MaxSizeAllowed": grant.max_size})
+        raise PayloadTooLarge(
+            f"Your proposed upload exceeds the maximum allowed size of {grant.max_size} bytes.",
+            details={"ProposedSize": declared, "MaxSizeAllowed": grant.max_size},
+        )
     sent_type = (call.request.headers.get("content-type") or "").split(";")[0].strip().lower()
     expected = media.content_type if signed_method else grant.content_type
     if sent_type != expected:
         raise StorageError(
             f"The request signature we calculated does not match the signature you provided: the URL was signed "
             f"for Content-Type {expected}, the request sent {sent_type or 'none'}.",
-            code="SignatureDoesNotMatch", http_status=403)
+            code="SignatureDoesNotMatch",
+            http_status=403,
+        )
     return media, grant.max_size
 
 
@@ -775,10 +1012,16 @@ def _replace_blob(call: Call, media: Media, blob: Blob) -> None:
     if current is None or current.completed_at is not None:
         call.runtime.blobs.delete(blob.name)
         if current is None:
-            raise StorageError("The specified upload does not exist: the media was deleted while the bytes were "
-                               "arriving.", code="NoSuchUpload", http_status=404)
-        raise StorageError("This upload URL was already used: the media was completed while the bytes were "
-                           "arriving.", code="AccessDenied", http_status=403)
+            raise StorageError(
+                "The specified upload does not exist: the media was deleted while the bytes were arriving.",
+                code="NoSuchUpload",
+                http_status=404,
+            )
+        raise StorageError(
+            "This upload URL was already used: the media was completed while the bytes were arriving.",
+            code="AccessDenied",
+            http_status=403,
+        )
     previous, current.blob = current.blob, blob
     call.runtime.store.put(MEDIA, current.id, current)
     if previous is not None and previous.name != blob.name:  # after the put: no stored record names deleted bytes
@@ -786,9 +1029,12 @@ def _replace_blob(call: Call, media: Media, blob: Blob) -> None:
 
 
 def _require_length(call: Call) -> None:
-    if "content-length" not in call.request.headers and "chunked" not in call.request.headers.get("transfer-encoding", ""):
-        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
-                           http_status=411)
+    if "content-length" not in call.request.headers and "chunked" not in call.request.headers.get(
+        "transfer-encoding", ""
+    ):
+        raise StorageError(
+            "You must provide the Content-Length HTTP header.", code="MissingContentLength", http_status=411
+        )
 
 
 async def store_object(call: Call) -> Response:
@@ -805,22 +1051,25 @@ async def store_image(call: Call) -> Response:
 
     def open_file(field_name: str, filename: str, content_type: str) -> BlobWriter:
         if field_name != "file":
-            raise Invalid(f"Unexpected file field {field_name!r}: send the image in the field 'file'.",
-                          errors=[FieldError(field_name, "only the field 'file' may carry a file")])
-        return call.runtime.blobs.writer(f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}", media.content_type,
-                                         max_size)
+            raise Invalid(
+                f"Unexpected file field {field_name!r}: send the image in the field 'file'.",
+                errors=[FieldError(field_name, "only the field 'file' may carry a file")],
+            )
+        return call.runtime.blobs.writer(
+            f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}", media.content_type, max_size
+        )
 
     def discard(part: FilePart) -> None:
         call.runtime.blobs.delete(part.blob.name)
 
-    form = await parse_form(call.request.headers.get("content-type"), call.request.stream(), open_file,
-                            discard=discard)
+    form = await parse_form(call.request.headers.get("content-type"), call.request.stream(), open_file, discard=discard)
     files = form.files.get("file", [])
     if len(files) != 1:
         for part in files:
             discard(part)
-        raise Invalid("Send exactly one image in the multipart field 'file'.",
-                      errors=[FieldError("file", "is required once")])
+        raise Invalid(
+            "Send exactly one image in the multipart field 'file'.", errors=[FieldError("file", "is required once")]
+        )
     return _image_stored(call, media, files[0].blob, files[0].filename or media.filename)
 
 
@@ -829,24 +1078,41 @@ def _image_stored(call: Call, media: Media, blob: Blob, filename: str) -> Respon
     sniffed = sniff_file(blob.path)
     if not sniffed.is_image:
         call.runtime.blobs.delete(blob.name)
-        raise UnsupportedMediaType(f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
-                                   "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF.")
+        raise UnsupportedMediaType(
+            f"The uploaded file is {sniffed.mime or 'not a recognised image'}; "
+            "accepted images: JPEG, PNG, GIF, WebP, HEIC, HEIF."
+        )
     _replace_blob(call, media, blob)
     delivery = call.base_url + _storage_path(call, "images", media.id)
-    return JSONResponse({"result": {"id": media.id, "filename": filename, "uploaded": iso_millis(call.now),
-                                    "requireSignedURLs": False, "variants": [delivery]},
-                         "success": True, "errors": [], "messages": []})
+    return JSONResponse(
+        {
+            "result": {
+                "id": media.id,
+                "filename": filename,
+                "uploaded": iso_millis(call.now),
+                "requireSignedURLs": False,
+                "variants": [delivery],
+            },
+            "success": True,
+            "errors": [],
+            "messages": [],
+        }
+    )
 
 
 async def store_image_raw(call: Call) -> Response:
     """The official SDK's step 2 for every type: PUT the raw bytes with Content-Type, also to an image URL."""
     media, max_size = _granted(call, "images", signed_method="POST")
     _require_length(call)
-    call.undocumented("PUT of the raw image to an image upload_url (documented: POST multipart, field file)",
-                      f"{SDK} media.upload()",
-                      MethodNotAllowed("This image upload URL takes POST multipart/form-data with the file in the "
-                                       "field 'file' (PUT is undocumented; --strict-docs is on).",
-                                       headers={"Allow": "GET, POST"}))
+    call.undocumented(
+        "PUT of the raw image to an image upload_url (documented: POST multipart, field file)",
+        f"{SDK} media.upload()",
+        MethodNotAllowed(
+            "This image upload URL takes POST multipart/form-data with the file in the "
+            "field 'file' (PUT is undocumented; --strict-docs is on).",
+            headers={"Allow": "GET, POST"},
+        ),
+    )
     name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
     blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
     return _image_stored(call, media, blob, media.filename)
@@ -857,8 +1123,12 @@ async def get_stored(call: Call) -> Response:
     if media is None or not await call.runtime.blobs.intact(media.blob):
         raise NotFound("The specified key does not exist.")
     assert media.blob is not None
-    return stored_object(call.request, media.blob.path, media_type=media.content_type,
-                         headers={"ETag": media.blob.etag, "Cache-Control": "public, max-age=31536000"})
+    return stored_object(
+        call.request,
+        media.blob.path,
+        media_type=media.content_type,
+        headers={"ETag": media.blob.etag, "Cache-Control": "public, max-age=31536000"},
+    )
 
 
 WRITE = ("write",)  # https://posteverywhere.ai/developers: Read, Write and AI scopes
@@ -877,6 +1147,7 @@ def _expire_media(runtime: Runtime, media_id: str, media: Media) -> None:
     if media.blob is not None:  # after the delete: no stored record names deleted bytes
         runtime.blobs.delete(media.blob.name)
 
+
 # --- chaos testing ----------------------------------------------------------------------------------------------
 # upload → store (R2, S3-compatible: SlowDown is real there; Cloudflare Images for images has no SlowDown) →
 # complete, polled while a video processes. Images go to Cloudflare Images, videos and documents to R2.
@@ -885,26 +1156,45 @@ CLOUDFLARE_IMAGES = ("server_error", "drop", "drop_upload", "stall", "slow")
 
 
 def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
-    return [Finished(m["id"], m["blob"]["md5"], m["blob"]["size"]) for m in tables.get("media", [])
-            if m["tenant"] == key_id and m["blob"] and m["completed_at"] is not None and not m["failed"]
-            and m["ready_at"] is not None and m["ready_at"] <= now]
+    return [
+        Finished(m["id"], m["blob"]["md5"], m["blob"]["size"])
+        for m in tables.get("media", [])
+        if m["tenant"] == key_id
+        and m["blob"]
+        and m["completed_at"] is not None
+        and not m["failed"]
+        and m["ready_at"] is not None
+        and m["ready_at"] <= now
+    ]
 
 
 CHAOS = ChaosProfile(
-    steps=(Step("uploadMedia", API + ("expire",), expires=EXPIRES_IN),
-           Step("storeObject", S3_STORAGE),
-           Step("storeImage", CLOUDFLARE_IMAGES),
-           Step("storeImageRaw", CLOUDFLARE_IMAGES),
-           Step("completeMediaUpload", API + ("pending",)),
-           Step("getMedia", API + ("pending",))),
-    samples=(Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 300 * 1024)),
-             Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (64 * 1024, 1024 * 1024 + 1), processing=True),
-             Sample("application/pdf", "deck.pdf", padded(PDF_HEAD), (len(PDF_HEAD),))),
+    steps=(
+        Step("uploadMedia", API + ("expire",), expires=EXPIRES_IN),
+        Step("storeObject", S3_STORAGE),
+        Step("storeImage", CLOUDFLARE_IMAGES),
+        Step("storeImageRaw", CLOUDFLARE_IMAGES),
+        Step("completeMediaUpload", API + ("pending",)),
+        Step("getMedia", API + ("pending",)),
+    ),
+    samples=(
+        Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 300 * 1024)),
+        Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (64 * 1024, 1024 * 1024 + 1), processing=True),
+        Sample("application/pdf", "deck.pdf", padded(PDF_HEAD), (len(PDF_HEAD),)),
+    ),
     finished=_finished,
-    order=(Order(frozenset(STORAGE_S3 | STORAGE_IMAGES) - {"getStoredObject", "getStoredImage"},
-                 frozenset({"completeMediaUpload"}), "step 3 (complete) only after step 2 stored the bytes"),
-           Order(frozenset({"completeMediaUpload"}), frozenset({"createPost"}),
-                 "a post names media only once its upload was completed")),
+    order=(
+        Order(
+            frozenset(STORAGE_S3 | STORAGE_IMAGES) - {"getStoredObject", "getStoredImage"},
+            frozenset({"completeMediaUpload"}),
+            "step 3 (complete) only after step 2 stored the bytes",
+        ),
+        Order(
+            frozenset({"completeMediaUpload"}),
+            frozenset({"createPost"}),
+            "a post names media only once its upload was completed",
+        ),
+    ),
 )
 
 # --- the provider ------------------------------------------------------------------------------------------------

@@ -22,7 +22,19 @@ from starlette.responses import Response
 
 from emulator.core import s3
 from emulator.core.auth import KeyPolicy, Magic
-from emulator.core.chaos import API, PDF_HEAD, S3_STORAGE, ChaosProfile, Finished, Order, Sample, Step, Tables, asset, padded
+from emulator.core.chaos import (
+    API,
+    PDF_HEAD,
+    S3_STORAGE,
+    ChaosProfile,
+    Finished,
+    Order,
+    Sample,
+    Step,
+    Tables,
+    asset,
+    padded,
+)
 from emulator.core.clock import iso_millis
 from emulator.core.errors import (
     Conflict,
@@ -75,8 +87,9 @@ MAGIC_KEYS = {
     "sk_live_00000000000000000000000000000401": Magic("always revoked: every request gets 401", revoked=True),
     "sk_live_00000000000000000000000000000429": Magic("always rate-limited: every request gets 429", rate_limited=True),
     "sk_live_00000000000000000000000000002000": Magic("always slow: every request waits 2 s", delay=2.0),
-    "sk_live_00000000000000000000000000000403": Magic("assets:read only: writes get 403 insufficient_scope",
-                                                      scopes=frozenset({READ_SCOPE})),
+    "sk_live_00000000000000000000000000000403": Magic(
+        "assets:read only: writes get 403 insufficient_scope", scopes=frozenset({READ_SCOPE})
+    ),
 }
 KEYS = KeyPolicy(
     pattern=re.compile(r"sk_live_[A-Za-z0-9_]{16,128}"),
@@ -101,10 +114,17 @@ def request_id(runtime: Runtime, now: float) -> str:
 # https://segmentflow.ai/docs/errors: {error: "<snake_case_code>", message, details?}
 
 CODES = {
-    "validation": "validation_failed", "invalid_json": "validation_failed", "bad_request": "validation_failed",
-    "unprocessable": "validation_failed", "unauthorized": "unauthorized", "forbidden": "insufficient_scope",
-    "not_found": "not_found", "method_not_allowed": "method_not_allowed", "conflict": "conflict",
-    "payload_too_large": "payload_too_large", "unsupported_media_type": "unsupported_media_type",
+    "validation": "validation_failed",
+    "invalid_json": "validation_failed",
+    "bad_request": "validation_failed",
+    "unprocessable": "validation_failed",
+    "unauthorized": "unauthorized",
+    "forbidden": "insufficient_scope",
+    "not_found": "not_found",
+    "method_not_allowed": "method_not_allowed",
+    "conflict": "conflict",
+    "payload_too_large": "payload_too_large",
+    "unsupported_media_type": "unsupported_media_type",
     "rate_limited": "rate_limited",
 }
 
@@ -267,8 +287,10 @@ def _whole_size(value: float) -> int:
     whole = isinstance(value, int) or (math.isfinite(value) and value == int(value))
     if not whole or value < 0:
         shown = value if isinstance(value, int) or math.isfinite(value) else str(value)
-        raise Invalid(f"size: must be a whole number of bytes, 0 or more (got {shown}).",
-                      errors=[FieldError("size", "must be a whole number of bytes, 0 or more")])
+        raise Invalid(
+            f"size: must be a whole number of bytes, 0 or more (got {shown}).",
+            errors=[FieldError("size", "must be a whole number of bytes, 0 or more")],
+        )
     return int(value)
 
 
@@ -293,19 +315,24 @@ async def create_upload_url(call: Call) -> Reply:
     body = call.body
     size = _whole_size(body["size"])
     upload = Upload(
-        object_id=_object_id(call, body["filename"]), tenant=call.tenant, filename=body["filename"],
+        object_id=_object_id(call, body["filename"]),
+        tenant=call.tenant,
+        filename=body["filename"],
         content_type=body["contentType"],
         website_id=body["websiteId"].lower() if "websiteId" in body else None,
-        created_at=call.now, expires_at=int(call.now) + EXPIRES_IN,
+        created_at=call.now,
+        expires_at=int(call.now) + EXPIRES_IN,
         asset_type=body.get("assetType", DEFAULT_ASSET_TYPE),
     )
     call.runtime.store.put(UPLOADS, upload.object_id, upload)
     call.runtime.store.put(UPLOAD_IDS, upload.row_id, UploadRow(upload.object_id))
     path = _storage_path(call, upload.object_id)
-    query = call.runtime.presigner.query("PUT", path, audience=NAME, expires=upload.expires_at, max_size=size,
-                                         content_type=upload.content_type)
-    return Reply({"success": True, "uploadUrl": f"{call.base_url}{path}?{query}", "key": upload.key,
-                  "expiresIn": EXPIRES_IN})
+    query = call.runtime.presigner.query(
+        "PUT", path, audience=NAME, expires=upload.expires_at, max_size=size, content_type=upload.content_type
+    )
+    return Reply(
+        {"success": True, "uploadUrl": f"{call.base_url}{path}?{query}", "key": upload.key, "expiresIn": EXPIRES_IN}
+    )
 
 
 def _unprocessable(field_name: str, message: str) -> Unprocessable:
@@ -316,25 +343,35 @@ def _registrable_upload(call: Call, key: str) -> Upload:
     """The upload behind ``s3Key``, checked to hold an object this organisation may register."""
     upload: Upload | None = None
     if key.startswith(KEY_PREFIX):
-        upload = call.runtime.store.get(UPLOADS, key[len(KEY_PREFIX):])
+        upload = call.runtime.store.get(UPLOADS, key[len(KEY_PREFIX) :])
     if upload is None or upload.tenant != call.tenant:  # another organisation's key reads as never issued
-        raise _unprocessable("s3Key", "no upload URL was issued for this key to your organization; request one "
-                                      "with POST /api/v1/assets/upload-url")
+        raise _unprocessable(
+            "s3Key",
+            "no upload URL was issued for this key to your organization; request one "
+            "with POST /api/v1/assets/upload-url",
+        )
     if upload.asset_id is not None and not upload.deleted:
-        raise Conflict(f"s3Key: this key is already registered as asset {upload.asset_id}.",
-                       details={"assetId": upload.asset_id},
-                       errors=[FieldError("s3Key", f"is already registered as asset {upload.asset_id}")])
+        raise Conflict(
+            f"s3Key: this key is already registered as asset {upload.asset_id}.",
+            details={"assetId": upload.asset_id},
+            errors=[FieldError("s3Key", f"is already registered as asset {upload.asset_id}")],
+        )
     if upload.deleted:
         raise _unprocessable("s3Key", f"the object under this key was deleted together with asset {upload.asset_id}")
     if upload.expired:
-        raise _unprocessable("s3Key", "the object under this key was never registered and has expired (abandoned "
-                                      "uploads are removed); request a new upload URL and upload it again")
+        raise _unprocessable(
+            "s3Key",
+            "the object under this key was never registered and has expired (abandoned "
+            "uploads are removed); request a new upload URL and upload it again",
+        )
     if not call.runtime.blobs.holds(upload.blob):
         if call.now > upload.expires_at:
-            raise _unprocessable("s3Key", f"nothing was uploaded under this key and its uploadUrl expired at "
-                                          f"{iso_millis(upload.expires_at)}; request a new upload URL")
-        raise _unprocessable("s3Key", "nothing has been uploaded under this key yet; PUT the bytes to uploadUrl "
-                                      "first")
+            raise _unprocessable(
+                "s3Key",
+                f"nothing was uploaded under this key and its uploadUrl expired at "
+                f"{iso_millis(upload.expires_at)}; request a new upload URL",
+            )
+        raise _unprocessable("s3Key", "nothing has been uploaded under this key yet; PUT the bytes to uploadUrl first")
     return upload
 
 
@@ -345,11 +382,13 @@ def _dimensions(upload: Upload) -> tuple[int | None, int | None]:
         return None, None  # CSV and Excel files have no reliable signature: stored as S3 stores them
     sniffed = sniff_file(upload.blob.path)
     if not same_family(upload.content_type, sniffed.mime):
-        raise _unprocessable("contentType", f"the object under s3Key is not {upload.content_type} "
-                                            f"(its bytes are {sniffed.mime or 'of no recognised format'})")
+        raise _unprocessable(
+            "contentType",
+            f"the object under s3Key is not {upload.content_type} "
+            f"(its bytes are {sniffed.mime or 'of no recognised format'})",
+        )
     if upload.content_type in IMAGE_TYPES and (sniffed.width is None or sniffed.height is None):
-        raise _unprocessable("contentType", f"the {upload.content_type} under s3Key has no readable width "
-                                            f"and height")
+        raise _unprocessable("contentType", f"the {upload.content_type} under s3Key has no readable width and height")
     return sniffed.width, sniffed.height
 
 
@@ -360,17 +399,28 @@ async def create_asset(call: Call) -> Reply:
     upload = _registrable_upload(call, body["s3Key"])
     assert upload.blob is not None
     if _base_type(body["contentType"]) != upload.content_type:
-        raise _unprocessable("contentType", f"the object under s3Key was uploaded as {upload.content_type}, "
-                                            f"not {body['contentType']}")
+        raise _unprocessable(
+            "contentType", f"the object under s3Key was uploaded as {upload.content_type}, not {body['contentType']}"
+        )
     if size != upload.blob.size:
         raise _unprocessable("size", f"the object under s3Key is {upload.blob.size} bytes, not {size}")
     width, height = _dimensions(upload)
     website_id = body["websiteId"].lower() if "websiteId" in body else upload.website_id
     asset = Asset(
-        id=call.runtime.ids.uuid4(), tenant=call.tenant, object_id=upload.object_id,
-        asset_type=body.get("assetType", DEFAULT_ASSET_TYPE), filename=body["filename"],
-        content_type=upload.content_type, size=upload.blob.size, created_at=call.now, updated_at=call.now,
-        order=next(_order), width=width, height=height, website_id=website_id, image_type=body.get("imageType"),
+        id=call.runtime.ids.uuid4(),
+        tenant=call.tenant,
+        object_id=upload.object_id,
+        asset_type=body.get("assetType", DEFAULT_ASSET_TYPE),
+        filename=body["filename"],
+        content_type=upload.content_type,
+        size=upload.blob.size,
+        created_at=call.now,
+        updated_at=call.now,
+        order=next(_order),
+        width=width,
+        height=height,
+        website_id=website_id,
+        image_type=body.get("imageType"),
     )
     upload.asset_id = asset.id
     call.runtime.store.put(ASSETS, asset.id, asset)
@@ -385,15 +435,18 @@ def _query_int(call: Call, name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:  # the spec already refused non-integers; a form such as "5.0" lands here
-        raise Invalid(f"{name}: must be an integer (query parameter).",
-                      errors=[FieldError(name, "must be an integer (query parameter)")]) from None
+        raise Invalid(
+            f"{name}: must be an integer (query parameter).",
+            errors=[FieldError(name, "must be an integer (query parameter)")],
+        ) from None
 
 
 async def list_assets(call: Call) -> Reply:
     limit, offset = _query_int(call, "limit", 50), _query_int(call, "offset", 0)
-    own = sorted((a for a in call.runtime.store.values(ASSETS) if a.tenant == call.tenant),
-                 key=lambda a: a.order, reverse=True)
-    return Reply({"success": True, "assets": [asset_view(call, a) for a in own[offset:offset + limit]]})
+    own = sorted(
+        (a for a in call.runtime.store.values(ASSETS) if a.tenant == call.tenant), key=lambda a: a.order, reverse=True
+    )
+    return Reply({"success": True, "assets": [asset_view(call, a) for a in own[offset : offset + limit]]})
 
 
 async def get_asset(call: Call) -> Reply:
@@ -419,10 +472,15 @@ async def update_asset(call: Call) -> Reply:
 def _finalized_view(call: Call, asset: Asset) -> dict[str, Any]:
     """The finalize page's asset: fewer keys than the /api/v1/assets shape, width and height null when not an image."""
     return {
-        "id": asset.id, "organizationId": organization_id(asset.tenant), "filename": asset.filename,
-        "contentType": asset.content_type, "size": asset.size,
+        "id": asset.id,
+        "organizationId": organization_id(asset.tenant),
+        "filename": asset.filename,
+        "contentType": asset.content_type,
+        "size": asset.size,
         "url": call.base_url + _storage_path(call, asset.object_id),
-        "width": asset.width, "height": asset.height, "createdAt": iso_millis(asset.created_at),
+        "width": asset.width,
+        "height": asset.height,
+        "createdAt": iso_millis(asset.created_at),
     }
 
 
@@ -432,8 +490,10 @@ async def finalize_public_asset(call: Call) -> Response:
     row: UploadRow | None = call.runtime.store.get(UPLOAD_IDS, row_id)
     upload: Upload | None = call.runtime.store.get(UPLOADS, row.object_id) if row is not None else None
     if upload is None or upload.tenant != call.tenant:  # another organisation's upload reads as never issued
-        raise NotFound(f"Asset {row_id} not found: no upload URL was issued for it to your organization (its id is "
-                       "the uuid that the key of POST /api/v1/assets/upload-url starts with).")
+        raise NotFound(
+            f"Asset {row_id} not found: no upload URL was issued for it to your organization (its id is "
+            "the uuid that the key of POST /api/v1/assets/upload-url starts with)."
+        )
     if upload.deleted:
         raise NotFound(f"Asset {row_id} not found: it was deleted.")
     if upload.asset_id is not None:
@@ -441,17 +501,32 @@ async def finalize_public_asset(call: Call) -> Response:
         raise Conflict(f"Asset {row_id} was already {how}.", details={"assetId": upload.asset_id})
     if not call.runtime.blobs.holds(upload.blob):
         if call.now > upload.expires_at:
-            raise _unprocessable("id", f"nothing was uploaded for this asset and its uploadUrl expired at "
-                                       f"{iso_millis(upload.expires_at)}; request a new upload URL")
+            raise _unprocessable(
+                "id",
+                f"nothing was uploaded for this asset and its uploadUrl expired at "
+                f"{iso_millis(upload.expires_at)}; request a new upload URL",
+            )
         raise _unprocessable("id", "nothing has been uploaded for this asset yet; PUT the bytes to uploadUrl first")
     assert upload.blob is not None
     width, height = _dimensions(upload)
     body = call.body or {}
     asset = Asset(
-        id=row_id, tenant=call.tenant, object_id=upload.object_id, asset_type=upload.asset_type,
-        filename=upload.filename, content_type=upload.content_type, size=upload.blob.size, created_at=call.now,
-        updated_at=call.now, order=next(_order), width=width, height=height, website_id=upload.website_id,
-        image_type=body.get("imageType"), description=body.get("description"), alt_text=body.get("altText"),
+        id=row_id,
+        tenant=call.tenant,
+        object_id=upload.object_id,
+        asset_type=upload.asset_type,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        size=upload.blob.size,
+        created_at=call.now,
+        updated_at=call.now,
+        order=next(_order),
+        width=width,
+        height=height,
+        website_id=upload.website_id,
+        image_type=body.get("imageType"),
+        description=body.get("description"),
+        alt_text=body.get("altText"),
     )
     upload.asset_id = asset.id
     call.runtime.store.put(ASSETS, asset.id, asset)
@@ -492,24 +567,31 @@ def _content_md5(call: Call) -> str | None:
 def _declared_length(call: Call, max_size: int) -> None:
     declared = call.request.headers.get("content-length")
     if declared is None:  # S3 refuses chunked transfer encoding on a presigned PUT
-        raise StorageError("You must provide the Content-Length HTTP header.", code="MissingContentLength",
-                           http_status=411)
+        raise StorageError(
+            "You must provide the Content-Length HTTP header.", code="MissingContentLength", http_status=411
+        )
     if not declared.isdigit():
-        raise StorageError("Content-Length must be a whole number of bytes.", code="InvalidArgument",
-                           http_status=400)
+        raise StorageError("Content-Length must be a whole number of bytes.", code="InvalidArgument", http_status=400)
     if int(declared) > max_size:
-        raise PayloadTooLarge("Your proposed upload exceeds the maximum allowed size",
-                              details={"ProposedSize": int(declared), "MaxSizeAllowed": max_size})
+        raise PayloadTooLarge(
+            "Your proposed upload exceeds the maximum allowed size",
+            details={"ProposedSize": int(declared), "MaxSizeAllowed": max_size},
+        )
 
 
 async def put_asset_object(call: Call) -> Response:
     object_id = call.request.path_params["objectId"]
     if not call.request.query_params.get(SIGNATURE, "").isascii():  # hmac.compare_digest raises on non-ASCII
-        raise s3.presign_error(PresignFailure("signature", "The request signature we calculated does not match "
-                                                           "the signature you provided."), call.now)
+        raise s3.presign_error(
+            PresignFailure(
+                "signature", "The request signature we calculated does not match the signature you provided."
+            ),
+            call.now,
+        )
     try:
-        grant = call.runtime.presigner.verify("PUT", _storage_path(call, object_id), call.request.query_params,
-                                              call.now, audience=NAME)
+        grant = call.runtime.presigner.verify(
+            "PUT", _storage_path(call, object_id), call.request.query_params, call.now, audience=NAME
+        )
     except PresignFailure as failure:
         raise s3.presign_error(failure, call.now) from None
     sent_type = _base_type(call.request.headers.get("content-type") or "")
@@ -517,25 +599,34 @@ async def put_asset_object(call: Call) -> Response:
         raise StorageError(
             "The request signature we calculated does not match the signature you provided. Check your key and "
             f"signing method. The URL was signed for Content-Type {grant.content_type}; the request sent "
-            f"{sent_type or 'none'}.", code="SignatureDoesNotMatch", http_status=403)
+            f"{sent_type or 'none'}.",
+            code="SignatureDoesNotMatch",
+            http_status=403,
+        )
     upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
     if upload is None:
         raise StorageError("The specified upload does not exist.", code="NoSuchUpload", http_status=404)
     if upload.asset_id is not None:  # the bytes behind a registered asset never change under it
-        raise StorageError(f"Access Denied: this key is registered as asset {upload.asset_id}; its object can no "
-                           "longer be overwritten.", code="AccessDenied", http_status=403)
+        raise StorageError(
+            f"Access Denied: this key is registered as asset {upload.asset_id}; its object can no "
+            "longer be overwritten.",
+            code="AccessDenied",
+            http_status=403,
+        )
     expected_md5 = _content_md5(call)
     _declared_length(call, grant.max_size)
     name = f"{NAME}/objects/{object_id}/{call.runtime.ids.hex(12)}"
     try:
         blob = await call.runtime.blobs.put_stream(name, call.request.stream(), upload.content_type, grant.max_size)
     except TooLarge:
-        raise PayloadTooLarge("Your proposed upload exceeds the maximum allowed size",
-                              details={"MaxSizeAllowed": grant.max_size}) from None
+        raise PayloadTooLarge(
+            "Your proposed upload exceeds the maximum allowed size", details={"MaxSizeAllowed": grant.max_size}
+        ) from None
     if expected_md5 is not None and expected_md5 != blob.md5:
         call.runtime.blobs.delete(blob.name)  # the object already stored (if any) stays as it was
-        raise StorageError("The Content-MD5 you specified did not match what we received.", code="BadDigest",
-                           http_status=400)
+        raise StorageError(
+            "The Content-MD5 you specified did not match what we received.", code="BadDigest", http_status=400
+        )
     previous, upload.blob = upload.blob, blob
     call.runtime.store.put(UPLOADS, object_id, upload)
     if previous is not None:  # S3: a second PUT to a key replaces the object (deleted after the put, so no stored
@@ -553,8 +644,9 @@ async def get_asset_object(call: Call) -> Response:
     upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
     if upload is None or upload.blob is None or not await call.runtime.blobs.intact(upload.blob):
         raise NotFound("The specified key does not exist.", details={"Key": _xml_safe(KEY_PREFIX + object_id)})
-    return stored_object(call.request, upload.blob.path, media_type=upload.content_type,
-                         headers={"ETag": upload.blob.etag})
+    return stored_object(
+        call.request, upload.blob.path, media_type=upload.content_type, headers={"ETag": upload.blob.etag}
+    )
 
 
 # --- abandoned uploads (core.reclaim) ----------------------------------------------------------------------------
@@ -588,15 +680,24 @@ def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
 
 
 CHAOS = ChaosProfile(
-    steps=(Step("createAssetUploadUrl", API + ("expire",), expires=EXPIRES_IN),
-           Step("putAssetObject", S3_STORAGE),
-           Step("createAsset", API)),
-    samples=(Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 1024 * 1024 + 1)),
-             Sample("image/jpeg", "photo.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
-             Sample("application/pdf", "guide.pdf", padded(PDF_HEAD), (len(PDF_HEAD), 256 * 1024))),
+    steps=(
+        Step("createAssetUploadUrl", API + ("expire",), expires=EXPIRES_IN),
+        Step("putAssetObject", S3_STORAGE),
+        Step("createAsset", API),
+    ),
+    samples=(
+        Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 1024 * 1024 + 1)),
+        Sample("image/jpeg", "photo.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
+        Sample("application/pdf", "guide.pdf", padded(PDF_HEAD), (len(PDF_HEAD), 256 * 1024)),
+    ),
     finished=_finished,
-    order=(Order(frozenset({"putAssetObject"}), frozenset({"createAsset"}),
-                 "an asset is registered only after its bytes were PUT"),),
+    order=(
+        Order(
+            frozenset({"putAssetObject"}),
+            frozenset({"createAsset"}),
+            "an asset is registered only after its bytes were PUT",
+        ),
+    ),
 )
 
 # --- the provider ------------------------------------------------------------------------------------------------

@@ -105,8 +105,7 @@ class Kind:
     accepted_text: str
 
 
-IMAGE = Kind("image", IMAGE_PLATFORMS, "Untitled Image", IMAGE_TYPES,
-             "an image (JPEG, PNG, GIF, WebP, HEIC or HEIF)")
+IMAGE = Kind("image", IMAGE_PLATFORMS, "Untitled Image", IMAGE_TYPES, "an image (JPEG, PNG, GIF, WebP, HEIC or HEIF)")
 VIDEO = Kind("video", VIDEO_PLATFORMS, "Untitled Video", VIDEO_TYPES, "an .mp4 or .mov video")
 
 # --- keys and ids ------------------------------------------------------------------------------------------------
@@ -146,9 +145,15 @@ def _youtube_id(call: Call) -> str:
 # --- envelope ----------------------------------------------------------------------------------------------------
 
 CODES = {
-    "validation": "validation_failed", "invalid_json": "validation_failed", "bad_request": "validation_failed",
-    "unauthorized": "api_key_invalid", "forbidden": "forbidden", "not_found": "not_found", "method_not_allowed": "method_not_allowed",
-    "payload_too_large": "payload_too_large", "unsupported_media_type": "unsupported_media_type",
+    "validation": "validation_failed",
+    "invalid_json": "validation_failed",
+    "bad_request": "validation_failed",
+    "unauthorized": "api_key_invalid",
+    "forbidden": "forbidden",
+    "not_found": "not_found",
+    "method_not_allowed": "method_not_allowed",
+    "payload_too_large": "payload_too_large",
+    "unsupported_media_type": "unsupported_media_type",
     "rate_limited": "rate_limited",
 }
 MESSAGE_FIRST = {"uploadImage", "uploadVideo"}  # the published upload body reads success, message, data
@@ -201,8 +206,9 @@ def error(call: Call | None, request: Request, exc: EmulatorError) -> Response:
         err["field"] = errors[0].field
         if exc.kind in ("validation", "invalid_json", "bad_request"):
             err["errors"] = [{"field": e.field, "message": e.message} for e in errors]
-    return JSONResponse({"success": False, "message": message, "error": err}, status_code=exc.status,
-                        headers=exc.headers)
+    return JSONResponse(
+        {"success": False, "message": message, "error": err}, status_code=exc.status, headers=exc.headers
+    )
 
 
 def invalid(field_name: str, message: str) -> Invalid:
@@ -214,8 +220,13 @@ def invalid(field_name: str, message: str) -> Invalid:
 # the field itself named, and a hint for a typo.
 _UNEXPECTED = re.compile(r"Additional properties are not allowed \((?P<names>.*) (?:was|were) unexpected\)")
 _NEITHER_FILE = "requires one of: file, fileId"
-CONFIG_SCHEMAS = {"instagram": "InstagramConfig", "tiktok": "TikTokConfig", "linkedin": "LinkedInConfig",
-                  "pinterest": "PinterestConfig", "youtube": "YouTubeConfig"}
+CONFIG_SCHEMAS = {
+    "instagram": "InstagramConfig",
+    "tiktok": "TikTokConfig",
+    "linkedin": "LinkedInConfig",
+    "pinterest": "PinterestConfig",
+    "youtube": "YouTubeConfig",
+}
 
 
 @functools.cache
@@ -411,10 +422,20 @@ class Media:
 
 PLATFORM_ID = {"youtube": "channelId"}  # the documented field for the platform's own id; accountId elsewhere
 PLATFORM_NAME = {"youtube": "title"}  # the documented display field; username elsewhere (Instagram's, documented)
-PROFILE_FIELDS = {"youtube": "youtubeChannelId", "instagram": "instagramAccountId", "tiktok": "tiktokAccountId",
-                  "linkedin": "linkedinAccountId", "pinterest": "pinterestAccountId"}
-TITLES = {"youtube": "YouTube", "instagram": "Instagram", "tiktok": "TikTok", "linkedin": "LinkedIn",
-          "pinterest": "Pinterest"}
+PROFILE_FIELDS = {
+    "youtube": "youtubeChannelId",
+    "instagram": "instagramAccountId",
+    "tiktok": "tiktokAccountId",
+    "linkedin": "linkedinAccountId",
+    "pinterest": "pinterestAccountId",
+}
+TITLES = {
+    "youtube": "YouTube",
+    "instagram": "Instagram",
+    "tiktok": "TikTok",
+    "linkedin": "LinkedIn",
+    "pinterest": "Pinterest",
+}
 
 
 @dataclass
@@ -425,8 +446,12 @@ class Account:
     thumbnail: str | None = None
 
     def view(self, platform: str) -> dict[str, Any]:
-        return {"id": self.id, PLATFORM_ID.get(platform, "accountId"): self.platform_id,
-                PLATFORM_NAME.get(platform, "username"): self.name, "thumbnail": self.thumbnail}
+        return {
+            "id": self.id,
+            PLATFORM_ID.get(platform, "accountId"): self.platform_id,
+            PLATFORM_NAME.get(platform, "username"): self.name,
+            "thumbnail": self.thumbnail,
+        }
 
 
 @dataclass
@@ -438,9 +463,13 @@ class Profile:
     created_at: float
 
     def view(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name,
-                **{PROFILE_FIELDS[p]: self.accounts.get(p) for p in VIDEO_PLATFORMS},
-                "isDefault": self.is_default, "createdAt": iso_millis(self.created_at)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            **{PROFILE_FIELDS[p]: self.accounts.get(p) for p in VIDEO_PLATFORMS},
+            "isDefault": self.is_default,
+            "createdAt": iso_millis(self.created_at),
+        }
 
 
 @dataclass
@@ -469,18 +498,27 @@ def _derived_digits(tenant: str, what: str, n: int) -> str:
 def _seeded(tenant: str, now: float) -> Connections:
     """A new key's connections: one plausible account per platform, and a default profile holding all five."""
     channels = {
-        "youtube": [Account(_derived(tenant, "youtube", 24), "UC" + base64.urlsafe_b64encode(
-            bytes.fromhex(_derived(tenant, "youtube-channel", 32))).decode()[:22], "Emulator Channel")],
-        "instagram": [Account(_derived(tenant, "instagram", 24), "17841" + _derived_digits(tenant, "ig", 12),
-                              "emulator.studio")],
+        "youtube": [
+            Account(
+                _derived(tenant, "youtube", 24),
+                "UC" + base64.urlsafe_b64encode(bytes.fromhex(_derived(tenant, "youtube-channel", 32))).decode()[:22],
+                "Emulator Channel",
+            )
+        ],
+        "instagram": [
+            Account(_derived(tenant, "instagram", 24), "17841" + _derived_digits(tenant, "ig", 12), "emulator.studio")
+        ],
         "tiktok": [Account(_derived(tenant, "tiktok", 24), _derived_digits(tenant, "tt", 19), "emulator.studio")],
-        "linkedin": [Account(_derived(tenant, "linkedin", 24),
-                             "urn:li:organization:" + _derived_digits(tenant, "li", 8), "Emulator Studio")],
-        "pinterest": [Account(_derived(tenant, "pinterest", 24), _derived_digits(tenant, "pin", 18),
-                              "emulatorstudio")],
+        "linkedin": [
+            Account(
+                _derived(tenant, "linkedin", 24),
+                "urn:li:organization:" + _derived_digits(tenant, "li", 8),
+                "Emulator Studio",
+            )
+        ],
+        "pinterest": [Account(_derived(tenant, "pinterest", 24), _derived_digits(tenant, "pin", 18), "emulatorstudio")],
     }
-    profile = Profile(_derived(tenant, "profile", 24), "Default", {p: a[0].id for p, a in channels.items()},
-                      True, now)
+    profile = Profile(_derived(tenant, "profile", 24), "Default", {p: a[0].id for p, a in channels.items()}, True, now)
     return Connections(tenant, DEFAULT_PLAN, channels, [profile])
 
 
@@ -497,8 +535,12 @@ def set_connections(runtime: Runtime, tenant: str, body: dict[str, Any], now: fl
         seen: set[str] = set()
         built = []
         for index, given in enumerate(listed):
-            account = Account(given.get("id") or _derived(tenant, f"{platform}:{given['platformId']}", 24),
-                              given["platformId"], given.get("name") or given["platformId"], given.get("thumbnail"))
+            account = Account(
+                given.get("id") or _derived(tenant, f"{platform}:{given['platformId']}", 24),
+                given["platformId"],
+                given.get("name") or given["platformId"],
+                given.get("thumbnail"),
+            )
             if {account.id, account.platform_id} & seen:
                 raise invalid(f"channels.{platform}.{index}", "names an account listed twice for this platform")
             seen |= {account.id, account.platform_id}
@@ -528,8 +570,7 @@ def set_connections(runtime: Runtime, tenant: str, body: dict[str, Any], now: fl
                     profile.accounts[platform] = None
     updated = Connections(tenant, body.get("plan", current.plan), channels, profiles)
     runtime.store.put(CONNECTIONS, tenant, updated)
-    return {"plan": updated.plan, "channels": _channels_view(updated),
-            "profiles": [p.view() for p in updated.profiles]}
+    return {"plan": updated.plan, "channels": _channels_view(updated), "profiles": [p.view() for p in updated.profiles]}
 
 
 def _channels_view(conn: Connections) -> dict[str, list[dict[str, Any]]]:
@@ -541,16 +582,22 @@ def _channels_view(conn: Connections) -> dict[str, list[dict[str, Any]]]:
 # merged key by key. The same setting given both ways must agree: different values are a 400 naming both, since
 # either precedence would silently drop something the client meant.
 
-REMOTE_FIELDS = {"youtube": "videoId", "instagram": "mediaId", "tiktok": "videoId", "linkedin": "urn",
-                 "pinterest": "pinId"}
+REMOTE_FIELDS = {
+    "youtube": "videoId",
+    "instagram": "mediaId",
+    "tiktok": "videoId",
+    "linkedin": "urn",
+    "pinterest": "pinId",
+}
 
 
 def _not_selected(field_name: str, platform: str, platforms: list[str]) -> Invalid:
     return invalid(field_name, f"configures {platform}, which is not in platforms ({json.dumps(platforms)})")
 
 
-def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind,
-                      conn: Connections) -> dict[str, dict[str, Any]]:
+def _platform_configs(
+    body: dict[str, Any], platforms: list[str], kind: Kind, conn: Connections
+) -> dict[str, dict[str, Any]]:
     configs: dict[str, dict[str, Any]] = {p: {} for p in platforms}
     origin: dict[tuple[str, str], str] = {}  # (platform, key) → the field it came from, for messages
     for platform in kind.platforms:
@@ -568,8 +615,11 @@ def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind,
             raise _not_selected(flat, platform, platforms)
         value, config = body[flat], configs[platform]
         if key in config and config[key] != value:
-            raise invalid(flat, f"conflicts with {origin[(platform, key)]}: {json.dumps(value)} vs "
-                                f"{json.dumps(config[key])}; send the setting once, or the same value both ways")
+            raise invalid(
+                flat,
+                f"conflicts with {origin[(platform, key)]}: {json.dumps(value)} vs "
+                f"{json.dumps(config[key])}; send the setting once, or the same value both ways",
+            )
         config[key] = value
         origin.setdefault((platform, key), flat)
     for platform, config in configs.items():
@@ -587,17 +637,22 @@ def _platform_configs(body: dict[str, Any], platforms: list[str], kind: Kind,
 def _not_connected(conn: Connections, platform: str) -> str:
     """Why an account id is refused, and the ids that would be accepted (GET /api/v1/channels lists them too)."""
     known = [f"{a.id} or {a.platform_id} ({a.name})" for a in conn.channels.get(platform, [])[:5]]
-    return (f"is not a connected {TITLES[platform]} account of this API key; send the id or "
-            f"{PLATFORM_ID.get(platform, 'accountId')} of one from GET /api/v1/channels"
-            + (f" ({'; '.join(known)})" if known else f" (none is connected for {TITLES[platform]})"))
+    return (
+        f"is not a connected {TITLES[platform]} account of this API key; send the id or "
+        f"{PLATFORM_ID.get(platform, 'accountId')} of one from GET /api/v1/channels"
+        + (f" ({'; '.join(known)})" if known else f" (none is connected for {TITLES[platform]})")
+    )
 
 
 def _profile_account(conn: Connections, platform: str, profile_id: str) -> Account:
     """The account a ``profileId`` targets on ``platform``; refused when the plan has no profiles or it is unknown."""
     if conn.plan not in PROFILE_PLANS:
-        raise Forbidden(f"{platform}.profileId: profiles are available on the Plus and Pro plans; this API key's "
-                        f"plan is {conn.plan}.", code="plan_required",
-                        errors=[FieldError(f"{platform}.profileId", "needs the Plus or Pro plan")])
+        raise Forbidden(
+            f"{platform}.profileId: profiles are available on the Plus and Pro plans; this API key's "
+            f"plan is {conn.plan}.",
+            code="plan_required",
+            errors=[FieldError(f"{platform}.profileId", "needs the Plus or Pro plan")],
+        )
     profile = conn.profile(profile_id)
     if profile is None:
         raise invalid(f"{platform}.profileId", "is not a profile of this API key (GET /api/v1/profiles lists them)")
@@ -637,8 +692,11 @@ def _platforms_view(media: Media, now: float) -> dict[str, dict[str, Any]]:
     for platform, target in media.targets.items():
         status = media.platform_status(target, now)
         published = status == "published"
-        view[platform] = {"status": status, REMOTE_FIELDS[platform]: target.remote_id if published else None,
-                          "url": target.url if published else None}
+        view[platform] = {
+            "status": status,
+            REMOTE_FIELDS[platform]: target.remote_id if published else None,
+            "url": target.url if published else None,
+        }
     return view
 
 
@@ -654,8 +712,11 @@ def _one_file(call: Call, required: bool) -> FilePart | None:
     assert call.form is not None
     parts = call.form.files.get("file", [])
     if "file" in call.form.fields:
-        raise invalid("file", "must be a file part (Content-Disposition with a filename, e.g. curl -F "
-                              "\"file=@photo.jpg\"), not a text field")
+        raise invalid(
+            "file",
+            "must be a file part (Content-Disposition with a filename, e.g. curl -F "
+            '"file=@photo.jpg"), not a text field',
+        )
     if len(parts) > 1:
         raise invalid("file", f"send one file, not {len(parts)}")
     if required and not parts:
@@ -688,27 +749,38 @@ async def upload_chunk(call: Call) -> Reply:
     if upload is None:
         upload = ChunkedUpload(file_id, call.tenant, total, call.now)
     elif total != upload.total_chunks:
-        raise invalid("totalChunks", f"this upload was started with totalChunks={upload.total_chunks}; send the "
-                                     "same value with every chunk, or start over with a new fileId")
+        raise invalid(
+            "totalChunks",
+            f"this upload was started with totalChunks={upload.total_chunks}; send the "
+            "same value with every chunk, or start over with a new fileId",
+        )
     received = len(upload.chunks)
     if index < received:  # a repeat: harmless when the bytes are the same (a retried request)
         earlier = upload.chunks[index]
         if (earlier.size, earlier.md5) != (part.blob.size, part.blob.md5):
-            raise invalid("chunkIndex", f"chunk {index} was already received with different bytes ({earlier.size} "
-                                        f"bytes, MD5 {earlier.md5}); a received chunk cannot be replaced — resume "
-                                        "from currentSize, or start over with a new fileId")
+            raise invalid(
+                "chunkIndex",
+                f"chunk {index} was already received with different bytes ({earlier.size} "
+                f"bytes, MD5 {earlier.md5}); a received chunk cannot be replaced — resume "
+                "from currentSize, or start over with a new fileId",
+            )
         call.runtime.blobs.delete(part.blob.name)
         return _chunk_answer(upload, index)
     if index > received:
-        raise invalid("chunkIndex", f"chunk {index} is out of order: the next chunk expected is {received} "
-                                    f"(currentSize {upload.size}); send chunks in order from chunkIndex 0")
+        raise invalid(
+            "chunkIndex",
+            f"chunk {index} is out of order: the next chunk expected is {received} "
+            f"(currentSize {upload.size}); send chunks in order from chunkIndex 0",
+        )
     if part.blob.size == 0:
         raise invalid("file", "the chunk is empty")
     if upload.size + part.blob.size > CHUNKED_MAX:
-        raise PayloadTooLarge(f"file: the chunked upload would reach {upload.size + part.blob.size} bytes, over "
-                              f"the {CHUNKED_MAX}-byte (5 GB) limit of a chunked upload.",
-                              errors=[FieldError("file", f"the whole upload must be at most {CHUNKED_MAX} bytes")],
-                              details={"max_size": CHUNKED_MAX})
+        raise PayloadTooLarge(
+            f"file: the chunked upload would reach {upload.size + part.blob.size} bytes, over "
+            f"the {CHUNKED_MAX}-byte (5 GB) limit of a chunked upload.",
+            errors=[FieldError("file", f"the whole upload must be at most {CHUNKED_MAX} bytes")],
+            details={"max_size": CHUNKED_MAX},
+        )
     upload.append(part.blob)
     call.runtime.store.put(CHUNKS, key, upload)
     return _chunk_answer(upload, index)
@@ -732,30 +804,40 @@ async def _finalize_chunked(call: Call, file_id: str, kind: Kind, media_id: str)
     key = _chunk_key(call.tenant, file_id)
     upload: ChunkedUpload | None = call.runtime.store.get(CHUNKS, key)
     if upload is None:
-        raise NotFound("fileId: no chunked upload with this fileId (send its chunks to POST /api/v1/media/chunks "
-                       "first)", errors=[FieldError("fileId", "no chunked upload with this fileId")])
+        raise NotFound(
+            "fileId: no chunked upload with this fileId (send its chunks to POST /api/v1/media/chunks first)",
+            errors=[FieldError("fileId", "no chunked upload with this fileId")],
+        )
     if upload.media_id is not None:
         raise invalid("fileId", f"this chunked upload was already finalized as media {upload.media_id}")
     if upload.finalizing:
         raise invalid("fileId", "this chunked upload is being finalized by another request")
     if not upload.complete:
-        raise invalid("fileId", f"the chunked upload is incomplete: {len(upload.chunks)} of {upload.total_chunks} "
-                                f"chunks received (currentSize {upload.size})")
+        raise invalid(
+            "fileId",
+            f"the chunked upload is incomplete: {len(upload.chunks)} of {upload.total_chunks} "
+            f"chunks received (currentSize {upload.size})",
+        )
     parts = [blob for chunk in upload.chunks if (blob := call.runtime.blobs.get(chunk.blob_name)) is not None]
     if len(parts) != len(upload.chunks):  # the bytes were cleared under the record (a reset): never assemble less
-        raise NotFound("fileId: the chunks of this upload are no longer stored; upload them again",
-                       errors=[FieldError("fileId", "chunks no longer stored")])
+        raise NotFound(
+            "fileId: the chunks of this upload are no longer stored; upload them again",
+            errors=[FieldError("fileId", "chunks no longer stored")],
+        )
     mime = sniff_bytes(_head(call, upload))
     if mime not in kind.accepted:
-        raise UnsupportedMediaType(f"fileId: the uploaded file is {mime or 'not a recognised format'}; this "
-                                   f"endpoint accepts {kind.accepted_text}.",
-                                   errors=[FieldError("fileId", f"must hold {kind.accepted_text}")])
+        raise UnsupportedMediaType(
+            f"fileId: the uploaded file is {mime or 'not a recognised format'}; this "
+            f"endpoint accepts {kind.accepted_text}.",
+            errors=[FieldError("fileId", f"must hold {kind.accepted_text}")],
+        )
     # the copy below yields to the event loop: keep a second finalize out. Not put: the flag lives in memory only,
     # so a restart during the copy leaves the upload finalizable rather than forever "being finalized".
     upload.finalizing = True
     try:
         blob = await anyio.to_thread.run_sync(
-            lambda: call.runtime.blobs.concat(f"{NAME}/media/{media_id}", parts, mime, CHUNKED_MAX))
+            lambda: call.runtime.blobs.concat(f"{NAME}/media/{media_id}", parts, mime, CHUNKED_MAX)
+        )
     finally:
         upload.finalizing = False
     for chunk in upload.chunks:
@@ -795,27 +877,50 @@ async def _upload(call: Call, kind: Kind) -> Reply:
     if part is not None:
         sniffed = sniff_file(part.blob.path)
         if sniffed.mime not in kind.accepted:
-            raise UnsupportedMediaType(f"file: the uploaded file is {sniffed.mime or 'not a recognised format'}; "
-                                       f"this endpoint accepts {kind.accepted_text} (decided by content).",
-                                       errors=[FieldError("file", f"must be {kind.accepted_text}")])
+            raise UnsupportedMediaType(
+                f"file: the uploaded file is {sniffed.mime or 'not a recognised format'}; "
+                f"this endpoint accepts {kind.accepted_text} (decided by content).",
+                errors=[FieldError("file", f"must be {kind.accepted_text}")],
+            )
         blob, mime = part.blob, sniffed.mime
     else:
         blob, mime = await _finalize_chunked(call, file_id, kind, media_id)
         sniffed = sniff_file(blob.path)
     media = Media(
-        id=media_id, tenant=call.tenant, kind=kind.name, title=body.get("title") or kind.default_title,
-        description=body.get("description"), platforms=platforms,
+        id=media_id,
+        tenant=call.tenant,
+        kind=kind.name,
+        title=body.get("title") or kind.default_title,
+        description=body.get("description"),
+        platforms=platforms,
         targets={p: _target(call, p, configs[p], kind, conn) for p in platforms},
-        scheduled_at=scheduled_at, is_draft=body.get("isDraft", False), created_at=call.now,
+        scheduled_at=scheduled_at,
+        is_draft=body.get("isDraft", False),
+        created_at=call.now,
         processing_seconds=call.runtime.settings.video_processing_seconds if kind is VIDEO else 0.0,
-        blob_name=blob.name, content_type=mime, size=blob.size, width=sniffed.width, height=sniffed.height,
-        file_id=file_id, md5=blob.md5,
+        blob_name=blob.name,
+        content_type=mime,
+        size=blob.size,
+        width=sniffed.width,
+        height=sniffed.height,
+        file_id=file_id,
+        md5=blob.md5,
     )
     call.runtime.store.put(MEDIA, media.id, media)
-    return Reply(Answer([{
-        "id": media.id, "title": media.title, "status": media.status(call.now),  # draft or scheduled, by construction
-        "platforms": media.platforms, "createdAt": iso_millis(media.created_at),
-    }], "Upload successful"))
+    return Reply(
+        Answer(
+            [
+                {
+                    "id": media.id,
+                    "title": media.title,
+                    "status": media.status(call.now),  # draft or scheduled, by construction
+                    "platforms": media.platforms,
+                    "createdAt": iso_millis(media.created_at),
+                }
+            ],
+            "Upload successful",
+        )
+    )
 
 
 async def upload_image(call: Call) -> Reply:
@@ -832,12 +937,20 @@ def _get_media(call: Call, kind: Kind) -> Reply:
     if media is None or media.tenant != call.tenant or media.kind != kind.name:  # never reveal another key's media
         raise NotFound(f"Media not found: no {kind.name} {media_id} for this API key.")
     now = call.now
-    return Reply(Answer({
-        "id": media.id, "title": media.title, "status": media.status(now), "platforms": media.platforms,
-        "scheduledAt": iso_millis(when) if (when := media.scheduled_for()) is not None else None,
-        **_platforms_view(media, now),
-        "createdAt": iso_millis(media.created_at), "updatedAt": iso_millis(media.updated_at(now)),
-    }))
+    return Reply(
+        Answer(
+            {
+                "id": media.id,
+                "title": media.title,
+                "status": media.status(now),
+                "platforms": media.platforms,
+                "scheduledAt": iso_millis(when) if (when := media.scheduled_for()) is not None else None,
+                **_platforms_view(media, now),
+                "createdAt": iso_millis(media.created_at),
+                "updatedAt": iso_millis(media.updated_at(now)),
+            }
+        )
+    )
 
 
 async def get_image(call: Call) -> Reply:
@@ -870,8 +983,10 @@ async def list_channels(call: Call) -> Reply:
 async def list_profiles(call: Call) -> Reply:
     conn = connections(call.runtime, call.tenant, call.now)
     if conn.plan not in PROFILE_PLANS:
-        raise Forbidden(f"Profiles are available on the Plus and Pro plans; this API key's plan is {conn.plan}.",
-                        code="plan_required")
+        raise Forbidden(
+            f"Profiles are available on the Plus and Pro plans; this API key's plan is {conn.plan}.",
+            code="plan_required",
+        )
     return Reply(Answer([p.view() for p in conn.profiles]))
 
 
@@ -881,11 +996,14 @@ async def put_connections(call: Call) -> Reply:
     body = call.body
     secret = body["key"]
     if not PROVIDER.keys.pattern.fullmatch(secret):
-        raise Invalid(f"key: must look like {PROVIDER.keys.describe}",
-                      errors=[FieldError("key", f"must match {PROVIDER.keys.pattern.pattern}")])
+        raise Invalid(
+            f"key: must look like {PROVIDER.keys.describe}",
+            errors=[FieldError("key", f"must match {PROVIDER.keys.pattern.pattern}")],
+        )
     key_id = fingerprint(NAME, secret)
     view = set_connections(call.runtime, key_id, body, call.now)
     return Reply({"key_id": key_id, **view})
+
 
 # --- chaos testing ----------------------------------------------------------------------------------------------
 # Direct multipart uploads, or chunks then a finalizing upload with fileId. The docs' example resumes at
@@ -898,13 +1016,17 @@ def _finished(tables: Tables, key_id: str, now: float) -> list[Finished]:
 
 DOCS_CHUNK = 10 * MiB
 CHAOS = ChaosProfile(
-    steps=(Step("uploadImage", API + UPLOAD_BODY),
-           Step("uploadVideo", API + UPLOAD_BODY),
-           Step("getChunkStatus", API),
-           Step("uploadChunk", API + UPLOAD_BODY)),
-    samples=(Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 300 * 1024)),
-             Sample("image/jpeg", "photo.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
-             Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (256 * 1024, DOCS_CHUNK + 1024))),
+    steps=(
+        Step("uploadImage", API + UPLOAD_BODY),
+        Step("uploadVideo", API + UPLOAD_BODY),
+        Step("getChunkStatus", API),
+        Step("uploadChunk", API + UPLOAD_BODY),
+    ),
+    samples=(
+        Sample("image/png", "photo.png", padded(asset("sample.png")), (len(asset("sample.png")), 300 * 1024)),
+        Sample("image/jpeg", "photo.jpg", padded(asset("sample.jpg")), (len(asset("sample.jpg")),)),
+        Sample("video/mp4", "clip.mp4", padded(MP4_HEAD), (256 * 1024, DOCS_CHUNK + 1024)),
+    ),
     finished=_finished,
 )
 
@@ -921,8 +1043,10 @@ HANDLERS = {
     "listProfiles": Handler(list_profiles, body="none"),
 }
 # the prefix-less family the newer pages call (/media/images, /media/videos, /media/chunks): the same handlers
-HANDLERS |= {op_id + UNPREFIXED: HANDLERS[op_id]
-             for op_id in ("uploadImage", "uploadVideo", "getChunkStatus", "uploadChunk", "listProfiles")}
+HANDLERS |= {
+    op_id + UNPREFIXED: HANDLERS[op_id]
+    for op_id in ("uploadImage", "uploadVideo", "getChunkStatus", "uploadChunk", "listProfiles")
+}
 
 PROVIDER = Provider(
     name=NAME,
