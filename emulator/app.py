@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from emulator import dashboard
 from emulator.control import CONTROL, LoopbackGuard
+from emulator.core.errors import EmulatorError
 from emulator.core.journal import JournalMiddleware
 from emulator.core.provider import Provider, build_app
 from emulator.core.redaction import redact_logs
@@ -55,7 +56,11 @@ async def _reclaim_while_idle(runtime: Runtime) -> None:
     every = max(0.05, min(60.0, runtime.reclaimer.interval))
     while True:
         await anyio.sleep(every)
-        runtime.reclaim_due(runtime.clock.now())
+        try:
+            runtime.refresh()
+            runtime.reclaim_due(runtime.clock.now())
+        except EmulatorError:  # the shared state is unreachable: the next request says so, the next sweep retries
+            continue
 
 
 def _check_rate_limits(overrides: dict[str, int]) -> None:

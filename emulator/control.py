@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.core.auth import KeyPolicy, same_secret
 from emulator.core.clock import iso_millis
-from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound
+from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound, Unavailable
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.responses import JSONResponse
 from emulator.providers import PROVIDERS
@@ -197,6 +197,9 @@ async def health(call: Call) -> Reply:
     from emulator import __version__
 
     settings = call.runtime.settings
+    problem = call.runtime.problem()
+    if problem is not None:
+        raise Unavailable(f"The emulator cannot serve now: {problem}.", headers={"Retry-After": "1"})
     providers = sorted(p for p in _providers(call) if settings.provider in (None, p))
     return Reply({"status": "ok", "version": __version__, "providers": providers})
 

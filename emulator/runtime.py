@@ -12,6 +12,7 @@ from starlette.datastructures import URL
 from starlette.requests import Request
 
 from emulator.core.auth import ApiKey, KeyRing
+from emulator.core.errors import Conflict
 from emulator.core.clock import Clock
 from emulator.core.faults import FaultBook
 from emulator.core.ids import Ids
@@ -25,6 +26,7 @@ from emulator.settings import Settings
 
 if TYPE_CHECKING:
     from emulator.core.provider import Provider
+    from emulator.core.shared import RedisStore, Sync
 
 
 @dataclass
@@ -42,16 +44,39 @@ class Runtime:
     journal: Journal = field(init=False)
     reclaimer: Reclaimer = field(init=False)
     _limits: dict[tuple[str, str], tuple[Limit, ...]] = field(init=False, default_factory=dict, repr=False)
+    _sync: Sync | None = field(init=False, default=None, repr=False)  # with --state redis://…: once per request
 
     def __post_init__(self) -> None:
         # the reclaimer and the journal first, as they check their settings before anything is opened that would need
         # closing; then the blobs, before the state: the store takes the data directory's lock (and with
         # --reset-state moves the old state aside under it)
         self.reclaimer = Reclaimer(self.settings.abandoned_after)
+        shared = self._shared_state()  # before the journal, which reads the (then shared) clock
         self.journal = Journal(self.clock, max_bytes=self.settings.journal_max_bytes)
-        self.blobs = BlobStore(self.settings.data_dir, set_aside=STATE_FILES if self.settings.reset_state else None)
+        if shared is not None:
+            from emulator.core.shared import SharedJournal
+
+            self.journal = SharedJournal(shared.client, self.clock, max_bytes=self.settings.journal_max_bytes)
+        try:
+            self.blobs = BlobStore(
+                self.settings.data_dir,
+                shared=shared is not None,
+                set_aside=STATE_FILES if self.settings.reset_state else None,
+            )
+        except BaseException:
+            if shared is not None:
+                shared.close()
+            raise
         seed = self.settings.seed
-        if self.store is None and self.settings.data_dir is not None:
+        if shared is not None:
+            try:
+                self.store = shared
+                seed = _seed_for_boot(seed, shared.boot())
+            except BaseException:
+                shared.close()
+                self.blobs.close()
+                raise
+        elif self.store is None and self.settings.data_dir is not None:
             try:
                 state_file = self.blobs.root / STATE_FILE
                 if not state_file.exists() and self.blobs.index:  # deleted: the records of those bytes are gone
@@ -70,9 +95,62 @@ class Runtime:
         self.limiter = self.limiter or RateLimiter(self.settings.max_tracked_keys)
         self.presigner = self.presigner or Presigner()
         self.ids = Ids(seed)
-        self.keys = KeyRing(
-            strict=self.settings.strict_keys, configured={p: set(k) for p, k in self.settings.keys.items()}
+        if shared is None:
+            self.keys = KeyRing(
+                strict=self.settings.strict_keys, configured={p: set(k) for p, k in self.settings.keys.items()}
+            )
+
+    def _shared_state(self) -> RedisStore | None:
+        """With ``--state redis://…``: the store, and the clock and limiter that go with it, on Redis."""
+        if self.settings.state is None:
+            return None
+        if self.settings.reset_state:
+            raise ValueError(
+                "--reset-state keeps the old state aside in --data-dir; with --state redis://… reset "
+                "through POST /_emulator/reset instead"
+            )
+        from emulator.core import shared  # redis is an optional extra: imported only when asked for
+
+        client = shared.connect(self.settings.state)
+        problem = shared.problem(client)
+        if problem is not None:  # at start a usage error: there is nothing to serve from
+            client.close()
+            raise ValueError(f"--state: {problem}")
+        clock = shared.SharedClock(client)
+        faults = shared.SharedFaultBook(client)
+        self.keys = shared.SharedKeyRing(
+            strict=self.settings.strict_keys,
+            configured={p: set(k) for p, k in self.settings.keys.items()},
+            client=client,
         )
+        self.clock, self.limiter, self.faults = clock, shared.SharedRateLimiter(client), faults
+        store = shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
+        self._sync = shared.Sync(client, clock, faults, self.keys, store)
+        self._sync.on_secret = self._use_secret
+        self._sync.refresh()  # reads (or sets) the presign secret: self.presigner
+        return store
+
+    def _use_secret(self, secret: bytes) -> None:
+        self.presigner = Presigner(secret)
+
+    def refresh(self) -> None:
+        """Read what other processes may have changed (the shared clock), once per request; nothing in memory."""
+        if self._sync is not None:
+            self._sync.refresh()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the state is shared with other processes (``--state redis://…``)."""
+        return self._sync is not None
+
+    def problem(self) -> str | None:
+        """Why the emulator cannot serve now (shared state unreachable), for the health check; None if it can."""
+        client = getattr(self.store, "client", None)
+        if client is None:
+            return None
+        from emulator.core import shared
+
+        return shared.problem(client)
 
     def limits_for(self, provider: Provider, op_id: str, key: ApiKey | None = None) -> Sequence[Limit]:
         """The provider's documented limits for ``op_id``, with settings overrides, then the key's own, applied.
@@ -107,7 +185,10 @@ class Runtime:
     def reclaim_due(self, now: float) -> None:
         """Expire abandoned uploads if a sweep is due (cheap otherwise: one comparison)."""
         if now >= self.reclaimer.due:
-            self.reclaimer.tick(self, self.abandonable(), now)
+            try:
+                self.reclaimer.tick(self, self.abandonable(), now)
+            except Conflict:  # shared state: another process expired the same upload at the same moment
+                self.reclaimer.due = now  # sweep again on the next request; what it expired stays expired
 
     def reclaim(self) -> int:
         """Expire abandoned uploads now (the clock was moved); the number expired."""

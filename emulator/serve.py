@@ -9,6 +9,7 @@ the repeatable ``--key`` and ``--rate-limit`` for ``keys`` and ``rate_limits``),
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 from emulator.settings import ENV_PREFIX, Settings
 
 DESCRIPTION = "Run the emulator: every provider under its prefix, or one provider at the root with --provider."
+WORKER_ARGV = "UPLOAD_EMULATOR_SERVE_WORKER_ARGV"  # how --workers N hands its flags to the worker processes
 REPEATABLE = {"keys": ("--key", "PROVIDER=KEY"), "rate_limits": ("--rate-limit", "PROVIDER.LIMIT=N")}
 
 
@@ -83,7 +85,8 @@ def run(argv: list[str]) -> None:
 
     try:
         settings = settings_from(argv)
-        application = create_app(settings)
+        check_workers(settings)
+        application = create_app(settings)  # with --workers, only to refuse bad settings before forking
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -109,8 +112,8 @@ def run(argv: list[str]) -> None:
     # SIGTERM drains: no new connections, requests in flight finish; a stalled body ends at body_timeout, and
     # anything still running a few seconds later is cancelled (a cancelled upload keeps nothing)
     drain = math.ceil(settings.body_timeout) + 5 if settings.body_timeout > 0 else None
-    uvicorn.run(
-        application,
+    protocol = head_guard_protocol(settings.head_timeout, settings.max_header_bytes)
+    common: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -118,5 +121,45 @@ def run(argv: list[str]) -> None:
         timeout_keep_alive=5,
         timeout_graceful_shutdown=drain,
         ws="none",
-        http=head_guard_protocol(settings.head_timeout, settings.max_header_bytes),
     )
+    if settings.workers == 1:
+        uvicorn.run(application, http=protocol, **common)
+        return
+    application.state.runtime.close()
+    os.environ[WORKER_ARGV] = json.dumps(argv)  # the worker processes (spawned) read their settings from it
+    # uvicorn imports the app and the protocol by name in each worker: a class made here could not be sent there
+    uvicorn.run(
+        "emulator.serve:worker_app",
+        factory=True,
+        workers=settings.workers,
+        http=protocol if isinstance(protocol, str) else "emulator.serve:WorkerProtocol",
+        **common,
+    )
+
+
+def check_workers(settings: Settings) -> None:
+    """More than one worker only on shared state: with their own memory, N workers would be N emulators."""
+    if settings.workers < 1:
+        raise ValueError(f"--workers {settings.workers}: expected 1 or more")
+    if settings.workers > 1 and (settings.state is None or settings.data_dir is None):
+        raise ValueError(
+            f"--workers {settings.workers} needs --state redis://HOST:PORT/DB and a --data-dir every "
+            "worker sees: with their own state, the workers would be separate emulators"
+        )
+
+
+def worker_app() -> Any:
+    """One worker's app (``--workers N``), from the flags ``run`` was given."""
+    from emulator.app import create_app
+
+    return create_app(settings_from(json.loads(os.environ[WORKER_ARGV])))
+
+
+def __getattr__(name: str) -> Any:
+    """``WorkerProtocol``: the head-guarding protocol class, made in each worker from its settings."""
+    if name == "WorkerProtocol":
+        from emulator.core.timeouts import head_guard_protocol
+
+        settings = settings_from(json.loads(os.environ[WORKER_ARGV]))
+        return head_guard_protocol(settings.head_timeout, settings.max_header_bytes)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

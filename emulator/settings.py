@@ -59,6 +59,17 @@ class Settings:
     data_dir: Path | None = field(
         default=None, metadata={"help": "Keep uploaded bytes here (default: a temporary directory removed at exit)."}
     )
+    state: str | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the state on Redis, redis://HOST:PORT/DB, so several processes or replicas act as one "
+            "emulator (blobs in a --data-dir they all see); default: in memory, or SQLite in --data-dir."
+        },
+    )
+    workers: int = field(
+        default=1,
+        metadata={"help": "serve: worker processes on one port (more than 1 needs --state redis://... and --data-dir)."},
+    )
     public_url: str | None = field(
         default=None,
         metadata={

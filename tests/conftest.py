@@ -21,6 +21,7 @@ from emulator.core.clock import Clock
 from emulator.runtime import Runtime
 from emulator.testing import ServedEmulator, free_port, serve_in_thread  # noqa: F401 - free_port for tests
 from tests.helpers import NODE_CLIENTS, clients_cache
+from tests.redis_server import RedisServer, redis_binary
 
 BASE = "http://127.0.0.1:8080"
 FROZEN_AT = 1_790_000_000.0  # 2026-09-21T14:13:20Z
@@ -31,9 +32,39 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets ``BOTH_STORES = True`` runs each of its tests on the memory store and on Redis."""
+    if getattr(metafunc.module, "BOTH_STORES", False) and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", ["memory", "redis"], indirect=True)
+
+
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(strict=True, seed=1234)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "memory")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, without persistence, for the whole session."""
+    server = RedisServer(redis_binary())
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test (restarted if an earlier test stopped it)."""
+    if redis_server.proc is None:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url()
+
+
+@pytest.fixture
+def settings(store_kind: str, request: pytest.FixtureRequest) -> Settings:
+    state = request.getfixturevalue("redis_url") if store_kind == "redis" else None
+    return Settings(strict=True, seed=1234, state=state)
 
 
 @pytest.fixture

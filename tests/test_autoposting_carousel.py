@@ -11,6 +11,8 @@ import pytest
 from tests.helpers import MP4, PDF, sample
 from tests.test_autoposting_flow import AP, AUTH, MIB, ULID, X_API_KEY, md5
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 ASSETS = f"{AP}/carousels/car_01HXYZ/assets"

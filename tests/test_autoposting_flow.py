@@ -17,6 +17,7 @@ import pytest
 from emulator import Settings
 from tests.helpers import MP4
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
 pytestmark = pytest.mark.anyio
 
 AP = "/autoposting/api-proxy"

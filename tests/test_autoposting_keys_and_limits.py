@@ -29,6 +29,8 @@ from tests.test_autoposting_flow import (
     video,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 INIT = f"{AP}/clips/upload/init"

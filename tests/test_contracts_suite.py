@@ -28,6 +28,8 @@ from emulator.providers import PROVIDERS
 from emulator.testing import ControlClient
 from tests.helpers import run_command
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 SMALL: dict[str, Any] = {"max_examples": 3, "flow_examples": 5, "seed": 1}
 
 

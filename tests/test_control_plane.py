@@ -33,6 +33,7 @@ def control(live_server) -> Iterator[ControlClient]:
 
 # --- clock ---------------------------------------------------------------------------------------------------------
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
 pytestmark = pytest.mark.anyio
 
 

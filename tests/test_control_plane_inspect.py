@@ -13,6 +13,8 @@ import pytest
 from emulator import Settings
 from tests.helpers import AUTH, MP4, PE, PE_KEY, sample
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 CTL = "/_emulator"
 PROVIDER_SUBSETS = {  # tests/test_registry.py: tests that cover only some providers, and why

@@ -9,6 +9,8 @@ import pytest
 from emulator.providers import PROVIDERS
 from tests.test_magic_keys import CASES, headers
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 

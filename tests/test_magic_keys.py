@@ -8,6 +8,8 @@ import pytest
 
 from emulator.providers import PROVIDERS
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 # provider → (a write request (method, path, json), the read-only key's status on writes, or None when its read-only

@@ -7,6 +7,7 @@ import pytest
 from emulator import Settings
 from tests.helpers import AUTH, MP4, OTHER, PDF, PE, sample
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
 pytestmark = pytest.mark.anyio
 
 

@@ -9,6 +9,8 @@ import pytest
 from emulator import Settings
 from tests.helpers import AUTH, OTHER, PE, PE_KEY
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 UPLOAD = f"{PE}/media/upload"

@@ -11,6 +11,8 @@ import pytest
 from tests.helpers import AUTH, OTHER, PE, sample
 from tests.test_posteverywhere_flow import complete, upload
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 NIL = "00000000-0000-4000-8000-000000000000"
 

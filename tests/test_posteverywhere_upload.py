@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers import AUTH, PE
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 UPLOAD = f"{PE}/media/upload"

@@ -20,6 +20,8 @@ import pytest
 from emulator.core.presign import Presigner, PresignFailure
 from tests.test_reliability_support import AP, PE, SF, XF, auth, md5, payload
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 VIDEO = payload("mp4", 4_000, 1)
 IMAGE = payload("png", 4_000, 2)

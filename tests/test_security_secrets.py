@@ -46,6 +46,7 @@ from tests.test_reliability_support import (
     xf_image,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
 pytestmark = pytest.mark.anyio
 PROVIDERS = ["posteverywhere", "autoposting", "segmentflow", "xenonflare"]
 MALFORMED = {

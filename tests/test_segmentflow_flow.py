@@ -18,6 +18,8 @@ import pytest
 from emulator import Settings, create_app
 from tests.helpers import PDF, sample
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 SF = "/segmentflow/api/v1"

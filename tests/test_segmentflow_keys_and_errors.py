@@ -21,6 +21,8 @@ from tests.test_segmentflow_flow import (
     uploaded,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 UPLOAD_URL = f"{SF}/assets/upload-url"

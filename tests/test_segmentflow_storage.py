@@ -11,6 +11,8 @@ import pytest
 
 from tests.test_segmentflow_flow import AUTH, SF, png, put, register, stored_asset, upload_url, uploaded
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 

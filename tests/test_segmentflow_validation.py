@@ -7,6 +7,8 @@ import pytest
 
 from tests.test_segmentflow_flow import AUTH, SF, png, register, stored_asset, uploaded
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 UPLOAD_URL = f"{SF}/assets/upload-url"

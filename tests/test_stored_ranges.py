@@ -22,6 +22,8 @@ from tests.test_reliability_support import (
     sf_asset,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 SIZE = 5000
 STORED = {

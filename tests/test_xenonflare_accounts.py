@@ -19,6 +19,8 @@ from tests.test_xenonflare_support import (
     post_video,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 API = "/xenonflare/api/v1"

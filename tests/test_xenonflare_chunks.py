@@ -25,6 +25,8 @@ from tests.test_xenonflare_support import (
     upload_in_chunks,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 CHUNK = 1024

@@ -17,6 +17,8 @@ from tests.test_xenonflare_support import (
     send_chunk,
 )
 
+BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
+
 pytestmark = pytest.mark.anyio
 
 

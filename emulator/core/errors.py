@@ -13,6 +13,7 @@
     ├── UnsupportedMediaType      415
     ├── Unprocessable             422
     ├── RateLimited               429, carries retry_after
+    ├── Unavailable               503, the shared state store is unreachable (retryable, carries retry_after)
     └── StorageError              an error from the storage host behind a presigned URL (S3/R2 or Cloudflare
                                   style): ``code`` is the storage's own code, e.g. ``AccessDenied``
 
@@ -101,6 +102,15 @@ class RateLimited(EmulatorError):
     retry_after: int = 1
 
     status, kind = 429, "rate_limited"
+
+
+@dataclass
+class Unavailable(EmulatorError):
+    """The emulator's shared state (Redis) cannot be reached: nothing was done, the client may retry."""
+
+    retry_after: int = 1
+
+    status, kind = 503, "server_error"
 
 
 @dataclass

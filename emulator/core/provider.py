@@ -223,12 +223,18 @@ def _endpoint(
     form_contract: FormContract | None,
 ) -> Operation:
     async def endpoint(request: Request) -> Response:
-        now = runtime.clock.now()
-        runtime.reclaim_due(now)
+        try:
+            runtime.refresh()  # what other processes changed (the shared clock): one read, before the time is read
+            now = runtime.clock.now()
+            runtime.reclaim_due(now)
+        except EmulatorError as exc:  # the shared state is unreachable: a retryable 503 in the provider's envelope
+            return provider.error(None, request, exc)
         call = Call(request, provider, runtime, op_id, now, provider.request_id(runtime, now))
         entry: Entry | None = request.scope.get(ENTRY)
         if entry is not None:
             entry.provider, entry.operation = provider.name, op_id
+            if runtime.shared:  # opened before the shared clock was read: the time as every process sees it
+                entry.epoch = now
         fault: FaultRule | None = None
         try:
             if handler.auth:

@@ -8,6 +8,11 @@ and content type, written after the bytes are in place, so the index is rebuilt 
 completely stored. Partial uploads (``.tmp/``) and bytes without their record (a kill between the two renames)
 are removed then. ``.lock`` keeps a second emulator process out of the same directory.
 
+Shared (``--state redis://…``): several processes use one data directory. They hold its ``.lock`` shared (a
+process with its own state, which locks it exclusively, is kept out, and keeps them out); the first to start
+(the one that gets the lock alone for a moment) removes the partial uploads of dead runs. A blob is looked up on disk
+each time (another process may have stored or deleted it), and a reset removes every process's blobs.
+
 Integrity at rest: the index trusts the records' sizes at start (hashing every blob would make the start as slow
 as reading the whole directory). Bytes are verified against their recorded MD5 when they are first served after a
 start (``intact``, in a worker thread) or copied into another blob (``concat``), and trusted afterwards while the
@@ -48,7 +53,7 @@ try:
 except ImportError:  # Windows: no advisory locks; one process per data directory is then up to the user
     fcntl = None  # type: ignore[assignment]  # the module or None: callers test for None
 
-from emulator.core.errors import NotFound, PayloadTooLarge
+from emulator.core.errors import Conflict, NotFound, PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -184,9 +189,13 @@ class BlobStore:
     files of the directory, e.g. the state file) into a new ``aside-<UTC time>/`` folder before indexing, so the
     store starts empty and nothing is deleted (``--reset-state``); ``set_aside_to`` is that folder."""
 
-    def __init__(self, root: Path | None = None, set_aside: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, set_aside: tuple[str, ...] | None = None, shared: bool = False
+    ) -> None:
         self.workers = Workers()
         self.persistent = root is not None
+        self.shared = shared and root is not None
+        alone = True
         self.index: dict[str, Blob] = {}
         self.damaged: set[str] = set()  # names whose bytes failed their MD5: never served
         self._verified: dict[str, tuple[int, int, int]] = {}  # name → (size, mtime_ns, inode) when verified
@@ -201,13 +210,18 @@ class BlobStore:
             self._scratch = None
             self.root = root.absolute()
             self.root.mkdir(parents=True, exist_ok=True)
-            self._lock_file = _lock(self.root)
+            if self.shared:
+                self._lock_file, alone = _lock_shared(self.root)
+            else:
+                self._lock_file = _lock(self.root)
             if set_aside is not None:
                 self.set_aside_to = self._set_aside(set_aside)
         self.tmp_dir = self.root / ".tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         if self.persistent:
-            self._rebuild_index()
+            self._rebuild_index(clean=alone)
+        if self.shared and fcntl is not None and self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_SH)  # cleaned up: let the other processes in
 
     def _set_aside(self, names: tuple[str, ...]) -> Path | None:
         """Move the store's own folders and ``names`` into ``aside-<time>/``; None when there was nothing."""
@@ -232,14 +246,16 @@ class BlobStore:
             os.replace(path, aside / path.name)
         return aside
 
-    def _rebuild_index(self) -> None:
-        """Index what a previous run stored completely; remove its partial uploads and unrecorded bytes.
+    def _rebuild_index(self, clean: bool = True) -> None:
+        """Index what a previous run stored completely; remove its partial uploads and unrecorded bytes (``clean``:
+        unless other processes share the directory, whose uploads in progress look just like those).
 
         Only files of the store's own shapes are touched (``.tmp/.part-*``, ``<2 hex>/<64 hex>[.json]``): a data
         directory may hold other files, and those are never the store's to delete.
         """
-        for partial in [*self.tmp_dir.glob(".part-*"), *self.tmp_dir.glob(".record-*")]:
-            partial.unlink(missing_ok=True)
+        if clean:
+            for partial in [*self.tmp_dir.glob(".part-*"), *self.tmp_dir.glob(".record-*")]:
+                partial.unlink(missing_ok=True)
         for folder in self.root.iterdir():
             if not (folder.is_dir() and _HEX.fullmatch(folder.name) and len(folder.name) == 2):
                 continue
@@ -248,11 +264,13 @@ class BlobStore:
                     continue
                 blob = self._read_record(path)
                 if blob is None:
+                    if not clean:
+                        continue
                     path.unlink(missing_ok=True)
                     _record_path(path).unlink(missing_ok=True)
                 else:
                     self.index[blob.name] = blob
-            for record in folder.glob("*.json"):  # a record whose bytes are gone
+            for record in folder.glob("*.json") if clean else ():  # a record whose bytes are gone
                 bytes_path = record.with_suffix("")
                 if _HEX.fullmatch(bytes_path.name) and len(bytes_path.name) == 64 and not bytes_path.exists():
                     record.unlink(missing_ok=True)
@@ -311,19 +329,35 @@ class BlobStore:
                         "outside the emulator); upload them again."
                     )
                 self.verified(part)
+        except FileNotFoundError:
+            # removed while being read: another request (on another process, with shared state) completed or
+            # aborted the same upload at the same moment, and kept or dropped the parts itself
+            writer.abort()
+            raise Conflict(
+                "A part of this upload is gone: another request completed or aborted it at the same "
+                "moment. Read the upload again."
+            ) from None
         except BaseException:
             writer.abort()
             raise
         return writer.commit()
 
     def get(self, name: str) -> Blob | None:
+        if self.shared:  # another process may have stored or deleted it since: the disk is the truth
+            path = self.path_for(name)
+            found = self._read_record(path) if path.exists() else None
+            if found is None:
+                self.index.pop(name, None)
+            else:
+                self.index[name] = found
+            return found
         return self.index.get(name)
 
     def holds(self, blob: Blob | None) -> bool:
         """Whether ``blob`` (as a record remembers it) is stored, complete: the index is the truth about the disk
         (with a data directory, bytes cut short or lost outside the emulator are not indexed at the next start),
         less the bytes found ``damaged``. Bytes about to be served go through ``intact``, which also hashes."""
-        return blob is not None and self.index.get(blob.name) == blob and blob.name not in self.damaged
+        return blob is not None and self.get(blob.name) == blob and blob.name not in self.damaged
 
     async def intact(self, blob: Blob | None) -> bool:
         """``holds``, and the bytes on disk still match the recorded MD5: hashed in a worker thread the first time
@@ -356,12 +390,20 @@ class BlobStore:
         self.damaged.discard(name)
         self._verified.pop(name, None)
         blob = self.index.pop(name, None)
+        if blob is None and self.shared:  # stored by another process
+            path = self.path_for(name)
+            blob = Blob(name, path, 0, "", "") if path.exists() or _record_path(path).exists() else None
         if blob is not None:
             if self.persistent:
                 _record_path(blob.path).unlink(missing_ok=True)
             blob.path.unlink(missing_ok=True)
 
     def clear(self, prefix: str = "") -> None:
+        if self.shared:  # every process's blobs: the records on disk name them
+            for record in self.root.glob("[0-9a-f][0-9a-f]/*.json"):
+                blob = self._read_record(record.with_suffix(""))
+                if blob is not None and blob.name.startswith(prefix):
+                    self.delete(blob.name)
         for name in [n for n in self.index if n.startswith(prefix)]:
             self.delete(name)
 
@@ -401,6 +443,33 @@ def _lock(root: Path, wait: bool = False) -> IO[str]:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+def _lock_shared(root: Path, patience: float = 10.0) -> tuple[IO[str], bool]:
+    """Hold ``root/.lock`` with the other processes on shared state; True when this process holds it alone (so
+    it may clean up after dead runs, then lets the others in by making its lock shared). A process on its own
+    state holding the directory is refused, after ``patience`` seconds (a sharing process may be cleaning up)."""
+    handle = (root / ".lock").open("a+")
+    if fcntl is None:
+        return handle, False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return handle, True
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return handle, False
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise ValueError(
+                    f"data directory {root} is in use by an upload-emulator process that keeps its own "
+                    "state (not --state redis://…)"
+                ) from None
+            time.sleep(0.05)
 
 
 @functools.cache

@@ -1,0 +1,806 @@
+"""State on Redis (``--state redis://HOST:PORT/DB``): several processes or replicas act as one emulator.
+
+Three pieces replace their in-process counterparts behind the same interfaces, so providers never know which store
+they run on:
+
+- ``RedisStore``: the records of every provider, serialised exactly as ``SqliteStore`` writes them
+  (``core.records``), one Redis hash per namespace plus a sorted set that keeps the order records were first put
+  in (listings page in that order, as they do in memory); the presign secret and the boot count. Putting back a
+  record read earlier is a compare-and-set: if another process changed it meanwhile, the put is refused (409).
+- ``SharedClock``: the virtual clock's offset and frozen instant live in one Redis hash; every change is one Lua
+  script (atomic, so two processes advancing at once both count), and each request reads the hash once
+  (``refresh``) before it looks at the time, so ``POST /_emulator/clock/advance`` on one process is seen by the
+  next request on any.
+- ``SharedRateLimiter``: each limit of each key is a sorted set of admission times; one Lua script drops the
+  expired ones, checks every limit and admits into all of them, so a key's documented limits hold exactly when its
+  requests are spread over processes.
+
+- ``SharedFaultBook`` and ``SharedKeyRing``: fault rules (and their remaining counts, taken by one script) and the
+  keys created or revoked through the control plane; each process keeps a copy, reloaded when a version counter
+  moves, which the same once-per-request read (``Sync``) checks.
+- ``SharedJournal``: the request journal of every process, one capped sorted set, paged as in memory.
+
+Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
+client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
+MULTI or one script: a failure leaves nothing half-written.
+
+All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) per emulator that should be separate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import secrets
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import orjson
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.types import Scope
+
+from emulator.core import records
+from emulator.core.auth import CreatedKey, KeyRing, fingerprint
+from emulator.core.clock import Clock
+from emulator.core.errors import Conflict, RateLimited, Unavailable
+from emulator.core.faults import FaultBook, FaultRule, rule_from
+from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
+from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
+
+# redis-py's annotations describe its sync and async clients at once (every command "returns" an awaitable or a
+# value), so the client is typed loosely here rather than cast at each of its calls
+RedisClient = Any
+PREFIX = "upload-emulator:"
+SCHEMES = ("redis", "rediss", "unix")
+RETRY_AFTER = 1  # seconds a client is told to wait while Redis is away (reconnecting is attempted per request)
+DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def check_url(url: str) -> str:
+    """``url`` if it names a Redis server, else a ``ValueError`` saying the accepted forms (a usage error)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES or (parts.scheme != "unix" and not parts.hostname):
+        # the scheme only: a URL may carry a password, which never goes into a message
+        raise ValueError(
+            f"--state: a {parts.scheme or 'schemeless'} URL; expected redis://HOST:PORT/DB (or rediss://, unix://)"
+        )
+    return url
+
+
+def connect(url: str) -> RedisClient:
+    """A client for ``url`` with short timeouts: a request waits at most about a second for an absent Redis."""
+    return redis.Redis.from_url(
+        check_url(url), socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30, decode_responses=True
+    )
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    # the exception's text names host and port only (a URL's password is never in redis-py's connection errors)
+    return Unavailable(
+        f"The service is temporarily unavailable (state store unreachable: {type(exc).__name__}). "
+        f"Retry after {RETRY_AFTER} seconds.",
+        retry_after=RETRY_AFTER,
+        headers={"Retry-After": str(RETRY_AFTER)},
+    )
+
+
+def problem(client: RedisClient) -> str | None:
+    """Why the shared state cannot be used right now (for ``/_emulator/health``), or None when Redis answers."""
+    try:
+        client.ping()
+    except DOWN as exc:
+        return f"state store unreachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+# put: store the body; a record new to its namespace gets the next position in the namespace's order. With ARGV[4]
+# = '1', only if the stored body is still ARGV[5] (the one this process read): else 0, and nothing is written
+_PUT = """
+if ARGV[4] == '1' and redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[5] then return 0 end
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+redis.call('SADD', KEYS[4], ARGV[3])
+return 1
+"""
+
+
+MERGES = 8  # attempts to put a record other processes keep changing (each merges their change in)
+_MISSING, _CONFLICT = object(), object()
+
+
+def merge(base: str, ours: str, theirs: str) -> str | None:
+    """Three-way merge of a record's stored JSON: ``ours`` and ``theirs`` both changed ``base``. Fields (and the
+    entries of mappings, such as an upload's parts by number) changed on one side only are taken from that side,
+    and a mapping both sides only added to (two parts of one upload) gets both additions. Anything else changed on
+    both sides is a conflict (None): two completions of one upload both change its state, and a part stored while
+    a completion took the parts is refused rather than kept beside a completed upload. Lists are merged whole."""
+    merged = _merge(json.loads(base), json.loads(ours), json.loads(theirs))
+    return None if merged is _CONFLICT else json.dumps(merged, ensure_ascii=True, separators=(",", ":"))
+
+
+def _merge(base: Any, ours: Any, theirs: Any) -> Any:
+    if ours == theirs or theirs == base:
+        return ours
+    if ours == base:
+        return theirs
+    if not all(isinstance(v, dict) for v in (base, ours, theirs)):
+        return _CONFLICT
+    if any(records.ITEMS in v for v in (base, ours, theirs)):  # a mapping with keys other than strings
+        if not all(set(v) == {records.ITEMS} for v in (base, ours, theirs)):
+            return _CONFLICT
+        merged = _merge(*({json.dumps(k): item for k, item in v[records.ITEMS]} for v in (base, ours, theirs)))
+        if merged is _CONFLICT:
+            return _CONFLICT
+        return {records.ITEMS: [[json.loads(k), item] for k, item in merged.items()]}
+    if not base.get(records.TYPE) == ours.get(records.TYPE) == theirs.get(records.TYPE):
+        return _CONFLICT
+    if records.TYPE not in base and (set(base) - set(ours) or set(base) - set(theirs)):
+        return _CONFLICT  # a mapping both changed and one emptied or shrank (a completion takes the parts): no merge
+    out = {}
+    for key in dict.fromkeys([*ours, *theirs, *base]):
+        value = _merge(base.get(key, _MISSING), ours.get(key, _MISSING), theirs.get(key, _MISSING))
+        if value is _CONFLICT:
+            return _CONFLICT
+        if value is not _MISSING:
+            out[key] = value
+    return out
+
+
+class RedisStore:
+    """The ``Store`` seam on Redis. A handler's change reaches the other processes when it ``put``s the record,
+    exactly as with ``SqliteStore``.
+
+    Within one process, handlers share live records as they do in memory (a flag set in place, such as an upload
+    being completed, is seen by a concurrent handler): each record decoded is kept with the text it was decoded
+    from, and ``get`` hands out that same object for as long as Redis holds that same text. A record another
+    process has put since is decoded afresh. The cache holds what Redis holds, no more (deletes and resets drop it).
+    """
+
+    def __init__(self, client: RedisClient, root: Path | None = None) -> None:
+        self.client, self._root = client, root
+        self._put = client.register_script(_PUT)
+        self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
+
+    def _decode(self, namespace: str, id: str, body: str) -> Any:
+        known = self._live.get(namespace, {}).get(id)
+        if known is not None and known[0] == body:
+            return known[1]
+        record = records.loads(body, self._root)
+        self._live.setdefault(namespace, {})[id] = (body, record)
+        return record
+
+    def forget_all(self) -> None:
+        """Drop the live copies (records cleared elsewhere): the next reads decode what Redis holds."""
+        self._live.clear()
+
+    def _forget(self, namespace: str, id: str) -> None:
+        self._live.get(namespace, {}).pop(id, None)
+
+    @staticmethod
+    def _keys(namespace: str) -> tuple[str, str]:
+        return f"{PREFIX}records:{namespace}", f"{PREFIX}order:{namespace}"
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+
+    def get(self, namespace: str, id: str) -> Any | None:
+        body = self._call(self.client.hget, self._keys(namespace)[0], id)
+        if body is None:
+            self._forget(namespace, id)
+            return None
+        return self._decode(namespace, id, body)
+
+    def put(self, namespace: str, id: str, record: Any) -> None:
+        """Store ``record``. When it is the record this process read, only if no other process has changed it
+        since: else ``Conflict`` (409), and nothing is written, so two processes completing one upload at the same
+        moment cannot both succeed, and a change is never silently lost."""
+        body = records.dumps(record, self._root)
+        table, order = self._keys(namespace)
+        known = self._live.get(namespace, {}).get(id)
+        read = known[0] if known is not None and known[1] is record else None
+        for _ in range(MERGES):
+            written = self._call(
+                lambda body=body, read=read: self._put(
+                    keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                    args=[id, body, namespace, "0" if read is None else "1", read or ""],
+                )
+            )
+            if written:
+                break
+            # changed meanwhile: keep both changes when they touch different fields (two parts of one upload)
+            current = self._call(self.client.hget, table, id)
+            merged = None if current is None or read is None else merge(read, body, current)
+            if merged is None:
+                self._forget(namespace, id)
+                raise Conflict(
+                    "This resource was changed by another request at the same moment; nothing was "
+                    "changed by this one. Read it again, then retry."
+                )
+            read, body = current, merged
+            record = records.loads(body, self._root)
+        else:
+            raise Conflict("This resource is being changed by many requests at the same moment; retry.")
+        self._live.setdefault(namespace, {})[id] = (body, record)
+
+    def delete(self, namespace: str, id: str) -> None:
+        table, order = self._keys(namespace)
+
+        def run() -> None:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hdel(table, id).zrem(order, id).execute()
+
+        self._call(run)
+        self._forget(namespace, id)
+
+    def items(self, namespace: str) -> list[tuple[str, Any]]:
+        table, order = self._keys(namespace)
+
+        def run() -> list[tuple[str, str | None]]:
+            with self.client.pipeline(transaction=True) as pipe:
+                ids, bodies = pipe.zrange(order, 0, -1).hgetall(table).execute()
+            return [(id, bodies.get(id)) for id in ids]
+
+        found = [(id, self._decode(namespace, id, body)) for id, body in self._call(run) if body is not None]
+        live = self._live.get(namespace, {})
+        if len(live) > len(found):  # records other processes deleted: not kept here either
+            present = {id for id, _ in found}
+            for gone in [id for id in live if id not in present]:
+                del live[gone]
+        return found
+
+    def values(self, namespace: str) -> list[Any]:
+        return [record for _, record in self.items(namespace)]
+
+    def namespaces(self, prefix: str = "") -> list[str]:
+        names: set[str] = self._call(self.client.smembers, f"{PREFIX}namespaces")
+        return sorted(name for name in names if name.startswith(prefix))
+
+    def clear(self, prefix: str = "") -> None:
+        def run() -> None:
+            names = [n for n in self.client.smembers(f"{PREFIX}namespaces") if n.startswith(prefix)]
+            if names:
+                with self.client.pipeline(transaction=True) as pipe:
+                    for name in names:
+                        pipe.delete(*self._keys(name))
+                    pipe.srem(f"{PREFIX}namespaces", *names)
+                    pipe.hincrby(SharedClock.KEY, "store", 1).execute()  # other processes drop their copies
+
+        self._call(run)
+        for name in [n for n in self._live if n.startswith(prefix)]:
+            del self._live[name]
+
+    def secret(self, mine: bytes | None = None) -> bytes:
+        """The presign secret, made once per Redis database (the first process to start sets it, or after Redis lost
+        its data, the first process to notice, with the secret it had: its URLs stay good), so a URL signed by one
+        process verifies on every other. It sits in the hash each request reads (``Sync``)."""
+        offer = (mine or secrets.token_bytes(32)).hex()
+        self._call(self.client.hsetnx, SharedClock.KEY, "secret", offer)
+        return bytes.fromhex(self._call(self.client.hget, SharedClock.KEY, "secret"))
+
+    def boot(self) -> int:
+        """Count this start (every process of every replica), so seeded ids of later processes do not repeat."""
+        return int(self._call(self.client.incr, f"{PREFIX}boots"))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# the clock: op, wall time (the caller's), argument; offset and frozen instant are kept as %.17g text (exact doubles)
+_CLOCK = """
+local key, op, wall, arg = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local offset = tonumber(redis.call('HGET', key, 'offset') or '0')
+local frozen = redis.call('HGET', key, 'frozen')
+if frozen then frozen = tonumber(frozen) end
+if op == 'advance' then
+  if frozen then frozen = frozen + arg else offset = offset + arg end
+elseif op == 'freeze' then
+  if arg then frozen = arg elseif not frozen then frozen = wall + offset end
+elseif op == 'resume' then
+  if frozen then offset = frozen - wall; frozen = nil end
+elseif op == 'set' then
+  if frozen then frozen = arg else offset = arg - wall end
+elseif op == 'reset' then
+  offset, frozen = 0, nil
+end
+redis.call('HSET', key, 'offset', string.format('%.17g', offset))
+if frozen then
+  redis.call('HSET', key, 'frozen', string.format('%.17g', frozen))
+else
+  redis.call('HDEL', key, 'frozen')
+end
+return {string.format('%.17g', offset), frozen and string.format('%.17g', frozen) or false}
+"""
+
+
+class SharedClock(Clock):
+    """The virtual clock, shared: changes go to Redis atomically; ``refresh`` reads the shared state (once per
+    request), and ``now`` answers from what was read, at no further cost."""
+
+    KEY = f"{PREFIX}shared"  # one hash with the tables' versions (VERSIONS), so a request reads both at once
+
+    def __init__(self, client: RedisClient) -> None:
+        super().__init__()
+        self.client = client
+        self._script = client.register_script(_CLOCK)
+
+    def refresh(self) -> None:
+        try:
+            offset, frozen = self.client.hmget(self.KEY, ["offset", "frozen"])
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self._apply(offset, frozen)
+
+    def _apply(self, offset: str | None, frozen: str | None) -> None:
+        with self._lock:
+            self._offset = float(offset) if offset is not None else 0.0
+            self._frozen_at = float(frozen) if frozen is not None else None
+
+    def _run(self, op: str, arg: float | None = None) -> None:
+        try:
+            offset, frozen = self._script(
+                keys=[self.KEY], args=[op, repr(self._wall()), "" if arg is None else repr(float(arg))]
+            )
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self._apply(offset, frozen)
+
+    def freeze(self, at: float | None = None) -> None:
+        self._run("freeze", at)
+
+    def resume(self) -> None:
+        self._run("resume")
+
+    def advance(self, seconds: float) -> None:
+        self._run("advance", seconds)
+
+    def set(self, at: float) -> None:
+        self._run("set", at)
+
+    def reset(self) -> None:
+        self._run("reset")
+
+
+# rate limits: KEYS one sorted set per limit; ARGV now, member, then limit and window per key. Returns {0, index of
+# the limit that refuses, wait} or {1, count, oldest admission} per limit. Each set expires an hour (real time) after
+# its window would have emptied, so a key that stops calling leaves nothing behind.
+_TAKE = """
+local now, member = tonumber(ARGV[1]), ARGV[2]
+local counts, worst, worst_wait = {}, nil, nil
+for i = 1, #KEYS do
+  local limit, window = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.17g', now - window))
+  local count = redis.call('ZCARD', KEYS[i])
+  counts[i] = count
+  if count >= limit then
+    local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local wait = window
+    if first[2] then wait = tonumber(first[2]) + window - now end
+    if worst_wait == nil or wait > worst_wait then worst, worst_wait = i, wait end
+  end
+end
+if worst then return {0, worst, string.format('%.17g', worst_wait)} end
+local out = {1}
+for i = 1, #KEYS do
+  local window = tonumber(ARGV[2 + 2 * i])
+  redis.call('ZADD', KEYS[i], string.format('%.17g', now), member)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000) + 3600000)
+  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  out[#out + 1] = counts[i] + 1
+  out[#out + 1] = first[2]
+end
+return out
+"""
+
+
+class SharedRateLimiter(RateLimiter):
+    """Sliding logs in Redis sorted sets, admitted by one script: exact across processes, on the shared clock."""
+
+    def __init__(self, client: RedisClient) -> None:
+        super().__init__()
+        self.client = client
+        self._script = client.register_script(_TAKE)
+
+    @staticmethod
+    def _key(bucket: str, name: str) -> str:
+        return f"{PREFIX}limits:{bucket}\x00{name}"
+
+    def reset(self, prefix: str | None = None) -> None:
+        pattern = f"{PREFIX}limits:{_glob_escape(prefix or '')}*"
+        try:
+            doomed = list(self.client.scan_iter(match=pattern, count=500))
+            if doomed:
+                self.client.delete(*doomed)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+
+    def take(self, bucket: str, limits: Sequence[Limit], now: float) -> Quota:
+        if not limits:
+            return Quota(0, 0, 0)
+        args: list[str | int] = [repr(now), uuid.uuid4().hex]
+        for limit in limits:
+            args += [limit.limit, repr(float(limit.window))]
+        try:
+            answer = self._script(keys=[self._key(bucket, limit.name) for limit in limits], args=args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        if answer[0] == 0:
+            limit, wait = limits[int(answer[1]) - 1], float(answer[2])
+            retry_after = max(1, math.ceil(wait))
+            raise RateLimited(
+                f"Rate limit exceeded. Retry after {retry_after} seconds.",
+                retry_after=retry_after,
+                headers=_headers(Quota(limit.limit, 0, math.ceil(now + wait), retry_after)),
+            )
+        tightest: tuple[int, int, int, float] | None = None
+        for i, limit in enumerate(limits):
+            count, oldest = int(answer[1 + 2 * i]), float(answer[2 + 2 * i])
+            frees_at = oldest + limit.window
+            figures = (limit.limit - count, math.ceil(frees_at), limit.limit, frees_at)
+            if tightest is None or figures[:2] < tightest[:2]:
+                tightest = figures
+        assert tightest is not None
+        remaining, reset, most, frees_at = tightest
+        return Quota(most, remaining, reset, frees_at=frees_at)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+VERSIONS = SharedClock.KEY  # hash: a counter per shared table (faults, keys, store), bumped on every change to it
+
+
+# a fault rule's use, counted atomically: KEYS counts hash; ARGV rule id, after, times (-1: always). Returns 1 when
+# the rule fires, 0 when this request is let through (``after``), -1 when the rule is used up
+_FAULT = """
+local times = tonumber(ARGV[3])
+local hits = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':hits') or '0')
+if times >= 0 and hits >= times then return -1 end
+if redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':seen', 1) <= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':hits', 1)
+return 1
+"""
+
+
+class SharedFaultBook(FaultBook):
+    """Fault rules in Redis: each process keeps a copy of the rules, reloaded when their version changes (checked
+    once per request, ``Sync``); a rule's remaining count is one counter in Redis, taken by one script, so
+    ``times`` is exact across processes."""
+
+    RULES, COUNTS, IDS = f"{PREFIX}faults:rules", f"{PREFIX}faults:counts", f"{PREFIX}faults:ids"
+
+    def __init__(self, client: RedisClient) -> None:
+        super().__init__()
+        self.client, self.version = client, cast(str | None, None)
+        self._take = client.register_script(_FAULT)
+
+    def reload(self, version: str | None = None) -> None:
+        try:
+            stored, counts = self._read()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        rules = []
+        for rule_id, text in sorted(stored.items(), key=lambda item: int(item[0].rpartition("_")[2])):
+            data = json.loads(text)
+            rule = rule_from(data["spec"], rule_id, data["key_id"])
+            rule.hits, rule.seen = int(counts.get(f"{rule_id}:hits", 0)), int(counts.get(f"{rule_id}:seen", 0))
+            rules.append(rule)
+        with self._lock:
+            self._rules, self.version = rules, version if version is not None else self.version
+
+    def _read(self) -> tuple[dict[str, str], dict[str, str]]:
+        with self.client.pipeline(transaction=True) as pipe:
+            stored, counts = pipe.hgetall(self.RULES).hgetall(self.COUNTS).execute()
+        return stored, counts
+
+    def _changed(self, change: Any) -> None:
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                change(pipe)
+                pipe.hincrby(VERSIONS, "faults", 1).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self.reload()
+
+    def add(self, spec: dict[str, Any], key_id: str | None) -> FaultRule:
+        try:
+            rule_id = f"fault_{self.client.incr(self.IDS)}"
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        rule = rule_from(spec, rule_id, key_id)  # refuses a bad rule before anything is stored
+        self._changed(lambda pipe: pipe.hset(self.RULES, rule_id, json.dumps({"spec": spec, "key_id": key_id})))
+        return rule
+
+    def list(self) -> list[FaultRule]:
+        self.reload()  # the counts as they stand now, every process's uses included
+        return super().list()
+
+    def remove(self, rule_id: str) -> bool:
+        try:
+            removed = bool(self.client.hdel(self.RULES, rule_id))
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self._changed(lambda pipe: pipe.hdel(self.COUNTS, f"{rule_id}:hits", f"{rule_id}:seen"))
+        return removed
+
+    def clear(self, provider: str | None = None) -> None:
+        self.reload()
+        doomed = [r.id for r in self._rules if provider is None or r.provider == provider]
+
+        def change(pipe: Any) -> None:
+            if doomed:
+                pipe.hdel(self.RULES, *doomed)
+                pipe.hdel(self.COUNTS, *[f"{rule_id}:{n}" for rule_id in doomed for n in ("hits", "seen")])
+
+        self._changed(change)
+
+    def take(self, provider: str, operation: str, key_id: str | None, path: str) -> FaultRule | None:
+        for rule in list(self._rules):
+            if not rule.matches(provider, operation, key_id, path):
+                continue
+            try:
+                fired = self._take(
+                    keys=[self.COUNTS], args=[rule.id, rule.after, -1 if rule.times is None else rule.times]
+                )
+            except DOWN as exc:
+                raise unavailable(exc) from None
+            if fired == 1:
+                rule.hits += 1
+                return rule
+            if fired == -1:
+                rule.hits = rule.times or 0  # used up by other processes
+        return None
+
+
+@dataclass
+class SharedKeyRing(KeyRing):
+    """Keys created and revoked through the control plane, in Redis (created keys as typed JSON, revoked ids as a
+    set); each process authenticates against its copy, reloaded when the keys' version changes (``Sync``)."""
+
+    client: Any = None
+    version: str | None = None
+
+    CREATED, REVOKED = f"{PREFIX}keys:created", f"{PREFIX}keys:revoked"
+
+    def reload(self, version: str | None = None) -> None:
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                created, revoked = pipe.hgetall(self.CREATED).smembers(self.REVOKED).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        keys = {key_id: records.loads(text) for key_id, text in created.items()}
+        with self._lock:
+            self._created, self._revoked = keys, set(revoked)
+            self.version = version if version is not None else self.version
+
+    def _changed(self, change: Any) -> None:
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                change(pipe)
+                pipe.hincrby(VERSIONS, "keys", 1).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        self.reload()
+
+    def create(
+        self, provider: str, secret: str, scopes: frozenset[str] | None, rate_limits: dict[str, int], now: float
+    ) -> CreatedKey:
+        created = CreatedKey(fingerprint(provider, secret), provider, secret, scopes, dict(rate_limits), now)
+        self._changed(
+            lambda pipe: pipe.hset(self.CREATED, created.id, records.dumps(created)).srem(self.REVOKED, created.id)
+        )
+        return created
+
+    def created(self) -> list[CreatedKey]:
+        self.reload()
+        return super().created()
+
+    def revoke_id(self, key_id: str) -> str:
+        self.reload()
+        known = self._created.get(key_id)
+
+        def change(pipe: Any) -> None:
+            pipe.sadd(self.REVOKED, key_id)
+            if known is not None:
+                pipe.hset(self.CREATED, key_id, records.dumps(dataclasses.replace(known, revoked=True)))
+
+        self._changed(change)
+        return key_id
+
+    def reset(self, provider: str | None = None) -> None:
+        self.reload()
+        doomed = [k for k, c in self._created.items() if provider is None or c.provider == provider]
+
+        def change(pipe: Any) -> None:
+            if doomed:
+                pipe.hdel(self.CREATED, *doomed)
+            if provider is None:
+                pipe.delete(self.REVOKED)
+
+        self._changed(change)
+
+
+class Sync:
+    """What each request reads first, in one round trip: the shared clock and the versions of the shared tables;
+    a table whose version moved is reloaded (fault rules and keys change rarely: through the control plane), and
+    after a reset the store's live copies are dropped, so a process keeps no copy of a record Redis no longer has."""
+
+    def __init__(
+        self, client: RedisClient, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing, store: RedisStore
+    ) -> None:
+        self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
+        self.cleared: str | None = None
+        self.secret: str | None = None  # hex, as stored
+        self.on_secret: Any = lambda secret: None  # told the presign secret when it is first read or changes
+
+    def refresh(self) -> None:
+        try:
+            offset, frozen, faults, keys, cleared, secret = self.client.hmget(
+                VERSIONS, ["offset", "frozen", "faults", "keys", "store", "secret"]
+            )
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        if secret is None or secret != self.secret:  # read at start; missing only when Redis lost its data
+            self.secret = self.store.secret(bytes.fromhex(self.secret) if self.secret else None).hex()
+            self.on_secret(bytes.fromhex(self.secret))
+        self.clock._apply(offset, frozen)
+        if faults != self.faults.version:
+            self.faults.reload(faults)
+        if keys != self.keys.version:
+            self.keys.reload(keys)
+        if cleared != self.cleared:  # records were cleared (a reset, perhaps on another process)
+            self.store.forget_all()
+            self.cleared = cleared
+
+
+# a finished journal entry: KEYS entries (sorted set by id), ids counter, bytes counter; ARGV the entry's JSON with
+# its id left as 0, capacity, max bytes. The id is given here (ids grow in the order entries are finished); past
+# either bound the oldest entries go. Returns the id.
+_JOURNAL = """
+local id = redis.call('INCR', KEYS[2])
+local body = string.gsub(ARGV[1], '^{"id":0,', '{"id":' .. id .. ',', 1)
+redis.call('ZADD', KEYS[1], id, body)
+local total = redis.call('INCRBY', KEYS[3], #body)
+local capacity, most = tonumber(ARGV[2]), tonumber(ARGV[3])
+while redis.call('ZCARD', KEYS[1]) > capacity or total > most do
+  local gone = redis.call('ZPOPMIN', KEYS[1])
+  if #gone == 0 then break end
+  total = redis.call('DECRBY', KEYS[3], #gone[1])
+end
+return id
+"""
+
+
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry) if f.name not in ("id", "weight"))
+
+
+class SharedJournal(Journal):
+    """The journal of every process, in one Redis sorted set (entries as JSON, scored by id), bounded by count and
+    by the bytes of that JSON like the in-memory journal. An entry is written when its request is finished, and
+    given its id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry
+    that cannot be written while Redis is away is lost (the request itself was answered 503)."""
+
+    ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
+    CHUNK = 500  # entries read per round trip while paging through filtered entries
+
+    def __init__(self, client: RedisClient, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
+        super().__init__(clock, capacity, max_bytes)
+        self.client = client
+        self._write = client.register_script(_JOURNAL)
+
+    def open(self, scope: Scope) -> Entry:
+        entry = super().open(scope)
+        with self._lock:  # held locally only while the request runs
+            self._entries.remove(entry)
+            self._bytes -= entry.weight
+        entry.weight = 0
+        return entry
+
+    def settle(self, entry: Entry) -> None:
+        entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
+        # the fields as they are (strings, numbers, flat dicts and lists): dataclasses.asdict's deep copy cost a
+        # tenth of a request's time; orjson writes the same compact JSON several times faster than json
+        data = {"id": 0, **{name: getattr(entry, name) for name in _ENTRY_FIELDS}}
+        try:
+            entry.id = int(
+                self._write(
+                    keys=[self.ENTRIES, self.IDS, self.BYTES], args=[orjson.dumps(data), self.capacity, self.max_bytes]
+                )
+            )
+        except DOWN:
+            pass  # nowhere to write it; the client got the 503 that says why
+
+    @property
+    def bytes(self) -> int:
+        try:
+            return int(self.client.get(self.BYTES) or 0)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+
+    def _read(self, newest_first: bool, position: int | None) -> Iterator[Entry]:
+        """Entries from ``position`` (exclusive) on, in the order asked, a chunk per round trip."""
+        bound = position
+        while True:
+            try:
+                if newest_first:
+                    chunk = self.client.zrevrangebyscore(
+                        self.ENTRIES, f"({bound}" if bound else "+inf", "-inf", start=0, num=self.CHUNK, withscores=True
+                    )
+                else:
+                    chunk = self.client.zrangebyscore(
+                        self.ENTRIES, f"({bound or 0}", "+inf", start=0, num=self.CHUNK, withscores=True
+                    )
+            except DOWN as exc:
+                raise unavailable(exc) from None
+            for body, _ in chunk:
+                yield Entry(**json.loads(body))
+            if len(chunk) < self.CHUNK:
+                return
+            bound = int(chunk[-1][1])
+
+    def query(
+        self,
+        *,
+        provider: str | None = None,
+        operation: str | None = None,
+        status: int | None = None,
+        since: float | None = None,
+        key_id: str | None = None,
+        method: str | None = None,
+        limit: int | None = None,
+    ) -> list[Entry]:
+        out = list(filter(self._matching(provider, operation, status, since, key_id, method), self._read(False, None)))
+        return out[-limit:] if limit else out
+
+    def page(
+        self,
+        *,
+        position: int | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
+        provider: str | None = None,
+        operation: str | None = None,
+        status: int | None = None,
+        since: float | None = None,
+        key_id: str | None = None,
+        method: str | None = None,
+    ) -> tuple[list[Entry], bool]:
+        found = list(
+            itertools.islice(
+                filter(
+                    self._matching(provider, operation, status, since, key_id, method),
+                    self._read(newest_first, position),
+                ),
+                limit + 1,
+            )
+        )
+        return found[:limit], len(found) > limit
+
+    def clear(self, provider: str | None = None) -> None:
+        try:
+            if provider is None:
+                self.client.delete(self.ENTRIES, self.BYTES)
+                return
+            doomed = [
+                (body, len(body))
+                for body, _ in self.client.zrange(self.ENTRIES, 0, -1, withscores=True)
+                if json.loads(body).get("provider") == provider
+            ]
+            if doomed:
+                with self.client.pipeline(transaction=True) as pipe:
+                    pipe.zrem(self.ENTRIES, *[body for body, _ in doomed])
+                    pipe.decrby(self.BYTES, sum(size for _, size in doomed)).execute()
+        except DOWN as exc:
+            raise unavailable(exc) from None

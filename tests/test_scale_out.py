@@ -1,0 +1,424 @@
+"""Several ``serve`` processes sharing one state through Redis (``--state redis://…``) and one data directory act as
+one emulator: limits exact over both, an upload moving between them, the clock and reset shared, ``--workers``,
+and Redis going away and coming back. Everything through HTTP against live processes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from emulator.testing import ControlClient, free_port
+from tests.helpers import AUTH, MP4, PE
+from tests.redis_server import RedisServer
+
+pytestmark = [pytest.mark.live, pytest.mark.anyio]
+
+
+class Process:
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc, self.url = proc, url
+
+
+def _start(*flags: str, port: int | None = None) -> Process:
+    port = port or free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/_emulator/health", timeout=1).status_code == 200:
+                return Process(proc, url)
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise RuntimeError(f"serve did not start: {out}\n{err}")
+        time.sleep(0.1)
+
+
+def _stop(process: Process) -> None:
+    process.proc.terminate()
+    try:
+        out, err = process.proc.communicate(timeout=20)
+        if os.environ.get("H19_DEBUG"):
+            print(err[-5000:])
+    except subprocess.TimeoutExpired:
+        process.proc.kill()
+        process.proc.communicate()
+
+
+@pytest.fixture
+def pair(redis_url: str, tmp_path: Path) -> Iterator[tuple[Process, Process]]:
+    """Two processes on one Redis database and one data directory."""
+    flags = ("--state", redis_url, "--data-dir", str(tmp_path / "data"), "--rate-limit", "posteverywhere.minute=20")
+    first = _start(*flags)
+    try:
+        second = _start(*flags)
+    except BaseException:
+        _stop(first)
+        raise
+    yield first, second
+    for process in (first, second):
+        _stop(process)
+
+
+def _on(url: str, origin: str) -> str:
+    """``url`` sent to another process: same path and query, that process's host and port."""
+    parts, target = urlsplit(url), urlsplit(origin)
+    return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
+
+
+async def test_limits_are_exact_for_fifty_concurrent_clients_spread_over_two_processes(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(
+            *(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH) for n in range(50))
+        )
+    statuses = [r.status_code for r in answers]
+    assert statuses.count(200) == 20 and statuses.count(429) == 30, statuses
+    admitted_on = {r.url.port for r in answers if r.status_code == 200}
+    assert len(admitted_on) == 2  # both processes admitted some: the one limit was shared, not split
+    remaining = sorted(int(r.headers["x-ratelimit-remaining"]) for r in answers if r.status_code == 200)
+    assert remaining == list(range(20))  # each admission counted once, in one window
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited" and int(refused.headers["retry-after"]) >= 1
+
+
+async def test_upload_started_on_one_process_is_sent_to_the_other_completed_on_the_first_read_on_the_second(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
+        assert started.status_code == 201, started.text
+        data = started.json()["data"]
+        put = await http.put(_on(data["upload_url"], second.url), content=MP4, headers=data["upload_method"]["headers"])
+        assert put.status_code == 200, put.text  # the URL signed by the first process verifies on the second
+        done = await http.post(f"{first.url}{PE}/media/{data['media_id']}/complete", headers=AUTH)
+        assert done.status_code == 200, done.text
+        assert done.json()["data"]["status"] == "ready" and done.json()["data"]["size"] == len(MP4)
+        seen = await http.get(f"{second.url}{PE}/media/{data['media_id']}", headers=AUTH)
+        assert seen.status_code == 200 and seen.json()["data"]["status"] == "ready"
+        served = await http.get(_on(seen.json()["data"]["url"], second.url))
+        assert served.status_code == 200 and served.content == MP4
+        listed = await http.get(f"{first.url}{PE}/media", headers=AUTH)
+        assert [m["id"] for m in listed.json()["data"]["media"]] == [data["media_id"]]
+
+
+async def test_the_clock_moved_on_one_process_is_the_clock_of_the_other(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        frozen = await http.post(f"{first.url}/_emulator/clock/freeze", json={"time": "2030-01-01T00:00:00Z"})
+        assert frozen.status_code == 200, frozen.text
+        moved = await http.post(f"{second.url}/_emulator/clock/advance", json={"seconds": 90})
+        assert moved.status_code == 200
+        views = [(await http.get(f"{p.url}/_emulator/clock")).json() for p in (first, second)]
+        assert views[0] == views[1] and views[0]["now"].startswith("2030-01-01T00:01:30")
+        # provider timestamps read it too
+        started = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
+        media = await http.get(f"{second.url}{PE}/media/{started.json()['data']['media_id']}", headers=AUTH)
+        assert media.json()["data"]["created_at"] == "2030-01-01T00:01:30.000Z"
+
+
+async def test_reset_on_one_process_resets_every_process(pair, tmp_path: Path):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
+        data = started.json()["data"]
+        assert (
+            await http.put(data["upload_url"], content=MP4, headers=data["upload_method"]["headers"])
+        ).status_code == 200
+        assert list((tmp_path / "data").glob("[0-9a-f][0-9a-f]/*"))  # stored by the first process
+        for _ in range(5):
+            await http.get(f"{second.url}{PE}/media", headers=AUTH)
+        assert (await http.post(f"{second.url}/_emulator/reset", json={})).status_code in (200, 204)
+        gone = await http.get(f"{first.url}{PE}/media/{data['media_id']}", headers=AUTH)
+        assert gone.status_code == 404
+        fresh = await http.get(f"{first.url}{PE}/media", headers=AUTH)
+        # the shared window was emptied: only the two requests since the reset count
+        assert fresh.headers["x-ratelimit-remaining"] == "18"
+        assert list((tmp_path / "data").glob("[0-9a-f][0-9a-f]/*")) == []  # the bytes the first stored, too
+
+
+async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_service_resumes(
+    pair, redis_server: RedisServer
+):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(f"{first.url}{PE}/media", headers=AUTH)).status_code == 200
+        redis_server.stop()
+        try:
+            down = await http.get(f"{first.url}{PE}/media", headers=AUTH)
+            assert down.status_code == 503 and down.headers["retry-after"] == "1"
+            error = down.json()["error"]
+            assert down.json()["data"] is None and error["retryable"] is True  # PostEverywhere's own envelope
+            assert "state store unreachable" in error["message"]
+            health = await http.get(f"{second.url}/_emulator/health")
+            assert health.status_code == 503 and "unreachable" in health.json()["message"]
+            assert health.headers["retry-after"] == "1"
+        finally:
+            redis_server.start()
+        # no restart of either process: the next requests are served again (Redis came back empty)
+        for process in (first, second):
+            assert (await http.get(f"{process.url}/_emulator/health")).status_code == 200
+            again = await http.get(f"{process.url}{PE}/media", headers=AUTH)
+            assert again.status_code == 200 and again.json()["data"]["media"] == []
+        started = await http.post(
+            f"{second.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
+        assert started.status_code == 201
+        # the presign secret came back with Redis (the first process to notice put back the one they shared): a
+        # URL signed by one process after the outage is still accepted by the other
+        data = started.json()["data"]
+        put = await http.put(_on(data["upload_url"], first.url), content=MP4, headers=data["upload_method"]["headers"])
+        assert put.status_code == 200, put.text
+
+
+def test_a_process_with_its_own_state_is_kept_out_of_a_shared_data_directory(pair, tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "in use by another upload-emulator process" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--workers", "2"), "--workers 2 needs --state redis://HOST:PORT/DB"),
+        (("--workers", "0"), "--workers 0: expected 1 or more"),
+        (("--state", "http://user:s3cret@127.0.0.1:1/0"), "a http URL; expected redis://HOST:PORT/DB"),
+        (("--state", "redis://:s3cret@127.0.0.1:1/0"), "state store unreachable"),
+    ],
+)
+def test_serve_refuses_settings_that_would_not_act_as_one_emulator(flags, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", *flags], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert "s3cret" not in done.stderr  # a password in the URL is never repeated
+
+
+def test_workers_serve_one_port_as_one_emulator(redis_url: str, tmp_path: Path):
+    port = free_port()
+    process = _start(
+        "--workers",
+        "2",
+        "--state",
+        redis_url,
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--rate-limit",
+        "posteverywhere.minute=10",
+        port=port,
+    )
+    try:
+        statuses = []
+        for _ in range(14):  # a new connection each time: the kernel spreads them over the workers
+            with httpx.Client(timeout=30) as http:
+                statuses.append(http.get(f"{process.url}{PE}/media", headers=AUTH).status_code)
+        assert statuses == [200] * 10 + [429] * 4
+    finally:
+        _stop(process)
+
+
+async def test_fault_rules_and_their_remaining_count_are_shared(pair):
+    first, second = pair
+    with ControlClient(first.url) as control:
+        rule = control.add_fault(
+            "status", provider="posteverywhere", operation="listMedia", status=503, times=3, retry_after=2
+        )
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(
+            *(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH) for n in range(10))
+        )
+        statuses = [r.status_code for r in answers]
+        assert statuses.count(503) == 3 and statuses.count(200) == 7, statuses  # `times` exact over both
+        with ControlClient(second.url) as control:
+            (listed,) = control.faults()
+            assert listed["id"] == rule["id"] and listed["remaining"] == 0
+            control.clear_faults()
+        with ControlClient(first.url) as control:
+            assert control.faults() == []
+
+
+async def test_keys_created_and_revoked_on_one_process_hold_on_the_other(pair):
+    first, second = pair
+    with ControlClient(first.url) as control:
+        created = control.create_key("posteverywhere", scopes=["media:read"])
+    auth = {"Authorization": f"Bearer {created['key']}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(f"{second.url}{PE}/media", headers=auth)).status_code == 200
+        refused = await http.post(
+            f"{second.url}{PE}/media/upload",
+            headers=auth,
+            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
+        )
+        assert refused.status_code == 401 and "scope" in refused.json()["error"]["message"]  # its scopes hold there
+        with ControlClient(second.url) as control:
+            assert [k["id"] for k in control.keys()] == [created["id"]]
+            control.revoke_key("posteverywhere", created["key"])
+        revoked = await http.get(f"{first.url}{PE}/media", headers=auth)
+        assert revoked.status_code == 401
+
+
+async def test_the_journal_of_any_process_lists_what_every_process_served(pair):
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        for n in range(6):
+            await http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH, params={"n": str(n)})
+        with ControlClient(second.url) as control:
+            entries = control.journal(provider="posteverywhere")
+        assert [e.query for e in entries] == [f"n={n}" for n in range(6)]
+        assert all(e.operation == "listMedia" and e.status == 200 for e in entries)
+        pages, cursor = [], None
+        while True:  # the paged answer keeps its shape and its cursor works across the shared journal
+            answer = (
+                await http.get(
+                    f"{first.url}/_emulator/journal", params={"limit": "4", **({"cursor": cursor} if cursor else {})}
+                )
+            ).json()
+            assert set(answer) == {"entries", "next_cursor", "has_more"}
+            pages.append([e["query"] for e in answer["entries"]])
+            if not answer["has_more"]:
+                break
+            cursor = answer["next_cursor"]
+        assert [q for page in pages for q in page] == [f"n={n}" for n in range(6)] and len(pages) == 2
+        assert (await http.delete(f"{first.url}/_emulator/journal")).status_code in (200, 204)
+        with ControlClient(second.url) as control:
+            assert control.journal() == []
+
+
+def test_the_compose_file_shows_two_replicas_on_one_redis_and_one_volume():
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).parent.parent / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = [services["emulator-1"], services["emulator-2"]]
+    states = {r["environment"]["UPLOAD_EMULATOR_STATE"] for r in replicas}
+    assert states == {"redis://redis:6379/0"} and all(r["volumes"] == ["scaled-data:/data"] for r in replicas)
+    assert all(r["depends_on"]["redis"]["condition"] == "service_healthy" for r in replicas)
+    assert "--appendonly" in services["redis"]["command"] and "scaled-data" in compose["volumes"]
+    assert {p for r in replicas for p in r["ports"]} == {"8081:8080", "8082:8080"}
+    assert all(s.get("profiles") == ["scaled"] for name, s in services.items() if name not in ("emulator", "app"))
+
+
+async def test_a_hundred_concurrent_uploads_over_both_processes_keep_every_byte_and_etag(pair):
+    first, second = pair
+    with ControlClient(first.url) as control:  # a key of its own limits: the pair's 20 a minute are not enough
+        key = control.create_key("posteverywhere", rate_limits={"minute": 1000})["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+
+    async def one(http: httpx.AsyncClient, n: int) -> None:
+        start, other = (first, second) if n % 2 else (second, first)
+        payload = MP4 + os.urandom(1000 + n * 37)
+        started = await http.post(
+            f"{start.url}{PE}/media/upload",
+            headers=auth,
+            json={"filename": f"v{n}.mp4", "content_type": "video/mp4", "size": len(payload)},
+        )
+        assert started.status_code == 201, started.text
+        data = started.json()["data"]
+        put = await http.put(
+            _on(data["upload_url"], other.url), content=payload, headers=data["upload_method"]["headers"]
+        )
+        assert put.status_code == 200 and put.headers["etag"] == f'"{hashlib.md5(payload).hexdigest()}"'
+        done = await http.post(f"{start.url}{PE}/media/{data['media_id']}/complete", headers=auth)
+        assert done.status_code == 200 and done.json()["data"]["size"] == len(payload), done.text
+        seen = await http.get(f"{other.url}{PE}/media/{data['media_id']}", headers=auth)
+        served = await http.get(_on(seen.json()["data"]["url"], other.url))
+        assert served.status_code == 200 and served.content == payload
+
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=100)) as http:
+        await asyncio.gather(*(one(http, n) for n in range(100)))
+
+
+async def test_two_simultaneous_completes_of_one_upload_on_two_processes_one_wins_one_is_409(pair):
+    from tests.test_autoposting_flow import MIB, complete, get_clip, sdk_parts, upload, video
+
+    first, second = pair
+    for attempt in range(3):  # both reading before either writes is the race this proves; any order must hold
+        async with (
+            httpx.AsyncClient(base_url=first.url, timeout=60) as one,
+            httpx.AsyncClient(base_url=second.url, timeout=60) as other,
+        ):
+            source = video(6 * MIB, seed=attempt)
+            clip, etags = await upload(one, source, [5 * MIB, 1 * MIB])
+            answers = await asyncio.gather(
+                complete(one, clip, sdk_parts(etags)), complete(other, clip, sdk_parts(etags))
+            )
+            assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+            loser = next(r for r in answers if r.status_code == 409)
+            assert loser.json()["success"] is False  # Autoposting's own envelope
+            stored = await get_clip(other, clip["clipId"])  # the winner's completion, as every process sees it
+            assert stored.status_code == 200 and stored.json()["data"]["status"] in ("processing", "ready")
+
+
+async def test_parts_of_one_upload_sent_in_parallel_to_both_processes_are_all_kept(pair):
+    from tests.test_autoposting_flow import MIB, complete, get_clip, init, presign, put_part, sdk_parts, split, video
+
+    first, second = pair
+    sizes = [5 * MIB, 5 * MIB, 5 * MIB, 1 * MIB]
+    source = video(sum(sizes), seed=11)
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as one:
+        clip = await init(one, len(source))
+        urls = await presign(one, clip, [1, 2, 3, 4])
+        # parts 1 and 3 to the first process, 2 and 4 to the second, all at once: each adds its part to the one
+        # upload record, and none may be lost (the changes are merged, not overwritten)
+        etags = await asyncio.gather(
+            *(
+                put_part(one, urls[n] if n % 2 else _on(urls[n], second.url), chunk)
+                for n, chunk in enumerate(split(source, sizes), start=1)
+            )
+        )
+        done = await complete(one, clip, sdk_parts(list(etags)))
+        assert done.status_code == 200, done.text
+        view = (await get_clip(one, clip["clipId"])).json()["data"]
+        assert view["status"] == "ready"
+        served = await one.get(_on(view["url"], second.url))  # the joined object, read on the other process
+        assert served.status_code == 200 and served.content == source
