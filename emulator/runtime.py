@@ -12,8 +12,8 @@ from starlette.datastructures import URL
 from starlette.requests import Request
 
 from emulator.core.auth import ApiKey, KeyRing
-from emulator.core.errors import Conflict
 from emulator.core.clock import Clock
+from emulator.core.errors import Conflict
 from emulator.core.faults import FaultBook
 from emulator.core.ids import Ids
 from emulator.core.journal import Journal

@@ -68,7 +68,7 @@ class Settings:
     )
     workers: int = field(
         default=1,
-        metadata={"help": "serve: worker processes on one port (more than 1 needs --state redis://... and --data-dir)."},
+        metadata={"help": "serve: worker processes on one port (more than 1 needs --state redis://… and --data-dir)."},
     )
     public_url: str | None = field(
         default=None,
