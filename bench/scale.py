@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         for name, server in emulators(work, url).items():  # one at a time: each gets the whole machine
-            emulator: Emulator = server  # type: ignore[assignment]
+            emulator: Emulator = server  # type: ignore[assignment]  # emulators() makes only Emulator servers
             with server.start(emulator.ready):
                 wrk.run(emulator.json_url, str(script), args.connections, 1.0)  # warm-up
                 for _ in range(args.trials):

@@ -34,7 +34,7 @@ class Runtime:
     settings: Settings
     clock: Clock = field(default_factory=Clock)
     # None: chosen in __post_init__ (in memory, or SQLite in the data directory with its presign secret)
-    store: Store = None  # type: ignore[assignment]
+    store: Store = None  # type: ignore[assignment]  # None until __post_init__ picks it (see the comment above)
     limiter: RateLimiter = None  # type: ignore[assignment]  # None: one that tracks settings.max_tracked_keys
     presigner: Presigner = None  # type: ignore[assignment]  # None: chosen in __post_init__, as the store
     faults: FaultBook = field(default_factory=FaultBook)
