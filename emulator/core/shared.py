@@ -229,7 +229,14 @@ class RedisStore:
                     "changed by this one. Read it again, then retry."
                 )
             read, body = current, merged
-            record = records.loads(body, self._root)
+            fresh = records.loads(body, self._root)
+            if type(fresh) is type(record) and hasattr(record, "__dict__"):
+                # the merge lands in the live object itself: a concurrent handler of this process that holds it
+                # (another part of the same upload) then puts the merged record, never a copy without the other
+                # process's change (which would be written over it, and make the next merge a conflict)
+                record.__dict__.update(fresh.__dict__)
+            else:
+                record = fresh
         else:
             raise Conflict("This resource is being changed by many requests at the same moment; retry.")
         self._live.setdefault(namespace, {})[id] = (body, record)
