@@ -8,17 +8,12 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from emulator import Settings, create_app
-from emulator.runtime import Runtime
 from tests.test_reliability_support import (
-    GENEROUS_LIMITS,
     XF,
     Stored,
     ap_asset,
@@ -27,22 +22,12 @@ from tests.test_reliability_support import (
     payload,
     pe_image,
     pe_video,
+    running,
     sf_asset,
     verify,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def running(data_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    app = create_app(Settings(strict=True, seed=11, data_dir=data_dir, rate_limits=GENEROUS_LIMITS))
-    try:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
-            yield client, app.state.runtime
-    finally:
-        app.state.runtime.close()
 
 
 def flip_a_byte(path: Path, at: int = 5_000) -> None:
@@ -71,12 +56,12 @@ async def _store_servable(c: httpx.AsyncClient) -> list[Stored]:
 
 
 async def test_a_flipped_byte_is_never_served_by_any_provider(tmp_path):
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         stored = await _store_servable(c)
         paths = {blob.name: blob.path for blob in runtime.blobs.index.values()}
     for path in paths.values():
         flip_a_byte(path)  # same size: only the MD5 tells
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         for item in stored:
             assert item.read_url is not None
             r = await c.get(item.read_url)
@@ -92,9 +77,9 @@ async def test_a_flipped_byte_is_never_served_by_any_provider(tmp_path):
 
 
 async def test_intact_bytes_are_served_after_a_restart_and_bytes_changed_while_running_are_not(tmp_path):
-    async with running(tmp_path) as (c, _):
+    async with running(tmp_path, seed=11) as (c, _):
         stored = await _store_servable(c)
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         for item in stored:
             await verify(c, item, runtime)
         verified = dict(runtime.blobs._verified)
@@ -106,7 +91,7 @@ async def test_intact_bytes_are_served_after_a_restart_and_bytes_changed_while_r
 
 async def test_a_damaged_chunk_is_not_assembled_into_a_video(tmp_path):
     data = payload("mp4", 30_000, 7)
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         for index, piece in enumerate((data[:15_000], data[15_000:])):
             r = await c.post(
                 f"{XF}/chunks",
@@ -117,7 +102,7 @@ async def test_a_damaged_chunk_is_not_assembled_into_a_video(tmp_path):
             assert r.status_code == 200, r.text
         chunk_paths = [blob.path for blob in runtime.blobs.index.values()]
     flip_a_byte(sorted(chunk_paths, key=lambda p: p.stat().st_size)[0], at=100)
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         r = await c.post(
             f"{XF}/videos",
             headers=auth("xenonflare", 0),
@@ -129,7 +114,7 @@ async def test_a_damaged_chunk_is_not_assembled_into_a_video(tmp_path):
 
 
 async def test_state_check_passes_a_clean_directory_and_reports_every_problem(tmp_path):
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         stored = await _store_servable(c)
         blobs = sorted(runtime.blobs.index.values(), key=lambda b: b.name)
     clean = state_check(tmp_path)  # 8 records: 2 PostEverywhere media, a clip and its upload, an asset, and
@@ -160,7 +145,7 @@ async def test_state_check_passes_a_clean_directory_and_reports_every_problem(tm
 
 
 async def test_state_check_refuses_a_directory_in_use(tmp_path):
-    async with running(tmp_path) as (c, _):
+    async with running(tmp_path, seed=11) as (c, _):
         await pe_image(c, 0, payload("png", 5_000, 1))
         busy = state_check(tmp_path)
     assert busy.returncode == 2 and "in use by a running upload-emulator" in busy.stderr
@@ -174,7 +159,7 @@ async def test_a_damaged_part_fails_the_completion_and_can_be_uploaded_again(tmp
 
     data = payload("mp4", 30_000, 9)
     h = auth("autoposting", 0)
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         clip = (
             await c.post(
                 f"{AP}/clips/upload/init",
@@ -195,7 +180,7 @@ async def test_a_damaged_part_fails_the_completion_and_can_be_uploaded_again(tmp
         assert (await c.put(url_path(urls[0]["url"]), content=data)).status_code == 200
         (part,) = runtime.blobs.index.values()
     flip_a_byte(part.path)
-    async with running(tmp_path) as (c, runtime):
+    async with running(tmp_path, seed=11) as (c, runtime):
         parts = [{"partNumber": 1, "eTag": md5(data)}]
         done = await c.post(f"{AP}/clips/upload/complete", headers=h, json={**ids, "parts": parts})
         assert done.status_code == 404 and done.json()["error"] == "not_found", done.text

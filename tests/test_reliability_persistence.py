@@ -11,18 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from emulator import Settings, create_app
-from emulator.runtime import Runtime
 from tests.test_reliability_support import (
     AP,
-    GENEROUS_LIMITS,
     PE,
     SF,
     XF,
@@ -36,6 +32,7 @@ from tests.test_reliability_support import (
     payload,
     pe_image,
     pe_video,
+    running,
     sf_asset,
     verify,
     xf_chunked_video,
@@ -43,18 +40,6 @@ from tests.test_reliability_support import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def running(data_dir: Path, seed: int | None = 5) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    """An app on ``data_dir`` and a client for it; closed on exit, as ``serve`` closes it at shutdown."""
-    app = create_app(Settings(strict=True, seed=seed, data_dir=data_dir, rate_limits=GENEROUS_LIMITS))
-    try:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
-            yield client, app.state.runtime
-    finally:
-        app.state.runtime.close()
 
 
 async def _store_everything(c: httpx.AsyncClient) -> list[Stored]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from emulator import Settings, create_app
 from emulator.providers import PROVIDERS as REGISTRY
 from emulator.runtime import Runtime
 from tests.helpers import MP4, sample
@@ -334,3 +337,15 @@ ENVELOPES = {  # each provider's error envelope: is this parsed body in it?
 def envelope(provider: str, body: Any) -> None:
     """The error body has ``provider``'s own JSON envelope shape."""
     assert ENVELOPES[provider](body), body
+
+
+@asynccontextmanager
+async def running(data_dir: Path, seed: int | None = 5) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    """An app on ``data_dir`` and a client for it; closed on exit, as ``serve`` closes it at shutdown."""
+    app = create_app(Settings(strict=True, seed=seed, data_dir=data_dir, rate_limits=GENEROUS_LIMITS))
+    try:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
+            yield client, app.state.runtime
+    finally:
+        app.state.runtime.close()
