@@ -428,3 +428,32 @@ async def test_parts_of_one_upload_sent_in_parallel_to_both_processes_are_all_ke
         assert view["status"] == "ready"
         served = await one.get(_on(view["url"], second.url))  # the joined object, read on the other process
         assert served.status_code == 200 and served.content == source
+
+
+async def test_the_shared_journal_holds_no_signature_in_redis(pair, redis_url):
+    """Body previews are redacted before an entry is written to Redis, not only when it is read back."""
+    import redis
+
+    first, _ = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.png", "content_type": "image/png", "size": 100},
+        )
+        assert r.status_code == 201, r.text
+    signature = r.json()["data"]["upload_url"].split("X-Emulator-Signature=")[1].split("&")[0]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:  # every string and sorted-set member the emulator keeps in Redis (the journal is a sorted set)
+        values: list[str] = []
+        for name in client.keys("*"):
+            kind = client.type(name)
+            if kind == "string":
+                values.append(str(client.get(name) or ""))
+            elif kind == "zset":
+                values += [str(member) for member in client.zrange(name, 0, -1)]
+        stored = "\n".join(values)
+    finally:
+        client.close()
+    assert "X-Emulator-Signature=REDACTED" in stored  # the entry is there, its preview redacted
+    assert signature not in stored

@@ -690,7 +690,7 @@ return id
 """
 
 
-_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry) if f.name not in ("id", "weight"))
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry) if f.name not in ("id", "weight", "unread"))
 
 
 class SharedJournal(Journal):
@@ -719,6 +719,7 @@ class SharedJournal(Journal):
         entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
         # the fields as they are (strings, numbers, flat dicts and lists): dataclasses.asdict's deep copy cost a
         # tenth of a request's time; orjson writes the same compact JSON several times faster than json
+        entry.redacted()  # nothing unredacted leaves this process: the pattern pass before the shared store
         data = {"id": 0, **{name: getattr(entry, name) for name in _ENTRY_FIELDS}}
         try:
             entry.id = int(
