@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,25 @@ def run_command(args: list[str]) -> CommandResult:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     return CommandResult(code, written.getvalue())
+
+
+def assert_put_without_length_is_411(url: str, extra_headers: str = "") -> None:
+    """A PUT to ``url`` with neither Content-Length nor chunking, on a raw socket (no HTTP client sends one): the
+    answer is S3's 411 MissingContentLength. ``extra_headers``: more header lines, each ending in CRLF."""
+    from urllib.parse import urlsplit
+
+    target = urlsplit(url)
+    head_lines = f"Host: {target.netloc}\r\n{extra_headers}Connection: close\r\n"
+    request = f"PUT {target.path}?{target.query} HTTP/1.1\r\n{head_lines}\r\n"
+    with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 411 "), head
+    assert b"<Code>MissingContentLength</Code>" in body
+    assert b"<Message>You must provide the Content-Length HTTP header.</Message>" in body
 
 
 NODE_CLIENTS = Path(__file__).resolve().parents[1] / "clients" / "node"

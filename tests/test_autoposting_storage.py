@@ -4,12 +4,12 @@ of assets and completed clips, and the whole clip flow over a real uvicorn socke
 from __future__ import annotations
 
 import hashlib
-import socket
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
+from tests.helpers import assert_put_without_length_is_411
 from tests.test_autoposting_flow import (
     AP,
     AUTH,
@@ -269,17 +269,7 @@ def test_live_uvicorn_part_put_without_content_length_is_411(live_server):
         url = c.post(f"{AP}/clips/upload/presign", headers=AUTH, json={**ids(clip), "partNumbers": [1]}).json()["data"][
             "presignedUrls"
         ][0]["url"]
-    target = urlsplit(url)
-    request = f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
-        sock.sendall(request.encode())
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 411 ")
-    assert b"<Code>MissingContentLength</Code>" in body
-    assert b"<Message>You must provide the Content-Length HTTP header.</Message>" in body
+    assert_put_without_length_is_411(url)
 
 
 async def test_complete_keeps_only_the_listed_parts_in_the_object(client, runtime):

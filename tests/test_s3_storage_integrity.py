@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import socket
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import google_crc32c
 import httpx
@@ -25,7 +23,7 @@ import pytest
 
 from emulator.testing import ServedEmulator
 from tests.helpers import AUTH as PE_AUTH
-from tests.helpers import MP4, PE
+from tests.helpers import MP4, PE, assert_put_without_length_is_411
 from tests.test_autoposting_flow import AP, init, presign
 from tests.test_autoposting_flow import AUTH as AP_AUTH
 from tests.test_segmentflow_flow import SF, png, upload_url
@@ -157,20 +155,8 @@ def _grant_sync(served: ServedEmulator, storage: Storage) -> str:
 @pytest.mark.parametrize("name", list(BY_NAME))
 def test_a_put_with_neither_length_nor_chunking_is_411_on_the_wire(live_server, name):
     storage = BY_NAME[name]
-    target = urlsplit(_grant_sync(live_server, storage))
     content_type = f"Content-Type: {storage.content_type}\r\n" if storage.content_type else ""
-    request = (
-        f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\n{content_type}Connection: close\r\n\r\n"
-    )
-    with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
-        sock.sendall(request.encode())
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 411 "), head
-    assert b"<Code>MissingContentLength</Code>" in body
-    assert b"<Message>You must provide the Content-Length HTTP header.</Message>" in body
+    assert_put_without_length_is_411(_grant_sync(live_server, storage), content_type)
 
 
 @pytest.mark.parametrize("header", list(ALGORITHMS))

@@ -109,7 +109,7 @@ VIDEO = Kind("video", VIDEO_PLATFORMS, "Untitled Video", VIDEO_TYPES, "an .mp4 o
 
 # --- keys and ids ------------------------------------------------------------------------------------------------
 
-# Magic keys, in the spirit of payment providers' test cards (README, "Magic keys and values").
+# Magic keys, in the spirit of payment providers' test cards (docs/control-plane.md, "Magic keys and values").
 MAGIC_KEYS = {
     "xf_test_revoked_00000401": Magic("always revoked: every request gets 401", revoked=True),
     "xf_test_ratelimited_0429": Magic("always rate-limited: every request gets 429", rate_limited=True),
@@ -369,7 +369,7 @@ class Media:
         """When it is scheduled to publish: ``scheduledAt``, or for an immediate upload the upload time."""
         return self.scheduled_at if self.scheduled_at is not None else self.created_at
 
-    # The states, on the virtual clock (README, "Status state machine"): a media is `scheduled` up to and
+    # The states, on the virtual clock (docs/providers/xenonflare.md, "Status state machine"): a media is `scheduled` up to and
     # including its publish time (so an immediate upload is `scheduled` at the instant it is answered, as the
     # published example shows, and a read at that instant agrees), and publishes once that time has passed:
     # `processing` for a video's processing delay, then `completed` / `failed` / `pending` (manual platforms).
