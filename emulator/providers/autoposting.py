@@ -73,7 +73,8 @@ MAX_PART_SIZE = 5 * 1024 * MIB  # R2/S3 multipart: a part is at most 5 GiB
 PART_URL_EXPIRES_IN = 3600  # no source states the expiry; S3/R2 presigned URLs commonly last an hour
 ANY_CONTENT_TYPE = "*/*"  # part URLs accept any Content-Type, as an S3 UploadPart URL signed without one does
 
-# magic values: documented in docs/control-plane.md ("Magic keys and values") and inferred.yaml, they produce the documented 404 on demand
+# magic values: documented in docs/control-plane.md ("Magic keys and values") and inferred.yaml; they produce the
+# documented 404 on demand
 MISSING_CAROUSEL = "car_not_found"
 MISSING_BRAND = "brand_not_found"
 

@@ -369,9 +369,10 @@ class Media:
         """When it is scheduled to publish: ``scheduledAt``, or for an immediate upload the upload time."""
         return self.scheduled_at if self.scheduled_at is not None else self.created_at
 
-    # The states, on the virtual clock (docs/providers/xenonflare.md, "Status state machine"): a media is `scheduled` up to and
-    # including its publish time (so an immediate upload is `scheduled` at the instant it is answered, as the
-    # published example shows, and a read at that instant agrees), and publishes once that time has passed:
+    # The states, on the virtual clock (docs/providers/xenonflare.md, "Status state machine"): a media is
+    # `scheduled` up to and including its publish time (so an immediate upload is `scheduled` at the instant it is
+    # answered, as the published example shows, and a read at that instant agrees), and publishes once that time has
+    # passed:
     # `processing` for a video's processing delay, then `completed` / `failed` / `pending` (manual platforms).
 
     def platform_status(self, target: Target, now: float) -> str:
