@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 
 # Crockford's base32 (the ULID alphabet), two characters (10 bits) at a time
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -12,31 +11,6 @@ _PAIRS = [a + b for a in _BASE32 for b in _BASE32]
 _SHIFTS = range(120, -1, -10)  # a ULID's 128 bits as 13 pairs; the first pair's top 2 bits are 0
 
 
-class _UrandomPool:
-    """os.urandom drawn 16 KiB at a time: one getrandom() call per ~1,000 ids instead of one (plus a getpid())
-    per id, which under load was ~8 % of a JSON request's time. A forked child starts with an empty pool, so it
-    never repeats its parent's bytes."""
-
-    SIZE = 16 * 1024
-
-    def __init__(self) -> None:
-        self._pool, self._at = b"", 0
-        self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._drain)
-
-    def _drain(self) -> None:
-        self._pool, self._at = b"", 0
-
-    def take(self, n: int) -> bytes:
-        with self._lock:
-            if self._at + n > len(self._pool):
-                self._pool, self._at = os.urandom(max(self.SIZE, n)), 0
-            start = self._at
-            self._at += n
-            return self._pool[start : self._at]
-
-
-_URANDOM = _UrandomPool()
 
 
 class Ids:
@@ -44,7 +18,7 @@ class Ids:
         self._rng: random.Random | None = random.Random(seed) if seed is not None else None
 
     def bytes(self, n: int) -> bytes:
-        return self._rng.randbytes(n) if self._rng is not None else _URANDOM.take(n)
+        return self._rng.randbytes(n) if self._rng is not None else os.urandom(n)
 
     def uuid4(self) -> str:
         """The same string as ``str(uuid.UUID(bytes=..., version=4))``, without building a UUID object."""
