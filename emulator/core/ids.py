@@ -11,8 +11,6 @@ _PAIRS = [a + b for a in _BASE32 for b in _BASE32]
 _SHIFTS = range(120, -1, -10)  # a ULID's 128 bits as 13 pairs; the first pair's top 2 bits are 0
 
 
-
-
 class Ids:
     def __init__(self, seed: int | None = None) -> None:
         self._rng: random.Random | None = random.Random(seed) if seed is not None else None
