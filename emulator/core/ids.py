@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import random
 
-# Crockford's base32 (the ULID alphabet), two characters (10 bits) at a time
-_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
-_SHIFTS = range(120, -1, -10)  # a ULID's 128 bits as 13 pairs; the first pair's top 2 bits are 0
+_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32, the ULID alphabet
+_SHIFTS = range(125, -1, -5)  # a ULID's 128 bits as 26 characters of 5 bits; the first one's top 2 bits are 0
 
 
 class Ids:
@@ -29,9 +27,8 @@ class Ids:
     def ulid(self, at: float) -> str:
         """A ULID whose time part is ``at`` (virtual clock seconds): 48 bits of milliseconds, then 80 random bits,
         26 characters of Crockford's base32 (https://github.com/ulid/spec)."""
-        # (not base64.b32encode: in Python 3.11 it is a Python loop, ~7 µs against ~4 µs for these 13 lookups)
         value = int.from_bytes(int(at * 1000).to_bytes(6, "big") + self.bytes(10), "big")
-        return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+        return "".join([_BASE32[(value >> shift) & 31] for shift in _SHIFTS])
 
     def hex(self, n_chars: int) -> str:
         return self.bytes((n_chars + 1) // 2).hex()[:n_chars]
