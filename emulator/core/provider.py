@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route, get_route_path
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from emulator.core import faults
 from emulator.core.auth import ApiKey, KeyPolicy
@@ -199,21 +199,6 @@ async def _read_form(call: Call, handler: Handler, contract: FormContract) -> Fo
     )
 
 
-class Operation:
-    """A route's ASGI app: the pipeline's endpoint, called the way Starlette's ``request_response`` calls one, but
-    without the exception wrapper that adds around each route: the pipeline renders its own errors, and anything
-    else is caught by the app's exception middleware, which holds the same handlers."""
-
-    __slots__ = ("endpoint",)
-
-    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
-        self.endpoint = endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.endpoint(Request(scope, receive, send))
-        await response(scope, receive, send)
-
-
 def _endpoint(
     provider: Provider,
     runtime: Runtime,
@@ -221,7 +206,7 @@ def _endpoint(
     handler: Handler,
     contract: OperationContract,
     form_contract: FormContract | None,
-) -> Operation:
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             runtime.refresh()  # what other processes changed (the shared clock): one read, before the time is read
@@ -302,7 +287,7 @@ def _endpoint(
             _check_response(contract, op_id, response)
         return response
 
-    return Operation(endpoint)
+    return endpoint
 
 
 def _always_limited(limits: Sequence[Limit], now: float) -> RateLimited:
