@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from bench import chart, png, profiling, report, run, suites, wrk
+from bench import chart, png, profiling, report, run, scale, suites, wrk
 from bench import client as upload_client
 from bench.peers import prism_spec
 from emulator.core.media import sniff_file
@@ -397,3 +397,64 @@ def test_contract_counts_come_from_its_junit_xml_and_summary():
     )
     assert suites.parse_cases(output) == 527 + 6 + 3 + 1000 + 12
     assert suites.parse_cases("contracts passed: 0 failure(s) in 4.3 s") is None
+
+
+def _scale_results() -> dict:
+    def wrk_trial(rps: float) -> dict:
+        return {"rps": rps, "p99_ms": 5.0, "clean": 1.0, "server_cpu": 0.9, "redis_cpu": 0.2, "wrk_cpu": 0.1}
+
+    def upload(mb_s: float) -> dict:
+        return {"mb_s": mb_s, "server_cpu": 1.2, "redis_cpu": 0.05, "client_cpu": 0.3}
+
+    return {
+        "started": "2026-12-02 11:00 UTC",
+        "settings": {"seconds": 5.0, "trials": 3, "connections": 32},
+        "machine": {"nproc": 2, "load_before": "0.10 0.20 0.30", "load_after": "1.00 0.50 0.40"},
+        "json": {
+            scale.BASE: [wrk_trial(4000.0)] * 3,
+            scale.ONE: [wrk_trial(2000.0), wrk_trial(3000.0), wrk_trial(2600.0)],
+            scale.TWO: [wrk_trial(3900.0)] * 3,
+        },
+        "uploads": {
+            "put": {scale.BASE: [upload(200.0)], scale.ONE: [upload(100.0)], scale.TWO: [upload(160.0)]},
+            "form": {scale.ONE: [upload(150.0), upload(120.0), upload(90.0)], scale.TWO: [upload(240.0)] * 3},
+        },
+    }
+
+
+def test_scale_tables_compare_two_processes_with_one_for_json_and_uploads():
+    text = scale.block(_scale_results())
+    assert text.startswith("Run 2026-12-02 11:00 UTC: `python -m bench.scale --seconds 5 --trials 3 --connections 32`")
+    assert "| redis, 1 process | 2,600 | 0.65x | 5.0 | 90% | 20% | 10% |" in text
+    assert "Redis store on one process: 65% of the memory store" in text and "two processes: 1.50x one" in text
+    assert "| PUT 1 MiB ×200, 8 at once | memory, 1 process | 200 | 2.00x | 120% | 5% | 30% |" in text
+    assert "| form, 20 MiB PNG ×20 at once | redis, 1 process | 120 | 1.00x |" in text  # the median of 3 trials
+    assert (
+        "PUT 1 MiB ×200, 8 at once: two processes 1.60x one; form, 20 MiB PNG ×20 at once: two processes 2.00x one"
+        in text
+    )
+    without = _scale_results()
+    without["uploads"] = {}
+    assert "| uploads |" not in scale.block(without)  # a run with --uploads ""
+
+
+def test_scale_write_readme_replaces_only_its_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n\n{scale.START}\nold\n{scale.END}\n\nexplanation kept\n")
+    scale.write_readme(_scale_results(), readme)
+    text = readme.read_text()
+    assert text.startswith(f"intro\n\n{scale.START}\nRun 2026-12-02") and text.endswith(
+        f"{scale.END}\n\nexplanation kept\n"
+    )
+    assert "old" not in text
+    scale.write_readme(_scale_results(), readme)
+    assert readme.read_text() == text
+
+
+def test_the_bench_readme_shows_the_chart_inside_the_generated_block_and_it_exists():
+    text = run.README.read_text()
+    block = text.split(run.START)[1].split(run.END)[0]
+    assert block.lstrip("\n").startswith("![") and "](ratios.png)" in block.split("\n\n")[0]
+    assert block.index("](ratios.png)") < block.index("| figure | measure |")
+    assert _png_size(run.CHART.read_bytes())[0] == chart.WIDTH_IN * chart.DPI
+    assert text.count(scale.START) == 1 and text.index(scale.START) < text.index(scale.END)
