@@ -275,6 +275,11 @@ def test_report_has_issue_22s_figures_with_their_targets():
     assert "200 MB/CPU-s" in many.emulator and "160 MB/CPU-s" in many.peer
     put = rows[("2 presigned PUT", "PUT 20 × 20 MiB at once vs moto")]
     assert (put.ratio, put.target, put.met) == ("1.25×", "— (none set)", "—")
+    only_rss = {"concurrent": _results_round_two()["concurrent"]}  # a run of `--only rss`: no ceilings, no PUT sizes
+    assert [r.figure for r in report.upload_rows(only_rss) + report.multipart_rows(only_rss)] == [
+        "PUT 20 × 20 MiB at once vs moto",
+        "POST form, 20 × 20 MiB at once vs moto presigned POST",
+    ]
     suite = [r for r in report.rows(_results_round_two()) if r.section == "6 contract suite"]
     assert (
         suite[0].figure
