@@ -526,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.machine_line(results) + "\n")
     print(table)
     if args.write_readme:
-        write_readme(results, table)
+        write_readme(results, table, README, CHART)
         log(f"table written to {README}, chart to {CHART}")
     return 0
 

@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raw results: {target}", file=sys.stderr)
     print(block(results))
     if args.write_readme:
-        write_readme(results)
+        write_readme(results, README)
         print(f"tables written to {README}", file=sys.stderr)
     return 0
 

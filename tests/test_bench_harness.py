@@ -8,6 +8,7 @@ the profile reader.
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import zlib
@@ -343,10 +344,8 @@ def test_chart_is_a_valid_png_with_the_same_bytes_for_the_same_results(tmp_path)
     assert _png_size(fewer.read_bytes())[1] < height
 
 
-def test_write_readme_replaces_only_the_generated_block_and_shows_the_chart_above_the_table(tmp_path):
-    _matplotlib()
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Bench\n\nintro\n\n{run.START}\nold table\n{run.END}\n\n## After\nkept\n")
+def _saved_run() -> dict:
+    """A whole results file as run.py saves it: the figures plus the machine and versions lines."""
     results = _results_round_two()
     results["machine"] = {
         "nproc": 2,
@@ -361,6 +360,14 @@ def test_write_readme_replaces_only_the_generated_block_and_shows_the_chart_abov
         ("python", "uvicorn", "uvloop", "httptools", "starlette", "orjson", "prism", "node", "moto", "wrk"), "1"
     )
     results["elapsed_s"] = 60.0
+    return results
+
+
+def test_write_readme_replaces_only_the_generated_block_and_shows_the_chart_above_the_table(tmp_path):
+    _matplotlib()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Bench\n\nintro\n\n{run.START}\nold table\n{run.END}\n\n## After\nkept\n")
+    results = _saved_run()
     table = report.markdown(report.rows(results))
     run.write_readme(results, table, readme, tmp_path / "ratios.png")
     text = readme.read_text()
@@ -463,3 +470,24 @@ def test_the_bench_readme_shows_the_chart_inside_the_generated_block_and_it_exis
     assert block.index("](ratios.png)") < block.index("| figure | measure |")
     assert _png_size(run.CHART.read_bytes())[0] == chart.WIDTH_IN * chart.DPI
     assert text.count(scale.START) == 1 and text.index(scale.START) < text.index(scale.END)
+
+
+def test_table_from_a_saved_run_writes_the_readme_block_and_the_chart(tmp_path, monkeypatch, capsys):
+    _matplotlib()
+    saved, readme, image = tmp_path / "results.json", tmp_path / "README.md", tmp_path / "ratios.png"
+    saved.write_text(json.dumps(_saved_run()))
+    readme.write_text(f"intro\n{run.START}\nold\n{run.END}\n")
+    monkeypatch.setattr(run, "README", readme)
+    monkeypatch.setattr(run, "CHART", image)
+    assert run.main(["--table-from", str(saved), "--write-readme"]) == 0
+    assert "| 3 multipart image | POST form, 20 × 20 MiB at once vs moto presigned POST |" in capsys.readouterr().out
+    assert "](ratios.png)" in readme.read_text() and _png_size(image.read_bytes())
+
+
+def test_scale_table_from_a_saved_run_writes_its_readme_block(tmp_path, monkeypatch, capsys):
+    saved, readme = tmp_path / "scale.json", tmp_path / "README.md"
+    saved.write_text(json.dumps(_scale_results()))
+    readme.write_text(f"intro\n{scale.START}\nold\n{scale.END}\n")
+    monkeypatch.setattr(scale, "README", readme)
+    assert scale.main(["--table-from", str(saved), "--write-readme"]) == 0
+    assert capsys.readouterr().out.strip() in readme.read_text()
