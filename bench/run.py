@@ -1,4 +1,4 @@
-"""Run every benchmark of issue 10 on this machine and print one table of figures and same-run ratios.
+"""Run every benchmark of issues 10 and 22 on this machine and print one table of figures and same-run ratios.
 
     python bench/run.py                  # everything (~8 min on 2 cores), table on stdout
     python bench/run.py --write-readme   # ... and replace the table and its chart (bench/ratios.png) in bench/README.md
