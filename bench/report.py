@@ -11,12 +11,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-JSON_TARGETS = {"prism": 3.0, "prism-silent": 2.0}  # emulator ÷ Prism, req/s
-MOTO_TARGET = 2.5  # emulator ÷ moto, MB/s
-CEILING_TARGET = 0.8  # emulator ÷ min(MD5, file write)
+JSON_TARGETS = {"prism": 3.0, "prism-silent": 2.0}  # emulator ÷ Prism, req/s (issue 10)
+CEILING_TARGET = 0.8  # emulator ÷ min(MD5, file write) (issue 10)
 RSS_TARGET_MIB = 120.0
 COLD_TARGET_S = 0.5
-UPLOADS = (("1MiBx200", "PUT 1 MiB ×200, c=8"), ("64MiB", "PUT 64 MiB"), ("500MiB", "PUT 500 MiB"))
+FORM_TARGET = 2.0  # emulator ÷ moto's presigned POST, MB/s: one 20 MiB image and 20 at once (issue 22)
+POST = "moto presigned POST"  # the peer of the form figures
+SUITE_TARGET_S = 60.0  # `upload-emulator contract --provider all`, wall time (issue 22)
+# (results key, label, emulator ÷ moto MB/s target, where the target comes from). Issue 10 set 2.5× for every size;
+# issue 22 replaced it with 1.5× for the 1 MiB uploads (2.5× moto's rate there is above what one core can write into
+# new page-cache pages: bench/README.md, "What limits each figure", 2) and kept 2.5× for the large PUTs.
+UPLOADS = (
+    ("1MiBx200", "PUT 1 MiB ×200, c=8", 1.5, "issue 22"),
+    ("64MiB", "PUT 64 MiB", 2.5, "issue 10"),
+    ("500MiB", "PUT 500 MiB", 2.5, "issues 10, 22"),
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,11 @@ class Row:
     ratio: str
     target: str
     met: str
+    # For the chart: emulator ÷ peer as a number, the target as the same kind of number (both ``None`` when the row
+    # has no peer or no target of that kind), and emulator ÷ peer per CPU-second when both CPU figures exist.
+    value: float | None = None
+    goal: float | None = None
+    cpu_value: float | None = None
 
 
 def median(values: Sequence[float]) -> float:
@@ -80,6 +94,14 @@ def _cpu_ratio(ours: float | None, theirs: float | None) -> str:
     return f" (per CPU-s {ours / theirs:.2f}×)" if ours and theirs else ""
 
 
+def _div(ours: float | None, theirs: float | None) -> float | None:
+    return ours / theirs if ours and theirs else None
+
+
+def _at_least(target: float, source: str) -> str:
+    return f"≥ {target:g}× ({source})"
+
+
 def _rate_cell(data: dict[str, list[float]], name: str) -> str:
     cpu = per_cpu(data[name], data.get(f"{name}-cpu"))
     return f"{_num(median(data[name]))} MB/s" + (f" · {_num(cpu)} MB/CPU-s" if cpu else "")
@@ -105,6 +127,9 @@ def json_rows(results: dict[str, Any]) -> list[Row]:
                     f"{ratio:.2f}×" + _cpu_ratio(_wrk_per_cpu(emu), _wrk_per_cpu(other)),
                     f"≥ {target:g}×",
                     _met(ratio >= target),
+                    ratio,
+                    target,
+                    _div(_wrk_per_cpu(emu), _wrk_per_cpu(other)),
                 )
             )
         if "bare" in data:
@@ -128,9 +153,9 @@ def upload_rows(results: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     data = results.get("uploads")
     if not data:
-        return rows
+        return _put_at_once(results)
     top = ceiling(results)
-    for key, label in UPLOADS:
+    for key, label, target, source in UPLOADS:
         if key not in data:
             continue
         emu, moto, sink = (median(data[key][name]) for name in ("emulator", "moto", "loopback"))
@@ -143,8 +168,11 @@ def upload_rows(results: dict[str, Any]) -> list[Row]:
                 cell,
                 _rate_cell(data[key], "moto"),
                 f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu),
-                f"≥ {MOTO_TARGET:g}×",
-                _met(emu / moto >= MOTO_TARGET),
+                _at_least(target, source),
+                _met(emu / moto >= target),
+                emu / moto,
+                target,
+                _div(emu_cpu, moto_cpu),
             )
         )
         seq = sequential(results)
@@ -159,6 +187,9 @@ def upload_rows(results: dict[str, Any]) -> list[Row]:
                 + (f"; {emu / seq:.0%} of sequential" if seq else ""),
                 f"≥ {CEILING_TARGET:.0%}",
                 _met(emu / top >= CEILING_TARGET),
+                emu / top,
+                CEILING_TARGET,
+                _div(emu_cpu, top),
             )
         )
         rows.append(
@@ -172,6 +203,7 @@ def upload_rows(results: dict[str, Any]) -> list[Row]:
                 "—",
             )
         )
+    rows += _put_at_once(results)
     ceil = results["ceilings"]
     extra = "".join(
         f" · {label} {_num(median(ceil[key]))} MB/s"
@@ -192,34 +224,58 @@ def upload_rows(results: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def multipart_rows(results: dict[str, Any]) -> list[Row]:
-    data = results.get("multipart")
-    if not data:
-        return []
+def _versus_moto(
+    data: dict[str, list[float]], section: str, label: str, target: float | None, peer: str = "moto"
+) -> Row:
+    """A throughput figure against moto's in the same run: MB/s medians, per CPU-second when measured."""
     emu, moto = median(data["emulator"]), median(data["moto"])
     emu_cpu, moto_cpu = (per_cpu(data[n], data.get(f"{n}-cpu")) for n in ("emulator", "moto"))
-    top = ceiling(results)
-    cell = _rate_cell(data, "emulator")
-    return [
-        Row(
-            "3 multipart image",
-            "POST form, 20 MiB PNG vs moto presigned POST",
-            cell,
-            _rate_cell(data, "moto"),
-            f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu),
-            "— (none set)",
-            "—",
-        ),
-        Row(
-            "3 multipart image",
-            "POST form, 20 MiB PNG vs ceiling",
-            cell,
-            f"{_num(top)} MB/s",
-            f"{emu / top:.0%}" + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else ""),
-            "— (none set)",
-            "—",
-        ),
-    ]
+    return Row(
+        section,
+        f"{label} vs {peer}",
+        _rate_cell(data, "emulator"),
+        _rate_cell(data, "moto"),
+        f"{emu / moto:.2f}×" + _cpu_ratio(emu_cpu, moto_cpu),
+        _at_least(target, "issue 22") if target else "— (none set)",
+        _met(emu / moto >= target) if target else "—",
+        emu / moto,
+        target,
+        _div(emu_cpu, moto_cpu),
+    )
+
+
+def _put_at_once(results: dict[str, Any]) -> list[Row]:
+    """20 presigned PUTs of 20 MiB at once (measured in the ``rss`` section): no target, shown for comparison."""
+    data = results.get("concurrent", {}).get("put")
+    return [_versus_moto(data, "2 presigned PUT", "PUT 20 × 20 MiB at once", None)] if data else []
+
+
+def multipart_rows(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    data = results.get("multipart")
+    if data:
+        rows.append(_versus_moto(data, "3 multipart image", "POST form, 20 MiB PNG", FORM_TARGET, POST))
+        emu, emu_cpu = median(data["emulator"]), per_cpu(data["emulator"], data.get("emulator-cpu"))
+        if "ceilings" in results:
+            top = ceiling(results)
+            rows.append(
+                Row(
+                    "3 multipart image",
+                    "POST form, 20 MiB PNG vs ceiling",
+                    _rate_cell(data, "emulator"),
+                    f"{_num(top)} MB/s",
+                    f"{emu / top:.0%}" + (f" (per CPU-s {emu_cpu / top:.0%})" if emu_cpu else ""),
+                    "— (none set)",
+                    "—",
+                )
+            )
+    if "form" in results.get("concurrent", {}):
+        rows.append(
+            _versus_moto(
+                results["concurrent"]["form"], "3 multipart image", "POST form, 20 × 20 MiB at once", FORM_TARGET, POST
+            )
+        )
+    return rows
 
 
 def rss_rows(results: dict[str, Any]) -> list[Row]:
@@ -281,6 +337,8 @@ def suite_rows(results: dict[str, Any]) -> list[Row]:
     data = results.get("suites")
     if not data:
         return []
+    if data["kind"] == "contract-all":
+        return _contract_all_rows(data)
     kind = "`upload-emulator contract`" if data["kind"] == "contract" else "pytest tests/test_<provider>_*.py"
     return [
         Row(
@@ -294,6 +352,38 @@ def suite_rows(results: dict[str, Any]) -> list[Row]:
         )
         for run in data["runs"]
     ]
+
+
+def _contract_all_rows(data: dict[str, Any]) -> list[Row]:
+    """One timed ``upload-emulator contract --provider all``; its cases and checks counted from its own output and
+    JUnit XML, then each provider's share as the XML records it (providers may run side by side: those overlap)."""
+    cases = f"{data['cases']:,} cases, " if data.get("cases") else ""
+    counted = f"{cases}{data['checks']:,} checks in {data['testcases']} JUnit testcases"
+    verdict = "passed" if data["returncode"] == 0 else f"**rc {data['returncode']}**"
+    rows = [
+        Row(
+            "6 contract suite",
+            f"`upload-emulator contract --provider all` ({counted})",
+            f"{data['seconds']:.1f} s",
+            "— (no peer)",
+            "—",
+            f"< {SUITE_TARGET_S:g} s (issue 22)",
+            _met(data["seconds"] < SUITE_TARGET_S) + ("" if data["returncode"] == 0 else f", {verdict}"),
+        )
+    ]
+    rows += [
+        Row(
+            "6 contract suite",
+            f"{p['provider']}, its part of the run ({p['testcases']} testcases, {p['checks']:,} checks)",
+            f"{p['seconds']:.1f} s",
+            "— (no peer)",
+            "—",
+            "—",
+            "failed" if p["failures"] else "passed",
+        )
+        for p in data["providers"]
+    ]
+    return rows
 
 
 def rows(results: dict[str, Any]) -> list[Row]:

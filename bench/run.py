@@ -1,7 +1,7 @@
-"""Run every benchmark of issue 10 on this machine and print one table of figures and same-run ratios.
+"""Run every benchmark of issues 10 and 22 on this machine and print one table of figures and same-run ratios.
 
     python bench/run.py                  # everything (~8 min on 2 cores), table on stdout
-    python bench/run.py --write-readme   # ... and replace the table in bench/README.md
+    python bench/run.py --write-readme   # ... and replace the table and its chart (bench/ratios.png) in bench/README.md
     python bench/run.py --only json,cold --trials 1 --seconds 2   # a quick partial run
     python bench/run.py --profile        # also record py-spy profiles (JSON load, 500 MiB PUT, start-up)
 
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the root must be importable
 
-from bench import ceilings, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk
+from bench import ceilings, chart, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk
 from bench.peers import Bare, Emulator, Moto, Prism, Sink
 from bench.procs import Server
 
@@ -37,6 +37,7 @@ S = TypeVar("S", bound=Server)
 SECTIONS = ("cold", "json", "uploads", "multipart", "rss", "suites")
 MIB = 1 << 20
 README = Path(__file__).resolve().parent / "README.md"
+CHART = README.parent / "ratios.png"  # shown at the top of the generated block
 START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
 
 
@@ -215,6 +216,7 @@ class Run:
             emu = self.spawn(Emulator.make(self.work, key))
             rss["emulator-idle"] = emu.rss_mib()
             moto = self.spawn(Moto.make(self.work, self.moto_python, key))
+            self.warm_up(emu, moto)
             out[key] = {"emulator": [], "moto": [], "loopback": []}
             for trial in range(self.args.trials):
                 for name in rotate(["emulator", "moto", "loopback"], trial):
@@ -240,6 +242,21 @@ class Run:
         self.stop(sink)
         self.results["uploads"] = out
 
+    def warm_up(self, emu: Emulator, moto: Moto) -> None:
+        """One small PUT and one small form upload to each fresh server before its first timed trial, so no figure
+        includes what a server does once per process (the emulator's first storage request prepares its parameter
+        checks, ~0.5 s; cold start is its own figure)."""
+        video = self.file("warm.bin", MIB)
+        image = self.files / "warm.png"
+        if not image.exists():
+            with image.open("wb") as fh:
+                png.write_png(fh, 64, 64, seed=1)
+        md5 = uploads.md5_of(video)
+        uploads.run_jobs(uploads.emulator_puts(emu, 1, video, md5), video, 1)
+        uploads.run_jobs(uploads.emulator_forms(emu, 1, image), image, 1)
+        uploads.run_jobs(uploads.moto_puts(moto, 1, md5, "warm"), video, 1)
+        uploads.run_jobs(uploads.moto_forms(moto, 1, "warm"), image, 1)
+
     def png_file(self) -> Path:
         path = self.files / "20MiB.png"
         if not path.exists():
@@ -255,6 +272,7 @@ class Run:
         path = self.png_file()
         emu = self.spawn(Emulator.make(self.work, "form"))
         moto = self.spawn(Moto.make(self.work, self.moto_python, "form"))
+        self.warm_up(emu, moto)
         out: dict[str, list[float]] = {"emulator": [], "moto": []}
         for trial in range(self.args.trials):
             for name in rotate(["emulator", "moto"], trial):
@@ -275,37 +293,60 @@ class Run:
         self.results["multipart"] = out
 
     def rss(self) -> None:
-        """20 uploads of 20 MiB at once (form and PUT), each case on fresh servers; peak RSS from VmHWM."""
+        """20 uploads of 20 MiB sent at once (form and PUT), each case on fresh servers, ``trials`` times alternating
+        servers: throughput (MB/s of the 20, with the server's CPU) and peak RSS (VmHWM after the first trial)."""
         rss = self.results.setdefault("rss", {})
+        concurrent = self.results.setdefault("concurrent", {})
         form, video = self.png_file(), self.file("20MiB.bin", 20 * MIB)
         md5 = uploads.md5_of(video)
         for case in ("form", "put"):
+            self.fresh_pages()
             emu = self.spawn(Emulator.make(self.work, f"rss-{case}"))
             rss.setdefault("emulator-idle", emu.rss_mib())
             moto = self.spawn(Moto.make(self.work, self.moto_python, f"rss-{case}"))
-            if case == "form":
-                runs = (
-                    (emu, uploads.emulator_forms(emu, 20, form), form),
-                    (moto, uploads.moto_forms(moto, 20, "rss"), form),
-                )
-            else:
-                runs = (
-                    (emu, uploads.emulator_puts(emu, 20, video, md5), video),
-                    (moto, uploads.moto_puts(moto, 20, md5, "rss"), video),
-                )
-            for server, jobs, path in runs:
-                timed = uploads.run_jobs(jobs, path, 20)
-                name = server.name.split("/")[0]
-                rss[f"{name}-20x20MiB-{case}"] = server.peak_rss_mib()
-                log(
-                    f"20 × 20 MiB {case} {name}: {timed.mb_s:,.0f} MB/s, peak RSS "
-                    f"{rss[f'{name}-20x20MiB-{case}']:.0f} MiB"
-                )
+            self.warm_up(emu, moto)
+            servers: dict[str, Emulator | Moto] = {"emulator": emu, "moto": moto}
+            out: dict[str, list[float]] = concurrent.setdefault(case, {"emulator": [], "moto": []})
+            for trial in range(self.args.trials):
+                for name in rotate(list(servers), trial):
+                    if case == "form":
+                        jobs = (
+                            uploads.emulator_forms(emu, 20, form)
+                            if name == "emulator"
+                            else uploads.moto_forms(moto, 20, f"rss{trial}")
+                        )
+                    else:
+                        jobs = (
+                            uploads.emulator_puts(emu, 20, video, md5)
+                            if name == "emulator"
+                            else uploads.moto_puts(moto, 20, md5, f"rss{trial}")
+                        )
+                    cpu = servers[name].cpu_seconds()
+                    timed = uploads.run_jobs(jobs, form if case == "form" else video, 20)
+                    busy = (servers[name].cpu_seconds() - cpu) / timed.seconds
+                    out[name].append(timed.mb_s)
+                    out.setdefault(f"{name}-cpu", []).append(busy)
+                    log(
+                        f"20 × 20 MiB {case} {name} trial {trial + 1}: {timed.mb_s:,.0f} MB/s, server CPU "
+                        f"{busy:.0%} of a core, peak RSS {servers[name].peak_rss_mib():.0f} MiB"
+                    )
+                if trial == 0:  # the figure is the first 20 at once on fresh servers (moto keeps every body in memory)
+                    for name, server in servers.items():
+                        rss[f"{name}-20x20MiB-{case}"] = server.peak_rss_mib()
             self.stop(emu, moto)
             shutil.rmtree(self.work / "data" / f"rss-{case}", ignore_errors=True)
 
     def suites(self) -> None:
         contract = suites.contract_available()
+        if contract:
+            data = suites.run_all(self.work / "logs")
+            log(
+                f"contract --provider all: {data['seconds']:.1f} s, rc {data['returncode']}, {data['cases']} cases, "
+                f"{data['checks']:,} checks in {data['testcases']} JUnit testcases; "
+                + ", ".join(f"{p['provider']} {p['seconds']:.1f} s" for p in data["providers"])
+            )
+            self.results["suites"] = data
+            return
         runs = []
         for provider in suites.PROVIDERS:
             done = suites.run(provider, contract, self.work / "logs" / f"suite-{provider}.log")
@@ -420,12 +461,18 @@ class Run:
         return self.results
 
 
-def write_readme(results: dict[str, Any], table: str) -> None:
-    text = README.read_text()
-    block = f"{START}\n{report.machine_line(results)}\n\n{table}{END}"
+def write_readme(results: dict[str, Any], table: str, readme: Path = README, image: Path = CHART) -> None:
+    """Replace the generated block of ``readme`` (between the markers): the chart of the run's ratios, drawn into
+    ``image`` next to it, then the machine line and the table."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} lacks the {START} … {END} markers")
+    count = chart.draw(results, image)
+    picture = f"![emulator ÷ peer for every figure with a target in this run ({count} bars)]({image.name})"
+    block = f"{START}\n{picture}\n\n{report.machine_line(results)}\n\n{table}{END}"
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
-    README.write_text(head + block + tail)
+    readme.write_text(head + block + tail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,13 +496,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, files)")
     parser.add_argument("--results", type=Path, default=None, help="write the raw results here (JSON)")
     parser.add_argument("--table-from", type=Path, default=None, help="print the table of a saved results file")
-    parser.add_argument("--write-readme", action="store_true", help="replace the table in bench/README.md")
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="replace the table and its chart (bench/ratios.png) in bench/README.md",
+    )
     args = parser.parse_args(argv)
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     args.connections = [int(c) for c in args.connections.split(",")]
     if unknown := args.only - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
+    if args.write_readme:
+        try:
+            import matplotlib  # noqa: F401  # the chart needs it: fail now, not after a 10-minute run
+        except ImportError:
+            parser.error("--write-readme draws a chart: pip install -r bench/requirements.txt (matplotlib)")
     if args.table_from:
         results = json.loads(args.table_from.read_text())
     else:
@@ -470,8 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.machine_line(results) + "\n")
     print(table)
     if args.write_readme:
-        write_readme(results, table)
-        log(f"table written to {README}")
+        write_readme(results, table, README, CHART)
+        log(f"table written to {README}, chart to {CHART}")
     return 0
 
 

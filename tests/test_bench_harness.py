@@ -1,19 +1,22 @@
 """The benchmark harness's pure parts (bench/), checked without running a benchmark: no servers, no timing.
 
 wrk output parsing, the large-PNG builder (its bytes go through the emulator's own image upload and sniffing),
-the Prism copy of the spec, the results table and the profile reader.
+the Prism copy of the spec, the results table, the chart of its ratios, the contract suite's counts (JUnit XML) and
+the profile reader.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import struct
 import zlib
 
 import pytest
 
+from bench import chart, png, profiling, report, run, scale, suites, wrk
 from bench import client as upload_client
-from bench import png, profiling, report, suites, wrk
 from bench.peers import prism_spec
 from emulator.core.media import sniff_file
 from tests.helpers import AUTH, PE
@@ -178,7 +181,39 @@ def _results() -> dict:
         "rss": {"emulator-idle": 60.0, "emulator-500MiB": 70.0, "moto-500MiB": 1080.0},
         "cold_start": {"emulator": [0.6, 0.4, 0.45], "prism": [1.2] * 3, "moto": [0.5] * 3},
         "suites": {"kind": "pytest", "runs": [{"provider": "xenonflare", "seconds": 12.0, "returncode": 0}]},
+        "started": "2026-12-02 11:00 UTC",
+        "machine": {"git": "abc1234"},
     }
+
+
+def _results_round_two() -> dict:
+    """A run with issue 22's figures: forms one and 20 at once, 1 MiB PUTs, the whole contract suite."""
+    results = _results()
+    results["uploads"]["1MiBx200"] = {
+        "emulator": [300.0, 310.0, 320.0],
+        "moto": [200.0] * 3,
+        "loopback": [1000.0] * 3,
+        "emulator-cpu": [1.0] * 3,
+        "moto-cpu": [0.5] * 3,
+    }
+    results["multipart"] = {"emulator": [350.0, 360.0, 370.0], "moto": [170.0, 180.0, 190.0]}
+    results["concurrent"] = {
+        "form": {"emulator": [300.0], "moto": [160.0], "emulator-cpu": [1.5], "moto-cpu": [1.0]},
+        "put": {"emulator": [250.0], "moto": [200.0]},
+    }
+    results["suites"] = {
+        "kind": "contract-all",
+        "seconds": 55.5,
+        "returncode": 0,
+        "cases": 4321,
+        "testcases": 90,
+        "checks": 54321,
+        "providers": [
+            {"provider": "segmentflow", "seconds": 20.0, "testcases": 25, "checks": 7000, "failures": 0},
+            {"provider": "xenonflare", "seconds": 30.0, "testcases": 65, "checks": 47321, "failures": 1},
+        ],
+    }
+    return results
 
 
 def test_report_computes_same_run_ratios_and_verdicts():
@@ -227,3 +262,232 @@ def test_report_divides_rates_by_the_servers_cpu_use_in_the_same_trial():
     assert "10,000 req/CPU-s" in row.emulator and "1,667 req/CPU-s" in row.peer
     assert row.ratio == "4.50× (per CPU-s 6.00×)"
     assert report.per_cpu([100.0, 200.0], [0.5, 0.0]) is None  # a trial without a CPU figure: no per-CPU rate
+
+
+def test_report_has_issue_22s_figures_with_their_targets():
+    rows = {(r.section, r.figure): r for r in report.rows(_results_round_two())}
+    small = rows[("2 presigned PUT", "PUT 1 MiB ×200, c=8 vs moto")]
+    assert (small.ratio, small.target, small.met) == ("1.55× (per CPU-s 0.78×)", "≥ 1.5× (issue 22)", "yes")
+    assert rows[("2 presigned PUT", "PUT 500 MiB vs moto")].target == "≥ 2.5× (issues 10, 22)"
+    one = rows[("3 multipart image", "POST form, 20 MiB PNG vs moto presigned POST")]
+    assert (one.ratio, one.target, one.met) == ("2.00×", "≥ 2× (issue 22)", "yes")
+    many = rows[("3 multipart image", "POST form, 20 × 20 MiB at once vs moto presigned POST")]
+    assert (many.ratio, many.met) == ("1.88× (per CPU-s 1.25×)", "**no**")
+    assert "200 MB/CPU-s" in many.emulator and "160 MB/CPU-s" in many.peer
+    put = rows[("2 presigned PUT", "PUT 20 × 20 MiB at once vs moto")]
+    assert (put.ratio, put.target, put.met) == ("1.25×", "— (none set)", "—")
+    only_rss = {"concurrent": _results_round_two()["concurrent"]}  # a run of `--only rss`: no ceilings, no PUT sizes
+    assert [r.figure for r in report.upload_rows(only_rss) + report.multipart_rows(only_rss)] == [
+        "PUT 20 × 20 MiB at once vs moto",
+        "POST form, 20 × 20 MiB at once vs moto presigned POST",
+    ]
+    suite = [r for r in report.rows(_results_round_two()) if r.section == "6 contract suite"]
+    assert (
+        suite[0].figure
+        == "`upload-emulator contract --provider all` (4,321 cases, 54,321 checks in 90 JUnit testcases)"
+    )
+    assert (suite[0].emulator, suite[0].target, suite[0].met) == ("55.5 s", "< 60 s (issue 22)", "yes")
+    assert [(r.emulator, r.met) for r in suite[1:]] == [("20.0 s", "passed"), ("30.0 s", "failed")]
+    slow = _results_round_two()
+    slow["suites"].update(seconds=61.0, returncode=1)
+    assert report.suite_rows(slow)[0].met == "**no**, **rc 1**"
+
+
+def test_chart_bars_are_the_rows_with_a_ratio_and_a_ratio_target():
+    got = [(b.label, round(b.ratio, 2), b.target, b.met, b.cpu_ratio) for b in chart.bars(_results_round_two())]
+    assert got == [
+        ("JSON: c=16 vs Prism (default, log to file)", 4.5, 3.0, True, None),
+        ("JSON: c=16 vs Prism -v silent", 1.8, 2.0, False, None),
+        ("presigned PUT: PUT 1 MiB ×200, c=8 vs moto", 1.55, 1.5, True, pytest.approx(0.775)),
+        (
+            "presigned PUT: PUT 1 MiB ×200, c=8 vs ceiling (min of MD5, write)",
+            0.69,
+            0.8,
+            False,
+            pytest.approx(0.689, abs=1e-3),
+        ),
+        ("presigned PUT: PUT 500 MiB vs moto", 2.44, 2.5, False, None),
+        ("presigned PUT: PUT 500 MiB vs ceiling (min of MD5, write)", 0.87, 0.8, True, None),
+        ("multipart image: POST form, 20 MiB PNG vs moto presigned POST", 2.0, 2.0, True, None),
+        ("multipart image: POST form, 20 × 20 MiB at once vs moto presigned POST", 1.88, 2.0, False, 1.25),
+    ]  # no bar for rows without a peer ratio target: RSS and cold start (absolute targets), the contract suite
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    chunks = _chunks(data)
+    assert chunks[-1] == (b"IEND", b"")
+    assert not [kind for kind, body in chunks if kind in (b"tEXt", b"iTXt", b"zTXt", b"tIME")], "metadata in the PNG"
+    return struct.unpack(">II", chunks[0][1][:8])
+
+
+def _matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        reason = "matplotlib is not installed (pip install -r bench/requirements.txt): the chart is not drawn"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; the test extra installs it in CI")
+        pytest.skip(reason)
+
+
+def test_chart_is_a_valid_png_with_the_same_bytes_for_the_same_results(tmp_path):
+    _matplotlib()
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    assert chart.draw(_results_round_two(), first) == 8
+    chart.draw(_results_round_two(), second)
+    data = first.read_bytes()
+    assert data == second.read_bytes()
+    width, height = _png_size(data)
+    assert width == chart.WIDTH_IN * chart.DPI and 300 < height < 800
+    fewer = tmp_path / "c.png"
+    assert chart.draw(_results(), fewer) == 4  # one bar fewer per row: a shorter picture
+    assert _png_size(fewer.read_bytes())[1] < height
+
+
+def _saved_run() -> dict:
+    """A whole results file as run.py saves it: the figures plus the machine and versions lines."""
+    results = _results_round_two()
+    results["machine"] = {
+        "nproc": 2,
+        "cpu": "CPU",
+        "mem_gib": 24,
+        "kernel": "6",
+        "load_before": "0",
+        "load_after": "0",
+        "git": "abc",
+    }
+    results["versions"] = dict.fromkeys(
+        ("python", "uvicorn", "uvloop", "httptools", "starlette", "orjson", "prism", "node", "moto", "wrk"), "1"
+    )
+    results["elapsed_s"] = 60.0
+    return results
+
+
+def test_write_readme_replaces_only_the_generated_block_and_shows_the_chart_above_the_table(tmp_path):
+    _matplotlib()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Bench\n\nintro\n\n{run.START}\nold table\n{run.END}\n\n## After\nkept\n")
+    results = _saved_run()
+    table = report.markdown(report.rows(results))
+    run.write_readme(results, table, readme, tmp_path / "ratios.png")
+    text = readme.read_text()
+    assert text.startswith("# Bench\n\nintro\n\n") and text.endswith(f"{run.END}\n\n## After\nkept\n")
+    assert "old table" not in text
+    block = text.split(run.START)[1]
+    assert block.index("](ratios.png)") < block.index("| figure | measure |")
+    assert "(8 bars)" in block and _png_size((tmp_path / "ratios.png").read_bytes())
+    run.write_readme(results, table, readme, tmp_path / "ratios.png")
+    assert readme.read_text() == text  # a rewrite keeps the picture and changes nothing else
+
+
+JUNIT = """<?xml version='1.0' encoding='utf-8'?>
+<testsuites name="upload-emulator contracts" time="9.0">
+  <testsuite name="contracts.segmentflow" tests="2" failures="1" errors="0" skipped="0" time="3.5">
+    <testcase classname="contracts.segmentflow.flows" name="flow_status" time="0">
+      <system-out>63 passed, 0 failed</system-out>
+    </testcase>
+    <testcase classname="contracts.segmentflow.schemathesis" name="not_a_server_error" time="0">
+      <failure type="not_a_server_error" message="x">boom</failure>
+      <system-out>460 passed, 2 failed</system-out>
+    </testcase>
+  </testsuite>
+  <testsuite name="contracts.xenonflare" tests="1" failures="0" errors="0" skipped="1" time="5.25">
+    <testcase classname="contracts.xenonflare.flows" name="flows" time="0"><skipped message="why"/></testcase>
+  </testsuite>
+</testsuites>
+"""
+
+
+def test_contract_counts_come_from_its_junit_xml_and_summary():
+    assert suites.parse_junit(JUNIT) == [
+        {"provider": "segmentflow", "seconds": 3.5, "testcases": 2, "checks": 525, "failures": 1},
+        {"provider": "xenonflare", "seconds": 5.25, "testcases": 1, "checks": 0, "failures": 0},
+    ]
+    output = (
+        "│ segmentflow │              │ cases: schemathesis 527, flows 6, documented 3 │        │ ok 4.0s │\n"
+        "│ xenonflare │  │ cases: schemathesis 1000, flows 12 │  │ ok 9.0s │\n"
+    )
+    assert suites.parse_cases(output) == 527 + 6 + 3 + 1000 + 12
+    assert suites.parse_cases("contracts passed: 0 failure(s) in 4.3 s") is None
+
+
+def _scale_results() -> dict:
+    def wrk_trial(rps: float) -> dict:
+        return {"rps": rps, "p99_ms": 5.0, "clean": 1.0, "server_cpu": 0.9, "redis_cpu": 0.2, "wrk_cpu": 0.1}
+
+    def upload(mb_s: float) -> dict:
+        return {"mb_s": mb_s, "server_cpu": 1.2, "redis_cpu": 0.05, "client_cpu": 0.3}
+
+    return {
+        "started": "2026-12-02 11:00 UTC",
+        "settings": {"seconds": 5.0, "trials": 3, "connections": 32},
+        "machine": {"nproc": 2, "load_before": "0.10 0.20 0.30", "load_after": "1.00 0.50 0.40"},
+        "json": {
+            scale.BASE: [wrk_trial(4000.0)] * 3,
+            scale.ONE: [wrk_trial(2000.0), wrk_trial(3000.0), wrk_trial(2600.0)],
+            scale.TWO: [wrk_trial(3900.0)] * 3,
+        },
+        "uploads": {
+            "put": {scale.BASE: [upload(200.0)], scale.ONE: [upload(100.0)], scale.TWO: [upload(160.0)]},
+            "form": {scale.ONE: [upload(150.0), upload(120.0), upload(90.0)], scale.TWO: [upload(240.0)] * 3},
+        },
+    }
+
+
+def test_scale_tables_compare_two_processes_with_one_for_json_and_uploads():
+    text = scale.block(_scale_results())
+    assert text.startswith("Run 2026-12-02 11:00 UTC: `python -m bench.scale --seconds 5 --trials 3 --connections 32`")
+    assert "| redis, 1 process | 2,600 | 0.65x | 5.0 | 90% | 20% | 10% |" in text
+    assert "Redis store on one process: 65% of the memory store" in text and "two processes: 1.50x one" in text
+    assert "| PUT 1 MiB ×200, 8 at once | memory, 1 process | 200 | 2.00x | 120% | 5% | 30% |" in text
+    assert "| form, 20 MiB PNG ×20 at once | redis, 1 process | 120 | 1.00x |" in text  # the median of 3 trials
+    assert (
+        "PUT 1 MiB ×200, 8 at once: two processes 1.60x one; form, 20 MiB PNG ×20 at once: two processes 2.00x one"
+        in text
+    )
+    without = _scale_results()
+    without["uploads"] = {}
+    assert "| uploads |" not in scale.block(without)  # a run with --uploads ""
+
+
+def test_scale_write_readme_replaces_only_its_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n\n{scale.START}\nold\n{scale.END}\n\nexplanation kept\n")
+    scale.write_readme(_scale_results(), readme)
+    text = readme.read_text()
+    assert text.startswith(f"intro\n\n{scale.START}\nRun 2026-12-02") and text.endswith(
+        f"{scale.END}\n\nexplanation kept\n"
+    )
+    assert "old" not in text
+    scale.write_readme(_scale_results(), readme)
+    assert readme.read_text() == text
+
+
+def test_the_bench_readme_shows_the_chart_inside_the_generated_block_and_it_exists():
+    text = run.README.read_text()
+    block = text.split(run.START)[1].split(run.END)[0]
+    assert block.lstrip("\n").startswith("![") and "](ratios.png)" in block.split("\n\n")[0]
+    assert block.index("](ratios.png)") < block.index("| figure | measure |")
+    assert _png_size(run.CHART.read_bytes())[0] == chart.WIDTH_IN * chart.DPI
+    assert text.count(scale.START) == 1 and text.index(scale.START) < text.index(scale.END)
+
+
+def test_table_from_a_saved_run_writes_the_readme_block_and_the_chart(tmp_path, monkeypatch, capsys):
+    _matplotlib()
+    saved, readme, image = tmp_path / "results.json", tmp_path / "README.md", tmp_path / "ratios.png"
+    saved.write_text(json.dumps(_saved_run()))
+    readme.write_text(f"intro\n{run.START}\nold\n{run.END}\n")
+    monkeypatch.setattr(run, "README", readme)
+    monkeypatch.setattr(run, "CHART", image)
+    assert run.main(["--table-from", str(saved), "--write-readme"]) == 0
+    assert "| 3 multipart image | POST form, 20 × 20 MiB at once vs moto presigned POST |" in capsys.readouterr().out
+    assert "](ratios.png)" in readme.read_text() and _png_size(image.read_bytes())
+
+
+def test_scale_table_from_a_saved_run_writes_its_readme_block(tmp_path, monkeypatch, capsys):
+    saved, readme = tmp_path / "scale.json", tmp_path / "README.md"
+    saved.write_text(json.dumps(_scale_results()))
+    readme.write_text(f"intro\n{scale.START}\nold\n{scale.END}\n")
+    monkeypatch.setattr(scale, "README", readme)
+    assert scale.main(["--table-from", str(saved), "--write-readme"]) == 0
+    assert capsys.readouterr().out.strip() in readme.read_text()
