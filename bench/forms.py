@@ -30,6 +30,17 @@ MIB = 1 << 20
 RATE = 200  # py-spy samples per second
 
 
+class Baseline(Emulator):
+    """The emulator of another source tree, for before/after in one run: ``git archive <commit> emulator specs
+    contracts | tar -x -C DIR``, then ``--baseline DIR`` (its ``PYTHONPATH`` goes before the installed project)."""
+
+    def run(self) -> Baseline:
+        tmpdir = self.extra["tmpdir"]
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        self.start(self.ready, env=peers.clean_env(TMPDIR=str(tmpdir), PYTHONPATH=str(self.extra["source"])))
+        return self
+
+
 def png_file(work: Path) -> Path:
     path = work / "20MiB.png"
     with path.open("wb") as fh:
@@ -60,7 +71,7 @@ def profiled(server: Server, jobs: list[uploads.Job], path: Path, conc: int, out
     stacks = profiling.parse(out.read_text())
     seconds = len(jobs) * path.stat().st_size / mb_s / 1e6
     print(profiling.thread_busy(stacks, seconds, RATE))
-    print(profiling.render(f"emulator, {conc} forms at once", stacks, n=20))
+    print(profiling.render(f"emulator, {len(jobs)} forms, {conc} at once", stacks, n=20))
     return mb_s
 
 
@@ -69,6 +80,10 @@ def case(args: argparse.Namespace, work: Path, path: Path, count: int, moto_pyth
     try:
         if "emulator" in args.only:
             servers["emulator"] = Emulator.make(work, f"forms{count}").run()
+        if args.baseline is not None:
+            baseline = Baseline.make(work, f"baseline{count}")
+            baseline.extra["source"] = args.baseline
+            servers["baseline"] = baseline.run()
         if moto_python is not None:
             servers["moto"] = Moto.make(work, moto_python, f"forms{count}").run()
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
@@ -80,7 +95,7 @@ def case(args: argparse.Namespace, work: Path, path: Path, count: int, moto_pyth
                 if trial == 0:
                     uploads.run_jobs(make_jobs(server, 1, path, "warm"), path, 1)
                 jobs = make_jobs(server, n, path, f"forms{count}-{trial}")
-                if args.profile and name == "emulator" and count > 1 and trial == args.trials - 1:
+                if args.profile and name == "emulator" and trial == args.trials - 1:
                     profiled(server, jobs, path, count, work / "profile.txt", args.native)
                     continue
                 mb_s, cpu = measure(server, jobs, path, count)
@@ -95,9 +110,10 @@ def case(args: argparse.Namespace, work: Path, path: Path, count: int, moto_pyth
             f"{name} {mb:,.0f} MB/s {cpu * 1000:.0f} ms CPU/upload, peak RSS {servers[name].peak_rss_mib():.0f} MiB"
             for name, (mb, cpu) in summary.items()
         )
-        if "emulator" in summary and "moto" in summary:
-            (emu_mb, emu_cpu), (moto_mb, moto_cpu) = summary["emulator"], summary["moto"]
-            line += f"; ratio {emu_mb / moto_mb:.2f}x MB/s, {moto_cpu / emu_cpu:.2f}x per CPU-second"
+        for name in ("emulator", "baseline"):
+            if name in summary and "moto" in summary:
+                (emu_mb, emu_cpu), (moto_mb, moto_cpu) = summary[name], summary["moto"]
+                line += f"; {name} ÷ moto {emu_mb / moto_mb:.2f}x MB/s, {moto_cpu / emu_cpu:.2f}x per CPU-second"
         print(f"== {count} at once (median of {args.trials}): {line}", flush=True)
     finally:
         for server in servers.values():
@@ -115,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="use up and hold the pages the kernel could recycle before each case, as bench/run.py does (GBs held)",
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the emulator in its last 20-at-once trial")
+    parser.add_argument("--profile", action="store_true", help="py-spy the emulator in its last trial of each case")
     parser.add_argument("--native", action="store_true", help="profile C frames too (py-spy then pauses the process)")
+    parser.add_argument("--baseline", type=Path, default=None, help="also measure the emulator of this source tree")
     parser.add_argument("--cache-dir", type=Path, default=peers.default_cache())
     args = parser.parse_args(argv)
     args.only = {n.strip() for n in args.only.split(",") if n.strip()}
