@@ -15,6 +15,7 @@ without it the writes recycle pages and cost a tenth of the system time.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -55,18 +56,25 @@ def make_jobs(server: Server, n: int, path: Path, prefix: str) -> list[uploads.J
     return uploads.moto_forms(server, n, prefix)
 
 
-def measure(server: Server, jobs: list[uploads.Job], path: Path, conc: int) -> tuple[float, float]:
-    """(MB/s, server CPU-seconds per upload) of one batch of jobs."""
-    cpu = server.cpu_seconds()
+def loop_cpu_seconds(server: Server) -> float:
+    """User + system CPU of the server's main thread (the event loop's, for the emulator and moto alike)."""
+    with open(f"/proc/{server.pid}/task/{server.pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(server: Server, jobs: list[uploads.Job], path: Path, conc: int) -> tuple[float, float, float]:
+    """(MB/s, server CPU-seconds per upload, main thread's CPU-seconds per upload) of one batch of jobs."""
+    cpu, loop = server.cpu_seconds(), loop_cpu_seconds(server)
     timed = uploads.run_jobs(jobs, path, conc)
-    return timed.mb_s, (server.cpu_seconds() - cpu) / len(jobs)
+    return timed.mb_s, (server.cpu_seconds() - cpu) / len(jobs), (loop_cpu_seconds(server) - loop) / len(jobs)
 
 
 def profiled(server: Server, jobs: list[uploads.Job], path: Path, conc: int, out: Path, native: bool) -> float:
     """``measure`` under py-spy; prints each thread's busy share and the top frames. Returns MB/s."""
     recorder = profiling.attach(server.pid, out, rate=RATE, native=native, threads=not native)
     time.sleep(1.0)  # py-spy attaches
-    mb_s, _ = measure(server, jobs, path, conc)
+    mb_s, _, _ = measure(server, jobs, path, conc)
     profiling.stop(recorder)
     stacks = profiling.parse(out.read_text())
     seconds = len(jobs) * path.stat().st_size / mb_s / 1e6
@@ -86,7 +94,7 @@ def case(args: argparse.Namespace, work: Path, path: Path, count: int, moto_pyth
             servers["baseline"] = baseline.run()
         if moto_python is not None:
             servers["moto"] = Moto.make(work, moto_python, f"forms{count}").run()
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in servers}
         for trial in range(args.trials):
             names = list(servers)[trial % len(servers) :] + list(servers)[: trial % len(servers)]
             for name in names:
@@ -98,21 +106,29 @@ def case(args: argparse.Namespace, work: Path, path: Path, count: int, moto_pyth
                 if args.profile and name == "emulator" and trial == args.trials - 1:
                     profiled(server, jobs, path, count, work / "profile.txt", args.native)
                     continue
-                mb_s, cpu = measure(server, jobs, path, count)
-                results[name].append((mb_s, cpu))
-                print(f"{count} at once, {name} trial {trial + 1}: {mb_s:,.0f} MB/s, {cpu * 1000:.0f} ms CPU/upload")
+                mb_s, cpu, loop = measure(server, jobs, path, count)
+                results[name].append((mb_s, cpu, loop))
+                print(
+                    f"{count} at once, {name} trial {trial + 1}: {mb_s:,.0f} MB/s, {cpu * 1000:.0f} ms CPU/upload "
+                    f"({loop * 1000:.0f} ms of it on the main thread)"
+                )
         summary = {
-            name: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows))
+            name: (
+                statistics.median(r[0] for r in rows),
+                statistics.median(r[1] for r in rows),
+                statistics.median(r[2] for r in rows),
+            )
             for name, rows in results.items()
             if rows
         }
         line = ", ".join(
-            f"{name} {mb:,.0f} MB/s {cpu * 1000:.0f} ms CPU/upload, peak RSS {servers[name].peak_rss_mib():.0f} MiB"
-            for name, (mb, cpu) in summary.items()
+            f"{name} {mb:,.0f} MB/s {cpu * 1000:.0f} ms CPU/upload ({loop * 1000:.0f} ms main thread), "
+            f"peak RSS {servers[name].peak_rss_mib():.0f} MiB"
+            for name, (mb, cpu, loop) in summary.items()
         )
         for name in ("emulator", "baseline"):
             if name in summary and "moto" in summary:
-                (emu_mb, emu_cpu), (moto_mb, moto_cpu) = summary[name], summary["moto"]
+                (emu_mb, emu_cpu, _), (moto_mb, moto_cpu, _) = summary[name], summary["moto"]
                 line += f"; {name} ÷ moto {emu_mb / moto_mb:.2f}x MB/s, {moto_cpu / emu_cpu:.2f}x per CPU-second"
         print(f"== {count} at once (median of {args.trials}): {line}", flush=True)
     finally:
