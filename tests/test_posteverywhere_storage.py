@@ -217,6 +217,53 @@ async def test_malformed_multipart_is_a_precise_400(client, runtime, body, fragm
     assert list(runtime.blobs.tmp_dir.iterdir()) == []
 
 
+def _form(*parts: tuple[str, str, bytes]) -> bytes:
+    """A multipart body (boundary XYZ) of file parts: (field, filename, bytes)."""
+    body = b"".join(
+        b'--XYZ\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\nContent-Type: image/png\r\n\r\n%s\r\n'
+        % (field.encode(), filename.encode(), data)
+        for field, filename, data in parts
+    )
+    return body + b"--XYZ--\r\n"
+
+
+async def _chunked(body: bytes, size: int):
+    for i in range(0, len(body), size):
+        yield body[i : i + size]
+
+
+@pytest.mark.parametrize("chunk", [4093, 65536, 10 * 1024 * 1024])  # odd pieces, uvicorn-sized, the whole body
+async def test_a_large_image_form_is_stored_whole_however_the_body_is_cut(client, chunk):
+    # larger than the batches the writer threads hash and write (512 KiB), so several are handed over, and the
+    # closing boundary falls at any place in a piece
+    png = sample("png") + bytes(range(256)) * 6000
+    data = await start(client, "image/png", len(png), "a.png")
+    r = await client.post(
+        data["upload_url"],
+        content=_chunked(_form(("file", "a.png", png)), chunk),
+        headers={"Content-Type": "multipart/form-data; boundary=XYZ"},
+    )
+    assert r.status_code == 200, r.text
+    fetched = await client.get(r.json()["result"]["variants"][0])
+    assert fetched.content == png
+    assert fetched.headers["etag"] == f'"{hashlib.md5(png).hexdigest()}"'
+
+
+@pytest.mark.parametrize("chunk", [65536, 10 * 1024 * 1024])  # the image committed before the refusal, or not yet
+async def test_a_refusal_after_a_large_image_part_keeps_nothing(client, runtime, chunk):
+    png = sample("png") + bytes(1024 * 1024)
+    data = await start(client, "image/png", len(png), "a.png")
+    r = await client.post(
+        data["upload_url"],
+        content=_chunked(_form(("file", "a.png", png), ("other", "b.png", png)), chunk),
+        headers={"Content-Type": "multipart/form-data; boundary=XYZ"},
+    )
+    assert r.status_code == 400
+    assert "Unexpected file field 'other'" in r.json()["errors"][0]["message"]
+    assert runtime.blobs.index == {}
+    assert list(runtime.blobs.tmp_dir.iterdir()) == []
+
+
 async def test_multipart_without_boundary_is_400(client):
     data = await start(client, "image/png", 100)
     r = await client.post(data["upload_url"], content=b"x", headers={"Content-Type": "multipart/form-data"})

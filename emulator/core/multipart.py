@@ -4,6 +4,11 @@ Why not Starlette's ``request.form()``: it has no limit on file size and spools 
 file; and openapi-core's multipart deserializer reads the whole body. Here each file part streams into the blob
 store with its MD5 computed on the way, the size limit is enforced while streaming, and malformed, truncated or
 nameless parts become precise 400s. The tokenizing itself is python-multipart's.
+
+File bytes take the presigned PUT's path (``BlobWriter.add``/``drain``/``finish``): the parser's callbacks only
+queue the pieces; between two chunks of the body, a full batch goes to the store's worker threads, which hash and
+write it while the event loop receives and parses the next ones, and a file part that ended is finished and
+committed. Hashing and writing on the event loop instead held every other upload's receiving while they ran.
 """
 
 from __future__ import annotations
@@ -91,10 +96,11 @@ class _Parser:
         self.part = _Part()
         self.parts = 0
         self.open_writers: list[BlobWriter] = []
+        self.ended: list[_Part] = []  # file parts whose closing boundary arrived, committed by ``settle``
         self.committed: list[FilePart] = []
         self.header_name = b""
         self.header_value = b""
-        self.ended = False
+        self.done = False
 
     def on_part_begin(self) -> None:
         self.parts += 1
@@ -149,7 +155,7 @@ class _Parser:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.part.writer is not None:
-            self.part.writer.write(data[start:end])
+            self.part.writer.add(data[start:end])
             return
         if len(self.part.data) + (end - start) > self.max_field_size:
             raise Invalid(
@@ -161,11 +167,7 @@ class _Parser:
     def on_part_end(self) -> None:
         part = self.part
         if part.writer is not None:
-            self.open_writers.remove(part.writer)
-            blob = part.writer.commit()
-            file_part = FilePart(part.name, part.filename or "", part.content_type, blob)
-            self.committed.append(file_part)
-            self.form.files.setdefault(part.name, []).append(file_part)
+            self.ended.append(part)
             return
         try:
             value = part.data.decode("utf-8")
@@ -176,7 +178,22 @@ class _Parser:
         self.form.fields.setdefault(part.name, []).append(value)
 
     def on_end(self) -> None:
-        self.ended = True
+        self.done = True
+
+    async def settle(self) -> None:
+        """After each chunk: commit the file parts that ended in it, and hand the open one's full batch over."""
+        for part in self.ended:
+            assert part.writer is not None
+            await part.writer.finish()
+            blob = part.writer.commit()
+            self.open_writers.remove(part.writer)
+            file_part = FilePart(part.name, part.filename or "", part.content_type, blob)
+            self.committed.append(file_part)
+            self.form.files.setdefault(part.name, []).append(file_part)
+        self.ended.clear()
+        writer = self.part.writer
+        if writer is not None and writer.full and writer in self.open_writers:
+            await writer.drain()
 
 
 async def parse_form(
@@ -212,8 +229,9 @@ async def parse_form(
     try:
         async for chunk in stream:
             parser.write(chunk)
+            await state.settle()
         parser.finalize()
-        if not state.ended:
+        if not state.done:
             raise Invalid(
                 "multipart body is truncated: the closing boundary never arrived.",
                 errors=[FieldError("body", "ends before the closing boundary")],

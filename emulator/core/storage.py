@@ -24,10 +24,10 @@ removed at exit. Its ``.lock`` is held for the life of the process, so a scratch
 belongs to a dead process (the kernel releases a lock when its holder dies, whatever became of its pid): the first
 store a process opens removes those.
 
-A streamed upload (``put_stream``) is hashed and written off the event loop, in batches: while the loop receives
-batch N+1 from the socket, one worker thread adds batch N to the MD5 and another writes it to the file (both
-release the GIL), so receiving, hashing and writing overlap instead of taking turns on one core. At most two
-batches of an upload are in memory at once.
+A streamed upload (``put_stream``, and a form's file part through ``add``/``drain``/``finish``) is hashed and
+written off the event loop, in batches: while the loop receives batch N+1 from the socket, one worker thread adds
+batch N to the MD5 and another writes it to the file (both release the GIL), so receiving, hashing and writing
+overlap instead of taking turns on one core. At most two batches of an upload are in memory at once.
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ class BlobWriter:
         self._fh = os.fdopen(fd, "wb")
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
+        self._batch: list[bytes] = []  # received, not yet handed to the workers
+        self._batched = 0
+        self._pending: list[Future[None]] = []  # the batch the workers are hashing and writing
 
     def write(self, data: bytes) -> None:
         self._count(len(data))
@@ -105,31 +108,45 @@ class BlobWriter:
                 f"Body exceeds the maximum allowed size of {self.max_size} bytes.", details={"max_size": self.max_size}
             )
 
+    def add(self, chunk: bytes) -> None:
+        """Count ``chunk`` on arrival and queue it for the workers (``drain`` when ``full``, ``finish`` at the end)."""
+        self._count(len(chunk))
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+
+    @property
+    def full(self) -> bool:
+        return self._batched >= BATCH
+
+    async def drain(self) -> None:
+        """Hand the queued batch to the workers, once they have hashed and written the previous one."""
+        await _settled(self._pending)
+        self._pending = self._store.workers.hash_and_write(self._md5, self._fh, self._batch)
+        self._batch, self._batched = [], 0
+
+    async def finish(self) -> None:
+        """Every queued byte hashed and written: then ``commit``."""
+        await _settled(self._pending)
+        batch, self._batch, self._batched, big = self._batch, [], 0, self._batched >= INLINE
+        if big:
+            # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
+            # event loop (and every other upload's receiving) for a millisecond
+            self._pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
+            await _settled(self._pending)
+        else:  # a small remainder (or a small body): hashing it here costs less than the two thread hops
+            _hash_all(self._md5, batch)
+            self._fh.writelines(batch)
+
     async def write_stream(self, chunks: AsyncIterator[bytes]) -> None:
         """Write every chunk: counted on arrival, hashed and written by the store's workers a batch behind."""
-        batch: list[bytes] = []
-        batched = 0
-        pending: list[Future[None]] = []
         try:
             async for chunk in chunks:
-                self._count(len(chunk))
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= BATCH:
-                    await _settled(pending)  # the previous batch is hashed and written before this one starts
-                    pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
-                    batch, batched = [], 0
-            await _settled(pending)
-            if batched >= INLINE:
-                # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
-                # event loop (and every other upload's receiving) for a millisecond
-                pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
-                await _settled(pending)
-            else:  # a small remainder (or a small body): hashing it here costs less than the two thread hops
-                _hash_all(self._md5, batch)
-                self._fh.writelines(batch)
+                self.add(chunk)
+                if self.full:
+                    await self.drain()  # the previous batch is hashed and written before this one starts
+            await self.finish()
         finally:
-            wait(pending)  # cancelled or failed: no worker may still touch the file when it is closed
+            wait(self._pending)  # cancelled or failed: no worker may still touch the file when it is closed
 
     def commit(self) -> Blob:
         self._fh.close()
@@ -146,6 +163,7 @@ class BlobWriter:
         return blob
 
     def abort(self) -> None:
+        wait(self._pending)  # no worker may still touch the file when it is closed
         if not self._fh.closed:
             self._fh.close()
         self._tmp.unlink(missing_ok=True)
