@@ -42,11 +42,11 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 try:
     import fcntl
@@ -86,16 +86,21 @@ class BlobWriter:
 
     def __init__(self, store: BlobStore, name: str, content_type: str, max_size: int) -> None:
         self._store, self.name, self.content_type, self.max_size = store, name, content_type, max_size
-        fd, tmp = tempfile.mkstemp(prefix=".part-", dir=store.tmp_dir)
-        self._tmp = Path(tmp)
-        self._fh = os.fdopen(fd, "wb")
+        self._tmp: Path | None = None  # the scratch file, made by the first write (in a worker, for a small PUT)
+        self._fh: IO[bytes] | None = None
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
+
+    def _file(self) -> IO[bytes]:
+        if self._fh is None:
+            fd, tmp = tempfile.mkstemp(prefix=".part-", dir=self._store.tmp_dir)
+            self._tmp, self._fh = Path(tmp), os.fdopen(fd, "wb")
+        return self._fh
 
     def write(self, data: bytes) -> None:
         self._count(len(data))
         self._md5.update(data)
-        self._fh.write(data)
+        self._file().write(data)
 
     def _count(self, n: int) -> None:
         """Count bytes as they arrive, refusing the first byte past ``max_size`` before it is stored."""
@@ -107,6 +112,42 @@ class BlobWriter:
 
     async def write_stream(self, chunks: AsyncIterator[bytes]) -> None:
         """Write every chunk: counted on arrival, hashed and written by the store's workers a batch behind."""
+        batch = await self._stream(chunks)
+        if sum(map(len, batch)) >= INLINE:
+            # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
+            # event loop (and every other upload's receiving) for a millisecond
+            pending = self._store.workers.hash_and_write(self._md5, self._file(), batch)
+            try:
+                await _settled(pending)
+            finally:
+                wait(pending)
+        else:  # a small remainder (or a small body): hashing it here costs less than the two thread hops
+            _hash_all(self._md5, batch)
+            self._file().writelines(batch)
+
+    async def write_and_commit(self, chunks: AsyncIterator[bytes], length: int | None = None) -> Blob:
+        """``write_stream`` then ``commit``, with the last batch and the commit's file work (create, close, rename,
+        record) in one worker job. ``length``: the body's declared length; a body that fits in two batches (what
+        a streamed upload may hold in memory anyway) is received whole first, so it costs one thread hand-off and
+        no file system call on the event loop."""
+        batch = await self._stream(chunks, hold=length is not None and length <= 2 * BATCH)
+        if self._fh is None and sum(map(len, batch)) < INLINE:  # a small body: cheaper here than a thread hop
+            _hash_all(self._md5, batch)
+            self._file().writelines(batch)
+            return self.commit()
+        job = self._store.workers.submit(self._finish, batch)
+        try:
+            blob, identity = await asyncio.wrap_future(job)
+        except BaseException:
+            wait([job])  # cancelled: the worker may still be committing; nothing of it may stay
+            if not job.cancelled() and job.exception() is None:
+                _remove_files(job.result()[0].path)
+            raise
+        return self._indexed(blob, identity)
+
+    async def _stream(self, chunks: AsyncIterator[bytes], hold: bool = False) -> list[bytes]:
+        """Count every chunk on arrival and hand full batches to the workers (one batch in flight at a time); the
+        last batch, not yet written, is returned. ``hold``: keep up to two batches before the first hand-off."""
         batch: list[bytes] = []
         batched = 0
         pending: list[Future[None]] = []
@@ -115,24 +156,30 @@ class BlobWriter:
                 self._count(len(chunk))
                 batch.append(chunk)
                 batched += len(chunk)
-                if batched >= BATCH:
+                if batched >= BATCH and not (hold and self.size <= 2 * BATCH):
                     await _settled(pending)  # the previous batch is hashed and written before this one starts
-                    pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
+                    pending = self._store.workers.hash_and_write(self._md5, self._file(), batch)
                     batch, batched = [], 0
             await _settled(pending)
-            if batched >= INLINE:
-                # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
-                # event loop (and every other upload's receiving) for a millisecond
-                pending = self._store.workers.hash_and_write(self._md5, self._fh, batch)
-                await _settled(pending)
-            else:  # a small remainder (or a small body): hashing it here costs less than the two thread hops
-                _hash_all(self._md5, batch)
-                self._fh.writelines(batch)
         finally:
             wait(pending)  # cancelled or failed: no worker may still touch the file when it is closed
+        return batch
+
+    def _finish(self, batch: list[bytes]) -> tuple[Blob, tuple[int, int, int] | None]:
+        """In a worker: hash and write the last batch, then the commit's file work."""
+        _hash_all(self._md5, batch)
+        self._file().writelines(batch)
+        return self._commit_files()
 
     def commit(self) -> Blob:
-        self._fh.close()
+        return self._indexed(*self._commit_files())
+
+    def _commit_files(self) -> tuple[Blob, tuple[int, int, int] | None]:
+        """Close and move the bytes into place, then their record: blocking file work, safe in a worker thread
+        (the index is not touched). The file's identity as committed, for ``verified``."""
+        fh = self._file()  # an empty body has a file too
+        fh.close()
+        assert self._tmp is not None
         path = self._store.path_for(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = Blob(self.name, path, self.size, self._md5.hexdigest(), self.content_type)
@@ -141,16 +188,26 @@ class BlobWriter:
         os.replace(self._tmp, path)
         if self._store.persistent:
             self._store.write_record(blob)
+        try:
+            identity: tuple[int, int, int] | None = _identity(path)
+        except OSError:
+            identity = None
+        return blob, identity
+
+    def _indexed(self, blob: Blob, identity: tuple[int, int, int] | None) -> Blob:
+        """On the event loop (or the one thread using the store): the blob joins the index, hashed as it arrived."""
         self._store.index[self.name] = blob
-        self._store.verified(blob)  # hashed as it arrived
+        self._store.verified(blob, identity)
         return blob
 
     def abort(self) -> None:
-        if not self._fh.closed:
+        if self._fh is not None and not self._fh.closed:
             self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
 
 
+T = TypeVar("T")
 BATCH = 512 * 1024  # bytes of a streamed upload handed to the workers at once
 INLINE = 64 * 1024  # a last batch smaller than this is hashed and written on the event loop (~0.1 ms)
 
@@ -173,10 +230,17 @@ class Workers:
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
 
-    def hash_and_write(self, md5: hashlib._Hash, fh: IO[bytes], chunks: list[bytes]) -> list[Future[None]]:
+    def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="blob-io")
-        return [self._pool.submit(_hash_all, md5, chunks), self._pool.submit(fh.writelines, chunks)]
+        return self._pool
+
+    def hash_and_write(self, md5: hashlib._Hash, fh: IO[bytes], chunks: list[bytes]) -> list[Future[None]]:
+        pool = self._executor()
+        return [pool.submit(_hash_all, md5, chunks), pool.submit(fh.writelines, chunks)]
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        return self._executor().submit(fn, *args)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -298,14 +362,17 @@ class BlobStore:
     def writer(self, name: str, content_type: str, max_size: int) -> BlobWriter:
         return BlobWriter(self, name, content_type, max_size)
 
-    async def put_stream(self, name: str, chunks: AsyncIterator[bytes], content_type: str, max_size: int) -> Blob:
+    async def put_stream(
+        self, name: str, chunks: AsyncIterator[bytes], content_type: str, max_size: int, length: int | None = None
+    ) -> Blob:
+        """Store a streamed body; ``length``: its declared length (Content-Length), if any, which lets a small body
+        be written and committed in one worker job (``BlobWriter.write_and_commit``)."""
         writer = self.writer(name, content_type, max_size)
         try:
-            await writer.write_stream(chunks)
+            return await writer.write_and_commit(chunks, length)
         except BaseException:
             writer.abort()
             raise
-        return writer.commit()
 
     def concat(self, name: str, parts: list[Blob], content_type: str, max_size: int) -> Blob:
         """A new blob made of ``parts`` in order, copied in 1 MiB blocks (bounded memory, MD5 on the way).
@@ -373,10 +440,11 @@ class BlobStore:
         self.verified(blob)
         return True
 
-    def verified(self, blob: Blob) -> None:
-        """Remember ``blob``'s bytes as checked: trusted while the file keeps this size, mtime and inode."""
+    def verified(self, blob: Blob, identity: tuple[int, int, int] | None = None) -> None:
+        """Remember ``blob``'s bytes as checked: trusted while the file keeps this size, mtime and inode
+        (``identity``, when the caller has just read it: ``_identity``)."""
         try:
-            self._verified[blob.name] = _identity(blob.path)
+            self._verified[blob.name] = identity or _identity(blob.path)
         except OSError:
             self._verified.pop(blob.name, None)
 
@@ -421,6 +489,12 @@ _HEX = re.compile("[0-9a-f]+")
 
 def _record_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
+
+
+def _remove_files(path: Path) -> None:
+    """A blob's record (first: bytes without a record are not indexed at the next start), then its bytes."""
+    _record_path(path).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 SCRATCH_PREFIX = "upload-emulator-"  # scratch directories in the system's temp dir (no --data-dir)

@@ -1,0 +1,112 @@
+"""Only the small-upload figure: presigned PUTs of 1 MiB × 200, 8 at a time, to the emulator and moto in one run.
+
+For working on the per-upload fixed cost without the whole of ``run.py --only uploads`` (no page-cache churn, no
+ceilings, no 64/500 MiB classes). Each trial reports MB/s and the server's CPU seconds per upload (user + sys of
+the whole process), which other work on a shared machine disturbs far less than the wall-clock figure.
+
+    python -m bench.small_puts [--trials 5] [--count 200] [--concurrency 8] [--size-kib 1024] [--profile OUT]
+
+``--profile OUT``: after the trials, one more emulator batch under py-spy (each thread on its own, sampled without
+pausing; ``NATIVE=1``: with C frames, pausing the process), the raw stacks written to OUT and summarised
+(``bench/profiling.py``): where the fixed cost per upload goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench import profiling, uploads
+from bench.peers import Emulator, Moto, default_cache, ensure_moto
+from bench.procs import Server
+
+
+def main_thread_cpu_seconds(server: Server) -> float:
+    """User + system CPU time of the process's main thread alone (the emulator's event loop)."""
+    with open(f"/proc/{server.pid}/task/{server.pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def trial(server: Server, jobs: list[uploads.Job], path: Path, concurrency: int) -> tuple[float, float, float]:
+    """(MB/s, server CPU ms per upload, main thread's CPU ms per upload) of one batch of jobs."""
+    cpu, main_cpu = server.cpu_seconds(), main_thread_cpu_seconds(server)
+    timed = uploads.run_jobs(jobs, path, concurrency)
+    per_upload = 1e3 / len(jobs)
+    return (
+        timed.mb_s,
+        (server.cpu_seconds() - cpu) * per_upload,
+        (main_thread_cpu_seconds(server) - main_cpu) * per_upload,
+    )
+
+
+def profile(emu: Emulator, path: Path, md5: str, args: argparse.Namespace, rate: int = 200) -> None:
+    jobs = uploads.emulator_puts(emu, args.count, path, md5)
+    recorder = profiling.attach(
+        emu.pid,
+        args.profile,
+        rate=rate,
+        native=os.environ.get("NATIVE") == "1",
+        threads=os.environ.get("NATIVE") != "1",
+    )
+    time.sleep(1.0)  # py-spy attaches
+    start = time.perf_counter()
+    uploads.run_jobs(jobs, path, args.concurrency)
+    seconds = time.perf_counter() - start
+    profiling.stop(recorder)
+    stacks = profiling.parse(args.profile.read_text())
+    print(profiling.thread_busy(stacks, seconds, rate))
+    flat = [(frames[1:] or ["?"], count) for frames, count in stacks]
+    print(profiling.render("emulator, all threads", flat, n=25))
+
+
+def row(figures: tuple[float, ...]) -> str:
+    mb_s, ms, main_ms = figures
+    return f"{mb_s:7.0f} MB/s  {ms:6.2f} ms CPU/upload ({main_ms:5.2f} on the main thread)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--size-kib", type=int, default=1024)
+    parser.add_argument("--profile", type=Path, help="record one more emulator batch with py-spy into this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="small-puts-") as tmp:
+        work = Path(tmp)
+        path = uploads.make_file(work / "small.bin", args.size_kib * 1024)
+        md5 = uploads.md5_of(path)
+        emu = Emulator.make(work, "small").run()
+        moto = Moto.make(work, ensure_moto(default_cache()), "small").run()
+        results: dict[str, list[tuple[float, float, float]]] = {"emulator": [], "moto": []}
+        try:
+            for n in range(args.trials):
+                for name in ["emulator", "moto"] if n % 2 == 0 else ["moto", "emulator"]:
+                    if name == "emulator":
+                        jobs = uploads.emulator_puts(emu, args.count, path, md5)
+                        results[name].append(trial(emu, jobs, path, args.concurrency))
+                    else:
+                        jobs = uploads.moto_puts(moto, args.count, md5, "small")
+                        results[name].append(trial(moto, jobs, path, args.concurrency))
+                    print(f"trial {n + 1} {name:8} {row(results[name][-1])}", flush=True)
+            if args.profile:
+                profile(emu, path, md5, args)
+        finally:
+            emu.stop()
+            moto.stop()
+        med = {k: tuple(statistics.median(v[i] for v in r) for i in range(3)) for k, r in results.items()}
+        ratios = [e[0] / m[0] for e, m in zip(results["emulator"], results["moto"], strict=True)]
+        for name, figures in med.items():
+            print(f"median   {name:8} {row(figures)}")
+        per_trial = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"emulator/moto MB/s per trial: {per_trial}; median {statistics.median(ratios):.2f}")
+        print(f"CPU per upload, moto/emulator: {med['moto'][1] / med['emulator'][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
