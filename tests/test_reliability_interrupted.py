@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -330,7 +330,7 @@ def test_put_cancelled_while_a_worker_commits_it_keeps_nothing(tmp_path, monkeyp
     monkeypatch.setattr(BlobWriter, "_finish", slow_finish)
     body = b"x" * (200 * 1024)  # over the inline size, under two batches: one worker job
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         yield body
 
     async def main() -> None:
