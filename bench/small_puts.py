@@ -25,22 +25,27 @@ from bench.peers import Emulator, Moto, default_cache, ensure_moto
 from bench.procs import Server
 
 
-def main_thread_cpu_seconds(server: Server) -> float:
-    """User + system CPU time of the process's main thread alone (the emulator's event loop)."""
-    with open(f"/proc/{server.pid}/task/{server.pid}/stat") as fh:
+def _cpu(stat: str) -> tuple[float, float]:
+    """(user, system) CPU seconds from a /proc ``stat`` file."""
+    with open(stat) as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def trial(server: Server, jobs: list[uploads.Job], path: Path, concurrency: int) -> tuple[float, float, float]:
-    """(MB/s, server CPU ms per upload, main thread's CPU ms per upload) of one batch of jobs."""
-    cpu, main_cpu = server.cpu_seconds(), main_thread_cpu_seconds(server)
+def trial(server: Server, jobs: list[uploads.Job], path: Path, concurrency: int) -> tuple[float, ...]:
+    """MB/s, then per upload the server's CPU ms (user + system, all threads), its system ms alone, and the main
+    thread's CPU ms (the emulator's event loop), for one batch of jobs."""
+    process, main = f"/proc/{server.pid}/stat", f"/proc/{server.pid}/task/{server.pid}/stat"
+    before, main_before = _cpu(process), _cpu(main)
     timed = uploads.run_jobs(jobs, path, concurrency)
+    after, main_after = _cpu(process), _cpu(main)
     per_upload = 1e3 / len(jobs)
     return (
         timed.mb_s,
-        (server.cpu_seconds() - cpu) * per_upload,
-        (main_thread_cpu_seconds(server) - main_cpu) * per_upload,
+        (sum(after) - sum(before)) * per_upload,
+        (after[1] - before[1]) * per_upload,
+        (sum(main_after) - sum(main_before)) * per_upload,
     )
 
 
@@ -65,8 +70,8 @@ def profile(emu: Emulator, path: Path, md5: str, args: argparse.Namespace, rate:
 
 
 def row(figures: tuple[float, ...]) -> str:
-    mb_s, ms, main_ms = figures
-    return f"{mb_s:7.0f} MB/s  {ms:6.2f} ms CPU/upload ({main_ms:5.2f} on the main thread)"
+    mb_s, ms, sys_ms, main_ms = figures
+    return f"{mb_s:7.0f} MB/s  {ms:6.2f} ms CPU/upload (system {sys_ms:5.2f}; main thread {main_ms:5.2f})"
 
 
 def main() -> None:
@@ -75,15 +80,17 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--size-kib", type=int, default=1024)
+    parser.add_argument("--work", type=Path, help="keep the servers' logs and data here (default: a temp dir)")
     parser.add_argument("--profile", type=Path, help="record one more emulator batch with py-spy into this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="small-puts-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         path = uploads.make_file(work / "small.bin", args.size_kib * 1024)
         md5 = uploads.md5_of(path)
         emu = Emulator.make(work, "small").run()
         moto = Moto.make(work, ensure_moto(default_cache()), "small").run()
-        results: dict[str, list[tuple[float, float, float]]] = {"emulator": [], "moto": []}
+        results: dict[str, list[tuple[float, ...]]] = {"emulator": [], "moto": []}
         try:
             for n in range(args.trials):
                 for name in ["emulator", "moto"] if n % 2 == 0 else ["moto", "emulator"]:
@@ -99,7 +106,7 @@ def main() -> None:
         finally:
             emu.stop()
             moto.stop()
-        med = {k: tuple(statistics.median(v[i] for v in r) for i in range(3)) for k, r in results.items()}
+        med = {k: tuple(statistics.median(v[i] for v in r) for i in range(4)) for k, r in results.items()}
         ratios = [e[0] / m[0] for e, m in zip(results["emulator"], results["moto"], strict=True)]
         for name, figures in med.items():
             print(f"median   {name:8} {row(figures)}")
