@@ -6,6 +6,9 @@ the whole process), which other work on a shared machine disturbs far less than 
 
     python -m bench.small_puts [--trials 5] [--count 200] [--concurrency 8] [--size-kib 1024] [--profile OUT]
 
+``--fresh-pages``: the regime of ``run.py``'s upload figures (``ceilings.FreshPages``): page-cache writes need pages
+the host must back again, which costs this VM 2-4 ms of system time per MiB.
+
 ``--profile OUT``: after the trials, one more emulator batch under py-spy (each thread on its own, sampled without
 pausing; ``NATIVE=1``: with C frames, pausing the process), the raw stacks written to OUT and summarised
 (``bench/profiling.py``): where the fixed cost per upload goes.
@@ -20,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import profiling, uploads
+from bench import ceilings, profiling, uploads
 from bench.peers import Emulator, Moto, default_cache, ensure_moto
 from bench.procs import Server
 
@@ -80,6 +83,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--size-kib", type=int, default=1024)
+    parser.add_argument(
+        "--fresh-pages",
+        action="store_true",
+        help="before each trial, use up the pages the kernel could recycle, as run.py does (holds GBs of memory)",
+    )
     parser.add_argument("--work", type=Path, help="keep the servers' logs and data here (default: a temp dir)")
     parser.add_argument("--profile", type=Path, help="record one more emulator batch with py-spy into this file")
     args = parser.parse_args()
@@ -91,9 +99,12 @@ def main() -> None:
         emu = Emulator.make(work, "small").run()
         moto = Moto.make(work, ensure_moto(default_cache()), "small").run()
         results: dict[str, list[tuple[float, ...]]] = {"emulator": [], "moto": []}
+        pages = ceilings.FreshPages()
         try:
             for n in range(args.trials):
                 for name in ["emulator", "moto"] if n % 2 == 0 else ["moto", "emulator"]:
+                    if args.fresh_pages:
+                        pages.enter()
                     if name == "emulator":
                         jobs = uploads.emulator_puts(emu, args.count, path, md5)
                         results[name].append(trial(emu, jobs, path, args.concurrency))
@@ -104,6 +115,7 @@ def main() -> None:
             if args.profile:
                 profile(emu, path, md5, args)
         finally:
+            pages.close()
             emu.stop()
             moto.stop()
         med = {k: tuple(statistics.median(v[i] for v in r) for i in range(4)) for k, r in results.items()}
