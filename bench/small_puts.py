@@ -1,16 +1,18 @@
 """Only the small-upload figure: presigned PUTs of 1 MiB × 200, 8 at a time, to the emulator and moto in one run.
 
-For working on the per-upload fixed cost without the whole of ``run.py --only uploads`` (no page-cache churn, no
-ceilings, no 64/500 MiB classes). Each trial reports MB/s and the server's CPU seconds per upload (user + sys of
-the whole process), which other work on a shared machine disturbs far less than the wall-clock figure.
+For working on the per-upload fixed cost without the whole of ``run.py --only uploads`` (no ceilings, no 64/500 MiB
+classes). Each trial reports MB/s and, per upload, the server's CPU time (user + system, all threads), its system
+time and its main thread's CPU time (the emulator's event loop), which other work on a shared machine disturbs far
+less than the wall-clock figure.
 
-    python -m bench.small_puts [--trials 5] [--count 200] [--concurrency 8] [--size-kib 1024] [--profile OUT]
+    python -m bench.small_puts [--trials 5] [--count 200] [--concurrency 8] [--size-kib 1024] [--fresh-pages]
+                               [--profile OUT [--native]] [--work DIR]
 
 ``--fresh-pages``: the regime of ``run.py``'s upload figures (``ceilings.FreshPages``): page-cache writes need pages
 the host must back again, which costs this VM 2-4 ms of system time per MiB.
 
 ``--profile OUT``: after the trials, one more emulator batch under py-spy (each thread on its own, sampled without
-pausing; ``NATIVE=1``: with C frames, pausing the process), the raw stacks written to OUT and summarised
+pausing; ``--native``: with C frames, pausing the process), the raw stacks written to OUT and summarised
 (``bench/profiling.py``): where the fixed cost per upload goes.
 """
 
@@ -58,8 +60,8 @@ def profile(emu: Emulator, path: Path, md5: str, args: argparse.Namespace, rate:
         emu.pid,
         args.profile,
         rate=rate,
-        native=os.environ.get("NATIVE") == "1",
-        threads=os.environ.get("NATIVE") != "1",
+        native=args.native,
+        threads=not args.native,  # py-spy samples C frames only by pausing the process
     )
     time.sleep(1.0)  # py-spy attaches
     start = time.perf_counter()
@@ -89,6 +91,7 @@ def main() -> None:
         help="before each trial, use up the pages the kernel could recycle, as run.py does (holds GBs of memory)",
     )
     parser.add_argument("--work", type=Path, help="keep the servers' logs and data here (default: a temp dir)")
+    parser.add_argument("--native", action="store_true", help="with --profile: C frames too (pauses the process)")
     parser.add_argument("--profile", type=Path, help="record one more emulator batch with py-spy into this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="small-puts-") as tmp:
