@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -307,3 +307,44 @@ def test_disconnect_mid_body_keeps_nothing_leaks_nothing_and_can_be_retried(live
     assert partial_files(runtime) == []
     index_consistent(runtime)
     wait_for(lambda: open_fds() <= baseline, "file descriptors to return after the retry")
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["data-dir", "scratch"])
+def test_put_cancelled_while_a_worker_commits_it_keeps_nothing(tmp_path, monkeypatch, persistent):
+    """A small PUT's last batch and commit run in a worker: a request cancelled meanwhile (server shutdown) waits
+    for that job and takes back what it committed, bytes and record, so nothing stays unindexed on disk."""
+    import asyncio
+    import threading
+
+    from emulator.core.storage import BlobStore, BlobWriter
+
+    store = BlobStore(tmp_path / "data" if persistent else None)
+    started, release = threading.Event(), threading.Event()
+    finish = BlobWriter._finish
+
+    def slow_finish(self: BlobWriter, batch: list[bytes]) -> object:
+        started.set()
+        release.wait(10)
+        return finish(self, batch)
+
+    monkeypatch.setattr(BlobWriter, "_finish", slow_finish)
+    body = b"x" * (200 * 1024)  # over the inline size, under two batches: one worker job
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    async def main() -> None:
+        task = asyncio.create_task(store.put_stream("n", chunks(), "application/octet-stream", 1 << 20, len(body)))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        threading.Timer(0.05, release.set).start()  # the job commits after the cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+        assert store.index == {}
+        assert [p for p in store.root.rglob("*") if p.is_file() and p.name != ".lock"] == []
+    finally:
+        store.close()

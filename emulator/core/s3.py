@@ -118,6 +118,12 @@ def refuse_unframed_put(headers: Mapping[str, str], *, chunked: bool) -> None:
         )
 
 
+def declared_length(headers: Mapping[str, str]) -> int | None:
+    """The Content-Length a request declares, if it declares a whole number (the server holds the body to it)."""
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
 def _crc32(data: bytes, value: int) -> int:
     return zlib.crc32(data, value)
 

@@ -590,7 +590,7 @@ async def upload_clip_part(call: Call) -> Response:
     name = f"{NAME}/uploads/{upload_id}/{number}/{call.runtime.ids.hex(12)}"
     try:
         blob = await call.runtime.blobs.put_stream(
-            name, call.request.stream(), "application/octet-stream", grant.max_size
+            name, call.request.stream(), "application/octet-stream", grant.max_size, s3.declared_length(headers)
         )
     except TooLarge:
         raise too_large from None

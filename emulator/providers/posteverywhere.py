@@ -1055,7 +1055,9 @@ async def store_object(call: Call) -> Response:
     s3.refuse_unframed_put(call.request.headers, chunked=True)
     integrity = s3.Integrity.declared(call.request.headers)
     name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
-    blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
+    blob = await call.runtime.blobs.put_stream(
+        name, call.request.stream(), media.content_type, max_size, s3.declared_length(call.request.headers)
+    )
     try:
         echoed = await integrity.verify(blob.path, blob.md5)
     except StorageError:
@@ -1133,7 +1135,9 @@ async def store_image_raw(call: Call) -> Response:
         ),
     )
     name = f"{NAME}/media/{media.id}/{call.runtime.ids.hex(12)}"
-    blob = await call.runtime.blobs.put_stream(name, call.request.stream(), media.content_type, max_size)
+    blob = await call.runtime.blobs.put_stream(
+        name, call.request.stream(), media.content_type, max_size, s3.declared_length(call.request.headers)
+    )
     return _image_stored(call, media, blob, media.filename)
 
 

@@ -599,7 +599,9 @@ async def put_asset_object(call: Call) -> Response:
     integrity = s3.Integrity.declared(call.request.headers)
     name = f"{NAME}/objects/{object_id}/{call.runtime.ids.hex(12)}"
     try:
-        blob = await call.runtime.blobs.put_stream(name, call.request.stream(), upload.content_type, grant.max_size)
+        blob = await call.runtime.blobs.put_stream(
+            name, call.request.stream(), upload.content_type, grant.max_size, s3.declared_length(call.request.headers)
+        )
     except TooLarge:
         raise PayloadTooLarge(
             "Your proposed upload exceeds the maximum allowed size", details={"MaxSizeAllowed": grant.max_size}

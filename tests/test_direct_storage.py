@@ -1,0 +1,125 @@
+"""Small bodies written whole by one worker job, past the page cache (``O_DIRECT``) where the file system allows.
+
+The bytes on disk, their MD5 and the index must be exactly what a buffered write gives, for every size around
+the 4 KiB alignment and the two-batch limit, and a file system that refuses direct I/O must not lose a byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from emulator.core import storage
+from emulator.core.storage import BATCH, BlobStore
+
+SIZES = [0, 1, 4095, 4096, 4097, 3 * 4096, 64 * 1024 + 7, 2 * BATCH - 1, 2 * BATCH, 2 * BATCH + 1, 3 * BATCH + 5]
+
+
+def _body(size: int) -> bytes:
+    return (hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1))[:size]
+
+
+async def _chunks(body: bytes, piece: int) -> AsyncIterator[bytes]:
+    for at in range(0, len(body), piece):
+        yield body[at : at + piece]
+
+
+def _put(store: BlobStore, body: bytes, piece: int = 65536, length: int | None = -1) -> storage.Blob:
+    declared = len(body) if length == -1 else length
+    return asyncio.run(store.put_stream("n", _chunks(body, piece), "application/octet-stream", 1 << 30, declared))
+
+
+@pytest.fixture(params=[True, False], ids=["data-dir", "scratch"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    made = BlobStore(tmp_path / "data" if request.param else None)
+    request.addfinalizer(made.close)
+    return made
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("piece", [1000, 256000])
+def test_whole_bodies_are_stored_exactly(store: BlobStore, size: int, piece: int) -> None:
+    body = _body(size)
+    blob = _put(store, body, piece)
+    assert blob.path.read_bytes() == body
+    assert blob.md5 == hashlib.md5(body).hexdigest() and blob.size == size
+    assert store.get("n") == blob and store.holds(blob)
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.skipif(not storage._DIRECT, reason="no O_DIRECT on this platform: bodies are always written buffered")
+def test_direct_io_is_used_and_kept_where_the_file_system_takes_it(store: BlobStore) -> None:
+    written: list[int] = []
+    real_write = os.write
+
+    def spy(fd: int, data: bytes | memoryview) -> int:
+        import fcntl
+
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & storage._DIRECT:
+            written.append(len(data))
+        return real_write(fd, data)
+
+    body = _body(2 * BATCH - 100)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(storage.os, "write", spy)
+        blob = _put(store, body)
+    assert blob.path.read_bytes() == body
+    if store.direct:  # the file system under tmp_path takes direct I/O: the aligned part went that way
+        assert sum(written) == len(body) - len(body) % 4096
+    else:  # it refused: nothing was written directly
+        assert written == []
+
+
+def test_a_file_system_refusing_direct_io_loses_nothing(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+    refused: list[int] = []
+
+    def refuse_direct(fd: int, data: bytes | memoryview) -> int:
+        import fcntl
+
+        if storage._DIRECT and fcntl.fcntl(fd, fcntl.F_GETFL) & storage._DIRECT:
+            refused.append(len(data))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(storage.os, "write", refuse_direct)
+    body = _body(BATCH + 12345)
+    blob = _put(store, body)
+    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+    assert store.direct is False
+    second = _body(4096 * 5)
+    assert _put(store, second).path.read_bytes() == second
+    assert len(refused) == (1 if storage._DIRECT else 0)  # refused once, then no longer tried
+
+
+def test_other_write_errors_are_not_swallowed(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(fd: int, data: bytes | memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        _put(store, _body(BATCH))
+    assert store.index == {} and list(store.tmp_dir.iterdir()) == []
+
+
+def test_an_undeclared_length_takes_the_batched_path(store: BlobStore) -> None:
+    body = _body(3 * BATCH + 5)
+    blob = _put(store, body, length=None)
+    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 10, 64 * 1024 + 1, 2 * BATCH + 5])
+def test_write_stream_then_commit_stores_exactly(store: BlobStore, size: int) -> None:
+    """The writer's own streaming (for callers that commit themselves) stays exact: batched, then committed."""
+    body = _body(size)
+    writer = store.writer("w", "application/octet-stream", 1 << 30)
+    asyncio.run(writer.write_stream(_chunks(body, 65536)))
+    blob = writer.commit()
+    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+    assert store.get("w") == blob and list(store.tmp_dir.iterdir()) == []
