@@ -56,5 +56,5 @@ def run_with_progress(
         write_markdown(result, report)
         console.print(f"Markdown report: {report}")
     verdict = "[red]failed[/red]" if result.failed else "[green]passed[/green]"
-    console.print(f"contracts {verdict}: {len(result.findings)} failure(s) in {result.seconds:.1f} s")
+    console.print(f"contracts {verdict}: {len(result.findings)} failure(s) in {result.seconds:.1f} s ({result.size()})")
     return result
