@@ -28,10 +28,15 @@ def run_with_progress(
         auto_refresh=console.is_terminal,
         refresh_per_second=4,
     ) as bar:
-        tasks = {name: bar.add_task("waiting", provider=name, total=None) for name in options.providers}
+        # a provider's clock starts when its first suite does: with workers, some wait for a free one
+        tasks = {name: bar.add_task("waiting", provider=name, total=None, start=False) for name in options.providers}
         totals: dict[str, dict[str, int]] = {name: {} for name in options.providers}
+        started: set[str] = set()
 
         def progress(provider: str, suite: str, event: str, count: int) -> None:
+            if event == "start" and provider not in started:
+                started.add(provider)
+                bar.start_task(tasks[provider])
             if event in ("cases", "done"):
                 totals[provider][suite] = count
             done = ", ".join(f"{s} {n}" for s, n in totals[provider].items())
