@@ -61,5 +61,9 @@ def run_with_progress(
         write_markdown(result, report)
         console.print(f"Markdown report: {report}")
     verdict = "[red]failed[/red]" if result.failed else "[green]passed[/green]"
-    console.print(f"contracts {verdict}: {len(result.findings)} failure(s) in {result.seconds:.1f} s ({result.size()})")
+    # one line, however narrow the console: CI logs and bench/suites.py read the verdict from the last line
+    console.print(
+        f"contracts {verdict}: {len(result.findings)} failure(s) in {result.seconds:.1f} s ({result.size()})",
+        soft_wrap=True,
+    )
     return result

@@ -114,6 +114,10 @@ def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_p
     )
     assert outcome.exit_code == 0, outcome.output
     assert "contracts passed: 0 failure(s)" in outcome.output
+    # the last line says how much ran, on one line whatever the width (bench/suites.py reports it)
+    last = outcome.output.strip().splitlines()[-1]
+    assert last.startswith("contracts passed: 0 failure(s) in ") and "schemathesis cases, " in last, last
+    assert last.endswith(" checks)") and "flows examples, " in last and "documented examples, " in last, last
     suites = ET.parse(junit).getroot().findall("testsuite")
     assert sorted(s.get("name", "") for s in suites) == sorted(f"contracts.{p}" for p in PROVIDERS)
     for suite in suites:
@@ -131,6 +135,7 @@ def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_p
         } <= names, suite.get("name")
     text = report.read_text()
     assert text.startswith("# Contract run against http://127.0.0.1:") and "**passed**: 0 failure(s)" in text
+    assert "It ran " in text and " checks." in text
     assert "## Failures\n\nNone." in text
     for provider in PROVIDERS:
         assert f"| {provider} | schemathesis | `not_a_server_error` |" in text
