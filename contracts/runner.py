@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue
 import random
+import signal
 import time
+import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from contracts import documented, flows, openapi_suite
@@ -160,19 +163,25 @@ def _run_local(options: Options, seed: int, notify: Progress, wrap: Callable[[An
 
 # --- worker processes ------------------------------------------------------------------------------------------------
 
-_EVENTS: Any = None  # in a worker: the queue its progress events go back to the parent on
 
-
-def _init_worker(events: Any) -> None:
-    global _EVENTS
-    _EVENTS = events
-
-
-def _worker_task(options: Options, name: str, seed: int) -> tuple[ProviderResult, str]:
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (a TargetError does), else a RuntimeError that carries its traceback."""
     try:
-        return _on_own_emulator(options, name, seed, lambda *event: _EVENTS.put(event))
-    finally:
-        _EVENTS.put((name, "", "finished", 0))  # after this, no event of this provider is in flight
+        pickle.dumps(exc)
+    except Exception:
+        return RuntimeError("".join(traceback.format_exception(exc)))
+    return exc
+
+
+def _worker_main(events: Any, options: Options, name: str, seed: int) -> None:
+    """One provider in a process of its own: its progress, then its result or its error, go back on ``events``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops every worker at once
+    try:
+        result = _on_own_emulator(options, name, seed, lambda *event: events.put(("progress", name, event)))
+    except BaseException as exc:
+        events.put(("failed", name, _portable(exc)))
+    else:
+        events.put(("result", name, result))
 
 
 def _cost(name: str) -> int:
@@ -183,35 +192,51 @@ def _cost(name: str) -> int:
 def _in_workers(
     per_provider: dict[str, Options], seed: int, notify: Progress, workers: int
 ) -> dict[str, tuple[ProviderResult, str]]:
-    """Run each provider in a pool of ``workers`` processes, the longest first, relaying progress as it comes."""
-    # spawn, not fork: this process has threads (the progress bar, schemathesis' pools), which fork would copy
-    # half-way through whatever they hold
+    """Run each provider in a process of its own, ``workers`` at a time, the longest first, relaying progress.
+
+    A fresh process per provider, not a pool's reused one: hypothesis draws constants from the project's modules a
+    process has loaded (its "local constants"), so a process that ran another provider first would generate other
+    cases from the seed. Spawned, not forked: this process has threads (the progress bar), which fork would copy
+    half-way through whatever they hold. Plain processes rather than an executor, so that Ctrl-C or an error here
+    stops every worker at once, and a worker that dies without a word is noticed instead of waited for.
+    """
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    order = sorted(per_provider, key=_cost, reverse=True)
-    # a fresh process per provider: hypothesis draws constants from the project's modules loaded so far (its
-    # "local constants"), so a process that ran another provider first would generate other cases from the seed
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(events,), max_tasks_per_child=1
-    )
-    with pool:
-        futures: dict[str, Future[tuple[ProviderResult, str]]] = {
-            name: pool.submit(_worker_task, per_provider[name], name, seed) for name in order
-        }
-        finished: set[str] = set()
-        try:
-            while len(finished) < len(futures):
-                try:
-                    provider, suite, event, count = events.get(timeout=0.2)
-                except queue.Empty:
-                    # a worker that died never says "finished": its future says why
-                    finished |= {n for n, f in futures.items() if f.done() and f.exception() is not None}
-                    continue
-                if event == "finished":
-                    finished.add(provider)
-                else:
-                    notify(provider, suite, event, count)
-            return {name: future.result() for name, future in futures.items()}
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    waiting = sorted(per_provider, key=_cost, reverse=True)
+    running: dict[str, BaseProcess] = {}
+    silent: set[str] = set()  # workers found dead: half a second more for their last message, then an error
+    results: dict[str, tuple[ProviderResult, str]] = {}
+    next_check = 0.0
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                name = waiting.pop(0)
+                worker = context.Process(
+                    target=_worker_main, args=(events, per_provider[name], name, seed), name=f"contract-{name}"
+                )
+                worker.daemon = True  # never outlives this process
+                worker.start()
+                running[name] = worker
+            if time.monotonic() >= next_check:  # twice a second, however busy the others keep the queue
+                next_check = time.monotonic() + 0.5
+                for name, alive in running.items():
+                    if not alive.is_alive() and name in silent:
+                        raise RuntimeError(f"the worker running {name} stopped with exit code {alive.exitcode}")
+                silent = {name for name, alive in running.items() if not alive.is_alive()}
+            try:
+                kind, name, payload = events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if kind == "progress":
+                notify(*payload)
+            elif kind == "result":
+                results[name] = payload
+                running.pop(name).join()
+            else:
+                raise payload
+    finally:
+        for left in running.values():
+            left.terminate()
+        for left in running.values():
+            left.join()
+    return results

@@ -111,4 +111,7 @@ def run(argv: list[str]) -> int:
     except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the worker processes are stopped already
+        print("interrupted", file=sys.stderr)
+        return 130
     return 1 if result.failed else 0
