@@ -7,7 +7,7 @@ documented examples; the result feeds the summary table, JUnit XML and the Markd
 
 A run that starts its own emulator gives each provider a fresh one, so a provider's result depends only on the
 options and the seed, never on which providers ran before it or where. That makes the providers independent tasks:
-with more than one core they run in worker processes (``Options.workers``, default one per core), biggest spec
+with more than one core they run in worker processes (``Options.workers``, default one per core), most operations
 first, and their results are merged into one ``RunResult`` in the order the providers were asked for. Processes,
 not threads: schemathesis and hypothesis are pure-Python work that one interpreter's GIL would serialise. A run
 against ``--base-url`` stays in this process, one provider after another: its flows freeze and move that server's
@@ -185,8 +185,10 @@ def _worker_main(events: Any, options: Options, name: str, seed: int) -> None:
 
 
 def _cost(name: str) -> int:
-    """A provider's expected run time, for ordering (longest first): the size of its spec, which tracks it."""
-    return len(repr(PROVIDERS[name].specs.served("")))
+    """A provider's expected run time, for ordering (longest first): its operation count, which the number of
+    schemathesis cases follows (measured: posteverywhere 17 operations and 17.5 s of CPU, XenonFlare 13 and 13 s,
+    Autoposting 10 and 16.6 s with its video flows, Segmentflow 9 and 10.6 s)."""
+    return len(list(PROVIDERS[name].specs.operations()))
 
 
 def _in_workers(
