@@ -31,6 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--flow-examples", type=int, default=None, help="hypothesis examples per flow machine")
     group.addoption("--contract-seed", type=int, default=None, help="seed for a reproducible run")
+    group.addoption(
+        "--contract-workers",
+        type=int,
+        default=None,
+        help="processes that run providers side by side (default: one per core; 1: all in this process)",
+    )
     group.addoption("--contract-junit", default=None, help="write the suite's JUnit XML here")
     group.addoption("--report", default=None, help="write the Markdown report (failures with curl) here")
     group.addoption(
@@ -82,6 +88,7 @@ def contract_run(pytestconfig: pytest.Config) -> RunResult:
         flow_examples=pytestconfig.getoption("--flow-examples"),
         seed=pytestconfig.getoption("--contract-seed"),
         allow_writes=pytestconfig.getoption("--allow-writes"),
+        workers=pytestconfig.getoption("--contract-workers"),
     )
     result = run(options)
     if pytestconfig.getoption("--contract-junit"):

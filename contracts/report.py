@@ -101,7 +101,7 @@ def markdown(
     lines.append(
         f"{verdict}: {len(result.findings)} failure(s) in {result.seconds:.1f} s"
         + (f", seed {result.seed}" if result.seed is not None else "")
-        + "."
+        + f". It ran {result.size()}."
     )
     lines += [""] + [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
     lines += ["## Summary", "", "| provider | suite | check | passed | failed |", "|---|---|---|---:|---:|"]

@@ -79,3 +79,22 @@ class RunResult:
     @property
     def failed(self) -> bool:
         return any(p.failed for p in self.providers)
+
+    def cases(self) -> dict[str, int]:
+        """Suite -> cases over every provider: generated schemathesis cases, flow examples, documented replays."""
+        totals: dict[str, int] = {}
+        for provider in self.providers:
+            for suite, n in provider.cases.items():
+                totals[suite] = totals.get(suite, 0) + n
+        return totals
+
+    def checks(self) -> int:
+        """Every check made, passed or failed, over every provider and suite."""
+        return sum(t.total for p in self.providers for t in p.tallies.values())
+
+    def size(self) -> str:
+        """How much the run did, in one line: ``7,792 schemathesis cases, 156 flows examples, … 118,012 checks``."""
+        cases = [
+            f"{n:,} {suite} {'examples' if suite != 'schemathesis' else 'cases'}" for suite, n in self.cases().items()
+        ]
+        return ", ".join([*cases, f"{self.checks():,} checks"])

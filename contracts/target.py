@@ -145,7 +145,7 @@ def _control_for(url: str) -> ControlClient | None:
     return control
 
 
-def _parse_keys(api_keys: list[str], names: list[str]) -> dict[str, str]:
+def parse_keys(api_keys: list[str], names: list[str]) -> dict[str, str]:
     """``--api-key KEY`` (one provider) or ``--api-key provider=KEY`` (any number)."""
     keys: dict[str, str] = {}
     for item in api_keys:
@@ -184,7 +184,7 @@ def open_target(
     unknown = [n for n in names if n not in PROVIDERS]
     if unknown:
         raise TargetError(f"unknown provider {unknown[0]!r}; choose from {', '.join(PROVIDERS)}")
-    given = _parse_keys(api_keys or [], names)
+    given = parse_keys(api_keys or [], names)
     control: ControlClient | None
     if base_url is None:
         local = start_local(contract_settings(names, seed), wrap)

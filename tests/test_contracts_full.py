@@ -1,6 +1,7 @@
 """The full contract run (what ``upload-emulator contract`` and ``pytest contracts/`` do by default): every provider,
-every suite, at least 1,000 generated schemathesis cases per provider, and not one failure. About two minutes on
-one core; it runs in the default suite (and so in CI), as issue 8 asks."""
+every suite, at least 1,000 generated schemathesis cases per provider, and not one failure. The providers run side
+by side in worker processes, one per core, as the command runs them (about half a minute on two quiet cores); it
+runs in the default suite (and so in CI), as issue 8 asks."""
 
 from __future__ import annotations
 

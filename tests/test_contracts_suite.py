@@ -114,6 +114,10 @@ def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_p
     )
     assert outcome.exit_code == 0, outcome.output
     assert "contracts passed: 0 failure(s)" in outcome.output
+    # the last line says how much ran, on one line whatever the width (bench/suites.py reports it)
+    last = outcome.output.strip().splitlines()[-1]
+    assert last.startswith("contracts passed: 0 failure(s) in ") and "schemathesis cases, " in last, last
+    assert last.endswith(" checks)") and "flows examples, " in last and "documented examples, " in last, last
     suites = ET.parse(junit).getroot().findall("testsuite")
     assert sorted(s.get("name", "") for s in suites) == sorted(f"contracts.{p}" for p in PROVIDERS)
     for suite in suites:
@@ -131,9 +135,33 @@ def test_cli_run_against_the_emulator_passes_and_writes_junit_and_markdown(tmp_p
         } <= names, suite.get("name")
     text = report.read_text()
     assert text.startswith("# Contract run against http://127.0.0.1:") and "**passed**: 0 failure(s)" in text
+    assert "It ran " in text and " checks." in text
     assert "## Failures\n\nNone." in text
     for provider in PROVIDERS:
         assert f"| {provider} | schemathesis | `not_a_server_error` |" in text
+
+
+def test_providers_run_side_by_side_in_workers_and_merge_into_one_result_in_the_asked_order():
+    events: list[tuple[str, str, str, int]] = []
+    options = Options(
+        providers=["segmentflow", "xenonflare"],
+        workers=2,
+        suites=("schemathesis", "documented"),
+        operations=("listAssets", "getChunkStatus"),  # one of each
+        max_examples=2,
+        seed=7,
+    )
+    first = run(options, lambda *event: events.append(event))
+    assert [p.provider for p in first.providers] == ["segmentflow", "xenonflare"] and not first.failed
+    # each provider had an emulator of its own, in a worker process whose progress came back here
+    assert first.target.count("http://127.0.0.1:") == 2 and any("2 at a time" in note for note in first.notes)
+    for provider in first.providers:
+        done = {suite: count for name, suite, event, count in events if name == provider.provider and event == "done"}
+        assert done == provider.cases and done["schemathesis"] > 0, (done, provider.cases)
+    # a fresh process and emulator per provider: the same seed makes the same cases and checks, wherever it ran
+    second = run(options)
+    assert [(p.cases, p.tallies) for p in second.providers] == [(p.cases, p.tallies) for p in first.providers]
+    assert first.size() == second.size() and "checks" in first.size()
 
 
 def test_a_renamed_response_field_fails_response_schema_conformance(deviant, monkeypatch):

@@ -42,6 +42,13 @@ def parser() -> argparse.ArgumentParser:
         help="hypothesis examples per flow machine (default: half of --max-examples, at least 5)",
     )
     out.add_argument("--seed", type=int, metavar="N", help="Seed for a reproducible run")
+    out.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="Processes that run providers side by side when the command starts its own emulators "
+        "(default: one per core, at most one per provider; 1: all in this process)",
+    )
     out.add_argument("--junit", type=Path, metavar="FILE", help="Write JUnit XML here")
     out.add_argument("--report", type=Path, metavar="FILE", help="Write a Markdown report (failures with curl) here")
     out.add_argument(
@@ -77,6 +84,9 @@ def run(argv: list[str]) -> int:
     console = Console()
     names = list(PROVIDERS) if args.provider == "all" else [args.provider]
     unknown = [n for n in names if n not in PROVIDERS] + [s for s in args.suite or () if s not in SUITES]
+    if args.workers is not None and args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
     if unknown:
         print(
             f"error: unknown provider or suite {unknown[0]!r}; providers: {', '.join(PROVIDERS)}; "
@@ -94,10 +104,14 @@ def run(argv: list[str]) -> int:
         allow_writes=args.allow_writes,
         suites=tuple(s for s in SUITES if s in (args.suite or SUITES)),
         operations=tuple(args.operation or ()),
+        workers=args.workers,
     )
     try:
         result = run_with_progress(options, console, junit=args.junit, report=args.report)
     except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the worker processes are stopped already
+        print("interrupted", file=sys.stderr)
+        return 130
     return 1 if result.failed else 0
