@@ -287,6 +287,21 @@ async def test_fault_rules_and_their_remaining_count_are_shared(pair):
             assert control.faults() == []
 
 
+async def test_a_fault_set_on_one_process_answers_first_on_the_other_and_counts_against_no_limit(pair):
+    """The other process reads the shared state and takes the request's limits in one round trip (Sync.refresh):
+    a rule it has not seen yet must still answer before the limiter, as with one process."""
+    first, second = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        warm = await http.get(f"{second.url}{PE}/media", headers=AUTH)  # the other process knows the key and rules
+        assert warm.status_code == 200 and warm.headers["x-ratelimit-remaining"] == "19"
+        with ControlClient(first.url) as control:
+            control.add_fault("status", provider="posteverywhere", operation="listMedia", status=503, times=1)
+        faulted = await http.get(f"{second.url}{PE}/media", headers=AUTH)
+        assert faulted.status_code == 503
+        after = await http.get(f"{second.url}{PE}/media", headers=AUTH)
+        assert after.status_code == 200 and after.headers["x-ratelimit-remaining"] == "18"  # the 503 took nothing
+
+
 async def test_keys_created_and_revoked_on_one_process_hold_on_the_other(pair):
     first, second = pair
     with ControlClient(first.url) as control:
