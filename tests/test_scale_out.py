@@ -472,3 +472,41 @@ async def test_the_shared_journal_holds_no_signature_in_redis(pair, redis_url):
         client.close()
     assert "X-Emulator-Signature=REDACTED" in stored  # the entry is there, its preview redacted
     assert signature not in stored
+
+
+async def test_a_journal_entry_is_in_redis_before_the_client_has_the_last_byte_of_its_answer(redis_url):
+    """A client that has its answer and asks any other process for the journal finds the entry: it is written
+    before the response's last bytes leave (the check runs at that moment, from the ASGI ``send`` the server gets)."""
+    from emulator.app import create_app
+    from emulator.settings import Settings
+
+    app = create_app(Settings(state=redis_url))
+    shared = app.state.runtime.journal  # SharedJournal.query reads Redis only, as another process would
+    found_at_last_byte: list[list[str]] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            found_at_last_byte.append([e.query for e in shared.query(provider="posteverywhere")])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"{PE}/media",
+        "raw_path": f"{PE}/media".encode(),
+        "query_string": b"n=1",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"authorization", AUTH["Authorization"].encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    try:
+        await app(scope, receive, send)
+    finally:
+        app.state.runtime.close()
+    assert found_at_last_byte == [["n=1"]]

@@ -754,11 +754,13 @@ _ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry) if f.name not in
 
 class SharedJournal(Journal):
     """The journal of every process, in one Redis sorted set (entries as JSON, scored by id), bounded by count and
-    by the bytes of that JSON like the in-memory journal. An entry is written when its request is finished, and
-    given its id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry
-    that cannot be written while Redis is away is lost (the request itself was answered 503)."""
+    by the bytes of that JSON like the in-memory journal. An entry is written when its response is complete, just
+    before its last bytes are sent (so a client that has its answer finds the entry on any process), and given its
+    id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry that cannot
+    be written while Redis is away is lost (the request itself was answered 503)."""
 
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
+    settle_before_last_send = True  # in Redis before the client has its answer: a journal read anywhere then lists it
     CHUNK = 500  # entries read per round trip while paging through filtered entries
 
     def __init__(self, client: RedisClient, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
