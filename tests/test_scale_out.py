@@ -414,12 +414,6 @@ async def test_two_simultaneous_completes_of_one_upload_on_two_processes_one_win
             assert stored.status_code == 200 and stored.json()["data"]["status"] in ("processing", "ready")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect (issue 19): under load, a part stored on one process while the other stores another part of "
-    "the same upload was now and then refused with 409 instead of being merged (1 full run in 4). A fix is in "
-    "(RedisStore.put merges into the live record); this stays non-strict until the fix is proven under load",
-)
 async def test_parts_of_one_upload_sent_in_parallel_to_both_processes_are_all_kept(pair):
     from tests.test_autoposting_flow import MIB, complete, get_clip, init, presign, put_part, sdk_parts, split, video
 
@@ -510,3 +504,38 @@ async def test_a_journal_entry_is_in_redis_before_the_client_has_the_last_byte_o
     finally:
         app.state.runtime.close()
     assert found_at_last_byte == [["n=1"]]
+
+
+def test_the_first_parts_of_an_upload_stored_by_two_processes_at_once_are_merged():
+    """The race behind the old intermittent 409 on parallel parts: both processes read the upload while it had no
+    parts (an empty mapping, stored as ``{}``, not in the integer-keyed form) and each added one. The merge must keep
+    both parts, not take the two forms of the mapping for a conflict."""
+    from pathlib import Path
+
+    from emulator.core import records
+    from emulator.core.shared import merge
+    from emulator.core.storage import Blob
+    from emulator.providers.autoposting import Upload
+
+    def part(number: int) -> Blob:
+        return Blob(f"p{number}", Path(f"/data/p{number}"), 5, f"{number:032x}", "application/octet-stream")
+
+    base = Upload("u1", "c1", "tenant", max_part_size=5)
+    ours, theirs = (
+        Upload("u1", "c1", "tenant", 5, parts={1: part(1)}),
+        Upload("u1", "c1", "tenant", 5, parts={2: part(2)}),
+    )
+    merged = merge(records.dumps(base), records.dumps(ours), records.dumps(theirs))
+    assert merged is not None
+    assert records.loads(merged).parts == {1: part(1), 2: part(2)}
+    # and the same when one side's change empties the mapping (a completion takes the parts): still a conflict
+    done = Upload("u1", "c1", "tenant", 5, state="completed")
+    with_two = Upload("u1", "c1", "tenant", 5, parts={1: part(1), 2: part(2)})
+    assert (
+        merge(
+            records.dumps(with_two),
+            records.dumps(done),
+            records.dumps(Upload("u1", "c1", "tenant", 5, parts={1: part(1), 2: part(2), 3: part(3)})),
+        )
+        is None
+    )
