@@ -12,10 +12,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from emulator.testing import ControlClient, free_port
 from tests.helpers import AUTH, MP4, PE
@@ -478,10 +480,10 @@ async def test_a_journal_entry_is_in_redis_before_the_client_has_the_last_byte_o
     shared = app.state.runtime.journal  # SharedJournal.query reads Redis only, as another process would
     found_at_last_byte: list[list[str]] = []
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             found_at_last_byte.append([e.query for e in shared.query(provider="posteverywhere")])
 
@@ -504,6 +506,31 @@ async def test_a_journal_entry_is_in_redis_before_the_client_has_the_last_byte_o
     finally:
         app.state.runtime.close()
     assert found_at_last_byte == [["n=1"]]
+
+
+def test_a_record_held_across_a_fresher_read_never_overwrites_another_process_change(redis_url):
+    """A handler holds a record across an await; meanwhile another request of its process reads the record afresh
+    (another process changed it). Putting the held object back must not silently drop that change: it is
+    compared with the text the object came from, and merged (or refused), never written over it blindly."""
+    from emulator.core.shared import RedisStore, connect
+    from emulator.providers.autoposting import Upload
+
+    mine, theirs = RedisStore(connect(redis_url)), RedisStore(connect(redis_url))
+    try:
+        mine.put("t:uploads", "u1", Upload("u1", "c1", "tenant", max_part_size=5))
+        held: Any = mine.get("t:uploads", "u1")  # a handler holds this object across an await ...
+        changed: Any = theirs.get("t:uploads", "u1")
+        changed.max_part_size = 7
+        theirs.put("t:uploads", "u1", changed)  # ... another process changes the record ...
+        fresh: Any = mine.get("t:uploads", "u1")  # ... and another request here reads it afresh
+        assert fresh.max_part_size == 7
+        held.state = "completed"
+        mine.put("t:uploads", "u1", held)
+        stored: Any = RedisStore(connect(redis_url)).get("t:uploads", "u1")
+        assert (stored.state, stored.max_part_size) == ("completed", 7)  # both changes kept
+    finally:
+        mine.close()
+        theirs.close()
 
 
 def test_the_first_parts_of_an_upload_stored_by_two_processes_at_once_are_merged():

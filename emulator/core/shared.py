@@ -37,6 +37,7 @@ import json
 import math
 import secrets
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,12 +169,37 @@ class RedisStore:
     being completed, is seen by a concurrent handler): each record decoded is kept with the text it was decoded
     from, and ``get`` hands out that same object for as long as Redis holds that same text. A record another
     process has put since is decoded afresh. The cache holds what Redis holds, no more (deletes and resets drop it).
+
+    Every record object this process decoded or put remembers the text it came from (``_origins``), and putting it
+    back is a compare-and-set against that text, also when the cache has moved on to a newer copy meanwhile (a
+    handler held the object across an await while another request of this process read the record afresh): an
+    object never overwrites unseen changes unconditionally.
     """
 
     def __init__(self, client: RedisClient, root: Path | None = None) -> None:
         self.client, self._root = client, root
         self._put = client.register_script(_PUT)
         self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
+        # id(object) → (weak reference to it, the stored text it was decoded from or last put as); records are
+        # dataclasses, which compare by value and so cannot key a WeakKeyDictionary
+        self._origins: dict[int, tuple[weakref.ref[Any], str]] = {}
+
+    def _note(self, record: Any, body: str) -> None:
+        key = id(record)
+        try:
+            ref = weakref.ref(record, lambda gone: self._drop_origin(key, gone))
+        except TypeError:  # a plain value (a string): not shared in place, put as it is
+            return
+        self._origins[key] = (ref, body)
+
+    def _drop_origin(self, key: int, gone: weakref.ref[Any]) -> None:
+        known = self._origins.get(key)
+        if known is not None and known[0] is gone:
+            del self._origins[key]
+
+    def _origin(self, record: Any) -> str | None:
+        known = self._origins.get(id(record))
+        return known[1] if known is not None and known[0]() is record else None
 
     def _decode(self, namespace: str, id: str, body: str) -> Any:
         known = self._live.get(namespace, {}).get(id)
@@ -181,6 +207,7 @@ class RedisStore:
             return known[1]
         record = records.loads(body, self._root)
         self._live.setdefault(namespace, {})[id] = (body, record)
+        self._note(record, body)
         return record
 
     def forget_all(self) -> None:
@@ -214,7 +241,7 @@ class RedisStore:
         body = records.dumps(record, self._root)
         table, order = self._keys(namespace)
         known = self._live.get(namespace, {}).get(id)
-        read = known[0] if known is not None and known[1] is record else None
+        read = known[0] if known is not None and known[1] is record else self._origin(record)
         for _ in range(MERGES):
             written = self._call(
                 lambda body=body, read=read: self._put(
@@ -245,6 +272,7 @@ class RedisStore:
         else:
             raise Conflict("This resource is being changed by many requests at the same moment; retry.")
         self._live.setdefault(namespace, {})[id] = (body, record)
+        self._note(record, body)
 
     def delete(self, namespace: str, id: str) -> None:
         table, order = self._keys(namespace)
