@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,7 @@ from emulator.core.faults import FaultBook
 from emulator.core.ids import Ids
 from emulator.core.journal import Journal
 from emulator.core.presign import Presigner
-from emulator.core.ratelimit import Limit, RateLimiter
+from emulator.core.ratelimit import Limit, Quota, RateLimiter
 from emulator.core.reclaim import Abandonable, Reclaimer
 from emulator.core.state import WAY_OUT, MemoryStore, SqliteStore, StateError, Store
 from emulator.core.storage import BlobStore
@@ -123,9 +123,10 @@ class Runtime:
             configured={p: set(k) for p, k in self.settings.keys.items()},
             client=client,
         )
-        self.clock, self.limiter, self.faults = clock, shared.SharedRateLimiter(client), faults
+        limiter = shared.SharedRateLimiter(client)
+        self.clock, self.limiter, self.faults = clock, limiter, faults
         store = shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
-        self._sync = shared.Sync(client, clock, faults, self.keys, store)
+        self._sync = shared.Sync(client, clock, faults, self.keys, store, limiter)
         self._sync.on_secret = self._use_secret
         self._sync.refresh()  # reads (or sets) the presign secret: self.presigner
         return store
@@ -133,10 +134,14 @@ class Runtime:
     def _use_secret(self, secret: bytes) -> None:
         self.presigner = Presigner(secret)
 
-    def refresh(self) -> None:
-        """Read what other processes may have changed (the shared clock), once per request; nothing in memory."""
+    def refresh(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
+        """Read what other processes may have changed (the shared clock), once per request; nothing in memory.
+
+        With shared state and ``admit`` (the bucket and limits the request is to be counted against), the limits
+        may be taken in the same round trip: then the answer gives the request's quota (``Sync.refresh``)."""
         if self._sync is not None:
-            self._sync.refresh()
+            return self._sync.refresh(admit)
+        return None
 
     @property
     def shared(self) -> bool:

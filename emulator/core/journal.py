@@ -198,6 +198,10 @@ class Journal:
     after (or before) an id, and ids only grow.
     """
 
+    # an entry another process reads only once it is settled (``shared.SharedJournal``) is settled before the
+    # response's last bytes are sent, so a client that has its answer finds the entry on every process
+    settle_before_last_send = False
+
     def __init__(self, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
         if capacity < 1 or max_bytes < 1:
             raise ValueError(
@@ -382,11 +386,12 @@ class JournalMiddleware:
                     heads[1] += body[: PREVIEW - len(heads[1])]
                 if not message.get("more_body", False):
                     entry.completed = True
+                    if self.journal.settle_before_last_send:
+                        finish()
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, recording_send)
-        finally:
+        def finish() -> None:
+            settled[0] = True
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             if heads[0] or heads[1]:  # redacted now, so that no credential outlives the request in memory
                 secrets = _secrets(scope.get("headers", []))
@@ -396,3 +401,10 @@ class JournalMiddleware:
                 )
                 self.journal.hold_previews(entry, *previews)
             self.journal.settle(entry)  # weighed again with its response and previews
+
+        settled = [False]
+        try:
+            await self.app(scope, counting_receive, recording_send)
+        finally:
+            if not settled[0]:
+                finish()

@@ -208,8 +208,11 @@ def _endpoint(
     form_contract: FormContract | None,
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        admission = _admission(provider, runtime, op_id, handler, request) if runtime.shared else None
         try:
-            runtime.refresh()  # what other processes changed (the shared clock): one read, before the time is read
+            # what other processes changed (the shared clock): one read, before the time is read; with shared state
+            # it may take the request's limits too (then ``taken`` gives the quota), saving a round trip
+            taken = runtime.refresh(admission[1:] if admission is not None else None)
             now = runtime.clock.now()
             runtime.reclaim_due(now)
         except EmulatorError as exc:  # the shared state is unreachable: a retryable 503 in the provider's envelope
@@ -223,7 +226,12 @@ def _endpoint(
         fault: FaultRule | None = None
         try:
             if handler.auth:
-                call.key = runtime.keys.authenticate(provider.name, provider.keys, request.headers)
+                # taken: the key was authenticated against the keys as they still stand (Sync.refresh checked)
+                call.key = (
+                    admission[0]
+                    if taken is not None and admission is not None
+                    else runtime.keys.authenticate(provider.name, provider.keys, request.headers)
+                )
                 if entry is not None:
                     entry.key_id = call.key.id
                 magic = call.key.magic
@@ -250,8 +258,12 @@ def _endpoint(
                     return Response(status_code=204)
             if handler.auth and handler.rate_limited:
                 assert call.key is not None
-                call.quota = runtime.limiter.take(
-                    f"{provider.name}:{call.key.id}", runtime.limits_for(provider, op_id, call.key), now
+                call.quota = (
+                    taken()
+                    if taken is not None
+                    else runtime.limiter.take(
+                        f"{provider.name}:{call.key.id}", runtime.limits_for(provider, op_id, call.key), now
+                    )
                 )
             if contract.has_parameters:
                 contract.parameters(request.query_params, request.path_params, request.headers)
@@ -288,6 +300,24 @@ def _endpoint(
         return response
 
     return endpoint
+
+
+def _admission(
+    provider: Provider, runtime: Runtime, op_id: str, handler: Handler, request: Request
+) -> tuple[ApiKey, str, Sequence[Limit]] | None:
+    """With shared state: the key, bucket and limits a request will certainly be counted against, worked out from
+    this process's copy of the keys, so that the one read of the shared state can take the limits too (sound only
+    while that copy is current, which the read checks). None when the pipeline might stop before the limiter or
+    count the request otherwise: no key, a key refused here or lacking a scope, a magic key, fault rules set."""
+    if not (handler.auth and handler.rate_limited) or runtime.faults.armed:
+        return None
+    try:
+        key = runtime.keys.authenticate(provider.name, provider.keys, request.headers)
+    except EmulatorError:  # perhaps a key created on another process since: the pipeline authenticates again
+        return None
+    if key.magic is not None or not key.allows(handler.scopes):
+        return None
+    return key, f"{provider.name}:{key.id}", runtime.limits_for(provider, op_id, key)
 
 
 def _always_limited(limits: Sequence[Limit], now: float) -> RateLimited:

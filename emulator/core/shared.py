@@ -9,11 +9,12 @@ they run on:
   record read earlier is a compare-and-set: if another process changed it meanwhile, the put is refused (409).
 - ``SharedClock``: the virtual clock's offset and frozen instant live in one Redis hash; every change is one Lua
   script (atomic, so two processes advancing at once both count), and each request reads the hash once
-  (``refresh``) before it looks at the time, so ``POST /_emulator/clock/advance`` on one process is seen by the
-  next request on any.
+  (``Sync.refresh``) before it looks at the time, so ``POST /_emulator/clock/advance`` on one process is seen by
+  the next request on any.
 - ``SharedRateLimiter``: each limit of each key is a sorted set of admission times; one Lua script drops the
   expired ones, checks every limit and admits into all of them, so a key's documented limits hold exactly when its
-  requests are spread over processes.
+  requests are spread over processes. A request whose key this process already knows has its limits taken by the
+  same script that reads the clock (``Sync``): one round trip for both.
 
 - ``SharedFaultBook`` and ``SharedKeyRing``: fault rules (and their remaining counts, taken by one script) and the
   keys created or revoked through the control plane; each process keeps a copy, reloaded when a version counter
@@ -30,12 +31,14 @@ All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
 import secrets
 import uuid
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -135,6 +138,9 @@ def _merge(base: Any, ours: Any, theirs: Any) -> Any:
     if not all(isinstance(v, dict) for v in (base, ours, theirs)):
         return _CONFLICT
     if any(records.ITEMS in v for v in (base, ours, theirs)):  # a mapping with keys other than strings
+        # an empty mapping is stored as {} (records.dumps sees no key to tell it by): it is that mapping, empty. Taken
+        # for a conflict, it refused the first parts two processes added to one upload at once (the old flaky 409)
+        base, ours, theirs = ({records.ITEMS: []} if v == {} else v for v in (base, ours, theirs))
         if not all(set(v) == {records.ITEMS} for v in (base, ours, theirs)):
             return _CONFLICT
         merged = _merge(*({json.dumps(k): item for k, item in v[records.ITEMS]} for v in (base, ours, theirs)))
@@ -163,12 +169,37 @@ class RedisStore:
     being completed, is seen by a concurrent handler): each record decoded is kept with the text it was decoded
     from, and ``get`` hands out that same object for as long as Redis holds that same text. A record another
     process has put since is decoded afresh. The cache holds what Redis holds, no more (deletes and resets drop it).
+
+    Every record object this process decoded or put remembers the text it came from (``_origins``), and putting it
+    back is a compare-and-set against that text, also when the cache has moved on to a newer copy meanwhile (a
+    handler held the object across an await while another request of this process read the record afresh): an
+    object never overwrites unseen changes unconditionally.
     """
 
     def __init__(self, client: RedisClient, root: Path | None = None) -> None:
         self.client, self._root = client, root
         self._put = client.register_script(_PUT)
         self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
+        # id(object) → (weak reference to it, the stored text it was decoded from or last put as); records are
+        # dataclasses, which compare by value and so cannot key a WeakKeyDictionary
+        self._origins: dict[int, tuple[weakref.ref[Any], str]] = {}
+
+    def _note(self, record: Any, body: str) -> None:
+        key = id(record)
+        try:
+            ref = weakref.ref(record, lambda gone: self._drop_origin(key, gone))
+        except TypeError:  # a plain value (a string): not shared in place, put as it is
+            return
+        self._origins[key] = (ref, body)
+
+    def _drop_origin(self, key: int, gone: weakref.ref[Any]) -> None:
+        known = self._origins.get(key)
+        if known is not None and known[0] is gone:
+            del self._origins[key]
+
+    def _origin(self, record: Any) -> str | None:
+        known = self._origins.get(id(record))
+        return known[1] if known is not None and known[0]() is record else None
 
     def _decode(self, namespace: str, id: str, body: str) -> Any:
         known = self._live.get(namespace, {}).get(id)
@@ -176,6 +207,7 @@ class RedisStore:
             return known[1]
         record = records.loads(body, self._root)
         self._live.setdefault(namespace, {})[id] = (body, record)
+        self._note(record, body)
         return record
 
     def forget_all(self) -> None:
@@ -209,7 +241,7 @@ class RedisStore:
         body = records.dumps(record, self._root)
         table, order = self._keys(namespace)
         known = self._live.get(namespace, {}).get(id)
-        read = known[0] if known is not None and known[1] is record else None
+        read = known[0] if known is not None and known[1] is record else self._origin(record)
         for _ in range(MERGES):
             written = self._call(
                 lambda body=body, read=read: self._put(
@@ -240,6 +272,7 @@ class RedisStore:
         else:
             raise Conflict("This resource is being changed by many requests at the same moment; retry.")
         self._live.setdefault(namespace, {})[id] = (body, record)
+        self._note(record, body)
 
     def delete(self, namespace: str, id: str) -> None:
         table, order = self._keys(namespace)
@@ -379,36 +412,56 @@ class SharedClock(Clock):
         self._run("reset")
 
 
-# rate limits: KEYS one sorted set per limit; ARGV now, member, then limit and window per key. Returns {0, index of
-# the limit that refuses, wait} or {1, count, oldest admission} per limit. Each set expires an hour (real time) after
-# its window would have emptied, so a key that stops calling leaves nothing behind.
-_TAKE = """
-local now, member = tonumber(ARGV[1]), ARGV[2]
-local counts, worst, worst_wait = {}, nil, nil
-for i = 1, #KEYS do
-  local limit, window = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.17g', now - window))
-  local count = redis.call('ZCARD', KEYS[i])
-  counts[i] = count
-  if count >= limit then
-    local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    local wait = window
-    if first[2] then wait = tonumber(first[2]) + window - now end
-    if worst_wait == nil or wait > worst_wait then worst, worst_wait = i, wait end
+# rate limits: each limit of a key is a sorted set of admission times. ``take``: the sets are KEYS[first], ... (to
+# the last key), the limit and window of each are ARGV[arg], ARGV[arg + 1], ... Returns {0, index of the limit that
+# refuses, wait} or {1, count, oldest admission} per limit. Each set expires an hour (real time) after its window
+# would have emptied, so a key that stops calling leaves nothing behind.
+_LIMITS = """
+local function take(first, arg, now, member)
+  local counts, worst, worst_wait = {}, nil, nil
+  for i = first, #KEYS do
+    local at = arg + 2 * (i - first)
+    local limit, window = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.17g', now - window))
+    local count = redis.call('ZCARD', KEYS[i])
+    counts[i] = count
+    if count >= limit then
+      local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+      local wait = window
+      if oldest[2] then wait = tonumber(oldest[2]) + window - now end
+      if worst_wait == nil or wait > worst_wait then worst, worst_wait = i - first + 1, wait end
+    end
   end
+  if worst then return {0, worst, string.format('%.17g', worst_wait)} end
+  local out = {1}
+  for i = first, #KEYS do
+    local window = tonumber(ARGV[arg + 2 * (i - first) + 1])
+    redis.call('ZADD', KEYS[i], string.format('%.17g', now), member)
+    redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000) + 3600000)
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    out[#out + 1] = counts[i] + 1
+    out[#out + 1] = oldest[2]
+  end
+  return out
 end
-if worst then return {0, worst, string.format('%.17g', worst_wait)} end
-local out = {1}
-for i = 1, #KEYS do
-  local window = tonumber(ARGV[2 + 2 * i])
-  redis.call('ZADD', KEYS[i], string.format('%.17g', now), member)
-  redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000) + 3600000)
-  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-  out[#out + 1] = counts[i] + 1
-  out[#out + 1] = first[2]
-end
-return out
 """
+# KEYS the limits' sets; ARGV now, member, then limit and window per key
+_TAKE = _LIMITS + "return take(1, 3, tonumber(ARGV[1]), ARGV[2])"
+# what a request reads first (``Sync.refresh``): KEYS[1] the shared hash (clock, versions, secret), then the sets of
+# the limits the request is to be counted against, if any; ARGV wall time, the faults' and the keys' versions this
+# process holds, member, then limit and window per set. Returns the hash's fields, and, when there are limits and
+# both versions are still those (the process authenticated the key against current keys, and no fault rule can
+# intervene), the limits taken on the shared clock: one round trip instead of two
+_BEGIN = (
+    _LIMITS
+    + """
+local fields = redis.call('HMGET', KEYS[1], 'offset', 'frozen', 'faults', 'keys', 'store', 'secret')
+if #KEYS == 1 or (fields[3] or '') ~= ARGV[2] or (fields[4] or '') ~= ARGV[3] then return {fields} end
+local now = tonumber(ARGV[1]) + tonumber(fields[1] or '0')
+if fields[2] then now = tonumber(fields[2]) end
+return {fields, take(2, 5, now, ARGV[4])}
+"""
+)
 
 
 class SharedRateLimiter(RateLimiter):
@@ -435,13 +488,23 @@ class SharedRateLimiter(RateLimiter):
     def take(self, bucket: str, limits: Sequence[Limit], now: float) -> Quota:
         if not limits:
             return Quota(0, 0, 0)
-        args: list[str | int] = [repr(now), uuid.uuid4().hex]
-        for limit in limits:
-            args += [limit.limit, repr(float(limit.window))]
+        keys, args = self.arguments(bucket, limits)
         try:
-            answer = self._script(keys=[self._key(bucket, limit.name) for limit in limits], args=args)
+            answer = self._script(keys=keys, args=[repr(now), *args])
         except DOWN as exc:
             raise unavailable(exc) from None
+        return self.quota(limits, now, answer)
+
+    def arguments(self, bucket: str, limits: Sequence[Limit]) -> tuple[list[str], list[str | int]]:
+        """The script's keys (a set per limit) and arguments (member, then limit and window per set)."""
+        args: list[str | int] = [uuid.uuid4().hex]
+        for limit in limits:
+            args += [limit.limit, repr(float(limit.window))]
+        return [self._key(bucket, limit.name) for limit in limits], args
+
+    @staticmethod
+    def quota(limits: Sequence[Limit], now: float, answer: list[Any]) -> Quota:
+        """What the script's answer means: the headers' figures, or ``RateLimited`` when a limit refused."""
         if answer[0] == 0:
             limit, wait = limits[int(answer[1]) - 1], float(answer[2])
             retry_after = max(1, math.ceil(wait))
@@ -642,34 +705,61 @@ class SharedKeyRing(KeyRing):
 class Sync:
     """What each request reads first, in one round trip: the shared clock and the versions of the shared tables;
     a table whose version moved is reloaded (fault rules and keys change rarely: through the control plane), and
-    after a reset the store's live copies are dropped, so a process keeps no copy of a record Redis no longer has."""
+    after a reset the store's live copies are dropped, so a process keeps no copy of a record Redis no longer has.
+
+    A request whose rate limits are known before that read (``admit``: worked out from this process's copy of the
+    keys) has them taken in the same round trip, on the shared clock as the script reads it, provided the keys and
+    the fault rules are still those the process holds: then nothing read afterwards could have changed the key, its
+    limits or whether a fault answers first. Otherwise nothing is taken, and the request takes its limits later, as
+    it always did."""
 
     def __init__(
-        self, client: RedisClient, clock: SharedClock, faults: SharedFaultBook, keys: SharedKeyRing, store: RedisStore
+        self,
+        client: RedisClient,
+        clock: SharedClock,
+        faults: SharedFaultBook,
+        keys: SharedKeyRing,
+        store: RedisStore,
+        limiter: SharedRateLimiter,
     ) -> None:
         self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
+        self.limiter = limiter
+        self._begin = client.register_script(_BEGIN)
         self.cleared: str | None = None
         self.secret: str | None = None  # hex, as stored
         self.on_secret: Any = lambda secret: None  # told the presign secret when it is first read or changes
 
-    def refresh(self) -> None:
+    def refresh(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
+        """Read the shared state; with ``admit`` (bucket, limits), also take the limits if that is still sound:
+        then the answer gives the request's ``Quota`` (or raises ``RateLimited``), else None (nothing taken)."""
+        wall = self.clock._wall()
+        keys: list[str] = [VERSIONS]
+        args: list[str | int] = [repr(wall), self.faults.version or "", self.keys.version or ""]
+        if admit is not None and admit[1]:
+            more_keys, more_args = self.limiter.arguments(*admit)
+            keys += more_keys
+            args += more_args
         try:
-            offset, frozen, faults, keys, cleared, secret = self.client.hmget(
-                VERSIONS, ["offset", "frozen", "faults", "keys", "store", "secret"]
-            )
+            answer = self._begin(keys=keys, args=args)
         except DOWN as exc:
             raise unavailable(exc) from None
+        offset, frozen, faults, keys_version, cleared, secret = answer[0]
         if secret is None or secret != self.secret:  # read at start; missing only when Redis lost its data
             self.secret = self.store.secret(bytes.fromhex(self.secret) if self.secret else None).hex()
             self.on_secret(bytes.fromhex(self.secret))
         self.clock._apply(offset, frozen)
         if faults != self.faults.version:
             self.faults.reload(faults)
-        if keys != self.keys.version:
-            self.keys.reload(keys)
+        if keys_version != self.keys.version:
+            self.keys.reload(keys_version)
         if cleared != self.cleared:  # records were cleared (a reset, perhaps on another process)
             self.store.forget_all()
             self.cleared = cleared
+        if len(answer) == 1 or admit is None:
+            return None
+        # the instant the script took the limits at, worked out as it did (the same doubles)
+        now = float(frozen) if frozen is not None else wall + float(offset or 0)
+        return functools.partial(self.limiter.quota, admit[1], now, answer[1])
 
 
 # a finished journal entry: KEYS entries (sorted set by id), ids counter, bytes counter; ARGV the entry's JSON with
@@ -695,11 +785,13 @@ _ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Entry) if f.name not in
 
 class SharedJournal(Journal):
     """The journal of every process, in one Redis sorted set (entries as JSON, scored by id), bounded by count and
-    by the bytes of that JSON like the in-memory journal. An entry is written when its request is finished, and
-    given its id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry
-    that cannot be written while Redis is away is lost (the request itself was answered 503)."""
+    by the bytes of that JSON like the in-memory journal. An entry is written when its response is complete, just
+    before its last bytes are sent (so a client that has its answer finds the entry on any process), and given its
+    id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry that cannot
+    be written while Redis is away is lost (the request itself was answered 503)."""
 
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
+    settle_before_last_send = True  # in Redis before the client has its answer: a journal read anywhere then lists it
     CHUNK = 500  # entries read per round trip while paging through filtered entries
 
     def __init__(self, client: RedisClient, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
