@@ -52,12 +52,9 @@ MAX_BYTES = 32 * 1024 * 1024  # and at most this many bytes (estimated, see Entr
 
 
 def _select(raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
-    """The wanted headers only (never Authorization or x-api-key), decoded; raw ASGI names are lowercase."""
-    return {
-        k.decode("latin-1"): _clip(v[: HEADER_KEPT + 1].decode("latin-1"), HEADER_KEPT)
-        for k, v in raw
-        if k.lower() in wanted
-    }
+    """The wanted headers only (never Authorization or x-api-key), decoded. Raw ASGI names are lowercase: servers
+    lowercase a request's (the ASGI spec; uvicorn and httpx's ASGI transport do), Starlette a response's."""
+    return {k.decode("latin-1"): _clip(v.decode("latin-1"), HEADER_KEPT) for k, v in raw if k in wanted}
 
 
 def _clip(text: str, kept: int) -> str:
