@@ -162,3 +162,26 @@ def agrees_with_openapi_core(param: _Param, raw: st.SearchStrategy[str]) -> None
             ) from exc
 
     agree()
+
+
+@pytest.mark.parametrize("negated", [{"const": "video/mp4"}, {"enum": [".", ".."]}, {"enum": ["a$b", "x\\", "(?"]}])
+@pytest.mark.parametrize(
+    "value", ["video/mp4", "video/mp4\n", "xvideo/mp4", ".", "..", "...", ".\n", "", "a$b", "x\\", "(?", 3, None, ["."]]
+)
+def test_a_not_of_strings_compiles_to_the_same_check_without_not(negated, value):
+    """The fast path checks ``not: {const|enum: strings}`` by a pattern; it accepts exactly what ``not`` accepts."""
+    import fastjsonschema
+
+    from emulator.core.fastpath import compile_fast
+
+    fast = compile_fast({"not": negated}, {}, lambda: None)  # type: ignore[arg-type,return-value]  # no format used
+    assert fast is not None
+    reference = fastjsonschema.compile({"not": negated})
+    outcomes = []
+    for check in (fast, reference):
+        try:
+            check(value)
+            outcomes.append(True)
+        except fastjsonschema.JsonSchemaValueException:
+            outcomes.append(False)
+    assert outcomes[0] == outcomes[1], (negated, value)
