@@ -180,7 +180,7 @@ def _secrets(raw: Iterable[tuple[bytes, bytes]]) -> list[str]:
     """The credentials a request carries in its headers (a bearer token, an API key), to be kept out of previews."""
     found = []
     for name, value in raw:
-        if name.lower() in SECRET_HEADERS:
+        if name in SECRET_HEADERS:  # raw ASGI names are lowercase (see _select)
             token = value.decode("latin-1").strip().rpartition(" ")[2]
             if len(token) >= 8:  # a short value ("x") would blank unrelated text
                 found.append(token)
