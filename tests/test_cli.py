@@ -31,6 +31,10 @@ def test_help_lists_every_command_with_its_description() -> None:
         (["launch"], "invalid choice: 'launch'"),
         (["specs"], "required"),
         (["specs", "show", "x", "--part", "all"], "invalid"),
+        (["contract", "--max-examples", "0"], "argument --max-examples: must be at least 1, got 0"),
+        (["contract", "--flow-examples", "-3"], "argument --flow-examples: must be at least 1, got -3"),
+        (["contract", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
+        (["contract", "--workers", "two"], "argument --workers: invalid count value: 'two'"),
     ],
 )
 def test_usage_errors_exit_2_and_say_what_is_wrong(args: list[str], says: str) -> None:

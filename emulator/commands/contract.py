@@ -13,6 +13,14 @@ DESCRIPTION = "Check that an emulator (or a real provider) honours the providers
 DEFAULT_MAX_EXAMPLES = 60  # keep in step with contracts.runner.DEFAULT_MAX_EXAMPLES (not imported: it is heavy)
 
 
+def count(text: str) -> int:
+    """A count of at least 1 (0 examples would run nothing and report the engine's errors as findings)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     out = argparse.ArgumentParser(prog="upload-emulator contract", description=DESCRIPTION)
     out.add_argument("--provider", default="all", help="all, or one provider (default: all)")
@@ -30,21 +38,21 @@ def parser() -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--max-examples",
-        type=int,
+        type=count,
         default=DEFAULT_MAX_EXAMPLES,
         metavar="N",
         help=f"schemathesis examples per operation and phase (default: {DEFAULT_MAX_EXAMPLES})",
     )
     out.add_argument(
         "--flow-examples",
-        type=int,
+        type=count,
         metavar="N",
         help="hypothesis examples per flow machine (default: half of --max-examples, at least 5)",
     )
     out.add_argument("--seed", type=int, metavar="N", help="Seed for a reproducible run")
     out.add_argument(
         "--workers",
-        type=int,
+        type=count,
         metavar="N",
         help="Processes that run providers side by side when the command starts its own emulators "
         "(default: one per core, at most one per provider; 1: all in this process)",
@@ -84,9 +92,6 @@ def run(argv: list[str]) -> int:
     console = Console()
     names = list(PROVIDERS) if args.provider == "all" else [args.provider]
     unknown = [n for n in names if n not in PROVIDERS] + [s for s in args.suite or () if s not in SUITES]
-    if args.workers is not None and args.workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
     if unknown:
         print(
             f"error: unknown provider or suite {unknown[0]!r}; providers: {', '.join(PROVIDERS)}; "
