@@ -98,6 +98,35 @@ def test_a_file_system_refusing_direct_io_loses_nothing(store: BlobStore, monkey
     assert len(refused) == (1 if storage._DIRECT else 0)  # refused once, then no longer tried
 
 
+@pytest.mark.skipif(not storage._DIRECT, reason="no O_DIRECT on this platform: bodies are always written buffered")
+def test_a_short_direct_write_loses_nothing(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A direct write that writes less than asked (a signal, a nearly full disk) leaves the rest unaligned: that file
+    finishes through the page cache, and direct I/O stays on for the next (it was not the file system refusing it)."""
+    real_write = os.write
+    shortened: list[int] = []
+
+    def short_once(fd: int, data: bytes | memoryview) -> int:
+        import fcntl
+
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        if not shortened and flags & storage._DIRECT:
+            shortened.append(len(data))
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~storage._DIRECT)  # (an unaligned count needs a buffered write)
+            try:
+                return real_write(fd, data[:1000])  # 1,000 bytes: the next direct write is unaligned (EINVAL)
+            finally:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(storage.os, "write", short_once)
+    body = _body(BATCH + 12345)
+    blob = _put(store, body)
+    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+    if not shortened:
+        pytest.skip("the file system under the temp directory refuses direct I/O: nothing was written directly")
+    assert store.direct is True
+
+
 def test_other_write_errors_are_not_swallowed(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fd: int, data: bytes | memoryview) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")

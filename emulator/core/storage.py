@@ -178,6 +178,7 @@ class BlobWriter:
         try:
             blob, identity = await asyncio.wrap_future(job)
         except BaseException:
+            job.cancel()  # still queued: never runs (wrap_future would cancel it only in a later loop callback)
             wait([job])  # cancelled: the worker may still be committing; nothing of it may stay
             if not job.cancelled() and job.exception() is None:
                 _remove_files(job.result()[0].path)
@@ -222,7 +223,8 @@ class BlobWriter:
             except OSError as error:
                 if error.errno != errno.EINVAL:
                     raise
-                self._store.direct = False  # not on this file system: the rest as usual
+                if done == 0:  # refused outright: not on this file system (after a short write: this file only)
+                    self._store.direct = False
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
             while done < size:  # the unaligned tail (or everything, after EINVAL)
                 done += os.write(fd, view[done:size])
