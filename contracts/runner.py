@@ -209,6 +209,24 @@ def _in_workers(
     silent: set[str] = set()  # workers found dead: half a second more for their last message, then an error
     results: dict[str, tuple[ProviderResult, str]] = {}
     next_check = 0.0
+
+    def handle(kind: str, name: str, payload: Any) -> None:
+        if kind == "progress":
+            notify(*payload)
+        elif kind == "result":
+            results[name] = payload
+            running.pop(name).join()
+        else:
+            raise payload
+
+    def drain() -> None:
+        """Handle every message already queued (a worker's result may wait behind the others' progress)."""
+        while True:
+            try:
+                handle(*events.get_nowait())
+            except queue.Empty:
+                return
+
     try:
         while waiting or running:
             while waiting and len(running) < workers:
@@ -221,21 +239,17 @@ def _in_workers(
                 running[name] = worker
             if time.monotonic() >= next_check:  # twice a second, however busy the others keep the queue
                 next_check = time.monotonic() + 0.5
-                for name, alive in running.items():
-                    if not alive.is_alive() and name in silent:
-                        raise RuntimeError(f"the worker running {name} stopped with exit code {alive.exitcode}")
+                if any(not alive.is_alive() and name in silent for name, alive in running.items()):
+                    drain()  # a worker that ended well has its result here: only one without is an error
+                    for name, alive in running.items():
+                        if not alive.is_alive() and name in silent:
+                            raise RuntimeError(f"the worker running {name} stopped with exit code {alive.exitcode}")
                 silent = {name for name, alive in running.items() if not alive.is_alive()}
             try:
-                kind, name, payload = events.get(timeout=0.5)
+                message = events.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if kind == "progress":
-                notify(*payload)
-            elif kind == "result":
-                results[name] = payload
-                running.pop(name).join()
-            else:
-                raise payload
+            handle(*message)
     finally:
         for left in running.values():
             left.terminate()
