@@ -45,6 +45,10 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+class WorkerDied(RuntimeError):
+    """A provider's worker process ended without a result (killed, or out of memory): the run cannot finish."""
+
+
 @dataclass
 class Options:
     providers: list[str] = field(default_factory=lambda: list(PROVIDERS))
@@ -243,7 +247,9 @@ def _in_workers(
                     drain()  # a worker that ended well has its result here: only one without is an error
                     for name, alive in running.items():
                         if not alive.is_alive() and name in silent:
-                            raise RuntimeError(f"the worker running {name} stopped with exit code {alive.exitcode}")
+                            code = alive.exitcode
+                            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited {code}"
+                            raise WorkerDied(f"the worker process running {name} {how} without a result")
                 silent = {name for name, alive in running.items() if not alive.is_alive()}
             try:
                 message = events.get(timeout=0.5)

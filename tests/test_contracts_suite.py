@@ -12,6 +12,7 @@ import os
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,3 +317,50 @@ def test_a_negative_multipart_case_whose_mutation_sends_no_part_is_not_sent():
     assert reaches(case({"file": b"x", "slideId": [1]}, "multipart/form-data", negative=True))  # parts are sent
     assert reaches(case({"slideId": []}, "application/json", negative=True))  # JSON sends the [] itself
     assert reaches(case({"file": b"x", "slideId": []}, "multipart/form-data", negative=False))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        found += [int(child) for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    return found
+
+
+def test_a_worker_killed_mid_run_fails_the_run_with_one_line_naming_its_provider():
+    """A provider's worker process that dies (killed, out of memory) ends the run within seconds: exit 1 and an
+    error line naming the provider, never a traceback, and the other workers are stopped."""
+    import signal
+    import sys
+    import time
+
+    run = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "contract", "--provider", "all", "--workers", "2", "--max-examples", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            # the workers are spawned processes (multiprocessing's resource tracker is one more child)
+            workers = [
+                child
+                for child in _children(run.pid)
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+                and b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+            ]
+            time.sleep(0.2)
+        assert len(workers) == 2, "the two workers never started"
+        time.sleep(3)  # working: past their imports, inside their providers
+        os.kill(workers[0], signal.SIGKILL)
+        output, _ = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 1, output
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "was killed by signal 9 without a result" in lines[0], output
+    assert any(f"running {name} " in lines[0] for name in PROVIDERS), lines
+    for worker in workers[1:]:
+        assert not os.path.exists(f"/proc/{worker}") or Path(f"/proc/{worker}/stat").read_text().split()[2] == "Z"

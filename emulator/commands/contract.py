@@ -85,7 +85,7 @@ def run(argv: list[str]) -> int:
 
     from contracts.console import run_with_progress
     from contracts.results import SUITES
-    from contracts.runner import Options
+    from contracts.runner import Options, WorkerDied
     from contracts.target import TargetError
     from emulator.providers import PROVIDERS
 
@@ -116,6 +116,9 @@ def run(argv: list[str]) -> int:
     except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WorkerDied as exc:  # the other workers are stopped already
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C: the worker processes are stopped already
         print("interrupted", file=sys.stderr)
         return 130
