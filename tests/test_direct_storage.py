@@ -141,14 +141,3 @@ def test_an_undeclared_length_takes_the_batched_path(store: BlobStore) -> None:
     body = _body(3 * BATCH + 5)
     blob = _put(store, body, length=None)
     assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
-
-
-@pytest.mark.parametrize("size", [0, 10, 64 * 1024 + 1, 2 * BATCH + 5])
-def test_write_stream_then_commit_stores_exactly(store: BlobStore, size: int) -> None:
-    """The writer's own streaming (for callers that commit themselves) stays exact: batched, then committed."""
-    body = _body(size)
-    writer = store.writer("w", "application/octet-stream", 1 << 30)
-    asyncio.run(writer.write_stream(_chunks(body, 65536)))
-    blob = writer.commit()
-    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
-    assert store.get("w") == blob and list(store.tmp_dir.iterdir()) == []

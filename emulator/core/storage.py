@@ -147,23 +147,13 @@ class BlobWriter:
             _hash_all(self._md5, batch)
             self._file().writelines(batch)
 
-    async def write_stream(self, chunks: AsyncIterator[bytes]) -> None:
-        """Write every chunk: counted on arrival, hashed and written by the store's workers a batch behind."""
-        try:
-            async for chunk in chunks:
-                self.add(chunk)
-                if self.full:
-                    await self.drain()  # the previous batch is hashed and written before this one starts
-            await self.finish()
-        finally:
-            wait(self._pending)  # cancelled or failed: no worker may still touch the file when it is closed
-
     async def write_and_commit(self, chunks: AsyncIterator[bytes], length: int | None = None) -> Blob:
-        """``write_stream`` then ``commit``, with the last batch and the commit's file work (create, close, rename,
-        record) in one worker job. ``length``: the body's declared length; a body that fits in two batches (what
-        a streamed upload may hold in memory anyway) is received whole first, so it costs one thread hand-off and
-        no file system call on the event loop. Also a tiny body: creating a file (a new inode) took ~200 µs of CPU
-        and up to ~400 µs of wall time on ext4 here, during which the loop would serve no other request."""
+        """Write every chunk (counted on arrival, hashed and written by the store's workers a batch behind), then
+        ``commit``, with the last batch and the commit's file work (create, close, rename, record) in one worker
+        job. ``length``: the body's declared length; a body that fits in two batches (what a streamed upload may
+        hold in memory anyway) is received whole first, so it costs one thread hand-off and no file system call on
+        the event loop. Also a tiny body: creating a file (a new inode) took ~200 µs of CPU and up to ~400 µs of
+        wall time on ext4 here, during which the loop would serve no other request."""
         hold = length is not None and length <= 2 * BATCH
         try:
             async for chunk in chunks:
