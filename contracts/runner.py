@@ -31,7 +31,7 @@ from typing import Any
 
 from contracts import documented, flows, openapi_suite
 from contracts.results import SUITES, ProviderResult, RunResult
-from contracts.target import Target, TargetError, open_target, parse_keys
+from contracts.target import Target, check_providers, open_target, parse_keys
 from emulator.providers import PROVIDERS
 
 # schemathesis examples per operation and phase: with it every provider gets well over 1,000 generated cases
@@ -145,9 +145,7 @@ def _run_local(options: Options, seed: int, notify: Progress, wrap: Callable[[An
     # keys are checked against the whole run (a bare KEY needs exactly one provider), then handed on by name
     given = parse_keys(options.api_keys, options.providers)
     workers = 1 if wrap is not None else options.worker_count()
-    unknown = [n for n in options.providers if n not in PROVIDERS]
-    if unknown:
-        raise TargetError(f"unknown provider {unknown[0]!r}; choose from {', '.join(PROVIDERS)}")
+    check_providers(options.providers)  # here, before any worker is spawned
     runs: dict[str, tuple[ProviderResult, str]] = {}
     per_provider = {
         name: replace(options, providers=[name], api_keys=[f"{name}={given[name]}"] if name in given else [])

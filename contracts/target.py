@@ -11,7 +11,7 @@ suite never sleeps on a 429: rate limiting is exercised with magic keys and the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +166,13 @@ def _mint(control: ControlClient, name: str, secret: str | None = None) -> str:
     return str(control.create_key(name, key=secret, rate_limits=_own_limits(name))["key"])
 
 
+def check_providers(names: Sequence[str]) -> None:
+    """``TargetError`` naming the first of ``names`` that is not a registered provider."""
+    unknown = [n for n in names if n not in PROVIDERS]
+    if unknown:
+        raise TargetError(f"unknown provider {unknown[0]!r}; choose from {', '.join(PROVIDERS)}")
+
+
 @contextmanager
 def open_target(
     names: list[str],
@@ -181,9 +188,7 @@ def open_target(
     A ``base_url`` that serves ``/_emulator/health`` is an emulator (all providers under ``/<name>``, or the one it
     serves at its root); anything else is taken as a real provider's origin, for exactly one ``--provider``.
     """
-    unknown = [n for n in names if n not in PROVIDERS]
-    if unknown:
-        raise TargetError(f"unknown provider {unknown[0]!r}; choose from {', '.join(PROVIDERS)}")
+    check_providers(names)
     given = parse_keys(api_keys or [], names)
     control: ControlClient | None
     if base_url is None:
