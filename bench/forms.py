@@ -15,7 +15,6 @@ without it the writes recycle pages and cost a tenth of the system time.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from bench import ceilings, peers, png, profiling, uploads
 from bench.peers import Emulator, Moto
-from bench.procs import Server
+from bench.procs import Server, cpu_times
 
 MIB = 1 << 20
 RATE = 200  # py-spy samples per second
@@ -58,9 +57,7 @@ def make_jobs(server: Server, n: int, path: Path, prefix: str) -> list[uploads.J
 
 def loop_cpu_seconds(server: Server) -> float:
     """User + system CPU of the server's main thread (the event loop's, for the emulator and moto alike)."""
-    with open(f"/proc/{server.pid}/task/{server.pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_times(f"/proc/{server.pid}/task/{server.pid}/stat"))
 
 
 def measure(server: Server, jobs: list[uploads.Job], path: Path, conc: int) -> tuple[float, float, float]:

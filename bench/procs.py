@@ -31,6 +31,18 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def stat_fields(path: str | Path) -> list[str]:
+    """The fields of a /proc ``stat`` file after the command name: index 1 is the parent's pid, 11 and 12 the user
+    and system CPU time in clock ticks (a process's, all threads; or one thread's, under ``task/<tid>/``)."""
+    return Path(path).read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_times(path: str | Path) -> tuple[float, float]:
+    """(user, system) CPU seconds of a /proc ``stat`` file."""
+    fields, tick = stat_fields(path), os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 @dataclass
 class Server:
     name: str
@@ -49,9 +61,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process (all its threads) has used so far."""
-        with open(f"/proc/{self.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_times(f"/proc/{self.pid}/stat"))
 
     def rss_mib(self) -> float:
         return proc_status(self.pid)["VmRSS"] / 1024

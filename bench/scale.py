@@ -32,7 +32,7 @@ from typing import Any
 
 from bench import png, uploads, wrk
 from bench.peers import JSON_BODY, PE_KEY, Emulator, default_cache
-from bench.procs import free_port
+from bench.procs import cpu_times, free_port, stat_fields
 
 MIB = 1 << 20
 README = Path(__file__).resolve().parent / "README.md"
@@ -44,16 +44,15 @@ UPLOADS = (("put", "PUT 1 MiB ×200, 8 at once", 200, 8), ("form", "form, 20 MiB
 
 def tree_cpu(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its children (uvicorn's workers), from /proc."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            if int(entry.name) == pid or int(stat_fields(entry / "stat")[1]) == pid:  # [1]: the parent's pid
+                total += sum(cpu_times(entry / "stat"))
+        except OSError:  # gone meanwhile
             continue
-        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
-            total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 

@@ -19,7 +19,6 @@ pausing; ``--native``: with C frames, pausing the process), the raw stacks writt
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -27,24 +26,16 @@ from pathlib import Path
 
 from bench import ceilings, profiling, uploads
 from bench.peers import Emulator, Moto, default_cache, ensure_moto
-from bench.procs import Server
-
-
-def _cpu(stat: str) -> tuple[float, float]:
-    """(user, system) CPU seconds from a /proc ``stat`` file."""
-    with open(stat) as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+from bench.procs import Server, cpu_times
 
 
 def trial(server: Server, jobs: list[uploads.Job], path: Path, concurrency: int) -> tuple[float, ...]:
     """MB/s, then per upload the server's CPU ms (user + system, all threads), its system ms alone, and the main
     thread's CPU ms (the emulator's event loop), for one batch of jobs."""
     process, main = f"/proc/{server.pid}/stat", f"/proc/{server.pid}/task/{server.pid}/stat"
-    before, main_before = _cpu(process), _cpu(main)
+    before, main_before = cpu_times(process), cpu_times(main)
     timed = uploads.run_jobs(jobs, path, concurrency)
-    after, main_after = _cpu(process), _cpu(main)
+    after, main_after = cpu_times(process), cpu_times(main)
     per_upload = 1e3 / len(jobs)
     return (
         timed.mb_s,
