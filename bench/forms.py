@@ -41,13 +41,6 @@ class Baseline(Emulator):
         return self
 
 
-def png_file(work: Path) -> Path:
-    path = work / "20MiB.png"
-    with path.open("wb") as fh:
-        png.write_png(fh, 2048, png.height_for(20 * MIB), seed=10)
-    return path
-
-
 def make_jobs(server: Server, n: int, path: Path, prefix: str) -> list[uploads.Job]:
     if isinstance(server, Emulator):
         return uploads.emulator_forms(server, n, path)
@@ -154,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     pages = ceilings.FreshPages()
     try:
         moto_python = peers.ensure_moto(args.cache_dir) if "moto" in args.only else None
-        path = png_file(work)
+        path = png.form_image(work / "20MiB.png")
         for count in (int(c) for c in args.counts.split(",")):
             if args.fresh_pages:
                 print(f"fresh pages: held {pages.enter()} MiB more", flush=True)

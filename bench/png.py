@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import struct
 import zlib
+from pathlib import Path
 from typing import BinaryIO
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -78,3 +79,12 @@ def write_png(out: BinaryIO, width: int, height: int, seed: int = 0) -> int:
         written += out.write(_chunk(b"IDAT", bytes(buffer)))
     written += out.write(_chunk(b"IEND", b""))
     return written
+
+
+def form_image(path: Path) -> Path:
+    """The image every form figure sends (figure 3 of bench/README.md): 2048 pixels wide, as tall as fits under
+    PostEverywhere's 20 MiB image limit, seeded noise; written at ``path`` unless it is there already."""
+    if not path.exists():
+        with path.open("wb") as fh:
+            write_png(fh, 2048, height_for(20 * 1024 * 1024), seed=10)
+    return path

@@ -259,12 +259,7 @@ class Run:
         uploads.run_jobs(uploads.moto_forms(moto, 1, "warm"), image, 1)
 
     def png_file(self) -> Path:
-        path = self.files / "20MiB.png"
-        if not path.exists():
-            height = png.height_for(20 * MIB)
-            with path.open("wb") as fh:
-                png.write_png(fh, 2048, height, seed=10)
-        return path
+        return png.form_image(self.files / "20MiB.png")
 
     def multipart(self) -> None:
         self.fresh_pages()

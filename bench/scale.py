@@ -113,13 +113,10 @@ def files(work: Path) -> dict[str, tuple[Path, str]]:
     and a 64 × 64 PNG for the warm-up."""
     small = uploads.make_file(work / "1MiB.bin", MIB)
     out = {"put": (small, uploads.md5_of(small))}
-    for key, name, width, height in (
-        ("form", "20MiB.png", 2048, png.height_for(20 * MIB)),
-        ("warm", "warm.png", 64, 64),
-    ):
-        with (work / name).open("wb") as fh:
-            png.write_png(fh, width, height, seed=10)
-        out[key] = (work / name, "")
+    out["form"] = (png.form_image(work / "20MiB.png"), "")
+    with (work / "warm.png").open("wb") as fh:
+        png.write_png(fh, 64, 64, seed=10)
+    out["warm"] = (work / "warm.png", "")
     return out
 
 
