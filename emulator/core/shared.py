@@ -365,8 +365,8 @@ return {string.format('%.17g', offset), frozen and string.format('%.17g', frozen
 
 
 class SharedClock(Clock):
-    """The virtual clock, shared: changes go to Redis atomically; ``refresh`` reads the shared state (once per
-    request), and ``now`` answers from what was read, at no further cost."""
+    """The virtual clock, shared: changes go to Redis atomically; ``Sync.refresh`` reads the shared state (once per
+    request) and ``_apply``s it, and ``now`` answers from what was read, at no further cost."""
 
     KEY = f"{PREFIX}shared"  # one hash with the tables' versions (VERSIONS), so a request reads both at once
 
@@ -374,13 +374,6 @@ class SharedClock(Clock):
         super().__init__()
         self.client = client
         self._script = client.register_script(_CLOCK)
-
-    def refresh(self) -> None:
-        try:
-            offset, frozen = self.client.hmget(self.KEY, ["offset", "frozen"])
-        except DOWN as exc:
-            raise unavailable(exc) from None
-        self._apply(offset, frozen)
 
     def _apply(self, offset: str | None, frozen: str | None) -> None:
         with self._lock:
