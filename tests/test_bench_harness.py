@@ -7,6 +7,7 @@ the profile reader.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -321,9 +322,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 def _matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         reason = "matplotlib is not installed (pip install -r bench/requirements.txt): the chart is not drawn"
         if os.environ.get("CI"):
             pytest.fail(reason + "; the test extra installs it in CI")
