@@ -194,8 +194,9 @@ class BlobWriter:
         through the worker's page-aligned buffer, the unaligned end waits for the next batch (``_carry``), and the
         last batch's end is written through the page cache. On this VM a new page-cache page costs the host a fresh
         page: 2-4 ms of system time per MiB, 170-280 MB/s, against 0.25-0.45 ms and ~1 GB/s for the same bytes
-        written directly (``python -m bench.small_puts``, bench/README.md 2b and "3 · Multipart form"). A file
-        system that refuses direct I/O (EINVAL) is written as usual from then on."""
+        written directly (``python -m bench.small_puts``, ``python -m bench.forms``; bench/README.md 2b and "Big
+        bodies past the page cache"). A file system that refuses direct I/O (EINVAL) is written as usual from then
+        on."""
         if self._carry:
             batch, self._carry = [self._carry, *batch], b""
         if self._direct and self._store.direct:
