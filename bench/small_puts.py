@@ -6,7 +6,9 @@ time and its main thread's CPU time (the emulator's event loop), which other wor
 less than the wall-clock figure.
 
     python -m bench.small_puts [--trials 5] [--count 200] [--concurrency 8] [--size-kib 1024] [--fresh-pages]
-                               [--profile OUT [--native]] [--work DIR]
+                               [--profile OUT [--native]] [--work DIR] [--baseline DIR]
+
+``--baseline DIR``: also the emulator of another source tree, in the same trials (``bench.forms.Baseline``).
 
 ``--fresh-pages``: the regime of ``run.py``'s upload figures (``ceilings.FreshPages``): page-cache writes need pages
 the host must back again, which costs this VM 2-4 ms of system time per MiB.
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench import ceilings, profiling, uploads
+from bench.forms import Baseline
 from bench.peers import Emulator, Moto, default_cache, ensure_moto
 from bench.procs import Server, cpu_times
 
@@ -84,6 +87,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep the servers' logs and data here (default: a temp dir)")
     parser.add_argument("--native", action="store_true", help="with --profile: C frames too (pauses the process)")
     parser.add_argument("--profile", type=Path, help="record one more emulator batch with py-spy into this file")
+    parser.add_argument("--baseline", type=Path, help="also measure the emulator of this source tree")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="small-puts-") as tmp:
         work = args.work or Path(tmp)
@@ -91,34 +95,41 @@ def main() -> None:
         path = uploads.make_file(work / "small.bin", args.size_kib * 1024)
         md5 = uploads.md5_of(path)
         emu = Emulator.make(work, "small").run()
-        moto = Moto.make(work, ensure_moto(default_cache()), "small").run()
-        results: dict[str, list[tuple[float, ...]]] = {"emulator": [], "moto": []}
+        servers: dict[str, Server] = {"emulator": emu}
+        if args.baseline is not None:
+            baseline = Baseline.make(work, "baseline")
+            baseline.extra["source"] = args.baseline
+            servers["baseline"] = baseline.run()
+        moto = servers["moto"] = Moto.make(work, ensure_moto(default_cache()), "small").run()
+        results: dict[str, list[tuple[float, ...]]] = {name: [] for name in servers}
         pages = ceilings.FreshPages()
         try:
             for n in range(args.trials):
-                for name in ["emulator", "moto"] if n % 2 == 0 else ["moto", "emulator"]:
+                names = list(servers)[n % len(servers) :] + list(servers)[: n % len(servers)]
+                for name in names:
                     if args.fresh_pages:
                         pages.enter()
-                    if name == "emulator":
-                        jobs = uploads.emulator_puts(emu, args.count, path, md5)
-                        results[name].append(trial(emu, jobs, path, args.concurrency))
+                    server = servers[name]
+                    if isinstance(server, Emulator):
+                        jobs = uploads.emulator_puts(server, args.count, path, md5)
                     else:
                         jobs = uploads.moto_puts(moto, args.count, md5, "small")
-                        results[name].append(trial(moto, jobs, path, args.concurrency))
+                    results[name].append(trial(server, jobs, path, args.concurrency))
                     print(f"trial {n + 1} {name:8} {row(results[name][-1])}", flush=True)
             if args.profile:
                 profile(emu, path, md5, args)
         finally:
             pages.close()
-            emu.stop()
-            moto.stop()
+            for server in servers.values():
+                server.stop()
         med = {k: tuple(statistics.median(v[i] for v in r) for i in range(4)) for k, r in results.items()}
-        ratios = [e[0] / m[0] for e, m in zip(results["emulator"], results["moto"], strict=True)]
         for name, figures in med.items():
             print(f"median   {name:8} {row(figures)}")
-        per_trial = ", ".join(f"{r:.2f}" for r in ratios)
-        print(f"emulator/moto MB/s per trial: {per_trial}; median {statistics.median(ratios):.2f}")
-        print(f"CPU per upload, moto/emulator: {med['moto'][1] / med['emulator'][1]:.2f}")
+        for name in [n for n in servers if n != "moto"]:
+            ratios = [e[0] / m[0] for e, m in zip(results[name], results["moto"], strict=True)]
+            per_trial = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"{name}/moto MB/s per trial: {per_trial}; median {statistics.median(ratios):.2f}")
+            print(f"CPU per upload, moto/{name}: {med['moto'][1] / med[name][1]:.2f}")
 
 
 if __name__ == "__main__":

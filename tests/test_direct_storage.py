@@ -141,3 +141,91 @@ def test_an_undeclared_length_takes_the_batched_path(store: BlobStore) -> None:
     body = _body(3 * BATCH + 5)
     blob = _put(store, body, length=None)
     assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+
+
+STREAMED = [BATCH, BATCH + 1, 2 * BATCH + 4095, 3 * BATCH + 5, 5 * BATCH + 4096 * 3 + 17]
+
+
+def _direct_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the writes made with ``O_DIRECT`` set on the file descriptor."""
+    written: list[int] = []
+    real_write = os.write
+
+    def spy(fd: int, data: bytes | memoryview) -> int:
+        import fcntl
+
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & storage._DIRECT:
+            written.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(storage.os, "write", spy)
+    return written
+
+
+@pytest.mark.parametrize("size", STREAMED)
+@pytest.mark.parametrize("piece", [1000, 4097, 256000, 3 * BATCH])
+def test_streamed_bodies_are_stored_exactly(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch, size: int, piece: int
+) -> None:
+    """Batches whose ends are not 4 KiB-aligned carry their end over to the next batch; the last one's end goes
+    through the page cache. A piece bigger than the direct buffer goes out a buffer-full at a time."""
+    written = _direct_spy(monkeypatch)
+    body = _body(size)
+    blob = _put(store, body, piece, length=None)
+    assert blob.path.read_bytes() == body
+    assert blob.md5 == hashlib.md5(body).hexdigest() and blob.size == size
+    assert store.get("n") == blob and list(store.tmp_dir.iterdir()) == []
+    if storage._DIRECT and store.direct:
+        assert sum(written) == size - size % 4096 and all(n % 4096 == 0 for n in written)
+    else:
+        assert written == []
+
+
+@pytest.mark.parametrize("size", [100, 4096 * 20 + 5, BATCH + 3, 3 * BATCH + 4096 * 15 + 9, 4 * BATCH])
+def test_form_file_parts_are_stored_exactly(store: BlobStore, size: int) -> None:
+    """A form's file part: ``add`` per piece, ``drain`` when full, ``finish`` (a small last batch on the loop,
+    through the page cache after the direct writes), then ``commit``."""
+    body = _body(size)
+
+    async def upload() -> storage.Blob:
+        writer = store.writer("form", "image/png", 1 << 30)
+        for at in range(0, size, 70001):
+            writer.add(body[at : at + 70001])
+            if writer.full:
+                await writer.drain()
+        await writer.finish()
+        return writer.commit()
+
+    blob = asyncio.run(upload())
+    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.skipif(not storage._DIRECT, reason="no O_DIRECT on this platform: bodies are always written buffered")
+def test_direct_io_refused_in_the_middle_of_a_file_loses_nothing(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A direct write refused after others of the same file went through (not the file system refusing direct I/O
+    as such): that file finishes through the page cache, and the store keeps writing directly."""
+    real_write = os.write
+    calls: list[int] = []
+
+    def refuse_the_second(fd: int, data: bytes | memoryview) -> int:
+        import fcntl
+
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & storage._DIRECT:
+            calls.append(len(data))
+            if len(calls) == 2:
+                raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(storage.os, "write", refuse_the_second)
+    body = _body(4 * BATCH + 333)
+    blob = _put(store, body, 65536, length=None)
+    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+    if not calls:
+        pytest.skip("the file system under the temp directory refuses direct I/O: nothing was written directly")
+    assert len(calls) == 2 and store.direct is True
+    second = _body(3 * BATCH)
+    assert _put(store, second, 65536, length=None).path.read_bytes() == second
+    assert len(calls) > 2  # the next file went directly again

@@ -28,8 +28,10 @@ A streamed upload (``put_stream``, and a form's file part through ``add``/``drai
 written off the event loop, in batches: while the loop receives batch N+1 from the socket, one worker thread adds
 batch N to the MD5 and another writes it to the file (both release the GIL), so receiving, hashing and writing
 overlap instead of taking turns on one core. At most two batches of an upload are in memory at once. A PUT body of
-known length up to two batches is received whole, then hashed, written (past the page cache, ``O_DIRECT``, where
-the file system allows) and committed by one worker job.
+known length up to two batches is received whole, then hashed, written and committed by one worker job. Bytes go
+past the page cache (``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system
+allows, the unaligned end of each batch with the next, the last few bytes through the page cache: on a VM that backs
+memory lazily, new page-cache pages cost more system time than the whole direct write (``BlobWriter._write``).
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class BlobWriter:
         self._batch: list[bytes] = []  # received, not yet handed to the workers
         self._batched = 0
         self._pending: list[Future[None]] = []  # the batch the workers are hashing and writing
+        self._direct = True  # this file still written past the page cache (while the store's ``direct`` holds)
+        self._carry = b""  # the last batch's unaligned end (under 4 KiB), written before the next batch
 
     def _file(self) -> IO[bytes]:
         if self._fh is None:
@@ -131,7 +135,7 @@ class BlobWriter:
     async def drain(self) -> None:
         """Hand the queued batch to the workers, once they have hashed and written the previous one."""
         await _settled(self._pending)
-        self._pending = self._store.workers.hash_and_write(self._md5, self._file(), self._batch)
+        self._pending = self._store.workers.hash_and_write(self._md5, self._write, self._batch)
         self._batch, self._batched = [], 0
 
     async def finish(self) -> None:
@@ -141,11 +145,14 @@ class BlobWriter:
         if big:
             # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
             # event loop (and every other upload's receiving) for a millisecond
-            self._pending = self._store.workers.hash_and_write(self._md5, self._file(), batch)
+            self._pending = self._store.workers.hash_and_write(
+                self._md5, functools.partial(self._write, last=True), batch
+            )
             await _settled(self._pending)
-        else:  # a small remainder (or a small body): hashing it here costs less than the two thread hops
+        else:  # a small remainder (or a small body): hashing and writing it here costs less than the thread hops
             _hash_all(self._md5, batch)
-            self._file().writelines(batch)
+            self._file().writelines([self._carry, *batch])  # (through the page cache: no direct write on the loop)
+            self._carry = b""
 
     async def write_and_commit(self, chunks: AsyncIterator[bytes], length: int | None = None) -> Blob:
         """Write every chunk (counted on arrival, hashed and written by the store's workers a batch behind), then
@@ -176,48 +183,71 @@ class BlobWriter:
         return self._indexed(blob, identity)
 
     def _finish(self, batch: list[bytes]) -> tuple[Blob, tuple[int, int, int] | None]:
-        """In a worker: hash and write the last batch, then the commit's file work. A whole body (nothing of it
-        written yet) goes past the page cache where the file system allows (``_write_direct``)."""
+        """In a worker: hash and write the last batch, then the commit's file work."""
         _hash_all(self._md5, batch)
-        if self._fh is None and self._store.direct:
-            self._write_direct(batch)
-        else:
-            self._file().writelines(batch)
+        self._write(batch, last=True)
         return self._commit_files()
 
-    def _write_direct(self, batch: list[bytes]) -> None:
-        """Write a whole body with ``O_DIRECT`` (its 4 KiB-aligned part, through a page-aligned buffer each worker
-        thread reuses; the tail as usual). On this VM a new page-cache page costs the host a fresh page: 2-4 ms of
-        system time per MiB, 170-280 MB/s, against 0.25-0.45 ms and ~1 GB/s for the same files written directly
-        (``python -m bench.small_puts``, bench/README.md 2b). A file system that refuses direct I/O (EINVAL) is
-        written as usual from then on. Big bodies keep the page cache: their batches overlap receiving."""
-        size = sum(map(len, batch))
-        aligned = size - size % _ALIGN
-        if not aligned:  # under 4 KiB: nothing to write directly
-            self._file().writelines(batch)
-            return
-        fd = self._file().fileno()  # the buffered writer has nothing buffered: the fd is written directly here
-        buffer = _direct_buffer(size)
-        at = 0
-        for chunk in batch:
-            buffer[at : at + len(chunk)] = chunk
-            at += len(chunk)
+    def _write(self, batch: list[bytes], last: bool = False) -> None:
+        """Write ``batch`` after the bytes before it (in a worker; one batch of an upload at a time). Past the page
+        cache (``O_DIRECT``) where the file system allows: the 4 KiB-aligned part of what has arrived goes out
+        through the worker's page-aligned buffer, the unaligned end waits for the next batch (``_carry``), and the
+        last batch's end is written through the page cache. On this VM a new page-cache page costs the host a fresh
+        page: 2-4 ms of system time per MiB, 170-280 MB/s, against 0.25-0.45 ms and ~1 GB/s for the same bytes
+        written directly (``python -m bench.small_puts``, ``python -m bench.forms``; bench/README.md 2b and "Big
+        bodies past the page cache"). A file system that refuses direct I/O (EINVAL) is written as usual from then
+        on."""
+        if self._carry:
+            batch, self._carry = [self._carry, *batch], b""
+        if self._direct and self._store.direct:
+            batch = self._write_direct(batch)
+            if not last and self._direct:
+                self._carry = b"".join(batch)
+                return
+        self._file().writelines(batch)  # nothing is buffered before these: direct writes went to the fd itself
+
+    def _write_direct(self, chunks: list[bytes]) -> list[bytes]:
+        """Write the longest 4 KiB-aligned start of ``chunks`` with ``O_DIRECT``, copied through this thread's
+        buffer a buffer-full at a time; return what is left, for a buffered write or the next batch (everything
+        not written directly once a direct write is refused or cut short: that file is written as usual)."""
+        fd = self._file().fileno()
+        buffer = _direct_buffer()
+        filled = 0
+        with memoryview(buffer) as view:
+            for n, chunk in enumerate(chunks):
+                data = memoryview(chunk)
+                while data:
+                    take = min(len(view) - filled, len(data))
+                    view[filled : filled + take] = data[:take]
+                    filled, data = filled + take, data[take:]
+                    if filled == len(view):
+                        done = self._out(fd, view)
+                        if done < filled:
+                            return [bytes(view[done:filled]), bytes(data), *chunks[n + 1 :]]
+                        filled = 0
+            aligned = filled - filled % _ALIGN
+            done = self._out(fd, view[:aligned]) if aligned else 0
+            return [bytes(view[done:filled])] if done < filled else []
+
+    def _out(self, fd: int, data: memoryview) -> int:
+        """Write aligned ``data`` to ``fd`` with ``O_DIRECT``; the bytes written (all unless it was refused or cut
+        short, after which this file is no longer written directly; a first refusal stops it for the store)."""
         assert fcntl is not None  # _DIRECT is only set where fcntl exists
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         done = 0
-        with memoryview(buffer) as view:
-            try:
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags | _DIRECT)
-                while done < aligned:
-                    done += os.write(fd, view[done:aligned])
-            except OSError as error:
-                if error.errno != errno.EINVAL:
-                    raise
-                if done == 0:  # refused outright: not on this file system (after a short write: this file only)
-                    self._store.direct = False
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | _DIRECT)
+            done = os.write(fd, data)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            if os.lseek(fd, 0, os.SEEK_CUR) == 0:  # refused at the file's start: not on this file system
+                self._store.direct = False
+        finally:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
-            while done < size:  # the unaligned tail (or everything, after EINVAL)
-                done += os.write(fd, view[done:size])
+        if done < len(data):
+            self._direct = False  # refused or short: the rest of this file (now unaligned) is written as usual
+        return done
 
     def commit(self) -> Blob:
         return self._indexed(*self._commit_files())
@@ -262,12 +292,12 @@ _ALIGN = 4096  # O_DIRECT wants the buffer, the offset and the length aligned to
 _direct_buffers = threading.local()
 
 
-def _direct_buffer(size: int) -> mmap.mmap:
-    """A page-aligned buffer of at least ``size`` bytes, kept by each worker thread (1 MiB: bodies up to two
-    batches are written directly), so its pages are not new ones each time."""
+def _direct_buffer() -> mmap.mmap:
+    """A page-aligned buffer (two batches, 1 MiB) kept by each worker thread, so its pages are not new ones each
+    time: a batch (and a whole small body) is copied into it and written directly in one call."""
     buffer: mmap.mmap | None = getattr(_direct_buffers, "buffer", None)
-    if buffer is None or len(buffer) < size:
-        buffer = _direct_buffers.buffer = mmap.mmap(-1, max(size, 2 * BATCH))
+    if buffer is None:
+        buffer = _direct_buffers.buffer = mmap.mmap(-1, 2 * BATCH)
     return buffer
 
 
@@ -298,9 +328,11 @@ class Workers:
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="blob-io")
         return self._pool
 
-    def hash_and_write(self, md5: hashlib._Hash, fh: IO[bytes], chunks: list[bytes]) -> list[Future[None]]:
+    def hash_and_write(
+        self, md5: hashlib._Hash, write: Callable[[list[bytes]], None], chunks: list[bytes]
+    ) -> list[Future[None]]:
         pool = self._executor()
-        return [pool.submit(_hash_all, md5, chunks), pool.submit(fh.writelines, chunks)]
+        return [pool.submit(_hash_all, md5, chunks), pool.submit(write, chunks)]
 
     def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
         return self._executor().submit(fn, *args)
