@@ -61,6 +61,7 @@ class Runtime:
             self.blobs = BlobStore(
                 self.settings.data_dir,
                 shared=shared is not None,
+                direct=not self.settings.buffered_writes,
                 set_aside=STATE_FILES if self.settings.reset_state else None,
             )
         except BaseException:

@@ -173,6 +173,14 @@ class Settings:
             "and start empty; nothing is deleted."
         },
     )
+    buffered_writes: bool = field(
+        default=False,
+        metadata={
+            "help": "Write uploaded bytes through the page cache instead of past it (O_DIRECT, the default where the "
+            "file system allows): for a --data-dir on a disk slower than memory, where direct writes run at the "
+            "disk's speed."
+        },
+    )
     fetch_urls: bool = field(
         default=False,
         metadata={

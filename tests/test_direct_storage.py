@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from emulator.app import create_app
 from emulator.core import storage
 from emulator.core.storage import BATCH, BlobStore
+from emulator.settings import Settings
 
 SIZES = [0, 1, 4095, 4096, 4097, 3 * 4096, 64 * 1024 + 7, 2 * BATCH - 1, 2 * BATCH, 2 * BATCH + 1, 3 * BATCH + 5]
 
@@ -229,3 +231,22 @@ def test_direct_io_refused_in_the_middle_of_a_file_loses_nothing(
     second = _body(3 * BATCH)
     assert _put(store, second, 65536, length=None).path.read_bytes() == second
     assert len(calls) > 2  # the next file went directly again
+
+
+def test_buffered_writes_setting_keeps_every_byte_in_the_page_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--buffered-writes`` / ``UPLOAD_EMULATOR_BUFFERED_WRITES``: for a data dir on a disk slower than memory,
+    nothing is written with ``O_DIRECT``; by default the app's store writes directly where the platform can."""
+    default = create_app(Settings.from_env({}))
+    buffered = create_app(Settings.from_env({"UPLOAD_EMULATOR_BUFFERED_WRITES": "true"}))
+    try:
+        assert default.state.runtime.blobs.direct is (storage._DIRECT != 0)
+        store = buffered.state.runtime.blobs
+        assert store.direct is False
+        written = _direct_spy(monkeypatch)
+        body = _body(3 * BATCH + 5)
+        blob = _put(store, body, 256000, length=None)
+        assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+        assert written == []
+    finally:
+        default.state.runtime.close()
+        buffered.state.runtime.close()

@@ -346,13 +346,19 @@ class Workers:
 class BlobStore:
     """``set_aside``: with a data directory, move what is stored there (the blobs, their records and the named
     files of the directory, e.g. the state file) into a new ``aside-<UTC time>/`` folder before indexing, so the
-    store starts empty and nothing is deleted (``--reset-state``); ``set_aside_to`` is that folder."""
+    store starts empty and nothing is deleted (``--reset-state``); ``set_aside_to`` is that folder. ``direct``:
+    write past the page cache where the file system allows (off: ``--buffered-writes``)."""
 
     def __init__(
-        self, root: Path | None = None, set_aside: tuple[str, ...] | None = None, shared: bool = False
+        self,
+        root: Path | None = None,
+        set_aside: tuple[str, ...] | None = None,
+        shared: bool = False,
+        direct: bool = True,
     ) -> None:
         self.workers = Workers()
-        self.direct = _DIRECT != 0  # whole small bodies written with O_DIRECT (BlobWriter._write_direct) until refused
+        # bytes written with O_DIRECT (BlobWriter._write) unless asked not to (--buffered-writes) or refused
+        self.direct = direct and _DIRECT != 0
         self.persistent = root is not None
         self.shared = shared and root is not None
         alone = True
