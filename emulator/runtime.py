@@ -56,7 +56,9 @@ class Runtime:
         if shared is not None:
             from emulator.core.shared import SharedJournal
 
-            self.journal = SharedJournal(shared.client, self.clock, max_bytes=self.settings.journal_max_bytes)
+            self.journal = SharedJournal(
+                shared.client, self.clock, max_bytes=self.settings.journal_max_bytes, wire=shared.wire
+            )
         try:
             self.blobs = BlobStore(
                 self.settings.data_dir,
@@ -123,9 +125,9 @@ class Runtime:
             configured={p: set(k) for p, k in self.settings.keys.items()},
             client=client,
         )
-        limiter = shared.SharedRateLimiter(client)
-        self.clock, self.limiter, self.faults = clock, limiter, faults
         store = shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
+        limiter = shared.SharedRateLimiter(client, store.wire)
+        self.clock, self.limiter, self.faults = clock, limiter, faults
         self._sync = shared.Sync(client, clock, faults, self.keys, store, limiter)
         self._sync.on_secret = self._use_secret
         self._sync.refresh()  # reads (or sets) the presign secret: self.presigner
