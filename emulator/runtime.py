@@ -145,6 +145,12 @@ class Runtime:
             return self._sync.refresh(admit)
         return None
 
+    async def refresh_async(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
+        """``refresh`` awaited: with shared state the event loop serves other requests while Redis answers."""
+        if self._sync is not None:
+            return await self._sync.refresh_async(admit)
+        return None
+
     @property
     def shared(self) -> bool:
         """Whether the state is shared with other processes (``--state redis://…``)."""
@@ -226,6 +232,8 @@ class Runtime:
         )
 
     def close(self) -> None:
+        if self._sync is not None:
+            self._sync.batches.close()
         self.store.close()
         self.blobs.close()
 

@@ -30,12 +30,16 @@ All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import itertools
 import json
 import math
 import secrets
+import select
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -46,6 +50,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import hiredis
 import orjson
 import redis
 from redis.backoff import NoBackoff
@@ -132,6 +137,28 @@ class Wire:
             self._used = now
             return reply
 
+    def many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Each command's reply, or the exception it raised (Redis's error reply for that one command, or the
+        ``DOWN`` error that lost the connection for it and every later one), all sent in one write."""
+        with self._lock:
+            conn, now = self._conn, time.monotonic()
+            try:
+                if now - self._used > self.IDLE and conn.can_read():
+                    conn.disconnect()
+                conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            except DOWN as exc:
+                return [exc] * len(commands)
+            out: list[Any] = []
+            for _ in commands:
+                try:
+                    out.append(conn.read_response())
+                except DOWN as exc:  # the connection is gone (redis-py disconnected it): the rest are lost too
+                    return out + [exc] * (len(commands) - len(out))
+                except redis.ResponseError as exc:
+                    out.append(exc)
+            self._used = now
+            return out
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a registered script by its digest; the first time after Redis lost its script cache (a restart),
         by its text (NOSCRIPT means it did not run, so sending it again is safe)."""
@@ -143,6 +170,141 @@ class Wire:
     def close(self) -> None:
         with self._lock:
             self._conn.disconnect()
+
+
+class Batches:
+    """Commands awaited on an event loop, sent to Redis in batches: a request waiting for its reply leaves the loop
+    free for the others, and the commands of every request that arrived in the meantime go out in one write, their
+    replies read together (one round trip for a batch instead of one each; Redis also reads a batch in one go).
+
+    Written by hand: redis-py offers no auto-pipelining (redis/redis-py#3767, open), and its asyncio client binds a
+    connection to one event loop and costs more CPU per command than this. The connection is made and set up
+    (AUTH, SELECT) by redis-py, then its socket is used here without blocking (``loop.sock_sendall``/``sock_recv``,
+    parsed by hiredis, the parser redis-py itself uses), so it serves whichever loop awaits. A TLS connection
+    (``rediss://``) cannot be used that way: there each command is sent at once on the ``Wire``, as before.
+
+    As with ``Wire``, a command is sent at most once: a connection lost after a batch went out fails the commands
+    of that batch (``DOWN``: a 503), never sends them again; a batch waits at most ``TIMEOUT`` for its replies."""
+
+    TIMEOUT = 1.0  # seconds, as the client's socket timeout
+
+    def __init__(self, client: RedisClient, wire: Wire) -> None:
+        pool = client.connection_pool
+        self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
+        self._decode = "utf-8" if pool.connection_kwargs.get("decode_responses") else None
+        self.wire = wire  # for a TLS connection, and for a loop other than the one a batch is under way on
+        self._conn: Any = None  # the redis-py connection whose socket is used
+        self._reader: Any = None
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a batch is under way on, if any
+        self._task: asyncio.Task[None] | None = None
+        self._used = 0.0
+        self._tls = False
+
+    async def __call__(self, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:  # no batch under way: this command starts the next one
+            if self._tls or self._socket() is None:
+                return self.wire(*args)
+            self._loop = loop
+            self._task = loop.create_task(self._flush(loop))
+        elif self._loop is not loop:  # a batch is under way for another loop (another thread's server)
+            return self.wire(*args)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((args, future))
+        return await future
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """``Wire.run``, awaited."""
+        try:
+            return await self("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self("EVAL", script.script, len(keys), *keys, *args)
+
+    def _socket(self) -> socket.socket | None:
+        """The connected socket (connecting, or reconnecting after Redis closed an idle one); None with TLS."""
+        now = time.monotonic()
+        conn = self._conn
+        if conn is not None and now - self._used > Wire.IDLE and select.select([conn._sock], [], [], 0)[0]:
+            self._drop()  # an idle connection with something to read: Redis closed it (a restart)
+            conn = None
+        if conn is None:
+            conn = self._make()
+            conn.connect()  # DOWN when Redis is away: nothing was sent
+            # redis-py keeps the socket it connected (and authenticated) as ``_sock``; nothing else reads it now
+            sock = conn._sock
+            if isinstance(sock, ssl.SSLSocket):
+                conn.disconnect()
+                self._tls = True
+                return None
+            sock.setblocking(False)
+            self._conn, self._reader = conn, hiredis.Reader(encoding=self._decode)
+        self._used = now
+        return cast(socket.socket, conn._sock)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+        self._conn = self._reader = None
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        clean = False
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                replies = await self._exchange(loop, [args for args, _ in batch])
+                for (_, future), reply in zip(batch, replies, strict=True):
+                    if future.done():  # cancelled: its request went away
+                        continue
+                    if isinstance(reply, BaseException):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+            clean = True
+        finally:
+            self._loop = self._task = None
+            if not clean:  # cancelled mid-batch (the loop is closing): the connection's replies are out of step
+                self._drop()
+                for _, future in self._queue:
+                    future.cancel()
+                self._queue = []
+
+    async def _exchange(self, loop: asyncio.AbstractEventLoop, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Each command's reply, or the exception it stands for (``DOWN`` for every command from the one whose
+        reply was lost: they may have run, so they are not sent again)."""
+        try:
+            sock = self._socket()
+            assert sock is not None  # TLS never queues
+            data = b"".join(self._conn.pack_commands(commands))
+        except DOWN as exc:
+            return [exc] * len(commands)
+        out: list[Any] = []
+        try:
+            async with asyncio.timeout(self.TIMEOUT):
+                await loop.sock_sendall(sock, data)
+                while len(out) < len(commands):
+                    reply = self._reader.gets()
+                    if reply is False:
+                        chunk = await loop.sock_recv(sock, 65536)
+                        if not chunk:
+                            raise RedisConnectionError("Connection closed by server.")
+                        self._reader.feed(chunk)
+                        continue
+                    out.append(_error(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+        except (*DOWN, TimeoutError) as exc:
+            self._drop()
+            lost = exc if isinstance(exc, DOWN) else RedisTimeoutError("Timeout reading from Redis")
+            return out + [lost] * (len(commands) - len(out))
+        return out
+
+    def close(self) -> None:
+        self._drop()
+
+
+def _error(reply: Exception) -> redis.ResponseError:
+    """An error reply as redis-py raises it: a missing script as ``NoScriptError``, anything else as itself."""
+    text = str(reply)
+    return NoScriptError(text) if text.startswith("NOSCRIPT") else redis.ResponseError(text)
 
 
 def unavailable(exc: BaseException) -> Unavailable:
@@ -779,6 +941,7 @@ class Sync:
         self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
         self.limiter = limiter
         self._begin = client.register_script(_BEGIN)
+        self.batches = Batches(client, store.wire)
         self.cleared: str | None = None
         self.secret: str | None = None  # hex, as stored
         self.on_secret: Any = lambda secret: None  # told the presign secret when it is first read or changes
@@ -786,6 +949,24 @@ class Sync:
     def refresh(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
         """Read the shared state; with ``admit`` (bucket, limits), also take the limits if that is still sound:
         then the answer gives the request's ``Quota`` (or raises ``RateLimited``), else None (nothing taken)."""
+        wall, keys, args = self._arguments(admit)
+        try:
+            answer = self.store.wire.run(self._begin, keys, args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        return self._apply(answer, wall, admit)
+
+    async def refresh_async(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
+        """``refresh`` for a request on an event loop: the loop serves other requests while this one waits, and the
+        reads of requests that arrive meanwhile share a round trip (``Batches``)."""
+        wall, keys, args = self._arguments(admit)
+        try:
+            answer = await self.batches.run(self._begin, keys, args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        return self._apply(answer, wall, admit)
+
+    def _arguments(self, admit: tuple[str, Sequence[Limit]] | None) -> tuple[float, list[str], list[str | int]]:
         wall = self.clock._wall()
         keys: list[str] = [VERSIONS]
         args: list[str | int] = [repr(wall), self.faults.version or "", self.keys.version or ""]
@@ -793,10 +974,14 @@ class Sync:
             more_keys, more_args = self.limiter.arguments(*admit)
             keys += more_keys
             args += more_args
-        try:
-            answer = self.store.wire.run(self._begin, keys, args)
-        except DOWN as exc:
-            raise unavailable(exc) from None
+        return wall, keys, args
+
+    def _apply(
+        self, answer: list[Any], wall: float, admit: tuple[str, Sequence[Limit]] | None
+    ) -> Callable[[], Quota] | None:
+        # with requests waiting at once, an answer may be applied after a newer one: the clock then goes back to
+        # what this request read (its own time) until the next answer, and a table reloaded for an older version
+        # than the one held is only reloaded once more (its contents are read afresh, never older than the version)
         offset, frozen, faults, keys_version, cleared, secret = answer[0]
         if secret is None or secret != self.secret:  # read at start; missing only when Redis lost its data
             self.secret = self.store.secret(bytes.fromhex(self.secret) if self.secret else None).hex()
