@@ -112,7 +112,9 @@ class Wire:
     machinery (pool checkout and release, retry wrapper, metrics hooks), which cost three times the round trip
     itself in CPU (27 µs against 8 µs per command on the bench machine; bench/README.md "Scale"). redis-py has no
     lighter call for one command; ``Connection.send_packed_command`` and ``read_response`` are its public
-    connection API. One command at a time (a lock: a handler may run in a worker thread).
+    connection API. Commands are packed by hiredis directly (arguments are str, bytes, int or float): redis-py's
+    packer, which first rewraps every argument, was a twelfth of a request's CPU. One command at a time (a lock: a
+    handler may run in a worker thread).
 
     A command is sent at most once. An error before it is sent (connecting) leaves nothing run; an error after it
     (the reply lost, a timeout) may leave it run, so it is never sent again: the caller answers 503. A connection
@@ -130,34 +132,12 @@ class Wire:
         """The reply to one command; ``DOWN`` errors as redis-py raises them, Redis's error replies as exceptions."""
         with self._lock:
             conn, now = self._conn, time.monotonic()
-            if now - self._used > self.IDLE and conn.can_read():  # connects when not connected
-                conn.disconnect()  # data pending on an idle connection: Redis closed it (a restart)
-            conn.send_packed_command(conn.pack_command(*args), check_health=False)
+            if now - self._used > self.IDLE and _stale(conn):
+                conn.disconnect()  # reconnected by the send below
+            conn.send_packed_command([hiredis.pack_command(args)], check_health=False)
             reply = conn.read_response()
             self._used = now
             return reply
-
-    def many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Each command's reply, or the exception it raised (Redis's error reply for that one command, or the
-        ``DOWN`` error that lost the connection for it and every later one), all sent in one write."""
-        with self._lock:
-            conn, now = self._conn, time.monotonic()
-            try:
-                if now - self._used > self.IDLE and conn.can_read():
-                    conn.disconnect()
-                conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            except DOWN as exc:
-                return [exc] * len(commands)
-            out: list[Any] = []
-            for _ in commands:
-                try:
-                    out.append(conn.read_response())
-                except DOWN as exc:  # the connection is gone (redis-py disconnected it): the rest are lost too
-                    return out + [exc] * (len(commands) - len(out))
-                except redis.ResponseError as exc:
-                    out.append(exc)
-            self._used = now
-            return out
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a registered script by its digest; the first time after Redis lost its script cache (a restart),
@@ -170,6 +150,15 @@ class Wire:
     def close(self) -> None:
         with self._lock:
             self._conn.disconnect()
+
+
+def _stale(conn: Any) -> bool:
+    """Whether an idle connection is no longer usable: something to read on it (Redis closed it, as when it was
+    restarted) or an error finding out (redis-py raises "closed by server" without disconnecting)."""
+    try:
+        return bool(conn.can_read())  # connects when not connected
+    except DOWN:
+        return True
 
 
 class Batches:
@@ -275,7 +264,7 @@ class Batches:
         try:
             sock = self._socket()
             assert sock is not None  # TLS never queues
-            data = b"".join(self._conn.pack_commands(commands))
+            data = b"".join(map(hiredis.pack_command, commands))
         except DOWN as exc:
             return [exc] * len(commands)
         out: list[Any] = []
