@@ -56,8 +56,13 @@ class Runtime:
         if shared is not None:
             from emulator.core.shared import SharedJournal
 
+            assert self._sync is not None
             self.journal = SharedJournal(
-                shared.client, self.clock, max_bytes=self.settings.journal_max_bytes, wire=shared.wire
+                shared.client,
+                self.clock,
+                max_bytes=self.settings.journal_max_bytes,
+                wire=shared.wire,
+                batches=self._sync.batches,
             )
         try:
             self.blobs = BlobStore(

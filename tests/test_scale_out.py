@@ -211,7 +211,7 @@ async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_ser
             headers=AUTH,
             json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
         )
-        assert started.status_code == 201
+        assert started.status_code == 201, started.text
         # the presign secret came back with Redis (the first process to notice put back the one they shared): a
         # URL signed by one process after the outage is still accepted by the other
         data = started.json()["data"]

@@ -41,7 +41,6 @@ import select
 import socket
 import ssl
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -59,15 +58,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.core import records
 from emulator.core.auth import CreatedKey, KeyRing, fingerprint
 from emulator.core.clock import Clock
 from emulator.core.errors import Conflict, RateLimited, Unavailable
-from emulator.core.faults import FaultBook, FaultRule, rule_from
-from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
+from emulator.core.faults import TRANSPORT, FaultBook, FaultRule, rule_from
+from emulator.core.journal import CAPACITY, ENTRY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
+from emulator.core.uvicorn_internals import connection_transport
 
 # redis-py's annotations describe its sync and async clients at once (every command "returns" an awaitable or a
 # value), so the client is typed loosely here rather than cast at each of its calls
@@ -117,27 +117,23 @@ class Wire:
     handler may run in a worker thread).
 
     A command is sent at most once. An error before it is sent (connecting) leaves nothing run; an error after it
-    (the reply lost, a timeout) may leave it run, so it is never sent again: the caller answers 503. A connection
-    idle for a while is checked first, as the pool does, so a Redis restarted meanwhile costs no request."""
-
-    IDLE = 1.0  # seconds unused after which the connection is checked before a command goes out on it
+    (the reply lost, a timeout) may leave it run, so it is never sent again: the caller answers 503. The connection
+    is checked before each command, as redis-py's pool checks one at every checkout (a poll, no round trip), so a
+    Redis restarted meanwhile costs no request."""
 
     def __init__(self, client: RedisClient) -> None:
         pool = client.connection_pool
         self._conn = pool.connection_class(**pool.connection_kwargs)
         self._lock = threading.Lock()
-        self._used = 0.0
 
     def __call__(self, *args: Any) -> Any:
         """The reply to one command; ``DOWN`` errors as redis-py raises them, Redis's error replies as exceptions."""
         with self._lock:
-            conn, now = self._conn, time.monotonic()
-            if now - self._used > self.IDLE and _stale(conn):
+            conn = self._conn
+            if _stale(conn):
                 conn.disconnect()  # reconnected by the send below
             conn.send_packed_command([hiredis.pack_command(args)], check_health=False)
-            reply = conn.read_response()
-            self._used = now
-            return reply
+            return conn.read_response()
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a registered script by its digest; the first time after Redis lost its script cache (a restart),
@@ -153,8 +149,8 @@ class Wire:
 
 
 def _stale(conn: Any) -> bool:
-    """Whether an idle connection is no longer usable: something to read on it (Redis closed it, as when it was
-    restarted) or an error finding out (redis-py raises "closed by server" without disconnecting)."""
+    """Whether a connection with nothing due on it is no longer usable: something to read on it (Redis closed it,
+    as when it was restarted) or an error finding out (redis-py raises "closed by server" without disconnecting)."""
     try:
         return bool(conn.can_read())  # connects when not connected
     except DOWN:
@@ -187,21 +183,26 @@ class Batches:
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop a batch is under way on, if any
         self._task: asyncio.Task[None] | None = None
-        self._used = 0.0
         self._tls = False
 
     async def __call__(self, *args: Any) -> Any:
+        future = self.submit(*args)
+        return self.wire(*args) if future is None else await future
+
+    def submit(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Queue a command for the running loop's next batch: the future of its reply. None when it cannot be
+        batched (TLS, or a batch under way for another loop: another thread's server); then send it on the Wire."""
         loop = asyncio.get_running_loop()
         if self._loop is None:  # no batch under way: this command starts the next one
             if self._tls or self._socket() is None:
-                return self.wire(*args)
+                return None
             self._loop = loop
             self._task = loop.create_task(self._flush(loop))
-        elif self._loop is not loop:  # a batch is under way for another loop (another thread's server)
-            return self.wire(*args)
+        elif self._loop is not loop:
+            return None
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((args, future))
-        return await future
+        return future
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """``Wire.run``, awaited."""
@@ -211,11 +212,11 @@ class Batches:
             return await self("EVAL", script.script, len(keys), *keys, *args)
 
     def _socket(self) -> socket.socket | None:
-        """The connected socket (connecting, or reconnecting after Redis closed an idle one); None with TLS."""
-        now = time.monotonic()
+        """The connected socket (connecting, or reconnecting after Redis closed it); None with TLS. Called with no
+        batch under way, when nothing is due on the socket: anything to read there means Redis closed it."""
         conn = self._conn
-        if conn is not None and now - self._used > Wire.IDLE and select.select([conn._sock], [], [], 0)[0]:
-            self._drop()  # an idle connection with something to read: Redis closed it (a restart)
+        if conn is not None and select.select([conn._sock], [], [], 0)[0]:
+            self._drop()  # reconnected below
             conn = None
         if conn is None:
             conn = self._make()
@@ -228,7 +229,6 @@ class Batches:
                 return None
             sock.setblocking(False)
             self._conn, self._reader = conn, hiredis.Reader(encoding=self._decode)
-        self._used = now
         return cast(socket.socket, conn._sock)
 
     def _drop(self) -> None:
@@ -1016,7 +1016,11 @@ class SharedJournal(Journal):
     by the bytes of that JSON like the in-memory journal. An entry is written when its response is complete, just
     before its last bytes are sent (so a client that has its answer finds the entry on any process), and given its
     id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry that cannot
-    be written while Redis is away is lost (the request itself was answered 503)."""
+    be written while Redis is away is lost (the request itself was answered 503).
+
+    On an event loop with ``batches``, ``settle`` only starts the write (batched with the other requests' commands)
+    and ``JournalWritten``, the layer outside the journal's, holds the response's last bytes until it is done: the
+    process serves other requests meanwhile instead of waiting for Redis."""
 
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
     settle_before_last_send = True  # in Redis before the client has its answer: a journal read anywhere then lists it
@@ -1029,10 +1033,13 @@ class SharedJournal(Journal):
         capacity: int = CAPACITY,
         max_bytes: int = MAX_BYTES,
         wire: Wire | None = None,
+        batches: Batches | None = None,
     ) -> None:
         super().__init__(clock, capacity, max_bytes)
-        self.client, self.wire = client, wire or Wire(client)
+        self.client, self.wire, self.batches = client, wire or Wire(client), batches
         self._write = client.register_script(_JOURNAL)
+        self._keys = [self.ENTRIES, self.IDS, self.BYTES]
+        self._writing: dict[int, asyncio.Future[Any]] = {}  # id(entry) → the reply to its write under way
 
     def open(self, scope: Scope) -> Entry:
         entry = super().open(scope)
@@ -1048,16 +1055,51 @@ class SharedJournal(Journal):
         # tenth of a request's time; orjson writes the same compact JSON several times faster than json
         entry.redacted()  # nothing unredacted leaves this process: the pattern pass before the shared store
         data = {"id": 0, **{name: getattr(entry, name) for name in _ENTRY_FIELDS}}
+        args = [orjson.dumps(data), self.capacity, self.max_bytes]
         try:
-            entry.id = int(
-                self.wire.run(
-                    self._write,
-                    [self.ENTRIES, self.IDS, self.BYTES],
-                    [orjson.dumps(data), self.capacity, self.max_bytes],
-                )
-            )
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a direct call): written at once
+            self._write_now(entry, args)
+            return
+        self._start(entry, "EVALSHA", args)
+
+    def _start(self, entry: Entry, how: str, args: list[Any]) -> None:
+        """Queue the entry's write (``EVALSHA``, or ``EVAL`` after Redis lost its scripts) in the loop's batch;
+        ``written`` waits for it. Without a batch for this loop (TLS, another loop's), it is written at once."""
+        script = self._write.sha if how == "EVALSHA" else self._write.script
+        try:
+            future = None if self.batches is None else self.batches.submit(how, script, 3, *self._keys, *args)
+        except DOWN:
+            return  # nowhere to write it; the client got the 503 that says why
+        if future is None:
+            self._write_now(entry, args)
+            return
+        self._writing[id(entry)] = future
+        future.add_done_callback(functools.partial(self._done, entry, args))
+
+    def _write_now(self, entry: Entry, args: list[Any]) -> None:
+        try:
+            entry.id = int(self.wire.run(self._write, self._keys, args))
         except DOWN:
             pass  # nowhere to write it; the client got the 503 that says why
+
+    def _done(self, entry: Entry, args: list[Any], future: asyncio.Future[Any]) -> None:
+        """The write's reply (run before ``written`` resumes: callbacks run in the order they were added)."""
+        del self._writing[id(entry)]
+        if future.cancelled():
+            return
+        error = future.exception()  # also marks it seen: asyncio logs an error nobody retrieved
+        if isinstance(error, NoScriptError):  # Redis lost its scripts (a restart): nothing ran; send the text
+            self._start(entry, "EVAL", args)
+        elif error is None:
+            entry.id = int(future.result())
+        # else DOWN: nowhere to write it; the client got the 503 that says why
+
+    async def written(self, entry: Entry) -> None:
+        """Return once ``entry``, settled, is in Redis (or could not be written): at once when it was written
+        synchronously or already."""
+        while (future := self._writing.get(id(entry))) is not None:
+            await asyncio.wait([future])  # its outcome is ``_done``'s to read
 
     @property
     def bytes(self) -> int:
@@ -1141,3 +1183,31 @@ class SharedJournal(Journal):
                     pipe.decrby(self.BYTES, sum(size for _, size in doomed)).execute()
         except DOWN as exc:
             raise unavailable(exc) from None
+
+
+class JournalWritten:
+    """The ASGI layer outside the journal's, with shared state: a response's last bytes go out once its journal entry
+    is in Redis (``SharedJournal.written``), so a client that has its answer finds the entry on every process. It
+    also hands the journal's layer the connection's transport (fault injection drops connections through it), which
+    that layer finds from uvicorn's own ``send`` only."""
+
+    def __init__(self, app: ASGIApp, journal: SharedJournal) -> None:
+        self.app, self.journal = app, journal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        transport = connection_transport(send)
+        if transport is not None:
+            scope[TRANSPORT] = transport
+        written = self.journal.written
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                entry = scope.get(ENTRY)
+                if entry is not None:
+                    await written(entry)
+            await send(message)
+
+        await self.app(scope, receive, sending)
