@@ -21,6 +21,11 @@ they run on:
   moves, which the same once-per-request read (``Sync``) checks.
 - ``SharedJournal``: the request journal of every process, one capped sorted set, paged as in memory.
 
+The commands every request makes go out on connections of their own: the shared-state read and the journal entry
+awaited and batched with those of the requests waiting at once (``Batches``), the record's put synchronous, as the
+store seam is (``Wire``); each command is sent at most once. ``JournalWritten`` holds a response's last bytes until
+its journal entry is in Redis.
+
 Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
 client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
 MULTI or one script: a failure leaves nothing half-written.
