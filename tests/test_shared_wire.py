@@ -6,6 +6,7 @@ a journal entry written)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 from collections.abc import Iterator
@@ -148,3 +149,66 @@ async def test_a_batch_whose_replies_are_lost_is_not_sent_again(silent: SilentRe
     client.close()
     assert all(isinstance(outcome, shared.DOWN) for outcome in outcomes)
     assert sorted(silent.commands) == [[b"INCR", f"counted{i}".encode()] for i in range(3)]
+
+
+def test_a_loop_closed_with_a_batch_under_way_leaves_the_batches_usable_on_the_next(redis_url):
+    client = shared.connect(redis_url)
+    batches = shared.Batches(client, shared.Wire(client))
+
+    async def abandon() -> None:
+        asyncio.ensure_future(batches("PING"))
+        await asyncio.sleep(0)  # the batch goes out; the loop then ends with its reply unread (its task cancelled)
+
+    async def batched(*command: Any) -> Any:
+        future = batches.submit(*command)
+        assert future is not None  # batched, not sent on the Wire instead
+        return await future
+
+    for stage in range(2):  # the loop ends before the batch is sent, then while its reply is awaited
+        asyncio.run(abandon() if stage == 0 else _abandon_later(batches))
+        try:
+            # a fresh connection: the old one's reply is never misread
+            assert asyncio.run(batched("ECHO", f"after {stage}")) == f"after {stage}"
+        except BaseException:
+            batches.close()
+            client.close()
+            raise
+    try:
+        assert asyncio.run(batched("PING")) == "PONG"
+    finally:
+        batches.close()
+        client.close()
+
+
+async def _abandon_later(batches: shared.Batches) -> None:
+    asyncio.ensure_future(batches("BLPOP", "never-pushed", "0.5"))  # a reply that takes half a second
+    for _ in range(5):
+        await asyncio.sleep(0)  # the batch is sent; the loop ends while its reply is awaited
+
+
+def test_a_loop_closed_without_ending_its_batch_does_not_hold_the_batches(redis_url):
+    client = shared.connect(redis_url)
+    batches = shared.Batches(client, shared.Wire(client))
+    loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        asyncio.ensure_future(batches("BLPOP", "never-pushed", "0.5"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    loop.run_until_complete(start())
+    loop.set_exception_handler(lambda _loop, _context: None)  # its tasks destroyed pending are this test's point
+    loop.close()  # its tasks never cancelled: the batch under way never finishes
+    del loop, start
+    gc.collect()  # destroyed now, within this test
+
+    async def batched() -> Any:
+        future = batches.submit("ECHO", "next")
+        assert future is not None  # batched on this loop, not sent on the Wire instead
+        return await future
+
+    try:
+        assert asyncio.run(batched()) == "next"
+    finally:
+        batches.close()
+        client.close()

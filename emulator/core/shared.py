@@ -188,6 +188,9 @@ class Batches:
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop a batch is under way on, if any
         self._task: asyncio.Task[None] | None = None
+        # guards which loop has a batch under way; reentrant: an abandoned batch's coroutine may be finalised (its
+        # ``finally`` run) by the garbage collector while this thread holds it
+        self._owner = threading.RLock()
         self._tls = False
 
     async def __call__(self, *args: Any) -> Any:
@@ -198,16 +201,20 @@ class Batches:
         """Queue a command for the running loop's next batch: the future of its reply. None when it cannot be
         batched (TLS, or a batch under way for another loop: another thread's server); then send it on the Wire."""
         loop = asyncio.get_running_loop()
-        if self._loop is None:  # no batch under way: this command starts the next one
-            if self._tls or self._socket() is None:
+        with self._owner:  # loops of other threads (an app served by two servers) take turns, never share a batch
+            if self._loop is not None and self._loop.is_closed():  # it closed with a batch under way, never finished
+                self._drop()  # replies may be due on the connection
+                self._loop, self._task, self._queue = None, None, []
+            if self._loop is None:  # no batch under way: this command starts the next one
+                if self._tls or self._socket() is None:
+                    return None
+                self._loop = loop
+                self._task = loop.create_task(self._flush(loop))
+            elif self._loop is not loop:
                 return None
-            self._loop = loop
-            self._task = loop.create_task(self._flush(loop))
-        elif self._loop is not loop:
-            return None
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((args, future))
-        return future
+            future: asyncio.Future[Any] = loop.create_future()
+            self._queue.append((args, future))
+            return future
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """``Wire.run``, awaited."""
@@ -256,12 +263,15 @@ class Batches:
                         future.set_result(reply)
             clean = True
         finally:
-            self._loop = self._task = None
-            if not clean:  # cancelled mid-batch (the loop is closing): the connection's replies are out of step
-                self._drop()
-                for _, future in self._queue:
-                    future.cancel()
-                self._queue = []
+            with self._owner:
+                if self._loop is loop:  # not taken over meanwhile (``submit``, once this loop had closed)
+                    if not clean:  # cancelled mid-batch (the loop is closing): replies may be due on the connection
+                        self._drop()
+                        if not loop.is_closed():
+                            for _, future in self._queue:
+                                future.cancel()
+                        self._queue = []
+                    self._loop = self._task = None
 
     async def _exchange(self, loop: asyncio.AbstractEventLoop, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Each command's reply, or the exception it stands for (``DOWN`` for every command from the one whose
