@@ -34,9 +34,14 @@ class EmulatorApp(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         runtime = self.state.runtime
-        return JournalMiddleware(
+        stack = JournalMiddleware(
             BodyTimeout(super().build_middleware_stack(), runtime.settings.body_timeout), runtime.journal
         )
+        if runtime.shared:  # a response's last bytes wait for its journal entry to be in Redis
+            from emulator.core.shared import JournalWritten
+
+            return JournalWritten(stack, runtime.journal)
+        return stack
 
 
 def _mount(path: str, app: ASGIApp) -> Mount:

@@ -56,7 +56,14 @@ class Runtime:
         if shared is not None:
             from emulator.core.shared import SharedJournal
 
-            self.journal = SharedJournal(shared.client, self.clock, max_bytes=self.settings.journal_max_bytes)
+            assert self._sync is not None
+            self.journal = SharedJournal(
+                shared.client,
+                self.clock,
+                max_bytes=self.settings.journal_max_bytes,
+                wire=shared.wire,
+                batches=self._sync.batches,
+            )
         try:
             self.blobs = BlobStore(
                 self.settings.data_dir,
@@ -124,9 +131,9 @@ class Runtime:
             configured={p: set(k) for p, k in self.settings.keys.items()},
             client=client,
         )
-        limiter = shared.SharedRateLimiter(client)
-        self.clock, self.limiter, self.faults = clock, limiter, faults
         store = shared.RedisStore(client, root=self.settings.data_dir.absolute() if self.settings.data_dir else None)
+        limiter = shared.SharedRateLimiter(client, store.wire)
+        self.clock, self.limiter, self.faults = clock, limiter, faults
         self._sync = shared.Sync(client, clock, faults, self.keys, store, limiter)
         self._sync.on_secret = self._use_secret
         self._sync.refresh()  # reads (or sets) the presign secret: self.presigner
@@ -142,6 +149,12 @@ class Runtime:
         may be taken in the same round trip: then the answer gives the request's quota (``Sync.refresh``)."""
         if self._sync is not None:
             return self._sync.refresh(admit)
+        return None
+
+    async def refresh_async(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
+        """``refresh`` awaited: with shared state the event loop serves other requests while Redis answers."""
+        if self._sync is not None:
+            return await self._sync.refresh_async(admit)
         return None
 
     @property
@@ -225,6 +238,8 @@ class Runtime:
         )
 
     def close(self) -> None:
+        if self._sync is not None:
+            self._sync.batches.close()
         self.store.close()
         self.blobs.close()
 

@@ -107,9 +107,10 @@ async def test_limits_are_exact_for_fifty_concurrent_clients_spread_over_two_pro
             *(http.get(f"{(first, second)[n % 2].url}{PE}/media", headers=AUTH) for n in range(50))
         )
     statuses = [r.status_code for r in answers]
+    # 25 requests went to each process: with the limit split, each would have admitted 20 (40 in all). Which
+    # process admits is a race (requests waiting at once reach Redis in one batch, which may take every admission)
     assert statuses.count(200) == 20 and statuses.count(429) == 30, statuses
-    admitted_on = {r.url.port for r in answers if r.status_code == 200}
-    assert len(admitted_on) == 2  # both processes admitted some: the one limit was shared, not split
+    assert {r.url.port for r in answers} == {urlsplit(p.url).port for p in (first, second)}
     remaining = sorted(int(r.headers["x-ratelimit-remaining"]) for r in answers if r.status_code == 200)
     assert remaining == list(range(20))  # each admission counted once, in one window
     refused = next(r for r in answers if r.status_code == 429)
@@ -210,7 +211,7 @@ async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_ser
             headers=AUTH,
             json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
         )
-        assert started.status_code == 201
+        assert started.status_code == 201, started.text
         # the presign secret came back with Redis (the first process to notice put back the one they shared): a
         # URL signed by one process after the outage is still accepted by the other
         data = started.json()["data"]

@@ -212,7 +212,7 @@ def _endpoint(
         try:
             # what other processes changed (the shared clock): one read, before the time is read; with shared state
             # it may take the request's limits too (then ``taken`` gives the quota), saving a round trip
-            taken = runtime.refresh(admission[1:] if admission is not None else None)
+            taken = await runtime.refresh_async(admission[1:] if admission is not None else None)
             now = runtime.clock.now()
             runtime.reclaim_due(now)
         except EmulatorError as exc:  # the shared state is unreachable: a retryable 503 in the provider's envelope

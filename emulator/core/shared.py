@@ -21,6 +21,11 @@ they run on:
   moves, which the same once-per-request read (``Sync``) checks.
 - ``SharedJournal``: the request journal of every process, one capped sorted set, paged as in memory.
 
+The commands every request makes go out on connections of their own: the shared-state read and the journal entry
+awaited and batched with those of the requests waiting at once (``Batches``), the record's put synchronous, as the
+store seam is (``Wire``); each command is sent at most once. ``JournalWritten`` holds a response's last bytes until
+its journal entry is in Redis.
+
 Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
 client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
 MULTI or one script: a failure leaves nothing half-written.
@@ -30,12 +35,17 @@ All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import itertools
 import json
 import math
 import secrets
+import select
+import socket
+import ssl
+import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -44,19 +54,25 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import hiredis
 import orjson
 import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from starlette.types import Scope
+from redis.retry import Retry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.core import records
 from emulator.core.auth import CreatedKey, KeyRing, fingerprint
 from emulator.core.clock import Clock
 from emulator.core.errors import Conflict, RateLimited, Unavailable
-from emulator.core.faults import FaultBook, FaultRule, rule_from
-from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
+from emulator.core.faults import TRANSPORT, FaultBook, FaultRule, rule_from
+from emulator.core.journal import CAPACITY, ENTRY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
+from emulator.core.uvicorn_internals import connection_transport
 
 # redis-py's annotations describe its sync and async clients at once (every command "returns" an awaitable or a
 # value), so the client is typed loosely here rather than cast at each of its calls
@@ -79,10 +95,220 @@ def check_url(url: str) -> str:
 
 
 def connect(url: str) -> RedisClient:
-    """A client for ``url`` with short timeouts: a request waits at most about a second for an absent Redis."""
+    """A client for ``url`` with short timeouts: a request waits at most about a second for an absent Redis.
+
+    Without retries: redis-py's default sends a command again after a connection error or a timeout, also one that
+    Redis may already have run (a script that took a rate limit, advanced the clock or wrote a journal entry would
+    then count twice). A connection Redis closed meanwhile is found by the pool before it is used (it checks a
+    connection for pending data at every checkout) and replaced; an error after a command was sent answers 503."""
     return redis.Redis.from_url(
-        check_url(url), socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30, decode_responses=True
+        check_url(url),
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        health_check_interval=30,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
     )
+
+
+class Wire:
+    """One connection of its own for the commands every request makes (``Sync``'s script, record gets and puts,
+    journal entries): each is sent and its reply read straight on the connection, without the client's per-command
+    machinery (pool checkout and release, retry wrapper, metrics hooks), which cost three times the round trip
+    itself in CPU (27 µs against 8 µs per command on the bench machine; bench/README.md "Scale"). redis-py has no
+    lighter call for one command; ``Connection.send_packed_command`` and ``read_response`` are its public
+    connection API. Commands are packed by hiredis directly (arguments are str, bytes, int or float): redis-py's
+    packer, which first rewraps every argument, was a twelfth of a request's CPU. One command at a time (a lock: a
+    handler may run in a worker thread).
+
+    A command is sent at most once. An error before it is sent (connecting) leaves nothing run; an error after it
+    (the reply lost, a timeout) may leave it run, so it is never sent again: the caller answers 503. The connection
+    is checked before each command, as redis-py's pool checks one at every checkout (a poll, no round trip), so a
+    Redis restarted meanwhile costs no request."""
+
+    def __init__(self, client: RedisClient) -> None:
+        pool = client.connection_pool
+        self._conn = pool.connection_class(**pool.connection_kwargs)
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> Any:
+        """The reply to one command; ``DOWN`` errors as redis-py raises them, Redis's error replies as exceptions."""
+        with self._lock:
+            conn = self._conn
+            if _stale(conn):
+                conn.disconnect()  # reconnected by the send below
+            conn.send_packed_command([hiredis.pack_command(args)], check_health=False)
+            return conn.read_response()
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a registered script by its digest; the first time after Redis lost its script cache (a restart),
+        by its text (NOSCRIPT means it did not run, so sending it again is safe)."""
+        try:
+            return self("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self("EVAL", script.script, len(keys), *keys, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.disconnect()
+
+
+def _stale(conn: Any) -> bool:
+    """Whether a connection with nothing due on it is no longer usable: something to read on it (Redis closed it,
+    as when it was restarted) or an error finding out (redis-py raises "closed by server" without disconnecting)."""
+    try:
+        return bool(conn.can_read())  # connects when not connected
+    except DOWN:
+        return True
+
+
+class Batches:
+    """Commands awaited on an event loop, sent to Redis in batches: a request waiting for its reply leaves the loop
+    free for the others, and the commands of every request that arrived in the meantime go out in one write, their
+    replies read together (one round trip for a batch instead of one each; Redis also reads a batch in one go).
+
+    Written by hand: redis-py offers no auto-pipelining (redis/redis-py#3767, open), and its asyncio client binds a
+    connection to one event loop and costs more CPU per command than this. The connection is made and set up
+    (AUTH, SELECT) by redis-py, then its socket is used here without blocking (``loop.sock_sendall``/``sock_recv``,
+    parsed by hiredis, the parser redis-py itself uses), so it serves whichever loop awaits. A TLS connection
+    (``rediss://``) cannot be used that way: there each command is sent at once on the ``Wire``, as before.
+
+    As with ``Wire``, a command is sent at most once: a connection lost after a batch went out fails the commands
+    of that batch (``DOWN``: a 503), never sends them again; a batch waits at most ``TIMEOUT`` for its replies."""
+
+    TIMEOUT = 1.0  # seconds, as the client's socket timeout
+
+    def __init__(self, client: RedisClient, wire: Wire) -> None:
+        pool = client.connection_pool
+        self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
+        self._decode = "utf-8" if pool.connection_kwargs.get("decode_responses") else None
+        self.wire = wire  # for a TLS connection, and for a loop other than the one a batch is under way on
+        self._conn: Any = None  # the redis-py connection whose socket is used
+        self._reader: Any = None
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a batch is under way on, if any
+        self._task: asyncio.Task[None] | None = None
+        # guards which loop has a batch under way; reentrant: an abandoned batch's coroutine may be finalised (its
+        # ``finally`` run) by the garbage collector while this thread holds it
+        self._owner = threading.RLock()
+        self._tls = False
+
+    async def __call__(self, *args: Any) -> Any:
+        future = self.submit(*args)
+        return self.wire(*args) if future is None else await future
+
+    def submit(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Queue a command for the running loop's next batch: the future of its reply. None when it cannot be
+        batched (TLS, or a batch under way for another loop: another thread's server); then send it on the Wire."""
+        loop = asyncio.get_running_loop()
+        with self._owner:  # loops of other threads (an app served by two servers) take turns, never share a batch
+            if self._loop is not None and self._loop.is_closed():  # it closed with a batch under way, never finished
+                self._drop()  # replies may be due on the connection
+                self._loop, self._task, self._queue = None, None, []
+            if self._loop is None:  # no batch under way: this command starts the next one
+                if self._tls or self._socket() is None:
+                    return None
+                self._loop = loop
+                self._task = loop.create_task(self._flush(loop))
+            elif self._loop is not loop:
+                return None
+            future: asyncio.Future[Any] = loop.create_future()
+            self._queue.append((args, future))
+            return future
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """``Wire.run``, awaited."""
+        try:
+            return await self("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self("EVAL", script.script, len(keys), *keys, *args)
+
+    def _socket(self) -> socket.socket | None:
+        """The connected socket (connecting, or reconnecting after Redis closed it); None with TLS. Called with no
+        batch under way, when nothing is due on the socket: anything to read there means Redis closed it."""
+        conn = self._conn
+        if conn is not None and select.select([conn._sock], [], [], 0)[0]:
+            self._drop()  # reconnected below
+            conn = None
+        if conn is None:
+            conn = self._make()
+            conn.connect()  # DOWN when Redis is away: nothing was sent
+            # redis-py keeps the socket it connected (and authenticated) as ``_sock``; nothing else reads it now
+            sock = conn._sock
+            if isinstance(sock, ssl.SSLSocket):
+                conn.disconnect()
+                self._tls = True
+                return None
+            sock.setblocking(False)
+            self._conn, self._reader = conn, hiredis.Reader(encoding=self._decode)
+        return cast(socket.socket, conn._sock)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+        self._conn = self._reader = None
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        clean = False
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                replies = await self._exchange(loop, [args for args, _ in batch])
+                for (_, future), reply in zip(batch, replies, strict=True):
+                    if future.done():  # cancelled: its request went away
+                        continue
+                    if isinstance(reply, BaseException):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+            clean = True
+        finally:
+            with self._owner:
+                if self._loop is loop:  # not taken over meanwhile (``submit``, once this loop had closed)
+                    if not clean:  # cancelled mid-batch (the loop is closing): replies may be due on the connection
+                        self._drop()
+                        if not loop.is_closed():
+                            for _, future in self._queue:
+                                future.cancel()
+                        self._queue = []
+                    self._loop = self._task = None
+
+    async def _exchange(self, loop: asyncio.AbstractEventLoop, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Each command's reply, or the exception it stands for (``DOWN`` for every command from the one whose
+        reply was lost: they may have run, so they are not sent again)."""
+        try:
+            sock = self._socket()
+            assert sock is not None  # TLS never queues
+            data = b"".join(map(hiredis.pack_command, commands))
+        except DOWN as exc:
+            return [exc] * len(commands)
+        out: list[Any] = []
+        try:
+            async with asyncio.timeout(self.TIMEOUT):
+                await loop.sock_sendall(sock, data)
+                while len(out) < len(commands):
+                    reply = self._reader.gets()
+                    if reply is False:
+                        chunk = await loop.sock_recv(sock, 65536)
+                        if not chunk:
+                            raise RedisConnectionError("Connection closed by server.")
+                        self._reader.feed(chunk)
+                        continue
+                    out.append(_error(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+        except (*DOWN, TimeoutError) as exc:
+            self._drop()
+            lost = exc if isinstance(exc, DOWN) else RedisTimeoutError("Timeout reading from Redis")
+            return out + [lost] * (len(commands) - len(out))
+        return out
+
+    def close(self) -> None:
+        self._drop()
+
+
+def _error(reply: Exception) -> redis.ResponseError:
+    """An error reply as redis-py raises it: a missing script as ``NoScriptError``, anything else as itself."""
+    text = str(reply)
+    return NoScriptError(text) if text.startswith("NOSCRIPT") else redis.ResponseError(text)
 
 
 def unavailable(exc: BaseException) -> Unavailable:
@@ -177,7 +403,7 @@ class RedisStore:
     """
 
     def __init__(self, client: RedisClient, root: Path | None = None) -> None:
-        self.client, self._root = client, root
+        self.client, self._root, self.wire = client, root, Wire(client)
         self._put = client.register_script(_PUT)
         self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
         # id(object) → (weak reference to it, the stored text it was decoded from or last put as); records are
@@ -228,7 +454,7 @@ class RedisStore:
             raise unavailable(exc) from None
 
     def get(self, namespace: str, id: str) -> Any | None:
-        body = self._call(self.client.hget, self._keys(namespace)[0], id)
+        body = self._call(self.wire, "HGET", self._keys(namespace)[0], id)
         if body is None:
             self._forget(namespace, id)
             return None
@@ -244,15 +470,15 @@ class RedisStore:
         read = known[0] if known is not None and known[1] is record else self._origin(record)
         for _ in range(MERGES):
             written = self._call(
-                lambda body=body, read=read: self._put(
-                    keys=[table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
-                    args=[id, body, namespace, "0" if read is None else "1", read or ""],
-                )
+                self.wire.run,
+                self._put,
+                [table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                [id, body, namespace, "0" if read is None else "1", read or ""],
             )
             if written:
                 break
             # changed meanwhile: keep both changes when they touch different fields (two parts of one upload)
-            current = self._call(self.client.hget, table, id)
+            current = self._call(self.wire, "HGET", table, id)
             merged = None if current is None or read is None else merge(read, body, current)
             if merged is None:
                 self._forget(namespace, id)
@@ -334,6 +560,7 @@ class RedisStore:
         return int(self._call(self.client.incr, f"{PREFIX}boots"))
 
     def close(self) -> None:
+        self.wire.close()
         self.client.close()
 
 
@@ -460,9 +687,9 @@ return {fields, take(2, 5, now, ARGV[4])}
 class SharedRateLimiter(RateLimiter):
     """Sliding logs in Redis sorted sets, admitted by one script: exact across processes, on the shared clock."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, wire: Wire | None = None) -> None:
         super().__init__()
-        self.client = client
+        self.client, self.wire = client, wire or Wire(client)
         self._script = client.register_script(_TAKE)
 
     @staticmethod
@@ -483,7 +710,7 @@ class SharedRateLimiter(RateLimiter):
             return Quota(0, 0, 0)
         keys, args = self.arguments(bucket, limits)
         try:
-            answer = self._script(keys=keys, args=[repr(now), *args])
+            answer = self.wire.run(self._script, keys, [repr(now), *args])
         except DOWN as exc:
             raise unavailable(exc) from None
         return self.quota(limits, now, answer)
@@ -718,6 +945,7 @@ class Sync:
         self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
         self.limiter = limiter
         self._begin = client.register_script(_BEGIN)
+        self.batches = Batches(client, store.wire)
         self.cleared: str | None = None
         self.secret: str | None = None  # hex, as stored
         self.on_secret: Any = lambda secret: None  # told the presign secret when it is first read or changes
@@ -725,6 +953,24 @@ class Sync:
     def refresh(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
         """Read the shared state; with ``admit`` (bucket, limits), also take the limits if that is still sound:
         then the answer gives the request's ``Quota`` (or raises ``RateLimited``), else None (nothing taken)."""
+        wall, keys, args = self._arguments(admit)
+        try:
+            answer = self.store.wire.run(self._begin, keys, args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        return self._apply(answer, wall, admit)
+
+    async def refresh_async(self, admit: tuple[str, Sequence[Limit]] | None = None) -> Callable[[], Quota] | None:
+        """``refresh`` for a request on an event loop: the loop serves other requests while this one waits, and the
+        reads of requests that arrive meanwhile share a round trip (``Batches``)."""
+        wall, keys, args = self._arguments(admit)
+        try:
+            answer = await self.batches.run(self._begin, keys, args)
+        except DOWN as exc:
+            raise unavailable(exc) from None
+        return self._apply(answer, wall, admit)
+
+    def _arguments(self, admit: tuple[str, Sequence[Limit]] | None) -> tuple[float, list[str], list[str | int]]:
         wall = self.clock._wall()
         keys: list[str] = [VERSIONS]
         args: list[str | int] = [repr(wall), self.faults.version or "", self.keys.version or ""]
@@ -732,10 +978,14 @@ class Sync:
             more_keys, more_args = self.limiter.arguments(*admit)
             keys += more_keys
             args += more_args
-        try:
-            answer = self._begin(keys=keys, args=args)
-        except DOWN as exc:
-            raise unavailable(exc) from None
+        return wall, keys, args
+
+    def _apply(
+        self, answer: list[Any], wall: float, admit: tuple[str, Sequence[Limit]] | None
+    ) -> Callable[[], Quota] | None:
+        # with requests waiting at once, an answer may be applied after a newer one: the clock then goes back to
+        # what this request read (its own time) until the next answer, and a table reloaded for an older version
+        # than the one held is only reloaded once more (its contents are read afresh, never older than the version)
         offset, frozen, faults, keys_version, cleared, secret = answer[0]
         if secret is None or secret != self.secret:  # read at start; missing only when Redis lost its data
             self.secret = self.store.secret(bytes.fromhex(self.secret) if self.secret else None).hex()
@@ -781,16 +1031,30 @@ class SharedJournal(Journal):
     by the bytes of that JSON like the in-memory journal. An entry is written when its response is complete, just
     before its last bytes are sent (so a client that has its answer finds the entry on any process), and given its
     id then; ``page`` and ``query`` read Redis, so any process lists what every process served. An entry that cannot
-    be written while Redis is away is lost (the request itself was answered 503)."""
+    be written while Redis is away is lost (the request itself was answered 503).
+
+    On an event loop with ``batches``, ``settle`` only starts the write (batched with the other requests' commands)
+    and ``JournalWritten``, the layer outside the journal's, holds the response's last bytes until it is done: the
+    process serves other requests meanwhile instead of waiting for Redis."""
 
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
     settle_before_last_send = True  # in Redis before the client has its answer: a journal read anywhere then lists it
     CHUNK = 500  # entries read per round trip while paging through filtered entries
 
-    def __init__(self, client: RedisClient, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        clock: Clock,
+        capacity: int = CAPACITY,
+        max_bytes: int = MAX_BYTES,
+        wire: Wire | None = None,
+        batches: Batches | None = None,
+    ) -> None:
         super().__init__(clock, capacity, max_bytes)
-        self.client = client
+        self.client, self.wire, self.batches = client, wire or Wire(client), batches
         self._write = client.register_script(_JOURNAL)
+        self._keys = [self.ENTRIES, self.IDS, self.BYTES]
+        self._writing: dict[int, asyncio.Future[Any]] = {}  # id(entry) → the reply to its write under way
 
     def open(self, scope: Scope) -> Entry:
         entry = super().open(scope)
@@ -806,14 +1070,51 @@ class SharedJournal(Journal):
         # tenth of a request's time; orjson writes the same compact JSON several times faster than json
         entry.redacted()  # nothing unredacted leaves this process: the pattern pass before the shared store
         data = {"id": 0, **{name: getattr(entry, name) for name in _ENTRY_FIELDS}}
+        args = [orjson.dumps(data), self.capacity, self.max_bytes]
         try:
-            entry.id = int(
-                self._write(
-                    keys=[self.ENTRIES, self.IDS, self.BYTES], args=[orjson.dumps(data), self.capacity, self.max_bytes]
-                )
-            )
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a direct call): written at once
+            self._write_now(entry, args)
+            return
+        self._start(entry, "EVALSHA", args)
+
+    def _start(self, entry: Entry, how: str, args: list[Any]) -> None:
+        """Queue the entry's write (``EVALSHA``, or ``EVAL`` after Redis lost its scripts) in the loop's batch;
+        ``written`` waits for it. Without a batch for this loop (TLS, another loop's), it is written at once."""
+        script = self._write.sha if how == "EVALSHA" else self._write.script
+        try:
+            future = None if self.batches is None else self.batches.submit(how, script, 3, *self._keys, *args)
+        except DOWN:
+            return  # nowhere to write it; the client got the 503 that says why
+        if future is None:
+            self._write_now(entry, args)
+            return
+        self._writing[id(entry)] = future
+        future.add_done_callback(functools.partial(self._done, entry, args))
+
+    def _write_now(self, entry: Entry, args: list[Any]) -> None:
+        try:
+            entry.id = int(self.wire.run(self._write, self._keys, args))
         except DOWN:
             pass  # nowhere to write it; the client got the 503 that says why
+
+    def _done(self, entry: Entry, args: list[Any], future: asyncio.Future[Any]) -> None:
+        """The write's reply (run before ``written`` resumes: callbacks run in the order they were added)."""
+        del self._writing[id(entry)]
+        if future.cancelled():
+            return
+        error = future.exception()  # also marks it seen: asyncio logs an error nobody retrieved
+        if isinstance(error, NoScriptError):  # Redis lost its scripts (a restart): nothing ran; send the text
+            self._start(entry, "EVAL", args)
+        elif error is None:
+            entry.id = int(future.result())
+        # else DOWN: nowhere to write it; the client got the 503 that says why
+
+    async def written(self, entry: Entry) -> None:
+        """Return once ``entry``, settled, is in Redis (or could not be written): at once when it was written
+        synchronously or already."""
+        while (future := self._writing.get(id(entry))) is not None:
+            await asyncio.wait([future])  # its outcome is ``_done``'s to read
 
     @property
     def bytes(self) -> int:
@@ -897,3 +1198,31 @@ class SharedJournal(Journal):
                     pipe.decrby(self.BYTES, sum(size for _, size in doomed)).execute()
         except DOWN as exc:
             raise unavailable(exc) from None
+
+
+class JournalWritten:
+    """The ASGI layer outside the journal's, with shared state: a response's last bytes go out once its journal entry
+    is in Redis (``SharedJournal.written``), so a client that has its answer finds the entry on every process. It
+    also hands the journal's layer the connection's transport (fault injection drops connections through it), which
+    that layer finds from uvicorn's own ``send`` only."""
+
+    def __init__(self, app: ASGIApp, journal: SharedJournal) -> None:
+        self.app, self.journal = app, journal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        transport = connection_transport(send)
+        if transport is not None:
+            scope[TRANSPORT] = transport
+        written = self.journal.written
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                entry = scope.get(ENTRY)
+                if entry is not None:
+                    await written(entry)
+            await send(message)
+
+        await self.app(scope, receive, sending)

@@ -1,0 +1,214 @@
+"""How the Redis store talks to Redis on the per-request path (``emulator.core.shared``: ``Wire``, ``Batches``):
+requests waiting at once share round trips and still get their own, exact answers; a script Redis forgot is sent
+again by its text; a command whose reply is lost is never sent a second time (it may have run: a rate limit taken,
+a journal entry written)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import hiredis
+import httpx
+import pytest
+import redis
+
+from emulator.app import create_app
+from emulator.core import shared
+from emulator.settings import Settings
+from tests.conftest import BASE
+from tests.helpers import AUTH, PE
+
+pytestmark = pytest.mark.anyio
+
+BODY = {"filename": "a.jpg", "content_type": "image/jpeg", "size": 2048}
+
+
+def _app(redis_url: str, **overrides: Any) -> Any:
+    limits = Settings.parse("rate_limits", "posteverywhere.minute=20")
+    return create_app(Settings(strict=True, seed=1, state=redis_url, rate_limits=limits, **overrides))
+
+
+async def test_requests_waiting_at_once_share_round_trips_and_limits_stay_exact(redis_url, monkeypatch):
+    sizes: list[int] = []
+    exchange = shared.Batches._exchange
+
+    async def counted(self: shared.Batches, loop: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        sizes.append(len(commands))
+        return await exchange(self, loop, commands)
+
+    monkeypatch.setattr(shared.Batches, "_exchange", counted)
+    app = _app(redis_url)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            # the first request loads the scripts (a Redis that has not run them answers NOSCRIPT, then gets the text)
+            assert (await client.post(f"{PE}/media/upload", json=BODY, headers=AUTH)).status_code == 201
+            sizes.clear()
+            replies = await asyncio.gather(
+                *(client.post(f"{PE}/media/upload", json=BODY, headers=AUTH) for _ in range(50))
+            )
+    finally:
+        app.state.runtime.close()
+    assert sorted(r.status_code for r in replies) == [201] * 19 + [429] * 31
+    # each request's read of the shared state and its journal entry, several per round trip
+    assert sum(sizes) == 100 and max(sizes) > 1
+    remaining = sorted(int(r.headers["X-RateLimit-Remaining"]) for r in replies if r.status_code == 201)
+    assert remaining == list(range(19))  # each request its own answer from the batch
+
+
+async def test_scripts_redis_forgot_are_sent_again_by_their_text(redis_url):
+    app = _app(redis_url)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            first = await client.post(f"{PE}/media/upload", json=BODY, headers=AUTH)
+            redis.Redis.from_url(redis_url).script_flush()  # as a restarted Redis: no script cached
+            second = await client.post(f"{PE}/media/upload", json=BODY, headers=AUTH)
+            journal = (await client.get("/_emulator/journal")).json()
+    finally:
+        app.state.runtime.close()
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.headers["X-RateLimit-Remaining"] == "18"  # the read and the limits (Batches), by the text
+    assert len(journal["entries"]) == 2  # the journal entry and the record put (Wire), by the text too
+
+
+class SilentRedis:
+    """A server that answers redis-py's connection set-up (HELLO, CLIENT SETINFO, PING), then reads each command,
+    counts it and hangs up without a reply: the command may have run, and the client cannot know."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.commands: list[list[bytes]] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                reader = hiredis.Reader()
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    reader.feed(data)
+                    hung_up = False
+                    while (command := reader.gets()) is not False:
+                        if command[0].upper() == b"CLIENT":  # redis-py names itself on connecting
+                            conn.sendall(b"+OK\r\n")
+                        elif command[0].upper() == b"PING":  # and checks the connection's health
+                            conn.sendall(b"+PONG\r\n")
+                        elif command[0].upper() == b"HELLO":  # and asks for RESP3 (redis-py 8's default)
+                            conn.sendall(b"%1\r\n$5\r\nproto\r\n:3\r\n")
+                        else:
+                            self.commands.append(command)
+                            hung_up = True
+                    if hung_up:
+                        break
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentRedis]:
+    server = SilentRedis()
+    yield server
+    server.close()
+
+
+def test_a_command_whose_reply_is_lost_is_not_sent_again(silent: SilentRedis):
+    client = shared.connect(silent.url)
+    wire = shared.Wire(client)
+    with pytest.raises(shared.DOWN):
+        wire("INCR", "counted")
+    with pytest.raises(shared.DOWN):  # the client's own commands (control plane) do not retry either
+        client.incr("counted")
+    wire.close()
+    client.close()
+    assert silent.commands == [[b"INCR", b"counted"], [b"INCRBY", b"counted", b"1"]]
+
+
+async def test_a_batch_whose_replies_are_lost_is_not_sent_again(silent: SilentRedis):
+    client = shared.connect(silent.url)
+    batches = shared.Batches(client, shared.Wire(client))
+    outcomes = await asyncio.gather(*(batches("INCR", f"counted{i}") for i in range(3)), return_exceptions=True)
+    batches.close()
+    client.close()
+    assert all(isinstance(outcome, shared.DOWN) for outcome in outcomes)
+    assert sorted(silent.commands) == [[b"INCR", f"counted{i}".encode()] for i in range(3)]
+
+
+def test_a_loop_closed_with_a_batch_under_way_leaves_the_batches_usable_on_the_next(redis_url):
+    client = shared.connect(redis_url)
+    batches = shared.Batches(client, shared.Wire(client))
+
+    async def abandon() -> None:
+        asyncio.ensure_future(batches("PING"))
+        await asyncio.sleep(0)  # the batch goes out; the loop then ends with its reply unread (its task cancelled)
+
+    async def batched(*command: Any) -> Any:
+        future = batches.submit(*command)
+        assert future is not None  # batched, not sent on the Wire instead
+        return await future
+
+    for stage in range(2):  # the loop ends before the batch is sent, then while its reply is awaited
+        asyncio.run(abandon() if stage == 0 else _abandon_later(batches))
+        try:
+            # a fresh connection: the old one's reply is never misread
+            assert asyncio.run(batched("ECHO", f"after {stage}")) == f"after {stage}"
+        except BaseException:
+            batches.close()
+            client.close()
+            raise
+    try:
+        assert asyncio.run(batched("PING")) == "PONG"
+    finally:
+        batches.close()
+        client.close()
+
+
+async def _abandon_later(batches: shared.Batches) -> None:
+    asyncio.ensure_future(batches("BLPOP", "never-pushed", "0.5"))  # a reply that takes half a second
+    for _ in range(5):
+        await asyncio.sleep(0)  # the batch is sent; the loop ends while its reply is awaited
+
+
+def test_a_loop_closed_without_ending_its_batch_does_not_hold_the_batches(redis_url):
+    client = shared.connect(redis_url)
+    batches = shared.Batches(client, shared.Wire(client))
+    loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        asyncio.ensure_future(batches("BLPOP", "never-pushed", "0.5"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    loop.run_until_complete(start())
+    loop.set_exception_handler(lambda _loop, _context: None)  # its tasks destroyed pending are this test's point
+    loop.close()  # its tasks never cancelled: the batch under way never finishes
+    del loop, start
+    gc.collect()  # destroyed now, within this test
+
+    async def batched() -> Any:
+        future = batches.submit("ECHO", "next")
+        assert future is not None  # batched on this loop, not sent on the Wire instead
+        return await future
+
+    try:
+        assert asyncio.run(batched()) == "next"
+    finally:
+        batches.close()
+        client.close()
