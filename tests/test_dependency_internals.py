@@ -1,22 +1,26 @@
-"""The emulator's two reaches past its dependencies' public APIs still work with the installed versions.
+"""The emulator's three reaches past its dependencies' public APIs still work with the installed versions.
 
-openapi-core's validator factory and ``_iter_errors`` (``emulator/core/openapi_internals.py``) and uvicorn's
-transport behind ``send`` (``emulator/core/uvicorn_internals.py``): an upgrade that moves either fails here, naming
-the adapter to fix, before it turns into wrong answers or faults that no longer drop connections.
+openapi-core's validator factory and ``_iter_errors`` (``emulator/core/openapi_internals.py``), uvicorn's
+transport behind ``send`` (``emulator/core/uvicorn_internals.py``) and redis-py's connection socket
+(``emulator/core/redis_internals.py``): an upgrade that moves one fails here, naming the adapter to fix, before
+it turns into wrong answers, faults that no longer drop connections or batches that never reach Redis.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
+import redis
 import uvicorn
 
 from emulator.core import openapi_internals
 from emulator.core.openapi_internals import OpenAPICoreChanged, format_checker, response_errors, schema_validator
+from emulator.core.redis_internals import RedisPyChanged, connection_socket
 from emulator.core.uvicorn_internals import Transport, connection_transport
 from emulator.core.validation import SpecValidator
 from emulator.testing import free_port
@@ -156,3 +160,27 @@ def test_an_asgi_server_other_than_uvicorn_gives_no_transport() -> None:
         pass
 
     assert connection_transport(send) is None
+
+
+def test_redis_py_connection_socket_is_where_the_adapter_reads_it(redis_url: str) -> None:
+    """``shared.Batches`` sends and reads on the socket redis-py connected (``redis_internals``): None before the
+    connection connects, the very socket it talks on after (a PING written there is answered there)."""
+    conn = redis.Redis.from_url(redis_url).connection_pool.make_connection()
+    assert connection_socket(conn) is None
+    conn.connect()
+    try:
+        sock = connection_socket(conn)
+        assert isinstance(sock, socket.socket)
+        sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+        assert sock.recv(64) == b"+PONG\r\n"
+    finally:
+        conn.disconnect()
+    assert connection_socket(conn) is None
+
+
+def test_redis_internals_fail_loudly_when_redis_py_moves_the_socket() -> None:
+    class Moved:
+        socket = None
+
+    with pytest.raises(RedisPyChanged, match="redis_internals.py"):
+        connection_socket(Moved())

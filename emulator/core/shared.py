@@ -72,6 +72,7 @@ from emulator.core.errors import Conflict, RateLimited, Unavailable
 from emulator.core.faults import TRANSPORT, FaultBook, FaultRule, rule_from
 from emulator.core.journal import CAPACITY, ENTRY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
+from emulator.core.redis_internals import connection_socket
 from emulator.core.uvicorn_internals import connection_transport
 
 # redis-py's annotations describe its sync and async clients at once (every command "returns" an awaitable or a
@@ -226,22 +227,21 @@ class Batches:
     def _socket(self) -> socket.socket | None:
         """The connected socket (connecting, or reconnecting after Redis closed it); None with TLS. Called with no
         batch under way, when nothing is due on the socket: anything to read there means Redis closed it."""
-        conn = self._conn
-        if conn is not None and select.select([conn._sock], [], [], 0)[0]:
+        sock = connection_socket(self._conn) if self._conn is not None else None
+        if sock is not None and select.select([sock], [], [], 0)[0]:
             self._drop()  # reconnected below
-            conn = None
-        if conn is None:
+            sock = None
+        if sock is None:
             conn = self._make()
             conn.connect()  # DOWN when Redis is away: nothing was sent
-            # redis-py keeps the socket it connected (and authenticated) as ``_sock``; nothing else reads it now
-            sock = conn._sock
-            if isinstance(sock, ssl.SSLSocket):
+            sock = connection_socket(conn)  # connected and authenticated by redis-py; nothing else reads it now
+            if sock is None or isinstance(sock, ssl.SSLSocket):
                 conn.disconnect()
                 self._tls = True
                 return None
             sock.setblocking(False)
             self._conn, self._reader = conn, hiredis.Reader(encoding=self._decode)
-        return cast(socket.socket, conn._sock)
+        return sock
 
     def _drop(self) -> None:
         if self._conn is not None:
