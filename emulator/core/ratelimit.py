@@ -31,6 +31,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from emulator.core.errors import RateLimited
 
@@ -48,9 +49,9 @@ class Limit:
     window: float  # seconds
 
 
-@dataclass(frozen=True)
-class Quota:
-    """What the rate-limit headers report: the most constraining limit after this request."""
+class Quota(NamedTuple):
+    """What the rate-limit headers report: the most constraining limit after this request (a named tuple: made on
+    every rate-limited request, where a frozen dataclass took ~0.8 µs)."""
 
     limit: int
     remaining: int
