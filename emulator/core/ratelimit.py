@@ -220,7 +220,10 @@ class RateLimiter:
         """Drop admissions that every limit has left behind, once enough of them have piled up."""
         data, head = state.data, state.layout.head
         size = len(data) - head
-        front = min((int(data[at]) for at in range(1, head, 2) if data[at + 1]), default=size)
+        front = size  # the oldest admission a limit still counts (a plain loop: a generator cost ~1 µs a request)
+        for at in range(1, head, 2):
+            if data[at + 1] and data[at] < front:
+                front = int(data[at])
         if front and (front >= TRIM_AT or 2 * front >= size):
             del data[head : head + front]
             if state.tags is not None:
