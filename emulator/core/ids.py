@@ -6,10 +6,7 @@ import os
 import random
 
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32, the ULID alphabet
-# a ULID's 128 bits as 26 characters of 5 bits (the first one's top 2 bits are 0), written two characters (10 bits)
-# at a time: half the lookups of one character at a time, on every request of a provider whose ids are ULIDs
-_PAIRS = [first + second for first in _BASE32 for second in _BASE32]
-_SHIFTS = range(120, -1, -10)
+_SHIFTS = range(125, -1, -5)  # a ULID's 128 bits as 26 characters of 5 bits; the first one's top 2 bits are 0
 
 
 class Ids:
@@ -31,7 +28,7 @@ class Ids:
         """A ULID whose time part is ``at`` (virtual clock seconds): 48 bits of milliseconds, then 80 random bits,
         26 characters of Crockford's base32 (https://github.com/ulid/spec)."""
         value = int.from_bytes(int(at * 1000).to_bytes(6, "big") + self.bytes(10), "big")
-        return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+        return "".join([_BASE32[(value >> shift) & 31] for shift in _SHIFTS])
 
     def hex(self, n_chars: int) -> str:
         return self.bytes((n_chars + 1) // 2).hex()[:n_chars]
