@@ -126,7 +126,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 status_code=404,
             )
 
-        app = EmulatorApp(routes=[*ui, control, *mounts], exception_handlers={404: not_found}, lifespan=lifespan)
+        # the providers' mounts first: their prefixes and /_emulator match disjoint paths, so the order changes no
+        # answer, and a provider request (nearly all of them) is not first tried against three control-plane routes
+        app = EmulatorApp(routes=[*mounts, *ui, control], exception_handlers={404: not_found}, lifespan=lifespan)
     app.router.redirect_slashes = False
     app.state.runtime = runtime
     app.state.settings = settings

@@ -39,8 +39,9 @@ RESPONSE_HEADERS = (
     "allow",
     "location",
 )
-_REQUEST_HEADERS = frozenset(h.encode() for h in REQUEST_HEADERS)
-_RESPONSE_HEADERS = frozenset(h.encode() for h in RESPONSE_HEADERS)
+# raw name → the name kept (one string for every entry, not one decoded per header)
+_REQUEST_HEADERS = {h.encode(): h for h in REQUEST_HEADERS}
+_RESPONSE_HEADERS = {h.encode(): h for h in RESPONSE_HEADERS}
 
 
 # What one entry may hold, so that a hostile request cannot fill the journal: a header value's first 512 characters,
@@ -51,10 +52,10 @@ CAPACITY = 10_000  # entries kept at most; the oldest go first
 MAX_BYTES = 32 * 1024 * 1024  # and at most this many bytes (estimated, see Entry.weight); the oldest go first
 
 
-def _select(raw: Iterable[tuple[bytes, bytes]], wanted: frozenset[bytes]) -> dict[str, str]:
+def _select(raw: Iterable[tuple[bytes, bytes]], wanted: dict[bytes, str]) -> dict[str, str]:
     """The wanted headers only (never Authorization or x-api-key), decoded. Raw ASGI names are lowercase: servers
     lowercase a request's (the ASGI spec; uvicorn and httpx's ASGI transport do), Starlette a response's."""
-    return {k.decode("latin-1"): _clip(v.decode("latin-1"), HEADER_KEPT) for k, v in raw if k in wanted}
+    return {wanted[k]: _clip(v.decode("latin-1"), HEADER_KEPT) for k, v in raw if k in wanted}
 
 
 def _clip(text: str, kept: int) -> str:
@@ -66,6 +67,7 @@ def _clip(text: str, kept: int) -> str:
 # character). Checked with tracemalloc: an entry with every field at its maximum really holds ~22 KB and is weighed
 # the same; a typical one holds ~1.2 KB and is weighed ~1.5 KB (the fixed part errs on the safe side).
 _ENTRY_WEIGHT = 400
+_size = sys.getsizeof
 
 PREVIEW = 1024  # bytes of each body kept (10,000 entries hold at most ~20 MiB of previews, within MAX_BYTES)
 TEXT_TYPES = ("application/json", "application/xml", "application/x-www-form-urlencoded", "application/problem+json")
@@ -125,19 +127,25 @@ class Entry:
             self.unread = False
         return self
 
-    def weigh(self) -> int:
-        strings = [
-            self.path,
-            self.query,
-            *self.notes,
-            *self.request_headers.keys(),
-            *self.request_headers.values(),
-            *self.response_headers.keys(),
-            *self.response_headers.values(),
-            self.request_body or "",
-            self.response_body or "",
-        ]
-        return _ENTRY_WEIGHT + sum(map(sys.getsizeof, strings))
+    # Each string is weighed once: what an entry holds when it is opened, then what its response added
+    # (``Journal.settle``); ``weight`` is the sum of both.
+    def weigh_request(self) -> int:
+        return (
+            _ENTRY_WEIGHT
+            + _size(self.path)
+            + _size(self.query)
+            + sum(map(_size, self.request_headers.keys()))
+            + sum(map(_size, self.request_headers.values()))
+        )
+
+    def weigh_response(self) -> int:
+        return (
+            sum(map(_size, self.notes))
+            + sum(map(_size, self.response_headers.keys()))
+            + sum(map(_size, self.response_headers.values()))
+            + _size(self.request_body or "")
+            + _size(self.response_body or "")
+        )
 
     @property
     def at(self) -> str:
@@ -190,9 +198,9 @@ def _secrets(raw: Iterable[tuple[bytes, bytes]]) -> list[str]:
 class Journal:
     """The entries, oldest first, bounded by count and by (estimated) bytes: past either bound the oldest go.
 
-    An entry is weighed when it is opened and again when its response is done (response headers and notes are
-    added in between). ``page`` reads it in pages that stay put while entries arrive or go: a page is the entries
-    after (or before) an id, and ids only grow.
+    An entry is weighed when it is opened, and what its response added (response headers, notes, body previews) when
+    it is settled, once its response is done: each string is weighed once. ``page`` reads it in pages that stay put
+    while entries arrive or go: a page is the entries after (or before) an id, and ids only grow.
     """
 
     # an entry another process reads only once it is settled (``shared.SharedJournal``) is settled before the
@@ -230,7 +238,7 @@ class Journal:
             request_headers=_select(scope.get("headers", []), _REQUEST_HEADERS),
             wall=time.time(),
         )
-        entry.weight = entry.weigh()
+        entry.weight = entry.weigh_request()
         with self._lock:
             self._entries.append(entry)
             self._bytes += entry.weight
@@ -243,13 +251,14 @@ class Journal:
             entry.request_body, entry.response_body, entry.unread = request, response, True
 
     def settle(self, entry: Entry) -> None:
-        """Weigh ``entry`` again now that its response is done, and trim the journal to its bounds."""
-        entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
-        weight = entry.weigh()
+        """Add to ``entry``'s weight what its response added, once it is done, and trim the journal to its bounds."""
+        if entry.notes:
+            entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
+        added = entry.weigh_response()
         with self._lock:
             if entry.weight:  # still held
-                self._bytes += weight - entry.weight
-                entry.weight = weight
+                self._bytes += added
+                entry.weight += added
                 self._trim()
 
     def _trim(self) -> None:
@@ -357,30 +366,31 @@ class JournalMiddleware:
         if transport is not None:
             scope[self.transport_key] = transport
         started = time.perf_counter()
-        heads = [b"", b""]  # the first PREVIEW bytes of the request and of the response body
-        response_type: list[str | None] = [None]
+        request_head = response_head = b""  # the first PREVIEW bytes of each body
+        settled = False
 
         async def counting_receive() -> Message:
+            nonlocal request_head
             message = await receive()
             if message["type"] == "http.request":
                 body = message.get("body", b"")
                 entry.request_bytes += len(body)
-                if len(heads[0]) < PREVIEW:
-                    heads[0] += body[: PREVIEW - len(heads[0])]
+                if len(request_head) < PREVIEW:
+                    request_head += body[: PREVIEW - len(request_head)]
             return message
 
         async def recording_send(message: Message) -> None:
+            nonlocal response_head
             if scope.get("emulator.dropped"):  # a fault closed the connection: nothing reached the client
                 return
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
                 entry.response_headers = _select(message.get("headers", []), _RESPONSE_HEADERS)
-                response_type[0] = entry.response_headers.get("content-type")
             elif message["type"] == "http.response.body":
                 body = message.get("body", b"")
                 entry.response_bytes += len(body)
-                if len(heads[1]) < PREVIEW:
-                    heads[1] += body[: PREVIEW - len(heads[1])]
+                if len(response_head) < PREVIEW:
+                    response_head += body[: PREVIEW - len(response_head)]
                 if not message.get("more_body", False):
                     entry.completed = True
                     if self.journal.settle_before_last_send:
@@ -388,20 +398,20 @@ class JournalMiddleware:
             await send(message)
 
         def finish() -> None:
-            settled[0] = True
+            nonlocal settled
+            settled = True
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-            if heads[0] or heads[1]:  # redacted now, so that no credential outlives the request in memory
+            if request_head or response_head:  # redacted now, so that no credential outlives the request in memory
                 secrets = _secrets(scope.get("headers", []))
                 previews = (
-                    _preview(heads[0], entry.request_headers.get("content-type"), secrets),
-                    _preview(heads[1], response_type[0], secrets),
+                    _preview(request_head, entry.request_headers.get("content-type"), secrets),
+                    _preview(response_head, entry.response_headers.get("content-type"), secrets),
                 )
                 self.journal.hold_previews(entry, *previews)
-            self.journal.settle(entry)  # weighed again with its response and previews
+            self.journal.settle(entry)  # what its response and previews added is weighed
 
-        settled = [False]
         try:
             await self.app(scope, counting_receive, recording_send)
         finally:
-            if not settled[0]:
+            if not settled:
                 finish()

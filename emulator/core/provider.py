@@ -161,12 +161,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(
             f"Request body of {declared} bytes exceeds the {limit}-byte limit.", details={"max_size": limit}
         )
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise PayloadTooLarge(f"Request body exceeds the {limit}-byte limit.", details={"max_size": limit})
-    return bytes(body)
+        chunks.append(chunk)
+    return b"".join(chunks)  # a body that came in one message is returned as it is, not copied
 
 
 async def _read_form(call: Call, handler: Handler, contract: FormContract) -> Form:

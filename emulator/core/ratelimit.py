@@ -31,6 +31,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from emulator.core.errors import RateLimited
 
@@ -48,9 +49,9 @@ class Limit:
     window: float  # seconds
 
 
-@dataclass(frozen=True)
-class Quota:
-    """What the rate-limit headers report: the most constraining limit after this request."""
+class Quota(NamedTuple):
+    """What the rate-limit headers report: the most constraining limit after this request (a named tuple: made on
+    every rate-limited request, where a frozen dataclass took ~0.8 µs)."""
 
     limit: int
     remaining: int
@@ -219,7 +220,10 @@ class RateLimiter:
         """Drop admissions that every limit has left behind, once enough of them have piled up."""
         data, head = state.data, state.layout.head
         size = len(data) - head
-        front = min((int(data[at]) for at in range(1, head, 2) if data[at + 1]), default=size)
+        front = size  # the oldest admission a limit still counts (a plain loop: a generator cost ~1 µs a request)
+        for at in range(1, head, 2):
+            if data[at + 1] and data[at] < front:
+                front = int(data[at])
         if front and (front >= TRIM_AT or 2 * front >= size):
             del data[head : head + front]
             if state.tags is not None:
