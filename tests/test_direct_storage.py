@@ -56,21 +56,12 @@ def test_whole_bodies_are_stored_exactly(store: BlobStore, size: int, piece: int
 
 
 @pytest.mark.skipif(not storage._DIRECT, reason="no O_DIRECT on this platform: bodies are always written buffered")
-def test_direct_io_is_used_and_kept_where_the_file_system_takes_it(store: BlobStore) -> None:
-    written: list[int] = []
-    real_write = os.write
-
-    def spy(fd: int, data: bytes | memoryview) -> int:
-        import fcntl
-
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & storage._DIRECT:
-            written.append(len(data))
-        return real_write(fd, data)
-
+def test_direct_io_is_used_and_kept_where_the_file_system_takes_it(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = _direct_spy(monkeypatch)
     body = _body(2 * BATCH - 100)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(storage.os, "write", spy)
-        blob = _put(store, body)
+    blob = _put(store, body)
     assert blob.path.read_bytes() == body
     if store.direct:  # the file system under tmp_path takes direct I/O: the aligned part went that way
         assert sum(written) == len(body) - len(body) % 4096
