@@ -578,19 +578,19 @@ async def upload_clip_part(call: Call) -> Response:
     headers = call.request.headers
     s3.refuse_unframed_put(headers, chunked=False)  # S3's UploadPart: chunked 501, no length at all 411
     integrity = s3.Integrity.declared(headers)
-    declared = headers.get("content-length")
+    declared = s3.declared_length(headers)
     too_large = PayloadTooLarge(
         f"Your proposed upload exceeds the maximum allowed size: a part may be at most "
         f"{grant.max_size} bytes (the clip's declared fileSize, at most 5 GiB).",
         details={"MaxSizeAllowed": grant.max_size},
     )
-    if declared is not None and declared.isdigit() and int(declared) > grant.max_size:
-        too_large.details["ProposedSize"] = int(declared)
+    if declared is not None and declared > grant.max_size:
+        too_large.details["ProposedSize"] = declared
         raise too_large
     name = f"{NAME}/uploads/{upload_id}/{number}/{call.runtime.ids.hex(12)}"
     try:
         blob = await call.runtime.blobs.put_stream(
-            name, call.request.stream(), "application/octet-stream", grant.max_size, s3.declared_length(headers)
+            name, call.request.stream(), "application/octet-stream", grant.max_size, declared
         )
     except TooLarge:
         raise too_large from None

@@ -1000,8 +1000,8 @@ def _granted(call: Call, kind: str, signed_method: str | None = None) -> tuple[M
         raise StorageError(
             "This upload URL was already used: the media has been completed.", code="AccessDenied", http_status=403
         )
-    declared = call.request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > grant.max_size + 64 * 1024 * (kind == "images"):
+    declared = s3.declared_length(call.request.headers)
+    if declared is not None and declared > grant.max_size + 64 * 1024 * (kind == "images"):
         raise PayloadTooLarge(
             f"Your proposed upload exceeds the maximum allowed size of {grant.max_size} bytes.",
             details={"ProposedSize": declared, "MaxSizeAllowed": grant.max_size},

@@ -549,16 +549,18 @@ async def delete_asset(call: Call) -> Reply:
 # --- handlers: storage behind uploadUrl --------------------------------------------------------------------------
 
 
-def _declared_length(call: Call, max_size: int) -> None:
+def _declared_length(call: Call, max_size: int) -> int:
+    """The body's declared length, refused when absent, not a whole number or over ``max_size``."""
     s3.refuse_unframed_put(call.request.headers, chunked=False)  # S3: chunked 501, no length at all 411
-    declared = call.request.headers["content-length"]
-    if not declared.isdigit():
+    declared = s3.declared_length(call.request.headers)
+    if declared is None:
         raise StorageError("Content-Length must be a whole number of bytes.", code="InvalidArgument", http_status=400)
-    if int(declared) > max_size:
+    if declared > max_size:
         raise PayloadTooLarge(
             "Your proposed upload exceeds the maximum allowed size",
-            details={"ProposedSize": int(declared), "MaxSizeAllowed": max_size},
+            details={"ProposedSize": declared, "MaxSizeAllowed": max_size},
         )
+    return declared
 
 
 async def put_asset_object(call: Call) -> Response:
@@ -595,12 +597,12 @@ async def put_asset_object(call: Call) -> Response:
             code="AccessDenied",
             http_status=403,
         )
-    _declared_length(call, grant.max_size)
+    length = _declared_length(call, grant.max_size)
     integrity = s3.Integrity.declared(call.request.headers)
     name = f"{NAME}/objects/{object_id}/{call.runtime.ids.hex(12)}"
     try:
         blob = await call.runtime.blobs.put_stream(
-            name, call.request.stream(), upload.content_type, grant.max_size, s3.declared_length(call.request.headers)
+            name, call.request.stream(), upload.content_type, grant.max_size, length
         )
     except TooLarge:
         raise PayloadTooLarge(
