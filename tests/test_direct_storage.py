@@ -17,7 +17,7 @@ import pytest
 
 from emulator.app import create_app
 from emulator.core import storage
-from emulator.core.storage import BATCH, DEPTH, HOLD, BlobStore, Lane
+from emulator.core.storage import BATCH, DEPTH, HOLD, SPARE, BlobStore, Lane
 from emulator.settings import Settings
 
 SIZES = [0, 1, 4095, 4096, 4097, 3 * 4096, 64 * 1024 + 7, HOLD - 1, HOLD, HOLD + 1, HOLD + 5]
@@ -262,11 +262,53 @@ def test_a_write_failing_in_the_middle_of_a_streamed_body_leaves_nothing(
         _put(store, _body(8 * BATCH + 7), 65536, length=None)
     assert len(calls) == 3  # nothing written after the failure
     assert store.index == {} and list(store.tmp_dir.iterdir()) == []
+    assert store.workers.queued == 0  # the failed upload's batches are no longer counted
 
 
-def test_a_stalled_disk_stops_the_upload_from_reading_more_of_its_body(store: BlobStore) -> None:
-    """Memory stays bounded: while the workers cannot write, an upload takes at most ``DEPTH`` batches past the one
-    being written, plus the one it is receiving, from its body; then everything arrives intact."""
+def test_the_workers_count_of_queued_batches_returns_to_zero(store: BlobStore) -> None:
+    """Uploads side by side, streamed PUTs and form parts, one of them cut off: every batch handed over is counted
+    off again (a leak would keep every later upload to one queued batch)."""
+
+    async def cut(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for n, chunk in _aenumerate(chunks):
+            if n == 40:
+                raise ConnectionResetError("client went away")
+            yield chunk
+
+    async def form(size: int) -> None:
+        writer = store.writer(f"form{size}", "image/png", 1 << 30)
+        body = _body(size)
+        for at in range(0, size, 65536):
+            writer.add(body[at : at + 65536])
+            if writer.full:
+                await writer.drain()
+        await writer.finish()
+        writer.commit()
+
+    async def main() -> None:
+        bodies = [_body(6 * BATCH + n) for n in range(4)]
+        puts = [store.put_stream(f"p{n}", _chunks(b, 65536), "video/mp4", 1 << 30) for n, b in enumerate(bodies)]
+        broken = store.put_stream("cut", cut(_chunks(_body(8 * BATCH), 65536)), "video/mp4", 1 << 30)
+        results = await asyncio.gather(*puts, form(5 * BATCH + 9), broken, return_exceptions=True)
+        assert isinstance(results[-1], ConnectionResetError)
+        assert all(not isinstance(r, BaseException) for r in results[:-1])
+
+    asyncio.run(main())
+    assert store.workers.queued == 0 and list(store.tmp_dir.iterdir()) == []
+
+
+async def _aenumerate(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    n = 0
+    async for chunk in chunks:
+        yield n, chunk
+        n += 1
+
+
+@pytest.mark.parametrize("others", [0, SPARE + 1], ids=["alone", "workers-busy"])
+def test_a_stalled_disk_stops_the_upload_from_reading_more_of_its_body(store: BlobStore, others: int) -> None:
+    """Memory stays bounded: while the workers cannot write, an upload reads ``DEPTH`` batches of its body past the
+    one being written (one when the workers hold more than ``SPARE`` batches of other uploads), then waits; then
+    everything arrives intact."""
     piece = 65536
     body = _body(12 * BATCH)
     stall, taken = __import__("threading").Event(), []
@@ -288,12 +330,15 @@ def test_a_stalled_disk_stops_the_upload_from_reading_more_of_its_body(store: Bl
         read = len(taken) * piece
         stall.set()
         blob = await task
-        assert read <= (DEPTH + 2) * BATCH + piece  # the stalled batch, DEPTH queued ones, the one received
+        depth = DEPTH if others <= SPARE else 1
+        assert depth * BATCH < read <= (depth + 1) * BATCH + piece  # the stalled batch and the queued ones
         return blob
 
+    store.workers.queued = others  # as if other uploads had that many batches queued
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(storage.BlobWriter, "_write", stalled)
         blob = asyncio.run(upload())
+    assert store.workers.queued == others
     assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
 
 

@@ -25,12 +25,13 @@ belongs to a dead process (the kernel releases a lock when its holder dies, what
 store a process opens removes those.
 
 A streamed upload (``put_stream``, and a form's file part through ``add``/``drain``/``finish``) is hashed and
-written off the event loop, in batches of ~256 KiB: while the loop receives the next batch from the socket, one
+written off the event loop, in batches of ~0.5 MiB: while the loop receives the next batch from the socket, one
 worker thread adds the earlier ones to the MD5 and another writes them to the file (both release the GIL), so
 receiving, hashing and writing overlap instead of taking turns on one core. Each upload queues its batches in two
-``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, and the loop waits only when
-``DEPTH`` (2) batches are queued: so a worker never idles waiting for the loop to hand over the next batch, and at
-most three batches of an upload are in memory at once. A PUT body of known length up to ``HOLD`` (1 MiB) is
+``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, so a worker never idles
+waiting for the loop to hand over the next batch. The loop waits when an upload has ``DEPTH`` (2) batches queued,
+or one while the workers hold more than ``SPARE`` batches of all uploads: at most three batches of an upload are in
+memory at once, two when many uploads share the workers. A PUT body of known length up to ``HOLD`` (1 MiB) is
 received whole, then hashed, written and committed by one worker job. Bytes go
 past the page cache (``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system
 allows, the unaligned end of each batch with the next, the last few bytes through the page cache: on a VM that backs
@@ -138,10 +139,12 @@ class BlobWriter:
         return self._batched >= BATCH
 
     async def drain(self) -> None:
-        """Hand the queued batch to the workers; wait while they hold more than ``DEPTH`` batches of this upload."""
+        """Hand the queued batch to the workers; then wait while they hold more than ``DEPTH`` batches of this upload,
+        or more than one while they hold more than ``SPARE`` in all (the slack is for one or two uploads at a time:
+        twenty at once keep the workers busy without it, and would hold 15 MB more)."""
         self._hand_over(self._write, self._batch)
         self._batch, self._batched = [], 0
-        if len(self._pending) > DEPTH:
+        if len(self._pending) > (DEPTH if self._store.workers.queued <= SPARE else 1):
             await self._settle_first()
 
     def _hand_over(self, write: Callable[[list[bytes]], None], batch: list[bytes]) -> None:
@@ -156,11 +159,13 @@ class BlobWriter:
                 writing.submit(functools.partial(write, batch)),
             ]
         )
+        self._store.workers.queued += 1
 
     async def _settle_first(self) -> None:
         # forgotten only once done: until then ``_wait_all`` may need it (the last batch)
         await _settled(self._pending[0])
         self._pending.popleft()
+        self._store.workers.queued -= 1
 
     async def _settle_all(self) -> None:
         while self._pending:
@@ -170,6 +175,8 @@ class BlobWriter:
         """Block until no worker touches the file (a failed or cancelled upload, before its file is closed); a lane
         runs its jobs in order, so the last batch's jobs end last."""
         wait(self._pending[-1] if self._pending else [])
+        self._store.workers.queued -= len(self._pending)
+        self._pending.clear()
 
     async def finish(self) -> None:
         """Every queued byte hashed and written: then ``commit``."""
@@ -332,9 +339,10 @@ def _direct_buffer() -> mmap.mmap:
     return buffer
 
 
-BATCH = 256 * 1024  # bytes of a streamed upload handed to the workers at once (at least: whole pieces of the body)
-DEPTH = 2  # batches of one upload the workers may hold while the next is received
-HOLD = 1024 * 1024  # a body declared this long or shorter is received whole, then written in one job (and buffer size)
+BATCH = 512 * 1024  # bytes of a streamed upload handed to the workers at once (at least: whole pieces of the body)
+DEPTH = 2  # batches of one upload the workers may hold while the next is received (while they hold few in all)
+SPARE = 4  # batches of all uploads the workers may hold for an upload to queue more than one
+HOLD = 2 * BATCH  # a body declared this long or shorter is received whole, then written in one job (and buffer size)
 INLINE = 64 * 1024  # a last batch smaller than this is hashed and written on the event loop (~0.1 ms)
 
 
@@ -421,6 +429,7 @@ class Workers:
     def __init__(self, threads: int = 4) -> None:
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self.queued = 0  # batches handed over by uploads and not yet settled (counted on the event loop)
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
