@@ -31,8 +31,8 @@ receiving, hashing and writing overlap instead of taking turns on one core. Each
 ``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, so a worker never idles
 waiting for the loop to hand over the next batch. The loop waits once an upload has more than ``DEPTH`` (2) batches
 queued, or more than one while the workers hold over ``SPARE`` batches of all uploads: at most three batches of an
-upload are in memory at once, two when many uploads share the workers. A PUT body of known length up to ``HOLD`` (1
-MiB) is received whole, then hashed, written and committed by one worker job. Bytes go past the page cache
+upload are in memory at once, two when many uploads share the workers. A PUT body of known length up to ``HOLD``
+(1 MiB) is received whole, then hashed, written and committed by one worker job. Bytes go past the page cache
 (``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system allows, the unaligned
 end of each batch with the next, the last few bytes through the page cache: on a VM that backs memory lazily, new
 page-cache pages cost more system time than the whole direct write (``BlobWriter._write``).
