@@ -174,9 +174,10 @@ class BlobWriter:
     def _wait_all(self) -> None:
         """Block until no worker touches the file (a failed or cancelled upload, before its file is closed); a lane
         runs its jobs in order, so the last batch's jobs end last."""
-        wait(self._pending[-1] if self._pending else [])
-        self._store.workers.queued -= len(self._pending)
-        self._pending.clear()
+        if self._pending:  # (never touched otherwise: ``concat`` aborts its writers from a worker thread)
+            wait(self._pending[-1])
+            self._store.workers.queued -= len(self._pending)
+            self._pending.clear()
 
     async def finish(self) -> None:
         """Every queued byte hashed and written: then ``commit``."""
@@ -424,7 +425,8 @@ def _cancel(future: Future[None]) -> None:
 
 
 class Workers:
-    """The threads that hash and write streamed uploads (started on first use, one batch of each upload at a time)."""
+    """The threads that hash and write streamed uploads (started on first use; each upload's batches in order, through
+    its ``Lane``s)."""
 
     def __init__(self, threads: int = 4) -> None:
         self._threads = threads
