@@ -1,7 +1,7 @@
 """Small bodies written whole by one worker job, past the page cache (``O_DIRECT``) where the file system allows.
 
 The bytes on disk, their MD5 and the index must be exactly what a buffered write gives, for every size around
-the 4 KiB alignment and the two-batch limit, and a file system that refuses direct I/O must not lose a byte.
+the 4 KiB alignment and the whole-body limit (``HOLD``), and a file system that refuses direct I/O must not lose a byte.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pytest
 
 from emulator.app import create_app
 from emulator.core import storage
-from emulator.core.storage import BATCH, BlobStore
+from emulator.core.storage import BATCH, DEPTH, HOLD, SPARE, BlobStore, Lane
 from emulator.settings import Settings
 
-SIZES = [0, 1, 4095, 4096, 4097, 3 * 4096, 64 * 1024 + 7, 2 * BATCH - 1, 2 * BATCH, 2 * BATCH + 1, 3 * BATCH + 5]
+SIZES = [0, 1, 4095, 4096, 4097, 3 * 4096, 64 * 1024 + 7, HOLD - 1, HOLD, HOLD + 1, HOLD + 5]
 
 
 def _body(size: int) -> bytes:
@@ -60,7 +60,7 @@ def test_direct_io_is_used_and_kept_where_the_file_system_takes_it(
     store: BlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written = _direct_spy(monkeypatch)
-    body = _body(2 * BATCH - 100)
+    body = _body(HOLD - 100)
     blob = _put(store, body)
     assert blob.path.read_bytes() == body
     if store.direct:  # the file system under tmp_path takes direct I/O: the aligned part went that way
@@ -241,3 +241,156 @@ def test_buffered_writes_setting_keeps_every_byte_in_the_page_cache(monkeypatch:
     finally:
         default.state.runtime.close()
         buffered.state.runtime.close()
+
+
+def test_a_write_failing_in_the_middle_of_a_streamed_body_leaves_nothing(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batches queued behind the failed write are never written (their lane is stopped), the error reaches
+    the caller, and no file is left."""
+    real_write = os.write
+    calls: list[int] = []
+
+    def full_at_the_third(fd: int, data: bytes | memoryview) -> int:
+        calls.append(len(data))
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(storage.os, "write", full_at_the_third)
+    with pytest.raises(OSError, match="No space"):
+        _put(store, _body(8 * BATCH + 7), 65536, length=None)
+    assert len(calls) == 3  # nothing written after the failure
+    assert store.index == {} and list(store.tmp_dir.iterdir()) == []
+    assert store.workers.queued == 0  # the failed upload's batches are no longer counted
+
+
+def test_the_workers_count_of_queued_batches_returns_to_zero(store: BlobStore) -> None:
+    """Uploads side by side, streamed PUTs and form parts, one of them cut off: every batch handed over is counted
+    off again (a leak would keep every later upload to one queued batch)."""
+
+    async def cut(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for n, chunk in _aenumerate(chunks):
+            if n == 40:
+                raise ConnectionResetError("client went away")
+            yield chunk
+
+    async def form(size: int) -> None:
+        writer = store.writer(f"form{size}", "image/png", 1 << 30)
+        body = _body(size)
+        for at in range(0, size, 65536):
+            writer.add(body[at : at + 65536])
+            if writer.full:
+                await writer.drain()
+        await writer.finish()
+        writer.commit()
+
+    async def main() -> None:
+        bodies = [_body(6 * BATCH + n) for n in range(4)]
+        puts = [store.put_stream(f"p{n}", _chunks(b, 65536), "video/mp4", 1 << 30) for n, b in enumerate(bodies)]
+        broken = store.put_stream("cut", cut(_chunks(_body(8 * BATCH), 65536)), "video/mp4", 1 << 30)
+        results = await asyncio.gather(*puts, form(5 * BATCH + 9), broken, return_exceptions=True)
+        assert isinstance(results[-1], ConnectionResetError)
+        assert all(not isinstance(r, BaseException) for r in results[:-1])
+
+    asyncio.run(main())
+    assert store.workers.queued == 0 and list(store.tmp_dir.iterdir()) == []
+
+
+async def _aenumerate(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    n = 0
+    async for chunk in chunks:
+        yield n, chunk
+        n += 1
+
+
+@pytest.mark.parametrize("others", [0, SPARE + 1], ids=["alone", "workers-busy"])
+def test_a_stalled_disk_stops_the_upload_from_reading_more_of_its_body(store: BlobStore, others: int) -> None:
+    """Memory stays bounded: while the workers cannot write, an upload reads ``DEPTH`` batches of its body past the
+    one being written (one when the workers hold more than ``SPARE`` batches of other uploads), then waits; then
+    everything arrives intact."""
+    piece = 65536
+    body = _body(12 * BATCH)
+    stall, taken = __import__("threading").Event(), []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), piece):
+            taken.append(at)
+            yield body[at : at + piece]
+
+    real = storage.BlobWriter._write
+
+    def stalled(self: storage.BlobWriter, batch: list[bytes], last: bool = False) -> None:
+        stall.wait(10)
+        real(self, batch, last)
+
+    async def upload() -> storage.Blob:
+        task = asyncio.ensure_future(store.put_stream("n", chunks(), "application/octet-stream", 1 << 30))
+        await asyncio.sleep(0.3)
+        read = len(taken) * piece
+        stall.set()
+        blob = await task
+        depth = DEPTH if others <= SPARE else 1
+        assert depth * BATCH < read <= (depth + 1) * BATCH + piece  # the stalled batch and the queued ones
+        return blob
+
+    store.workers.queued = others  # as if other uploads had that many batches queued
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(storage.BlobWriter, "_write", stalled)
+        blob = asyncio.run(upload())
+    assert store.workers.queued == others
+    assert blob.path.read_bytes() == body and blob.md5 == hashlib.md5(body).hexdigest()
+
+
+def test_a_lane_runs_its_jobs_in_order_one_at_a_time() -> None:
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(4) as pool:
+        lane, order, running = Lane(pool), [], []
+
+        def job(n: int) -> None:
+            running.append(n)
+            assert len(running) == 1, "two jobs of one lane ran at once"
+            __import__("time").sleep(0.002)
+            order.append(n)
+            running.remove(n)
+
+        futures = [lane.submit(lambda n=n: job(n)) for n in range(20)]  # type: ignore[misc]
+        wait(futures)
+    assert order == list(range(20)) and all(f.result() is None for f in futures)
+
+
+def test_a_lane_stops_at_a_failed_or_cancelled_job() -> None:
+    """What is queued behind a failure (or a job cancelled before it ran) is cancelled, and so is anything submitted
+    later: a write after a failed one would land in the wrong place."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    def boom() -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    with ThreadPoolExecutor(2) as pool:
+        gate, ran = threading.Event(), []
+        lane = Lane(pool)
+
+        def first_job() -> None:
+            gate.wait(5)
+            ran.append(1)
+
+        first = lane.submit(first_job)
+        failing = lane.submit(boom)
+        after = lane.submit(lambda: ran.append(3))
+        gate.set()
+        wait([first, failing, after])
+        assert ran == [1] and isinstance(failing.exception(), OSError) and after.cancelled()
+        assert lane.submit(lambda: ran.append(4)).cancelled() and ran == [1]
+
+        gate.clear()
+        lane = Lane(pool)
+        first = lane.submit(first_job)
+        skipped = lane.submit(lambda: ran.append(5))
+        after = lane.submit(lambda: ran.append(6))
+        assert skipped.cancel()
+        gate.set()
+        wait([first, after])
+        assert after.cancelled() and ran == [1, 1]

@@ -25,13 +25,17 @@ belongs to a dead process (the kernel releases a lock when its holder dies, what
 store a process opens removes those.
 
 A streamed upload (``put_stream``, and a form's file part through ``add``/``drain``/``finish``) is hashed and
-written off the event loop, in batches: while the loop receives batch N+1 from the socket, one worker thread adds
-batch N to the MD5 and another writes it to the file (both release the GIL), so receiving, hashing and writing
-overlap instead of taking turns on one core. At most two batches of an upload are in memory at once. A PUT body of
-known length up to two batches is received whole, then hashed, written and committed by one worker job. Bytes go
-past the page cache (``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system
-allows, the unaligned end of each batch with the next, the last few bytes through the page cache: on a VM that backs
-memory lazily, new page-cache pages cost more system time than the whole direct write (``BlobWriter._write``).
+written off the event loop, in batches of at least 512 KiB: while the loop receives the next batch from the socket,
+one worker thread adds the earlier ones to the MD5 and another writes them to the file (both release the GIL), so
+receiving, hashing and writing overlap instead of taking turns on one core. Each upload queues its batches in two
+``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, so a worker never idles
+waiting for the loop to hand over the next batch. The loop waits once an upload has more than ``DEPTH`` (2) batches
+queued, or more than one while the workers hold over ``SPARE`` batches of all uploads: at most three batches of an
+upload are in memory at once, two when many uploads share the workers. A PUT body of known length up to ``HOLD``
+(1 MiB) is received whole, then hashed, written and committed by one worker job. Bytes go past the page cache
+(``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system allows, the unaligned
+end of each batch with the next, the last few bytes through the page cache: on a VM that backs memory lazily, new
+page-cache pages cost more system time than the whole direct write (``BlobWriter._write``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -99,7 +104,8 @@ class BlobWriter:
         self.size = 0
         self._batch: list[bytes] = []  # received, not yet handed to the workers
         self._batched = 0
-        self._pending: list[Future[None]] = []  # the batch the workers are hashing and writing
+        self._pending: deque[list[Future[None]]] = deque()  # batches handed to the workers: their (hash, write)
+        self._lanes: tuple[Lane, Lane] | None = None  # this upload's hashing and writing, each in order
         self._direct = True  # this file still written past the page cache (while the store's ``direct`` holds)
         self._carry = b""  # the last batch's unaligned end (under 4 KiB), written before the next batch
 
@@ -133,23 +139,56 @@ class BlobWriter:
         return self._batched >= BATCH
 
     async def drain(self) -> None:
-        """Hand the queued batch to the workers, once they have hashed and written the previous one."""
-        await _settled(self._pending)
-        self._pending = self._store.workers.hash_and_write(self._md5, self._write, self._batch)
+        """Hand the queued batch to the workers; then wait while they hold more than ``DEPTH`` batches of this upload,
+        or more than one while they hold more than ``SPARE`` in all (the slack is for one or two uploads at a time:
+        twenty at once keep the workers busy without it, and would hold 15 MB more)."""
+        self._hand_over(self._write, self._batch)
         self._batch, self._batched = [], 0
+        if len(self._pending) > (DEPTH if self._store.workers.queued <= SPARE else 1):
+            await self._settle_first()
+
+    def _hand_over(self, write: Callable[[list[bytes]], None], batch: list[bytes]) -> None:
+        """Queue ``batch`` in this upload's two lanes, hashing and writing: each takes the batches in order, the next
+        as soon as it is done with one (no trip through the event loop in between)."""
+        if self._lanes is None:
+            self._lanes = self._store.workers.lane(), self._store.workers.lane()
+        hashing, writing = self._lanes
+        self._pending.append(
+            [
+                hashing.submit(functools.partial(_hash_all, self._md5, batch)),
+                writing.submit(functools.partial(write, batch)),
+            ]
+        )
+        self._store.workers.queued += 1
+
+    async def _settle_first(self) -> None:
+        # forgotten only once done: until then ``_wait_all`` may need it (the last batch)
+        await _settled(self._pending[0])
+        self._pending.popleft()
+        self._store.workers.queued -= 1
+
+    async def _settle_all(self) -> None:
+        while self._pending:
+            await self._settle_first()
+
+    def _wait_all(self) -> None:
+        """Block until no worker touches the file (a failed or cancelled upload, before its file is closed); a lane
+        runs its jobs in order, so the last batch's jobs end last."""
+        if self._pending:  # (never touched otherwise: ``concat`` aborts its writers from a worker thread)
+            wait(self._pending[-1])
+            self._store.workers.queued -= len(self._pending)
+            self._pending.clear()
 
     async def finish(self) -> None:
         """Every queued byte hashed and written: then ``commit``."""
-        await _settled(self._pending)
         batch, self._batch, self._batched, big = self._batch, [], 0, self._batched >= INLINE
         if big:
             # the last, partial batch goes to the workers too: hashed here, up to half a MiB would hold the
             # event loop (and every other upload's receiving) for a millisecond
-            self._pending = self._store.workers.hash_and_write(
-                self._md5, functools.partial(self._write, last=True), batch
-            )
-            await _settled(self._pending)
+            self._hand_over(functools.partial(self._write, last=True), batch)
+            await self._settle_all()
         else:  # a small remainder (or a small body): hashing and writing it here costs less than the thread hops
+            await self._settle_all()
             _hash_all(self._md5, batch)
             self._file().writelines([self._carry, *batch])  # (through the page cache: no direct write on the loop)
             self._carry = b""
@@ -161,15 +200,15 @@ class BlobWriter:
         hold in memory anyway) is received whole first, so it costs one thread hand-off and no file system call on
         the event loop. Also a tiny body: creating a file (a new inode) took ~200 µs of CPU and up to ~400 µs of
         wall time on ext4 here, during which the loop would serve no other request."""
-        hold = length is not None and length <= 2 * BATCH
+        hold = length is not None and length <= HOLD
         try:
             async for chunk in chunks:
                 self.add(chunk)
-                if self.full and not (hold and self.size <= 2 * BATCH):
+                if self.full and not (hold and self.size <= HOLD):
                     await self.drain()
-            await _settled(self._pending)
+            await self._settle_all()
         finally:
-            wait(self._pending)  # cancelled or failed: no worker may still touch the file when it is closed
+            self._wait_all()  # cancelled or failed: no worker may still touch the file when it is closed
         batch, self._batch, self._batched = self._batch, [], 0
         job = self._store.workers.submit(self._finish, batch)
         try:
@@ -279,7 +318,7 @@ class BlobWriter:
         return blob
 
     def abort(self) -> None:
-        wait(self._pending)  # no worker may still touch the file when it is closed
+        self._wait_all()  # no worker may still touch the file when it is closed
         if self._fh is not None and not self._fh.closed:
             self._fh.close()
         if self._tmp is not None:
@@ -297,11 +336,14 @@ def _direct_buffer() -> mmap.mmap:
     time: a batch (and a whole small body) is copied into it and written directly in one call."""
     buffer: mmap.mmap | None = getattr(_direct_buffers, "buffer", None)
     if buffer is None:
-        buffer = _direct_buffers.buffer = mmap.mmap(-1, 2 * BATCH)
+        buffer = _direct_buffers.buffer = mmap.mmap(-1, HOLD)
     return buffer
 
 
-BATCH = 512 * 1024  # bytes of a streamed upload handed to the workers at once
+BATCH = 512 * 1024  # bytes of a streamed upload handed to the workers at once (at least: whole pieces of the body)
+DEPTH = 2  # batches of one upload the workers may hold while the next is received (while they hold few in all)
+SPARE = 4  # batches of all uploads the workers may hold for an upload to queue more than one
+HOLD = 2 * BATCH  # a body declared this long or shorter is received whole, then written in one job (and buffer size)
 INLINE = 64 * 1024  # a last batch smaller than this is hashed and written on the event loop (~0.1 ms)
 
 
@@ -316,23 +358,88 @@ def _hash_all(md5: hashlib._Hash, chunks: Sequence[bytes]) -> None:
         md5.update(chunk)
 
 
+class Lane:
+    """Jobs that run in order, one at a time, on a thread pool: a job queued behind a running one starts as soon as
+    that one ends, in the same worker thread (no trip through the event loop, which a ``submit`` per job would take
+    when the loop waits on each before handing over the next). Once a job fails or is cancelled, every job after it
+    is cancelled instead of run: a write after a failed one would land in the wrong place.
+
+    concurrent.futures has no serial executor over a shared pool; a ThreadPoolExecutor(1) per upload would be a
+    thread per upload."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Future[None], Callable[[], None]]] = deque()
+        self._running = False  # a worker is running this lane's jobs (and takes any queued meanwhile)
+        self._broken = False
+
+    def submit(self, job: Callable[[], None]) -> Future[None]:
+        future: Future[None] = Future()
+        with self._lock:
+            if self._broken:
+                _cancel(future)
+                return future
+            self._queue.append((future, job))
+            if self._running:
+                return future
+            self._running = True
+        try:
+            self._pool.submit(self._run)
+        except BaseException:  # the pool is shut down: nothing will run them
+            self._stop()
+            raise
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._running = False
+                    return
+                future, job = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                self._stop()
+                continue
+            try:
+                job()
+            except BaseException as error:
+                future.set_exception(error)
+                self._stop()
+            else:
+                future.set_result(None)
+
+    def _stop(self) -> None:
+        with self._lock:
+            self._broken, self._running, queued = True, False, list(self._queue)
+            self._queue.clear()
+        for future, _ in queued:
+            _cancel(future)
+
+
+def _cancel(future: Future[None]) -> None:
+    """Cancel a job that never ran, and tell whoever waits on it (``concurrent.futures.wait`` counts a cancelled
+    future as done only once notified, which an executor does as it dequeues it)."""
+    future.cancel()
+    future.set_running_or_notify_cancel()
+
+
 class Workers:
-    """The threads that hash and write streamed uploads (started on first use, one batch of each upload at a time)."""
+    """The threads that hash and write streamed uploads (started on first use; each upload's batches in order, through
+    its ``Lane``s)."""
 
     def __init__(self, threads: int = 4) -> None:
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self.queued = 0  # batches handed over by uploads and not yet settled (counted on the event loop)
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="blob-io")
         return self._pool
 
-    def hash_and_write(
-        self, md5: hashlib._Hash, write: Callable[[list[bytes]], None], chunks: list[bytes]
-    ) -> list[Future[None]]:
-        pool = self._executor()
-        return [pool.submit(_hash_all, md5, chunks), pool.submit(write, chunks)]
+    def lane(self) -> Lane:
+        return Lane(self._executor())
 
     def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
         return self._executor().submit(fn, *args)
