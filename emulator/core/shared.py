@@ -48,7 +48,7 @@ import ssl
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -82,6 +82,9 @@ PREFIX = "upload-emulator:"
 SCHEMES = ("redis", "rediss", "unix")
 RETRY_AFTER = 1  # seconds a client is told to wait while Redis is away (reconnecting is attempted per request)
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# a record operation as the commands it sends (``RedisStore._drive``): each step a script with (keys, arguments), or
+# None with a plain command's arguments; the step's reply is sent back in, the operation's result is returned
+Steps = Generator[tuple[Script | None, tuple[Any, ...]], Any, Any]
 
 
 def check_url(url: str) -> str:
@@ -342,6 +345,13 @@ return 1
 """
 
 
+# a record's removal: KEYS its namespace's hash and order set, ARGV its id (one script: never half-removed)
+_DELETE = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 MERGES = 8  # attempts to put a record other processes keep changing (each merges their change in)
 _MISSING, _CONFLICT = object(), object()
 
@@ -405,6 +415,8 @@ class RedisStore:
     def __init__(self, client: RedisClient, root: Path | None = None) -> None:
         self.client, self._root, self.wire = client, root, Wire(client)
         self._put = client.register_script(_PUT)
+        self._delete_script = client.register_script(_DELETE)
+        self.batches = Batches(client, self.wire)
         self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
         # id(object) → (weak reference to it, the stored text it was decoded from or last put as); records are
         # dataclasses, which compare by value and so cannot key a WeakKeyDictionary
@@ -453,8 +465,40 @@ class RedisStore:
         except DOWN as exc:
             raise unavailable(exc) from None
 
+    # Each record operation is written once, as a generator of the commands it sends (a ``Step``: a script with its
+    # keys and arguments, or a plain command) that is sent each reply in turn, and driven two ways: ``_drive`` on
+    # the ``Wire`` (the store seam's plain calls, which block their thread for each round trip) and ``_adrive`` on
+    # ``Batches`` (``aget``/``aput``/``adelete``, awaited by handlers on the event loop, which serves other requests
+    # meanwhile and sends their commands in the same round trip).
+    def _drive(self, steps: Steps) -> Any:
+        reply = None
+        try:
+            while True:
+                script, args = steps.send(reply)
+                reply = self._call(self.wire, *args) if script is None else self._call(self.wire.run, script, *args)
+        except StopIteration as done:
+            return done.value
+
+    async def _adrive(self, steps: Steps) -> Any:
+        reply = None
+        try:
+            while True:
+                script, args = steps.send(reply)
+                try:
+                    reply = await (self.batches(*args) if script is None else self.batches.run(script, *args))
+                except DOWN as exc:
+                    raise unavailable(exc) from None
+        except StopIteration as done:
+            return done.value
+
     def get(self, namespace: str, id: str) -> Any | None:
-        body = self._call(self.wire, "HGET", self._keys(namespace)[0], id)
+        return self._drive(self._get(namespace, id))
+
+    async def aget(self, namespace: str, id: str) -> Any | None:
+        return await self._adrive(self._get(namespace, id))
+
+    def _get(self, namespace: str, id: str) -> Steps:
+        body = yield None, ("HGET", self._keys(namespace)[0], id)
         if body is None:
             self._forget(namespace, id)
             return None
@@ -464,21 +508,29 @@ class RedisStore:
         """Store ``record``. When it is the record this process read, only if no other process has changed it
         since: else ``Conflict`` (409), and nothing is written, so two processes completing one upload at the same
         moment cannot both succeed, and a change is never silently lost."""
+        self._drive(self._put_steps(namespace, id, record))
+
+    async def aput(self, namespace: str, id: str, record: Any) -> None:
+        """``put``, awaited."""
+        await self._adrive(self._put_steps(namespace, id, record))
+
+    def _put_steps(self, namespace: str, id: str, record: Any) -> Steps:
         body = records.dumps(record, self._root)
         table, order = self._keys(namespace)
         known = self._live.get(namespace, {}).get(id)
         read = known[0] if known is not None and known[1] is record else self._origin(record)
         for _ in range(MERGES):
-            written = self._call(
-                self.wire.run,
+            written = yield (
                 self._put,
-                [table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
-                [id, body, namespace, "0" if read is None else "1", read or ""],
+                (
+                    [table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                    [id, body, namespace, "0" if read is None else "1", read or ""],
+                ),
             )
             if written:
                 break
             # changed meanwhile: keep both changes when they touch different fields (two parts of one upload)
-            current = self._call(self.wire, "HGET", table, id)
+            current = yield None, ("HGET", table, id)
             merged = None if current is None or read is None else merge(read, body, current)
             if merged is None:
                 self._forget(namespace, id)
@@ -501,13 +553,14 @@ class RedisStore:
         self._note(record, body)
 
     def delete(self, namespace: str, id: str) -> None:
+        self._drive(self._delete(namespace, id))
+
+    async def adelete(self, namespace: str, id: str) -> None:
+        await self._adrive(self._delete(namespace, id))
+
+    def _delete(self, namespace: str, id: str) -> Steps:
         table, order = self._keys(namespace)
-
-        def run() -> None:
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.hdel(table, id).zrem(order, id).execute()
-
-        self._call(run)
+        yield self._delete_script, ([table, order], [id])
         self._forget(namespace, id)
 
     def items(self, namespace: str) -> list[tuple[str, Any]]:
@@ -945,7 +998,7 @@ class Sync:
         self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
         self.limiter = limiter
         self._begin = client.register_script(_BEGIN)
-        self.batches = Batches(client, store.wire)
+        self.batches = store.batches  # the store's records and this read share round trips
         self.cleared: str | None = None
         self.secret: str | None = None  # hex, as stored
         self.on_secret: Any = lambda secret: None  # told the presign secret when it is first read or changes
