@@ -36,6 +36,7 @@ All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import itertools
@@ -167,18 +168,22 @@ def _stale(conn: Any) -> bool:
 
 
 class Batches:
-    """Commands awaited on an event loop, sent to Redis in batches: a request waiting for its reply leaves the loop
-    free for the others, and the commands of every request that arrived in the meantime go out in one write, their
-    replies read together (one round trip for a batch instead of one each; Redis also reads a batch in one go).
+    """Commands awaited on an event loop, pipelined to Redis: the commands every request submitted while the loop ran
+    its ready callbacks go out together in one write at the loop's next turn, without waiting for the replies of
+    those sent before, and replies are read as they arrive and handed to their commands in order. A request waiting
+    for its reply leaves the loop free for the others, and Redis works on one write while the process works on the
+    next (with one batch at a time, each waited for the other: 60 % of a core was the most this process used).
 
     Written by hand: redis-py offers no auto-pipelining (redis/redis-py#3767, open), and its asyncio client binds a
     connection to one event loop and costs more CPU per command than this. The connection is made and set up
-    (AUTH, SELECT) by redis-py, then its socket is used here without blocking (``loop.sock_sendall``/``sock_recv``,
-    parsed by hiredis, the parser redis-py itself uses), so it serves whichever loop awaits. A TLS connection
-    (``rediss://``) cannot be used that way: there each command is sent at once on the ``Wire``, as before.
+    (AUTH, SELECT) by redis-py, then its socket is watched by the loop (``add_reader``) while replies are due and
+    read without blocking, parsed by hiredis (the parser redis-py itself uses). It serves whichever loop submits
+    while nothing is due: loops of other threads take turns (one that submits while another loop's commands are due
+    sends on the ``Wire`` instead). A TLS connection (``rediss://``) cannot be used that way: there each command is
+    sent at once on the ``Wire``, as before.
 
-    As with ``Wire``, a command is sent at most once: a connection lost after a batch went out fails the commands
-    of that batch (``DOWN``: a 503), never sends them again; a batch waits at most ``TIMEOUT`` for its replies."""
+    As with ``Wire``, a command is sent at most once: a connection lost after commands went out fails every command
+    still due on it (``DOWN``: a 503), never sends them again; a command waits at most ``TIMEOUT`` for its reply."""
 
     TIMEOUT = 1.0  # seconds, as the client's socket timeout
 
@@ -186,14 +191,18 @@ class Batches:
         pool = client.connection_pool
         self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
         self._decode = "utf-8" if pool.connection_kwargs.get("decode_responses") else None
-        self.wire = wire  # for a TLS connection, and for a loop other than the one a batch is under way on
+        self.wire = wire  # for a TLS connection, and for a loop other than the one commands are due on
         self._conn: Any = None  # the redis-py connection whose socket is used
+        self._sock: socket.socket | None = None
         self._reader: Any = None
-        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a batch is under way on, if any
-        self._task: asyncio.Task[None] | None = None
-        # guards which loop has a batch under way; reentrant: an abandoned batch's coroutine may be finalised (its
-        # ``finally`` run) by the garbage collector while this thread holds it
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []  # submitted, to go out at the next turn
+        self._due: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()  # sent: (reply, when)
+        self._out = bytearray()  # written, not yet taken by the socket (its buffer was full)
+        self._writing = False  # whether the loop watches the socket for room to write the rest
+        self._reading = False  # whether it watches the socket for replies
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that has commands queued or due, if any
+        self._timer: asyncio.TimerHandle | None = None
+        # guards which loop owns the connection; reentrant: a future's callbacks may submit again
         self._owner = threading.RLock()
         self._tls = False
 
@@ -202,20 +211,22 @@ class Batches:
         return self.wire(*args) if future is None else await future
 
     def submit(self, *args: Any) -> asyncio.Future[Any] | None:
-        """Queue a command for the running loop's next batch: the future of its reply. None when it cannot be
-        batched (TLS, or a batch under way for another loop: another thread's server); then send it on the Wire."""
+        """Queue a command for the running loop's next write: the future of its reply. None when it cannot be
+        batched (TLS, or commands due for another loop: another thread's server); then send it on the Wire."""
         loop = asyncio.get_running_loop()
-        with self._owner:  # loops of other threads (an app served by two servers) take turns, never share a batch
-            if self._loop is not None and self._loop.is_closed():  # it closed with a batch under way, never finished
+        with self._owner:  # loops of other threads take turns, never share the connection
+            if self._loop is not None and self._loop.is_closed():  # it closed with commands queued or due
                 self._drop()  # replies may be due on the connection
-                self._loop, self._task, self._queue = None, None, []
-            if self._loop is None:  # no batch under way: this command starts the next one
-                if self._tls or self._socket() is None:
+                self._loop, self._queue = None, []
+                self._due.clear()
+            if self._loop is None:  # nothing queued or due: this loop takes the connection
+                if self._tls or self._socket() is None:  # DOWN when Redis is away: nothing was sent
                     return None
                 self._loop = loop
-                self._task = loop.create_task(self._flush(loop))
             elif self._loop is not loop:
                 return None
+            if not self._queue:  # the first this turn: the write goes out at the loop's next turn
+                loop.call_soon(self._send)
             future: asyncio.Future[Any] = loop.create_future()
             self._queue.append((args, future))
             return future
@@ -228,10 +239,10 @@ class Batches:
             return await self("EVAL", script.script, len(keys), *keys, *args)
 
     def _socket(self) -> socket.socket | None:
-        """The connected socket (connecting, or reconnecting after Redis closed it); None with TLS. Called with no
-        batch under way, when nothing is due on the socket: anything to read there means Redis closed it."""
-        sock = connection_socket(self._conn) if self._conn is not None else None
-        if sock is not None and select.select([sock], [], [], 0)[0]:
+        """The connected socket (connecting, or reconnecting after Redis closed it); None with TLS. Anything to read
+        on it while no reply is due means Redis closed it."""
+        sock = self._sock
+        if sock is not None and not self._due and select.select([sock], [], [], 0)[0]:
             self._drop()  # reconnected below
             sock = None
         if sock is None:
@@ -243,66 +254,124 @@ class Batches:
                 self._tls = True
                 return None
             sock.setblocking(False)
-            self._conn, self._reader = conn, hiredis.Reader(encoding=self._decode)
+            self._conn, self._sock, self._reader = conn, sock, hiredis.Reader(encoding=self._decode)
         return sock
 
+    def _send(self) -> None:
+        """Write every command queued since the last turn (a callback on the owning loop)."""
+        loop = self._loop
+        batch, self._queue = self._queue, []
+        if loop is None or not batch:
+            return
+        try:
+            sock = self._sock or self._socket()  # a new connection when the last one was lost
+        except DOWN as exc:  # nothing was sent: each command fails (a 503), none has run
+            sock, lost = None, exc
+        else:
+            lost = RedisConnectionError("Redis could not be used here")
+        if sock is None:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(lost)
+            self._release_if_idle()
+            return
+        if not self._reading:  # the loop watches for replies while this loop owns the connection
+            loop.add_reader(sock, self._readable)
+            self._reading = True
+        now = loop.time()
+        self._due.extend((future, now) for _, future in batch)
+        self._out += b"".join([hiredis.pack_command(args) for args, _ in batch])
+        if self._timer is None:
+            self._timer = loop.call_at(now + self.TIMEOUT, self._expire)
+        self._write()
+
+    def _write(self) -> None:
+        assert self._sock is not None and self._loop is not None
+        try:
+            sent = self._sock.send(self._out)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._fail(exc)
+            return
+        del self._out[:sent]
+        if self._out and not self._writing:  # the rest when the socket takes it
+            self._loop.add_writer(self._sock, self._write)
+        elif not self._out and self._writing:
+            self._loop.remove_writer(self._sock)
+        self._writing = bool(self._out)
+
+    def _readable(self) -> None:
+        assert self._sock is not None
+        try:
+            chunk = self._sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if not chunk:
+            self._fail(RedisConnectionError("Connection closed by server."))
+            return
+        self._reader.feed(chunk)
+        while self._due and (reply := self._reader.gets()) is not False:
+            future, _ = self._due.popleft()
+            if future.done():  # cancelled: its request went away
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                future.set_exception(_error(reply))
+            else:
+                future.set_result(reply)
+        self._release_if_idle()
+
+    def _expire(self) -> None:
+        """A reply overdue (``TIMEOUT`` after its command was sent) fails every command due: the connection is
+        dropped, so a late reply is never taken for another command's."""
+        assert self._loop is not None
+        self._timer = None
+        if not self._due:
+            return
+        oldest = self._due[0][1]
+        if self._loop.time() >= oldest + self.TIMEOUT:
+            self._fail(RedisTimeoutError("Timeout reading from Redis"))
+        else:
+            self._timer = self._loop.call_at(oldest + self.TIMEOUT, self._expire)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The connection is lost: every command due may have run, so each fails (``DOWN``) and none is sent again.
+        Commands queued and not yet written go out on a new connection at the loop's next turn."""
+        due, self._due = self._due, collections.deque()
+        self._drop()
+        for future, _ in due:
+            if not future.done():
+                future.set_exception(exc)
+        self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        with self._owner:
+            if self._due or self._queue:
+                return
+            if self._reading and self._sock is not None and self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock)
+            self._reading = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._loop = None
+
     def _drop(self) -> None:
+        loop, sock = self._loop, self._sock
+        if sock is not None and loop is not None and not loop.is_closed():
+            loop.remove_reader(sock)
+            loop.remove_writer(sock)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._conn is not None:
             self._conn.disconnect()
-        self._conn = self._reader = None
-
-    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        clean = False
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                replies = await self._exchange(loop, [args for args, _ in batch])
-                for (_, future), reply in zip(batch, replies, strict=True):
-                    if future.done():  # cancelled: its request went away
-                        continue
-                    if isinstance(reply, BaseException):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
-            clean = True
-        finally:
-            with self._owner:
-                if self._loop is loop:  # not taken over meanwhile (``submit``, once this loop had closed)
-                    if not clean:  # cancelled mid-batch (the loop is closing): replies may be due on the connection
-                        self._drop()
-                        if not loop.is_closed():
-                            for _, future in self._queue:
-                                future.cancel()
-                        self._queue = []
-                    self._loop = self._task = None
-
-    async def _exchange(self, loop: asyncio.AbstractEventLoop, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Each command's reply, or the exception it stands for (``DOWN`` for every command from the one whose
-        reply was lost: they may have run, so they are not sent again)."""
-        try:
-            sock = self._socket()
-            assert sock is not None  # TLS never queues
-            data = b"".join(map(hiredis.pack_command, commands))
-        except DOWN as exc:
-            return [exc] * len(commands)
-        out: list[Any] = []
-        try:
-            async with asyncio.timeout(self.TIMEOUT):
-                await loop.sock_sendall(sock, data)
-                while len(out) < len(commands):
-                    reply = self._reader.gets()
-                    if reply is False:
-                        chunk = await loop.sock_recv(sock, 65536)
-                        if not chunk:
-                            raise RedisConnectionError("Connection closed by server.")
-                        self._reader.feed(chunk)
-                        continue
-                    out.append(_error(reply) if isinstance(reply, hiredis.ReplyError) else reply)
-        except (*DOWN, TimeoutError) as exc:
-            self._drop()
-            lost = exc if isinstance(exc, DOWN) else RedisTimeoutError("Timeout reading from Redis")
-            return out + [lost] * (len(commands) - len(out))
-        return out
+        self._conn = self._sock = self._reader = None
+        self._out.clear()
+        self._writing = self._reading = False
 
     def close(self) -> None:
         self._drop()
