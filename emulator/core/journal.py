@@ -203,8 +203,9 @@ class Journal:
     while entries arrive or go: a page is the entries after (or before) an id, and ids only grow.
     """
 
-    # an entry another process reads only once it is settled (``shared.SharedJournal``) is settled before the
-    # response's last bytes are sent, so a client that has its answer finds the entry on every process
+    # an entry another process reads only once it is written (``shared.SharedJournal``) is settled before the
+    # response's last bytes are sent, and they wait until it is ``written``: a client that has its answer finds the
+    # entry on every process
     settle_before_last_send = False
 
     def __init__(self, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
@@ -249,6 +250,9 @@ class Journal:
         """Keep ``entry``'s body previews, to be redacted by pattern when the entry is first read."""
         with self._lock:  # a reader in another thread sees both previews and the flag, or none of them
             entry.request_body, entry.response_body, entry.unread = request, response, True
+
+    async def written(self, entry: Entry) -> None:
+        """Return once a settled ``entry`` is where every process reads it: at once here (only this process reads)."""
 
     def settle(self, entry: Entry) -> None:
         """Add to ``entry``'s weight what its response added, once it is done, and trim the journal to its bounds."""
@@ -395,6 +399,7 @@ class JournalMiddleware:
                     entry.completed = True
                     if self.journal.settle_before_last_send:
                         finish()
+                        await self.journal.written(entry)
             await send(message)
 
         def finish() -> None:

@@ -21,10 +21,10 @@ they run on:
   moves, which the same once-per-request read (``Sync``) checks.
 - ``SharedJournal``: the request journal of every process, one capped sorted set, paged as in memory.
 
-The commands every request makes go out on connections of their own: the shared-state read and the journal entry
-awaited and batched with those of the requests waiting at once (``Batches``), the record's put synchronous, as the
-store seam is (``Wire``); each command is sent at most once. ``JournalWritten`` holds a response's last bytes until
-its journal entry is in Redis.
+The commands every request makes go out on a connection of their own, awaited and pipelined with those of the
+requests waiting at once (``Batches``): the shared-state read, the records a handler reads or writes (the store
+seam's ``aget``/``aput``/``adelete``; its plain calls, made outside the event loop, go out on the ``Wire``), and the
+journal entry, which a response's last bytes wait for (``SharedJournal.written``). Each command is sent at most once.
 
 Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
 client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
@@ -64,17 +64,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from emulator.core import records
 from emulator.core.auth import CreatedKey, KeyRing, fingerprint
 from emulator.core.clock import Clock
 from emulator.core.errors import Conflict, RateLimited, Unavailable
-from emulator.core.faults import TRANSPORT, FaultBook, FaultRule, rule_from
-from emulator.core.journal import CAPACITY, ENTRY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
+from emulator.core.faults import FaultBook, FaultRule, rule_from
+from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
 from emulator.core.redis_internals import connection_socket
-from emulator.core.uvicorn_internals import connection_transport
 
 # redis-py's annotations describe its sync and async clients at once (every command "returns" an awaitable or a
 # value), so the client is typed loosely here rather than cast at each of its calls
@@ -1156,8 +1155,8 @@ class SharedJournal(Journal):
     be written while Redis is away is lost (the request itself was answered 503).
 
     On an event loop with ``batches``, ``settle`` only starts the write (batched with the other requests' commands)
-    and ``JournalWritten``, the layer outside the journal's, holds the response's last bytes until it is done: the
-    process serves other requests meanwhile instead of waiting for Redis."""
+    and the journal's layer holds the response's last bytes until it is ``written``: the process serves other
+    requests meanwhile instead of waiting for Redis."""
 
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
     settle_before_last_send = True  # in Redis before the client has its answer: a journal read anywhere then lists it
@@ -1320,31 +1319,3 @@ class SharedJournal(Journal):
                     pipe.decrby(self.BYTES, sum(size for _, size in doomed)).execute()
         except DOWN as exc:
             raise unavailable(exc) from None
-
-
-class JournalWritten:
-    """The ASGI layer outside the journal's, with shared state: a response's last bytes go out once its journal entry
-    is in Redis (``SharedJournal.written``), so a client that has its answer finds the entry on every process. It
-    also hands the journal's layer the connection's transport (fault injection drops connections through it), which
-    that layer finds from uvicorn's own ``send`` only."""
-
-    def __init__(self, app: ASGIApp, journal: SharedJournal) -> None:
-        self.app, self.journal = app, journal
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        transport = connection_transport(send)
-        if transport is not None:
-            scope[TRANSPORT] = transport
-        written = self.journal.written
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                entry = scope.get(ENTRY)
-                if entry is not None:
-                    await written(entry)
-            await send(message)
-
-        await self.app(scope, receive, sending)
