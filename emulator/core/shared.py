@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -213,22 +214,23 @@ class Batches:
         """Queue a command for the running loop's next write: the future of its reply. None when it cannot be
         batched (TLS, or commands due for another loop: another thread's server); then send it on the Wire."""
         loop = asyncio.get_running_loop()
-        with self._owner:  # loops of other threads take turns, never share the connection
-            if self._loop is not None and self._loop.is_closed():  # it closed with commands queued or due
-                self._drop()  # replies may be due on the connection
-                self._loop, self._queue = None, []
-                self._due.clear()
-            if self._loop is None:  # nothing queued or due: this loop takes the connection
-                if self._tls or self._socket() is None:  # DOWN when Redis is away: nothing was sent
+        if self._loop is not loop:  # (only this loop's thread releases the connection this loop owns)
+            with self._owner:  # loops of other threads take turns, never share the connection
+                if self._loop is not None and self._loop.is_closed():  # it closed with commands queued or due
+                    self._drop()  # replies may be due on the connection
+                    self._loop, self._queue = None, []
+                    self._due.clear()
+                if self._loop is None:  # nothing queued or due: this loop takes the connection
+                    if self._tls or self._socket() is None:  # DOWN when Redis is away: nothing was sent
+                        return None
+                    self._loop = loop
+                else:
                     return None
-                self._loop = loop
-            elif self._loop is not loop:
-                return None
-            if not self._queue:  # the first this turn: the write goes out at the loop's next turn
-                loop.call_soon(self._send)
-            future: asyncio.Future[Any] = loop.create_future()
-            self._queue.append((args, future))
-            return future
+        if not self._queue:  # the first this turn: the write goes out at the loop's next turn
+            loop.call_soon(self._send)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((args, future))
+        return future
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """``Wire.run``, awaited."""
@@ -1235,7 +1237,10 @@ class SharedJournal(Journal):
         """Return once ``entry``, settled, is in Redis (or could not be written): at once when it was written
         synchronously or already."""
         while (future := self._writing.get(id(entry))) is not None:
-            await asyncio.wait([future])  # its outcome is ``_done``'s to read
+            # its outcome is ``_done``'s to read (added first, it runs before this resumes); a NOSCRIPT reply makes
+            # it send the entry again: then the loop waits for that write
+            with contextlib.suppress(Exception):
+                await future
 
     @property
     def bytes(self) -> int:
