@@ -34,14 +34,9 @@ class EmulatorApp(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         runtime = self.state.runtime
-        stack = JournalMiddleware(
+        return JournalMiddleware(
             BodyTimeout(super().build_middleware_stack(), runtime.settings.body_timeout), runtime.journal
         )
-        if runtime.shared:  # a response's last bytes wait for its journal entry to be in Redis
-            from emulator.core.shared import JournalWritten
-
-            return JournalWritten(stack, runtime.journal)
-        return stack
 
 
 def _mount(path: str, app: ASGIApp) -> Mount:

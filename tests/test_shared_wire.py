@@ -16,6 +16,7 @@ import hiredis
 import httpx
 import pytest
 import redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from emulator.app import create_app
 from emulator.core import shared
@@ -34,14 +35,22 @@ def _app(redis_url: str, **overrides: Any) -> Any:
 
 
 async def test_requests_waiting_at_once_share_round_trips_and_limits_stay_exact(redis_url, monkeypatch):
-    sizes: list[int] = []
-    exchange = shared.Batches._exchange
+    sizes: list[int] = []  # commands per write to Redis
+    send = shared.Batches._send
 
-    async def counted(self: shared.Batches, loop: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-        sizes.append(len(commands))
-        return await exchange(self, loop, commands)
+    def counted(self: shared.Batches) -> None:
+        sizes.append(len(self._queue))
+        send(self)
 
-    monkeypatch.setattr(shared.Batches, "_exchange", counted)
+    monkeypatch.setattr(shared.Batches, "_send", counted)
+    blocking: list[tuple[Any, ...]] = []
+    wire = shared.Wire.__call__
+
+    def sent(self: shared.Wire, *args: Any) -> Any:
+        blocking.append(args)
+        return wire(self, *args)
+
+    monkeypatch.setattr(shared.Wire, "__call__", sent)
     app = _app(redis_url)
     try:
         transport = httpx.ASGITransport(app=app)
@@ -49,14 +58,16 @@ async def test_requests_waiting_at_once_share_round_trips_and_limits_stay_exact(
             # the first request loads the scripts (a Redis that has not run them answers NOSCRIPT, then gets the text)
             assert (await client.post(f"{PE}/media/upload", json=BODY, headers=AUTH)).status_code == 201
             sizes.clear()
+            blocking.clear()
             replies = await asyncio.gather(
                 *(client.post(f"{PE}/media/upload", json=BODY, headers=AUTH) for _ in range(50))
             )
     finally:
         app.state.runtime.close()
     assert sorted(r.status_code for r in replies) == [201] * 19 + [429] * 31
-    # each request's read of the shared state and its journal entry, several per round trip
-    assert sum(sizes) == 100 and max(sizes) > 1
+    # each request's read of the shared state and its journal entry, and each admitted upload's record (awaited by
+    # the handler: ``RedisStore.aput``), several per round trip; nothing went on the blocking Wire
+    assert sum(sizes) == 50 + 50 + 19 and max(sizes) > 1 and blocking == []
     remaining = sorted(int(r.headers["X-RateLimit-Remaining"]) for r in replies if r.status_code == 201)
     assert remaining == list(range(19))  # each request its own answer from the batch
 
@@ -74,7 +85,7 @@ async def test_scripts_redis_forgot_are_sent_again_by_their_text(redis_url):
         app.state.runtime.close()
     assert (first.status_code, second.status_code) == (201, 201)
     assert second.headers["X-RateLimit-Remaining"] == "18"  # the read and the limits (Batches), by the text
-    assert len(journal["entries"]) == 2  # the journal entry and the record put (Wire), by the text too
+    assert len(journal["entries"]) == 2  # the journal entry and the record put (Batches), by the text too
 
 
 class SilentRedis:
@@ -209,6 +220,53 @@ def test_a_loop_closed_without_ending_its_batch_does_not_hold_the_batches(redis_
 
     try:
         assert asyncio.run(batched()) == "next"
+    finally:
+        batches.close()
+        client.close()
+
+
+async def test_commands_go_out_while_earlier_replies_are_still_due(redis_url):
+    """Pipelined: a write does not wait for the replies of the one before; replies still reach their commands in
+    order."""
+    client = shared.connect(redis_url)
+    batches = shared.Batches(client, shared.Wire(client))
+    try:
+        slow = asyncio.ensure_future(batches("BLPOP", "never-pushed", "0.3"))  # its reply takes 0.3 s
+        await asyncio.sleep(0.05)  # written
+        assert len(batches._due) == 1
+        started = asyncio.get_running_loop().time()
+        fast = asyncio.ensure_future(batches("ECHO", "second"))
+        await asyncio.sleep(0.05)
+        assert len(batches._due) == 2 and not batches._queue  # written behind the first, its reply not yet read
+        assert await slow is None and await fast == "second"
+        assert asyncio.get_running_loop().time() - started < 0.5
+    finally:
+        batches.close()
+        client.close()
+
+
+async def test_a_write_larger_than_the_socket_takes_at_once_goes_out_whole(redis_url):
+    client = shared.connect(redis_url)
+    batches = shared.Batches(client, shared.Wire(client))
+    values = [f"{i:06d}".encode() * 20_000 for i in range(100)]  # 12 MB in one turn: more than a socket buffer
+    try:
+        replies = await asyncio.gather(*(batches("ECHO", value) for value in values))
+    finally:
+        batches.close()
+        client.close()
+    assert [reply.encode() for reply in replies] == values
+
+
+async def test_an_overdue_reply_fails_the_commands_due_and_the_next_use_a_new_connection(redis_url, monkeypatch):
+    monkeypatch.setattr(shared.Batches, "TIMEOUT", 0.2)
+    client = shared.connect(redis_url)
+    batches = shared.Batches(client, shared.Wire(client))
+    try:
+        outcomes = await asyncio.gather(
+            batches("BLPOP", "never-pushed", "1"), batches("ECHO", "behind it"), return_exceptions=True
+        )
+        assert [type(outcome) for outcome in outcomes] == [RedisTimeoutError, RedisTimeoutError]
+        assert await batches("ECHO", "next") == "next"  # never the late BLPOP reply
     finally:
         batches.close()
         client.close()

@@ -77,7 +77,7 @@ SECRET_MEMBERS = ("signature", "token", "access_token", "api_key", "api-key", "a
 # test), which most bodies do not: the regular expression costs tens of microseconds on a 1 KiB body, the test
 # well under one. Secrets as query parameters (a presigned URL inside a body) go through ``redaction.redact_text``.
 _MEMBER = re.compile(r'"([\w.-]+)"(\s*:\s*)"(?:[^"\\]|\\.)*("?)')  # a preview may cut the value short
-_MEMBER_MARKS = tuple(f'"{name}"' for name in SECRET_MEMBERS)
+_MEMBER_MARKS = re.compile("|".join(re.escape(f'"{name}"') for name in SECRET_MEMBERS))  # in the lowercased text
 
 
 def _redact_member(m: re.Match[str]) -> str:
@@ -87,7 +87,7 @@ def _redact_member(m: re.Match[str]) -> str:
 def _redact_body(text: str) -> str:
     text = redact_text(text)
     lowered = text.lower()
-    if any(mark in lowered for mark in _MEMBER_MARKS):
+    if _MEMBER_MARKS.search(lowered):
         text = _MEMBER.sub(_redact_member, text)
     return text
 
@@ -203,8 +203,9 @@ class Journal:
     while entries arrive or go: a page is the entries after (or before) an id, and ids only grow.
     """
 
-    # an entry another process reads only once it is settled (``shared.SharedJournal``) is settled before the
-    # response's last bytes are sent, so a client that has its answer finds the entry on every process
+    # an entry another process reads only once it is written (``shared.SharedJournal``) is settled before the
+    # response's last bytes are sent, and they wait until it is ``written``: a client that has its answer finds the
+    # entry on every process
     settle_before_last_send = False
 
     def __init__(self, clock: Clock, capacity: int = CAPACITY, max_bytes: int = MAX_BYTES) -> None:
@@ -249,6 +250,9 @@ class Journal:
         """Keep ``entry``'s body previews, to be redacted by pattern when the entry is first read."""
         with self._lock:  # a reader in another thread sees both previews and the flag, or none of them
             entry.request_body, entry.response_body, entry.unread = request, response, True
+
+    async def written(self, entry: Entry) -> None:
+        """Return once a settled ``entry`` is where every process reads it: at once here (only this process reads)."""
 
     def settle(self, entry: Entry) -> None:
         """Add to ``entry``'s weight what its response added, once it is done, and trim the journal to its bounds."""
@@ -395,6 +399,7 @@ class JournalMiddleware:
                     entry.completed = True
                     if self.journal.settle_before_last_send:
                         finish()
+                        await self.journal.written(entry)
             await send(message)
 
         def finish() -> None:

@@ -21,10 +21,10 @@ they run on:
   moves, which the same once-per-request read (``Sync``) checks.
 - ``SharedJournal``: the request journal of every process, one capped sorted set, paged as in memory.
 
-The commands every request makes go out on connections of their own: the shared-state read and the journal entry
-awaited and batched with those of the requests waiting at once (``Batches``), the record's put synchronous, as the
-store seam is (``Wire``); each command is sent at most once. ``JournalWritten`` holds a response's last bytes until
-its journal entry is in Redis.
+The commands every request makes go out on a connection of their own, awaited and pipelined with those of the
+requests waiting at once (``Batches``): the shared-state read, the records a handler reads or writes (the store
+seam's ``aget``/``aput``/``adelete``; its plain calls, made outside the event loop, go out on the ``Wire``), and the
+journal entry, which a response's last bytes wait for (``SharedJournal.written``). Each command is sent at most once.
 
 Redis being unreachable raises ``Unavailable`` (a 503 in the provider's own envelope, with ``Retry-After``); the
 client reconnects on the next call, so service resumes by itself when Redis returns. Every write is one command, one
@@ -36,6 +36,8 @@ All keys start with ``upload-emulator:``; choose a database (the URL's ``/DB``) 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -48,7 +50,7 @@ import ssl
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -63,17 +65,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from emulator.core import records
 from emulator.core.auth import CreatedKey, KeyRing, fingerprint
 from emulator.core.clock import Clock
 from emulator.core.errors import Conflict, RateLimited, Unavailable
-from emulator.core.faults import TRANSPORT, FaultBook, FaultRule, rule_from
-from emulator.core.journal import CAPACITY, ENTRY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
+from emulator.core.faults import FaultBook, FaultRule, rule_from
+from emulator.core.journal import CAPACITY, MAX_BYTES, URL_KEPT, Entry, Journal, _clip
 from emulator.core.ratelimit import Limit, Quota, RateLimiter, _headers
 from emulator.core.redis_internals import connection_socket
-from emulator.core.uvicorn_internals import connection_transport
 
 # redis-py's annotations describe its sync and async clients at once (every command "returns" an awaitable or a
 # value), so the client is typed loosely here rather than cast at each of its calls
@@ -82,6 +83,9 @@ PREFIX = "upload-emulator:"
 SCHEMES = ("redis", "rediss", "unix")
 RETRY_AFTER = 1  # seconds a client is told to wait while Redis is away (reconnecting is attempted per request)
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# a record operation as the commands it sends (``RedisStore._drive``): each step a script with (keys, arguments), or
+# None with a plain command's arguments; the step's reply is sent back in, the operation's result is returned
+Steps = Generator[tuple[Script | None, tuple[Any, ...]], Any, Any]
 
 
 def check_url(url: str) -> str:
@@ -164,18 +168,22 @@ def _stale(conn: Any) -> bool:
 
 
 class Batches:
-    """Commands awaited on an event loop, sent to Redis in batches: a request waiting for its reply leaves the loop
-    free for the others, and the commands of every request that arrived in the meantime go out in one write, their
-    replies read together (one round trip for a batch instead of one each; Redis also reads a batch in one go).
+    """Commands awaited on an event loop, pipelined to Redis: the commands every request submitted while the loop ran
+    its ready callbacks go out together in one write at the loop's next turn, without waiting for the replies of
+    those sent before, and replies are read as they arrive and handed to their commands in order. A request waiting
+    for its reply leaves the loop free for the others, and Redis works on one write while the process works on the
+    next (with one batch at a time, each waited for the other: 60 % of a core was the most this process used).
 
     Written by hand: redis-py offers no auto-pipelining (redis/redis-py#3767, open), and its asyncio client binds a
     connection to one event loop and costs more CPU per command than this. The connection is made and set up
-    (AUTH, SELECT) by redis-py, then its socket is used here without blocking (``loop.sock_sendall``/``sock_recv``,
-    parsed by hiredis, the parser redis-py itself uses), so it serves whichever loop awaits. A TLS connection
-    (``rediss://``) cannot be used that way: there each command is sent at once on the ``Wire``, as before.
+    (AUTH, SELECT) by redis-py, then its socket is watched by the loop (``add_reader``) while replies are due and
+    read without blocking, parsed by hiredis (the parser redis-py itself uses). It serves whichever loop submits
+    while nothing is due: loops of other threads take turns (one that submits while another loop's commands are due
+    sends on the ``Wire`` instead). A TLS connection (``rediss://``) cannot be used that way: there each command is
+    sent at once on the ``Wire``, as before.
 
-    As with ``Wire``, a command is sent at most once: a connection lost after a batch went out fails the commands
-    of that batch (``DOWN``: a 503), never sends them again; a batch waits at most ``TIMEOUT`` for its replies."""
+    As with ``Wire``, a command is sent at most once: a connection lost after commands went out fails every command
+    still due on it (``DOWN``: a 503), never sends them again; a command waits at most ``TIMEOUT`` for its reply."""
 
     TIMEOUT = 1.0  # seconds, as the client's socket timeout
 
@@ -183,14 +191,18 @@ class Batches:
         pool = client.connection_pool
         self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
         self._decode = "utf-8" if pool.connection_kwargs.get("decode_responses") else None
-        self.wire = wire  # for a TLS connection, and for a loop other than the one a batch is under way on
+        self.wire = wire  # for a TLS connection, and for a loop other than the one commands are due on
         self._conn: Any = None  # the redis-py connection whose socket is used
+        self._sock: socket.socket | None = None
         self._reader: Any = None
-        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop a batch is under way on, if any
-        self._task: asyncio.Task[None] | None = None
-        # guards which loop has a batch under way; reentrant: an abandoned batch's coroutine may be finalised (its
-        # ``finally`` run) by the garbage collector while this thread holds it
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []  # submitted, to go out at the next turn
+        self._due: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()  # sent: (reply, when)
+        self._out = bytearray()  # written, not yet taken by the socket (its buffer was full)
+        self._writing = False  # whether the loop watches the socket for room to write the rest
+        self._reading = False  # whether it watches the socket for replies
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that has commands queued or due, if any
+        self._timer: asyncio.TimerHandle | None = None
+        # guards which loop owns the connection; reentrant: a future's callbacks may submit again
         self._owner = threading.RLock()
         self._tls = False
 
@@ -199,23 +211,26 @@ class Batches:
         return self.wire(*args) if future is None else await future
 
     def submit(self, *args: Any) -> asyncio.Future[Any] | None:
-        """Queue a command for the running loop's next batch: the future of its reply. None when it cannot be
-        batched (TLS, or a batch under way for another loop: another thread's server); then send it on the Wire."""
+        """Queue a command for the running loop's next write: the future of its reply. None when it cannot be
+        batched (TLS, or commands due for another loop: another thread's server); then send it on the Wire."""
         loop = asyncio.get_running_loop()
-        with self._owner:  # loops of other threads (an app served by two servers) take turns, never share a batch
-            if self._loop is not None and self._loop.is_closed():  # it closed with a batch under way, never finished
-                self._drop()  # replies may be due on the connection
-                self._loop, self._task, self._queue = None, None, []
-            if self._loop is None:  # no batch under way: this command starts the next one
-                if self._tls or self._socket() is None:
+        if self._loop is not loop:  # (only this loop's thread releases the connection this loop owns)
+            with self._owner:  # loops of other threads take turns, never share the connection
+                if self._loop is not None and self._loop.is_closed():  # it closed with commands queued or due
+                    self._drop()  # replies may be due on the connection
+                    self._loop, self._queue = None, []
+                    self._due.clear()
+                if self._loop is None:  # nothing queued or due: this loop takes the connection
+                    if self._tls or self._socket() is None:  # DOWN when Redis is away: nothing was sent
+                        return None
+                    self._loop = loop
+                else:
                     return None
-                self._loop = loop
-                self._task = loop.create_task(self._flush(loop))
-            elif self._loop is not loop:
-                return None
-            future: asyncio.Future[Any] = loop.create_future()
-            self._queue.append((args, future))
-            return future
+        if not self._queue:  # the first this turn: the write goes out at the loop's next turn
+            loop.call_soon(self._send)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((args, future))
+        return future
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """``Wire.run``, awaited."""
@@ -225,10 +240,10 @@ class Batches:
             return await self("EVAL", script.script, len(keys), *keys, *args)
 
     def _socket(self) -> socket.socket | None:
-        """The connected socket (connecting, or reconnecting after Redis closed it); None with TLS. Called with no
-        batch under way, when nothing is due on the socket: anything to read there means Redis closed it."""
-        sock = connection_socket(self._conn) if self._conn is not None else None
-        if sock is not None and select.select([sock], [], [], 0)[0]:
+        """The connected socket (connecting, or reconnecting after Redis closed it); None with TLS. Anything to read
+        on it while no reply is due means Redis closed it."""
+        sock = self._sock
+        if sock is not None and not self._due and select.select([sock], [], [], 0)[0]:
             self._drop()  # reconnected below
             sock = None
         if sock is None:
@@ -240,66 +255,124 @@ class Batches:
                 self._tls = True
                 return None
             sock.setblocking(False)
-            self._conn, self._reader = conn, hiredis.Reader(encoding=self._decode)
+            self._conn, self._sock, self._reader = conn, sock, hiredis.Reader(encoding=self._decode)
         return sock
 
+    def _send(self) -> None:
+        """Write every command queued since the last turn (a callback on the owning loop)."""
+        loop = self._loop
+        batch, self._queue = self._queue, []
+        if loop is None or not batch:
+            return
+        try:
+            sock = self._sock or self._socket()  # a new connection when the last one was lost
+        except DOWN as exc:  # nothing was sent: each command fails (a 503), none has run
+            sock, lost = None, exc
+        else:
+            lost = RedisConnectionError("Redis could not be used here")
+        if sock is None:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(lost)
+            self._release_if_idle()
+            return
+        if not self._reading:  # the loop watches for replies while this loop owns the connection
+            loop.add_reader(sock, self._readable)
+            self._reading = True
+        now = loop.time()
+        self._due.extend((future, now) for _, future in batch)
+        self._out += b"".join([hiredis.pack_command(args) for args, _ in batch])
+        if self._timer is None:
+            self._timer = loop.call_at(now + self.TIMEOUT, self._expire)
+        self._write()
+
+    def _write(self) -> None:
+        assert self._sock is not None and self._loop is not None
+        try:
+            sent = self._sock.send(self._out)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._fail(exc)
+            return
+        del self._out[:sent]
+        if self._out and not self._writing:  # the rest when the socket takes it
+            self._loop.add_writer(self._sock, self._write)
+        elif not self._out and self._writing:
+            self._loop.remove_writer(self._sock)
+        self._writing = bool(self._out)
+
+    def _readable(self) -> None:
+        assert self._sock is not None
+        try:
+            chunk = self._sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if not chunk:
+            self._fail(RedisConnectionError("Connection closed by server."))
+            return
+        self._reader.feed(chunk)
+        while self._due and (reply := self._reader.gets()) is not False:
+            future, _ = self._due.popleft()
+            if future.done():  # cancelled: its request went away
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                future.set_exception(_error(reply))
+            else:
+                future.set_result(reply)
+        self._release_if_idle()
+
+    def _expire(self) -> None:
+        """A reply overdue (``TIMEOUT`` after its command was sent) fails every command due: the connection is
+        dropped, so a late reply is never taken for another command's."""
+        assert self._loop is not None
+        self._timer = None
+        if not self._due:
+            return
+        oldest = self._due[0][1]
+        if self._loop.time() >= oldest + self.TIMEOUT:
+            self._fail(RedisTimeoutError("Timeout reading from Redis"))
+        else:
+            self._timer = self._loop.call_at(oldest + self.TIMEOUT, self._expire)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The connection is lost: every command due may have run, so each fails (``DOWN``) and none is sent again.
+        Commands queued and not yet written go out on a new connection at the loop's next turn."""
+        due, self._due = self._due, collections.deque()
+        self._drop()
+        for future, _ in due:
+            if not future.done():
+                future.set_exception(exc)
+        self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        with self._owner:
+            if self._due or self._queue:
+                return
+            if self._reading and self._sock is not None and self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock)
+            self._reading = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._loop = None
+
     def _drop(self) -> None:
+        loop, sock = self._loop, self._sock
+        if sock is not None and loop is not None and not loop.is_closed():
+            loop.remove_reader(sock)
+            loop.remove_writer(sock)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._conn is not None:
             self._conn.disconnect()
-        self._conn = self._reader = None
-
-    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        clean = False
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                replies = await self._exchange(loop, [args for args, _ in batch])
-                for (_, future), reply in zip(batch, replies, strict=True):
-                    if future.done():  # cancelled: its request went away
-                        continue
-                    if isinstance(reply, BaseException):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
-            clean = True
-        finally:
-            with self._owner:
-                if self._loop is loop:  # not taken over meanwhile (``submit``, once this loop had closed)
-                    if not clean:  # cancelled mid-batch (the loop is closing): replies may be due on the connection
-                        self._drop()
-                        if not loop.is_closed():
-                            for _, future in self._queue:
-                                future.cancel()
-                        self._queue = []
-                    self._loop = self._task = None
-
-    async def _exchange(self, loop: asyncio.AbstractEventLoop, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Each command's reply, or the exception it stands for (``DOWN`` for every command from the one whose
-        reply was lost: they may have run, so they are not sent again)."""
-        try:
-            sock = self._socket()
-            assert sock is not None  # TLS never queues
-            data = b"".join(map(hiredis.pack_command, commands))
-        except DOWN as exc:
-            return [exc] * len(commands)
-        out: list[Any] = []
-        try:
-            async with asyncio.timeout(self.TIMEOUT):
-                await loop.sock_sendall(sock, data)
-                while len(out) < len(commands):
-                    reply = self._reader.gets()
-                    if reply is False:
-                        chunk = await loop.sock_recv(sock, 65536)
-                        if not chunk:
-                            raise RedisConnectionError("Connection closed by server.")
-                        self._reader.feed(chunk)
-                        continue
-                    out.append(_error(reply) if isinstance(reply, hiredis.ReplyError) else reply)
-        except (*DOWN, TimeoutError) as exc:
-            self._drop()
-            lost = exc if isinstance(exc, DOWN) else RedisTimeoutError("Timeout reading from Redis")
-            return out + [lost] * (len(commands) - len(out))
-        return out
+        self._conn = self._sock = self._reader = None
+        self._out.clear()
+        self._writing = self._reading = False
 
     def close(self) -> None:
         self._drop()
@@ -341,6 +414,13 @@ redis.call('SADD', KEYS[4], ARGV[3])
 return 1
 """
 
+
+# a record's removal: KEYS its namespace's hash and order set, ARGV its id (one script: never half-removed)
+_DELETE = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
 
 MERGES = 8  # attempts to put a record other processes keep changing (each merges their change in)
 _MISSING, _CONFLICT = object(), object()
@@ -405,6 +485,8 @@ class RedisStore:
     def __init__(self, client: RedisClient, root: Path | None = None) -> None:
         self.client, self._root, self.wire = client, root, Wire(client)
         self._put = client.register_script(_PUT)
+        self._delete_script = client.register_script(_DELETE)
+        self.batches = Batches(client, self.wire)
         self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
         # id(object) → (weak reference to it, the stored text it was decoded from or last put as); records are
         # dataclasses, which compare by value and so cannot key a WeakKeyDictionary
@@ -453,8 +535,40 @@ class RedisStore:
         except DOWN as exc:
             raise unavailable(exc) from None
 
+    # Each record operation is written once, as a generator of the commands it sends (a ``Step``: a script with its
+    # keys and arguments, or a plain command) that is sent each reply in turn, and driven two ways: ``_drive`` on
+    # the ``Wire`` (the store seam's plain calls, which block their thread for each round trip) and ``_adrive`` on
+    # ``Batches`` (``aget``/``aput``/``adelete``, awaited by handlers on the event loop, which serves other requests
+    # meanwhile and sends their commands in the same round trip).
+    def _drive(self, steps: Steps) -> Any:
+        reply = None
+        try:
+            while True:
+                script, args = steps.send(reply)
+                reply = self._call(self.wire, *args) if script is None else self._call(self.wire.run, script, *args)
+        except StopIteration as done:
+            return done.value
+
+    async def _adrive(self, steps: Steps) -> Any:
+        reply = None
+        try:
+            while True:
+                script, args = steps.send(reply)
+                try:
+                    reply = await (self.batches(*args) if script is None else self.batches.run(script, *args))
+                except DOWN as exc:
+                    raise unavailable(exc) from None
+        except StopIteration as done:
+            return done.value
+
     def get(self, namespace: str, id: str) -> Any | None:
-        body = self._call(self.wire, "HGET", self._keys(namespace)[0], id)
+        return self._drive(self._get(namespace, id))
+
+    async def aget(self, namespace: str, id: str) -> Any | None:
+        return await self._adrive(self._get(namespace, id))
+
+    def _get(self, namespace: str, id: str) -> Steps:
+        body = yield None, ("HGET", self._keys(namespace)[0], id)
         if body is None:
             self._forget(namespace, id)
             return None
@@ -464,21 +578,29 @@ class RedisStore:
         """Store ``record``. When it is the record this process read, only if no other process has changed it
         since: else ``Conflict`` (409), and nothing is written, so two processes completing one upload at the same
         moment cannot both succeed, and a change is never silently lost."""
+        self._drive(self._put_steps(namespace, id, record))
+
+    async def aput(self, namespace: str, id: str, record: Any) -> None:
+        """``put``, awaited."""
+        await self._adrive(self._put_steps(namespace, id, record))
+
+    def _put_steps(self, namespace: str, id: str, record: Any) -> Steps:
         body = records.dumps(record, self._root)
         table, order = self._keys(namespace)
         known = self._live.get(namespace, {}).get(id)
         read = known[0] if known is not None and known[1] is record else self._origin(record)
         for _ in range(MERGES):
-            written = self._call(
-                self.wire.run,
+            written = yield (
                 self._put,
-                [table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
-                [id, body, namespace, "0" if read is None else "1", read or ""],
+                (
+                    [table, order, f"{PREFIX}sequence", f"{PREFIX}namespaces"],
+                    [id, body, namespace, "0" if read is None else "1", read or ""],
+                ),
             )
             if written:
                 break
             # changed meanwhile: keep both changes when they touch different fields (two parts of one upload)
-            current = self._call(self.wire, "HGET", table, id)
+            current = yield None, ("HGET", table, id)
             merged = None if current is None or read is None else merge(read, body, current)
             if merged is None:
                 self._forget(namespace, id)
@@ -501,13 +623,14 @@ class RedisStore:
         self._note(record, body)
 
     def delete(self, namespace: str, id: str) -> None:
+        self._drive(self._delete(namespace, id))
+
+    async def adelete(self, namespace: str, id: str) -> None:
+        await self._adrive(self._delete(namespace, id))
+
+    def _delete(self, namespace: str, id: str) -> Steps:
         table, order = self._keys(namespace)
-
-        def run() -> None:
-            with self.client.pipeline(transaction=True) as pipe:
-                pipe.hdel(table, id).zrem(order, id).execute()
-
-        self._call(run)
+        yield self._delete_script, ([table, order], [id])
         self._forget(namespace, id)
 
     def items(self, namespace: str) -> list[tuple[str, Any]]:
@@ -945,7 +1068,7 @@ class Sync:
         self.client, self.clock, self.faults, self.keys, self.store = client, clock, faults, keys, store
         self.limiter = limiter
         self._begin = client.register_script(_BEGIN)
-        self.batches = Batches(client, store.wire)
+        self.batches = store.batches  # the store's records and this read share round trips
         self.cleared: str | None = None
         self.secret: str | None = None  # hex, as stored
         self.on_secret: Any = lambda secret: None  # told the presign secret when it is first read or changes
@@ -1034,8 +1157,8 @@ class SharedJournal(Journal):
     be written while Redis is away is lost (the request itself was answered 503).
 
     On an event loop with ``batches``, ``settle`` only starts the write (batched with the other requests' commands)
-    and ``JournalWritten``, the layer outside the journal's, holds the response's last bytes until it is done: the
-    process serves other requests meanwhile instead of waiting for Redis."""
+    and the journal's layer holds the response's last bytes until it is ``written``: the process serves other
+    requests meanwhile instead of waiting for Redis."""
 
     ENTRIES, IDS, BYTES = f"{PREFIX}journal:entries", f"{PREFIX}journal:ids", f"{PREFIX}journal:bytes"
     settle_before_last_send = True  # in Redis before the client has its answer: a journal read anywhere then lists it
@@ -1114,7 +1237,10 @@ class SharedJournal(Journal):
         """Return once ``entry``, settled, is in Redis (or could not be written): at once when it was written
         synchronously or already."""
         while (future := self._writing.get(id(entry))) is not None:
-            await asyncio.wait([future])  # its outcome is ``_done``'s to read
+            # its outcome is ``_done``'s to read (added first, it runs before this resumes); a NOSCRIPT reply makes
+            # it send the entry again: then the loop waits for that write
+            with contextlib.suppress(Exception):
+                await future
 
     @property
     def bytes(self) -> int:
@@ -1198,31 +1324,3 @@ class SharedJournal(Journal):
                     pipe.decrby(self.BYTES, sum(size for _, size in doomed)).execute()
         except DOWN as exc:
             raise unavailable(exc) from None
-
-
-class JournalWritten:
-    """The ASGI layer outside the journal's, with shared state: a response's last bytes go out once its journal entry
-    is in Redis (``SharedJournal.written``), so a client that has its answer finds the entry on every process. It
-    also hands the journal's layer the connection's transport (fault injection drops connections through it), which
-    that layer finds from uvicorn's own ``send`` only."""
-
-    def __init__(self, app: ASGIApp, journal: SharedJournal) -> None:
-        self.app, self.journal = app, journal
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        transport = connection_transport(send)
-        if transport is not None:
-            scope[TRANSPORT] = transport
-        written = self.journal.written
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                entry = scope.get(ENTRY)
-                if entry is not None:
-                    await written(entry)
-            await send(message)
-
-        await self.app(scope, receive, sending)

@@ -58,6 +58,12 @@ class Store(Protocol):
     def clear(self, prefix: str = "") -> None: ...
     def close(self) -> None: ...
 
+    # The same, awaited by handlers on the event loop: a store that asks a server (Redis) lets the loop serve other
+    # requests while it waits; the in-process stores answer at once, exactly as the plain calls do.
+    async def aget(self, namespace: str, id: str) -> Any | None: ...
+    async def aput(self, namespace: str, id: str, record: Any) -> None: ...
+    async def adelete(self, namespace: str, id: str) -> None: ...
+
 
 class MemoryStore:
     def __init__(self) -> None:
@@ -91,6 +97,15 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release: the records go with the process."""
+
+    async def aget(self, namespace: str, id: str) -> Any | None:
+        return self.get(namespace, id)
+
+    async def aput(self, namespace: str, id: str, record: Any) -> None:
+        self.put(namespace, id, record)
+
+    async def adelete(self, namespace: str, id: str) -> None:
+        self.delete(namespace, id)
 
 
 class SqliteStore(MemoryStore):

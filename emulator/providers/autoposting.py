@@ -326,7 +326,7 @@ async def upload_carousel_asset(call: Call) -> Reply:
         blob=blob,
         created_at=call.now,
     )
-    call.runtime.store.put(ASSETS, asset.id, asset)
+    await call.runtime.store.aput(ASSETS, asset.id, asset)
     return Reply({"assetId": asset.id, "url": call.base_url + _asset_path(call, asset.file_name)})
 
 
@@ -421,8 +421,8 @@ async def init_clip_upload(call: Call) -> Reply:
         created_at=call.now,
         updated_at=call.now,
     )
-    call.runtime.store.put(UPLOADS, upload.id, upload)
-    call.runtime.store.put(CLIPS, clip.id, clip)
+    await call.runtime.store.aput(UPLOADS, upload.id, upload)
+    await call.runtime.store.aput(CLIPS, clip.id, clip)
     return Reply(status=201, data={"clipId": clip.id, "uploadId": upload.id, "key": clip.key})
 
 
@@ -521,8 +521,8 @@ async def complete_clip_upload(call: Call) -> Reply:
     clip.object, clip.etag, clip.is_video = joined, multipart_etag([blob.md5 for blob in parts]), is_video
     clip.ready_at = call.now + call.runtime.settings.video_processing_seconds
     clip.updated_at = call.now
-    call.runtime.store.put(CLIPS, clip.id, clip)
-    call.runtime.store.put(UPLOADS, upload.id, upload)
+    await call.runtime.store.aput(CLIPS, clip.id, clip)
+    await call.runtime.store.aput(UPLOADS, upload.id, upload)
     for blob in stored_parts:  # listed parts are in the object now; unlisted ones are discarded (S3)
         blobs.delete(blob.name)
     return Reply({"clipId": clip.id, "status": "processing"})
@@ -533,8 +533,8 @@ async def abort_clip_upload(call: Call) -> Reply:
     stored_parts = list(upload.parts.values())
     upload.parts, upload.state = {}, "aborted"
     clip.aborted, clip.updated_at = True, call.now
-    call.runtime.store.put(UPLOADS, upload.id, upload)
-    call.runtime.store.put(CLIPS, clip.id, clip)
+    await call.runtime.store.aput(UPLOADS, upload.id, upload)
+    await call.runtime.store.aput(CLIPS, clip.id, clip)
     for blob in stored_parts:  # after the puts: no stored record names deleted bytes
         call.runtime.blobs.delete(blob.name)
     return Reply({"aborted": True})
@@ -608,7 +608,7 @@ async def upload_clip_part(call: Call) -> Response:
         raise
     previous = upload.parts.get(number)
     upload.parts[number] = blob  # re-uploading a part number replaces the part, as in S3
-    call.runtime.store.put(UPLOADS, upload.id, upload)
+    await call.runtime.store.aput(UPLOADS, upload.id, upload)
     if previous is not None:  # after the put: no stored record names deleted bytes
         call.runtime.blobs.delete(previous.name)
     return Response(status_code=200, headers={"ETag": blob.etag, **echoed})
@@ -616,7 +616,7 @@ async def upload_clip_part(call: Call) -> Response:
 
 async def get_carousel_asset(call: Call) -> Response:
     file_name = call.request.path_params["assetFile"]
-    asset: Asset | None = call.runtime.store.get(ASSETS, file_name.rsplit(".", 1)[0])
+    asset: Asset | None = await call.runtime.store.aget(ASSETS, file_name.rsplit(".", 1)[0])
     if asset is None or asset.file_name != file_name or not await call.runtime.blobs.intact(asset.blob):
         raise StorageError(
             "The specified key does not exist.",
@@ -635,7 +635,7 @@ async def get_carousel_asset(call: Call) -> Response:
 async def get_clip_object(call: Call) -> Response:
     params = call.request.path_params
     key = f"clips/{params['orgId']}/{params['clipId']}/{params['fileName']}"
-    clip: Clip | None = call.runtime.store.get(CLIPS, params["clipId"])
+    clip: Clip | None = await call.runtime.store.aget(CLIPS, params["clipId"])
     if clip is None or clip.key != key or not await call.runtime.blobs.intact(clip.object):
         raise StorageError("The specified key does not exist.", code="NoSuchKey", http_status=404, details={"Key": key})
     assert clip.object is not None and clip.etag is not None

@@ -371,7 +371,7 @@ async def upload_media(call: Call) -> Reply:
         height=body.get("height"),
         duration=body.get("duration"),
     )
-    call.runtime.store.put(MEDIA, media.id, media)
+    await call.runtime.store.aput(MEDIA, media.id, media)
     if kind == "image":
         method, path_kind, signed_type = "POST", "images", "multipart/form-data"
         upload_method: dict[str, Any] = {"method": "POST", "content_type": "multipart/form-data", "field_name": "file"}
@@ -460,7 +460,7 @@ async def complete_media(call: Call) -> Reply:
     media.failed = media.filename.startswith(FAIL_PROCESSING)
     delay = call.runtime.settings.video_processing_seconds if media.type == "video" else 0.0
     media.ready_at = call.now + delay
-    call.runtime.store.put(MEDIA, media.id, media)
+    await call.runtime.store.aput(MEDIA, media.id, media)
     return Reply(_media_view(call, media))
 
 
@@ -541,14 +541,14 @@ async def get_media(call: Call) -> Reply:
 
 async def delete_media(call: Call) -> Reply:
     media = _own_media(call, call.request.path_params["media_id"])
-    call.runtime.store.delete(MEDIA, media.id)
+    await call.runtime.store.adelete(MEDIA, media.id)
     if media.blob is not None:
         call.runtime.blobs.delete(media.blob.name)
     # the MCP server's delete_media: "posts that reference this media will no longer have the attachment"
     for post in call.runtime.store.values(POSTS):
         if post.tenant == call.tenant and media.id in post.media_ids:
             post.media_ids = [m for m in post.media_ids if m != media.id]
-            call.runtime.store.put(POSTS, post.id, post)
+            await call.runtime.store.aput(POSTS, post.id, post)
     return Reply({"deleted": True, "id": media.id})
 
 
@@ -704,7 +704,7 @@ async def upload_from_url(call: Call) -> Reply:
         source_url=url,
         ready_at=call.now + (call.runtime.settings.video_processing_seconds if video else 0.0),
     )
-    call.runtime.store.put(MEDIA, media_id, media)
+    await call.runtime.store.aput(MEDIA, media_id, media)
     ready = media.status(call.now) == "ready"
     next_step = (
         f'Media is ready. Attach it to a post by passing "media_ids": ["{media_id}"] to POST /v1/posts.'
@@ -839,7 +839,7 @@ async def create_post(call: Call) -> Reply:
         created_at=call.now,
         platform_content=body.get("platform_content", {}),
     )
-    call.runtime.store.put(POSTS, post.id, post)
+    await call.runtime.store.aput(POSTS, post.id, post)
     accounts = len(post.account_ids)
     message = {
         "draft": "Draft saved. It is not published until you schedule it.",
@@ -920,14 +920,14 @@ async def update_post(call: Call) -> Reply:
     if "platform_content" in body:  # "settings merge into the post" (MCP update_post)
         post.platform_content = {**post.platform_content, **body["platform_content"]}
     post.updated_at = call.now
-    call.runtime.store.put(POSTS, post.id, post)
+    await call.runtime.store.aput(POSTS, post.id, post)
     return Reply(_post_view(call, post))
 
 
 async def delete_post(call: Call) -> Reply:
     post = _own_post(call)
     _editable(post, "deleted", ("draft", "scheduled", "queued"))
-    call.runtime.store.delete(POSTS, post.id)
+    await call.runtime.store.adelete(POSTS, post.id)
     return Reply({"deleted": True, "id": post.id})
 
 
@@ -952,7 +952,7 @@ async def schedule_post(call: Call) -> Reply:
     if "timezone" in body:
         post.timezone = body["timezone"]
     post.updated_at = call.now
-    call.runtime.store.put(POSTS, post.id, post)
+    await call.runtime.store.aput(POSTS, post.id, post)
     message = (
         f"Post is publishing to {len(accounts)} account(s)."
         if publish_now
@@ -1142,7 +1142,7 @@ async def store_image_raw(call: Call) -> Response:
 
 
 async def get_stored(call: Call) -> Response:
-    media: Media | None = call.runtime.store.get(MEDIA, call.request.path_params["media_id"])
+    media: Media | None = await call.runtime.store.aget(MEDIA, call.request.path_params["media_id"])
     if media is None or not await call.runtime.blobs.intact(media.blob):
         raise NotFound("The specified key does not exist.")
     assert media.blob is not None

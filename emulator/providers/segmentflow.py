@@ -323,8 +323,8 @@ async def create_upload_url(call: Call) -> Reply:
         expires_at=int(call.now) + EXPIRES_IN,
         asset_type=body.get("assetType", DEFAULT_ASSET_TYPE),
     )
-    call.runtime.store.put(UPLOADS, upload.object_id, upload)
-    call.runtime.store.put(UPLOAD_IDS, upload.row_id, UploadRow(upload.object_id))
+    await call.runtime.store.aput(UPLOADS, upload.object_id, upload)
+    await call.runtime.store.aput(UPLOAD_IDS, upload.row_id, UploadRow(upload.object_id))
     path = _storage_path(call, upload.object_id)
     query = call.runtime.presigner.query(
         "PUT", path, audience=NAME, expires=upload.expires_at, max_size=size, content_type=upload.content_type
@@ -422,8 +422,8 @@ async def create_asset(call: Call) -> Reply:
         image_type=body.get("imageType"),
     )
     upload.asset_id = asset.id
-    call.runtime.store.put(ASSETS, asset.id, asset)
-    call.runtime.store.put(UPLOADS, upload.object_id, upload)
+    await call.runtime.store.aput(ASSETS, asset.id, asset)
+    await call.runtime.store.aput(UPLOADS, upload.object_id, upload)
     return Reply({"success": True, "asset": asset_view(call, asset)})
 
 
@@ -464,7 +464,7 @@ async def update_asset(call: Call) -> Reply:
     if "imageType" in body:
         asset.image_type = body["imageType"]
     asset.updated_at = call.now
-    call.runtime.store.put(ASSETS, asset.id, asset)
+    await call.runtime.store.aput(ASSETS, asset.id, asset)
     return Reply({"success": True, "asset": asset_view(call, asset)})
 
 
@@ -486,8 +486,8 @@ def _finalized_view(call: Call, asset: Asset) -> dict[str, Any]:
 async def finalize_public_asset(call: Call) -> Response:
     # No await from here to the store, as in create_asset: the check for an earlier finalize and the write are one.
     row_id = call.request.path_params["id"].lower()
-    row: UploadRow | None = call.runtime.store.get(UPLOAD_IDS, row_id)
-    upload: Upload | None = call.runtime.store.get(UPLOADS, row.object_id) if row is not None else None
+    row: UploadRow | None = await call.runtime.store.aget(UPLOAD_IDS, row_id)
+    upload: Upload | None = await call.runtime.store.aget(UPLOADS, row.object_id) if row is not None else None
     if upload is None or upload.tenant != call.tenant:  # another organisation's upload reads as never issued
         raise NotFound(
             f"Asset {row_id} not found: no upload URL was issued for it to your organization (its id is "
@@ -528,21 +528,21 @@ async def finalize_public_asset(call: Call) -> Response:
         alt_text=body.get("altText"),
     )
     upload.asset_id = asset.id
-    call.runtime.store.put(ASSETS, asset.id, asset)
-    call.runtime.store.put(UPLOADS, upload.object_id, upload)
+    await call.runtime.store.aput(ASSETS, asset.id, asset)
+    await call.runtime.store.aput(UPLOADS, upload.object_id, upload)
     return JSONResponse({"asset": _finalized_view(call, asset)}, headers=_fastify_reset(call))
 
 
 async def delete_asset(call: Call) -> Reply:
     asset = _own_asset(call)
-    upload: Upload | None = call.runtime.store.get(UPLOADS, asset.object_id)
+    upload: Upload | None = await call.runtime.store.aget(UPLOADS, asset.object_id)
     if upload is not None:
         stored, upload.blob, upload.deleted = upload.blob, None, True
-        call.runtime.store.put(UPLOADS, upload.object_id, upload)
+        await call.runtime.store.aput(UPLOADS, upload.object_id, upload)
         if stored is not None:  # after the put: no stored record names deleted bytes
             call.runtime.blobs.delete(stored.name)
-    call.runtime.store.delete(ASSETS, asset.id)
-    call.runtime.store.put(DELETED, asset.id, asset.tenant)
+    await call.runtime.store.adelete(ASSETS, asset.id)
+    await call.runtime.store.aput(DELETED, asset.id, asset.tenant)
     return Reply({"success": True})
 
 
@@ -587,7 +587,7 @@ async def put_asset_object(call: Call) -> Response:
             code="SignatureDoesNotMatch",
             http_status=403,
         )
-    upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
+    upload: Upload | None = await call.runtime.store.aget(UPLOADS, object_id)
     if upload is None:
         raise StorageError("The specified upload does not exist.", code="NoSuchUpload", http_status=404)
     if upload.asset_id is not None:  # the bytes behind a registered asset never change under it
@@ -614,7 +614,7 @@ async def put_asset_object(call: Call) -> Response:
         call.runtime.blobs.delete(blob.name)  # the object already stored (if any) stays as it was
         raise
     previous, upload.blob = upload.blob, blob
-    call.runtime.store.put(UPLOADS, object_id, upload)
+    await call.runtime.store.aput(UPLOADS, object_id, upload)
     if previous is not None:  # S3: a second PUT to a key replaces the object (deleted after the put, so no stored
         call.runtime.blobs.delete(previous.name)  # record ever names bytes that are gone)
     return Response(status_code=200, headers={"ETag": blob.etag, **echoed})
@@ -627,7 +627,7 @@ def _xml_safe(text: str) -> str:
 
 async def get_asset_object(call: Call) -> Response:
     object_id = call.request.path_params["objectId"]
-    upload: Upload | None = call.runtime.store.get(UPLOADS, object_id)
+    upload: Upload | None = await call.runtime.store.aget(UPLOADS, object_id)
     if upload is None or upload.blob is None or not await call.runtime.blobs.intact(upload.blob):
         raise NotFound("The specified key does not exist.", details={"Key": _xml_safe(KEY_PREFIX + object_id)})
     return stored_object(

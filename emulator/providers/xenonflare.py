@@ -726,7 +726,7 @@ def _one_file(call: Call, required: bool) -> FilePart | None:
 
 async def get_chunk_status(call: Call) -> Reply:
     file_id = call.request.query_params["fileId"]
-    upload: ChunkedUpload | None = call.runtime.store.get(CHUNKS, _chunk_key(call.tenant, file_id))
+    upload: ChunkedUpload | None = await call.runtime.store.aget(CHUNKS, _chunk_key(call.tenant, file_id))
     size = upload.size if upload is not None else 0
     return Reply(Answer({"exists": size > 0, "currentSize": size, "fileId": file_id}))
 
@@ -745,7 +745,7 @@ async def upload_chunk(call: Call) -> Reply:
     if index >= total:
         raise invalid("chunkIndex", f"must be less than totalChunks ({total}); chunkIndex is 0-based")
     key = _chunk_key(call.tenant, file_id)
-    upload: ChunkedUpload | None = call.runtime.store.get(CHUNKS, key)
+    upload: ChunkedUpload | None = await call.runtime.store.aget(CHUNKS, key)
     if upload is None:
         upload = ChunkedUpload(file_id, call.tenant, total, call.now)
     elif total != upload.total_chunks:
@@ -782,7 +782,7 @@ async def upload_chunk(call: Call) -> Reply:
             details={"max_size": CHUNKED_MAX},
         )
     upload.append(part.blob)
-    call.runtime.store.put(CHUNKS, key, upload)
+    await call.runtime.store.aput(CHUNKS, key, upload)
     return _chunk_answer(upload, index)
 
 
@@ -802,7 +802,7 @@ def _head(call: Call, upload: ChunkedUpload, n: int = 8192) -> bytes:
 async def _finalize_chunked(call: Call, file_id: str, kind: Kind, media_id: str) -> tuple[Blob, str]:
     """Assemble a complete chunked upload into one blob for ``media_id``; return (blob, sniffed type)."""
     key = _chunk_key(call.tenant, file_id)
-    upload: ChunkedUpload | None = call.runtime.store.get(CHUNKS, key)
+    upload: ChunkedUpload | None = await call.runtime.store.aget(CHUNKS, key)
     if upload is None:
         raise NotFound(
             "fileId: no chunked upload with this fileId (send its chunks to POST /api/v1/media/chunks first)",
@@ -843,7 +843,7 @@ async def _finalize_chunked(call: Call, file_id: str, kind: Kind, media_id: str)
     for chunk in upload.chunks:
         call.runtime.blobs.delete(chunk.blob_name)
     upload.media_id = media_id
-    call.runtime.store.put(CHUNKS, key, upload)
+    await call.runtime.store.aput(CHUNKS, key, upload)
     return blob, mime
 
 
@@ -908,7 +908,7 @@ async def _upload(call: Call, kind: Kind) -> Reply:
         file_id=file_id,
         md5=blob.md5,
     )
-    call.runtime.store.put(MEDIA, media.id, media)
+    await call.runtime.store.aput(MEDIA, media.id, media)
     return Reply(
         Answer(
             [
