@@ -270,3 +270,47 @@ async def test_an_overdue_reply_fails_the_commands_due_and_the_next_use_a_new_co
     finally:
         batches.close()
         client.close()
+
+
+class ChattyRedis(SilentRedis):
+    """Answers every command twice (as a broken proxy might): the second reply must never reach the next command."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        super().__init__()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                reader = hiredis.Reader()
+                while data := conn.recv(65536):
+                    reader.feed(data)
+                    while (command := reader.gets()) is not False:
+                        if command[0].upper() == b"HELLO":
+                            conn.sendall(b"%1\r\n$5\r\nproto\r\n:3\r\n")
+                        elif command[0].upper() == b"CLIENT":
+                            conn.sendall(b"+OK\r\n")
+                        elif command[0].upper() == b"PING":
+                            conn.sendall(b"+PONG\r\n")
+                        else:
+                            conn.sendall(b"+" + command[-1] + b"\r\n+EXTRA\r\n")
+
+
+async def test_a_reply_no_command_waits_for_drops_the_connection():
+    server = ChattyRedis()
+    client = shared.connect(server.url)
+    batches = shared.Batches(client, shared.Wire(client))
+    try:
+        assert await batches("ECHO", "first") == "first"
+        await asyncio.sleep(0.05)  # the extra reply arrives with nothing due
+        assert await batches("ECHO", "second") == "second"  # never "EXTRA"
+    finally:
+        batches.close()
+        client.close()
+        server.close()
+    assert server.connections == 2

@@ -323,6 +323,9 @@ class Batches:
                 future.set_exception(_error(reply))
             else:
                 future.set_result(reply)
+        if not self._due and self._reader.has_data():  # a reply nothing asked for: the next could be taken for it
+            self._fail(RedisConnectionError("Redis sent a reply no command was waiting for"))
+            return
         self._release_if_idle()
 
     def _expire(self) -> None:
