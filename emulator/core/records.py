@@ -51,8 +51,8 @@ def loads(text: str, root: Path | None = None) -> Any:
 
 
 # values written as they are, recognised by their exact type first (most fields of a record): the Redis store writes
-# a record on every put, and this with the class's fields looked up once (``_shape``) halved ``dumps`` (10 -> 5 µs
-# for a PostEverywhere ``Media``); subclasses (an ``Enum`` of str) take the general checks below, as before
+# a record on every put, and this with the class's fields looked up once (``_shape``) took ``dumps`` from 10 to 6 µs
+# for a 17-field record; subclasses (an ``Enum`` of str) take the general checks below, as before
 _PLAIN = frozenset({type(None), bool, int, float, str})
 
 
