@@ -55,7 +55,13 @@ MAX_BYTES = 32 * 1024 * 1024  # and at most this many bytes (estimated, see Entr
 def _select(raw: Iterable[tuple[bytes, bytes]], wanted: dict[bytes, str]) -> dict[str, str]:
     """The wanted headers only (never Authorization or x-api-key), decoded. Raw ASGI names are lowercase: servers
     lowercase a request's (the ASGI spec; uvicorn and httpx's ASGI transport do), Starlette a response's."""
-    return {wanted[k]: _clip(v.decode("latin-1"), HEADER_KEPT) for k, v in raw if k in wanted}
+    # latin-1 decodes a byte to a character, so the byte length says whether a value needs cutting (the call is
+    # left out for the short ones: most values, on every request)
+    return {
+        wanted[k]: v.decode("latin-1") if len(v) <= HEADER_KEPT else _clip(v.decode("latin-1"), HEADER_KEPT)
+        for k, v in raw
+        if k in wanted
+    }
 
 
 def _clip(text: str, kept: int) -> str:

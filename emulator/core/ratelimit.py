@@ -148,10 +148,20 @@ class RateLimiter:
             slots = state.layout.slots(names)
             if slots is None:
                 slots = self._widen(state, limits, names)
-            counts = [self._advance(state, slot, limit, now) for slot, limit in zip(slots, limits, strict=True)]
-            refused = [
-                (limit, slot) for limit, slot, count in zip(limits, slots, counts, strict=True) if count >= limit.limit
-            ]
+            # one pass over the limits: each one's count of admissions still inside its window, and the figures the
+            # headers report if this request is admitted (its oldest admission is the same before and after, or
+            # this request when there is none); the most constraining: fewest remaining, then the earliest reset
+            refused: list[tuple[Limit, int]] = []
+            tightest: tuple[int, int, int, float] | None = None
+            for slot, limit in zip(slots, limits, strict=True):
+                count = self._advance(state, slot, limit, now)
+                if count >= limit.limit:
+                    refused.append((limit, slot))
+                elif not refused:
+                    frees_at = self._oldest(state, slot, now) + limit.window
+                    figures = (limit.limit - count - 1, math.ceil(frees_at), limit.limit, frees_at)
+                    if tightest is None or figures[:2] < tightest[:2]:
+                        tightest = figures
             if refused:
                 if entry is not None:
                     self._touch(bucket, state, now, entry[0])
@@ -168,13 +178,6 @@ class RateLimiter:
                 self._insert(bucket, state, now)
             else:
                 self._touch(bucket, state, now, entry[0])
-            # the most constraining limit after this request: fewest remaining, then the earliest reset
-            tightest: tuple[int, int, int, float] | None = None
-            for slot, limit, count in zip(slots, limits, counts, strict=True):
-                frees_at = self._oldest(state, slot, now) + limit.window
-                figures = (limit.limit - count - 1, math.ceil(frees_at), limit.limit, frees_at)
-                if tightest is None or figures[:2] < tightest[:2]:
-                    tightest = figures
             self._trim(state)
         assert tightest is not None
         remaining, reset, most, frees_at = tightest
