@@ -148,14 +148,24 @@ class RateLimiter:
             slots = state.layout.slots(names)
             if slots is None:
                 slots = self._widen(state, limits, names)
-            counts = [self._advance(state, slot, limit, now) for slot, limit in zip(slots, limits, strict=True)]
-            refused = [
-                (limit, slot) for limit, slot, count in zip(limits, slots, counts, strict=True) if count >= limit.limit
-            ]
+            # one pass over the limits: each one's count of admissions still inside its window, and the figures the
+            # headers report if this request is admitted; the most constraining: fewest remaining, then the
+            # earliest reset
+            refused: list[tuple[Limit, float]] = []
+            tightest: tuple[int, int, int, float] | None = None
+            for slot, limit in zip(slots, limits, strict=True):
+                count, oldest = self._advance(state, slot, limit, now)
+                if count >= limit.limit:
+                    refused.append((limit, oldest))
+                elif not refused:
+                    frees_at = oldest + limit.window
+                    figures = (limit.limit - count - 1, math.ceil(frees_at), limit.limit, frees_at)
+                    if tightest is None or figures[:2] < tightest[:2]:
+                        tightest = figures
             if refused:
                 if entry is not None:
                     self._touch(bucket, state, now, entry[0])
-                waits = [(self._oldest(state, slot, now) + limit.window - now, limit) for limit, slot in refused]
+                waits = [(oldest + limit.window - now, limit) for limit, oldest in refused]
                 wait, limit = max(waits, key=lambda w: w[0])
                 retry_after = max(1, math.ceil(wait))
                 raise RateLimited(
@@ -168,13 +178,6 @@ class RateLimiter:
                 self._insert(bucket, state, now)
             else:
                 self._touch(bucket, state, now, entry[0])
-            # the most constraining limit after this request: fewest remaining, then the earliest reset
-            tightest: tuple[int, int, int, float] | None = None
-            for slot, limit, count in zip(slots, limits, counts, strict=True):
-                frees_at = self._oldest(state, slot, now) + limit.window
-                figures = (limit.limit - count - 1, math.ceil(frees_at), limit.limit, frees_at)
-                if tightest is None or figures[:2] < tightest[:2]:
-                    tightest = figures
             self._trim(state)
         assert tightest is not None
         remaining, reset, most, frees_at = tightest
@@ -182,8 +185,9 @@ class RateLimiter:
 
     # --- one key's log ---------------------------------------------------------------------------------------
 
-    def _advance(self, state: _Log, slot: int, limit: Limit, now: float) -> int:
-        """Move ``limit``'s cursor past its admissions that left the window; its count of those still inside."""
+    def _advance(self, state: _Log, slot: int, limit: Limit, now: float) -> tuple[int, float]:
+        """Move ``limit``'s cursor past its admissions that left the window; the count of those still inside, and
+        the time of the oldest of them (``now`` when there is none: it is this request's, if admitted)."""
         data, head, at = state.data, state.layout.head, 1 + 2 * slot
         start, count = int(data[at]), int(data[at + 1])
         cutoff = now - limit.window
@@ -196,12 +200,7 @@ class RateLimiter:
             else:
                 break
         data[at], data[at + 1] = (start if count else len(data) - head), count
-        return count
-
-    def _oldest(self, state: _Log, slot: int, now: float) -> float:
-        """The time of the oldest admission inside ``slot``'s window (``now`` when there is none: a limit of 0)."""
-        data, at = state.data, 1 + 2 * slot
-        return data[state.layout.head + int(data[at])] if data[at + 1] else now
+        return count, data[head + start] if count else now
 
     def _admit(self, state: _Log, tag: int, slots: tuple[int, ...], now: float) -> None:
         data, head = state.data, state.layout.head
