@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -351,11 +353,11 @@ def test_a_lane_runs_its_jobs_in_order_one_at_a_time() -> None:
         def job(n: int) -> None:
             running.append(n)
             assert len(running) == 1, "two jobs of one lane ran at once"
-            __import__("time").sleep(0.002)
+            time.sleep(0.002)
             order.append(n)
             running.remove(n)
 
-        futures = [lane.submit(lambda n=n: job(n)) for n in range(20)]  # type: ignore[misc]
+        futures = [lane.submit(functools.partial(job, n)) for n in range(20)]
         wait(futures)
     assert order == list(range(20)) and all(f.result() is None for f in futures)
 
