@@ -11,6 +11,7 @@ import errno
 import functools
 import hashlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -313,7 +314,7 @@ def test_a_stalled_disk_stops_the_upload_from_reading_more_of_its_body(store: Bl
     everything arrives intact."""
     piece = 65536
     body = _body(12 * BATCH)
-    stall, taken = __import__("threading").Event(), []
+    stall, taken = threading.Event(), []
 
     async def chunks() -> AsyncIterator[bytes]:
         for at in range(0, len(body), piece):
