@@ -88,13 +88,14 @@ async def test_scripts_redis_forgot_are_sent_again_by_their_text(redis_url):
     assert len(journal["entries"]) == 2  # the journal entry and the record put (Batches), by the text too
 
 
-class SilentRedis:
-    """A server that answers redis-py's connection set-up (HELLO, CLIENT SETINFO, PING), then reads each command,
-    counts it and hangs up without a reply: the command may have run, and the client cannot know."""
+class FakeRedis:
+    """A server that answers redis-py's connection set-up (HELLO, CLIENT SETINFO, PING) and hands every other command
+    to ``answer``, which may hang up."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.commands: list[list[bytes]] = []
+        self.connections = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -102,18 +103,20 @@ class SilentRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
 
+    def answer(self, conn: socket.socket, command: list[bytes]) -> bool:
+        """Answer ``command`` (or not); True: hang up."""
+        raise NotImplementedError
+
     def _serve(self) -> None:
         while True:
             try:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
+            self.connections += 1
             with conn:
                 reader = hiredis.Reader()
-                while True:
-                    data = conn.recv(65536)
-                    if not data:
-                        break
+                while data := conn.recv(65536):
                     reader.feed(data)
                     hung_up = False
                     while (command := reader.gets()) is not False:
@@ -124,13 +127,21 @@ class SilentRedis:
                         elif command[0].upper() == b"HELLO":  # and asks for RESP3 (redis-py 8's default)
                             conn.sendall(b"%1\r\n$5\r\nproto\r\n:3\r\n")
                         else:
-                            self.commands.append(command)
-                            hung_up = True
+                            hung_up = self.answer(conn, command) or hung_up
                     if hung_up:
                         break
 
     def close(self) -> None:
         self.listener.close()
+
+
+class SilentRedis(FakeRedis):
+    """Reads each command, counts it and hangs up without a reply: the command may have run, and the client cannot
+    know."""
+
+    def answer(self, conn: socket.socket, command: list[bytes]) -> bool:
+        self.commands.append(command)
+        return True
 
 
 @pytest.fixture
@@ -272,33 +283,12 @@ async def test_an_overdue_reply_fails_the_commands_due_and_the_next_use_a_new_co
         client.close()
 
 
-class ChattyRedis(SilentRedis):
+class ChattyRedis(FakeRedis):
     """Answers every command twice (as a broken proxy might): the second reply must never reach the next command."""
 
-    def __init__(self) -> None:
-        self.connections = 0
-        super().__init__()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                reader = hiredis.Reader()
-                while data := conn.recv(65536):
-                    reader.feed(data)
-                    while (command := reader.gets()) is not False:
-                        if command[0].upper() == b"HELLO":
-                            conn.sendall(b"%1\r\n$5\r\nproto\r\n:3\r\n")
-                        elif command[0].upper() == b"CLIENT":
-                            conn.sendall(b"+OK\r\n")
-                        elif command[0].upper() == b"PING":
-                            conn.sendall(b"+PONG\r\n")
-                        else:
-                            conn.sendall(b"+" + command[-1] + b"\r\n+EXTRA\r\n")
+    def answer(self, conn: socket.socket, command: list[bytes]) -> bool:
+        conn.sendall(b"+" + command[-1] + b"\r\n+EXTRA\r\n")
+        return False
 
 
 async def test_a_reply_no_command_waits_for_drops_the_connection():
