@@ -68,7 +68,7 @@ def _shape(cls: type) -> tuple[str, tuple[dataclasses.Field[Any], ...]]:
 
 
 def _encode(value: Any, root: Path | None) -> Any:
-    if type(value) in _PLAIN or value is None or isinstance(value, (bool, int, float, str)):
+    if type(value) in _PLAIN or isinstance(value, (bool, int, float, str)):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         tag, fields = _shape(type(value))

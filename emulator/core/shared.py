@@ -356,27 +356,28 @@ class Batches:
         with self._owner:
             if self._due or self._queue:
                 return
-            if self._reading and self._sock is not None and self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._sock)
-            self._reading = False
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._unwatch()
             self._loop = None
 
-    def _drop(self) -> None:
+    def _unwatch(self) -> None:
+        """The owning loop stops watching the socket and the oldest reply's deadline."""
         loop, sock = self._loop, self._sock
         if sock is not None and loop is not None and not loop.is_closed():
-            loop.remove_reader(sock)
-            loop.remove_writer(sock)
+            if self._reading:
+                loop.remove_reader(sock)
+            if self._writing:
+                loop.remove_writer(sock)
+        self._writing = self._reading = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _drop(self) -> None:
+        self._unwatch()
         if self._conn is not None:
             self._conn.disconnect()
         self._conn = self._sock = self._reader = None
         self._out.clear()
-        self._writing = self._reading = False
 
     def close(self) -> None:
         self._drop()
