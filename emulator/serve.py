@@ -128,13 +128,89 @@ def run(argv: list[str]) -> None:
     application.state.runtime.close()
     os.environ[WORKER_ARGV] = json.dumps(argv)  # the worker processes (spawned) read their settings from it
     # uvicorn imports the app and the protocol by name in each worker: a class made here could not be sent there
-    uvicorn.run(
-        "emulator.serve:worker_app",
+    worker = dict(
         factory=True,
         workers=settings.workers,
         http=protocol if isinstance(protocol, str) else "emulator.serve:WorkerProtocol",
         **common,
     )
+    if balanced():
+        serve_balanced(uvicorn.Config("emulator.serve:worker_app", **worker))
+    else:
+        uvicorn.run("emulator.serve:worker_app", **worker)
+
+
+def balanced() -> bool:
+    """Whether the workers can each listen on the port: Linux spreads the connections of an address over the
+    listening sockets bound to it with SO_REUSEPORT (by a hash of each connection's addresses); elsewhere the option
+    only lets sockets share a port, or does not exist."""
+    import socket
+
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def reuse_port_socket(host: str, port: int) -> Any:
+    """A socket bound to ``host``:``port`` with SO_REUSEPORT, not yet listening (as uvicorn binds its own: the
+    address family from the host, SO_REUSEADDR)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class OwnListener:
+    """What ``serve_balanced`` hands uvicorn as the workers' socket: each worker process unpickles it as a listening
+    socket of its own, bound to the address with SO_REUSEPORT, so the kernel spreads new connections over the
+    workers. uvicorn's one shared socket does not: whichever worker wakes first accepts every connection waiting
+    (uvloop accepts until none is left), and 32 connections opened at once went 32/0, 28/4 and 22/10 over two
+    workers (bench/README.md, "Scale out"), leaving one worker busy and the other idle for as long as they stay open.
+
+    uvicorn starts its workers as spawned processes with their sockets pickled (``uvicorn.supervisors``), also each
+    worker it restarts; ``tests/test_scale_out.py`` checks that the connections of a burst land on both workers."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return reuse_port_socket, (self.host, self.port)
+
+
+def serve_balanced(config: Any) -> None:
+    """uvicorn's ``--workers`` supervisor (restarts, signals, health checks) with one listening socket per worker.
+
+    The port stays reserved by a socket of this process, bound with SO_REUSEPORT and never listening (so it takes
+    no connection): anything else on the port makes that bind fail, as uvicorn's own bind would; another emulator
+    whose workers listen there with SO_REUSEPORT would let it through, so a connection that succeeds is refused."""
+    import logging
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    logger = logging.getLogger("uvicorn.error")
+    host, port = config.host, config.port
+    try:
+        reserved = reuse_port_socket(host, port)
+    except OSError as exc:
+        logger.error("%s while attempting to bind on address %s", exc, (host, port))
+        raise SystemExit(1) from None
+    with reserved:
+        probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        try:
+            socket.create_connection((probe, port), timeout=1).close()
+        except OSError:
+            pass  # nobody listens there: the port is this emulator's
+        else:
+            logger.error("address %s is already served by another process", (host, port))
+            raise SystemExit(1)
+        logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port)
+        Multiprocess(config, sockets=[OwnListener(host, port)]).run()  # type: ignore[list-item]
 
 
 def check_workers(settings: Settings) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from starlette.types import Message
 
+from emulator import serve
 from emulator.testing import ControlClient, free_port
 from tests.helpers import AUTH, MP4, PE
 from tests.redis_server import RedisServer
@@ -268,6 +270,102 @@ def test_workers_serve_one_port_as_one_emulator(redis_url: str, tmp_path: Path):
         assert statuses == [200] * 10 + [429] * 4
     finally:
         _stop(process)
+
+
+def _sockets_on(port: int) -> dict[str, set[int]]:
+    """The inodes of the TCP sockets on local ``port``: listening ones and established ones (/proc/net)."""
+    found: dict[str, set[int]] = {"listening": set(), "established": set()}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                cols = line.split()
+                state = {"0A": "listening", "01": "established"}.get(cols[3])
+                if state and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    found[state].add(int(cols[9]))
+    return found
+
+
+def _held(pid: int) -> set[int]:
+    """The socket inodes among ``pid``'s open files."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except OSError:
+                continue
+    return kids
+
+
+@pytest.mark.skipif(not serve.balanced(), reason="the kernel spreads connections over SO_REUSEPORT sockets on Linux")
+def test_connections_opened_at_once_are_spread_over_the_workers(redis_url: str, tmp_path: Path):
+    """Each worker listens on a socket of its own (SO_REUSEPORT), so a burst of connections, as a load generator or
+    a client pool opens them, lands on both workers; on the one socket uvicorn shares, the first worker to wake took
+    them all or most (32/0, 28/4, 22/10 of 32 measured)."""
+    port = free_port()
+    process = _start("--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"), port=port)
+    clients: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # both workers up (listening on the port)
+            listening = _sockets_on(port)["listening"]
+            workers = [pid for pid in _children(process.proc.pid) if _held(pid) & listening]
+            if len(workers) == 2:
+                break
+            assert time.monotonic() < deadline, f"workers listening: {workers}, sockets: {listening}"
+            time.sleep(0.2)
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        while True:  # every connection accepted by a worker
+            established = _sockets_on(port)["established"]
+            counts = [len(_held(pid) & established) for pid in workers]
+            if sum(counts) == 64:
+                break
+            assert time.monotonic() < deadline, counts
+            time.sleep(0.1)
+        # by a hash of each connection's addresses: fewer than 16 of 64 on one worker has odds of ~1 in 30,000
+        assert min(counts) >= 16, counts
+        for client in clients:
+            client.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for client in clients:
+            assert client.recv(64).startswith(b"HTTP/1.1 200 "), "a worker did not answer on its connection"
+    finally:
+        for client in clients:
+            client.close()
+        _stop(process)
+
+
+def test_a_second_emulator_is_refused_the_port_its_workers_serve(redis_url: str, tmp_path: Path):
+    """Workers listening with SO_REUSEPORT would let another emulator's workers bind the same port and take half its
+    connections: a second ``serve --workers`` on that port is refused, as any other server on it would be."""
+    port = free_port()
+    flags = ("--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"))
+    first = _start(*flags, port=port)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1", "--port", str(port), *flags],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1, second.stderr
+        assert "already served by another process" in second.stderr or "in use" in second.stderr, second.stderr
+        assert httpx.get(f"{first.url}/_emulator/health", timeout=10).status_code == 200
+    finally:
+        _stop(first)
 
 
 async def test_fault_rules_and_their_remaining_count_are_shared(pair):
