@@ -66,7 +66,7 @@ def send(
             sock.sendall(suffix)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered early (an error); read what it said
-        response = http.client.HTTPResponse(sock)
+        response = http.client.HTTPResponse(sock, method=method)  # (an answer to HEAD has no body)
         response.begin()
         body = response.read()
         seconds = time.perf_counter() - start

@@ -1,6 +1,6 @@
 """Runs inside the moto venv: make the bucket and print presigned PUT URLs or POST forms as JSON.
 
-Usage: python moto_presign.py ENDPOINT BUCKET put|post COUNT KEY_PREFIX
+Usage: python moto_presign.py ENDPOINT BUCKET put|post|head COUNT KEY_PREFIX
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ def main(endpoint: str, bucket: str, mode: str, count: int, prefix: str) -> None
     if mode == "put":
         out = [
             s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
+            for key in keys
+        ]
+    elif mode == "head":  # of objects uploaded before (the keys of an earlier call with the same prefix)
+        out = [
+            s3.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
             for key in keys
         ]
     else:

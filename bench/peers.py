@@ -281,7 +281,8 @@ class Moto(Server):
         return self
 
     def presign(self, mode: str, count: int, prefix: str) -> list[Any]:
-        """``count`` presigned PUT URLs (``mode="put"``) or POST forms (``"post"``), boto3 SigV4."""
+        """``count`` presigned PUT URLs (``mode="put"``), POST forms (``"post"``) or HEAD URLs of the objects those
+        uploaded under ``prefix`` (``"head"``), boto3 SigV4."""
         done = subprocess.run(
             [
                 str(self.extra["python"]),

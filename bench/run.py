@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the root must be importable
 
-from bench import ceilings, chart, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk
+from bench import ceilings, chart, client, inprocess, peers, png, profiling, report, startup, suites, uploads, wrk
 from bench.peers import Bare, Emulator, Moto, Prism, Sink
 from bench.procs import Server
 
@@ -284,6 +284,16 @@ class Run:
                 busy = (server.cpu_seconds() - cpu) / timed.seconds
                 out[name].append(timed.mb_s)
                 out.setdefault(f"{name}-cpu", []).append(busy)
+                if name == "moto":  # and the MD5 of each object, which moto computes at its first HEAD or GET
+                    heads = moto.presign("head", FORMS_PER_TRIAL, f"form-{trial}")
+                    started, cpu = time.perf_counter(), moto.cpu_seconds()
+                    for url in heads:
+                        reply = client.request(url, "HEAD", timeout=60)
+                        assert reply.status == 200, f"HEAD of an uploaded form answered {reply.status}"
+                    seconds = timed.seconds + time.perf_counter() - started
+                    out.setdefault("moto+etag", []).append(timed.nbytes / seconds / 1e6)
+                    both = busy * timed.seconds + moto.cpu_seconds() - cpu  # CPU-seconds of the POSTs and HEADs
+                    out.setdefault("moto+etag-cpu", []).append(both / seconds)
                 log(
                     f"multipart 20 MiB ×{FORMS_PER_TRIAL}, one at a time, {name} trial {trial + 1}: "
                     f"{timed.mb_s:,.0f} MB/s, "

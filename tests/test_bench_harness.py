@@ -294,6 +294,19 @@ def test_report_has_issue_22s_figures_with_their_targets():
     assert report.suite_rows(slow)[0].met == "**no**, **rc 1**"
 
 
+def test_report_compares_the_form_with_moto_also_once_moto_has_computed_the_md5_it_defers():
+    results = _results_round_two()
+    results["multipart"].update({"moto+etag": [100.0, 120.0, 140.0], "moto+etag-cpu": [0.5, 0.5, 0.5]})
+    rows = [r for r in report.multipart_rows(results) if r.figure.startswith("POST form, 20 MiB PNG vs moto")]
+    assert [r.figure for r in rows] == [
+        "POST form, 20 MiB PNG vs moto presigned POST",
+        "POST form, 20 MiB PNG vs moto presigned POST + its first HEAD (the MD5)",
+    ]
+    assert (rows[1].ratio, rows[1].target, rows[1].met) == ("3.00×", "— (none set)", "—")
+    assert rows[1].peer == "120 MB/s · 240 MB/CPU-s"
+    assert [b.label for b in chart.bars(results)] == [b.label for b in chart.bars(_results_round_two())]  # no bar
+
+
 def test_chart_bars_are_the_rows_with_a_ratio_and_a_ratio_target():
     got = [(b.label, round(b.ratio, 2), b.target, b.met, b.cpu_ratio) for b in chart.bars(_results_round_two())]
     assert got == [
