@@ -450,7 +450,11 @@ def test_scale_tables_compare_two_processes_with_one_for_json_and_uploads():
     text = scale.block(_scale_results())
     assert text.startswith("Run 2026-12-02 11:00 UTC: `python -m bench.scale --seconds 5 --trials 3 --connections 32`")
     assert "| redis, 1 process | 2,600 | 0.65x | 5.0 | 90% | 20% | 10% |" in text
-    assert "Redis store on one process: 65% of the memory store" in text and "two processes: 1.50x one" in text
+    assert "Redis store on one process: 65.0% of the memory store (goal: at least 65 %: met)" in text
+    assert "two processes: 1.500x one (goal: at least 1.5x: met)" in text
+    short = _scale_results()
+    short["json"]["redis, 2 processes"] = [dict(t, rps=t["rps"] * 0.997) for t in short["json"]["redis, 2 processes"]]
+    assert "1.496x one (goal: at least 1.5x: **missed**)" in scale.block(short)  # judged unrounded
     assert "| PUT 1 MiB ×200, 8 at once | memory, 1 process | 200 | 2.00x | 120% | 5% | 30% |" in text
     assert "| form, 20 MiB PNG ×20 at once | redis, 1 process | 120 | 1.00x |" in text  # the median of 3 trials
     assert (
