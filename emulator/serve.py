@@ -201,6 +201,7 @@ def serve_balanced(config: Any) -> None:
         logger.error("%s while attempting to bind on address %s", exc, (host, port))
         raise SystemExit(1) from None
     with reserved:
+        port = reserved.getsockname()[1]  # (--port 0: the port the system chose, for every worker)
         probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         try:
             socket.create_connection((probe, port), timeout=1).close()

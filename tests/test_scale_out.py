@@ -348,6 +348,39 @@ def test_connections_opened_at_once_are_spread_over_the_workers(redis_url: str, 
         _stop(process)
 
 
+@pytest.mark.skipif(not serve.balanced(), reason="the kernel spreads connections over SO_REUSEPORT sockets on Linux")
+def test_workers_on_port_zero_all_listen_on_the_one_port_the_system_chose(redis_url: str, tmp_path: Path):
+    flags = ["--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"), "--log-level", "info"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOAD_EMULATOR_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--host", "127.0.0.1", "--port", "0", *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        port = None
+        for line in proc.stderr:  # uvicorn's log: "Uvicorn running on http://127.0.0.1:PORT"
+            if "running on http://127.0.0.1:" in line:
+                port = int(line.split("127.0.0.1:", 1)[1].split()[0])
+                break
+        assert port, "serve never said where it listens"
+        deadline = time.monotonic() + 60
+        while True:
+            listening = _sockets_on(port)["listening"]
+            workers = [pid for pid in _children(proc.pid) if _held(pid) & listening]
+            if len(workers) == 2:
+                break
+            assert time.monotonic() < deadline, f"workers listening on {port}: {workers}"
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
 def test_a_second_emulator_is_refused_the_port_its_workers_serve(redis_url: str, tmp_path: Path):
     """Workers listening with SO_REUSEPORT would let another emulator's workers bind the same port and take half its
     connections: a second ``serve --workers`` on that port is refused, as any other server on it would be."""
