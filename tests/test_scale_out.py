@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -379,6 +380,31 @@ def test_workers_on_port_zero_all_listen_on_the_one_port_the_system_chose(redis_
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+@pytest.mark.skipif(not serve.balanced(), reason="the kernel spreads connections over SO_REUSEPORT sockets on Linux")
+def test_a_worker_that_dies_is_replaced_by_one_listening_on_a_socket_of_its_own(redis_url: str, tmp_path: Path):
+    port = free_port()
+    process = _start("--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"), port=port)
+
+    def listening_workers() -> list[int]:
+        listening = _sockets_on(port)["listening"]
+        return [pid for pid in _children(process.proc.pid) if _held(pid) & listening]
+
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := listening_workers()) < 2:
+            assert time.monotonic() < deadline, workers
+            time.sleep(0.2)
+        os.kill(workers[0], signal.SIGKILL)
+        while len(replaced := listening_workers()) < 2 or workers[0] in replaced:
+            assert time.monotonic() < deadline, replaced
+            time.sleep(0.2)
+        assert len(_sockets_on(port)["listening"]) == 2  # the dead worker's socket is gone, the new one its own
+        for _ in range(20):  # new connections, spread over both: every one answered
+            assert httpx.get(f"{process.url}/_emulator/health", timeout=10).status_code == 200
+    finally:
+        _stop(process)
 
 
 def test_a_second_emulator_is_refused_the_port_its_workers_serve(redis_url: str, tmp_path: Path):
