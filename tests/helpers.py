@@ -1,4 +1,4 @@
-"""Small request builders shared by the tests: keys, sample files, the PostEverywhere paths."""
+"""Small request builders shared by the tests: keys, sample files, the PostEverywhere paths, child processes."""
 
 from __future__ import annotations
 
@@ -75,3 +75,11 @@ def clients_cache() -> Path:
         return Path(configured)
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "upload-emulator" / "clients"
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still running (Linux /proc)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        found += [int(child) for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    return found

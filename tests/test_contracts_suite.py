@@ -27,7 +27,7 @@ from emulator import Settings
 from emulator.core.provider import Call, Reply
 from emulator.providers import PROVIDERS
 from emulator.testing import ControlClient
-from tests.helpers import run_command
+from tests.helpers import child_pids, run_command
 
 BOTH_STORES = True  # every test here runs on the memory store and on Redis (conftest.py)
 
@@ -319,13 +319,6 @@ def test_a_negative_multipart_case_whose_mutation_sends_no_part_is_not_sent():
     assert reaches(case({"file": b"x", "slideId": []}, "multipart/form-data", negative=False))
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        found += [int(child) for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-    return found
-
-
 def test_a_worker_killed_mid_run_fails_the_run_with_one_line_naming_its_provider():
     """A provider's worker process that dies (killed, out of memory) ends the run within seconds: exit 1 and an
     error line naming the provider, never a traceback, and the other workers are stopped."""
@@ -346,7 +339,7 @@ def test_a_worker_killed_mid_run_fails_the_run_with_one_line_naming_its_provider
             # the workers are spawned processes (multiprocessing's resource tracker is one more child)
             workers = [
                 child
-                for child in _children(run.pid)
+                for child in child_pids(run.pid)
                 if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
                 and b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
             ]

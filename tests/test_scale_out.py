@@ -23,7 +23,7 @@ from starlette.types import Message
 
 from emulator import serve
 from emulator.testing import ControlClient, free_port
-from tests.helpers import AUTH, MP4, PE
+from tests.helpers import AUTH, MP4, PE, child_pids
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
@@ -299,17 +299,17 @@ def _held(pid: int) -> set[int]:
     return inodes
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        kids.append(int(entry))
-            except OSError:
-                continue
-    return kids
+def _listening_workers(parent: int, port: int, count: int = 2, but: int | None = None) -> list[int]:
+    """Wait until ``count`` worker processes of ``parent`` (none of them ``but``) hold a socket listening on ``port``;
+    return them."""
+    deadline = time.monotonic() + 60
+    while True:
+        listening = _sockets_on(port)["listening"]
+        workers = [pid for pid in child_pids(parent) if pid != but and _held(pid) & listening]
+        if len(workers) == count:
+            return workers
+        assert time.monotonic() < deadline, f"workers listening on {port}: {workers}, sockets: {listening}"
+        time.sleep(0.2)
 
 
 @pytest.mark.skipif(not serve.balanced(), reason="the kernel spreads connections over SO_REUSEPORT sockets on Linux")
@@ -321,14 +321,8 @@ def test_connections_opened_at_once_are_spread_over_the_workers(redis_url: str, 
     process = _start("--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"), port=port)
     clients: list[socket.socket] = []
     try:
+        workers = _listening_workers(process.proc.pid, port)
         deadline = time.monotonic() + 60
-        while True:  # both workers up (listening on the port)
-            listening = _sockets_on(port)["listening"]
-            workers = [pid for pid in _children(process.proc.pid) if _held(pid) & listening]
-            if len(workers) == 2:
-                break
-            assert time.monotonic() < deadline, f"workers listening: {workers}, sockets: {listening}"
-            time.sleep(0.2)
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
         while True:  # every connection accepted by a worker
             established = _sockets_on(port)["established"]
@@ -368,14 +362,7 @@ def test_workers_on_port_zero_all_listen_on_the_one_port_the_system_chose(redis_
                 port = int(line.split("127.0.0.1:", 1)[1].split()[0])
                 break
         assert port, "serve never said where it listens"
-        deadline = time.monotonic() + 60
-        while True:
-            listening = _sockets_on(port)["listening"]
-            workers = [pid for pid in _children(proc.pid) if _held(pid) & listening]
-            if len(workers) == 2:
-                break
-            assert time.monotonic() < deadline, f"workers listening on {port}: {workers}"
-            time.sleep(0.2)
+        _listening_workers(proc.pid, port)
         assert httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=10).status_code == 200
     finally:
         proc.terminate()
@@ -386,20 +373,10 @@ def test_workers_on_port_zero_all_listen_on_the_one_port_the_system_chose(redis_
 def test_a_worker_that_dies_is_replaced_by_one_listening_on_a_socket_of_its_own(redis_url: str, tmp_path: Path):
     port = free_port()
     process = _start("--workers", "2", "--state", redis_url, "--data-dir", str(tmp_path / "data"), port=port)
-
-    def listening_workers() -> list[int]:
-        listening = _sockets_on(port)["listening"]
-        return [pid for pid in _children(process.proc.pid) if _held(pid) & listening]
-
     try:
-        deadline = time.monotonic() + 60
-        while len(workers := listening_workers()) < 2:
-            assert time.monotonic() < deadline, workers
-            time.sleep(0.2)
+        workers = _listening_workers(process.proc.pid, port)
         os.kill(workers[0], signal.SIGKILL)
-        while len(replaced := listening_workers()) < 2 or workers[0] in replaced:
-            assert time.monotonic() < deadline, replaced
-            time.sleep(0.2)
+        _listening_workers(process.proc.pid, port, but=workers[0])
         assert len(_sockets_on(port)["listening"]) == 2  # the dead worker's socket is gone, the new one its own
         for _ in range(20):  # new connections, spread over both: every one answered
             assert httpx.get(f"{process.url}/_emulator/health", timeout=10).status_code == 200
