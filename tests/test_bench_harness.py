@@ -455,6 +455,17 @@ def test_scale_tables_compare_two_processes_with_one_for_json_and_uploads():
     short = _scale_results()
     short["json"]["redis, 2 processes"] = [dict(t, rps=t["rps"] * 0.997) for t in short["json"]["redis, 2 processes"]]
     assert "1.496x one (goal: at least 1.5x: **missed**)" in scale.block(short)  # judged unrounded
+    # the cores' ceiling from the run's CPU per request: (0.9 + 0.2 + 0.1) / 3,900 s, two cores -> 6,500 req/s
+    assert (
+        "per request, two processes used 231 µs of emulator CPU, Redis 51 µs and wrk 26 µs, so at most 6,500 req/s "
+        "= 2.50x one process (measured: 60% of that)" in text
+    )
+    assert "between 231 µs (two processes' goal" in text and "and 346 µs (one process's goal); it used 346 µs" in text
+    slow = _scale_results()
+    slow["json"][scale.TWO] = [dict(t, redis_cpu=1.0) for t in slow["json"][scale.TWO]]
+    assert "at least 385 µs for two processes' goal and at most 346 µs for one process's: no value meets both" in (
+        scale.block(slow)
+    )
     assert "| PUT 1 MiB ×200, 8 at once | memory, 1 process | 200 | 2.00x | 120% | 5% | 30% |" in text
     assert "| form, 20 MiB PNG ×20 at once | redis, 1 process | 120 | 1.00x |" in text  # the median of 3 trials
     assert (
