@@ -243,30 +243,26 @@ def _per_request(trials: list[dict[str, float]], key: str) -> float:
 def ceiling(results: dict[str, Any]) -> str:
     """What the machine allows, from the run's own CPU per request: the emulator, Redis and wrk share the cores, so
     two processes can serve at most ``cores / (E + R + W)`` requests a second (E, R, W: each party's CPU per request
-    on two processes), whatever the emulator does; and the two goals hold together only when the one process's CPU
-    per request on Redis lies between what each goal allows."""
+    on two processes), however the work is spread; and so the two goals hold together only when one process on
+    Redis serves at least ``GOAL_ONE`` of the memory store's rate and at most that ceiling ÷ ``GOAL_TWO``."""
     data, cores = results["json"], results["machine"]["nproc"]
     one = _median(data[ONE], "rps")
     emulator, redis, client = (_per_request(data[TWO], k) for k in ("server_cpu", "redis_cpu", "wrk_cpu"))
     most = cores / (emulator + redis + client)
     busy = _median(data[TWO], "rps") / most
-    single = _per_request(data[ONE], "server_cpu")
-    # one process on Redis: ÷ memory ≥ GOAL_ONE needs its CPU per request ≤ memory's ÷ GOAL_ONE; two ÷ one ≥
-    # GOAL_TWO needs cores / (E + R + W) ≥ GOAL_TWO / single, i.e. single ≥ GOAL_TWO × (E + R + W) / cores
-    upper = _per_request(data[BASE], "server_cpu") / GOAL_ONE
-    lower = GOAL_TWO * (emulator + redis + client) / cores
+    lower, upper = GOAL_ONE * _median(data[BASE], "rps"), most / GOAL_TWO
     window = (
-        f"between {lower * 1e6:,.0f} µs (two processes' goal, at this CPU per request and every core busy) and "
-        f"{upper * 1e6:,.0f} µs (one process's goal)"
+        f"between {lower:,.0f} req/s ({GOAL_ONE * 100:g} % of the memory store) and {upper:,.0f} req/s (the "
+        f"ceiling ÷ {GOAL_TWO:g}, with every core busy)"
         if lower <= upper
-        else f"at least {lower * 1e6:,.0f} µs for two processes' goal and at most {upper * 1e6:,.0f} µs for one "
-        "process's: no value meets both"
+        else f"at least {lower:,.0f} req/s ({GOAL_ONE * 100:g} % of the memory store) and at most {upper:,.0f} "
+        f"req/s (the ceiling ÷ {GOAL_TWO:g}): no rate meets both"
     )
     return (
         f"What {cores} cores allow: per request, two processes used {emulator * 1e6:,.0f} µs of emulator CPU, Redis "
         f"{redis * 1e6:,.0f} µs and wrk {client * 1e6:,.0f} µs, so at most {most:,.0f} req/s = {most / one:.2f}x "
-        f"one process (measured: {busy:.0%} of that). Both goals together need the one process's CPU per request "
-        f"on Redis {window}; it used {single * 1e6:,.0f} µs."
+        f"one process (measured: {busy:.0%} of that ceiling). Both goals together need one process on Redis "
+        f"{window}; it served {one:,.0f}."
     )
 
 
