@@ -668,6 +668,38 @@ def test_a_record_held_across_a_fresher_read_never_overwrites_another_process_ch
         theirs.close()
 
 
+def test_a_process_holds_a_bounded_number_of_live_records_and_another_process_deletes_stay_safe(redis_url, monkeypatch):
+    """Records another process deletes are never read here again, so this process's live copies are bounded
+    (``RedisStore.LIVE``, the longest held go first): before, every record it had ever seen stayed in memory. A
+    record dropped from the cache while a handler holds it is still put back compare-and-set."""
+    from emulator.core.shared import RedisStore, connect
+    from emulator.providers.autoposting import Upload
+
+    monkeypatch.setattr(RedisStore, "LIVE", 50)
+    mine, theirs = RedisStore(connect(redis_url)), RedisStore(connect(redis_url))
+    try:
+        held: Any = None
+        for n in range(200):
+            mine.put("t:uploads", f"u{n}", Upload(f"u{n}", "c1", "tenant", max_part_size=5))
+            record: Any = mine.get("t:uploads", f"u{n}")
+            held = held or record  # the first, held as a handler would across an await
+            if n % 2:
+                theirs.delete("t:uploads", f"u{n}")  # half deleted by the other process
+        assert len(mine._live) == 50
+        assert [key[1] for key in mine._live][-1] == "u199"  # the newest stay
+        changed: Any = theirs.get("t:uploads", "u0")
+        changed.max_part_size = 7
+        theirs.put("t:uploads", "u0", changed)
+        held.state = "completed"  # dropped from the cache long ago, still compared with the text it came from
+        mine.put("t:uploads", "u0", held)
+        stored: Any = RedisStore(connect(redis_url)).get("t:uploads", "u0")
+        assert (stored.state, stored.max_part_size) == ("completed", 7)  # merged, not written over
+        assert len(mine.items("t:uploads")) == 100 and len(mine._live) == 50
+    finally:
+        mine.close()
+        theirs.close()
+
+
 def test_the_first_parts_of_an_upload_stored_by_two_processes_at_once_are_merged():
     """The race behind the old intermittent 409 on parallel parts: both processes read the upload while it had no
     parts (an empty mapping, stored as ``{}``, not in the integer-keyed form) and each added one. The merge must keep

@@ -479,7 +479,9 @@ class RedisStore:
     Within one process, handlers share live records as they do in memory (a flag set in place, such as an upload
     being completed, is seen by a concurrent handler): each record decoded is kept with the text it was decoded
     from, and ``get`` hands out that same object for as long as Redis holds that same text. A record another
-    process has put since is decoded afresh. The cache holds what Redis holds, no more (deletes and resets drop it).
+    process has put since is decoded afresh. The cache holds what Redis holds, no more (deletes and resets drop it),
+    and at most ``LIVE`` records: a record another process deleted leaves it only when read again, or when it is
+    among the oldest held.
 
     Every record object this process decoded or put remembers the text it came from (``_origins``), and putting it
     back is a compare-and-set against that text, also when the cache has moved on to a newer copy meanwhile (a
@@ -487,12 +489,15 @@ class RedisStore:
     object never overwrites unseen changes unconditionally.
     """
 
+    LIVE = 10_000  # live records held per process (``_keep``)
+
     def __init__(self, client: RedisClient, root: Path | None = None) -> None:
         self.client, self._root, self.wire = client, root, Wire(client)
         self._put = client.register_script(_PUT)
         self._delete_script = client.register_script(_DELETE)
         self.batches = Batches(client, self.wire)
-        self._live: dict[str, dict[str, tuple[str, Any]]] = {}  # namespace → id → (stored text, live record)
+        # (namespace, id) → (stored text, live record), oldest first: at most LIVE records (``_keep``)
+        self._live: dict[tuple[str, str], tuple[str, Any]] = {}
         # id(object) → (weak reference to it, the stored text it was decoded from or last put as); records are
         # dataclasses, which compare by value and so cannot key a WeakKeyDictionary
         self._origins: dict[int, tuple[weakref.ref[Any], str]] = {}
@@ -515,20 +520,30 @@ class RedisStore:
         return known[1] if known is not None and known[0]() is record else None
 
     def _decode(self, namespace: str, id: str, body: str) -> Any:
-        known = self._live.get(namespace, {}).get(id)
+        known = self._live.get((namespace, id))
         if known is not None and known[0] == body:
             return known[1]
         record = records.loads(body, self._root)
-        self._live.setdefault(namespace, {})[id] = (body, record)
-        self._note(record, body)
+        self._keep(namespace, id, body, record)
         return record
+
+    def _keep(self, namespace: str, id: str, body: str, record: Any) -> None:
+        """Hold ``record`` as the live copy of ``body``. The cache is bounded: records other processes delete are
+        never read here again, so past ``LIVE`` the copies held longest go first (a handler still holding one
+        keeps it, and its put is still compared against the text it came from: ``_origins``)."""
+        live = self._live
+        live.pop((namespace, id), None)  # re-inserted last: the newest
+        live[(namespace, id)] = (body, record)
+        while len(live) > self.LIVE:
+            del live[next(iter(live))]
+        self._note(record, body)
 
     def forget_all(self) -> None:
         """Drop the live copies (records cleared elsewhere): the next reads decode what Redis holds."""
         self._live.clear()
 
     def _forget(self, namespace: str, id: str) -> None:
-        self._live.get(namespace, {}).pop(id, None)
+        self._live.pop((namespace, id), None)
 
     @staticmethod
     def _keys(namespace: str) -> tuple[str, str]:
@@ -592,7 +607,7 @@ class RedisStore:
     def _put_steps(self, namespace: str, id: str, record: Any) -> Steps:
         body = records.dumps(record, self._root)
         table, order = self._keys(namespace)
-        known = self._live.get(namespace, {}).get(id)
+        known = self._live.get((namespace, id))
         read = known[0] if known is not None and known[1] is record else self._origin(record)
         for _ in range(MERGES):
             written = yield (
@@ -624,8 +639,7 @@ class RedisStore:
                 record = fresh
         else:
             raise Conflict("This resource is being changed by many requests at the same moment; retry.")
-        self._live.setdefault(namespace, {})[id] = (body, record)
-        self._note(record, body)
+        self._keep(namespace, id, body, record)
 
     def delete(self, namespace: str, id: str) -> None:
         self._drive(self._delete(namespace, id))
@@ -647,11 +661,9 @@ class RedisStore:
             return [(id, bodies.get(id)) for id in ids]
 
         found = [(id, self._decode(namespace, id, body)) for id, body in self._call(run) if body is not None]
-        live = self._live.get(namespace, {})
-        if len(live) > len(found):  # records other processes deleted: not kept here either
-            present = {id for id, _ in found}
-            for gone in [id for id in live if id not in present]:
-                del live[gone]
+        present = {id for id, _ in found}  # records other processes deleted: not kept here either
+        for gone in [key for key in self._live if key[0] == namespace and key[1] not in present]:
+            del self._live[gone]
         return found
 
     def values(self, namespace: str) -> list[Any]:
@@ -672,8 +684,8 @@ class RedisStore:
                     pipe.hincrby(SharedClock.KEY, "store", 1).execute()  # other processes drop their copies
 
         self._call(run)
-        for name in [n for n in self._live if n.startswith(prefix)]:
-            del self._live[name]
+        for key in [key for key in self._live if key[0].startswith(prefix)]:
+            del self._live[key]
 
     def secret(self, mine: bytes | None = None) -> bytes:
         """The presign secret, made once per Redis database (the first process to start sets it, or after Redis lost
