@@ -49,9 +49,14 @@ def test_delay_fault(http, control):
     assert time.perf_counter() - started >= 0.6
 
 
+# A dropped connection reaches the client as a close without an answer, or as a reset when the request's bytes
+# were still unread in the server's socket as it closed (the kernel then sends RST): seen once in a loaded full run
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
+
+
 def test_drop_before_headers(http, control, live_server):
     control.add_fault("drop", provider="posteverywhere", operation="uploadMedia", when="before_headers", times=1)
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(DROPPED):
         http.post(UPLOAD, headers=AUTH, json=BODY)
     assert http.post(UPLOAD, headers=AUTH, json=BODY).status_code == 201
     (entry, _) = control.journal(operation="uploadMedia")
@@ -60,7 +65,7 @@ def test_drop_before_headers(http, control, live_server):
 
 def test_drop_after_headers(http, control):
     control.add_fault("drop", provider="posteverywhere", operation="uploadMedia", when="after_headers", times=1)
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(DROPPED):
         http.post(UPLOAD, headers=AUTH, json=BODY)
     (entry,) = control.journal(operation="uploadMedia")
     assert entry.status == 201 and entry.completed is False
