@@ -140,7 +140,11 @@ def test_every_command_line_shown_parses() -> None:
     """Each ``upload-emulator ...`` line of a bash block is accepted by that command's own parser."""
     from emulator.main import COMMANDS
 
-    lines = [line.split("  #")[0].split(" &")[0].strip() for _, body in blocks("bash") for line in body.splitlines()]
+    lines = [
+        line.split("  #")[0].split(" &")[0].strip().removeprefix(".venv/bin/")
+        for _, body in blocks("bash")
+        for line in body.splitlines()
+    ]
     commands = [shlex.split(line)[1:] for line in lines if line.startswith("upload-emulator ")]
     assert len(commands) >= 8
     for argv in commands:
