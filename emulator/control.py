@@ -26,6 +26,7 @@ from emulator.core.clock import iso_millis
 from emulator.core.errors import EmulatorError, FieldError, Invalid, NotFound, Unavailable
 from emulator.core.provider import Call, Handler, Provider, Reply
 from emulator.core.responses import JSONResponse
+from emulator.core.storage import Blob
 from emulator.providers import PROVIDERS
 from emulator.runtime import Runtime
 
@@ -167,15 +168,22 @@ def _clock_view(runtime: Runtime, moved: bool = False) -> dict[str, Any]:
     return {"now": iso_millis(now), "epoch": now, "frozen": runtime.clock.frozen}
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, unhashed: list[tuple[Blob, dict[str, Any]]]) -> Any:
+    """``value`` as JSON; the stored bytes whose MD5 is computed at their first read (a form's file) are listed in
+    ``unhashed`` with the object that shows them, for the caller to fill in."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.startswith("_")
+        shown = {
+            f.name: _jsonable(getattr(value, f.name), unhashed)
+            for f in dataclasses.fields(value)
+            if not f.name.startswith("_")
         }
+        if isinstance(value, Blob) and not value.md5:
+            unhashed.append((value, shown))
+        return shown
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, unhashed) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, unhashed) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -368,9 +376,9 @@ async def clear_journal(call: Call) -> Reply:
     return Reply({"cleared": True})
 
 
-def _record(value: Any, now: float) -> Any:
+def _record(value: Any, now: float, unhashed: list[tuple[Blob, dict[str, Any]]]) -> Any:
     """A record as JSON, with the status it has now when its kind computes one (``status(now)``)."""
-    data = _jsonable(value)
+    data = _jsonable(value, unhashed)
     status = getattr(value, "status", None)
     if callable(status) and isinstance(data, dict):
         data["status"] = status(now)
@@ -381,9 +389,14 @@ async def get_state(call: Call) -> Reply:
     provider = _provider(call, call.request.path_params["provider"])
     store = call.runtime.store
     prefix = f"{provider.name}:"
+    unhashed: list[tuple[Blob, dict[str, Any]]] = []
     tables = {
-        ns.removeprefix(prefix): [_record(r, call.now) for r in store.values(ns)] for ns in store.namespaces(prefix)
+        ns.removeprefix(prefix): [_record(r, call.now, unhashed) for r in store.values(ns)]
+        for ns in store.namespaces(prefix)
     }
+    for blob, shown in unhashed:  # the state view is such a first read; null: changed on disk since they arrived
+        hashed = await call.runtime.blobs.hashed(blob)
+        shown["md5"] = hashed.md5 if hashed is not None else None
     return Reply({"provider": provider.name, "tables": tables})
 
 
@@ -397,12 +410,19 @@ async def get_stored_bytes(call: Call) -> Response:
             f"name: {provider.name} has no stored bytes named {name!r}.",
             errors=[FieldError("name", "must name a blob listed in GET /state/{provider}")],
         )
+    served = await call.runtime.blobs.served(blob)  # hashed here if it was stored to be hashed at its first read
+    if served is None:
+        raise NotFound(
+            f"name: the stored bytes named {name!r} changed on disk since they were stored (outside the emulator): "
+            "they are not served; `upload-emulator state check` names every such file.",
+            errors=[FieldError("name", "its bytes no longer match their checksum")],
+        )
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1]) or "blob"
     return FileResponse(
-        blob.path,
-        media_type=blob.content_type,
+        served.path,
+        media_type=served.content_type,
         filename=filename,
-        headers={"ETag": blob.etag, "X-Content-Type-Options": "nosniff"},
+        headers={"ETag": served.etag, "X-Content-Type-Options": "nosniff"},
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.core.state import read_back
-from emulator.core.storage import _HEX, Blob, file_md5
+from emulator.core.storage import _HEX, Blob, _digests, file_md5
 
 
 @dataclass
@@ -84,14 +84,26 @@ def _blobs(folder: Path) -> Iterator[tuple[str | None, Blob | None]]:
             continue
         record = path.with_name(path.name + ".json")
         try:
-            data = json.loads(record.read_text(encoding="utf-8"))
-            blob = Blob(data["name"], path, int(data["size"]), str(data["md5"]), str(data["content_type"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            blob = Blob.from_record(json.loads(record.read_text(encoding="utf-8")), path)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             yield f"{path}: stored bytes without a readable record ({exc.__class__.__name__}: {exc})", None
             continue
         size = path.stat().st_size
         if size != blob.size:
             yield f"{path}: stored bytes of {blob.name} are {size} bytes, their record says {blob.size}", blob
+            continue
+        if not blob.md5:  # stored to be hashed at its first read, which has not come: the arrival's CRC-32
+            _, crc32, _ = _digests(path)
+            if crc32 != blob._crc32:
+                yield (
+                    (
+                        f"{path}: stored bytes of {blob.name} no longer match their CRC-32 (recorded "
+                        f"{blob._crc32:08x}, found {crc32:08x}; their MD5 was to be computed at their first read)"
+                    ),
+                    blob,
+                )
+                continue
+            yield None, blob
             continue
         digest = file_md5(path)
         if digest != blob.md5:
