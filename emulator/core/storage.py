@@ -19,6 +19,11 @@ start (``intact``, in a worker thread) or copied into another blob (``concat``),
 file's size, modification time and inode stay as verified; bytes that no longer match are ``damaged`` and never
 served again. ``upload-emulator state check`` verifies everything at once.
 
+Hashed later (``writer(hash_later=True)``: a form's file, whose answer names no checksum): the hashing lane keeps a
+CRC-32 instead of the MD5 (a third of a form's CPU), the record says so, and the first read that needs the MD5
+(``served``, ``hashed``: a GET's ETag, the state view) computes it in a worker thread, checking the CRC-32 on the
+way; the index and the record learn it, so it is computed once.
+
 Without a data directory the bytes live in a scratch directory ``upload-emulator-*`` in the system's temp dir,
 removed at exit. Its ``.lock`` is held for the life of the process, so a scratch directory whose lock can be taken
 belongs to a dead process (the kernel releases a lock when its holder dies, whatever became of its pid): the first
@@ -26,16 +31,16 @@ store a process opens removes those.
 
 A streamed upload (``put_stream``, and a form's file part through ``add``/``drain``/``finish``) is hashed and
 written off the event loop, in batches of at least 512 KiB: while the loop receives the next batch from the socket,
-one worker thread adds the earlier ones to the MD5 and another writes them to the file (both release the GIL), so
-receiving, hashing and writing overlap instead of taking turns on one core. Each upload queues its batches in two
-``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, so a worker never idles
-waiting for the loop to hand over the next batch. The loop waits once an upload has more than ``DEPTH`` (2) batches
-queued, or more than one while the workers hold over ``SPARE`` batches of all uploads: at most three batches of an
-upload are in memory at once, two when many uploads share the workers. A PUT body of known length up to ``HOLD``
-(1 MiB) is received whole, then hashed, written and committed by one worker job. Bytes go past the page cache
-(``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system allows, the unaligned
-end of each batch with the next, the last few bytes through the page cache: on a VM that backs memory lazily, new
-page-cache pages cost more system time than the whole direct write (``BlobWriter._write``).
+one worker thread adds the earlier ones to the MD5 (or CRC-32) and another writes them to the file (both release the
+GIL), so receiving, hashing and writing overlap instead of taking turns on one core. Each upload queues its batches
+in two ``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, so a worker never
+idles waiting for the loop to hand over the next batch. The loop waits once an upload has more than ``DEPTH`` (2)
+batches queued, or more than one while the workers hold over ``SPARE`` batches of all uploads: at most three batches
+of an upload are in memory at once, two when many uploads share the workers. A PUT body of known length up to
+``HOLD`` (1 MiB) is received whole, then hashed, written and committed by one worker job. Bytes go past the page
+cache (``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system allows, the
+unaligned end of each batch with the next, the last few bytes through the page cache: on a VM that backs memory
+lazily, new page-cache pages cost more system time than the whole direct write (``BlobWriter._write``).
 """
 
 from __future__ import annotations
