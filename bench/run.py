@@ -284,16 +284,22 @@ class Run:
                 busy = (server.cpu_seconds() - cpu) / timed.seconds
                 out[name].append(timed.mb_s)
                 out.setdefault(f"{name}-cpu", []).append(busy)
-                if name == "moto":  # and the MD5 of each object, which moto computes at its first HEAD or GET
-                    heads = moto.presign("head", FORMS_PER_TRIAL, f"form-{trial}")
-                    started, cpu = time.perf_counter(), moto.cpu_seconds()
-                    for url in heads:
-                        reply = client.request(url, "HEAD", timeout=60)
-                        assert reply.status == 200, f"HEAD of an uploaded form answered {reply.status}"
-                    seconds = timed.seconds + time.perf_counter() - started
-                    out.setdefault("moto+etag", []).append(timed.nbytes / seconds / 1e6)
-                    both = busy * timed.seconds + moto.cpu_seconds() - cpu  # CPU-seconds of the POSTs and HEADs
-                    out.setdefault("moto+etag-cpu", []).append(both / seconds)
+                # then the MD5 of each object: both compute it at the object's first read (moto at its first HEAD or
+                # GET, the emulator at a PostEverywhere image's, whose storage URL is the upload URL without its query)
+                heads = (
+                    moto.presign("head", FORMS_PER_TRIAL, f"form-{trial}")
+                    if name == "moto"
+                    else [job.url.partition("?")[0] for job in jobs]
+                )
+                started, cpu = time.perf_counter(), server.cpu_seconds()
+                for url in heads:
+                    reply = client.request(url, "HEAD", timeout=60)
+                    assert reply.status == 200, f"HEAD of an uploaded form answered {reply.status}"
+                    assert reply.headers.get("etag", "").strip('"'), f"HEAD of an uploaded form has no ETag: {url}"
+                seconds = timed.seconds + time.perf_counter() - started
+                out.setdefault(f"{name}+etag", []).append(timed.nbytes / seconds / 1e6)
+                both = busy * timed.seconds + server.cpu_seconds() - cpu  # CPU-seconds of the POSTs and HEADs
+                out.setdefault(f"{name}+etag-cpu", []).append(both / seconds)
                 log(
                     f"multipart 20 MiB ×{FORMS_PER_TRIAL}, one at a time, {name} trial {trial + 1}: "
                     f"{timed.mb_s:,.0f} MB/s, "

@@ -29,21 +29,27 @@ def _only_blob(runtime) -> Blob:
 async def test_the_md5_is_computed_at_the_first_read_and_learned_once(tmp_path, monkeypatch):
     data = payload("png", 300_000, 7)
     async with running(tmp_path) as (c, runtime):
-        stored = await pe_image(c, 0, data)
+        read_url = (await pe_image(c, 0, data)).read_url
+        assert read_url is not None
         arrived = _only_blob(runtime)
         assert arrived.md5 == "" and arrived._crc32 == zlib.crc32(data)  # no MD5 on arrival
         assert json.loads(_record_path(arrived.path).read_text())["crc32"] == zlib.crc32(data)
 
-        r = await c.get(stored.read_url)
+        r = await c.get(read_url)
         assert r.status_code == 200 and r.content == data and r.headers["etag"] == f'"{md5(data)}"'
         learned = _only_blob(runtime)
         assert learned.md5 == md5(data) and learned.same_bytes(arrived)
         assert json.loads(_record_path(arrived.path).read_text())["md5"] == md5(data)
 
         # learned: further reads (and the state view) do not read the file again to hash it
-        reads = []
-        monkeypatch.setattr("emulator.core.storage._digests", lambda path: reads.append(path) or ("", 0, 0))
-        assert (await c.get(stored.read_url)).headers["etag"] == f'"{md5(data)}"'
+        reads: list[object] = []
+
+        def counted(path: object) -> tuple[str, int, int]:
+            reads.append(path)
+            return "", 0, 0
+
+        monkeypatch.setattr("emulator.core.storage._digests", counted)
+        assert (await c.get(read_url)).headers["etag"] == f'"{md5(data)}"'
         view = (await c.get("/_emulator/state/posteverywhere")).json()
         (media,) = view["tables"]["media"]
         assert media["blob"]["md5"] == md5(data) and "_crc32" not in media["blob"] and reads == []
@@ -72,21 +78,23 @@ async def test_the_state_view_and_the_download_are_first_reads_too(tmp_path):
 async def test_bytes_kept_unhashed_across_a_restart_are_hashed_at_their_first_read_after_it(tmp_path):
     data = payload("png", 150_000, 9)
     async with running(tmp_path) as (c, _):
-        stored = await pe_image(c, 0, data)
+        read_url = (await pe_image(c, 0, data)).read_url
+        assert read_url is not None
     assert state_check(tmp_path).returncode == 0  # the CRC-32 checked where no MD5 was computed yet
     async with running(tmp_path) as (c, runtime):
         assert _only_blob(runtime).md5 == ""
-        r = await c.get(stored.read_url)
+        r = await c.get(read_url)
         assert r.status_code == 200 and r.headers["etag"] == f'"{md5(data)}"'
 
 
 async def test_bytes_changed_on_disk_before_their_first_read_are_never_given_an_md5(tmp_path):
     data = payload("png", 120_000, 10)
     async with running(tmp_path) as (c, runtime):
-        stored = await pe_image(c, 0, data)
+        read_url = (await pe_image(c, 0, data)).read_url
+        assert read_url is not None
         blob = _only_blob(runtime)
         flip_a_byte(blob.path)  # same size: only the CRC-32 of the arrival tells
-        r = await c.get(stored.read_url)
+        r = await c.get(read_url)
         assert r.status_code == 404 and "etag" not in r.headers and r.json()["success"] is False
         view = (await c.get("/_emulator/state/posteverywhere")).json()
         assert view["tables"]["media"][0]["blob"]["md5"] is None  # unknown: not the MD5 of the changed bytes

@@ -143,6 +143,31 @@ async def test_upload_started_on_one_process_is_sent_to_the_other_completed_on_t
         assert [m["id"] for m in listed.json()["data"]["media"]] == [data["media_id"]]
 
 
+async def test_an_image_hashed_at_its_first_read_on_one_process_has_that_md5_on_the_other(pair, tmp_path: Path):
+    """A form's file is stored with its CRC-32 only; whichever process reads it first computes the MD5, and the
+    other learns it from the record beside the shared bytes instead of hashing again."""
+    first, second = pair
+    png = (Path(__file__).parent.parent / "emulator" / "assets" / "sample.png").read_bytes() + os.urandom(5000)
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = await http.post(
+            f"{first.url}{PE}/media/upload",
+            headers=AUTH,
+            json={"filename": "a.png", "content_type": "image/png", "size": len(png)},
+        )
+        data = started.json()["data"]
+        sent = await http.post(data["upload_url"], files={"file": ("a.png", png, "image/png")})
+        assert sent.status_code == 200, sent.text
+        (record,) = (tmp_path / "data").glob("[0-9a-f][0-9a-f]/*.json")  # the pair's data directory
+        assert '"md5": ""' in record.read_text() and '"crc32"' in record.read_text()
+        read_url = data["upload_url"].partition("?")[0]
+        served = await http.get(_on(read_url, second.url))
+        assert served.status_code == 200 and served.content == png
+        assert served.headers["etag"] == f'"{hashlib.md5(png).hexdigest()}"'
+        assert hashlib.md5(png).hexdigest() in record.read_text()  # learned beside the bytes, for every process
+        view = (await http.get(f"{first.url}/_emulator/state/posteverywhere")).json()
+        assert [m["blob"]["md5"] for m in view["tables"]["media"]] == [hashlib.md5(png).hexdigest()]
+
+
 async def test_the_clock_moved_on_one_process_is_the_clock_of_the_other(pair):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
