@@ -103,6 +103,17 @@ def _on(url: str, origin: str) -> str:
     return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
 
 
+async def _new_upload(
+    http: httpx.AsyncClient, process: Process, filename: str, content_type: str, size: int, headers: Any = AUTH
+) -> httpx.Response:
+    """Step 1 of a PostEverywhere upload, asked of ``process``: its answer holds the ``upload_url``."""
+    return await http.post(
+        f"{process.url}{PE}/media/upload",
+        headers=headers,
+        json={"filename": filename, "content_type": content_type, "size": size},
+    )
+
+
 async def test_limits_are_exact_for_fifty_concurrent_clients_spread_over_two_processes(pair):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
@@ -123,11 +134,7 @@ async def test_limits_are_exact_for_fifty_concurrent_clients_spread_over_two_pro
 async def test_upload_started_on_one_process_is_sent_to_the_other_completed_on_the_first_read_on_the_second(pair):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
-        started = await http.post(
-            f"{first.url}{PE}/media/upload",
-            headers=AUTH,
-            json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(MP4)},
-        )
+        started = await _new_upload(http, first, "clip.mp4", "video/mp4", len(MP4))
         assert started.status_code == 201, started.text
         data = started.json()["data"]
         put = await http.put(_on(data["upload_url"], second.url), content=MP4, headers=data["upload_method"]["headers"])
@@ -149,11 +156,7 @@ async def test_an_image_hashed_at_its_first_read_on_one_process_has_that_md5_on_
     first, second = pair
     png = (Path(__file__).parent.parent / "emulator" / "assets" / "sample.png").read_bytes() + os.urandom(5000)
     async with httpx.AsyncClient(timeout=30) as http:
-        started = await http.post(
-            f"{first.url}{PE}/media/upload",
-            headers=AUTH,
-            json={"filename": "a.png", "content_type": "image/png", "size": len(png)},
-        )
+        started = await _new_upload(http, first, "a.png", "image/png", len(png))
         data = started.json()["data"]
         sent = await http.post(data["upload_url"], files={"file": ("a.png", png, "image/png")})
         assert sent.status_code == 200, sent.text
@@ -178,11 +181,7 @@ async def test_the_clock_moved_on_one_process_is_the_clock_of_the_other(pair):
         views = [(await http.get(f"{p.url}/_emulator/clock")).json() for p in (first, second)]
         assert views[0] == views[1] and views[0]["now"].startswith("2030-01-01T00:01:30")
         # provider timestamps read it too
-        started = await http.post(
-            f"{first.url}{PE}/media/upload",
-            headers=AUTH,
-            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
-        )
+        started = await _new_upload(http, first, "a.mp4", "video/mp4", len(MP4))
         media = await http.get(f"{second.url}{PE}/media/{started.json()['data']['media_id']}", headers=AUTH)
         assert media.json()["data"]["created_at"] == "2030-01-01T00:01:30.000Z"
 
@@ -190,11 +189,7 @@ async def test_the_clock_moved_on_one_process_is_the_clock_of_the_other(pair):
 async def test_reset_on_one_process_resets_every_process(pair, tmp_path: Path):
     first, second = pair
     async with httpx.AsyncClient(timeout=30) as http:
-        started = await http.post(
-            f"{first.url}{PE}/media/upload",
-            headers=AUTH,
-            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
-        )
+        started = await _new_upload(http, first, "a.mp4", "video/mp4", len(MP4))
         data = started.json()["data"]
         assert (
             await http.put(data["upload_url"], content=MP4, headers=data["upload_method"]["headers"])
@@ -234,11 +229,7 @@ async def test_redis_killed_mid_run_gives_503s_in_the_provider_envelope_then_ser
             assert (await http.get(f"{process.url}/_emulator/health")).status_code == 200
             again = await http.get(f"{process.url}{PE}/media", headers=AUTH)
             assert again.status_code == 200 and again.json()["data"]["media"] == []
-        started = await http.post(
-            f"{second.url}{PE}/media/upload",
-            headers=AUTH,
-            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
-        )
+        started = await _new_upload(http, second, "a.mp4", "video/mp4", len(MP4))
         assert started.status_code == 201, started.text
         # the presign secret came back with Redis (the first process to notice put back the one they shared): a
         # URL signed by one process after the outage is still accepted by the other
@@ -471,11 +462,7 @@ async def test_keys_created_and_revoked_on_one_process_hold_on_the_other(pair):
     auth = {"Authorization": f"Bearer {created['key']}"}
     async with httpx.AsyncClient(timeout=30) as http:
         assert (await http.get(f"{second.url}{PE}/media", headers=auth)).status_code == 200
-        refused = await http.post(
-            f"{second.url}{PE}/media/upload",
-            headers=auth,
-            json={"filename": "a.mp4", "content_type": "video/mp4", "size": len(MP4)},
-        )
+        refused = await _new_upload(http, second, "a.mp4", "video/mp4", len(MP4), headers=auth)
         assert refused.status_code == 401 and "scope" in refused.json()["error"]["message"]  # its scopes hold there
         with ControlClient(second.url) as control:
             assert [k["id"] for k in control.keys()] == [created["id"]]
@@ -534,11 +521,7 @@ async def test_a_hundred_concurrent_uploads_over_both_processes_keep_every_byte_
     async def one(http: httpx.AsyncClient, n: int) -> None:
         start, other = (first, second) if n % 2 else (second, first)
         payload = MP4 + os.urandom(1000 + n * 37)
-        started = await http.post(
-            f"{start.url}{PE}/media/upload",
-            headers=auth,
-            json={"filename": f"v{n}.mp4", "content_type": "video/mp4", "size": len(payload)},
-        )
+        started = await _new_upload(http, start, f"v{n}.mp4", "video/mp4", len(payload), headers=auth)
         assert started.status_code == 201, started.text
         data = started.json()["data"]
         put = await http.put(
@@ -607,11 +590,7 @@ async def test_the_shared_journal_holds_no_signature_in_redis(pair, redis_url):
 
     first, _ = pair
     async with httpx.AsyncClient(timeout=30) as http:
-        r = await http.post(
-            f"{first.url}{PE}/media/upload",
-            headers=AUTH,
-            json={"filename": "a.png", "content_type": "image/png", "size": 100},
-        )
+        r = await _new_upload(http, first, "a.png", "image/png", 100)
         assert r.status_code == 201, r.text
     signature = r.json()["data"]["upload_url"].split("X-Emulator-Signature=")[1].split("&")[0]
     client = redis.Redis.from_url(redis_url, decode_responses=True)
