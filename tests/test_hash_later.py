@@ -87,7 +87,7 @@ async def test_bytes_kept_unhashed_across_a_restart_are_hashed_at_their_first_re
         assert r.status_code == 200 and r.headers["etag"] == f'"{md5(data)}"'
 
 
-async def test_bytes_changed_on_disk_before_their_first_read_are_never_given_an_md5(tmp_path):
+async def test_bytes_changed_on_disk_before_their_first_read_are_never_given_an_md5(tmp_path, monkeypatch):
     data = payload("png", 120_000, 10)
     async with running(tmp_path) as (c, runtime):
         read_url = (await pe_image(c, 0, data)).read_url
@@ -101,6 +101,9 @@ async def test_bytes_changed_on_disk_before_their_first_read_are_never_given_an_
         download = await c.get("/_emulator/state/posteverywhere/blob", params={"name": blob.name})
         assert download.status_code == 404 and "changed on disk" in download.json()["message"]
         assert runtime.blobs.damaged == {blob.name}
+        monkeypatch.setattr("emulator.core.storage._digests", lambda path: pytest.fail("hashed again"))
+        view = (await c.get("/_emulator/state/posteverywhere")).json()  # known damaged: not read again
+        assert view["tables"]["media"][0]["blob"]["md5"] is None
         assert json.loads(_record_path(blob.path).read_text())["md5"] == ""  # nothing learned
     checked = state_check(tmp_path)
     assert checked.returncode == 1 and "no longer match their CRC-32" in checked.stdout, checked.stdout
