@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.core.state import read_back
-from emulator.core.storage import _HEX, Blob, _digests, file_md5
+from emulator.core.storage import _HEX, Blob, file_crc32, file_md5
 
 
 @dataclass
@@ -93,7 +93,7 @@ def _blobs(folder: Path) -> Iterator[tuple[str | None, Blob | None]]:
             yield f"{path}: stored bytes of {blob.name} are {size} bytes, their record says {blob.size}", blob
             continue
         if not blob.md5:  # stored to be hashed at its first read, which has not come: the arrival's CRC-32
-            _, crc32, _ = _digests(path)
+            crc32 = file_crc32(path)  # (no MD5: the first read computes it)
             if crc32 != blob._crc32:
                 yield (
                     (

@@ -880,24 +880,36 @@ def remove_dead_scratch_dirs(parent: Path) -> tuple[Path, ...]:
     return tuple(removed)
 
 
-def _digests(path: Path) -> tuple[str, int, int]:
-    """A file's hex MD5, CRC-32 and length, in one read."""
-    md5, crc32, size = hashlib.md5(usedforsecurity=False), 0, 0
+def _read_into(path: Path, *digests: hashlib._Hash | _Crc32) -> int:
+    """Feed a file to each digest in 1 MiB blocks (hashlib and zlib release the GIL while they work); its length."""
+    size = 0
     with path.open("rb") as fh:
         while block := fh.read(1024 * 1024):
-            md5.update(block)
-            crc32 = zlib.crc32(block, crc32)
+            for digest in digests:
+                digest.update(block)
             size += len(block)
-    return md5.hexdigest(), crc32, size
+    return size
+
+
+def _digests(path: Path) -> tuple[str, int, int]:
+    """A file's hex MD5, CRC-32 and length, in one read."""
+    md5, crc32 = hashlib.md5(usedforsecurity=False), _Crc32()
+    size = _read_into(path, md5, crc32)
+    return md5.hexdigest(), crc32.value, size
 
 
 def file_md5(path: Path) -> str:
-    """The hex MD5 of a file, read in 1 MiB blocks (hashlib releases the GIL while hashing)."""
+    """The hex MD5 of a file."""
     digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while block := fh.read(1024 * 1024):
-            digest.update(block)
+    _read_into(path, digest)
     return digest.hexdigest()
+
+
+def file_crc32(path: Path) -> int:
+    """The CRC-32 of a file (what bytes stored to be hashed later are checked against until their first read)."""
+    crc32 = _Crc32()
+    _read_into(path, crc32)
+    return crc32.value
 
 
 def _identity(path: Path) -> tuple[int, int, int]:
