@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import zlib
 
+import httpx
 import pytest
 
 from emulator.core.storage import Blob, _record_path
@@ -26,11 +27,17 @@ def _only_blob(runtime) -> Blob:
     return blob
 
 
+async def _image(c: httpx.AsyncClient, data: bytes) -> str:
+    """A PostEverywhere image stored and completed: where its bytes are served."""
+    read_url = (await pe_image(c, 0, data)).read_url
+    assert read_url is not None
+    return read_url
+
+
 async def test_the_md5_is_computed_at_the_first_read_and_learned_once(tmp_path, monkeypatch):
     data = payload("png", 300_000, 7)
     async with running(tmp_path) as (c, runtime):
-        read_url = (await pe_image(c, 0, data)).read_url
-        assert read_url is not None
+        read_url = await _image(c, data)
         arrived = _only_blob(runtime)
         assert arrived.md5 == "" and arrived._crc32 == zlib.crc32(data)  # no MD5 on arrival
         assert json.loads(_record_path(arrived.path).read_text())["crc32"] == zlib.crc32(data)
@@ -78,8 +85,7 @@ async def test_the_state_view_and_the_download_are_first_reads_too(tmp_path):
 async def test_bytes_kept_unhashed_across_a_restart_are_hashed_at_their_first_read_after_it(tmp_path):
     data = payload("png", 150_000, 9)
     async with running(tmp_path) as (c, _):
-        read_url = (await pe_image(c, 0, data)).read_url
-        assert read_url is not None
+        read_url = await _image(c, data)
     assert state_check(tmp_path).returncode == 0  # the CRC-32 checked where no MD5 was computed yet
     async with running(tmp_path) as (c, runtime):
         assert _only_blob(runtime).md5 == ""
@@ -90,8 +96,7 @@ async def test_bytes_kept_unhashed_across_a_restart_are_hashed_at_their_first_re
 async def test_bytes_changed_on_disk_before_their_first_read_are_never_given_an_md5(tmp_path, monkeypatch):
     data = payload("png", 120_000, 10)
     async with running(tmp_path) as (c, runtime):
-        read_url = (await pe_image(c, 0, data)).read_url
-        assert read_url is not None
+        read_url = await _image(c, data)
         blob = _only_blob(runtime)
         flip_a_byte(blob.path)  # same size: only the CRC-32 of the arrival tells
         r = await c.get(read_url)
