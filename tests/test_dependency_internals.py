@@ -1,13 +1,18 @@
-"""The emulator's three reaches past its dependencies' public APIs still work with the installed versions.
+"""The emulator's reaches past its dependencies' public APIs still work with the installed versions.
 
 openapi-core's validator factory and ``_iter_errors`` (``emulator/core/openapi_internals.py``), uvicorn's
-transport behind ``send`` (``emulator/core/uvicorn_internals.py``) and redis-py's connection socket
-(``emulator/core/redis_internals.py``): an upgrade that moves one fails here, naming the adapter to fix, before
-it turns into wrong answers, faults that no longer drop connections or batches that never reach Redis.
+transport behind ``send`` (``emulator/core/uvicorn_internals.py``), uvicorn's request cycle as the head guard
+protocol feeds it body pieces (``emulator/core/timeouts.py``) and redis-py's connection socket
+(``emulator/core/redis_internals.py``): an upgrade that moves one fails here, naming the code to fix, before it
+turns into wrong answers, faults that no longer drop connections, bodies that arrive copied or torn, or batches
+that never reach Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import socket
 import threading
 import time
@@ -184,3 +189,84 @@ def test_redis_internals_fail_loudly_when_redis_py_moves_the_socket() -> None:
 
     with pytest.raises(RedisPyChanged, match="redis_internals.py"):
         connection_socket(Moved())
+
+
+def _serve(app: Any, http: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    return server, thread, port
+
+
+@pytest.mark.parametrize("slow_app", [False, True], ids=["piece-as-it-is", "pieces-gathered"])
+def test_the_head_guard_protocol_hands_body_pieces_over_whole_in_order_and_uncopied(slow_app: bool) -> None:
+    """``head_guard_protocol``'s ``on_body`` (emulator/core/timeouts.py) puts a body piece that finds nothing waiting
+    in uvicorn's request cycle as it is, relying on ``RequestResponseCycle.receive`` handing ``bytes(cycle.body)``
+    over (the piece itself); pieces that gather while the app is busy go through uvicorn's bytearray. Either way the
+    app gets every byte in order, as ``bytes``, reading pauses past uvicorn's high-water mark, and a lone piece is
+    the very object the parser handed over (no copy). Fails if a uvicorn upgrade moves ``body`` or ``receive``."""
+    from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+
+    from emulator.core.timeouts import head_guard_protocol
+
+    guard = head_guard_protocol(5.0, 65536)
+    assert not isinstance(guard, str)
+    pieces: list[bytes] = []
+    gathered = 0  # pieces that arrived while an earlier one still waited for the app
+
+    class Spy(guard):  # type: ignore[misc,valid-type]
+        def on_body(self, body: bytes) -> None:
+            nonlocal gathered
+            pieces.append(body)
+            gathered += bool(self.cycle.body)
+            super().on_body(body)
+
+    messages: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        more = True
+        while more:
+            if slow_app:
+                await asyncio.sleep(0.02)  # the loop reads on meanwhile: small pieces gather
+            message = await receive()
+            assert type(message["body"]) is bytes
+            messages.append(message["body"])
+            more = message["more_body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": hashlib.md5(b"".join(messages)).hexdigest().encode()})
+
+    body = os.urandom(1 << 20 if slow_app else 4 << 20)
+    server, thread, port = _serve(app, Spy)
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+            step = 16384 if slow_app else 1 << 20
+            for start in range(0, len(body), step):
+                sock.sendall(body[start : start + step])
+                if slow_app:
+                    time.sleep(0.002)  # a trickle: each socket read is one small piece
+            sock.settimeout(30)
+            answer = b""
+            while chunk := sock.recv(4096):  # the server closes after its answer
+                answer += chunk
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert answer.startswith(b"HTTP/1.1 200") and hashlib.md5(body).hexdigest().encode() in answer
+    assert b"".join(messages) == body == b"".join(pieces)
+    assert max(map(len, messages)) <= HIGH_WATER_LIMIT + max(map(len, pieces))  # reading paused past the mark
+    if slow_app:
+        assert gathered and len(messages) < len(pieces)  # pieces did gather into one message
+    else:
+        by_id = {id(piece) for piece in pieces}
+        assert sum(id(m) in by_id for m in messages) >= len(messages) // 2  # lone pieces arrive uncopied

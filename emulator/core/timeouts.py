@@ -169,6 +169,7 @@ def head_guard_protocol(seconds: float, max_head_bytes: int) -> type | str:
     if seconds <= 0 and max_head_bytes <= 0:
         return "auto"
     try:
+        from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # no httptools: uvicorn falls back to h11, without these guards
         return "auto"
@@ -257,8 +258,21 @@ def head_guard_protocol(seconds: float, max_head_bytes: int) -> type | str:
                 super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:
-            if not self._url_too_long:
+            if self._url_too_long:
+                return
+            cycle = self.cycle
+            if cycle.body or cycle.response_complete or self.parser.should_upgrade():
+                if type(cycle.body) is bytes:  # a piece handed over as it is, below: gather in a bytearray
+                    cycle.body = bytearray(cycle.body)
                 super().on_body(body)
+                return
+            # uvicorn appends each piece to a bytearray, which ``receive`` copies again with ``bytes()``: a piece
+            # that finds nothing waiting is handed over as it is (``bytes(piece)`` is ``piece``), two copies of
+            # every body byte fewer. Pieces that do gather (the app is slower than the socket) take uvicorn's path.
+            cycle.body = body  # type: ignore[assignment]  # bytes: read only by receive()'s bytes()
+            if len(body) > HIGH_WATER_LIMIT:
+                self.flow.pause_reading()
+            cycle.message_event.set()
 
         def on_message_complete(self) -> None:
             if not self._url_too_long:

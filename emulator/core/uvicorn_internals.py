@@ -1,5 +1,7 @@
-"""The one place the emulator reaches past ASGI into uvicorn: the connection's transport, to drop a connection for
-real (a fault rule's ``drop`` / ``drop_upload``); ASGI itself has no way to say "abort".
+"""Where the emulator reaches past ASGI into uvicorn's request cycle: the connection's transport, to drop a connection
+for real (a fault rule's ``drop`` / ``drop_upload``); ASGI itself has no way to say "abort". (The other reach is
+``timeouts.head_guard_protocol``, a subclass of uvicorn's httptools protocol that guards request heads and hands
+body pieces to the cycle without uvicorn's two copies.)
 
 uvicorn's ``send`` is a bound method of its request cycle (``RequestResponseCycle.send``, in both its httptools and
 h11 protocols), which holds the connection's ``asyncio.Transport`` as ``transport``. Any other server (or an
