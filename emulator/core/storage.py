@@ -34,14 +34,14 @@ written off the event loop, in batches of at least 512 KiB: while the loop recei
 one worker thread adds the earlier ones to the MD5 and another writes them to the file (both release the GIL), so
 receiving, hashing and writing overlap instead of taking turns on one core. Each upload queues its batches in two
 ``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, so a worker never idles
-waiting for the loop to hand over the next batch. An upload hashed later (a form's file: a CRC-32 on arrival, a
-fifth of the write's cost) has each batch checksummed and written by one job in the writing lane: half the thread
-hand-offs, and the write copies bytes the checksum has just brought into the cache. The loop waits once an upload has more than ``DEPTH`` (2)
-batches queued, or more than one while the workers hold over ``SPARE`` batches of all uploads: at most three batches
-of an upload are in memory at once, two when many uploads share the workers. A PUT body of known length up to
-``HOLD`` (1 MiB) is received whole, then hashed, written and committed by one worker job. Bytes go past the page
-cache (``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system allows, the
-unaligned end of each batch with the next, the last few bytes through the page cache: on a VM that backs memory
+waiting for the loop to hand over the next batch. An upload hashed later (a form's file: a CRC-32 on arrival, ~7×
+cheaper than MD5) has each batch checksummed and written by one job in the writing lane: half the thread hand-offs,
+and the write copies bytes the checksum has just brought into the cache. The loop waits once an upload has more than
+``DEPTH`` (2) batches queued, or more than one while the workers hold over ``SPARE`` batches of all uploads: at most
+three batches of an upload are in memory at once, two when many uploads share the workers. A PUT body of known
+length up to ``HOLD`` (1 MiB) is received whole, then hashed, written and committed by one worker job. Bytes go past
+the page cache (``O_DIRECT``, through a page-aligned buffer each worker thread keeps) where the file system allows,
+the unaligned end of each batch with the next, the last few bytes through the page cache: on a VM that backs memory
 lazily, new page-cache pages cost more system time than the whole direct write (``BlobWriter._write``).
 """
 
@@ -203,7 +203,7 @@ class BlobWriter:
             self._lanes = self._store.workers.lane(), self._store.workers.lane()
         hashing, writing = self._lanes
         if isinstance(self._md5, _Crc32):
-            # a CRC-32 costs a fraction of the write's copy: one job per batch, half the thread hand-offs
+            # a CRC-32 is cheap enough to share the writer's thread: one job per batch, half the thread hand-offs
             self._pending.append([writing.submit(functools.partial(_hash_then_write, self._md5, batch, write))])
         else:
             self._pending.append(
