@@ -34,8 +34,8 @@ written off the event loop, in batches of at least 512 KiB: while the loop recei
 one worker thread adds the earlier ones to the MD5 and another writes them to the file (both release the GIL), so
 receiving, hashing and writing overlap instead of taking turns on one core. Each upload queues its batches in two
 ``Lane``s (hashing, writing) that take them in order, the next as soon as one is done, so a worker never idles
-waiting for the loop to hand over the next batch. An upload hashed later (a form's file: a CRC-32 on arrival, ~7×
-cheaper than MD5) has each batch checksummed and written by one job in the writing lane: half the thread hand-offs,
+waiting for the loop to hand over the next batch. An upload hashed later (a form's file: a CRC-32 on arrival, several
+times cheaper than MD5) has each batch summed and written by one job in the writing lane: half the thread hand-offs,
 and the write copies bytes the checksum has just brought into the cache. The loop waits once an upload has more than
 ``DEPTH`` (2) batches queued, or more than one while the workers hold over ``SPARE`` batches of all uploads: at most
 three batches of an upload are in memory at once, two when many uploads share the workers. A PUT body of known
