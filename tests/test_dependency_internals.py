@@ -11,11 +11,13 @@ that never reach Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -122,9 +124,9 @@ def test_a_missing_internal_is_a_loud_error_naming_the_adapter(
         openapi_internals.schema_validator(Moved(), operation(spec))
 
 
-@pytest.mark.parametrize("http", ["httptools", "h11"])
-def test_uvicorn_hands_the_connection_transport_through_send(http: str) -> None:
-    seen: list[Any] = []
+@contextlib.contextmanager
+def _uvicorn(http_app: Any, http: Any) -> Iterator[int]:
+    """``http_app`` behind a real uvicorn (``http``: its protocol) on a loopback port, in a thread; yields the port."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -132,13 +134,7 @@ def test_uvicorn_hands_the_connection_transport_through_send(http: str) -> None:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        transport = connection_transport(send)
-        seen.append(transport)
-        if scope["path"] == "/drop" and transport is not None:
-            transport.abort()  # what a fault's drop does
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+        await http_app(scope, receive, send)
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning"))
@@ -149,13 +145,29 @@ def test_uvicorn_hands_the_connection_transport_through_send(http: str) -> None:
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
             time.sleep(0.01)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            assert client.get("/").text == "ok"
-            with pytest.raises(httpx.RemoteProtocolError):
-                client.get("/drop")
+        yield port
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_uvicorn_hands_the_connection_transport_through_send(http: str) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        transport = connection_transport(send)
+        seen.append(transport)
+        if scope["path"] == "/drop" and transport is not None:
+            transport.abort()  # what a fault's drop does
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with _uvicorn(app, http) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        assert client.get("/").text == "ok"
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get("/drop")
     assert len(seen) == 2 and all(isinstance(t, Transport) for t in seen)
     assert seen[0].get_extra_info("sockname")[1] == port  # the connection's own socket
 
@@ -191,18 +203,6 @@ def test_redis_internals_fail_loudly_when_redis_py_moves_the_socket() -> None:
         connection_socket(Moved())
 
 
-def _serve(app: Any, http: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    return server, thread, port
-
-
 @pytest.mark.parametrize("slow_app", [False, True], ids=["piece-as-it-is", "pieces-gathered"])
 def test_the_head_guard_protocol_hands_body_pieces_over_whole_in_order_and_uncopied(slow_app: bool) -> None:
     """``head_guard_protocol``'s ``on_body`` (emulator/core/timeouts.py) puts a body piece that finds nothing waiting
@@ -229,11 +229,6 @@ def test_the_head_guard_protocol_hands_body_pieces_over_whole_in_order_and_uncop
     messages: list[bytes] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         more = True
         while more:
             if slow_app:
@@ -246,8 +241,7 @@ def test_the_head_guard_protocol_hands_body_pieces_over_whole_in_order_and_uncop
         await send({"type": "http.response.body", "body": hashlib.md5(b"".join(messages)).hexdigest().encode()})
 
     body = os.urandom(1 << 20 if slow_app else 4 << 20)
-    server, thread, port = _serve(app, Spy)
-    try:
+    with _uvicorn(app, Spy) as port:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
             step = 16384 if slow_app else 1 << 20
@@ -259,9 +253,6 @@ def test_the_head_guard_protocol_hands_body_pieces_over_whole_in_order_and_uncop
             answer = b""
             while chunk := sock.recv(4096):  # the server closes after its answer
                 answer += chunk
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert answer.startswith(b"HTTP/1.1 200") and hashlib.md5(body).hexdigest().encode() in answer
     assert b"".join(messages) == body == b"".join(pieces)
     assert max(map(len, messages)) <= HIGH_WATER_LIMIT + max(map(len, pieces))  # reading paused past the mark
