@@ -10,6 +10,7 @@ operation and key id (a fingerprint — the key itself is never stored).
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 import threading
@@ -166,6 +167,7 @@ class Entry:
         return {"id": data.pop("id"), "at": self.at, **data}
 
 
+@functools.lru_cache(maxsize=64)  # two calls a request, on a handful of distinct values (each cut to HEADER_KEPT)
 def _text_like(content_type: str | None) -> bool:
     kind = (content_type or "").partition(";")[0].strip().lower()
     return kind.startswith("text/") or kind in TEXT_TYPES or kind.endswith("+json") or kind.endswith("+xml")
@@ -254,20 +256,19 @@ class Journal:
             self._trim()
         return entry
 
-    def hold_previews(self, entry: Entry, request: str | None, response: str | None) -> None:
-        """Keep ``entry``'s body previews, to be redacted by pattern when the entry is first read."""
-        with self._lock:  # a reader in another thread sees both previews and the flag, or none of them
-            entry.request_body, entry.response_body, entry.unread = request, response, True
-
     async def written(self, entry: Entry) -> None:
         """Return once a settled ``entry`` is where every process reads it: at once here (only this process reads)."""
 
-    def settle(self, entry: Entry) -> None:
-        """Add to ``entry``'s weight what its response added, once it is done, and trim the journal to its bounds."""
+    def settle(self, entry: Entry, previews: tuple[str | None, str | None] | None = None) -> None:
+        """Keep ``entry``'s body ``previews`` (request, response; redacted by pattern when the entry is first read),
+        add to its weight what its response added, once it is done, and trim the journal to its bounds."""
         if entry.notes:
             entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
-        added = entry.weigh_response()
-        with self._lock:
+        with self._lock:  # a reader in another thread sees both previews and the flag, or none of them
+            if previews is not None:
+                entry.request_body, entry.response_body = previews
+                entry.unread = True
+            added = entry.weigh_response()
             if entry.weight:  # still held
                 self._bytes += added
                 entry.weight += added
@@ -414,14 +415,14 @@ class JournalMiddleware:
             nonlocal settled
             settled = True
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            previews = None
             if request_head or response_head:  # redacted now, so that no credential outlives the request in memory
                 secrets = _secrets(scope.get("headers", []))
                 previews = (
                     _preview(request_head, entry.request_headers.get("content-type"), secrets),
                     _preview(response_head, entry.response_headers.get("content-type"), secrets),
                 )
-                self.journal.hold_previews(entry, *previews)
-            self.journal.settle(entry)  # what its response and previews added is weighed
+            self.journal.settle(entry, previews)  # what its response and previews added is weighed
 
         try:
             await self.app(scope, counting_receive, recording_send)
