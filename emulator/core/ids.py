@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32, the ULID alphabet
-_SHIFTS = range(125, -1, -5)  # a ULID's 128 bits as 26 characters of 5 bits; the first one's top 2 bits are 0
+# base64's base32 (RFC 4648) in C, then its alphabet mapped onto Crockford's: ~6 times faster than 26 shifts in Python
+_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _BASE32.encode())
 
 
 class Ids:
@@ -27,8 +29,10 @@ class Ids:
     def ulid(self, at: float) -> str:
         """A ULID whose time part is ``at`` (virtual clock seconds): 48 bits of milliseconds, then 80 random bits,
         26 characters of Crockford's base32 (https://github.com/ulid/spec)."""
-        value = int.from_bytes(int(at * 1000).to_bytes(6, "big") + self.bytes(10), "big")
-        return "".join([_BASE32[(value >> shift) & 31] for shift in _SHIFTS])
+        # 4 zero bytes ahead of the 16 make 160 bits, 32 characters of 5 bits: the first 6 are the 30 zero bits, the
+        # other 26 the ULID (its first character's top 2 bits are 0)
+        raw = b"\0\0\0\0" + int(at * 1000).to_bytes(6, "big") + self.bytes(10)
+        return base64.b32encode(raw)[6:].translate(_CROCKFORD).decode()
 
     def hex(self, n_chars: int) -> str:
         return self.bytes((n_chars + 1) // 2).hex()[:n_chars]
