@@ -316,7 +316,7 @@ def _endpoint(
 
 
 def _add_quota_headers(response: Response, quota: Quota | None) -> None:
-    """The rate-limit headers, each unless the response already has it (a 429 carries its own figures, Segmentflow
+    """The rate-limit headers, each unless the response already has it (a 429 carries its own figures, a provider
     its own reset).
 
     Appended to the raw (lowercase) header list directly, the names already bytes: ``response.headers.setdefault``
