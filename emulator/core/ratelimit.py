@@ -112,6 +112,9 @@ class RateLimiter:
         self._layouts: dict[tuple[tuple[str, ...], float], _Layout] = {}
         self._fresh: dict[tuple[tuple[str, float], ...], _Layout] = {}  # a new key's, by the limits it first meets
         self._count = 0  # keys tracked, over every group
+        # the earliest moment a sweep could free a key (the first key of some group passes its longest window then):
+        # before it, a request skips the sweep, which would free nothing (a moment too early only costs a sweep)
+        self._due = math.inf
         self._tags: list[frozenset[str]] = []
         self._tag_ids: dict[tuple[str, ...], int] = {}
         self._lock = threading.Lock()
@@ -141,7 +144,8 @@ class RateLimiter:
             return Quota(0, 0, 0)
         names = tuple(limit.name for limit in limits)
         with self._lock:
-            self._sweep(now, budget=SWEEP_PER_REQUEST)
+            if now >= self._due:
+                self._sweep(now, budget=SWEEP_PER_REQUEST)
             entry = self._find(bucket)
             tag = self._tag_for(names)
             state = entry[1] if entry is not None else _Log(self._fresh_layout(limits), tag)
@@ -159,9 +163,9 @@ class RateLimiter:
                     refused.append((limit, oldest))
                 elif not refused:
                     frees_at = oldest + limit.window
-                    figures = (limit.limit - count - 1, math.ceil(frees_at), limit.limit, frees_at)
-                    if tightest is None or figures[:2] < tightest[:2]:
-                        tightest = figures
+                    remaining, reset = limit.limit - count - 1, math.ceil(frees_at)
+                    if tightest is None or (remaining, reset) < (tightest[0], tightest[1]):
+                        tightest = (remaining, reset, limit.limit, frees_at)
             if refused:
                 if entry is not None:
                     self._touch(bucket, state, now, entry[0])
@@ -292,6 +296,7 @@ class RateLimiter:
         state.data[0] = now
         self._groups.setdefault(state.layout.longest, OrderedDict())[bucket] = state
         self._count += 1
+        self._due = min(self._due, now + state.layout.longest)
 
     def _make_room(self, now: float) -> None:
         """Free one key: one whose windows are empty if the oldest of any group is, else the least recently seen."""
@@ -329,6 +334,9 @@ class RateLimiter:
         for longest in emptied:
             del self._groups[longest]  # its hash table goes with it
         self._count -= freed
+        self._due = min(
+            (next(iter(group.values())).data[0] + longest for longest, group in self._groups.items()), default=math.inf
+        )
         return freed
 
 
