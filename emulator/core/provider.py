@@ -43,7 +43,7 @@ from emulator.core.faults import FaultRule
 from emulator.core.forms import FormContract
 from emulator.core.journal import ENTRY, Entry
 from emulator.core.multipart import Form, parse_form
-from emulator.core.ratelimit import Limit, Quota, quota_headers
+from emulator.core.ratelimit import Limit, Quota, quota_headers, quota_raw_headers
 from emulator.core.reclaim import Abandonable
 from emulator.core.responses import JSONResponse
 from emulator.core.specs import ProviderSpecs, load
@@ -317,23 +317,11 @@ def _endpoint(
 
 def _add_quota_headers(response: Response, quota: Quota | None) -> None:
     """The rate-limit headers, each unless the response already has it (a 429 carries its own figures, a provider
-    its own reset).
-
-    Appended to the raw (lowercase) header list directly, the names already bytes: ``response.headers.setdefault``
-    per header built a ``MutableHeaders`` and lowercased, encoded and scanned the list three times, ~3 % of a JSON
-    request. The same headers as ``ratelimit.quota_headers``."""
-    if quota is None or not quota.limit:
-        return
-    raw = response.raw_headers
-    present = {name for name, _ in raw}
-    for name, value in (
-        (b"x-ratelimit-limit", quota.limit),
-        (b"x-ratelimit-remaining", quota.remaining),
-        (b"x-ratelimit-reset", quota.reset),
-        (b"retry-after", quota.retry_after),
-    ):
-        if name not in present and (value or name != b"retry-after"):
-            raw.append((name, str(value).encode()))
+    its own reset), appended to the raw header list directly."""
+    added = quota_raw_headers(quota)
+    if added:
+        present = {name for name, _ in response.raw_headers}
+        response.raw_headers.extend(header for header in added if header[0] not in present)
 
 
 def _admission(

@@ -340,16 +340,33 @@ class RateLimiter:
         return freed
 
 
-def _headers(quota: Quota) -> dict[str, str]:
-    headers = {
-        "X-RateLimit-Limit": str(quota.limit),
-        "X-RateLimit-Remaining": str(quota.remaining),
-        "X-RateLimit-Reset": str(quota.reset),
-    }
+def _figures(quota: Quota) -> list[tuple[str, int]]:
+    """The rate-limit headers' names and figures (Retry-After only with a wait)."""
+    figures = [
+        ("X-RateLimit-Limit", quota.limit),
+        ("X-RateLimit-Remaining", quota.remaining),
+        ("X-RateLimit-Reset", quota.reset),
+    ]
     if quota.retry_after:
-        headers["Retry-After"] = str(quota.retry_after)
-    return headers
+        figures.append(("Retry-After", quota.retry_after))
+    return figures
+
+
+def _headers(quota: Quota) -> dict[str, str]:
+    return {name: str(value) for name, value in _figures(quota)}
 
 
 def quota_headers(quota: Quota | None) -> dict[str, str]:
     return _headers(quota) if quota is not None and quota.limit else {}
+
+
+# the names as an ASGI response's raw header list holds them (lowercase bytes), worked out once
+_RAW_NAMES = {name: name.lower().encode() for name, _ in _figures(Quota(1, 0, 0, retry_after=1))}
+
+
+def quota_raw_headers(quota: Quota | None) -> list[tuple[bytes, bytes]]:
+    """``quota_headers`` as raw (name, value) pairs, to append to a response's ``raw_headers`` without Starlette's
+    ``MutableHeaders`` (which lowercased, encoded and scanned the list per header: ~3 % of a JSON request)."""
+    if quota is None or not quota.limit:
+        return []
+    return [(_RAW_NAMES[name], str(value).encode()) for name, value in _figures(quota)]
