@@ -128,6 +128,11 @@ class Entry:
     # body previews still to pass the pattern-based redaction (done when the entry is first read: see ``_preview``)
     unread: bool = field(default=False, repr=False, compare=False)
 
+    def keep_previews(self, previews: tuple[str | None, str | None]) -> None:
+        """Hold the body previews (request, response), to be redacted by pattern when the entry is first read."""
+        self.request_body, self.response_body = previews
+        self.unread = True
+
     def redacted(self) -> Entry:
         """This entry with its body previews fully redacted (the journal hands out no entry that is not)."""
         if self.unread:
@@ -266,8 +271,7 @@ class Journal:
             entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
         with self._lock:  # a reader in another thread sees both previews and the flag, or none of them
             if previews is not None:
-                entry.request_body, entry.response_body = previews
-                entry.unread = True
+                entry.keep_previews(previews)
             added = entry.weigh_response()
             if entry.weight:  # still held
                 self._bytes += added

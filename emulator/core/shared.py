@@ -1211,8 +1211,7 @@ class SharedJournal(Journal):
     def settle(self, entry: Entry, previews: tuple[str | None, str | None] | None = None) -> None:
         entry.notes[:] = [_clip(note, URL_KEPT) for note in entry.notes]
         if previews is not None:  # this process alone holds the entry until it is written
-            entry.request_body, entry.response_body = previews
-            entry.unread = True
+            entry.keep_previews(previews)
         # the fields as they are (strings, numbers, flat dicts and lists): dataclasses.asdict's deep copy cost a
         # tenth of a request's time; orjson writes the same compact JSON several times faster than json
         entry.redacted()  # nothing unredacted leaves this process: the pattern pass before the shared store
