@@ -810,3 +810,75 @@ async def test_a_lone_surrogate_in_json_is_kept_and_echoed_as_its_escape(client)
         headers={**auth("posteverywhere", 0), "Content-Type": "application/json"},
     )
     assert post.status_code == 201 and b'"content":"\\udfff"' in post.content
+
+
+async def test_a_json_body_cut_off_by_a_disconnect_is_journaled_499_and_stores_nothing(app, runtime, clock):
+    """``read_body`` reads ``receive`` itself: a client gone mid-body is a 499 in the journal, no record, no 500."""
+    body = json.dumps({"filename": "a.png", "content_type": "image/png", "size": 68}).encode()
+    headers = {**auth("posteverywhere", 0), "content-type": "application/json", "content-length": str(len(body))}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"{PE}/media/upload",
+        "raw_path": f"{PE}/media/upload".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    messages = iter([{"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 499
+    (entry,) = runtime.journal.query(operation="uploadMedia")
+    assert entry.status == 499 and entry.request_bytes == 10
+    assert runtime.store.values("posteverywhere:media") == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow", "shape"),
+    [
+        ("GET", "/nope", 404, None, "emulator"),
+        ("POST", "/_emulator/health", 405, "GET, HEAD", "emulator"),
+        ("GET", f"{PE}/nope", 404, None, "posteverywhere"),
+        ("DELETE", f"{PE}/media/upload", 405, "POST", "posteverywhere"),
+    ],
+)
+async def test_what_the_routers_refuse_is_answered_in_its_owners_shape(client, method, path, status, allow, shape):
+    """404 and 405 from the emulator's router (through its exception layer) and from a provider's own router."""
+    r = await client.request(method, path)
+    assert r.status_code == status and r.headers.get("allow") == allow
+    body = r.json()
+    if shape == "emulator":
+        assert body["error"] == ("not_found" if status == 404 else "method_not_allowed")
+    else:
+        envelope(shape, body)
+        assert body["error"]["code"] == ("not_found" if status == 404 else "method_not_allowed")
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/nope", 404), ("PATCH", "/api/v1/media/upload", 405)])
+async def test_with_one_provider_at_the_root_its_own_shape_answers_what_the_router_refuses(method, path, status):
+    from emulator.app import create_app
+    from emulator.settings import Settings
+
+    app = create_app(Settings(strict=True, provider="posteverywhere"))
+    try:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
+            r = await c.request(method, path)
+    finally:
+        app.state.runtime.close()
+    assert r.status_code == status
+    envelope("posteverywhere", r.json())
+    assert r.headers.get("allow") == ("POST" if status == 405 else None)
