@@ -830,7 +830,11 @@ async def test_a_json_body_cut_off_by_a_disconnect_is_journaled_499_and_stores_n
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8080),
     }
-    messages = iter([{"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}])
+    arriving: list[dict[str, Any]] = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    messages = iter(arriving)
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
